@@ -1,0 +1,5 @@
+//! One module per command group, each with its argument structs and the functions that run them.
+
+pub(crate) mod auth;
+pub(crate) mod config;
+pub(crate) mod secrets;

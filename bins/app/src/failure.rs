@@ -1,0 +1,39 @@
+//! How a failed command is reported: one message on stderr, then its causes, then an exit code.
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+/// Exit code for any failure the user can act on (documented in the README).
+pub(crate) const EXIT_FAILURE: u8 = 1;
+
+/// A failed command: what to print on stderr and which exit code to return.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    /// A failure with a plain message and exit code 1.
+    pub(crate) fn msg(message: impl Into<String>) -> Self {
+        Self { message: message.into(), code: EXIT_FAILURE }
+    }
+
+    /// A failure from an error, with its whole `source()` chain on indented lines.
+    pub(crate) fn from_error(error: &(dyn Error + 'static)) -> Self {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            let _ = write!(message, "\n  caused by: {cause}");
+            source = cause.source();
+        }
+        Self::msg(message)
+    }
+
+    /// Prints the message to stderr and returns the exit code.
+    pub(crate) fn report(self) -> ExitCode {
+        eprintln!("{}", self.message);
+        ExitCode::from(self.code)
+    }
+}

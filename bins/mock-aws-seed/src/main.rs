@@ -1,0 +1,2 @@
+//! mock-aws-seed (work in progress).
+fn main() {}

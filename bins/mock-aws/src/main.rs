@@ -1,0 +1,2 @@
+//! mock-aws (work in progress).
+fn main() {}

@@ -1,0 +1,2 @@
+//! globo-auth (work in progress).
+#![forbid(unsafe_code)]

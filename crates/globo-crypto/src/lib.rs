@@ -1,0 +1,2 @@
+//! globo-crypto (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! globo-secrets (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,120 @@
+//! Test support for globo's own test suites (not published).
+//!
+//! - [`python`] finds the project venv's interpreter with the reference libraries the interop
+//!   tests compare against (argon2-cffi, passlib, cryptography, ...). Outside CI a missing peer
+//!   skips the test with a visible message; with `CI=true` it fails the test, because a skipped
+//!   interop test would hide a missing component.
+//! - [`vectors_dir`] is the folder of test vectors copied from `../shared/vectors` (each with
+//!   its `SOURCE.md`).
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stderr, clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The workspace's root folder.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root exists")
+}
+
+/// The test-vector folder: `testdata/vectors` (argon2/, fernet/), with provenance in SOURCE.md.
+pub fn vectors_dir() -> PathBuf {
+    workspace_root().join("testdata/vectors")
+}
+
+/// Reads and parses a JSON vector file relative to [`vectors_dir`], e.g. `"fernet/verify.json"`.
+pub fn load_vectors(relative: &str) -> serde_json::Value {
+    let path = vectors_dir().join(relative);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// Whether we run in CI (`CI=true` or `CI=1`), where a missing peer is a failure.
+pub fn in_ci() -> bool {
+    matches!(std::env::var("CI").as_deref(), Ok("true" | "1" | "TRUE" | "True"))
+}
+
+/// Reports a missing component: panics in CI, otherwise prints a SKIPPED line and returns.
+pub fn missing(what: &str) {
+    let fix = "run scripts/python-env (or scripts/test, which does it)";
+    if in_ci() {
+        panic!("CI=true and {what} is missing: {fix}");
+    }
+    eprintln!("SKIPPED: {what} is missing; {fix}");
+}
+
+/// A Python interpreter known to import a set of modules.
+#[derive(Debug, Clone)]
+pub struct Python {
+    exe: PathBuf,
+}
+
+/// Finds a Python interpreter that imports every module in `modules` (e.g. `["argon2",
+/// "passlib"]`): `$GLOBO_PYTHON`, else `<root>/.venv/bin/python`. Returns `None` (after
+/// [`missing`], which panics in CI) when there is none.
+pub fn python(modules: &[&str]) -> Option<Python> {
+    let exe = std::env::var_os("GLOBO_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
+    if !exe.exists() {
+        missing(&format!("the project Python venv ({})", exe.display()));
+        return None;
+    }
+    let python = Python { exe };
+    let imports = format!("import {}", modules.join(", "));
+    let out = python.run(&imports, &[], b"");
+    if !out.status.success() {
+        missing(&format!(
+            "a Python peer ({}): {}",
+            modules.join(", "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+        return None;
+    }
+    Some(python)
+}
+
+impl Python {
+    /// The interpreter's path.
+    pub fn exe(&self) -> &Path {
+        &self.exe
+    }
+
+    /// Runs `code` (a Python program) with `args` as `sys.argv[1:]` and `stdin` as its input.
+    pub fn run(&self, code: &str, args: &[&str], stdin: &[u8]) -> Output {
+        let mut child = Command::new(&self.exe)
+            .arg("-c")
+            .arg(code)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.exe.display()));
+        let mut input = child.stdin.take().expect("stdin is piped");
+        let data = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        });
+        let out = child.wait_with_output().expect("python runs");
+        writer.join().expect("stdin writer");
+        out
+    }
+
+    /// Like [`Python::run`], but panics with Python's stderr unless it exits 0; returns stdout.
+    pub fn run_ok(&self, code: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+        let out = self.run(code, args, stdin);
+        assert!(
+            out.status.success(),
+            "python failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
