@@ -1,2 +1,108 @@
-//! globo-crypto (work in progress).
+//! Fernet encryption of local files, interoperable with Python `cryptography` both ways.
+//!
+//! ```
+//! # fn main() -> Result<(), globo_crypto::CryptoError> {
+//! use globo_crypto::{Key, Keyring, decrypt, encrypt};
+//!
+//! let key = Key::generate()?;
+//! let token = encrypt(&key, br#"{"feature_flags": {"new_checkout": true}}"#)?;
+//! assert_eq!(decrypt(&key, &token)?.as_slice(), br#"{"feature_flags": {"new_checkout": true}}"#);
+//!
+//! // A keyring decrypts with any of its keys and encrypts with the first.
+//! let ring = Keyring::new(Key::generate()?).with_fallback(key);
+//! let rotated = ring.rotate(&token)?;
+//! assert!(decrypt(ring.primary(), &rotated).is_ok());
+//! # Ok(()) }
+//! ```
+//!
+//! - [`Key`]: 32 bytes from the OS CSPRNG, zeroized on drop, redacted `Debug`; parsed from the
+//!   44-character URL-safe base64 form ([`Key::from_base64`], [`Key::from_secret`] for a key from
+//!   a secrets manager) or a key file ([`KeyFile`], [`Key::from_file`]).
+//! - [`encrypt`], [`decrypt`], [`decrypt_with_max_age`]: tokens as strings. Decryption returns a
+//!   zeroizing buffer and fails with one opaque [`CryptoError::Decryption`]. Tokens are decoded
+//!   strictly: only the canonical base64 spelling of a token is accepted.
+//! - [`encrypt_file`], [`decrypt_file_to_memory`], [`remove_plaintext_verified`]: files, written
+//!   atomically with mode `0600` through `globo-fs`; plaintext never goes to disk.
+//! - [`Keyring`], [`LoadedKeys`], [`rotate_key`]: several keys and crash-safe rotation.
+//! - [`inspect`]: a token's timestamp and size, without the key.
 #![forbid(unsafe_code)]
+
+mod error;
+mod file;
+mod key;
+mod keyring;
+mod rotation;
+mod time;
+mod token;
+
+pub use error::CryptoError;
+pub use file::{
+    decrypt_file_to_memory, decrypt_file_with_max_age, encrypt_file, inspect_file,
+    read_token_file, remove_plaintext_verified,
+};
+pub use key::{ENCODED_KEY_LEN, Key, KeyFile};
+pub use keyring::{KeySet, Keyring, LoadedKeys, next_key_path};
+pub use rotation::{RotationReport, RotationStep, rotate_key};
+
+use zeroize::Zeroizing;
+
+use crate::keyring::decrypt_raw;
+use crate::token::RawToken;
+
+/// Encrypts `plaintext` into a Fernet token (URL-safe base64 text) timestamped now, with a
+/// fresh random IV. Fails only if the OS random number generator does.
+pub fn encrypt(key: &Key, plaintext: &[u8]) -> Result<String, CryptoError> {
+    token::encrypt_at_time(key, plaintext, token::unix_now())
+}
+
+/// Decrypts a token with any of `keys` (a [`Key`] or a [`Keyring`]), whatever its age.
+///
+/// Any failure (wrong key, tampering, truncation, a non-canonical encoding, surrounding
+/// whitespace) is [`CryptoError::Decryption`].
+pub fn decrypt(keys: &impl KeySet, token: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    decrypt_raw(keys, &RawToken::parse(token)?, None)
+}
+
+/// Like [`decrypt`], and also fails (with the same opaque error) when the token's timestamp is
+/// more than `max_age_secs` seconds old or more than 60 seconds in the future, as Python's
+/// `Fernet.decrypt(token, ttl)`.
+pub fn decrypt_with_max_age(
+    keys: &impl KeySet,
+    token: &str,
+    max_age_secs: u64,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    decrypt_raw(keys, &RawToken::parse(token)?, Some((max_age_secs, token::unix_now())))
+}
+
+/// What anyone can read from a token without the key: when it was made and how big it is.
+///
+/// Not authenticated: whoever can write the file can forge these values; only decryption
+/// proves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenInfo {
+    /// Creation time, in seconds since the Unix epoch.
+    pub timestamp: u64,
+    /// Length of the AES-CBC ciphertext in bytes (a multiple of 16).
+    pub ciphertext_len: usize,
+}
+
+impl TokenInfo {
+    /// Creation time as RFC 3339 in UTC, e.g. `2026-11-23T01:02:03Z`.
+    pub fn created_utc(&self) -> String {
+        time::rfc3339_utc(self.timestamp)
+    }
+
+    /// The plaintext length: PKCS#7 padding adds 1 to 16 bytes, so it is between
+    /// `ciphertext_len - 16` and `ciphertext_len - 1` (inclusive).
+    pub fn plaintext_len_range(&self) -> std::ops::RangeInclusive<usize> {
+        self.ciphertext_len - 16..=self.ciphertext_len - 1
+    }
+}
+
+/// Reads a token's timestamp and size without decrypting it. A string that is not the
+/// canonical encoding of a structurally valid token is [`CryptoError::MalformedToken`].
+pub fn inspect(token: &str) -> Result<TokenInfo, CryptoError> {
+    let raw = RawToken::parse(token).map_err(|_| CryptoError::MalformedToken)?;
+    Ok(TokenInfo { timestamp: raw.timestamp(), ciphertext_len: raw.ciphertext_len() })
+}

@@ -1,0 +1,142 @@
+//! The one error type of globo-crypto.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in globo-crypto.
+///
+/// Decryption failures are deliberately opaque: a wrong key, a tampered or truncated token, a
+/// non-canonical encoding and an expired token all give [`CryptoError::Decryption`], which never
+/// says which check failed. Operational failures (missing file, permission denied) are precise
+/// and name the path. No message ever contains key material or file content.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// The token could not be decrypted: it is corrupt, was made with another key, or is older
+    /// than the maximum age asked for.
+    #[error("decryption failed: ciphertext is corrupt or the key is wrong")]
+    Decryption,
+
+    /// The data is not a well-formed Fernet token (checked without a key, by `inspect`).
+    #[error("not a Fernet token: expected the URL-safe base64 of a version 0x80 token")]
+    MalformedToken,
+
+    /// A key string is not a Fernet key.
+    #[error("not a Fernet key: expected 44 characters of URL-safe base64 encoding 32 bytes")]
+    InvalidKey,
+
+    /// A key file exists but does not hold a Fernet key. Its content is not repeated here.
+    #[error(
+        "key file '{}' does not hold a Fernet key: expected 44 characters of URL-safe base64 \
+         (32 bytes), optionally followed by a newline",
+        path.display()
+    )]
+    InvalidKeyFile {
+        /// The key file.
+        path: PathBuf,
+    },
+
+    /// The key file does not exist.
+    #[error("key file '{}' not found: create one with `app config init-key`", path.display())]
+    KeyFileNotFound {
+        /// The missing key file.
+        path: PathBuf,
+    },
+
+    /// Creating a key file was refused because one already exists.
+    #[error(
+        "key file '{}' already exists; replacing it would make every file encrypted under it \
+         unreadable. To change the key, use `app config rotate-key`, which re-encrypts the files \
+         first",
+        path.display()
+    )]
+    KeyFileExists {
+        /// The existing key file, left untouched.
+        path: PathBuf,
+    },
+
+    /// The ciphertext file does not exist.
+    #[error("ciphertext file '{}' not found", path.display())]
+    CiphertextNotFound {
+        /// The missing ciphertext file.
+        path: PathBuf,
+    },
+
+    /// The file to encrypt does not exist.
+    #[error("plaintext file '{}' not found", path.display())]
+    PlaintextNotFound {
+        /// The missing plaintext file.
+        path: PathBuf,
+    },
+
+    /// The ciphertext would overwrite the plaintext it is made from.
+    #[error("refusing to write the ciphertext over its own plaintext '{}': choose another output", path.display())]
+    SameFile {
+        /// The path given as both input and output.
+        path: PathBuf,
+    },
+
+    /// The plaintext was kept because the file on disk no longer matches what the ciphertext
+    /// decrypts to (it changed after encryption, or the ciphertext was not written correctly).
+    #[error(
+        "kept '{}': it does not match what '{}' decrypts to; encrypt it again",
+        plaintext.display(),
+        ciphertext.display()
+    )]
+    VerificationFailed {
+        /// The plaintext file, left in place.
+        plaintext: PathBuf,
+        /// The ciphertext file that was checked.
+        ciphertext: PathBuf,
+    },
+
+    /// A file to re-encrypt during rotation cannot be decrypted with the current or next key.
+    #[error(
+        "'{}' cannot be decrypted with the current or the next key; rotation stopped (every \
+         file is still readable with the key files on disk). Remove it from the list or restore \
+         its key, then run rotate-key again",
+        path.display()
+    )]
+    RotationUndecryptable {
+        /// The file that cannot be decrypted.
+        path: PathBuf,
+    },
+
+    /// The rotation observer asked to stop after a step; rerunning the rotation completes it.
+    #[error("key rotation interrupted after step '{step}'; run it again to complete it")]
+    RotationInterrupted {
+        /// The last step completed.
+        step: String,
+    },
+
+    /// The operating system's random number generator failed.
+    #[error("the operating system's random number generator failed")]
+    Random,
+
+    /// A file operation failed; the cause (with the operation and path) is the source.
+    #[error("file operation failed on '{}'", path.display())]
+    File {
+        /// The path the operation failed on.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: globo_fs::FsError,
+    },
+}
+
+impl CryptoError {
+    /// Wraps a [`globo_fs::FsError`].
+    pub(crate) fn fs(source: globo_fs::FsError) -> Self {
+        Self::File { path: source.path().to_path_buf(), source }
+    }
+
+    /// Wraps an I/O error for `operation` on `path`.
+    pub(crate) fn io(operation: &'static str, path: &std::path::Path, e: std::io::Error) -> Self {
+        Self::fs(globo_fs::FsError::new(operation, path, e))
+    }
+}
+
+impl From<globo_fs::FsError> for CryptoError {
+    fn from(e: globo_fs::FsError) -> Self {
+        Self::fs(e)
+    }
+}

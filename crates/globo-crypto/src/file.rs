@@ -1,0 +1,148 @@
+//! Encrypting files, decrypting them into memory only.
+
+use std::io::ErrorKind;
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use crate::keyring::decrypt_raw;
+use crate::token::RawToken;
+use crate::{CryptoError, Key, KeySet, TokenInfo};
+
+/// Reads the token stored in a ciphertext file.
+///
+/// The file holds the token's ASCII characters. One trailing `\n` is removed (editors and
+/// `echo` add one); nothing else is: any other whitespace or junk makes the token invalid.
+/// Python `cryptography` is more lenient (its base64 decoder skips every character outside the
+/// alphabet, so it also accepts newlines inside the token); globo accepts only what is
+/// unambiguous. A missing file is [`CryptoError::CiphertextNotFound`]; a file that is not text
+/// is [`CryptoError::Decryption`].
+pub fn read_token_file(path: &Path) -> Result<String, CryptoError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(CryptoError::CiphertextNotFound { path: path.to_path_buf() });
+        }
+        Err(e) => return Err(CryptoError::io("read", path, e)),
+    };
+    let mut text = String::from_utf8(bytes).map_err(|_| CryptoError::Decryption)?;
+    if text.ends_with('\n') {
+        text.pop();
+    }
+    Ok(text)
+}
+
+fn read_plaintext(path: &Path) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Zeroizing::new(bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            Err(CryptoError::PlaintextNotFound { path: path.to_path_buf() })
+        }
+        Err(e) => Err(CryptoError::io("read", path, e)),
+    }
+}
+
+/// Whether two paths name the same existing file (after resolving links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Encrypts the bytes of `plaintext` into a token written to `ciphertext` (atomically, mode
+/// `0600`). The plaintext file is left in place; see [`remove_plaintext_verified`].
+pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<(), CryptoError> {
+    if same_file(plaintext, ciphertext) {
+        return Err(CryptoError::SameFile { path: plaintext.to_path_buf() });
+    }
+    let bytes = read_plaintext(plaintext)?;
+    let token = crate::encrypt(key, &bytes)?;
+    globo_fs::write_atomic(ciphertext, token.as_bytes())?;
+    Ok(())
+}
+
+/// Decrypts a ciphertext file into memory (zeroized on drop); nothing is written to disk.
+pub fn decrypt_file_to_memory(
+    keys: &impl KeySet,
+    path: &Path,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    crate::decrypt(keys, &read_token_file(path)?)
+}
+
+/// Decrypts a ciphertext file into memory, refusing a token older than `max_age_secs` seconds.
+pub fn decrypt_file_with_max_age(
+    keys: &impl KeySet,
+    path: &Path,
+    max_age_secs: u64,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    crate::decrypt_with_max_age(keys, &read_token_file(path)?, max_age_secs)
+}
+
+/// Deletes `plaintext` once `ciphertext`, read back from disk, decrypts to exactly its bytes.
+///
+/// Call it after [`encrypt_file`] (which leaves the ciphertext flushed to disk). If the check
+/// fails the plaintext is kept and [`CryptoError::VerificationFailed`] (or the decryption error)
+/// is returned.
+pub fn remove_plaintext_verified(
+    keys: &impl KeySet,
+    plaintext: &Path,
+    ciphertext: &Path,
+) -> Result<(), CryptoError> {
+    if same_file(plaintext, ciphertext) {
+        return Err(CryptoError::SameFile { path: plaintext.to_path_buf() });
+    }
+    let original = read_plaintext(plaintext)?;
+    let decrypted = decrypt_file_to_memory(keys, ciphertext)?;
+    if original.as_slice() != decrypted.as_slice() {
+        return Err(CryptoError::VerificationFailed {
+            plaintext: plaintext.to_path_buf(),
+            ciphertext: ciphertext.to_path_buf(),
+        });
+    }
+    std::fs::remove_file(plaintext).map_err(|e| CryptoError::io("remove", plaintext, e))?;
+    sync_parent(plaintext)
+}
+
+/// Flushes the folder holding `path`, so a removal survives a power loss.
+pub(crate) fn sync_parent(path: &Path) -> Result<(), CryptoError> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| CryptoError::io("flush folder", dir, e))?;
+    }
+    Ok(())
+}
+
+/// What a ciphertext file's token reveals without the key (see [`crate::inspect`]).
+pub fn inspect_file(path: &Path) -> Result<TokenInfo, CryptoError> {
+    crate::inspect(&read_token_file(path)?)
+}
+
+pub(crate) fn reencrypt_file(
+    keys: &crate::Keyring,
+    path: &Path,
+) -> Result<bool, CryptoError> {
+    let token = read_token_file(path)?;
+    let raw = RawToken::parse(&token).map_err(|_| CryptoError::RotationUndecryptable {
+        path: path.to_path_buf(),
+    })?;
+    if raw.decrypt(keys.primary(), None).is_ok() {
+        return Ok(false);
+    }
+    let plaintext = decrypt_raw(keys, &raw, None)
+        .map_err(|_| CryptoError::RotationUndecryptable { path: path.to_path_buf() })?;
+    let rotated = crate::token::encrypt_at_time(keys.primary(), &plaintext, raw.timestamp())?;
+    // Check the new token before it replaces the old one.
+    let check = crate::decrypt(keys.primary(), &rotated)?;
+    if check.as_slice() != plaintext.as_slice() {
+        return Err(CryptoError::RotationUndecryptable { path: path.to_path_buf() });
+    }
+    globo_fs::write_atomic(path, rotated.as_bytes())?;
+    Ok(true)
+}
