@@ -1,2 +1,70 @@
-//! globo-secrets (work in progress).
+//! One secrets interface for services: `.env` in development, AWS Secrets Manager in
+//! production, an optional cache in front of either, and an in-memory store for tests.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use globo_secrets::{CachingProvider, InMemoryProvider, SecretsProvider};
+//! use secrecy::ExposeSecret;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), globo_secrets::SecretsError> {
+//! // In production this would be `globo_secrets::provider_for(None, ".env".as_ref(), &env)`.
+//! let backend = InMemoryProvider::new().with("PAYMENT_GATEWAY_API_KEY", "local-dev-payment-key-123456");
+//! let secrets: Arc<dyn SecretsProvider> = Arc::new(CachingProvider::new(Arc::new(backend)));
+//!
+//! let key = secrets.get("PAYMENT_GATEWAY_API_KEY").await?;
+//! assert_eq!(key.expose_secret(), "local-dev-payment-key-123456");
+//! assert_eq!(format!("{key:?}"), "SecretBox<str>([REDACTED])");
+//! assert!(secrets.get("MISSING").await.is_err());
+//! # Ok(()) }
+//! ```
+//!
+//! # Providers
+//! - [`LocalProvider`]: the process environment over a `.env` file read with dotenvy, without
+//!   mutating the process environment; variables already set win (the lab's
+//!   `override=False`).
+//! - [`AwsProvider`]: `GetSecretValue` through the SDK's standard configuration chain
+//!   ([`aws_config_loader`]), with bounded timeouts and retries; text and binary secrets,
+//!   any version stage or id.
+//! - [`InMemoryProvider`]: for your own tests.
+//! - [`CachingProvider`]: wraps any of them (TTL, refresh-now, stale values during outages,
+//!   single flight).
+//!
+//! [`provider_for`] picks one: an explicit [`Mode`], else `APP_MODE` (process environment,
+//! then `.env`), else local. Production fails closed: an unknown mode is an error and prod
+//! never reads `.env` for values or AWS settings.
+//!
+//! # Text and binary secrets
+//! [`SecretsProvider::get`] returns a [`SecretString`](secrecy::SecretString) (the lab's
+//! `get`). A binary AWS secret is [`SecretsError::NotText`] there; read it with
+//! [`SecretsProvider::get_value`] (a [`SecretValue`]) or [`SecretsProvider::get_bytes`].
+//!
+//! # Errors
+//! One type, [`SecretsError`]. Messages name the secret, file or endpoint, never a value;
+//! the lab's wording is kept where it had one.
 #![forbid(unsafe_code)]
+
+mod aws;
+mod cache;
+mod error;
+mod factory;
+mod local;
+mod memory;
+mod provider;
+pub mod seed;
+mod value;
+
+pub use aws::{
+    ATTEMPT_TIMEOUT, AWS_CURRENT, AwsProvider, CONNECT_TIMEOUT, MAX_ATTEMPTS, OPERATION_TIMEOUT,
+    READ_TIMEOUT, VersionSelector, aws_config_loader, bounded_timeouts,
+};
+pub use cache::{CacheConfig, CachingProvider};
+pub use error::SecretsError;
+pub use factory::{Mode, provider_for, resolve_mode};
+pub use local::{Environment, LocalProvider, read_env_file};
+pub use memory::InMemoryProvider;
+pub use provider::SecretsProvider;
+pub use value::SecretValue;
+
+/// The AWS configuration types callers need to build an [`AwsProvider`] by hand.
+pub use aws_config::SdkConfig;

@@ -1,0 +1,63 @@
+//! The one error type of globo-emulator.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why the emulator could not be found, installed or started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmulatorError {
+    /// No `moto_server` was found and installing it into the project venv failed.
+    #[error(
+        "moto_server not found (GLOBO_MOTO_SERVER, {venv}, PATH) and installing it with \
+         '{script}' failed: {reason}; run scripts/python-env yourself or set GLOBO_MOTO_SERVER"
+    )]
+    NotInstalled {
+        /// The project venv's `moto_server` that was looked for.
+        venv: PathBuf,
+        /// The install script that was run.
+        script: PathBuf,
+        /// What went wrong while installing.
+        reason: String,
+    },
+    /// `GLOBO_MOTO_SERVER` names a file that does not exist.
+    #[error("GLOBO_MOTO_SERVER is set to '{}', which does not exist; fix or unset it", .0.display())]
+    BadOverride(PathBuf),
+    /// The emulator process could not be started.
+    #[error("cannot start '{}': {source}", program.display())]
+    Spawn {
+        /// The program that was run.
+        program: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The emulator exited before it answered (often: the port is already in use).
+    #[error(
+        "moto_server exited during startup on 127.0.0.1:{port} ({status}); its last output: {output}"
+    )]
+    ExitedEarly {
+        /// The port it was asked to listen on.
+        port: u16,
+        /// Its exit status.
+        status: String,
+        /// The tail of its stderr.
+        output: String,
+    },
+    /// The emulator did not answer within the startup deadline.
+    #[error(
+        "moto_server did not answer on http://127.0.0.1:{port}/moto-api/ within {seconds}s; \
+             is the machine overloaded? its last output: {output}"
+    )]
+    NotReady {
+        /// The port it was asked to listen on.
+        port: u16,
+        /// How long we waited.
+        seconds: u64,
+        /// The tail of its stderr.
+        output: String,
+    },
+    /// No free loopback port could be reserved.
+    #[error("cannot reserve a free port on 127.0.0.1: {0}")]
+    NoFreePort(#[source] io::Error),
+}

@@ -1,0 +1,286 @@
+//! The local AWS emulator (moto) for globo's integration tests and the `mock-aws` tool.
+//!
+//! One piece of code finds `moto_server` (`$GLOBO_MOTO_SERVER`, then the project venv's
+//! `<workspace>/.venv/bin/moto_server`, then `PATH`), installs the pinned `moto[server]` into
+//! the project venv with `scripts/python-env` when it is nowhere to be found, starts it on the
+//! loopback interface only, waits (bounded) until it answers, and stops it again: dropping an
+//! [`Emulator`] kills the process and reaps it.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), globo_emulator::EmulatorError> {
+//! let moto = globo_emulator::Emulator::start(globo_emulator::Options::default())?;
+//! println!("AWS_ENDPOINT_URL={}", moto.endpoint_url());
+//! drop(moto); // killed and reaped
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod error;
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use error::EmulatorError;
+
+/// The lab's emulator port (`cargo run --bin mock-aws` listens on `127.0.0.1:5000`).
+pub const LAB_PORT: u16 = 5000;
+
+/// How many lines of the emulator's stderr are kept for error messages.
+const KEPT_LINES: usize = 20;
+
+/// The workspace this crate was built in (the emulator is a development tool of this workspace).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.ancestors().nth(2).map_or_else(|| manifest.to_path_buf(), Path::to_path_buf)
+}
+
+/// The project venv's `moto_server`, pinned by `python/requirements.txt`.
+pub fn venv_moto_server() -> PathBuf {
+    workspace_root().join(".venv/bin/moto_server")
+}
+
+/// Finds `moto_server` without installing anything: `$GLOBO_MOTO_SERVER` (which must exist
+/// when set), then the project venv, then `PATH`. `Ok(None)` when there is none.
+pub fn locate() -> Result<Option<PathBuf>, EmulatorError> {
+    if let Some(over) = std::env::var_os("GLOBO_MOTO_SERVER").filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(over);
+        return if path.is_file() { Ok(Some(path)) } else { Err(EmulatorError::BadOverride(path)) };
+    }
+    let venv = venv_moto_server();
+    if venv.is_file() {
+        return Ok(Some(venv));
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    Ok(std::env::split_paths(&path_var).map(|dir| dir.join("moto_server")).find(|p| p.is_file()))
+}
+
+/// Like [`locate`], but installs the pinned `moto[server]` into the project venv by running
+/// `<workspace>/scripts/python-env` (its progress goes to this process's stderr) when
+/// `moto_server` is nowhere to be found.
+pub fn find_or_install() -> Result<PathBuf, EmulatorError> {
+    if let Some(found) = locate()? {
+        return Ok(found);
+    }
+    let script = workspace_root().join("scripts/python-env");
+    let venv = venv_moto_server();
+    let failed = |reason: String| EmulatorError::NotInstalled {
+        venv: venv.clone(),
+        script: script.clone(),
+        reason,
+    };
+    let status = Command::new(&script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .map_err(|e| failed(e.to_string()))?;
+    if !status.success() {
+        return Err(failed(format!("it exited with {status}")));
+    }
+    if venv.is_file() { Ok(venv) } else { Err(failed("the venv still has no moto_server".into())) }
+}
+
+/// How to start the emulator.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The loopback port; `None` picks a free one (what tests want).
+    pub port: Option<u16>,
+    /// Let the emulator print its request log to this process's stdout/stderr (the foreground
+    /// `mock-aws` tool) instead of keeping only the tail of stderr for error messages.
+    pub inherit_output: bool,
+    /// How long to wait for the first answer; Python start-up can take seconds on a busy machine.
+    pub startup_timeout: Duration,
+    /// The `moto_server` to run; `None` uses [`find_or_install`].
+    pub program: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            port: None,
+            inherit_output: false,
+            startup_timeout: Duration::from_secs(60),
+            program: None,
+        }
+    }
+}
+
+/// A running `moto_server` on `127.0.0.1`. Dropping it kills the process and reaps it.
+#[derive(Debug)]
+pub struct Emulator {
+    child: Option<Child>,
+    port: u16,
+    program: PathBuf,
+    drain: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Finds (or installs) `moto_server`, starts it on loopback and waits until it answers.
+    pub fn start(options: Options) -> Result<Self, EmulatorError> {
+        let program = match &options.program {
+            Some(program) => program.clone(),
+            None => find_or_install()?,
+        };
+        // A free port is reserved by binding and released just before moto binds it; another
+        // process may take it in between, so an early exit on a picked port is retried.
+        let attempts = if options.port.is_some() { 1 } else { 3 };
+        let mut last = None;
+        for _ in 0..attempts {
+            let port = match options.port {
+                Some(port) => port,
+                None => free_port()?,
+            };
+            match Self::start_on(&program, port, &options) {
+                Ok(emulator) => return Ok(emulator),
+                Err(error @ EmulatorError::ExitedEarly { .. }) => last = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last.unwrap_or(EmulatorError::NoFreePort(std::io::ErrorKind::AddrInUse.into())))
+    }
+
+    fn start_on(program: &Path, port: u16, options: &Options) -> Result<Self, EmulatorError> {
+        let (stdout, stderr) = if options.inherit_output {
+            (Stdio::inherit(), Stdio::inherit())
+        } else {
+            (Stdio::null(), Stdio::piped())
+        };
+        let mut child = Command::new(program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|source| EmulatorError::Spawn { program: program.to_path_buf(), source })?;
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let drain = child.stderr.take().map(|stderr| {
+            let tail = Arc::clone(&tail);
+            std::thread::spawn(move || keep_tail(stderr, &tail))
+        });
+        let mut emulator = Self { child: Some(child), port, program: program.to_path_buf(), drain };
+        let deadline = Instant::now() + options.startup_timeout;
+        loop {
+            if let Some(child) = emulator.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                emulator.child = None;
+                if let Some(drain) = emulator.drain.take() {
+                    let _ = drain.join();
+                }
+                return Err(EmulatorError::ExitedEarly {
+                    port,
+                    status: status.to_string(),
+                    output: tail_text(&tail),
+                });
+            }
+            if answers(port) {
+                return Ok(emulator);
+            }
+            if Instant::now() >= deadline {
+                return Err(EmulatorError::NotReady {
+                    port,
+                    seconds: options.startup_timeout.as_secs(),
+                    output: tail_text(&tail),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The port it listens on (on `127.0.0.1`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>`: the value for `AWS_ENDPOINT_URL`.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The `moto_server` program that runs.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Whether it still answers HTTP requests.
+    pub fn is_answering(&self) -> bool {
+        answers(self.port)
+    }
+
+    /// Blocks until the emulator exits by itself (e.g. on Ctrl-C) and returns its exit status.
+    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        match self.child.take() {
+            Some(mut child) => child.wait(),
+            None => Err(std::io::Error::other("the emulator was already stopped")),
+        }
+    }
+
+    /// Kills the emulator and reaps it (what dropping it does).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(drain) = self.drain.take() {
+            let _ = drain.join();
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> Result<u16, EmulatorError> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(EmulatorError::NoFreePort)?;
+    listener.local_addr().map(|a| a.port()).map_err(EmulatorError::NoFreePort)
+}
+
+/// Whether `GET /moto-api/` on the port gets an HTTP answer (plain HTTP/1.0 over a TcpStream).
+fn answers(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    let mut read = 0;
+    while read < head.len() {
+        match stream.read(&mut head[read..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    head[..read].starts_with(b"HTTP/1.")
+}
+
+fn keep_tail(stderr: impl Read, tail: &Mutex<VecDeque<String>>) {
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if let Ok(mut tail) = tail.lock() {
+            if tail.len() == KEPT_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+}
+
+fn tail_text(tail: &Mutex<VecDeque<String>>) -> String {
+    let lines: Vec<String> = tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
+    if lines.is_empty() { "(nothing)".into() } else { lines.join(" | ") }
+}

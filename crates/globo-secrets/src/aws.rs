@@ -1,0 +1,331 @@
+//! Production: AWS Secrets Manager through the SDK's standard configuration chain.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::imds;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_types::service_config::ServiceConfigKey;
+use secrecy::{SecretSlice, SecretString};
+
+use crate::{SecretValue, SecretsError, SecretsProvider, value::check_name};
+
+/// The stage read when none is chosen.
+pub const AWS_CURRENT: &str = "AWSCURRENT";
+
+/// Connect timeout for Secrets Manager calls.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Read timeout (time to first byte of a response).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
+/// Bound on one attempt of a call.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
+/// Bound on a whole call, retries included: a dead or silent endpoint fails within this.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+/// Attempts per call (standard retry mode, exponential backoff with jitter).
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// Which version of a secret to read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum VersionSelector {
+    /// The `AWSCURRENT` stage (the default).
+    #[default]
+    Current,
+    /// A staging label such as `AWSPENDING` or `AWSPREVIOUS`.
+    Stage(String),
+    /// A version id (a UUID).
+    Id(String),
+}
+
+/// The timeouts applied to every Secrets Manager call unless the [`SdkConfig`] sets its own.
+pub fn bounded_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// An instance-metadata (IMDS) client that gives up quickly: on a machine that is not an EC2
+/// instance and has no credentials, the default chain would otherwise spend seconds probing
+/// `169.254.169.254` for credentials and region.
+fn quick_imds() -> imds::Client {
+    imds::Client::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .read_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(1))
+        .operation_timeout(Duration::from_secs(2))
+        .max_attempts(1)
+        .build()
+}
+
+/// The AWS standard configuration chain (`aws_config::defaults(BehaviorVersion::latest())`)
+/// with bounded timeouts and retries and a quick instance-metadata probe.
+///
+/// Everything else comes from the standard places: `AWS_ENDPOINT_URL` /
+/// `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_REGION`, `AWS_PROFILE` and the profile files,
+/// environment credentials, web identity, container and instance roles. No endpoint or
+/// credential is built in. Add overrides before `.load()` (tests set an endpoint, a region and
+/// static credentials this way).
+pub async fn aws_config_loader() -> ConfigLoader {
+    let region = RegionProviderChain::first_try(
+        aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+    )
+    .or_else(aws_config::profile::region::ProfileFileRegionProvider::builder().build())
+    .or_else(
+        aws_config::imds::region::ImdsRegionProvider::builder().imds_client(quick_imds()).build(),
+    );
+    let credentials = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+        .imds_client(quick_imds())
+        .region(
+            RegionProviderChain::first_try(
+                aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+            )
+            .or_else(aws_config::profile::region::ProfileFileRegionProvider::builder().build()),
+        )
+        .build()
+        .await;
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(credentials)
+        .timeout_config(bounded_timeouts())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(100))
+                .with_max_backoff(Duration::from_secs(1)),
+        )
+}
+
+/// Secrets from AWS Secrets Manager (`GetSecretValue`): `SecretString` as text,
+/// `SecretBinary` as bytes, from the `AWSCURRENT` stage unless another stage or a version id
+/// is selected.
+#[derive(Clone)]
+pub struct AwsProvider {
+    client: Client,
+    endpoint: String,
+    version: VersionSelector,
+}
+
+impl AwsProvider {
+    /// Builds a provider from the standard chain ([`aws_config_loader`]): what production
+    /// uses.
+    pub async fn from_env() -> Result<Self, SecretsError> {
+        Self::from_sdk_config(&aws_config_loader().await.load().await)
+    }
+
+    /// Builds a provider from an explicit configuration. Timeouts the configuration leaves
+    /// unset are taken from [`bounded_timeouts`], so a call can never hang.
+    pub fn from_sdk_config(config: &SdkConfig) -> Result<Self, SecretsError> {
+        let Some(region) = config.region() else {
+            return Err(SecretsError::Config(
+                "no AWS region is configured: set AWS_REGION (or 'region' in your AWS profile)"
+                    .into(),
+            ));
+        };
+        let endpoint = endpoint_of(config, region.as_ref());
+        let mut timeouts = config.timeout_config().cloned().unwrap_or_else(bounded_timeouts);
+        timeouts.take_defaults_from(&bounded_timeouts());
+        let service =
+            aws_sdk_secretsmanager::config::Builder::from(config).timeout_config(timeouts);
+        Ok(Self {
+            client: Client::from_conf(service.build()),
+            endpoint,
+            version: VersionSelector::Current,
+        })
+    }
+
+    /// Reads this version instead of `AWSCURRENT`.
+    #[must_use]
+    pub fn with_version(mut self, version: VersionSelector) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The endpoint calls go to (for messages: where the backend was looked for).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The SDK client, for operations this crate does not wrap.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Reads one version of a secret.
+    pub async fn get_version(
+        &self,
+        name: &str,
+        version: &VersionSelector,
+    ) -> Result<SecretValue, SecretsError> {
+        check_aws_name(name)?;
+        let mut request = self.client.get_secret_value().secret_id(name);
+        request = match version {
+            VersionSelector::Current => request,
+            VersionSelector::Stage(stage) => request.version_stage(stage),
+            VersionSelector::Id(id) => request.version_id(id),
+        };
+        let output = request.send().await.map_err(|e| self.map_error(name, version, e))?;
+        if let Some(text) = output.secret_string {
+            return Ok(SecretValue::Text(SecretString::from(text)));
+        }
+        if let Some(blob) = output.secret_binary {
+            return Ok(SecretValue::Binary(SecretSlice::from(blob.into_inner())));
+        }
+        Err(SecretsError::NotFound {
+            name: name.to_owned(),
+            backend: "AWS Secrets Manager",
+            detail: " (the version has neither SecretString nor SecretBinary)".into(),
+        })
+    }
+
+    /// Maps an SDK failure to our error kinds; the raw HTTP response is never part of it.
+    pub(crate) fn map_error<E>(
+        &self,
+        name: &str,
+        version: &VersionSelector,
+        error: SdkError<E, aws_sdk_secretsmanager::config::http::HttpResponse>,
+    ) -> SecretsError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        let name = name.to_owned();
+        let unavailable = |reason: &str, source| SecretsError::BackendUnavailable {
+            name: name.clone(),
+            endpoint: self.endpoint.clone(),
+            reason: reason.to_owned(),
+            source,
+        };
+        let error = match error {
+            SdkError::ServiceError(service) => {
+                // Keep only the service's error (code and message), not the HTTP response.
+                let service = service.into_err();
+                let code = service.code().unwrap_or("unknown").to_owned();
+                let source: crate::error::Source = Box::new(service);
+                return match code.as_str() {
+                    "ResourceNotFoundException" => SecretsError::NotFound {
+                        name,
+                        backend: "AWS Secrets Manager",
+                        detail: match version {
+                            VersionSelector::Current => String::new(),
+                            VersionSelector::Stage(stage) => {
+                                format!(" (no version has stage '{stage}')")
+                            }
+                            VersionSelector::Id(id) => format!(" (no version with id '{id}')"),
+                        },
+                    },
+                    "InvalidRequestException" => SecretsError::Unavailable { name, source },
+                    "AccessDeniedException" | "AccessDenied" => {
+                        SecretsError::AccessDenied { name, detail: String::new(), source }
+                    }
+                    "DecryptionFailure" => SecretsError::AccessDenied {
+                        name,
+                        detail: ": KMS could not decrypt it".into(),
+                        source,
+                    },
+                    "UnrecognizedClientException"
+                    | "InvalidSignatureException"
+                    | "ExpiredTokenException"
+                    | "InvalidClientTokenId" => SecretsError::AccessDenied {
+                        name,
+                        detail: ": the credentials were rejected".into(),
+                        source,
+                    },
+                    "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
+                        unavailable("throttled by the service; retry later", source)
+                    }
+                    "InternalServiceError" | "InternalFailure" | "ServiceUnavailable" => {
+                        unavailable("the service reported an internal error", source)
+                    }
+                    _ => SecretsError::Backend {
+                        name,
+                        reason: format!("the service answered {code}"),
+                        source,
+                    },
+                };
+            }
+            other => other,
+        };
+        match &error {
+            SdkError::TimeoutError(_) => {
+                unavailable("no answer within the timeout; is the endpoint up?", Box::new(error))
+            }
+            SdkError::DispatchFailure(dispatch) if dispatch.is_user() || dispatch.is_other() => {
+                let reason = match dispatch.as_other() {
+                    Some(_) => "the request could not be sent".to_owned(),
+                    None => "the request could not be sent (no credentials? set AWS_PROFILE or \
+                             AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use a role)"
+                        .to_owned(),
+                };
+                SecretsError::Backend { name, reason, source: Box::new(error) }
+            }
+            SdkError::DispatchFailure(_) => {
+                unavailable("endpoint unreachable or not answering", Box::new(error))
+            }
+            SdkError::ResponseError(_) => {
+                unavailable("the endpoint sent a response that is not AWS's", Box::new(error))
+            }
+            _ => SecretsError::Backend {
+                name,
+                reason: "the request could not be built or signed (are credentials configured?)"
+                    .into(),
+                source: Box::new(error),
+            },
+        }
+    }
+}
+
+/// AWS's rules for a secret name or ARN: letters, digits and `/_+=.@-`, plus `:` in ARNs.
+pub(crate) fn check_aws_name(name: &str) -> Result<(), SecretsError> {
+    check_name(name)?;
+    if name.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c)) {
+        Ok(())
+    } else {
+        Err(SecretsError::InvalidName {
+            name: name.escape_debug().to_string(),
+            reason: "AWS secret names use only letters, digits and /_+=.@- (ARNs also ':')",
+        })
+    }
+}
+
+/// The endpoint the Secrets Manager client will use, resolved the way the SDK does it.
+fn endpoint_of(config: &SdkConfig, region: &str) -> String {
+    let service_specific = if config.get_origin("endpoint_url").is_client_config() {
+        None
+    } else {
+        ServiceConfigKey::builder()
+            .service_id("Secrets Manager")
+            .env("AWS_ENDPOINT_URL")
+            .profile("endpoint_url")
+            .build()
+            .ok()
+            .and_then(|key| config.service_config().and_then(|c| c.load_config(key)))
+    };
+    service_specific
+        .or_else(|| config.endpoint_url().map(str::to_owned))
+        .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"))
+}
+
+impl fmt::Debug for AwsProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsProvider")
+            .field("endpoint", &self.endpoint)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SecretsProvider for AwsProvider {
+    async fn get_value(&self, name: &str) -> Result<SecretValue, SecretsError> {
+        self.get_version(name, &self.version).await
+    }
+}

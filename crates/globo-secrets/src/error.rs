@@ -1,0 +1,138 @@
+//! The one error type of globo-secrets.
+//!
+//! Messages name the secret, the file or the endpoint involved, never a secret value. Errors
+//! from the AWS SDK and dotenvy are kept out of the public API: they are only reachable as
+//! [`source()`](std::error::Error::source), and raw HTTP responses are never part of a message.
+
+use std::path::PathBuf;
+
+/// A boxed underlying error (AWS SDK, dotenvy, I/O), exposed only through `source()`.
+pub(crate) type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong while reading or seeding a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretsError {
+    /// The local provider has no such variable, neither in the process environment nor in
+    /// `.env` (the lab's wording).
+    #[error(
+        "Secret '{name}' not found in environment. Add it to your .env file or switch to prod mode."
+    )]
+    NotFoundLocal {
+        /// The secret's name.
+        name: String,
+    },
+    /// The backend (AWS Secrets Manager, or an in-memory store) has no such secret, or not
+    /// the requested version.
+    #[error("Failed to fetch secret '{name}' from {backend}: secret not found{detail}")]
+    NotFound {
+        /// The secret's name.
+        name: String,
+        /// The backend's human name, e.g. `AWS Secrets Manager`.
+        backend: &'static str,
+        /// Extra context, e.g. the version stage that was asked for.
+        detail: String,
+    },
+    /// The secret exists but cannot be read now: scheduled for deletion, or not in a state
+    /// that allows reading (`InvalidRequestException`).
+    #[error(
+        "Failed to fetch secret '{name}' from AWS Secrets Manager: the secret cannot be read in its \
+         current state (it may be scheduled for deletion; restore it with \
+         'aws secretsmanager restore-secret --secret-id {name}')"
+    )]
+    Unavailable {
+        /// The secret's name.
+        name: String,
+        /// The SDK error.
+        #[source]
+        source: Source,
+    },
+    /// The caller's identity may not read the secret, or KMS refused to decrypt it.
+    #[error(
+        "Failed to fetch secret '{name}' from AWS Secrets Manager: access denied{detail}; check the \
+         IAM policy of the identity in use (AWS_PROFILE, role or environment credentials)"
+    )]
+    AccessDenied {
+        /// The secret's name.
+        name: String,
+        /// Which refusal it was (e.g. `: KMS could not decrypt it`).
+        detail: String,
+        /// The SDK error.
+        #[source]
+        source: Source,
+    },
+    /// The backend could not be reached or did not answer in time, or throttled us. Transient:
+    /// the caching layer serves the last good value for a bounded time.
+    #[error("Failed to fetch secret '{name}' from AWS Secrets Manager: {reason} ({endpoint})")]
+    BackendUnavailable {
+        /// The secret's name.
+        name: String,
+        /// The endpoint that was tried, e.g. `http://127.0.0.1:5000`.
+        endpoint: String,
+        /// What happened, e.g. `endpoint unreachable or not answering`.
+        reason: String,
+        /// The SDK error.
+        #[source]
+        source: Source,
+    },
+    /// The AWS SDK failed in a way not covered above (e.g. no credentials could be found).
+    #[error("Failed to fetch secret '{name}' from AWS Secrets Manager: {reason}")]
+    Backend {
+        /// The secret's name.
+        name: String,
+        /// A short description that names no secret value.
+        reason: String,
+        /// The SDK error.
+        #[source]
+        source: Source,
+    },
+    /// The name cannot be a secret name (empty, or has characters neither an environment
+    /// variable nor AWS allow).
+    #[error("invalid secret name '{name}': {reason}")]
+    InvalidName {
+        /// The offending name (with control characters escaped).
+        name: String,
+        /// What rule it breaks.
+        reason: &'static str,
+    },
+    /// The `.env` file has a line dotenvy cannot parse. Its content is not repeated (it may
+    /// hold a secret).
+    #[error("malformed line {line} in '{}': fix its syntax (KEY=value)", path.display())]
+    MalformedEnvFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
+    /// The `.env` file exists but cannot be read.
+    #[error("cannot read '{}': {source}", path.display())]
+    EnvFileUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A setting is wrong: unknown `APP_MODE`, no AWS region, a malformed seed list...
+    #[error("malformed configuration: {0}")]
+    Config(String),
+    /// The secret is binary (`SecretBinary`) but text was asked for.
+    #[error("secret '{name}' is binary; read it with get_value() (or get_bytes())")]
+    NotText {
+        /// The secret's name.
+        name: String,
+    },
+}
+
+impl SecretsError {
+    /// Whether the failure is transient (backend unreachable, timeout, throttling): the
+    /// caching layer keeps serving a stale value only for these.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::BackendUnavailable { .. })
+    }
+
+    /// Whether the secret (or the requested version) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFoundLocal { .. } | Self::NotFound { .. })
+    }
+}

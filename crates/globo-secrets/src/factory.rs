@@ -1,0 +1,86 @@
+//! Choosing the provider: explicit mode, else `APP_MODE`, else local.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+
+use crate::{
+    AwsProvider, Environment, LocalProvider, SecretsError, SecretsProvider, local::read_env_file,
+};
+
+/// Where secrets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Development: the process environment over `.env`.
+    Local,
+    /// Production: AWS Secrets Manager through the standard AWS configuration chain.
+    Prod,
+}
+
+impl FromStr for Mode {
+    type Err = SecretsError;
+
+    /// `local` or `prod`, nothing else: a typo such as `prd` is an error, never a fallback.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "local" => Ok(Self::Local),
+            "prod" => Ok(Self::Prod),
+            other => Err(SecretsError::Config(format!(
+                "unknown mode '{}': use 'local' or 'prod'",
+                other.escape_debug()
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Local => "local",
+            Self::Prod => "prod",
+        })
+    }
+}
+
+/// The mode to use: `explicit` if given, else `APP_MODE` from `env`, else `APP_MODE` from the
+/// `.env` file, else [`Mode::Local`]. An unknown `APP_MODE` is an error.
+pub fn resolve_mode(
+    explicit: Option<Mode>,
+    env_file: &Path,
+    env: &Environment,
+) -> Result<Mode, SecretsError> {
+    if let Some(mode) = explicit {
+        return Ok(mode);
+    }
+    if let Some(mode) = env.get("APP_MODE") {
+        return mode.expose_secret().parse();
+    }
+    let from_file = read_env_file(env_file)?.unwrap_or_default();
+    match from_file.iter().find(|(key, _)| key == "APP_MODE") {
+        Some((_, mode)) => mode.expose_secret().parse(),
+        None => Ok(Mode::Local),
+    }
+}
+
+/// Builds the provider for a mode (resolved with [`resolve_mode`]).
+///
+/// - [`Mode::Local`]: a [`LocalProvider`] over `env_file` and `env`.
+/// - [`Mode::Prod`]: an [`AwsProvider`] from the standard AWS chain of this process
+///   ([`AwsProvider::from_env`]). Production fails closed: it never reads a value from `.env`,
+///   and `.env` does not configure it either (no endpoint, region or credential is taken from
+///   the file, so a development `.env` shipped by mistake cannot redirect production to an
+///   emulator). Only `APP_MODE` may come from `.env`.
+pub async fn provider_for(
+    explicit: Option<Mode>,
+    env_file: &Path,
+    env: &Environment,
+) -> Result<Arc<dyn SecretsProvider>, SecretsError> {
+    match resolve_mode(explicit, env_file, env)? {
+        Mode::Local => Ok(Arc::new(LocalProvider::new(env_file, env)?)),
+        Mode::Prod => Ok(Arc::new(AwsProvider::from_env().await?)),
+    }
+}
