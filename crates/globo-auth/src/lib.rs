@@ -1,2 +1,95 @@
-//! globo-auth (work in progress).
+//! Argon2id password storage over the lab's users file (`users.json`).
+//!
+//! ```
+//! use globo_auth::{AuthError, Profile, UserStore};
+//! use secrecy::SecretString;
+//!
+//! # fn main() -> Result<(), AuthError> {
+//! # let dir = tempfile::tempdir().map_err(|e| globo_fs::FsError::new("create", ".", e))?;
+//! # let path = dir.path().join("users.json");
+//! // Profile::TestOnlyInsecure keeps the example fast; real stores use the default profile.
+//! let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+//! store.register("alice", &SecretString::from("correct horse battery staple"))?;
+//!
+//! let verified = store.verify("alice", &SecretString::from("correct horse battery staple"))?;
+//! assert!(!verified.rehashed());
+//! // A wrong password and an unknown user fail the same way.
+//! assert!(matches!(
+//!     store.verify("alice", &SecretString::from("wrong password")),
+//!     Err(AuthError::InvalidCredentials)
+//! ));
+//! assert!(matches!(
+//!     store.verify("mallory", &SecretString::from("wrong password")),
+//!     Err(AuthError::InvalidCredentials)
+//! ));
+//! # Ok(()) }
+//! ```
+//!
+//! # The users file
+//! A JSON object mapping each username to a PHC string, exactly as the lab (passlib over
+//! argon2-cffi) writes it: `{"alice": "$argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>"}`.
+//! Hashes written by the lab verify here and hashes written here verify in passlib and
+//! argon2-cffi (tested against both). A missing file means no users. A file that is not a
+//! JSON object is reported with its path and never overwritten. Changes run under an
+//! exclusive lock on `<file>.lock` and replace the file atomically (mode `0600`).
+//!
+//! # Parameters
+//! New hashes use a [`Profile`]; the default, [`Profile::Rfc9106LowMemory`] (Argon2id,
+//! m=65536 KiB, t=3, p=4, 16-byte salt, 32-byte tag), is the lab's own setting, so migrated
+//! users need no rehash. When a password verifies against a hash that is weaker than the
+//! store's profile (see [`is_hash_obsolete`]), the hash is replaced by a fresh one.
+//!
+//! Stored hashes are data, so the work they may demand is bounded by [`Limits`] (by default
+//! 256 MiB, 16 iterations, 64 lanes, salts of 8 to 64 bytes, tags of 4 to 64 bytes) and
+//! checked before any memory is allocated. The reference test suite's 1 GiB hashes
+//! (`m=1048576`) are therefore refused with [`AuthError::HashExceedsLimits`].
+//!
+//! # Timing
+//! Tags are compared in constant time (`subtle`). An unknown username is checked against a
+//! dummy hash with the store's current parameters, made once per store from random bytes
+//! (no Argon2 run is needed to make it), so it costs one Argon2 run like a known user. The lab
+//! hashed then verified, which made unknown users about 1.9 times slower. A known user whose
+//! hash uses other parameters than the profile costs what those parameters cost until the
+//! rehash on their next login.
+//!
+//! # Password policy
+//! Per NIST SP 800-63B and OWASP ASVS ([`check_new_password`]): at least 8 and at most 1024
+//! characters, counted as Unicode code points; no composition rules; never truncated or
+//! normalised (passlib does not normalise either, so normalising would break lab hashes);
+//! refused when, compared case-insensitively, it is one of the 19,640 common passwords of
+//! Django's list (BSD-3-Clause, shipped in `data/`, see `data/SOURCE.md`). Logins are not
+//! held to the minimum length, so lab users with older, shorter passwords can still log in.
+//! Usernames ([`check_username`]): non-empty, at most 64 code points, no control characters.
+//!
+//! # Compatibility decisions
+//! globo parses PHC strings itself, following the reference C library (`phc-winner-argon2`,
+//! which argon2-cffi and therefore passlib use), where it and the `argon2` crate differ:
+//! - A hash without `v=` is version 0x10 (as in the PHC format spec and the reference code);
+//!   the `argon2`/`password-hash` crates assume 0x13, which fails such lab-era hashes.
+//! - Tags of 4 to 9 bytes are accepted (the reference minimum is 4; argon2-cffi's cheapest
+//!   profile makes 4-byte tags); `password-hash` refuses tags under 10 bytes.
+//! - Parameters must be `m`, `t`, `p` in this order, all present, as decimal numbers without
+//!   leading zeros; `m` must be at least `8·p`; salts at least 8 bytes; base64 without padding
+//!   and with zero trailing bits. Versions other than 16 and 19 are refused (the reference
+//!   computes something for `v=42`; globo reports it as unsupported).
+//! - `keyid=` is refused as unsupported: it names a secret key (pepper) that globo does not
+//!   hold, and the reference decoder refuses it too.
+//! - `data=` (at most 32 bytes) is honoured as Argon2 associated data, as the PHC spec, the
+//!   `argon2` crate and passlib's pure-Python backend do. The reference decoder refuses it, and
+//!   passlib over argon2-cffi drops it; globo never writes it and rehashes it away on login.
 #![forbid(unsafe_code)]
+
+mod error;
+mod params;
+mod phc;
+mod policy;
+mod store;
+
+pub use error::AuthError;
+pub use params::{HashParams, Limits, Profile};
+pub use phc::{hash_password, is_hash_obsolete, verify_password, verify_password_with_limits};
+pub use policy::{
+    MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, MIN_PASSWORD_CHARS, check_new_password, check_username,
+    is_common_password,
+};
+pub use store::{UserStore, Verified};

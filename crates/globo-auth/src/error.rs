@@ -1,0 +1,144 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in globo-auth.
+///
+/// Authentication failures are opaque: an unknown user and a wrong password are both
+/// [`AuthError::InvalidCredentials`]. Operational failures (the users file is missing a folder,
+/// unreadable, corrupt, or holds an unusable entry) are precise and name the file and the user.
+/// No message ever contains a password or a hash's tag.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The username is unknown or the password does not match; the two are indistinguishable
+    /// by design.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+
+    /// `register` was asked for a name that is already in the users file.
+    #[error("user '{username}' already exists")]
+    UserExists {
+        /// The name that is taken.
+        username: String,
+    },
+
+    /// The username is empty, too long or contains control characters.
+    #[error("invalid username: {reason}")]
+    InvalidUsername {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The new password has fewer Unicode code points than the policy's minimum.
+    #[error("password is too short: use at least {min} characters")]
+    PasswordTooShort {
+        /// The minimum number of characters (Unicode code points).
+        min: usize,
+    },
+
+    /// The password has more Unicode code points than globo accepts.
+    #[error("password is too long: use at most {max} characters")]
+    PasswordTooLong {
+        /// The maximum number of characters (Unicode code points).
+        max: usize,
+    },
+
+    /// The new password is on the list of common passwords shipped with the crate.
+    #[error("password is too common (it is on a list of common passwords): choose another one")]
+    PasswordTooCommon,
+
+    /// A PHC hash string is not a well-formed Argon2 hash.
+    #[error("malformed argon2 hash: {reason}")]
+    MalformedHash {
+        /// Which part is wrong.
+        reason: &'static str,
+    },
+
+    /// A PHC hash string is well formed but uses a feature globo does not support.
+    #[error("unsupported argon2 hash: {reason}")]
+    UnsupportedHash {
+        /// Which feature.
+        reason: &'static str,
+    },
+
+    /// A hash asks for more work than the configured [`Limits`](crate::Limits) allow; it was
+    /// refused before any memory was allocated.
+    #[error("argon2 hash exceeds the limit on {parameter}: {value} > {max}")]
+    HashExceedsLimits {
+        /// The parameter (`memory (KiB)`, `iterations`, `lanes`, `salt length`, ...).
+        parameter: &'static str,
+        /// The value the hash asks for.
+        value: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
+
+    /// The users file holds an entry for this user that cannot be used.
+    #[error("users file '{}': the entry for user '{username}' is unusable; fix or remove it", path.display())]
+    BadEntry {
+        /// The users file.
+        path: PathBuf,
+        /// The user whose entry is bad.
+        username: String,
+        /// Why (one of the hash variants above, or a non-string value).
+        #[source]
+        source: Box<AuthError>,
+    },
+
+    /// The users file is not valid JSON. globo never overwrites it.
+    #[error("users file '{}' is not valid JSON; restore it from a backup or fix it by hand (globo will not overwrite it)", path.display())]
+    CorruptUsersFile {
+        /// The users file.
+        path: PathBuf,
+        /// The JSON parser's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The users file is JSON but not an object mapping usernames to hashes.
+    #[error("users file '{}' must be a JSON object mapping usernames to hash strings; restore it or fix it by hand (globo will not overwrite it)", path.display())]
+    NotAnObject {
+        /// The users file.
+        path: PathBuf,
+    },
+
+    /// Reading, locking or writing a file failed.
+    #[error("cannot access the users file")]
+    File {
+        /// The failed operation, with its path.
+        #[source]
+        source: globo_fs::FsError,
+    },
+
+    /// A profile name that is not one of [`Profile::ALL`](crate::Profile::ALL)'s names.
+    #[error(
+        "unknown password profile '{name}'; use rfc9106-low-memory, owasp-min or test-only-insecure"
+    )]
+    UnknownProfile {
+        /// The name given.
+        name: String,
+    },
+
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed")]
+    Random {
+        /// The generator's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The Argon2 implementation refused inputs that globo had already validated (a bug).
+    #[error("argon2 computation failed")]
+    Argon2 {
+        /// The implementation's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl From<globo_fs::FsError> for AuthError {
+    fn from(source: globo_fs::FsError) -> Self {
+        Self::File { source }
+    }
+}

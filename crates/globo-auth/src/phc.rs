@@ -1,0 +1,350 @@
+//! Argon2 PHC strings: parsing with the reference C library's rules, hashing and verifying.
+//!
+//! globo parses hash strings itself instead of using `password-hash`, because the reference
+//! decoder (used by argon2-cffi and therefore passlib) and the `argon2` crate's decoder
+//! disagree on inputs that occur in real users files; see the crate docs, "Compatibility".
+
+use argon2::{Algorithm, Argon2, AssociatedData, ParamsBuilder, Version};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
+
+use crate::{AuthError, HashParams, Limits, Profile};
+
+/// A parsed and bounds-checked Argon2 PHC string. Holding one means hashing with it is safe.
+#[derive(Debug, Clone)]
+pub(crate) struct ParsedHash {
+    algorithm: Algorithm,
+    version: Version,
+    m_kib: u32,
+    t: u32,
+    p: u32,
+    data: Vec<u8>,
+    salt: Vec<u8>,
+    tag: Vec<u8>,
+}
+
+fn malformed(reason: &'static str) -> AuthError {
+    AuthError::MalformedHash { reason }
+}
+
+fn exceeds(parameter: &'static str, value: u64, max: u64) -> AuthError {
+    AuthError::HashExceedsLimits { parameter, value, max }
+}
+
+/// A decimal `u32` in minimal form (no sign, no leading zeros), as the reference decoder wants.
+fn decimal(text: &str, reason: &'static str) -> Result<u32, AuthError> {
+    let minimal = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    if !minimal {
+        return Err(malformed(reason));
+    }
+    text.parse::<u32>().map_err(|_| malformed(reason))
+}
+
+/// `name=value` with the expected name, or an error.
+fn field<'a>(part: Option<&'a str>, name: &str) -> Option<&'a str> {
+    part.and_then(|p| p.strip_prefix(name)).and_then(|p| p.strip_prefix('='))
+}
+
+fn b64(text: &str, reason: &'static str) -> Result<Vec<u8>, AuthError> {
+    B64.decode(text).map_err(|_| malformed(reason))
+}
+
+impl ParsedHash {
+    /// Parses `hash` and checks it against `limits`, before anything is allocated for hashing.
+    pub(crate) fn parse(hash: &str, limits: &Limits) -> Result<Self, AuthError> {
+        if hash.len() > Limits::MAX_PHC_LEN {
+            return Err(exceeds(
+                "hash string length (bytes)",
+                hash.len() as u64,
+                Limits::MAX_PHC_LEN as u64,
+            ));
+        }
+        let mut parts = hash.split('$');
+        if parts.next() != Some("") {
+            return Err(malformed("it must start with '$'"));
+        }
+        let algorithm = match parts.next() {
+            Some("argon2id") => Algorithm::Argon2id,
+            Some("argon2i") => Algorithm::Argon2i,
+            Some("argon2d") => Algorithm::Argon2d,
+            _ => {
+                return Err(AuthError::UnsupportedHash {
+                    reason: "the algorithm is not argon2id, argon2i or argon2d",
+                });
+            }
+        };
+        let mut next = parts.next();
+        // A missing `v=` means version 0x10, as in the PHC format spec and the reference code.
+        let version = match field(next, "v") {
+            Some(v) => {
+                next = parts.next();
+                match decimal(v, "the version is not a decimal number")? {
+                    0x10 => Version::V0x10,
+                    0x13 => Version::V0x13,
+                    _ => {
+                        return Err(AuthError::UnsupportedHash {
+                            reason: "the version is neither 16 nor 19",
+                        });
+                    }
+                }
+            }
+            None => Version::V0x10,
+        };
+        let params = next.ok_or_else(|| malformed("the parameters are missing"))?;
+        let mut fields = params.split(',');
+        let order =
+            "the parameters must be m, t and p in this order, then optionally keyid and data";
+        let m_kib = decimal(field(fields.next(), "m").ok_or(malformed(order))?, "m is not a u32")?;
+        let t = decimal(field(fields.next(), "t").ok_or(malformed(order))?, "t is not a u32")?;
+        let p = decimal(field(fields.next(), "p").ok_or(malformed(order))?, "p is not a u32")?;
+        let mut rest = fields.next();
+        if let Some(keyid) = field(rest, "keyid") {
+            b64(keyid, "keyid is not valid base64")?;
+            return Err(AuthError::UnsupportedHash {
+                reason: "keyid= names a secret key (pepper) that globo does not hold",
+            });
+        }
+        let mut data = Vec::new();
+        if let Some(encoded) = field(rest, "data") {
+            data = b64(encoded, "data is not valid base64")?;
+            rest = fields.next();
+        }
+        if rest.is_some() {
+            return Err(malformed(order));
+        }
+        if t < 1 {
+            return Err(malformed("t must be at least 1"));
+        }
+        if p < 1 {
+            return Err(malformed("p must be at least 1"));
+        }
+        if u64::from(m_kib) < 8 * u64::from(p) {
+            return Err(malformed("m must be at least 8 times p"));
+        }
+        if m_kib > limits.max_m_kib {
+            return Err(exceeds("memory (KiB)", m_kib.into(), limits.max_m_kib.into()));
+        }
+        if t > limits.max_t {
+            return Err(exceeds("iterations", t.into(), limits.max_t.into()));
+        }
+        if p > limits.max_p {
+            return Err(exceeds("lanes", p.into(), limits.max_p.into()));
+        }
+        if data.len() > Limits::MAX_DATA_LEN {
+            return Err(exceeds(
+                "data length (bytes)",
+                data.len() as u64,
+                Limits::MAX_DATA_LEN as u64,
+            ));
+        }
+        let salt = b64(
+            parts.next().ok_or(malformed("the salt is missing"))?,
+            "the salt is not valid base64",
+        )?;
+        let tag = b64(
+            parts.next().ok_or(malformed("the hash is missing"))?,
+            "the hash is not valid base64",
+        )?;
+        if parts.next().is_some() {
+            return Err(malformed("it has more than five '$'-separated fields"));
+        }
+        if salt.len() < Limits::MIN_SALT_LEN {
+            return Err(malformed("the salt is shorter than 8 bytes"));
+        }
+        if salt.len() > Limits::MAX_SALT_LEN {
+            return Err(exceeds(
+                "salt length (bytes)",
+                salt.len() as u64,
+                Limits::MAX_SALT_LEN as u64,
+            ));
+        }
+        if tag.len() < Limits::MIN_TAG_LEN {
+            return Err(malformed("the hash is shorter than 4 bytes"));
+        }
+        if tag.len() > Limits::MAX_TAG_LEN {
+            return Err(exceeds(
+                "hash length (bytes)",
+                tag.len() as u64,
+                Limits::MAX_TAG_LEN as u64,
+            ));
+        }
+        Ok(Self { algorithm, version, m_kib, t, p, data, salt, tag })
+    }
+
+    /// Runs Argon2 over `password` with this hash's parameters and salt; `out` gets the tag.
+    fn compute(&self, password: &[u8], out: &mut [u8]) -> Result<(), AuthError> {
+        self.compute_with_secret(&[], password, out)
+    }
+
+    /// [`ParsedHash::compute`] with an Argon2 secret; only the RFC 9106 vectors use one.
+    fn compute_with_secret(
+        &self,
+        secret: &[u8],
+        password: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), AuthError> {
+        let argon2_error = |e: argon2::Error| AuthError::Argon2 { source: Box::new(e) as Box<_> };
+        let data = AssociatedData::new(&self.data).map_err(argon2_error)?;
+        let params = ParamsBuilder::new()
+            .m_cost(self.m_kib)
+            .t_cost(self.t)
+            .p_cost(self.p)
+            .output_len(out.len())
+            .data(data)
+            .build()
+            .map_err(argon2_error)?;
+        let context = if secret.is_empty() {
+            Argon2::new(self.algorithm, self.version, params)
+        } else {
+            Argon2::new_with_secret(secret, self.algorithm, self.version, params)
+                .map_err(argon2_error)?
+        };
+        context.hash_password_into(password, &self.salt, out).map_err(argon2_error)
+    }
+
+    /// Whether `password` matches, compared in constant time.
+    pub(crate) fn matches(&self, password: &[u8]) -> Result<bool, AuthError> {
+        let mut out = Zeroizing::new(vec![0u8; self.tag.len()]);
+        self.compute(password, &mut out)?;
+        Ok(bool::from(out.as_slice().ct_eq(&self.tag)))
+    }
+
+    /// Whether this hash is weaker than, or different in kind from, what `params` produces.
+    pub(crate) fn is_obsolete(&self, params: &HashParams) -> bool {
+        self.algorithm != Algorithm::Argon2id
+            || self.version != Version::V0x13
+            || self.m_kib < params.memory_kib()
+            || self.t < params.iterations()
+            || self.salt.len() < params.salt_len()
+            || self.tag.len() < params.tag_len()
+            || !self.data.is_empty()
+    }
+}
+
+/// Random bytes from the operating system.
+fn random(len: usize) -> Result<Zeroizing<Vec<u8>>, AuthError> {
+    let mut bytes = Zeroizing::new(vec![0u8; len]);
+    getrandom::fill(&mut bytes).map_err(|e| AuthError::Random { source: Box::new(e) })?;
+    Ok(bytes)
+}
+
+fn encode(params: &HashParams, salt: &[u8], tag: &[u8]) -> String {
+    format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.memory_kib(),
+        params.iterations(),
+        params.lanes(),
+        B64.encode(salt),
+        B64.encode(tag)
+    )
+}
+
+/// Hashes `password` with `profile`'s parameters and a fresh random salt.
+///
+/// Returns a PHC string such as `$argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>`, which
+/// argon2-cffi and passlib verify. The password is hashed exactly as given (no normalisation,
+/// no truncation); [`UserStore::register`](crate::UserStore::register) applies the password
+/// policy first.
+pub fn hash_password(password: impl AsRef<[u8]>, profile: Profile) -> Result<String, AuthError> {
+    let params = profile.params();
+    let salt = random(params.salt_len())?;
+    let parsed = ParsedHash {
+        algorithm: Algorithm::Argon2id,
+        version: Version::V0x13,
+        m_kib: params.memory_kib(),
+        t: params.iterations(),
+        p: params.lanes(),
+        data: Vec::new(),
+        salt: salt.to_vec(),
+        tag: Vec::new(),
+    };
+    let mut tag = Zeroizing::new(vec![0u8; params.tag_len()]);
+    parsed.compute(password.as_ref(), &mut tag)?;
+    Ok(encode(&params, &salt, &tag))
+}
+
+/// A hash string with `params` and random salt and tag: the hash of no password at all.
+///
+/// Verifying against it costs exactly one Argon2 run with `params` (like a real user's hash)
+/// and always fails, yet making it costs no Argon2 run.
+pub(crate) fn dummy_hash(params: &HashParams) -> Result<String, AuthError> {
+    let salt = random(params.salt_len())?;
+    let tag = random(params.tag_len())?;
+    Ok(encode(params, &salt, &tag))
+}
+
+/// Checks `password` against a PHC `hash` string, within [`Limits::DEFAULT`].
+///
+/// `Ok(())` when it matches; [`AuthError::InvalidCredentials`] when it does not; a
+/// `MalformedHash`, `UnsupportedHash` or `HashExceedsLimits` error when the hash cannot be
+/// used. Accepts Argon2id, Argon2i and Argon2d, versions 0x10 and 0x13.
+pub fn verify_password(password: impl AsRef<[u8]>, hash: &str) -> Result<(), AuthError> {
+    verify_password_with_limits(password, hash, &Limits::DEFAULT)
+}
+
+/// [`verify_password`] with explicit [`Limits`].
+pub fn verify_password_with_limits(
+    password: impl AsRef<[u8]>,
+    hash: &str,
+    limits: &Limits,
+) -> Result<(), AuthError> {
+    let parsed = ParsedHash::parse(hash, limits)?;
+    if parsed.matches(password.as_ref())? { Ok(()) } else { Err(AuthError::InvalidCredentials) }
+}
+
+/// Whether `hash` should be replaced by a fresh hash made with `profile`: it uses another
+/// Argon2 variant or version, less memory, fewer iterations, a shorter salt or tag, or `data=`.
+///
+/// Higher parameters are never downgraded. Errors are those of [`verify_password`].
+pub fn is_hash_obsolete(hash: &str, profile: Profile) -> Result<bool, AuthError> {
+    Ok(ParsedHash::parse(hash, &Limits::DEFAULT)?.is_obsolete(&profile.params()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn unhex(hex: &str) -> Vec<u8> {
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// RFC 9106 §5 and the reference `kats/` files, through globo's own Argon2 call.
+    #[test]
+    fn rfc9106_known_answers() {
+        let vectors = globo_testkit::load_vectors("argon2/rfc9106.json");
+        let vectors = vectors.as_array().unwrap();
+        assert_eq!(vectors.len(), 6);
+        for v in vectors {
+            let text = |k: &str| v[k].as_str().unwrap().to_owned();
+            let number = |k: &str| u32::try_from(v[k].as_u64().unwrap()).unwrap();
+            let parsed = ParsedHash {
+                algorithm: match text("variant").as_str() {
+                    "argon2d" => Algorithm::Argon2d,
+                    "argon2i" => Algorithm::Argon2i,
+                    _ => Algorithm::Argon2id,
+                },
+                version: if number("version") == 16 { Version::V0x10 } else { Version::V0x13 },
+                m_kib: number("m_kib"),
+                t: number("t"),
+                p: number("p"),
+                data: unhex(&text("ad_hex")),
+                salt: unhex(&text("salt_hex")),
+                tag: unhex(&text("tag_hex")),
+            };
+            let mut out = vec![0u8; parsed.tag.len()];
+            parsed
+                .compute_with_secret(
+                    &unhex(&text("secret_hex")),
+                    &unhex(&text("password_hex")),
+                    &mut out,
+                )
+                .unwrap();
+            assert_eq!(out, parsed.tag, "{}", text("source"));
+        }
+    }
+}
