@@ -124,14 +124,10 @@ pub fn inspect_file(path: &Path) -> Result<TokenInfo, CryptoError> {
     crate::inspect(&read_token_file(path)?)
 }
 
-pub(crate) fn reencrypt_file(
-    keys: &crate::Keyring,
-    path: &Path,
-) -> Result<bool, CryptoError> {
+pub(crate) fn reencrypt_file(keys: &crate::Keyring, path: &Path) -> Result<bool, CryptoError> {
     let token = read_token_file(path)?;
-    let raw = RawToken::parse(&token).map_err(|_| CryptoError::RotationUndecryptable {
-        path: path.to_path_buf(),
-    })?;
+    let raw = RawToken::parse(&token)
+        .map_err(|_| CryptoError::RotationUndecryptable { path: path.to_path_buf() })?;
     if raw.decrypt(keys.primary(), None).is_ok() {
         return Ok(false);
     }

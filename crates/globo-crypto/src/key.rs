@@ -155,7 +155,9 @@ impl KeyFile {
         use secrecy::ExposeSecret as _;
         let encoded = key.to_base64();
         match globo_fs::create_new(path, encoded.expose_secret().as_bytes()) {
-            Ok(()) => Ok(Self { path: path.to_path_buf(), key: key.clone(), loose_permissions: None }),
+            Ok(()) => {
+                Ok(Self { path: path.to_path_buf(), key: key.clone(), loose_permissions: None })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(CryptoError::KeyFileExists { path: path.to_path_buf() })
             }

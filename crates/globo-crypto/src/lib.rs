@@ -37,14 +37,15 @@ mod token;
 
 pub use error::CryptoError;
 pub use file::{
-    decrypt_file_to_memory, decrypt_file_with_max_age, encrypt_file, inspect_file,
-    read_token_file, remove_plaintext_verified,
+    decrypt_file_to_memory, decrypt_file_with_max_age, encrypt_file, inspect_file, read_token_file,
+    remove_plaintext_verified,
 };
 pub use key::{ENCODED_KEY_LEN, Key, KeyFile};
 pub use keyring::{KeySet, Keyring, LoadedKeys, next_key_path};
 pub use rotation::{RotationReport, RotationStep, rotate_key};
 
-use zeroize::Zeroizing;
+/// The zeroizing buffer decryption returns, re-exported so callers need no `zeroize` dependency.
+pub use zeroize::Zeroizing;
 
 use crate::keyring::decrypt_raw;
 use crate::token::RawToken;

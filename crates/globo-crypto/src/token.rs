@@ -6,7 +6,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aes::cipher::{BlockDecryptMut as _, BlockEncryptMut as _, KeyIvInit as _, block_padding::Pkcs7};
+use aes::cipher::{
+    BlockDecryptMut as _, BlockEncryptMut as _, KeyIvInit as _, block_padding::Pkcs7,
+};
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use hmac::Mac as _;
@@ -52,7 +54,12 @@ fn mac(key: &Key) -> HmacSha256 {
 
 /// Encrypts `plaintext` with an explicit timestamp and IV. Only tests and [`encrypt_at_time`]
 /// call this: a reused IV under one key would break confidentiality.
-pub(crate) fn encrypt_from_parts(key: &Key, plaintext: &[u8], timestamp: u64, iv: &[u8; 16]) -> String {
+pub(crate) fn encrypt_from_parts(
+    key: &Key,
+    plaintext: &[u8],
+    timestamp: u64,
+    iv: &[u8; 16],
+) -> String {
     // The plaintext is never copied: the cipher writes the ciphertext straight to a new buffer.
     let ciphertext = Aes128CbcEnc::new(key.encryption().into(), iv.into())
         .encrypt_padded_vec_mut::<Pkcs7>(plaintext);
@@ -67,7 +74,11 @@ pub(crate) fn encrypt_from_parts(key: &Key, plaintext: &[u8], timestamp: u64, iv
 }
 
 /// Encrypts with a fresh random IV and the given timestamp.
-pub(crate) fn encrypt_at_time(key: &Key, plaintext: &[u8], timestamp: u64) -> Result<String, CryptoError> {
+pub(crate) fn encrypt_at_time(
+    key: &Key,
+    plaintext: &[u8],
+    timestamp: u64,
+) -> Result<String, CryptoError> {
     let mut iv = [0u8; 16];
     getrandom::fill(&mut iv).map_err(|_| CryptoError::Random)?;
     Ok(encrypt_from_parts(key, plaintext, timestamp, &iv))
@@ -103,10 +114,16 @@ impl RawToken {
     /// Checks the age against `(max_age, now)` as Python `cryptography` does (only when a
     /// maximum age is given: expired, or more than 60 s in the future), then the tag, then
     /// decrypts. Every failure is the same [`CryptoError::Decryption`].
-    pub(crate) fn decrypt(&self, key: &Key, age: Option<(u64, u64)>) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    pub(crate) fn decrypt(
+        &self,
+        key: &Key,
+        age: Option<(u64, u64)>,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         if let Some((max_age, now)) = age {
             let timestamp = self.timestamp();
-            if timestamp.saturating_add(max_age) < now || now.saturating_add(MAX_CLOCK_SKEW) < timestamp {
+            if timestamp.saturating_add(max_age) < now
+                || now.saturating_add(MAX_CLOCK_SKEW) < timestamp
+            {
                 return Err(CryptoError::Decryption);
             }
         }

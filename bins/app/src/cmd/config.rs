@@ -1,14 +1,292 @@
-//! `app config ...`: the Fernet-encrypted configuration.
+//! `app config ...`: the Fernet-encrypted configuration (init-key, encrypt, show, rotate-key,
+//! inspect).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use globo::crypto::{
+    self, CryptoError, Key, KeyFile, Keyring, LoadedKeys, RotationStep, Zeroizing,
+};
 
 use crate::failure::Failure;
+
+/// The lab's message for every decryption failure (wrong key and tampering look the same).
+const DECRYPTION_FAILED: &str = "Decryption failed: ciphertext is corrupt or the key is wrong.";
 
 /// The `app config` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ConfigCommand {
-    /// Create a new Fernet key file.
-    InitKey,
+    /// Create a new Fernet key file (never replaces an existing one).
+    InitKey(InitKeyArgs),
+    /// Encrypt a file (e.g. config.json) into a Fernet token file.
+    Encrypt(EncryptArgs),
+    /// Decrypt the configuration in memory and print it.
+    Show(ShowArgs),
+    /// Replace the key with a new one, re-encrypting the files under it (crash-safe).
+    RotateKey(RotateKeyArgs),
+    /// Show a token's creation time and size without decrypting it (no key needed).
+    Inspect(InspectArgs),
 }
 
-pub(crate) fn run(_command: ConfigCommand) -> Result<(), Failure> {
-    Err(Failure::msg("config: not built yet"))
+/// Where the key comes from.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KeyArgs {
+    /// The key file (44-character URL-safe base64 Fernet key).
+    #[arg(long, value_name = "PATH", default_value = "secret.key")]
+    key_file: PathBuf,
+}
+
+/// Arguments of `app config init-key`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct InitKeyArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+}
+
+/// Arguments of `app config encrypt`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EncryptArgs {
+    /// The plaintext file to encrypt.
+    file: PathBuf,
+    /// Where to write the ciphertext (replaced atomically, mode 0600).
+    #[arg(long, value_name = "PATH", default_value = "config.enc")]
+    out: PathBuf,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Delete the plaintext once the ciphertext is on disk and decrypts back to the same bytes.
+    #[arg(long)]
+    remove_plaintext: bool,
+}
+
+/// Arguments of `app config show`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ShowArgs {
+    /// The ciphertext file.
+    #[arg(long = "in", value_name = "PATH", default_value = "config.enc")]
+    input: PathBuf,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Print the decrypted bytes unchanged instead of parsing them as JSON.
+    #[arg(long)]
+    raw: bool,
+    /// Refuse a token whose timestamp is older than this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    max_age: Option<u64>,
+}
+
+/// Arguments of `app config rotate-key`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RotateKeyArgs {
+    /// The files encrypted under the current key, to re-encrypt under the new one.
+    #[arg(value_name = "FILE", default_value = "config.enc")]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    key: KeyArgs,
+}
+
+/// Arguments of `app config inspect`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct InspectArgs {
+    /// The ciphertext file.
+    #[arg(long = "in", value_name = "PATH", default_value = "config.enc")]
+    input: PathBuf,
+}
+
+pub(crate) fn run(command: ConfigCommand) -> Result<(), Failure> {
+    match command {
+        ConfigCommand::InitKey(args) => init_key(&args),
+        ConfigCommand::Encrypt(args) => encrypt(&args),
+        ConfigCommand::Show(args) => show(&args),
+        ConfigCommand::RotateKey(args) => rotate_key(&args),
+        ConfigCommand::Inspect(args) => inspect(&args),
+    }
+}
+
+/// Loads the keys for a command. Every command that needs the key goes through here, so a
+/// production mode (the key as the `FERNET_KEY` secret from AWS Secrets Manager, parsed with
+/// `Key::from_secret`) slots in at this one place.
+///
+/// Warns on stderr about a key file that group or others can access, and about an interrupted
+/// rotation (whose `.next` key is then used as well).
+fn load_keys(args: &KeyArgs) -> Result<Keyring, Failure> {
+    let loaded = LoadedKeys::load(&args.key_file).map_err(|e| failure(&e))?;
+    for file in loaded.files() {
+        warn_if_loose(file);
+    }
+    if loaded.rotation_in_progress() {
+        eprintln!(
+            "warning: a key rotation was interrupted ('{}' exists); both keys are used. Run \
+             `app config rotate-key` with the same files to complete it.",
+            crypto::next_key_path(&args.key_file).display()
+        );
+    }
+    Ok(loaded.into_keyring())
+}
+
+fn warn_if_loose(file: &KeyFile) {
+    if let Some(bits) = file.loose_permissions() {
+        let path = file.path().display();
+        eprintln!(
+            "warning: key file '{path}' can be accessed by group or others (permission bits \
+             {bits:03o}); fix: chmod 600 '{path}'"
+        );
+    }
+}
+
+/// Maps a library error to the message the lab prints (or the library's own message).
+fn failure(error: &CryptoError) -> Failure {
+    match error {
+        CryptoError::Decryption => Failure::msg(DECRYPTION_FAILED),
+        CryptoError::CiphertextNotFound { path } => {
+            Failure::msg(format!("Ciphertext file '{}' not found.", path.display()))
+        }
+        other => Failure::from_error(other),
+    }
+}
+
+fn init_key(args: &InitKeyArgs) -> Result<(), Failure> {
+    let key = Key::generate().map_err(|e| failure(&e))?;
+    KeyFile::create_new(&args.key.key_file, &key).map_err(|e| failure(&e))?;
+    println!(
+        "Wrote a new Fernet key to '{}' (mode 0600). Keep it secret and out of version control: \
+         without it, files encrypted under it cannot be read.",
+        args.key.key_file.display()
+    );
+    Ok(())
+}
+
+fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
+    let keys = load_keys(&args.key)?;
+    crypto::encrypt_file(keys.primary(), &args.file, &args.out).map_err(|e| failure(&e))?;
+    println!("Encrypted '{}' to '{}' (mode 0600).", args.file.display(), args.out.display());
+    if args.remove_plaintext {
+        crypto::remove_plaintext_verified(&keys, &args.file, &args.out).map_err(|e| failure(&e))?;
+        println!(
+            "Removed the plaintext '{}' after checking that '{}' decrypts to the same bytes.",
+            args.file.display(),
+            args.out.display()
+        );
+    } else {
+        println!(
+            "The plaintext '{}' is still on disk: delete it (or use --remove-plaintext) so that \
+             only the ciphertext ships.",
+            args.file.display()
+        );
+    }
+    Ok(())
+}
+
+fn show(args: &ShowArgs) -> Result<(), Failure> {
+    let keys = load_keys(&args.key)?;
+    let plaintext = match args.max_age {
+        None => crypto::decrypt_file_to_memory(&keys, &args.input),
+        Some(max_age) => crypto::decrypt_file_with_max_age(&keys, &args.input, max_age),
+    };
+    let plaintext = plaintext.map_err(|e| match (e, args.max_age) {
+        (CryptoError::Decryption, Some(_)) => Failure::msg(
+            "Decryption failed: ciphertext is corrupt, the key is wrong, or it is older than \
+             --max-age.",
+        ),
+        (e, _) => failure(&e),
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    let written = if args.raw {
+        stdout.write_all(&plaintext)
+    } else {
+        let text = pretty_json(&plaintext, &args.input)?;
+        stdout.write_all(text.as_bytes()).and_then(|()| stdout.write_all(b"\n"))
+    };
+    written.and_then(|()| stdout.flush()).map_err(|e| Failure::msg(format!("cannot write: {e}")))
+}
+
+/// Pretty-prints JSON as the lab's `json.dumps(value, indent=2)`: key order kept, 2-space
+/// indent, `", "`/`": "` separators, and non-ASCII characters escaped as `\uXXXX`
+/// (`ensure_ascii`). An error names the position only, never the content.
+fn pretty_json(plaintext: &[u8], path: &Path) -> Result<Zeroizing<String>, Failure> {
+    let value: serde_json::Value = serde_json::from_slice(plaintext).map_err(|e| {
+        let kind = match e.classify() {
+            serde_json::error::Category::Eof => "unexpected end of data",
+            _ => "syntax error",
+        };
+        Failure::msg(format!(
+            "The decrypted configuration in '{}' is not valid JSON: {kind} at line {}, column {}.",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let pretty = Zeroizing::new(
+        serde_json::to_string_pretty(&value)
+            .map_err(|_| Failure::msg("cannot format the configuration as JSON"))?,
+    );
+    let mut out = Zeroizing::new(String::with_capacity(pretty.len()));
+    for c in pretty.chars() {
+        // Outside strings the output is pure ASCII, so escaping every non-ASCII character
+        // (and DEL, which Python escapes too) only touches string contents.
+        if c.is_ascii() && c != '\x7f' {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0u16; 2]) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The test hook for crash-safety tests. In debug builds only, `GLOBO_TEST_CRASH_AT=<step>`
+/// (`next-key`, `file-<n>`, `retired`, `installed`, `done`) aborts the process right after that
+/// rotation step is on disk, as a kill at that instant would. Release builds ignore it.
+fn rotation_observer() -> impl FnMut(&RotationStep) -> ControlFlow<()> {
+    #[cfg(debug_assertions)]
+    let crash_at = std::env::var("GLOBO_TEST_CRASH_AT").ok();
+    move |step| {
+        #[cfg(debug_assertions)]
+        if crash_at.as_deref() == Some(step.name().as_str()) {
+            std::process::abort();
+        }
+        let _ = step;
+        ControlFlow::Continue(())
+    }
+}
+
+fn rotate_key(args: &RotateKeyArgs) -> Result<(), Failure> {
+    // Loading first warns about loose permissions and reports an interrupted rotation.
+    load_keys(&args.key)?;
+    let report = crypto::rotate_key(&args.key.key_file, &args.files, rotation_observer())
+        .map_err(|e| failure(&e))?;
+    if report.resumed {
+        println!("Completed the interrupted key rotation.");
+    }
+    let names: Vec<String> = args.files.iter().map(|p| format!("'{}'", p.display())).collect();
+    println!(
+        "Rotated the key in '{}'; {} file(s) now encrypted under the new key: {}.",
+        args.key.key_file.display(),
+        args.files.len(),
+        names.join(", ")
+    );
+    if let Some(retired) = report.retired_key {
+        println!(
+            "The old key is kept in '{}'. Delete it once no backup or other copy of the old \
+             encrypted files needs it.",
+            retired.display()
+        );
+    }
+    Ok(())
+}
+
+fn inspect(args: &InspectArgs) -> Result<(), Failure> {
+    let info = crypto::inspect_file(&args.input).map_err(|e| failure(&e))?;
+    let range = info.plaintext_len_range();
+    println!("{}: Fernet token, not verified (inspect uses no key)", args.input.display());
+    println!("created: {} (unix {})", info.created_utc(), info.timestamp);
+    println!(
+        "size: {} bytes of ciphertext; plaintext {} to {} bytes",
+        info.ciphertext_len,
+        range.start(),
+        range.end()
+    );
+    Ok(())
 }
