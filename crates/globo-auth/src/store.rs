@@ -214,3 +214,28 @@ impl UserStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn rehash_keeps_an_entry_that_changed_since_it_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+        let password = SecretString::from("alice's password");
+        store.register("alice", &password).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // Another process replaced the hash after we verified the one we read.
+        let stale = phc::hash_password("alice's password", Profile::TestOnlyInsecure).unwrap();
+        assert!(!store.rehash("alice", &stale, &password).unwrap());
+        assert!(!store.rehash("bob", &stale, &password).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // With the entry unchanged, it is replaced.
+        let current = store.read().unwrap()["alice"].as_str().unwrap().to_owned();
+        assert!(store.rehash("alice", &current, &password).unwrap());
+        assert_ne!(std::fs::read(&path).unwrap(), before);
+    }
+}

@@ -1,0 +1,142 @@
+//! Interoperability with the lab's real libraries: argon2-cffi and passlib, both ways, and the
+//! lab's users-file format.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use globo_auth::{AuthError, Profile, UserStore, hash_password, verify_password};
+use globo_testkit::Python;
+use secrecy::SecretString;
+
+const PASSWORDS: [&str; 3] =
+    ["correct horse battery staple", "pässwörd-ünïcode-🔑-тест", "trailing space and NUL \0 "];
+
+fn peers() -> Option<Python> {
+    globo_testkit::python(&["argon2", "passlib"])
+}
+
+/// Verifies `hash` against stdin's password with argon2-cffi and passlib; prints two booleans.
+const PY_VERIFY: &str = r#"
+import sys, argon2, argon2.exceptions
+from passlib.hash import argon2 as passlib_argon2
+password = sys.stdin.buffer.read().decode("utf-8")
+hash = sys.argv[1]
+try:
+    cffi = argon2.PasswordHasher().verify(hash, password)
+except argon2.exceptions.VerifyMismatchError:
+    cffi = False
+print(cffi, passlib_argon2.verify(password, hash))
+"#;
+
+#[test]
+fn hashes_made_by_globo_verify_in_argon2_cffi_and_passlib() {
+    let Some(python) = peers() else { return };
+    for profile in Profile::ALL {
+        for password in PASSWORDS {
+            let hash = hash_password(password, profile).unwrap();
+            let params = profile.params();
+            assert!(hash.starts_with(&format!(
+                "$argon2id$v=19$m={},t={},p={}$",
+                params.memory_kib(),
+                params.iterations(),
+                params.lanes()
+            )));
+            let out = python.run_ok(PY_VERIFY, &[&hash], password.as_bytes());
+            assert_eq!(String::from_utf8(out).unwrap().trim(), "True True", "{profile} {hash}");
+            let wrong = format!("{password}x");
+            let out = python.run_ok(PY_VERIFY, &[&hash], wrong.as_bytes());
+            assert_eq!(String::from_utf8(out).unwrap().trim(), "False False", "{profile}");
+        }
+    }
+}
+
+/// Prints hashes of stdin's password made by the Python libraries, one per line.
+const PY_HASH: &str = r#"
+import sys, argon2
+from argon2.low_level import hash_secret, Type
+from argon2 import profiles
+from passlib.hash import argon2 as passlib_argon2
+password = sys.stdin.buffer.read().decode("utf-8")
+pw = password.encode("utf-8")
+print(passlib_argon2.hash(password))                                        # the lab's call
+print(argon2.PasswordHasher().hash(password))                               # argon2-cffi default
+print(argon2.PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY).hash(password))
+print(argon2.PasswordHasher.from_parameters(profiles.CHEAPEST).hash(password))  # 4-byte tag
+print(argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1).hash(password))
+print(passlib_argon2.using(type="i", memory_cost=512, rounds=2, parallelism=2).hash(password))
+print(passlib_argon2.using(type="d", memory_cost=512, rounds=2, parallelism=2).hash(password))
+print(hash_secret(pw, b"somesaltsomesalt", 2, 256, 2, 32, Type.I, version=16).decode())
+print(hash_secret(pw, b"somesalt", 1, 64, 1, 16, Type.ID).decode())
+"#;
+
+#[test]
+fn hashes_made_by_argon2_cffi_and_passlib_verify_in_globo() {
+    let Some(python) = peers() else { return };
+    for password in PASSWORDS {
+        let out = python.run_ok(PY_HASH, &[], password.as_bytes());
+        let hashes: Vec<String> =
+            String::from_utf8(out).unwrap().lines().map(str::to_owned).collect();
+        assert_eq!(hashes.len(), 9);
+        for hash in &hashes {
+            verify_password(password, hash).unwrap_or_else(|e| panic!("{hash}: {e}"));
+            assert!(matches!(
+                verify_password(format!("{password}x"), hash),
+                Err(AuthError::InvalidCredentials)
+            ));
+        }
+        assert!(hashes[7].starts_with("$argon2i$v=16$"));
+    }
+}
+
+/// Writes a users file the way the lab does (`json.dump` of passlib hashes).
+const PY_LAB_REGISTER: &str = r#"
+import json, sys
+from passlib.hash import argon2
+users = {}
+for line in sys.stdin.read().splitlines():
+    name, password = line.split(":", 1)
+    users[name] = argon2.hash(password)
+with open(sys.argv[1], "w") as f:
+    json.dump(users, f)
+"#;
+
+/// Checks a users file the way the lab does; prints one boolean per `name:password` line.
+const PY_LAB_VERIFY: &str = r#"
+import json, sys
+from passlib.hash import argon2
+users = json.load(open(sys.argv[1]))
+for line in sys.stdin.read().splitlines():
+    name, password = line.split(":", 1)
+    print(argon2.verify(password, users[name]))
+"#;
+
+#[test]
+fn users_files_move_between_the_lab_and_globo() {
+    let Some(python) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    let path_arg = path.to_str().unwrap();
+
+    // The lab registers; globo verifies, with no rehash (same parameters).
+    python.run_ok(
+        PY_LAB_REGISTER,
+        &[path_arg],
+        "alice:wonderland rabbit\nbob:builder-of-things".as_bytes(),
+    );
+    let store = UserStore::new(&path);
+    let verified = store.verify("alice", &SecretString::from("wonderland rabbit")).unwrap();
+    assert!(!verified.rehashed(), "lab hashes use the default profile's parameters");
+    store.verify("bob", &SecretString::from("builder-of-things")).unwrap();
+    assert!(matches!(
+        store.verify("bob", &SecretString::from("wonderland rabbit")),
+        Err(AuthError::InvalidCredentials)
+    ));
+
+    // globo registers into the same file; the lab verifies everyone.
+    store.register("carol", &SecretString::from("carol's long passphrase")).unwrap();
+    let out = python.run_ok(
+        PY_LAB_VERIFY,
+        &[path_arg],
+        "alice:wonderland rabbit\nbob:builder-of-things\ncarol:carol's long passphrase\ncarol:wrong"
+            .as_bytes(),
+    );
+    assert_eq!(String::from_utf8(out).unwrap(), "True\nTrue\nTrue\nFalse\n");
+}
