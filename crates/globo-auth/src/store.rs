@@ -29,7 +29,6 @@ pub struct UserStore {
 
 /// A successful verification.
 #[derive(Debug)]
-#[must_use]
 pub struct Verified {
     rehashed: bool,
     rehash_error: Option<AuthError>,
