@@ -1,0 +1,99 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Files: encryption to disk, decryption to memory, plaintext removal after verification.
+
+use globo_crypto::{
+    CryptoError, Key, decrypt_file_to_memory, encrypt, encrypt_file, read_token_file,
+    remove_plaintext_verified,
+};
+
+#[test]
+fn encrypt_then_decrypt_to_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::generate().unwrap();
+    let plain = dir.path().join("config.json");
+    let enc = dir.path().join("config.enc");
+    std::fs::write(&plain, b"{\"a\": 1}").unwrap();
+    encrypt_file(&key, &plain, &enc).unwrap();
+    assert_eq!(decrypt_file_to_memory(&key, &enc).unwrap().as_slice(), b"{\"a\": 1}");
+    assert_eq!(std::fs::read(&plain).unwrap(), b"{\"a\": 1}", "plaintext left in place");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&enc).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // Replacing an existing ciphertext is atomic: no temporary file is left behind.
+    std::fs::write(&plain, b"[]").unwrap();
+    encrypt_file(&key, &plain, &enc).unwrap();
+    assert_eq!(decrypt_file_to_memory(&key, &enc).unwrap().as_slice(), b"[]");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn missing_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::generate().unwrap();
+    let err = decrypt_file_to_memory(&key, &dir.path().join("config.enc")).unwrap_err();
+    assert!(matches!(err, CryptoError::CiphertextNotFound { .. }));
+    assert!(err.to_string().contains("config.enc"));
+    let err = encrypt_file(&key, &dir.path().join("nope.json"), &dir.path().join("o")).unwrap_err();
+    assert!(matches!(err, CryptoError::PlaintextNotFound { .. }));
+}
+
+#[test]
+fn refuses_to_overwrite_its_own_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::generate().unwrap();
+    let plain = dir.path().join("config.json");
+    std::fs::write(&plain, b"{}").unwrap();
+    let same = dir.path().join(".").join("config.json");
+    assert!(matches!(encrypt_file(&key, &plain, &same), Err(CryptoError::SameFile { .. })));
+    assert_eq!(std::fs::read(&plain).unwrap(), b"{}");
+}
+
+/// One trailing newline in the file is accepted (what an editor adds); anything more is not.
+#[test]
+fn token_file_newline_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::generate().unwrap();
+    let token = encrypt(&key, b"x").unwrap();
+    let path = dir.path().join("config.enc");
+    std::fs::write(&path, format!("{token}\n")).unwrap();
+    assert_eq!(read_token_file(&path).unwrap(), token);
+    assert_eq!(decrypt_file_to_memory(&key, &path).unwrap().as_slice(), b"x");
+    for bad in
+        [format!("{token}\n\n"), format!("{token}\r\n"), format!("{token} "), format!("\n{token}")]
+    {
+        std::fs::write(&path, bad).unwrap();
+        assert!(matches!(decrypt_file_to_memory(&key, &path), Err(CryptoError::Decryption)));
+    }
+    std::fs::write(&path, [0xffu8, 0x00]).unwrap();
+    assert!(matches!(decrypt_file_to_memory(&key, &path), Err(CryptoError::Decryption)));
+}
+
+#[test]
+fn plaintext_removed_only_after_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::generate().unwrap();
+    let plain = dir.path().join("config.json");
+    let enc = dir.path().join("config.enc");
+    std::fs::write(&plain, b"{\"v\": 1}").unwrap();
+    encrypt_file(&key, &plain, &enc).unwrap();
+
+    // The plaintext changed after encryption: kept.
+    std::fs::write(&plain, b"{\"v\": 2}").unwrap();
+    let err = remove_plaintext_verified(&key, &plain, &enc).unwrap_err();
+    assert!(matches!(err, CryptoError::VerificationFailed { .. }));
+    assert!(plain.exists());
+
+    // The ciphertext does not decrypt with this key: kept.
+    let other = Key::generate().unwrap();
+    encrypt_file(&other, &plain, &enc).unwrap();
+    assert!(remove_plaintext_verified(&key, &plain, &enc).is_err());
+    assert!(plain.exists());
+
+    // Matches: removed, ciphertext intact.
+    encrypt_file(&key, &plain, &enc).unwrap();
+    remove_plaintext_verified(&key, &plain, &enc).unwrap();
+    assert!(!plain.exists());
+    assert_eq!(decrypt_file_to_memory(&key, &enc).unwrap().as_slice(), b"{\"v\": 2}");
+}

@@ -1,0 +1,151 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Crash safety of key rotation: the rotation is stopped after every step (the observer's
+//! Break leaves exactly what a kill at that instant would), then every file must decrypt with
+//! the key files on disk, and running the rotation again must complete it.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use globo_crypto::{
+    CryptoError, Key, KeyFile, LoadedKeys, RotationStep, decrypt_file_to_memory, encrypt_file,
+    next_key_path, rotate_key,
+};
+
+struct Setup {
+    dir: tempfile::TempDir,
+    key_path: PathBuf,
+    files: Vec<(PathBuf, Vec<u8>)>,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("secret.key");
+    let key = Key::generate().unwrap();
+    KeyFile::create_new(&key_path, &key).unwrap();
+    let mut files = Vec::new();
+    for (i, content) in [&b"{\"a\": 1}"[..], b"second", b""].iter().enumerate() {
+        let plain = dir.path().join(format!("p{i}"));
+        let enc = dir.path().join(format!("f{i}.enc"));
+        std::fs::write(&plain, content).unwrap();
+        encrypt_file(&key, &plain, &enc).unwrap();
+        std::fs::remove_file(&plain).unwrap();
+        files.push((enc, content.to_vec()));
+    }
+    Setup { dir, key_path, files }
+}
+
+fn paths(s: &Setup) -> Vec<PathBuf> {
+    s.files.iter().map(|(p, _)| p.clone()).collect()
+}
+
+/// Every file decrypts with the keys on disk, as any command loads them.
+fn assert_all_readable(s: &Setup) {
+    let keys = LoadedKeys::load(&s.key_path).unwrap();
+    for (path, content) in &s.files {
+        let plain = decrypt_file_to_memory(keys.keyring(), path).unwrap();
+        assert_eq!(plain.as_slice(), content.as_slice(), "{}", path.display());
+    }
+}
+
+fn retired_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("secret.key.retired-"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn uninterrupted_rotation() {
+    let s = setup();
+    let old = Key::from_file(&s.key_path).unwrap();
+    let mut seen = Vec::new();
+    let report = rotate_key(&s.key_path, &paths(&s), |step| {
+        seen.push(step.name());
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(seen, ["next-key", "file-1", "file-2", "file-3", "retired", "installed", "done"]);
+    assert!(!report.resumed);
+    assert_eq!(report.reencrypted.len(), 3);
+    let new = Key::from_file(&s.key_path).unwrap();
+    assert!(!new.same_as(&old));
+    assert!(!next_key_path(&s.key_path).exists());
+    for (path, content) in &s.files {
+        assert_eq!(decrypt_file_to_memory(&new, path).unwrap().as_slice(), content.as_slice());
+        assert!(decrypt_file_to_memory(&old, path).is_err());
+    }
+    let retired = retired_files(s.dir.path());
+    assert_eq!(retired, vec![report.retired_key.clone().unwrap()]);
+    assert!(Key::from_file(&retired[0]).unwrap().same_as(&old));
+}
+
+#[test]
+fn interrupted_after_each_step_stays_readable_and_completes_on_rerun() {
+    let steps = ["next-key", "file-1", "file-2", "file-3", "retired", "installed", "done"];
+    for stop_at in steps {
+        let s = setup();
+        let old = Key::from_file(&s.key_path).unwrap();
+        let err = rotate_key(&s.key_path, &paths(&s), |step| {
+            if step.name() == stop_at { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })
+        .unwrap_err();
+        assert!(matches!(err, CryptoError::RotationInterrupted { ref step } if step == stop_at));
+        assert_all_readable(&s);
+
+        let report = rotate_key(&s.key_path, &paths(&s), |_| ControlFlow::Continue(())).unwrap();
+        assert_eq!(report.resumed, stop_at != "done", "{stop_at}");
+        assert!(!next_key_path(&s.key_path).exists(), "{stop_at}");
+        let new = Key::from_file(&s.key_path).unwrap();
+        // A rerun after "done" is a second, complete rotation: still a new key.
+        assert!(!new.same_as(&old), "{stop_at}");
+        for (path, content) in &s.files {
+            let plain = decrypt_file_to_memory(&new, path).unwrap();
+            assert_eq!(plain.as_slice(), content.as_slice(), "{stop_at}");
+        }
+        // The old key was retired exactly once (a second rotation after "done" retires the
+        // intermediate key too).
+        let retired = retired_files(s.dir.path());
+        let expected = if stop_at == "done" { 2 } else { 1 };
+        assert_eq!(retired.len(), expected, "{stop_at}: {retired:?}");
+        assert!(retired.iter().any(|p| Key::from_file(p).unwrap().same_as(&old)), "{stop_at}");
+    }
+}
+
+#[test]
+fn undecryptable_file_stops_before_any_change() {
+    let s = setup();
+    let stranger = s.dir.path().join("other.enc");
+    let plain = s.dir.path().join("o");
+    std::fs::write(&plain, b"x").unwrap();
+    encrypt_file(&Key::generate().unwrap(), &plain, &stranger).unwrap();
+    let before = std::fs::read(&s.key_path).unwrap();
+    let mut files = paths(&s);
+    files.push(stranger.clone());
+    let err = rotate_key(&s.key_path, &files, |_| ControlFlow::Continue(())).unwrap_err();
+    assert!(matches!(err, CryptoError::RotationUndecryptable { ref path } if *path == stranger));
+    assert_eq!(std::fs::read(&s.key_path).unwrap(), before);
+    assert!(!next_key_path(&s.key_path).exists());
+    assert!(retired_files(s.dir.path()).is_empty());
+
+    let missing = s.dir.path().join("missing.enc");
+    let err = rotate_key(&s.key_path, &[missing], |_| ControlFlow::Continue(())).unwrap_err();
+    assert!(matches!(err, CryptoError::CiphertextNotFound { .. }));
+    assert!(!next_key_path(&s.key_path).exists());
+}
+
+#[test]
+fn loaded_keys_during_rotation_use_the_next_key_first() {
+    let s = setup();
+    let _ = rotate_key(&s.key_path, &paths(&s), |step| match step {
+        RotationStep::FileReencrypted { index: 1, .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    });
+    let keys = LoadedKeys::load(&s.key_path).unwrap();
+    assert!(keys.rotation_in_progress());
+    let next = Key::from_file(&next_key_path(&s.key_path)).unwrap();
+    assert!(keys.keyring().primary().same_as(&next));
+    assert_eq!(keys.files().len(), 2);
+}
