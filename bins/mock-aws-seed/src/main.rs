@@ -1,2 +1,53 @@
-//! mock-aws-seed (work in progress).
-fn main() {}
+//! `mock-aws-seed`: creates the `seed_secrets` of the lab's configuration in AWS Secrets
+//! Manager (usually the local emulator), idempotently: `created NAME`, `unchanged NAME` or
+//! `updated NAME` for each. Endpoint, region and credentials come from the standard AWS
+//! settings (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_PROFILE`, ...).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use globo::secrets::{AwsProvider, seed};
+
+/// Seed the lab's secrets into AWS Secrets Manager (or the emulator).
+#[derive(Debug, Parser)]
+#[command(name = "mock-aws-seed", version, about)]
+struct Cli {
+    /// The plaintext configuration JSON holding `seed_secrets`.
+    #[arg(long, default_value = "config.json")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let mut message = format!("mock-aws-seed: {error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                message.push_str(&format!("\n  caused by: {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
+    let config = std::fs::read(&cli.config)
+        .map_err(|e| format!("cannot read '{}': {e}", cli.config.display()))?;
+    let entries = seed::seed_entries(&config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let provider = AwsProvider::from_env().await?;
+        for (name, value) in &entries {
+            let outcome = seed::create_or_update(&provider, name, value).await?;
+            println!("{} {name}", outcome.as_str());
+        }
+        Ok(())
+    })
+}

@@ -221,6 +221,15 @@ impl Emulator {
         }
     }
 
+    /// The exit status if the emulator has exited by itself (it is reaped then), else `None`.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten());
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
     /// Kills the emulator and reaps it (what dropping it does).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -259,13 +259,13 @@ impl AwsProvider {
                 unavailable("no answer within the timeout; is the endpoint up?", Box::new(error))
             }
             SdkError::DispatchFailure(dispatch) if dispatch.is_user() || dispatch.is_other() => {
-                let reason = match dispatch.as_other() {
-                    Some(_) => "the request could not be sent".to_owned(),
-                    None => "the request could not be sent (no credentials? set AWS_PROFILE or \
-                             AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use a role)"
-                        .to_owned(),
-                };
-                SecretsError::Backend { name, reason, source: Box::new(error) }
+                SecretsError::Backend {
+                    name,
+                    reason: "the request could not be sent: are credentials configured? (set \
+                             AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use a role)"
+                        .into(),
+                    source: Box::new(error),
+                }
             }
             SdkError::DispatchFailure(_) => {
                 unavailable("endpoint unreachable or not answering", Box::new(error))

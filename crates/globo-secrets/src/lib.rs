@@ -66,5 +66,8 @@ pub use memory::InMemoryProvider;
 pub use provider::SecretsProvider;
 pub use value::SecretValue;
 
-/// The AWS configuration types callers need to build an [`AwsProvider`] by hand.
+/// The AWS configuration types callers need to build an [`AwsProvider`] by hand (see
+/// [`aws_config_loader`]).
 pub use aws_config::SdkConfig;
+/// Static credentials and regions, for building an [`SdkConfig`] by hand.
+pub use aws_sdk_secretsmanager::config::{Credentials, Region};

@@ -1,0 +1,143 @@
+//! The local provider and the factory's mode resolution, with injected environments only.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use globo_secrets::{
+    Environment, LocalProvider, Mode, SecretValue, SecretsError, SecretsProvider, provider_for,
+    resolve_mode,
+};
+use secrecy::ExposeSecret;
+
+fn env_file(dir: &Path, content: &str) -> PathBuf {
+    let path = dir.join(".env");
+    globo_fs::write_atomic(&path, content.as_bytes()).unwrap();
+    path
+}
+
+const LAB_ENV: &str = "# Local development secrets\nAPP_MODE=local\n\
+    PAYMENT_GATEWAY_API_KEY=local-dev-payment-key-123456\n\
+    EMAIL_SERVICE_API_KEY=\"quoted value # not a comment\"\n\
+    export FERNET_KEY='single'\n";
+
+#[tokio::test]
+async fn reads_dotenv_values_like_python_dotenv() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider =
+        LocalProvider::new(env_file(dir.path(), LAB_ENV), &Environment::empty()).unwrap();
+    let key = provider.get("PAYMENT_GATEWAY_API_KEY").await.unwrap();
+    assert_eq!(key.expose_secret(), "local-dev-payment-key-123456");
+    let email = provider.get("EMAIL_SERVICE_API_KEY").await.unwrap();
+    assert_eq!(email.expose_secret(), "quoted value # not a comment");
+    assert_eq!(provider.get("FERNET_KEY").await.unwrap().expose_secret(), "single");
+}
+
+#[tokio::test]
+async fn the_environment_wins_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Environment::from_pairs([("PAYMENT_GATEWAY_API_KEY", "from-docker")]);
+    let provider = LocalProvider::new(env_file(dir.path(), LAB_ENV), &env).unwrap();
+    let key = provider.get("PAYMENT_GATEWAY_API_KEY").await.unwrap();
+    assert_eq!(key.expose_secret(), "from-docker");
+    // And the process environment was not touched by reading the file.
+    assert!(std::env::var_os("EMAIL_SERVICE_API_KEY").is_none());
+}
+
+#[tokio::test]
+async fn a_missing_dotenv_is_fine_and_a_missing_secret_has_the_labs_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Environment::from_pairs([("ONLY_IN_ENV", "v")]);
+    let provider = LocalProvider::new(dir.path().join("no.env"), &env).unwrap();
+    assert_eq!(provider.get("ONLY_IN_ENV").await.unwrap().expose_secret(), "v");
+    let error = provider.get("PAYMENT_GATEWAY_API_KEY").await.unwrap_err();
+    assert!(error.is_not_found());
+    assert_eq!(
+        error.to_string(),
+        "Secret 'PAYMENT_GATEWAY_API_KEY' not found in environment. Add it to your .env file or \
+         switch to prod mode."
+    );
+}
+
+#[tokio::test]
+async fn an_empty_variable_counts_as_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider =
+        LocalProvider::new(env_file(dir.path(), "EMPTY=\n"), &Environment::empty()).unwrap();
+    assert!(matches!(provider.get("EMPTY").await, Err(SecretsError::NotFoundLocal { .. })));
+}
+
+#[test]
+fn a_malformed_line_names_the_file_and_line_but_not_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = env_file(dir.path(), "GOOD=1\n# comment\n\nBAD LINE hunter2-secret\nLATER=2\n");
+    let error = LocalProvider::new(&path, &Environment::empty()).unwrap_err();
+    assert!(matches!(error, SecretsError::MalformedEnvFile { line: 4, .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("line 4"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(!format!("{error:?}").contains("hunter2"));
+}
+
+#[tokio::test]
+async fn invalid_names_are_rejected() {
+    let provider = LocalProvider::new("/nonexistent/.env", &Environment::empty()).unwrap();
+    for name in ["", "A=B", "WITH SPACE", "NUL\0"] {
+        let error = provider.get(name).await.unwrap_err();
+        assert!(matches!(error, SecretsError::InvalidName { .. }), "{name:?}: {error:?}");
+    }
+}
+
+#[test]
+fn debug_output_is_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Environment::from_pairs([("TOKEN", "tok-value-123")]);
+    let provider = LocalProvider::new(env_file(dir.path(), LAB_ENV), &env).unwrap();
+    for text in [format!("{provider:?}"), format!("{env:?}")] {
+        assert!(!text.contains("tok-value-123"), "{text}");
+        assert!(!text.contains("local-dev-payment-key"), "{text}");
+    }
+    let value = SecretValue::from("tok-value-123");
+    assert_eq!(format!("{value:?}"), "SecretValue::Text([REDACTED])");
+}
+
+#[test]
+fn mode_resolution_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_file = dir.path().join("missing.env");
+    let prod_file = env_file(dir.path(), "APP_MODE=prod\n");
+    let empty = Environment::empty();
+    let env_local = Environment::from_pairs([("APP_MODE", "local")]);
+    // Default.
+    assert_eq!(resolve_mode(None, &no_file, &empty).unwrap(), Mode::Local);
+    // .env.
+    assert_eq!(resolve_mode(None, &prod_file, &empty).unwrap(), Mode::Prod);
+    // The environment over .env.
+    assert_eq!(resolve_mode(None, &prod_file, &env_local).unwrap(), Mode::Local);
+    // Explicit over everything.
+    assert_eq!(resolve_mode(Some(Mode::Prod), &no_file, &env_local).unwrap(), Mode::Prod);
+}
+
+#[tokio::test]
+async fn an_unknown_mode_is_an_error_not_a_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = env_file(dir.path(), "APP_MODE=prd\nPAYMENT_GATEWAY_API_KEY=dev\n");
+    let error = provider_for(None, &path, &Environment::empty()).await.unwrap_err();
+    assert!(matches!(error, SecretsError::Config(_)));
+    assert_eq!(
+        error.to_string(),
+        "malformed configuration: unknown mode 'prd': use 'local' or 'prod'"
+    );
+    let env = Environment::from_pairs([("APP_MODE", "Production")]);
+    assert!(provider_for(None, &dir.path().join("none"), &env).await.is_err());
+    assert!("PROD".parse::<Mode>().is_err());
+}
+
+#[tokio::test]
+async fn the_factory_builds_a_local_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = env_file(dir.path(), LAB_ENV);
+    let provider = provider_for(None, &path, &Environment::empty()).await.unwrap();
+    let key = provider.get("PAYMENT_GATEWAY_API_KEY").await.unwrap();
+    assert_eq!(key.expose_secret(), "local-dev-payment-key-123456");
+}
