@@ -1,12 +1,44 @@
-//! `app register` and `app verify`.
+//! `app register` and `app verify` (alias `login`).
+
+use std::io::{BufRead as _, IsTerminal as _, Read as _};
+use std::path::PathBuf;
+
+use globo::auth::{AuthError, Profile, UserStore};
+use secrecy::zeroize::Zeroizing;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::failure::Failure;
+
+/// The longest password line read from stdin, in bytes (1024 code points of 4 bytes, plus the
+/// line end); longer input is refused rather than truncated.
+const MAX_STDIN_PASSWORD_BYTES: u64 = 4 * 1024 + 2;
+
+/// Options shared by `register` and `verify`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StoreArgs {
+    /// Read the password from one line of standard input instead of a no-echo prompt.
+    #[arg(long)]
+    password_stdin: bool,
+
+    /// The users file (a JSON object mapping usernames to Argon2 hashes).
+    #[arg(long, value_name = "PATH", default_value = "users.json")]
+    users_file: PathBuf,
+
+    /// Argon2id parameters for new hashes, and the policy older hashes are upgraded to on
+    /// login: rfc9106-low-memory (m=64 MiB, t=3, p=4; the lab's), owasp-min (m=19 MiB, t=2,
+    /// p=1), or test-only-insecure (for test suites only).
+    #[arg(long, env = "GLOBO_PASSWORD_PROFILE", default_value = "rfc9106-low-memory")]
+    profile: Profile,
+}
 
 /// Arguments of `app register`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RegisterArgs {
     /// The new user's name.
     username: String,
+
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// Arguments of `app verify`.
@@ -14,12 +46,90 @@ pub(crate) struct RegisterArgs {
 pub(crate) struct VerifyArgs {
     /// The user's name.
     username: String,
+
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
-pub(crate) fn register(_args: RegisterArgs) -> Result<(), Failure> {
-    Err(Failure::msg("register: not built yet"))
+impl StoreArgs {
+    fn store(&self) -> UserStore {
+        UserStore::new(&self.users_file).with_profile(self.profile)
+    }
 }
 
-pub(crate) fn verify(_args: VerifyArgs) -> Result<(), Failure> {
-    Err(Failure::msg("verify: not built yet"))
+/// Reads the password: one stdin line with `--password-stdin`, else a no-echo prompt.
+fn read_password(args: &StoreArgs, confirm: bool) -> Result<SecretString, Failure> {
+    if args.password_stdin {
+        return read_password_line();
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::msg(
+            "Standard input is not a terminal: pass --password-stdin to read the password from \
+             it (one line), or run the command in a terminal to be prompted.",
+        ));
+    }
+    let prompt = |text: &str| {
+        rpassword::prompt_password(text)
+            .map(SecretString::from)
+            .map_err(|e| Failure::msg(format!("Cannot read the password from the terminal: {e}")))
+    };
+    let password = prompt("Password: ")?;
+    if confirm {
+        let again = prompt("Confirm password: ")?;
+        if password.expose_secret() != again.expose_secret() {
+            return Err(Failure::msg("Passwords do not match."));
+        }
+    }
+    Ok(password)
+}
+
+fn read_password_line() -> Result<SecretString, Failure> {
+    // Room for the whole bounded line up front, so no reallocation leaves an unzeroed copy.
+    let mut line = Zeroizing::new(String::with_capacity(MAX_STDIN_PASSWORD_BYTES as usize + 1));
+    std::io::stdin()
+        .lock()
+        .take(MAX_STDIN_PASSWORD_BYTES + 1)
+        .read_line(&mut line)
+        .map_err(|e| Failure::msg(format!("Cannot read the password from standard input: {e}")))?;
+    if line.len() as u64 > MAX_STDIN_PASSWORD_BYTES {
+        return Err(Failure::from_error(&AuthError::PasswordTooLong {
+            max: globo::auth::MAX_PASSWORD_CHARS,
+        }));
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    Ok(SecretString::from(password))
+}
+
+/// The lab's messages for the outcomes users see; everything else with its causes.
+fn failure(error: &AuthError) -> Failure {
+    match error {
+        AuthError::InvalidCredentials => Failure::msg("Invalid username or password."),
+        AuthError::UserExists { username } => {
+            Failure::msg(format!("User '{username}' already exists."))
+        }
+        other => Failure::from_error(other),
+    }
+}
+
+pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
+    let password = read_password(&args.store, true)?;
+    args.store.store().register(&args.username, &password).map_err(|e| failure(&e))?;
+    println!("User '{}' registered.", args.username);
+    Ok(())
+}
+
+pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
+    let password = read_password(&args.store, false)?;
+    let verified = args.store.store().verify(&args.username, &password).map_err(|e| failure(&e))?;
+    println!("Password verified for '{}'.", args.username);
+    if let Some(error) = verified.rehash_error() {
+        eprintln!("warning: the stored hash is obsolete but could not be upgraded: {error}");
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            eprintln!("  caused by: {cause}");
+            source = cause.source();
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,165 @@
+//! `app register` / `app verify` (alias `login`), run as the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+const APP: &str = env!("CARGO_BIN_EXE_app");
+
+/// Starts `app <args>` in `dir` with the cheap test profile, feeding `stdin`.
+fn spawn(dir: &Path, args: &[&str], stdin: &str) -> Child {
+    let mut child = Command::new(APP)
+        .args(args)
+        .current_dir(dir)
+        .env("GLOBO_PASSWORD_PROFILE", "test-only-insecure")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+}
+
+fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    spawn(dir, args, stdin).wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+fn users(dir: &Path) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(dir.join("users.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn register_verify_and_login_print_the_labs_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(d, &["register", "alice", "--password-stdin"], "a fine passphrase\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "User 'alice' registered.\n");
+    assert!(users(d)["alice"].as_str().unwrap().starts_with("$argon2id$v=19$m=8,t=1,p=1$"));
+
+    let out = run(d, &["register", "alice", "--password-stdin"], "another passphrase\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "User 'alice' already exists.\n");
+    assert_eq!(text(&out.stdout), "");
+
+    for command in ["verify", "login"] {
+        let out = run(d, &[command, "alice", "--password-stdin"], "a fine passphrase\n");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "Password verified for 'alice'.\n");
+    }
+}
+
+#[test]
+fn wrong_password_and_unknown_user_get_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        run(d, &["register", "alice", "--password-stdin"], "a fine passphrase\n").status.success()
+    );
+    let wrong = run(d, &["verify", "alice", "--password-stdin"], "not the passphrase\n");
+    let unknown = run(d, &["verify", "bob", "--password-stdin"], "a fine passphrase\n");
+    for out in [&wrong, &unknown] {
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(text(&out.stderr), "Invalid username or password.\n");
+        assert_eq!(text(&out.stdout), "");
+    }
+}
+
+#[test]
+fn rejected_passwords_are_explained_without_being_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (password, expected) in
+        [("abc12", "too short"), ("Password123", "too common"), ("iloveyou1", "too common")]
+    {
+        let out = run(d, &["register", "bob", "--password-stdin"], &format!("{password}\n"));
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!stderr.to_lowercase().contains(&password.to_lowercase()), "{stderr}");
+    }
+    assert!(!d.join("users.json").exists());
+}
+
+#[test]
+fn without_a_terminal_the_password_must_come_from_password_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["register", "alice"], "a fine passphrase\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--password-stdin"), "{}", text(&out.stderr));
+    assert!(!dir.path().join("users.json").exists());
+}
+
+#[test]
+fn users_file_and_profile_options_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(
+        d,
+        &[
+            "register",
+            "carol",
+            "--password-stdin",
+            "--users-file",
+            "other.json",
+            "--profile",
+            "owasp-min",
+        ],
+        "carol's passphrase\r\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("other.json")).unwrap()).unwrap();
+    assert!(file["carol"].as_str().unwrap().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    // The line end (\r\n) is not part of the password.
+    let out = run(
+        d,
+        &["verify", "carol", "--password-stdin", "--users-file", "other.json"],
+        "carol's passphrase\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(d, &["verify", "carol", "--password-stdin", "--profile", "fast"], "x\n");
+    assert_eq!(out.status.code(), Some(2), "clap rejects an unknown profile");
+}
+
+#[test]
+fn a_corrupt_users_file_is_reported_with_its_path_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("users.json"), b"{not json").unwrap();
+    let out = run(d, &["register", "alice", "--password-stdin"], "a fine passphrase\n");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("users.json") && stderr.contains("caused by"), "{stderr}");
+    assert_eq!(std::fs::read(d.join("users.json")).unwrap(), b"{not json");
+}
+
+#[test]
+fn thirty_two_concurrent_registrations_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let children: Vec<Child> = (0..32)
+        .map(|i| {
+            spawn(
+                d,
+                &["register", &format!("user{i:02}"), "--password-stdin"],
+                "a shared passphrase\n",
+            )
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let users = users(d);
+    assert_eq!(users.len(), 32);
+    for i in 0..32 {
+        assert!(users.contains_key(&format!("user{i:02}")));
+    }
+}
