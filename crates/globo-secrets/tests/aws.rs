@@ -1,0 +1,299 @@
+//! The AWS provider against a real moto server (started per test on a free loopback port),
+//! and against two fake endpoints: one that answers with AWS error codes moto cannot produce
+//! (access denied, KMS failure, throttling) and one that never answers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::primitives::Blob;
+use globo_emulator::{Emulator, Options};
+use globo_secrets::seed::{self, SeedOutcome};
+use globo_secrets::{
+    AwsProvider, CacheConfig, CachingProvider, Credentials, Region, SdkConfig, SecretValue,
+    SecretsError, SecretsProvider, VersionSelector, aws_config_loader,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+/// A fresh emulator, or `None` (test skipped; a failure when CI=true).
+fn moto() -> Option<Emulator> {
+    match Emulator::start(Options::default()) {
+        Ok(emulator) => Some(emulator),
+        Err(error) => {
+            globo_testkit::missing(&format!("the moto emulator ({error})"));
+            None
+        }
+    }
+}
+
+/// The standard chain with the emulator's endpoint and test credentials set explicitly (the
+/// process environment is not touched).
+async fn config_for(endpoint: &str) -> SdkConfig {
+    aws_config_loader()
+        .await
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "globo-tests"))
+        .load()
+        .await
+}
+
+async fn provider_for(endpoint: &str) -> AwsProvider {
+    AwsProvider::from_sdk_config(&config_for(endpoint).await).unwrap()
+}
+
+#[tokio::test]
+async fn reads_text_binary_and_selected_versions() {
+    let Some(moto) = moto() else { return };
+    let provider = provider_for(&moto.endpoint_url()).await;
+    assert_eq!(provider.endpoint(), moto.endpoint_url());
+    let client = provider.client();
+    client
+        .create_secret()
+        .name("PAYMENT_GATEWAY_API_KEY")
+        .secret_string("prod-payment-key-9f8e7d6c5b4a3210")
+        .send()
+        .await
+        .unwrap();
+    let binary = vec![0u8, 1, 2, 254, 255];
+    client
+        .create_secret()
+        .name("TLS_KEY")
+        .secret_binary(Blob::new(binary.clone()))
+        .send()
+        .await
+        .unwrap();
+
+    // Text.
+    let key = provider.get("PAYMENT_GATEWAY_API_KEY").await.unwrap();
+    assert_eq!(key.expose_secret(), "prod-payment-key-9f8e7d6c5b4a3210");
+    // Binary: not text, but available as a value and as bytes.
+    let error = provider.get("TLS_KEY").await.unwrap_err();
+    assert!(matches!(error, SecretsError::NotText { .. }), "{error:?}");
+    match provider.get_value("TLS_KEY").await.unwrap() {
+        SecretValue::Binary(bytes) => assert_eq!(bytes.expose_secret(), binary.as_slice()),
+        other => panic!("expected binary, got {other:?}"),
+    }
+    assert_eq!(provider.get_bytes("TLS_KEY").await.unwrap().expose_secret(), binary.as_slice());
+
+    // A pending version does not replace the current one.
+    let pending = client
+        .put_secret_value()
+        .secret_id("PAYMENT_GATEWAY_API_KEY")
+        .secret_string("rotated-key-0000")
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+    let pending_id = pending.version_id().unwrap().to_owned();
+    assert_eq!(
+        provider.get("PAYMENT_GATEWAY_API_KEY").await.unwrap().expose_secret(),
+        "prod-payment-key-9f8e7d6c5b4a3210"
+    );
+    let by_stage = provider.clone().with_version(VersionSelector::Stage("AWSPENDING".into()));
+    assert_eq!(
+        by_stage.get("PAYMENT_GATEWAY_API_KEY").await.unwrap().expose_secret(),
+        "rotated-key-0000"
+    );
+    let by_id = provider.clone().with_version(VersionSelector::Id(pending_id));
+    assert_eq!(
+        by_id.get("PAYMENT_GATEWAY_API_KEY").await.unwrap().expose_secret(),
+        "rotated-key-0000"
+    );
+    // An unknown stage is "not found", and says which stage.
+    let no_stage = provider.clone().with_version(VersionSelector::Stage("NOPE".into()));
+    let error = no_stage.get("PAYMENT_GATEWAY_API_KEY").await.unwrap_err();
+    assert!(error.is_not_found(), "{error:?}");
+    assert!(error.to_string().contains("stage 'NOPE'"), "{error}");
+}
+
+#[tokio::test]
+async fn missing_and_deleted_secrets() {
+    let Some(moto) = moto() else { return };
+    let provider = provider_for(&moto.endpoint_url()).await;
+    let error = provider.get("NO_SUCH_SECRET").await.unwrap_err();
+    assert!(error.is_not_found(), "{error:?}");
+    assert!(
+        error.to_string().starts_with(
+            "Failed to fetch secret 'NO_SUCH_SECRET' from AWS Secrets Manager: secret not found"
+        ),
+        "{error}"
+    );
+
+    let client = provider.client();
+    client.create_secret().name("OLD_KEY").secret_string("old-value-42").send().await.unwrap();
+    client.delete_secret().secret_id("OLD_KEY").recovery_window_in_days(7).send().await.unwrap();
+    let error = provider.get("OLD_KEY").await.unwrap_err();
+    assert!(matches!(error, SecretsError::Unavailable { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("scheduled for deletion"), "{message}");
+    assert!(!message.contains("old-value-42"), "{message}");
+
+    client.create_secret().name("GONE_KEY").secret_string("x").send().await.unwrap();
+    client
+        .delete_secret()
+        .secret_id("GONE_KEY")
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(provider.get("GONE_KEY").await.unwrap_err().is_not_found());
+
+    // Names AWS cannot hold are rejected before any call.
+    let error = provider.get("bad name!").await.unwrap_err();
+    assert!(matches!(error, SecretsError::InvalidName { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn seeding_is_idempotent() {
+    let Some(moto) = moto() else { return };
+    let provider = provider_for(&moto.endpoint_url()).await;
+    let config = br#"{"database_url": "postgresql://localhost:5432/globomantica",
+        "seed_secrets": {"PAYMENT_GATEWAY_API_KEY": "prod-payment-key-9f8e7d6c5b4a3210",
+                         "EMAIL_SERVICE_API_KEY": "prod-email-key", "FERNET_KEY": "k="}}"#;
+    let entries = seed::seed_entries(config).unwrap();
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["PAYMENT_GATEWAY_API_KEY", "EMAIL_SERVICE_API_KEY", "FERNET_KEY"]);
+    for (name, value) in &entries {
+        assert_eq!(
+            seed::create_or_update(&provider, name, value).await.unwrap(),
+            SeedOutcome::Created
+        );
+    }
+    for (name, value) in &entries {
+        assert_eq!(
+            seed::create_or_update(&provider, name, value).await.unwrap(),
+            SeedOutcome::Unchanged
+        );
+    }
+    let new_value = SecretString::from("prod-email-key-v2");
+    let outcome =
+        seed::create_or_update(&provider, "EMAIL_SERVICE_API_KEY", &new_value).await.unwrap();
+    assert_eq!(outcome, SeedOutcome::Updated);
+    assert_eq!(
+        provider.get("EMAIL_SERVICE_API_KEY").await.unwrap().expose_secret(),
+        "prod-email-key-v2"
+    );
+
+    // Malformed seed lists name the key, never the value.
+    let error = seed::seed_entries(br#"{"seed_secrets": {"N": 12345}}"#).unwrap_err();
+    assert_eq!(error.to_string(), "malformed configuration: seed_secrets.N must be a string");
+    let error = seed::seed_entries(br#"{"seed_secrets": {"N": "hunter2"#).unwrap_err();
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+    assert!(seed::seed_entries(b"{}").is_err());
+}
+
+#[tokio::test]
+async fn a_stopped_emulator_is_a_clear_error_and_the_cache_bridges_it() {
+    let Some(mut moto) = moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let provider = provider_for(&endpoint).await;
+    provider.client().create_secret().name("API_KEY").secret_string("v1").send().await.unwrap();
+    // TTL zero: every get asks the backend, so the stale path is what answers below.
+    let config = CacheConfig::default().with_ttl(Duration::ZERO);
+    let cache = CachingProvider::with_config(Arc::new(provider.clone()), config);
+    assert_eq!(cache.get("API_KEY").await.unwrap().expose_secret(), "v1");
+
+    moto.stop();
+    assert!(!moto.is_answering());
+    let error = provider.get("API_KEY").await.unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    assert!(
+        matches!(&error, SecretsError::BackendUnavailable { endpoint: e, .. } if *e == endpoint)
+    );
+    assert!(error.to_string().contains(&endpoint), "{error}");
+    assert_eq!(cache.get("API_KEY").await.unwrap().expose_secret(), "v1");
+}
+
+/// Serves every request with one canned AWS JSON error.
+fn canned_error_endpoint(status: &'static str, code: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || answer(stream, status, code));
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+fn answer(mut stream: TcpStream, status: &str, code: &str) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // Read the headers, then the body by Content-Length, so the client sees a full exchange.
+        let n = stream.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        request.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0usize);
+            if request.len() >= end + 4 + length {
+                break;
+            }
+        }
+    }
+    let body = format!(r#"{{"__type":"{code}","message":"canned {code}"}}"#);
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: 1\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes());
+}
+
+#[tokio::test]
+async fn aws_error_codes_map_to_error_kinds() {
+    let cases: [(&str, &str, fn(&SecretsError) -> bool); 4] = [
+        ("400 Bad Request", "AccessDeniedException", |e| {
+            matches!(e, SecretsError::AccessDenied { .. })
+        }),
+        ("400 Bad Request", "DecryptionFailure", |e| {
+            matches!(e, SecretsError::AccessDenied { .. }) && e.to_string().contains("KMS")
+        }),
+        ("400 Bad Request", "ThrottlingException", SecretsError::is_transient),
+        ("400 Bad Request", "InvalidRequestException", |e| {
+            matches!(e, SecretsError::Unavailable { .. })
+        }),
+    ];
+    for (status, code, expected) in cases {
+        let provider = provider_for(&canned_error_endpoint(status, code)).await;
+        let error = provider.get("API_KEY").await.unwrap_err();
+        assert!(expected(&error), "{code}: {error:?}");
+        let message = error.to_string();
+        assert!(
+            message.starts_with("Failed to fetch secret 'API_KEY' from AWS Secrets Manager: "),
+            "{message}"
+        );
+        assert!(!message.contains("HTTP/1.1"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn a_silent_endpoint_fails_within_the_operation_timeout() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let provider = provider_for(&endpoint).await;
+    // The hang guard is far above OPERATION_TIMEOUT (8 s); it only catches a hang.
+    let result = tokio::time::timeout(Duration::from_secs(60), provider.get("API_KEY")).await;
+    let error = result.expect("the SDK call hung").unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    assert!(error.to_string().contains(&endpoint), "{error}");
+}
