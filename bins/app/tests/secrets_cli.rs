@@ -1,0 +1,267 @@
+//! `app secrets get`, end to end: the real binary, a `.env` in a temporary folder, and a real
+//! moto server for prod mode. The child processes get a cleared environment (plus what each
+//! test sets), so the developer's AWS settings never leak in and the test process's own
+//! environment is never modified.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use globo::secrets::seed;
+use globo::secrets::{AwsProvider, Credentials, Region, aws_config_loader};
+use globo_emulator::{Emulator, Options};
+use secrecy::SecretString;
+
+const LAB_ENV: &str = "APP_MODE=local\nPAYMENT_GATEWAY_API_KEY=local-dev-payment-key-123456\n";
+
+/// Runs `app` in `dir` with only `env` (and PATH) set; panics if it runs for over a minute.
+fn app(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_app"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("app {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+fn lab_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(&dir.path().join(".env"), LAB_ENV.as_bytes()).unwrap();
+    dir
+}
+
+#[test]
+fn local_mode_prints_the_value_and_a_newline() {
+    let dir = lab_dir();
+    let out = app(dir.path(), &["secrets", "get", "PAYMENT_GATEWAY_API_KEY"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "local-dev-payment-key-123456\n");
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn the_process_environment_wins_and_env_file_is_selectable() {
+    let dir = lab_dir();
+    let env = [("PAYMENT_GATEWAY_API_KEY", "from-the-shell")];
+    let out = app(dir.path(), &["secrets", "get", "PAYMENT_GATEWAY_API_KEY"], &env);
+    assert_eq!(stdout(&out), "from-the-shell\n");
+
+    std::fs::write(&dir.path().join("other.env"), b"OTHER_KEY=other-value\n").unwrap();
+    let args = ["secrets", "get", "OTHER_KEY", "--mode", "local", "--env-file", "other.env"];
+    let out = app(dir.path(), &args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "other-value\n");
+}
+
+#[test]
+fn a_missing_secret_is_the_labs_message_on_stderr_and_exit_1() {
+    let dir = lab_dir();
+    let out = app(dir.path(), &["secrets", "get", "NOPE"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        stderr(&out),
+        "Secret 'NOPE' not found in environment. Add it to your .env file or switch to prod mode.\n"
+    );
+}
+
+#[test]
+fn an_unknown_mode_fails_closed() {
+    let dir = lab_dir();
+    for (args, env) in [
+        (&["secrets", "get", "PAYMENT_GATEWAY_API_KEY"][..], &[("APP_MODE", "prd")][..]),
+        (&["secrets", "get", "PAYMENT_GATEWAY_API_KEY", "--mode", "production"][..], &[][..]),
+    ] {
+        let out = app(dir.path(), args, env);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(stdout(&out), "");
+        assert!(stderr(&out).contains("unknown mode"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_malformed_env_file_names_the_line_not_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(&dir.path().join(".env"), b"A=1\nB hunter2\n").unwrap();
+    let out = app(dir.path(), &["secrets", "get", "A"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(message.contains("line 2"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+fn moto() -> Option<Emulator> {
+    match Emulator::start(Options::default()) {
+        Ok(emulator) => Some(emulator),
+        Err(error) => {
+            globo_testkit::missing(&format!("the moto emulator ({error})"));
+            None
+        }
+    }
+}
+
+fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
+}
+
+fn seed_secret(endpoint: &str, name: &str, value: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let config = aws_config_loader()
+            .await
+            .endpoint_url(endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await;
+        let provider = AwsProvider::from_sdk_config(&config).unwrap();
+        seed::create_or_update(&provider, name, &SecretString::from(value)).await.unwrap();
+    });
+}
+
+#[test]
+fn prod_mode_reads_aws_secrets_manager_through_the_standard_settings() {
+    let Some(moto) = moto() else { return };
+    let endpoint = moto.endpoint_url();
+    seed_secret(&endpoint, "PAYMENT_GATEWAY_API_KEY", "prod-payment-key-9f8e7d6c5b4a3210");
+    let dir = lab_dir();
+    let env = aws_env(&endpoint);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let out =
+        app(dir.path(), &["secrets", "get", "PAYMENT_GATEWAY_API_KEY", "--mode", "prod"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "prod-payment-key-9f8e7d6c5b4a3210\n");
+
+    // APP_MODE=prod from the environment selects it too; .env values are never used in prod.
+    let mut with_mode = env.clone();
+    with_mode.push(("APP_MODE", "prod"));
+    let out = app(dir.path(), &["secrets", "get", "PAYMENT_GATEWAY_API_KEY"], &with_mode);
+    assert_eq!(stdout(&out), "prod-payment-key-9f8e7d6c5b4a3210\n");
+
+    // The service-specific endpoint variable works as well.
+    let specific: Vec<(&str, &str)> =
+        env.iter()
+            .map(|&(k, v)| {
+                if k == "AWS_ENDPOINT_URL" {
+                    ("AWS_ENDPOINT_URL_SECRETS_MANAGER", v)
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+    let out = app(
+        dir.path(),
+        &["secrets", "get", "PAYMENT_GATEWAY_API_KEY", "--mode", "prod"],
+        &specific,
+    );
+    assert_eq!(stdout(&out), "prod-payment-key-9f8e7d6c5b4a3210\n", "{}", stderr(&out));
+
+    // A secret only in .env is not found in prod.
+    std::fs::write(&dir.path().join(".env"), b"ONLY_LOCAL=dev-value\n").unwrap();
+    let out = app(dir.path(), &["secrets", "get", "ONLY_LOCAL", "--mode", "prod"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).starts_with(
+        "Failed to fetch secret 'ONLY_LOCAL' from AWS Secrets Manager: secret not found"
+    ));
+}
+
+#[test]
+fn prod_mode_takes_no_aws_settings_from_the_env_file() {
+    let Some(moto) = moto() else { return };
+    let endpoint = moto.endpoint_url();
+    seed_secret(&endpoint, "PAYMENT_GATEWAY_API_KEY", "prod-payment-key-9f8e7d6c5b4a3210");
+    let dir = tempfile::tempdir().unwrap();
+    let dotenv = format!(
+        "APP_MODE=prod\nAWS_ENDPOINT_URL={endpoint}\nAWS_REGION=us-east-1\nAWS_ACCESS_KEY_ID=testing\n\
+         AWS_SECRET_ACCESS_KEY=testing\nPAYMENT_GATEWAY_API_KEY=local-dev-payment-key-123456\n"
+    );
+    std::fs::write(&dir.path().join(".env"), dotenv.as_bytes()).unwrap();
+    let out = app(
+        dir.path(),
+        &["secrets", "get", "PAYMENT_GATEWAY_API_KEY"],
+        &[("AWS_EC2_METADATA_DISABLED", "true")],
+    );
+    // APP_MODE=prod came from .env; the AWS settings in it were ignored: no region.
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).contains("no AWS region is configured"), "{}", stderr(&out));
+}
+
+#[test]
+fn prod_mode_with_the_emulator_down_names_the_endpoint() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let dir = lab_dir();
+    let env = aws_env(&endpoint);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out =
+        app(dir.path(), &["secrets", "get", "PAYMENT_GATEWAY_API_KEY", "--mode", "prod"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    let message = stderr(&out);
+    assert!(
+        message.starts_with(&format!(
+            "Failed to fetch secret 'PAYMENT_GATEWAY_API_KEY' from AWS Secrets Manager: endpoint \
+             unreachable or not answering ({endpoint})"
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn prod_mode_without_credentials_or_instance_metadata_fails_promptly() {
+    // An instance-metadata endpoint that accepts connections and never answers: the worst
+    // case for a laptop or CI runner with no credentials. `app` must give up on its own (the
+    // helper's one-minute guard only catches a hang).
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let imds = format!("http://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let dir = lab_dir();
+    let env = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.as_str()),
+    ];
+    let out =
+        app(dir.path(), &["secrets", "get", "PAYMENT_GATEWAY_API_KEY", "--mode", "prod"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("are credentials configured?"), "{}", stderr(&out));
+}
