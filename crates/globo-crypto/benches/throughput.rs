@@ -1,1 +1,119 @@
-fn main() {}
+//! Encrypt and decrypt throughput of globo-crypto against Python `cryptography` (the lab's
+//! library, OpenSSL underneath) at 1 KiB, 1 MiB and 64 MiB, in one run, side by side.
+//!
+//! Run: `cargo bench -p globo-crypto --bench throughput`. Each figure is the median of several
+//! timed operations (tokens as strings, base64 included, as both libraries' APIs do).
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use globo_crypto::{Key, decrypt, encrypt};
+use secrecy::ExposeSecret as _;
+
+const SIZES: [(usize, &str, usize); 3] =
+    [(1 << 10, "1 KiB", 2001), (1 << 20, "1 MiB", 31), (64 << 20, "64 MiB", 5)];
+
+const PYTHON: &str = r#"
+import sys, time, json, os, statistics
+from cryptography.fernet import Fernet
+f = Fernet(sys.argv[1].encode())
+out = {}
+for arg in sys.argv[2:]:
+    size, reps = map(int, arg.split(":"))
+    data = os.urandom(size)
+    enc, dec = [], []
+    for _ in range(reps):
+        t = time.perf_counter_ns(); token = f.encrypt(data); enc.append(time.perf_counter_ns() - t)
+        t = time.perf_counter_ns(); plain = f.decrypt(token); dec.append(time.perf_counter_ns() - t)
+        assert plain == data
+    out[str(size)] = [statistics.median(enc), statistics.median(dec)]
+print(json.dumps(out))
+"#;
+
+fn median(mut v: Vec<u128>) -> f64 {
+    v.sort_unstable();
+    v[v.len() / 2] as f64
+}
+
+fn mib_per_s(size: usize, nanos: f64) -> f64 {
+    size as f64 / (1024.0 * 1024.0) / (nanos / 1e9)
+}
+
+fn fmt_time(nanos: f64) -> String {
+    if nanos < 1e6 {
+        format!("{:.1} us", nanos / 1e3)
+    } else {
+        format!("{:.2} ms", nanos / 1e6)
+    }
+}
+
+fn main() {
+    let key = Key::generate().unwrap();
+    let mut ours = Vec::new();
+    for (size, _, reps) in SIZES {
+        let mut data = vec![0u8; size];
+        getrandom::fill(&mut data).unwrap();
+        let (mut enc, mut dec) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let t = Instant::now();
+            let token = black_box(encrypt(&key, black_box(&data)).unwrap());
+            enc.push(t.elapsed().as_nanos());
+            let t = Instant::now();
+            let plain = black_box(decrypt(&key, black_box(&token)).unwrap());
+            dec.push(t.elapsed().as_nanos());
+            assert!(plain.as_slice() == data.as_slice());
+        }
+        ours.push((median(enc), median(dec)));
+    }
+
+    let python = globo_testkit::python(&["cryptography"]).map(|py| {
+        let args: Vec<String> = SIZES.iter().map(|(s, _, r)| format!("{s}:{r}")).collect();
+        let key_text = key.to_base64();
+        let mut argv: Vec<&str> = vec![key_text.expose_secret()];
+        argv.extend(args.iter().map(String::as_str));
+        let out = py.run_ok(PYTHON, &argv, b"");
+        let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let version = py.run_ok("import cryptography; print(cryptography.__version__)", &[], b"");
+        let figures: Vec<(f64, f64)> = SIZES
+            .iter()
+            .map(|(s, _, _)| {
+                let v = &json[s.to_string()];
+                (v[0].as_f64().unwrap(), v[1].as_f64().unwrap())
+            })
+            .collect();
+        (String::from_utf8_lossy(&version).trim().to_string(), figures)
+    });
+
+    println!("Fernet throughput, median per operation (token string in/out, base64 included)");
+    if let Some((version, _)) = &python {
+        println!("peer: Python cryptography {version}");
+    }
+    println!(
+        "{:<7} {:<8} {:>11} {:>11} {:>11} {:>11} {:>14}",
+        "size", "op", "globo", "globo MiB/s", "python", "py MiB/s", "globo/python"
+    );
+    for (i, (size, label, _)) in SIZES.iter().enumerate() {
+        for (j, op) in ["encrypt", "decrypt"].iter().enumerate() {
+            let g = if j == 0 { ours[i].0 } else { ours[i].1 };
+            let (p_time, p_rate, ratio) = match &python {
+                Some((_, figures)) => {
+                    let p = if j == 0 { figures[i].0 } else { figures[i].1 };
+                    (fmt_time(p), format!("{:.1}", mib_per_s(*size, p)), format!("{:.2}x", p / g))
+                }
+                None => ("n/a".into(), "n/a".into(), "n/a".into()),
+            };
+            println!(
+                "{:<7} {:<8} {:>11} {:>11.1} {:>11} {:>11} {:>14}",
+                label,
+                op,
+                fmt_time(g),
+                mib_per_s(*size, g),
+                p_time,
+                p_rate,
+                ratio
+            );
+        }
+    }
+    println!("globo/python > 1x means globo is faster (python time / globo time).");
+}

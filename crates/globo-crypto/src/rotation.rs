@@ -106,10 +106,10 @@ fn find_retired(key_path: &Path, key: &Key) -> Result<Option<PathBuf>, CryptoErr
             continue;
         }
         let path = entry.path();
-        if let Ok(file) = KeyFile::load(&path) {
-            if file.key().same_as(key) {
-                return Ok(Some(path));
-            }
+        if let Ok(file) = KeyFile::load(&path)
+            && file.key().same_as(key)
+        {
+            return Ok(Some(path));
         }
     }
     Ok(None)

@@ -64,10 +64,10 @@ fn random_sizes_both_ways() {
         b"",
     );
     assert_eq!(out, b"ok\n", "sizes {sizes:?}");
-    for i in 0..sizes.len() {
+    for (i, size) in sizes.iter().enumerate() {
         let expected = std::fs::read(dir.path().join(format!("p{i}"))).unwrap();
         let got = decrypt_file_to_memory(&key, &dir.path().join(format!("y{i}.enc"))).unwrap();
-        assert!(got.as_slice() == expected.as_slice(), "size {}", sizes[i]);
+        assert!(got.as_slice() == expected.as_slice(), "size {size}");
     }
 }
 
