@@ -41,11 +41,7 @@ fn mib_per_s(size: usize, nanos: f64) -> f64 {
 }
 
 fn fmt_time(nanos: f64) -> String {
-    if nanos < 1e6 {
-        format!("{:.1} us", nanos / 1e3)
-    } else {
-        format!("{:.2} ms", nanos / 1e6)
-    }
+    if nanos < 1e6 { format!("{:.1} us", nanos / 1e3) } else { format!("{:.2} ms", nanos / 1e6) }
 }
 
 fn main() {

@@ -141,3 +141,20 @@ impl LoadedKeys {
         self.files.len() > 1
     }
 }
+
+/// The exclusive lock of a key file (on `<key file>.lock`), released when dropped.
+///
+/// [`crate::rotate_key`] holds it throughout. Hold it while loading keys and writing a file
+/// encrypted under them, so that a concurrent rotation cannot finish in between and leave the
+/// new file under the retired key.
+#[derive(Debug)]
+pub struct KeyLock {
+    _lock: globo_fs::ExclusiveLock,
+}
+
+impl KeyLock {
+    /// Blocks until this process holds the lock of `key_path`.
+    pub fn acquire(key_path: &Path) -> Result<Self, CryptoError> {
+        Ok(Self { _lock: globo_fs::ExclusiveLock::acquire(key_path)? })
+    }
+}

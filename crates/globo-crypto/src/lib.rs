@@ -41,7 +41,7 @@ pub use file::{
     remove_plaintext_verified,
 };
 pub use key::{ENCODED_KEY_LEN, Key, KeyFile};
-pub use keyring::{KeySet, Keyring, LoadedKeys, next_key_path};
+pub use keyring::{KeyLock, KeySet, Keyring, LoadedKeys, next_key_path};
 pub use rotation::{RotationReport, RotationStep, rotate_key};
 
 /// The zeroizing buffer decryption returns, re-exported so callers need no `zeroize` dependency.

@@ -158,6 +158,8 @@ fn init_key(args: &InitKeyArgs) -> Result<(), Failure> {
 }
 
 fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
+    // Excludes a concurrent rotate-key, which could otherwise retire the key just used.
+    let _lock = crypto::KeyLock::acquire(&args.key.key_file).map_err(|e| failure(&e))?;
     let keys = load_keys(&args.key)?;
     crypto::encrypt_file(keys.primary(), &args.file, &args.out).map_err(|e| failure(&e))?;
     println!("Encrypted '{}' to '{}' (mode 0600).", args.file.display(), args.out.display());
