@@ -51,7 +51,7 @@ fn stderr(out: &Output) -> String {
 
 fn lab_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(&dir.path().join(".env"), LAB_ENV.as_bytes()).unwrap();
+    std::fs::write(dir.path().join(".env"), LAB_ENV.as_bytes()).unwrap();
     dir
 }
 
@@ -71,7 +71,7 @@ fn the_process_environment_wins_and_env_file_is_selectable() {
     let out = app(dir.path(), &["secrets", "get", "PAYMENT_GATEWAY_API_KEY"], &env);
     assert_eq!(stdout(&out), "from-the-shell\n");
 
-    std::fs::write(&dir.path().join("other.env"), b"OTHER_KEY=other-value\n").unwrap();
+    std::fs::write(dir.path().join("other.env"), b"OTHER_KEY=other-value\n").unwrap();
     let args = ["secrets", "get", "OTHER_KEY", "--mode", "local", "--env-file", "other.env"];
     let out = app(dir.path(), &args, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -107,7 +107,7 @@ fn an_unknown_mode_fails_closed() {
 #[test]
 fn a_malformed_env_file_names_the_line_not_the_value() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(&dir.path().join(".env"), b"A=1\nB hunter2\n").unwrap();
+    std::fs::write(dir.path().join(".env"), b"A=1\nB hunter2\n").unwrap();
     let out = app(dir.path(), &["secrets", "get", "A"], &[]);
     assert_eq!(out.status.code(), Some(1));
     let message = stderr(&out);
@@ -189,7 +189,7 @@ fn prod_mode_reads_aws_secrets_manager_through_the_standard_settings() {
     assert_eq!(stdout(&out), "prod-payment-key-9f8e7d6c5b4a3210\n", "{}", stderr(&out));
 
     // A secret only in .env is not found in prod.
-    std::fs::write(&dir.path().join(".env"), b"ONLY_LOCAL=dev-value\n").unwrap();
+    std::fs::write(dir.path().join(".env"), b"ONLY_LOCAL=dev-value\n").unwrap();
     let out = app(dir.path(), &["secrets", "get", "ONLY_LOCAL", "--mode", "prod"], &env);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "");
@@ -208,7 +208,7 @@ fn prod_mode_takes_no_aws_settings_from_the_env_file() {
         "APP_MODE=prod\nAWS_ENDPOINT_URL={endpoint}\nAWS_REGION=us-east-1\nAWS_ACCESS_KEY_ID=testing\n\
          AWS_SECRET_ACCESS_KEY=testing\nPAYMENT_GATEWAY_API_KEY=local-dev-payment-key-123456\n"
     );
-    std::fs::write(&dir.path().join(".env"), dotenv.as_bytes()).unwrap();
+    std::fs::write(dir.path().join(".env"), dotenv.as_bytes()).unwrap();
     let out = app(
         dir.path(),
         &["secrets", "get", "PAYMENT_GATEWAY_API_KEY"],

@@ -254,7 +254,8 @@ fn answer(mut stream: TcpStream, status: &str, code: &str) {
 
 #[tokio::test]
 async fn aws_error_codes_map_to_error_kinds() {
-    let cases: [(&str, &str, fn(&SecretsError) -> bool); 4] = [
+    type Check = fn(&SecretsError) -> bool;
+    let cases: [(&str, &str, Check); 4] = [
         ("400 Bad Request", "AccessDeniedException", |e| {
             matches!(e, SecretsError::AccessDenied { .. })
         }),
