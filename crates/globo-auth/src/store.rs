@@ -237,4 +237,26 @@ mod tests {
         assert!(store.rehash("alice", &current, &password).unwrap());
         assert_ne!(std::fs::read(&path).unwrap(), before);
     }
+
+    #[test]
+    fn the_dummy_hash_is_made_once_with_the_current_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            UserStore::new(dir.path().join("users.json")).with_profile(Profile::OwaspMinimum);
+        assert!(store.dummy.get().is_none());
+        let password = SecretString::from("any password");
+        assert!(matches!(store.verify("nobody", &password), Err(AuthError::InvalidCredentials)));
+        let first = store.dummy.get().unwrap().clone();
+        assert!(first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{first}");
+        assert!(
+            !ParsedHash::parse(&first, &Limits::DEFAULT)
+                .unwrap()
+                .is_obsolete(&store.profile.params())
+        );
+        assert!(matches!(store.verify("nobody", &password), Err(AuthError::InvalidCredentials)));
+        assert_eq!(store.dummy.get().unwrap(), &first);
+        // A new profile gets a new dummy with its own parameters.
+        let store = store.with_profile(Profile::TestOnlyInsecure);
+        assert!(store.dummy.get().is_none());
+    }
 }
