@@ -66,6 +66,13 @@ fn init_key_is_private_and_never_replaced() {
     assert!(err.contains("rotate-key"), "{err}");
     assert_eq!(std::fs::read(dir.path().join("secret.key")).unwrap(), key);
 
+    // Encrypting over the key file by mistake is refused too.
+    std::fs::write(dir.path().join("config.json"), CONFIG).unwrap();
+    let err =
+        failed(&app(dir.path(), &["config", "encrypt", "config.json", "--out", "secret.key"]));
+    assert!(err.contains("holds a Fernet key"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("secret.key")).unwrap(), key);
+
     ok(&app(dir.path(), &["config", "init-key", "--key-file", "other.key"]));
     assert!(dir.path().join("other.key").exists());
 }

@@ -75,6 +75,17 @@ pub enum CryptoError {
         path: PathBuf,
     },
 
+    /// The file holds a Fernet key, which this operation would overwrite or delete.
+    #[error(
+        "refusing to overwrite or delete '{}': it holds a Fernet key, and losing it would make \
+         the files encrypted under it unreadable",
+        path.display()
+    )]
+    KeyFileProtected {
+        /// The key file, left untouched.
+        path: PathBuf,
+    },
+
     /// The plaintext was kept because the file on disk no longer matches what the ciphertext
     /// decrypts to (it changed after encryption, or the ciphertext was not written correctly).
     #[error(

@@ -52,9 +52,15 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// Encrypts the bytes of `plaintext` into a token written to `ciphertext` (atomically, mode
 /// `0600`). The plaintext file is left in place; see [`remove_plaintext_verified`].
+///
+/// Refuses ([`CryptoError::KeyFileProtected`]) to write over a file that holds a Fernet key
+/// (`--out secret.key` by mistake), and ([`CryptoError::SameFile`]) over its own plaintext.
 pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<(), CryptoError> {
     if same_file(plaintext, ciphertext) {
         return Err(CryptoError::SameFile { path: plaintext.to_path_buf() });
+    }
+    if crate::KeyFile::load(ciphertext).is_ok() {
+        return Err(CryptoError::KeyFileProtected { path: ciphertext.to_path_buf() });
     }
     let bytes = read_plaintext(plaintext)?;
     let token = crate::encrypt(key, &bytes)?;
@@ -83,7 +89,8 @@ pub fn decrypt_file_with_max_age(
 ///
 /// Call it after [`encrypt_file`] (which leaves the ciphertext flushed to disk). If the check
 /// fails the plaintext is kept and [`CryptoError::VerificationFailed`] (or the decryption error)
-/// is returned.
+/// is returned. A plaintext that is one of `keys` itself is never deleted
+/// ([`CryptoError::KeyFileProtected`]).
 pub fn remove_plaintext_verified(
     keys: &impl KeySet,
     plaintext: &Path,
@@ -91,6 +98,12 @@ pub fn remove_plaintext_verified(
 ) -> Result<(), CryptoError> {
     if same_file(plaintext, ciphertext) {
         return Err(CryptoError::SameFile { path: plaintext.to_path_buf() });
+    }
+    if let Ok(file) = crate::KeyFile::load(plaintext)
+        && keys.keys().iter().any(|k| k.same_as(file.key()))
+    {
+        // The ciphertext would be locked under the very key being deleted.
+        return Err(CryptoError::KeyFileProtected { path: plaintext.to_path_buf() });
     }
     let original = read_plaintext(plaintext)?;
     let decrypted = decrypt_file_to_memory(keys, ciphertext)?;

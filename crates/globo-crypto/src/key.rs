@@ -133,7 +133,8 @@ impl KeyFile {
             }
             Err(e) => return Err(CryptoError::io("read key file", path, e)),
         };
-        let mut content = Zeroizing::new(Vec::with_capacity(64));
+        // Allocated once at the limit, so no reallocation leaves a copy of the key behind.
+        let mut content = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
         file.take(MAX_KEY_FILE_LEN + 1)
             .read_to_end(&mut content)
             .map_err(|e| CryptoError::io("read key file", path, e))?;

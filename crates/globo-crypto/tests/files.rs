@@ -97,3 +97,26 @@ fn plaintext_removed_only_after_verification() {
     assert!(!plain.exists());
     assert_eq!(decrypt_file_to_memory(&key, &enc).unwrap().as_slice(), b"{\"v\": 2}");
 }
+
+#[test]
+fn key_files_are_never_overwritten_or_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::generate().unwrap();
+    let key_path = dir.path().join("secret.key");
+    globo_crypto::KeyFile::create_new(&key_path, &key).unwrap();
+    let before = std::fs::read(&key_path).unwrap();
+    let plain = dir.path().join("config.json");
+    std::fs::write(&plain, b"{}").unwrap();
+
+    // `encrypt config.json --out secret.key`
+    let err = encrypt_file(&key, &plain, &key_path).unwrap_err();
+    assert!(matches!(err, CryptoError::KeyFileProtected { .. }), "{err}");
+    assert_eq!(std::fs::read(&key_path).unwrap(), before);
+
+    // `encrypt secret.key --remove-plaintext`: encrypting works, deleting the key does not.
+    let enc = dir.path().join("key.enc");
+    encrypt_file(&key, &key_path, &enc).unwrap();
+    let err = remove_plaintext_verified(&key, &key_path, &enc).unwrap_err();
+    assert!(matches!(err, CryptoError::KeyFileProtected { .. }), "{err}");
+    assert_eq!(std::fs::read(&key_path).unwrap(), before);
+}
