@@ -272,6 +272,8 @@ fn rotate_key_survives_a_kill_at_every_step() {
         for (file, content) in [("config.enc", CONFIG), ("other.enc", "[1, 2]")] {
             let raw = app(d, &["config", "show", "--in", file, "--raw"]);
             assert_eq!(ok(&raw), content, "{step}: {file} unreadable after the kill");
+            let warned = stderr(&raw).contains("unfinished key rotation");
+            assert_eq!(warned, step != "done", "{step}: {}", stderr(&raw));
         }
 
         let out = ok(&app(d, &["config", "rotate-key", "config.enc", "other.enc"]));

@@ -104,13 +104,15 @@ pub struct LoadedKeys {
 impl LoadedKeys {
     /// Loads `key_path` and, if present, its `.next` companion.
     pub fn load(key_path: &Path) -> Result<Self, CryptoError> {
-        let current = KeyFile::load(key_path)?;
+        // The next key is read first: a rotation installs it as the key file before removing
+        // it, so a reader racing a rotation that ends sees the new key in one of the two reads.
         let next_path = next_key_path(key_path);
         let next = match KeyFile::load(&next_path) {
             Ok(next) => Some(next),
             Err(CryptoError::KeyFileNotFound { .. }) => None,
             Err(e) => return Err(e),
         };
+        let current = KeyFile::load(key_path)?;
         let (keyring, files) = match next {
             Some(next) => (
                 Keyring::new(next.key().clone()).with_fallback(current.key().clone()),

@@ -117,8 +117,8 @@ fn load_keys(args: &KeyArgs) -> Result<Keyring, Failure> {
     }
     if loaded.rotation_in_progress() {
         eprintln!(
-            "warning: a key rotation was interrupted ('{}' exists); both keys are used. Run \
-             `app config rotate-key` with the same files to complete it.",
+            "warning: an unfinished key rotation was found ('{}' exists); both keys are used \
+             until `app config rotate-key` (with the same files) completes it.",
             crypto::next_key_path(&args.key_file).display()
         );
     }
