@@ -205,9 +205,9 @@ impl UserStore {
     }
 
     fn write(&self, users: &Users) -> Result<(), AuthError> {
-        let mut json = serde_json::to_vec_pretty(users).map_err(|e| {
-            AuthError::CorruptUsersFile { path: self.path.clone(), source: Box::new(e) }
-        })?;
+        // Serialising a map of strings and JSON values cannot fail; report it as a write error.
+        let mut json = serde_json::to_vec_pretty(users)
+            .map_err(|e| globo_fs::FsError::new("serialise", &self.path, io::Error::other(e)))?;
         json.push(b'\n');
         globo_fs::write_atomic(&self.path, &json)?;
         Ok(())
