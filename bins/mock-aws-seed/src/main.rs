@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use globo::crypto::{LoadedKeys, decrypt_file_to_memory};
 use globo::secrets::{AwsProvider, seed};
 
 /// Seed the lab's secrets into AWS Secrets Manager (or the emulator).
@@ -16,8 +17,15 @@ use globo::secrets::{AwsProvider, seed};
 #[command(name = "mock-aws-seed", version, about)]
 struct Cli {
     /// The plaintext configuration JSON holding `seed_secrets`.
-    #[arg(long, default_value = "config.json")]
+    #[arg(long, default_value = "config.json", conflicts_with = "encrypted")]
     config: PathBuf,
+    /// Read the configuration from this Fernet-encrypted file instead (decrypted in memory
+    /// only, as `app config show` does).
+    #[arg(long)]
+    encrypted: Option<PathBuf>,
+    /// The key file for --encrypted (a rotation in progress, `<key>.next`, is honoured).
+    #[arg(long, default_value = "secret.key", requires = "encrypted")]
+    key_file: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -38,9 +46,18 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
-    let config = std::fs::read(&cli.config)
-        .map_err(|e| format!("cannot read '{}': {e}", cli.config.display()))?;
-    let entries = seed::seed_entries(&config)?;
+    let entries = match &cli.encrypted {
+        Some(encrypted) => {
+            let keys = LoadedKeys::load(&cli.key_file)?;
+            let config = decrypt_file_to_memory(keys.keyring(), encrypted)?;
+            seed::seed_entries(&config)?
+        }
+        None => {
+            let config = std::fs::read(&cli.config)
+                .map_err(|e| format!("cannot read '{}': {e}", cli.config.display()))?;
+            seed::seed_entries(&config)?
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let provider = AwsProvider::from_env().await?;

@@ -86,3 +86,41 @@ fn failures_go_to_stderr_with_exit_1() {
     );
     assert!(!message.contains("prod-payment-key"), "{message}");
 }
+
+#[test]
+fn the_seed_list_can_come_from_the_encrypted_config() {
+    use globo::crypto::{Key, KeyFile, encrypt_file};
+
+    let moto = match Emulator::start(Options::default()) {
+        Ok(moto) => moto,
+        Err(error) => return globo_testkit::missing(&format!("the moto emulator ({error})")),
+    };
+    let endpoint = moto.endpoint_url();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("config.json");
+    std::fs::write(&plain, CONFIG).unwrap();
+    let key = Key::generate().unwrap();
+    KeyFile::create_new(&dir.path().join("secret.key"), &key).unwrap();
+    encrypt_file(&key, &plain, &dir.path().join("config.enc")).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+
+    let out =
+        seed(dir.path(), &["--encrypted", "config.enc", "--key-file", "secret.key"], &endpoint);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "created PAYMENT_GATEWAY_API_KEY\ncreated EMAIL_SERVICE_API_KEY\ncreated FERNET_KEY\n"
+    );
+
+    // Another key: the opaque decryption failure, nothing seeded, exit 1.
+    KeyFile::create_new(&dir.path().join("other.key"), &Key::generate().unwrap()).unwrap();
+    let out =
+        seed(dir.path(), &["--encrypted", "config.enc", "--key-file", "other.key"], &endpoint);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    assert!(
+        text(&out.stderr).contains("decryption failed: ciphertext is corrupt or the key is wrong"),
+        "{}",
+        text(&out.stderr)
+    );
+}
