@@ -222,7 +222,7 @@ impl AwsProvider {
                             VersionSelector::Id(id) => format!(" (no version with id '{id}')"),
                         },
                     },
-                    "InvalidRequestException" => SecretsError::Unavailable { name, source },
+                    "InvalidRequestException" => SecretsError::InvalidState { name, source },
                     "AccessDeniedException" | "AccessDenied" => {
                         SecretsError::AccessDenied { name, detail: String::new(), source }
                     }

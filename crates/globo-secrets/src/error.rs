@@ -40,7 +40,7 @@ pub enum SecretsError {
          current state (it may be scheduled for deletion; restore it with \
          'aws secretsmanager restore-secret --secret-id {name}')"
     )]
-    Unavailable {
+    InvalidState {
         /// The secret's name.
         name: String,
         /// The SDK error.

@@ -66,7 +66,9 @@ pub fn resolve_mode(
     }
 }
 
-/// Builds the provider for a mode (resolved with [`resolve_mode`]).
+/// Builds the provider for a mode (resolved with [`resolve_mode`]). `env` is the environment
+/// local mode reads and where `APP_MODE` is looked up first (pass
+/// [`Environment::from_process`] in a program, a hand-made one in tests).
 ///
 /// - [`Mode::Local`]: a [`LocalProvider`] over `env_file` and `env`.
 /// - [`Mode::Prod`]: an [`AwsProvider`] from the standard AWS chain of this process

@@ -126,7 +126,7 @@ async fn missing_and_deleted_secrets() {
     client.create_secret().name("OLD_KEY").secret_string("old-value-42").send().await.unwrap();
     client.delete_secret().secret_id("OLD_KEY").recovery_window_in_days(7).send().await.unwrap();
     let error = provider.get("OLD_KEY").await.unwrap_err();
-    assert!(matches!(error, SecretsError::Unavailable { .. }), "{error:?}");
+    assert!(matches!(error, SecretsError::InvalidState { .. }), "{error:?}");
     let message = error.to_string();
     assert!(message.contains("scheduled for deletion"), "{message}");
     assert!(!message.contains("old-value-42"), "{message}");
@@ -264,7 +264,7 @@ async fn aws_error_codes_map_to_error_kinds() {
         }),
         ("400 Bad Request", "ThrottlingException", SecretsError::is_transient),
         ("400 Bad Request", "InvalidRequestException", |e| {
-            matches!(e, SecretsError::Unavailable { .. })
+            matches!(e, SecretsError::InvalidState { .. })
         }),
     ];
     for (status, code, expected) in cases {

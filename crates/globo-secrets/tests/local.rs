@@ -141,3 +141,12 @@ async fn the_factory_builds_a_local_provider() {
     let key = provider.get("PAYMENT_GATEWAY_API_KEY").await.unwrap();
     assert_eq!(key.expose_secret(), "local-dev-payment-key-123456");
 }
+
+#[test]
+fn an_unreadable_env_file_is_a_precise_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder where the file should be: exists, cannot be read as a file.
+    let error = LocalProvider::new(dir.path(), &Environment::empty()).unwrap_err();
+    assert!(matches!(error, SecretsError::EnvFileUnreadable { .. }), "{error:?}");
+    assert!(error.to_string().contains(&dir.path().display().to_string()), "{error}");
+}
