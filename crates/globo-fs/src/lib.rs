@@ -113,6 +113,62 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     sync_dir(parent_dir(path))
 }
 
+/// A file written in pieces that replaces `path` atomically when committed: the streaming form
+/// of [`write_atomic`], with the same guarantees.
+///
+/// The bytes go to a temporary file beside `path` (mode `0600` from the moment it exists);
+/// [`AtomicFile::commit`] flushes it to disk, renames it over `path` and flushes the folder.
+/// Dropped without `commit` (an error half-way), the temporary file is removed and `path` is
+/// untouched. Wrap it in a [`std::io::BufWriter`] for small writes.
+///
+/// ```
+/// # fn main() -> Result<(), globo_fs::FsError> {
+/// use std::io::Write as _;
+/// let dir = tempfile::tempdir().map_err(|e| globo_fs::FsError::new("create", ".", e))?;
+/// let path = dir.path().join("config.enc");
+/// let mut file = globo_fs::AtomicFile::create(&path)?;
+/// file.write_all(b"gAAAA").map_err(|e| globo_fs::FsError::new("write", &path, e))?;
+/// file.commit()?;
+/// assert_eq!(std::fs::read(&path).unwrap(), b"gAAAA");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file that will replace `path`.
+    pub fn create(path: &Path) -> Result<Self, FsError> {
+        let tmp = write_temp(path, b"")?;
+        Ok(Self { tmp, path: path.to_path_buf() })
+    }
+
+    /// The path this file will replace.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes the content to disk and atomically replaces `path` with it (mode `0600`).
+    pub fn commit(mut self) -> Result<(), FsError> {
+        self.tmp.flush().map_err(|e| FsError::new("write", self.tmp.path(), e))?;
+        self.tmp.as_file().sync_all().map_err(|e| FsError::new("flush", self.tmp.path(), e))?;
+        self.tmp.persist(&self.path).map_err(|e| FsError::new("replace", &self.path, e.error))?;
+        sync_dir(parent_dir(&self.path))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tmp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tmp.flush()
+    }
+}
+
 /// An exclusive advisory lock on `<path>.lock`, released when dropped.
 ///
 /// Every globo process that modifies `path` takes this lock first, so concurrent
