@@ -199,25 +199,43 @@ fn prod_mode_reads_aws_secrets_manager_through_the_standard_settings() {
 }
 
 #[test]
-fn prod_mode_takes_no_aws_settings_from_the_env_file() {
+fn prod_mode_takes_aws_settings_from_the_env_file_but_the_process_wins() {
     let Some(moto) = moto() else { return };
     let endpoint = moto.endpoint_url();
     seed_secret(&endpoint, "PAYMENT_GATEWAY_API_KEY", "prod-payment-key-9f8e7d6c5b4a3210");
     let dir = tempfile::tempdir().unwrap();
     let dotenv = format!(
         "APP_MODE=prod\nAWS_ENDPOINT_URL={endpoint}\nAWS_REGION=us-east-1\nAWS_ACCESS_KEY_ID=testing\n\
-         AWS_SECRET_ACCESS_KEY=testing\nPAYMENT_GATEWAY_API_KEY=local-dev-payment-key-123456\n"
+         AWS_SECRET_ACCESS_KEY=testing\nPAYMENT_GATEWAY_API_KEY=local-dev-payment-key-123456\n\
+         ONLY_LOCAL=dev-value\n"
     );
     std::fs::write(dir.path().join(".env"), dotenv.as_bytes()).unwrap();
+    let no_imds = [("AWS_EC2_METADATA_DISABLED", "true")];
+    // The lab flow: APP_MODE=prod and the emulator settings come from .env (the process sets
+    // none); the value comes from Secrets Manager, not from .env.
+    let out = app(dir.path(), &["secrets", "get", "PAYMENT_GATEWAY_API_KEY"], &no_imds);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "prod-payment-key-9f8e7d6c5b4a3210\n");
+
+    // A value only in .env is never read in prod.
+    let out = app(dir.path(), &["secrets", "get", "ONLY_LOCAL"], &no_imds);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).starts_with(
+        "Failed to fetch secret 'ONLY_LOCAL' from AWS Secrets Manager: secret not found"
+    ));
+
+    // The process environment wins: its endpoint (nothing listening) is used, not the file's.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = format!("http://127.0.0.1:{port}");
     let out = app(
         dir.path(),
         &["secrets", "get", "PAYMENT_GATEWAY_API_KEY"],
-        &[("AWS_EC2_METADATA_DISABLED", "true")],
+        &[("AWS_EC2_METADATA_DISABLED", "true"), ("AWS_ENDPOINT_URL", &dead)],
     );
-    // APP_MODE=prod came from .env; the AWS settings in it were ignored: no region.
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout(&out), "");
-    assert!(stderr(&out).contains("no AWS region is configured"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("({dead})")), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("testing"), "{}", stderr(&out));
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! `mock-aws-seed`: creates the `seed_secrets` of the lab's configuration in AWS Secrets
 //! Manager (usually the local emulator), idempotently: `created NAME`, `unchanged NAME` or
 //! `updated NAME` for each. Endpoint, region and credentials come from the standard AWS
-//! settings (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_PROFILE`, ...).
+//! settings (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_PROFILE`, ...) of the process
+//! environment; with `--env-file .env`, a settings group the process leaves unset is taken from
+//! that file (the same rule as `app ... --mode prod`, see `globo_secrets::AwsSettings`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::error::Error;
@@ -10,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use globo::crypto::{LoadedKeys, decrypt_file_to_memory};
-use globo::secrets::{AwsProvider, seed};
+use globo::secrets::{AwsProvider, AwsSettings, Environment, seed};
 
 /// Seed the lab's secrets into AWS Secrets Manager (or the emulator).
 #[derive(Debug, Parser)]
@@ -26,6 +28,10 @@ struct Cli {
     /// The key file for --encrypted (a rotation in progress, `<key>.next`, is honoured).
     #[arg(long, default_value = "secret.key", requires = "encrypted")]
     key_file: PathBuf,
+    /// Take the AWS settings (endpoint, region, profile, credentials) the process environment
+    /// does not set from this .env file; only those settings are read from it.
+    #[arg(long, value_name = "PATH")]
+    env_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -60,7 +66,13 @@ fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let provider = AwsProvider::from_env().await?;
+        let provider = match &cli.env_file {
+            Some(env_file) => {
+                let settings = AwsSettings::resolve(env_file, &Environment::from_process())?;
+                AwsProvider::from_settings(&settings).await?
+            }
+            None => AwsProvider::from_env().await?,
+        };
         for (name, value) in &entries {
             let outcome = seed::create_or_update(&provider, name, value).await?;
             println!("{} {name}", outcome.as_str());

@@ -124,3 +124,41 @@ fn the_seed_list_can_come_from_the_encrypted_config() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn env_file_supplies_the_aws_settings_the_process_leaves_unset() {
+    let moto = match Emulator::start(Options::default()) {
+        Ok(moto) => moto,
+        Err(error) => return globo_testkit::missing(&format!("the moto emulator ({error})")),
+    };
+    let endpoint = moto.endpoint_url();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), CONFIG).unwrap();
+    let dotenv = format!(
+        "AWS_ENDPOINT_URL={endpoint}\nAWS_REGION=us-east-1\nAWS_ACCESS_KEY_ID=testing\n\
+         AWS_SECRET_ACCESS_KEY=testing\n"
+    );
+    std::fs::write(dir.path().join(".env"), dotenv).unwrap();
+    let run = |extra: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_mock-aws-seed"))
+            .args(["--env-file", ".env"])
+            .current_dir(dir.path())
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(extra.iter().copied())
+            .output()
+            .unwrap()
+    };
+    // Only .env configures AWS: seeding reaches the emulator.
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "created PAYMENT_GATEWAY_API_KEY\ncreated EMAIL_SERVICE_API_KEY\ncreated FERNET_KEY\n"
+    );
+    // The process's endpoint wins over the file's.
+    let out = run(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("(http://127.0.0.1:9)"), "{}", text(&out.stderr));
+}

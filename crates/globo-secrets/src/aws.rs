@@ -11,10 +11,12 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::{Credentials, Region};
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_types::service_config::ServiceConfigKey;
-use secrecy::{SecretSlice, SecretString};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
+use crate::settings::{AwsSettings, SettingSource};
 use crate::{SecretValue, SecretsError, SecretsProvider, value::check_name};
 
 /// The stage read when none is chosen.
@@ -76,23 +78,64 @@ fn quick_imds() -> imds::Client {
 /// credential is built in. Add overrides before `.load()` (tests set an endpoint, a region and
 /// static credentials this way).
 pub async fn aws_config_loader() -> ConfigLoader {
+    standard_loader(None).await
+}
+
+/// [`aws_config_loader`] with `settings` applied explicitly: endpoint URL, region, profile
+/// name and static credentials, where set. What is unset is left to the standard chain. This
+/// is how production mode honours the AWS settings of `.env` without changing the process
+/// environment.
+pub async fn aws_config_loader_for(settings: &AwsSettings) -> ConfigLoader {
+    let mut loader = standard_loader(settings.profile.as_deref()).await;
+    if let Some(endpoint) = settings.endpoint() {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if let Some(region) = &settings.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(profile) = &settings.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let (Some(id), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
+        loader = loader.credentials_provider(Credentials::new(
+            id.expose_secret(),
+            secret.expose_secret(),
+            settings.session_token.as_ref().map(|t| t.expose_secret().to_owned()),
+            None,
+            "globo-settings",
+        ));
+    }
+    loader
+}
+
+async fn standard_loader(profile: Option<&str>) -> ConfigLoader {
+    let profile_region = || {
+        let mut builder = aws_config::profile::region::ProfileFileRegionProvider::builder();
+        if let Some(profile) = profile {
+            builder = builder.profile_name(profile);
+        }
+        builder.build()
+    };
     let region = RegionProviderChain::first_try(
         aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
     )
-    .or_else(aws_config::profile::region::ProfileFileRegionProvider::builder().build())
+    .or_else(profile_region())
     .or_else(
         aws_config::imds::region::ImdsRegionProvider::builder().imds_client(quick_imds()).build(),
     );
-    let credentials = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .imds_client(quick_imds())
-        .region(
-            RegionProviderChain::first_try(
-                aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
-            )
-            .or_else(aws_config::profile::region::ProfileFileRegionProvider::builder().build()),
-        )
-        .build()
-        .await;
+    let mut credentials =
+        aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+            .imds_client(quick_imds())
+            .region(
+                RegionProviderChain::first_try(
+                    aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+                )
+                .or_else(profile_region()),
+            );
+    if let Some(profile) = profile {
+        credentials = credentials.profile_name(profile);
+    }
+    let credentials = credentials.build().await;
     aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .credentials_provider(credentials)
@@ -112,6 +155,8 @@ pub async fn aws_config_loader() -> ConfigLoader {
 pub struct AwsProvider {
     client: Client,
     endpoint: String,
+    /// The `.env` file the endpoint was read from, if it was (named in error messages).
+    endpoint_origin: Option<std::path::PathBuf>,
     version: VersionSelector,
 }
 
@@ -122,12 +167,27 @@ impl AwsProvider {
         Self::from_sdk_config(&aws_config_loader().await.load().await)
     }
 
+    /// Builds a provider from resolved settings ([`AwsSettings::resolve`]: the process
+    /// environment, with `.env` filling in), applied with [`aws_config_loader_for`]. What
+    /// production mode uses. When the endpoint came from a `.env` file, error messages say so.
+    pub async fn from_settings(settings: &AwsSettings) -> Result<Self, SecretsError> {
+        let mut provider =
+            Self::from_sdk_config(&aws_config_loader_for(settings).await.load().await)?;
+        if let Some(SettingSource::EnvFile(path)) = settings.endpoint_source()
+            && settings.endpoint().is_some()
+        {
+            provider.endpoint_origin = Some(path.clone());
+        }
+        Ok(provider)
+    }
+
     /// Builds a provider from an explicit configuration. Timeouts the configuration leaves
     /// unset are taken from [`bounded_timeouts`], so a call can never hang.
     pub fn from_sdk_config(config: &SdkConfig) -> Result<Self, SecretsError> {
         let Some(region) = config.region() else {
             return Err(SecretsError::Config(
-                "no AWS region is configured: set AWS_REGION (or 'region' in your AWS profile)"
+                "no AWS region is configured: set AWS_REGION (in the environment or, for the \
+                 emulator, in .env) or 'region' in your AWS profile"
                     .into(),
             ));
         };
@@ -139,6 +199,7 @@ impl AwsProvider {
         Ok(Self {
             client: Client::from_conf(service.build()),
             endpoint,
+            endpoint_origin: None,
             version: VersionSelector::Current,
         })
     }
@@ -200,7 +261,10 @@ impl AwsProvider {
         let name = name.to_owned();
         let unavailable = |reason: &str, source| SecretsError::BackendUnavailable {
             name: name.clone(),
-            endpoint: self.endpoint.clone(),
+            endpoint: match &self.endpoint_origin {
+                Some(file) => format!("{}, set in '{}'", self.endpoint, file.display()),
+                None => self.endpoint.clone(),
+            },
             reason: reason.to_owned(),
             source,
         };
@@ -318,6 +382,7 @@ impl fmt::Debug for AwsProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AwsProvider")
             .field("endpoint", &self.endpoint)
+            .field("endpoint_origin", &self.endpoint_origin)
             .field("version", &self.version)
             .finish_non_exhaustive()
     }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 
 use crate::{
-    AwsProvider, Environment, LocalProvider, SecretsError, SecretsProvider, local::read_env_file,
+    AwsProvider, AwsSettings, Environment, LocalProvider, SecretsError, SecretsProvider,
+    local::read_env_file,
 };
 
 /// Where secrets come from.
@@ -71,11 +72,16 @@ pub fn resolve_mode(
 /// [`Environment::from_process`] in a program, a hand-made one in tests).
 ///
 /// - [`Mode::Local`]: a [`LocalProvider`] over `env_file` and `env`.
-/// - [`Mode::Prod`]: an [`AwsProvider`] from the standard AWS chain of this process
-///   ([`AwsProvider::from_env`]). Production fails closed: it never reads a value from `.env`,
-///   and `.env` does not configure it either (no endpoint, region or credential is taken from
-///   the file, so a development `.env` shipped by mistake cannot redirect production to an
-///   emulator). Only `APP_MODE` may come from `.env`.
+/// - [`Mode::Prod`]: an [`AwsProvider`] from the standard AWS chain with the settings of
+///   [`AwsSettings::resolve`] applied ([`AwsProvider::from_settings`]). Production never reads
+///   a secret value from `.env`: a name present in `.env` but absent from Secrets Manager is
+///   [`SecretsError::NotFound`]. `.env` may only supply `APP_MODE` and the AWS settings of
+///   [`AWS_SETTING_GROUPS`](crate::AWS_SETTING_GROUPS) (endpoint, region, profile,
+///   credentials), and only for a group the process environment leaves entirely unset (the
+///   lab's `load_dotenv(override=False)` then boto3). A process configured by its deployment
+///   (environment, role) is therefore never redirected by a stray `.env`; a host with no AWS
+///   settings at all and a development `.env` would follow the file, which is why production
+///   hosts should not carry one (see `docs/key-modes.md`).
 pub async fn provider_for(
     explicit: Option<Mode>,
     env_file: &Path,
@@ -83,6 +89,8 @@ pub async fn provider_for(
 ) -> Result<Arc<dyn SecretsProvider>, SecretsError> {
     match resolve_mode(explicit, env_file, env)? {
         Mode::Local => Ok(Arc::new(LocalProvider::new(env_file, env)?)),
-        Mode::Prod => Ok(Arc::new(AwsProvider::from_env().await?)),
+        Mode::Prod => {
+            Ok(Arc::new(AwsProvider::from_settings(&AwsSettings::resolve(env_file, env)?).await?))
+        }
     }
 }

@@ -31,8 +31,11 @@
 //!   single flight).
 //!
 //! [`provider_for`] picks one: an explicit [`Mode`], else `APP_MODE` (process environment,
-//! then `.env`), else local. Production fails closed: an unknown mode is an error and prod
-//! never reads `.env` for values or AWS settings.
+//! then `.env`), else local. Production fails closed: an unknown mode is an error, and prod
+//! never reads a secret value from `.env`. It does take the AWS *settings* of
+//! [`AWS_SETTING_GROUPS`] (endpoint, region, profile, credentials) from `.env` when the process
+//! environment sets none of a group ([`AwsSettings`]), as the lab's `load_dotenv()` followed by
+//! boto3 does; the process environment always wins.
 //!
 //! # Text and binary secrets
 //! [`SecretsProvider::get`] returns a [`SecretString`](secrecy::SecretString) (the lab's
@@ -52,11 +55,12 @@ mod local;
 mod memory;
 mod provider;
 pub mod seed;
+mod settings;
 mod value;
 
 pub use aws::{
     ATTEMPT_TIMEOUT, AWS_CURRENT, AwsProvider, CONNECT_TIMEOUT, MAX_ATTEMPTS, OPERATION_TIMEOUT,
-    READ_TIMEOUT, VersionSelector, aws_config_loader, bounded_timeouts,
+    READ_TIMEOUT, VersionSelector, aws_config_loader, aws_config_loader_for, bounded_timeouts,
 };
 pub use cache::{CacheConfig, CachingProvider};
 pub use error::SecretsError;
@@ -64,6 +68,7 @@ pub use factory::{Mode, provider_for, resolve_mode};
 pub use local::{Environment, LocalProvider, read_env_file};
 pub use memory::InMemoryProvider;
 pub use provider::SecretsProvider;
+pub use settings::{AWS_SETTING_GROUPS, AwsSettings, SettingSource};
 pub use value::SecretValue;
 
 /// The AWS configuration types callers need to build an [`AwsProvider`] by hand (see

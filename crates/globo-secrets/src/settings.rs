@@ -1,0 +1,162 @@
+//! The AWS settings of production mode: an allowlist read from the process environment, with
+//! `.env` filling in what the process leaves unset.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{Environment, SecretsError, local::read_env_file};
+
+/// The variables production mode may take from `.env`, in groups. Nothing else is read from
+/// the file in production (in particular no secret value).
+///
+/// A group comes whole from one place: if the process environment sets any variable of a
+/// group, the whole group comes from the process and the file's values for it are ignored.
+/// So `.env` can never mix its own credentials with a profile chosen by the process, or
+/// redirect a process-configured endpoint.
+pub const AWS_SETTING_GROUPS: [&[&str]; 3] = [
+    &["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"],
+    &["AWS_REGION", "AWS_DEFAULT_REGION"],
+    &["AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"],
+];
+
+/// Where a group of settings came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SettingSource {
+    /// Nothing set anywhere: the SDK's standard chain decides (profile files, roles...).
+    Default,
+    /// The process environment.
+    Process,
+    /// The `.env` file (this path).
+    EnvFile(PathBuf),
+}
+
+/// The AWS settings production mode applies explicitly to the SDK loader: endpoint, region,
+/// profile and static credentials, each from the process environment or, when the process
+/// sets none of its group, from `.env` (see [`AWS_SETTING_GROUPS`]).
+///
+/// `Debug` shows which settings are set and where they came from, never a credential.
+#[derive(Clone, Default)]
+pub struct AwsSettings {
+    /// `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` (wins over `AWS_ENDPOINT_URL` for Secrets Manager).
+    pub endpoint_url_secrets_manager: Option<String>,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+    pub region: Option<String>,
+    /// `AWS_PROFILE`.
+    pub profile: Option<String>,
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: Option<SecretString>,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<SecretString>,
+    /// `AWS_SESSION_TOKEN`.
+    pub session_token: Option<SecretString>,
+    /// Where the endpoint, region and credential groups came from, in that order.
+    pub sources: [Option<SettingSource>; 3],
+}
+
+impl AwsSettings {
+    /// Resolves the settings from `env` (normally [`Environment::from_process`]) and
+    /// `env_file` (normally `.env`; a missing file is fine). Only the allowlisted variables
+    /// are read from the file.
+    pub fn resolve(env_file: &Path, env: &Environment) -> Result<Self, SecretsError> {
+        let file = read_env_file(env_file)?.unwrap_or_default();
+        let from_file = |name: &str| {
+            file.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.clone())
+        };
+        let mut values: Vec<Option<SecretString>> = Vec::new();
+        let mut sources: [Option<SettingSource>; 3] = [None, None, None];
+        for (group, names) in AWS_SETTING_GROUPS.iter().enumerate() {
+            let set = |v: &Option<SecretString>| {
+                v.as_ref().is_some_and(|s| !s.expose_secret().trim().is_empty())
+            };
+            let process: Vec<Option<SecretString>> =
+                names.iter().map(|name| env.get(name).cloned()).collect();
+            let file_values: Vec<Option<SecretString>> =
+                names.iter().map(|name| from_file(name)).collect();
+            let (chosen, source) = if process.iter().any(set) {
+                (process, SettingSource::Process)
+            } else if file_values.iter().any(set) {
+                (file_values, SettingSource::EnvFile(env_file.to_path_buf()))
+            } else {
+                (vec![None; names.len()], SettingSource::Default)
+            };
+            sources[group] = Some(source);
+            values.extend(
+                chosen.into_iter().map(|v| v.filter(|s| !s.expose_secret().trim().is_empty())),
+            );
+        }
+        let text = |v: &Option<SecretString>| v.as_ref().map(|s| s.expose_secret().to_owned());
+        let settings = Self {
+            endpoint_url: text(&values[0]),
+            endpoint_url_secrets_manager: text(&values[1]),
+            region: text(&values[2]).or_else(|| text(&values[3])),
+            profile: text(&values[4]),
+            access_key_id: values[5].clone(),
+            secret_access_key: values[6].clone(),
+            session_token: values[7].clone(),
+            sources,
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Half a pair of static credentials is a configuration mistake, not a reason to fall
+    /// back silently to another identity.
+    fn check(&self) -> Result<(), SecretsError> {
+        let origin = self.origin(2);
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(_), None) => Err(SecretsError::Config(format!(
+                "AWS_ACCESS_KEY_ID is set{origin} without AWS_SECRET_ACCESS_KEY: set both, or \
+                 neither (and use AWS_PROFILE or a role)"
+            ))),
+            (None, Some(_)) => Err(SecretsError::Config(format!(
+                "AWS_SECRET_ACCESS_KEY is set{origin} without AWS_ACCESS_KEY_ID: set both, or \
+                 neither (and use AWS_PROFILE or a role)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// ` in '<file>'` when group `group` came from a `.env` file, else ``.
+    fn origin(&self, group: usize) -> String {
+        match &self.sources[group] {
+            Some(SettingSource::EnvFile(path)) => format!(" in '{}'", path.display()),
+            _ => String::new(),
+        }
+    }
+
+    /// The endpoint for Secrets Manager, if one is configured (service-specific first).
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint_url_secrets_manager.as_deref().or(self.endpoint_url.as_deref())
+    }
+
+    /// Where the endpoint group came from.
+    pub fn endpoint_source(&self) -> Option<&SettingSource> {
+        self.sources[0].as_ref()
+    }
+
+    /// Whether any setting was taken from the `.env` file.
+    pub fn uses_env_file(&self) -> bool {
+        self.sources.iter().any(|s| matches!(s, Some(SettingSource::EnvFile(_))))
+    }
+}
+
+impl fmt::Debug for AwsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |v: &Option<SecretString>| if v.is_some() { "[SET]" } else { "[UNSET]" };
+        f.debug_struct("AwsSettings")
+            .field("endpoint_url", &self.endpoint_url)
+            .field("endpoint_url_secrets_manager", &self.endpoint_url_secrets_manager)
+            .field("region", &self.region)
+            .field("profile", &self.profile)
+            .field("access_key_id", &set(&self.access_key_id))
+            .field("secret_access_key", &set(&self.secret_access_key))
+            .field("session_token", &set(&self.session_token))
+            .field("sources", &self.sources)
+            .finish()
+    }
+}

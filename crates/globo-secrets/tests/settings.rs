@@ -1,0 +1,168 @@
+//! Production mode's AWS settings: the process environment wins, `.env` fills in a group the
+//! process leaves unset, and secret values never come from `.env` in production. Checked
+//! against a real moto server with injected environments (the process environment is never
+//! modified).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use globo_emulator::{Emulator, Options};
+use globo_secrets::{
+    AwsProvider, AwsSettings, Environment, Mode, SecretsError, SettingSource, provider_for, seed,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+fn moto() -> Option<Emulator> {
+    match Emulator::start(Options::default()) {
+        Ok(emulator) => Some(emulator),
+        Err(error) => {
+            globo_testkit::missing(&format!("the moto emulator ({error})"));
+            None
+        }
+    }
+}
+
+fn write_env(dir: &Path, content: &str) -> PathBuf {
+    let path = dir.join(".env");
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+/// The lab's `.env` for the emulator, plus a local-only secret value.
+fn emulator_env(endpoint: &str) -> String {
+    format!(
+        "APP_MODE=prod\nAWS_ENDPOINT_URL={endpoint}\nAWS_REGION=us-east-1\n\
+         AWS_DEFAULT_REGION=us-east-1\nAWS_ACCESS_KEY_ID=testing\n\
+         AWS_SECRET_ACCESS_KEY=testing-secret-access-key\n\
+         PAYMENT_GATEWAY_API_KEY=local-dev-payment-key-123456\nONLY_LOCAL=dev-value\n"
+    )
+}
+
+#[test]
+fn env_file_fills_in_groups_the_process_leaves_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_env(dir.path(), &emulator_env("http://127.0.0.1:5000"));
+    let settings = AwsSettings::resolve(&path, &Environment::empty()).unwrap();
+    assert_eq!(settings.endpoint(), Some("http://127.0.0.1:5000"));
+    assert_eq!(settings.region.as_deref(), Some("us-east-1"));
+    assert_eq!(settings.access_key_id.as_ref().unwrap().expose_secret(), "testing");
+    assert!(settings.uses_env_file());
+    assert_eq!(settings.endpoint_source(), Some(&SettingSource::EnvFile(path.clone())));
+
+    // AWS_DEFAULT_REGION alone is a region (boto3 reads it).
+    let only_default = write_env(dir.path(), "AWS_DEFAULT_REGION=eu-west-1\n");
+    let settings = AwsSettings::resolve(&only_default, &Environment::empty()).unwrap();
+    assert_eq!(settings.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(settings.endpoint(), None);
+    assert_eq!(settings.endpoint_source(), Some(&SettingSource::Default));
+}
+
+#[test]
+fn the_process_environment_wins_group_by_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_env(dir.path(), &emulator_env("http://127.0.0.1:5000"));
+    // The process chose a profile: the file's static credentials are not mixed in, and its
+    // endpoint cannot redirect the process's endpoint either.
+    let env = Environment::from_pairs([
+        ("AWS_PROFILE", "production"),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "https://secretsmanager.example.invalid"),
+    ]);
+    let settings = AwsSettings::resolve(&path, &env).unwrap();
+    assert_eq!(settings.profile.as_deref(), Some("production"));
+    assert!(settings.access_key_id.is_none() && settings.secret_access_key.is_none());
+    assert_eq!(settings.endpoint(), Some("https://secretsmanager.example.invalid"));
+    assert_eq!(settings.endpoint_url, None);
+    assert_eq!(settings.sources[0], Some(SettingSource::Process));
+    assert_eq!(settings.sources[2], Some(SettingSource::Process));
+    // The region group was not set by the process, so it still comes from the file.
+    assert_eq!(settings.region.as_deref(), Some("us-east-1"));
+    assert_eq!(settings.sources[1], Some(SettingSource::EnvFile(path)));
+}
+
+#[test]
+fn half_a_credential_pair_is_an_error_that_names_no_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_env(dir.path(), "AWS_SECRET_ACCESS_KEY=hunter2-secret-access-key\n");
+    let error = AwsSettings::resolve(&path, &Environment::empty()).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, SecretsError::Config(_)), "{error:?}");
+    assert!(message.contains("without AWS_ACCESS_KEY_ID") && message.contains(".env"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn debug_never_shows_credentials() {
+    let env = Environment::from_pairs([
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEYID"),
+        ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret-access-key"),
+        ("AWS_SESSION_TOKEN", "session-token-value"),
+    ]);
+    let settings = AwsSettings::resolve(Path::new("/nonexistent/.env"), &env).unwrap();
+    let debug = format!("{settings:?}");
+    for value in ["AKIAEXAMPLEKEYID", "wJalrXUtnFEMI", "session-token-value"] {
+        assert!(!debug.contains(value), "{debug}");
+    }
+    assert!(debug.contains("[SET]"), "{debug}");
+}
+
+#[tokio::test]
+async fn prod_mode_reads_the_emulator_configured_in_env_file_but_never_its_values() {
+    let Some(moto) = moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_env(dir.path(), &emulator_env(&endpoint));
+
+    // Seed through the same .env-derived settings.
+    let settings = AwsSettings::resolve(&path, &Environment::empty()).unwrap();
+    let seeder = AwsProvider::from_settings(&settings).await.unwrap();
+    assert!(!format!("{seeder:?}").contains("testing-secret-access-key"));
+    let prod_value = SecretString::from("prod-payment-key-9f8e7d6c5b4a3210");
+    seed::create_or_update(&seeder, "PAYMENT_GATEWAY_API_KEY", &prod_value).await.unwrap();
+
+    // APP_MODE=prod and every AWS setting come from .env; the value comes from the emulator.
+    let provider = provider_for(None, &path, &Environment::empty()).await.unwrap();
+    let value = provider.get("PAYMENT_GATEWAY_API_KEY").await.unwrap();
+    assert_eq!(value.expose_secret(), "prod-payment-key-9f8e7d6c5b4a3210");
+
+    // A name present in .env but absent from Secrets Manager is not found in prod.
+    let error = provider.get("ONLY_LOCAL").await.unwrap_err();
+    assert!(matches!(error, SecretsError::NotFound { .. }), "{error:?}");
+    assert!(!error.to_string().contains("dev-value"));
+
+    // The local provider over the same file still reads the local value.
+    let local = provider_for(Some(Mode::Local), &path, &Environment::empty()).await.unwrap();
+    assert_eq!(local.get("ONLY_LOCAL").await.unwrap().expose_secret(), "dev-value");
+}
+
+#[tokio::test]
+async fn a_process_endpoint_wins_over_the_env_file() {
+    let Some(moto) = moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let dir = tempfile::tempdir().unwrap();
+    // .env points at a port where nothing listens; the process points at the emulator.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let path = write_env(dir.path(), &emulator_env(&format!("http://127.0.0.1:{dead}")));
+    let settings = AwsSettings::resolve(&path, &Environment::empty()).unwrap();
+    let seeder = AwsProvider::from_settings(&AwsSettings {
+        endpoint_url: Some(endpoint.clone()),
+        ..settings
+    })
+    .await
+    .unwrap();
+    seed::create_or_update(&seeder, "API_KEY", &SecretString::from("from-emulator")).await.unwrap();
+
+    let env = Environment::from_pairs([("AWS_ENDPOINT_URL", endpoint.as_str())]);
+    let provider = provider_for(Some(Mode::Prod), &path, &env).await.unwrap();
+    assert_eq!(provider.get("API_KEY").await.unwrap().expose_secret(), "from-emulator");
+
+    // Without the process setting, the .env endpoint is used, and the message says where it
+    // came from (an endpoint is not a secret); the secret access key is never printed.
+    let provider = provider_for(Some(Mode::Prod), &path, &Environment::empty()).await.unwrap();
+    let error = provider.get("API_KEY").await.unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains(&format!("http://127.0.0.1:{dead}, set in '")), "{message}");
+    assert!(!message.contains("testing-secret-access-key"), "{message}");
+    assert!(!format!("{error:?}").contains("testing-secret-access-key"));
+}
