@@ -119,6 +119,19 @@ pub enum CryptoError {
         step: String,
     },
 
+    /// A key store other than a local key file (e.g. AWS Secrets Manager) failed; its own
+    /// error, which says how to fix it, is the source.
+    #[error("{operation} failed for the key in {store}")]
+    KeyStore {
+        /// The store, e.g. `secret 'FERNET_KEY' in AWS Secrets Manager`.
+        store: String,
+        /// What was being done, e.g. `staging the new key`.
+        operation: &'static str,
+        /// The store's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed")]
     Random,

@@ -23,7 +23,9 @@
 //!   strictly: only the canonical base64 spelling of a token is accepted.
 //! - [`encrypt_file`], [`decrypt_file_to_memory`], [`remove_plaintext_verified`]: files, written
 //!   atomically with mode `0600` through `globo-fs`; plaintext never goes to disk.
-//! - [`Keyring`], [`LoadedKeys`], [`rotate_key`]: several keys and crash-safe rotation.
+//! - [`Keyring`], [`LoadedKeys`], [`rotate_key`]: several keys and crash-safe rotation;
+//!   [`rotate_with_store`] runs the same rotation over any [`KeyStore`] (a key file, or a
+//!   secrets manager as in `globo-secrets`).
 //! - [`inspect`]: a token's timestamp and size, without the key.
 #![forbid(unsafe_code)]
 
@@ -42,7 +44,9 @@ pub use file::{
 };
 pub use key::{ENCODED_KEY_LEN, Key, KeyFile};
 pub use keyring::{KeyLock, KeySet, Keyring, LoadedKeys, next_key_path};
-pub use rotation::{RotationReport, RotationStep, rotate_key};
+pub use rotation::{
+    KeyFileStore, KeyStore, RotationReport, RotationStep, StoredKeys, rotate_key, rotate_with_store,
+};
 
 /// The zeroizing buffer decryption returns, re-exported so callers need no `zeroize` dependency.
 pub use zeroize::Zeroizing;
