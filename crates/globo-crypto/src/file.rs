@@ -1,12 +1,14 @@
 //! Encrypting files, decrypting them into memory only.
 
+use std::fs::File;
 use std::io::ErrorKind;
 use std::path::Path;
 
 use zeroize::Zeroizing;
 
 use crate::keyring::decrypt_raw;
-use crate::token::RawToken;
+use crate::stream::{self, StreamError};
+use crate::token::{RawToken, unix_now};
 use crate::{CryptoError, Key, KeySet, TokenInfo};
 
 /// Reads the token stored in a ciphertext file.
@@ -62,18 +64,72 @@ pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<()
     if crate::KeyFile::load(ciphertext).is_ok() {
         return Err(CryptoError::KeyFileProtected { path: ciphertext.to_path_buf() });
     }
-    let bytes = read_plaintext(plaintext)?;
-    let token = crate::encrypt(key, &bytes)?;
-    globo_fs::write_atomic(ciphertext, token.as_bytes())?;
+    let mut input = match File::open(plaintext) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(CryptoError::PlaintextNotFound { path: plaintext.to_path_buf() });
+        }
+        Err(e) => return Err(CryptoError::io("read", plaintext, e)),
+    };
+    let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut iv = [0u8; 16];
+    getrandom::fill(&mut iv).map_err(|_| CryptoError::Random)?;
+    let out = globo_fs::AtomicFile::create(ciphertext)?;
+    let sink = stream::WriteSink::new(out);
+    let parallel = size >= stream::PARALLEL_MIN as u64;
+    // Streamed: the plaintext is read in chunks and the token written as it is made, so memory
+    // stays bounded whatever the file's size; the file replaces `ciphertext` only once complete.
+    let out = stream::encrypt_stream(key, &iv, unix_now(), &mut input, sink, parallel)
+        .map_err(|e| match e {
+            StreamError::Read(e) => CryptoError::io("read", plaintext, e),
+            StreamError::Write(e) => CryptoError::io("write", ciphertext, e),
+            StreamError::Decryption | StreamError::Pipeline => CryptoError::io(
+                "encrypt",
+                plaintext,
+                std::io::Error::other("the encryption pipeline stopped"),
+            ),
+        })?
+        .into_inner();
+    out.commit()?;
     Ok(())
 }
 
 /// Decrypts a ciphertext file into memory (zeroized on drop); nothing is written to disk.
+///
+/// The file is read once, in pieces, and decoded into a buffer of exactly the ciphertext's size
+/// (the text of the token is never held whole), which is authenticated over the whole token and
+/// only then decrypted in place: peak memory is about the size of the plaintext. The same
+/// strictness as [`read_token_file`] and [`crate::decrypt`] applies.
 pub fn decrypt_file_to_memory(
     keys: &impl KeySet,
     path: &Path,
 ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    crate::decrypt(keys, &read_token_file(path)?)
+    decrypt_file(keys, path, None)
+}
+
+fn decrypt_file(
+    keys: &impl KeySet,
+    path: &Path,
+    age: Option<(u64, u64)>,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(CryptoError::CiphertextNotFound { path: path.to_path_buf() });
+        }
+        Err(e) => return Err(CryptoError::io("read", path, e)),
+    };
+    let len = file.metadata().map_err(|e| CryptoError::io("read", path, e))?.len();
+    let len = usize::try_from(len).map_err(|_| CryptoError::Decryption)?;
+    // A token is a multiple of 4 characters; one more can only be the trailing newline.
+    let newline = len % 4 == 1;
+    let chars = if newline { len - 1 } else { len };
+    let parallel = chars / 4 * 3 >= stream::PARALLEL_MIN;
+    let source = stream::ReaderSource::new(file, newline);
+    stream::decrypt_stream(keys.keys(), age, chars, source, parallel).map_err(|e| match e {
+        StreamError::Read(e) => CryptoError::io("read", path, e),
+        _ => CryptoError::Decryption,
+    })
 }
 
 /// Decrypts a ciphertext file into memory, refusing a token older than `max_age_secs` seconds.
@@ -82,7 +138,7 @@ pub fn decrypt_file_with_max_age(
     path: &Path,
     max_age_secs: u64,
 ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    crate::decrypt_with_max_age(keys, &read_token_file(path)?, max_age_secs)
+    decrypt_file(keys, path, Some((max_age_secs, unix_now())))
 }
 
 /// Deletes `plaintext` once `ciphertext`, read back from disk, decrypts to exactly its bytes.

@@ -34,6 +34,7 @@ mod file;
 mod key;
 mod keyring;
 mod rotation;
+mod stream;
 mod time;
 mod token;
 
@@ -51,7 +52,6 @@ pub use rotation::{
 /// The zeroizing buffer decryption returns, re-exported so callers need no `zeroize` dependency.
 pub use zeroize::Zeroizing;
 
-use crate::keyring::decrypt_raw;
 use crate::token::RawToken;
 
 /// Encrypts `plaintext` into a Fernet token (URL-safe base64 text) timestamped now, with a
@@ -65,7 +65,7 @@ pub fn encrypt(key: &Key, plaintext: &[u8]) -> Result<String, CryptoError> {
 /// Any failure (wrong key, tampering, truncation, a non-canonical encoding, surrounding
 /// whitespace) is [`CryptoError::Decryption`].
 pub fn decrypt(keys: &impl KeySet, token: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    decrypt_raw(keys, &RawToken::parse(token)?, None)
+    decrypt_str(keys, token, None)
 }
 
 /// Like [`decrypt`], and also fails (with the same opaque error) when the token's timestamp is
@@ -76,7 +76,19 @@ pub fn decrypt_with_max_age(
     token: &str,
     max_age_secs: u64,
 ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    decrypt_raw(keys, &RawToken::parse(token)?, Some((max_age_secs, token::unix_now())))
+    decrypt_str(keys, token, Some((max_age_secs, token::unix_now())))
+}
+
+/// Decrypts a token held in memory through the single-pass decoder (`stream.rs`).
+fn decrypt_str(
+    keys: &impl KeySet,
+    token: &str,
+    age: Option<(u64, u64)>,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let parallel = token.len() / 4 * 3 >= stream::PARALLEL_MIN;
+    let source = stream::SliceSource::new(token.as_bytes());
+    stream::decrypt_stream(keys.keys(), age, token.len(), source, parallel)
+        .map_err(|_| CryptoError::Decryption)
 }
 
 /// What anyone can read from a token without the key: when it was made and how big it is.

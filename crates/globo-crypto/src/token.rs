@@ -6,9 +6,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aes::cipher::{
-    BlockDecryptMut as _, BlockEncryptMut as _, KeyIvInit as _, block_padding::Pkcs7,
-};
+use aes::cipher::{BlockDecryptMut as _, KeyIvInit as _, block_padding::Pkcs7};
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use hmac::Mac as _;
@@ -27,24 +25,24 @@ pub(crate) const STRICT_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
 );
 
-const VERSION: u8 = 0x80;
-const HEADER_LEN: usize = 1 + 8 + 16;
-const TAG_LEN: usize = 32;
-const BLOCK: usize = 16;
+pub(crate) const VERSION: u8 = 0x80;
+pub(crate) const HEADER_LEN: usize = 1 + 8 + 16;
+pub(crate) const TAG_LEN: usize = 32;
+pub(crate) const BLOCK: usize = 16;
 /// A token's timestamp may be this far in the future when a maximum age is checked (as in
 /// Python `cryptography`'s `_MAX_CLOCK_SKEW`).
-const MAX_CLOCK_SKEW: u64 = 60;
+pub(crate) const MAX_CLOCK_SKEW: u64 = 60;
 
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-type Aes128CbcEnc = cbc::Encryptor<aes::Aes128>;
-type Aes128CbcDec = cbc::Decryptor<aes::Aes128>;
+pub(crate) type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+pub(crate) type Aes128CbcEnc = cbc::Encryptor<aes::Aes128>;
+pub(crate) type Aes128CbcDec = cbc::Decryptor<aes::Aes128>;
 
 /// Seconds since the Unix epoch now (0 if the clock is before 1970).
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn mac(key: &Key) -> HmacSha256 {
+pub(crate) fn mac(key: &Key) -> HmacSha256 {
     // HMAC zero-pads a key shorter than the hash's block size (RFC 2104 section 2), so the
     // 16-byte signing key padded to 64 bytes is the same key, and this constructor cannot fail.
     let mut padded = Zeroizing::new([0u8; 64]);
@@ -54,13 +52,38 @@ fn mac(key: &Key) -> HmacSha256 {
 
 /// Encrypts `plaintext` with an explicit timestamp and IV. Only tests and [`encrypt_at_time`]
 /// call this: a reused IV under one key would break confidentiality.
+///
+/// Built on the streaming encoder (`stream.rs`), writing straight into a buffer of the token's
+/// exact length; large inputs are pipelined over threads.
 pub(crate) fn encrypt_from_parts(
     key: &Key,
     plaintext: &[u8],
     timestamp: u64,
     iv: &[u8; 16],
 ) -> String {
-    // The plaintext is never copied: the cipher writes the ciphertext straight to a new buffer.
+    let mut out = vec![0u8; crate::stream::token_len(plaintext.len())];
+    let parallel = plaintext.len() >= crate::stream::PARALLEL_MIN;
+    let mut input = plaintext;
+    let sink = crate::stream::SliceSink::new(&mut out);
+    // Neither reading a slice nor writing into a buffer of the right size can fail.
+    let written = crate::stream::encrypt_stream(key, iv, timestamp, &mut input, sink, parallel)
+        .map(|sink| sink.written())
+        .unwrap_or(0);
+    out.truncate(written);
+    // Base64 output is ASCII.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The whole-buffer construction, kept as the reference the streaming encoder is tested
+/// against.
+#[cfg(test)]
+pub(crate) fn encrypt_reference(
+    key: &Key,
+    plaintext: &[u8],
+    timestamp: u64,
+    iv: &[u8; 16],
+) -> String {
+    use aes::cipher::BlockEncryptMut as _;
     let ciphertext = Aes128CbcEnc::new(key.encryption().into(), iv.into())
         .encrypt_padded_vec_mut::<Pkcs7>(plaintext);
     let mut buf = Vec::with_capacity(HEADER_LEN + ciphertext.len() + TAG_LEN);
