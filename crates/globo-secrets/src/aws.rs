@@ -230,7 +230,9 @@ impl AwsProvider {
         check_aws_name(name)?;
         let mut request = self.client.get_secret_value().secret_id(name);
         request = match version {
-            VersionSelector::Current => request,
+            // Named explicitly (what AWS does by default): moto answers an unlabelled request
+            // with the version written last, even after AWSCURRENT was moved elsewhere.
+            VersionSelector::Current => request.version_stage(AWS_CURRENT),
             VersionSelector::Stage(stage) => request.version_stage(stage),
             VersionSelector::Id(id) => request.version_id(id),
         };

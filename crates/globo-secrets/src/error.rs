@@ -113,6 +113,28 @@ pub enum SecretsError {
         #[source]
         source: std::io::Error,
     },
+    /// Creating the secret holding a Fernet key was refused because it already exists.
+    #[error(
+        "secret '{name}' already exists in AWS Secrets Manager; replacing the key it holds would \
+         make every file encrypted under it unreadable. To change the key, use `app config \
+         rotate-key --mode prod`, which re-encrypts the files first"
+    )]
+    AlreadyExists {
+        /// The secret's name.
+        name: String,
+    },
+    /// The secret that should hold a Fernet key holds something else (its content is not
+    /// repeated).
+    #[error(
+        "secret '{name}' ({stage}) does not hold a Fernet key: expected 44 characters of URL-safe \
+         base64 (32 bytes) as its SecretString; create it with `app config init-key --mode prod`"
+    )]
+    NotAFernetKey {
+        /// The secret's name.
+        name: String,
+        /// The version stage read, e.g. `AWSCURRENT`.
+        stage: String,
+    },
     /// A setting is wrong: unknown `APP_MODE`, no AWS region, a malformed seed list...
     #[error("malformed configuration: {0}")]
     Config(String),

@@ -37,6 +37,11 @@
 //! environment sets none of a group ([`AwsSettings`]), as the lab's `load_dotenv()` followed by
 //! boto3 does; the process environment always wins.
 //!
+//! # The Fernet key in Secrets Manager
+//! [`fernet_key::SecretsManagerKeyStore`] holds the configuration's Fernet key as a secret
+//! (`FERNET_KEY`) instead of a key file, and rotates it crash-safely with staging labels
+//! (`AWSPENDING`, `AWSCURRENT`, `AWSPREVIOUS`) through `globo_crypto::rotate_with_store`.
+//!
 //! # Text and binary secrets
 //! [`SecretsProvider::get`] returns a [`SecretString`](secrecy::SecretString) (the lab's
 //! `get`). A binary AWS secret is [`SecretsError::NotText`] there; read it with
@@ -51,6 +56,7 @@ mod aws;
 mod cache;
 mod error;
 mod factory;
+pub mod fernet_key;
 mod local;
 mod memory;
 mod provider;
