@@ -22,14 +22,14 @@
 
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use globo_crypto::{CryptoError, Key, KeyStore, StoredKeys};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::aws::check_aws_name;
-use crate::{AwsProvider, SecretsError, VersionSelector};
+use crate::{AwsProvider, AwsSettings, Environment, SecretsError, VersionSelector};
 
 /// The secret holding the Fernet key when no other name is configured.
 pub const DEFAULT_KEY_SECRET: &str = "FERNET_KEY";
@@ -65,6 +65,18 @@ impl SecretsManagerKeyStore {
         let name = name.into();
         check_aws_name(&name)?;
         Ok(Self { provider, name, staged_version: None })
+    }
+
+    /// The store production mode uses: secret `name` (`None`: [`DEFAULT_KEY_SECRET`]) through
+    /// an [`AwsProvider`] built from [`AwsSettings::resolve`] (the process environment `env`,
+    /// with `env_file` filling in AWS settings the process leaves unset).
+    pub async fn from_settings(
+        name: Option<&str>,
+        env_file: &Path,
+        env: &Environment,
+    ) -> Result<Self, SecretsError> {
+        let provider = AwsProvider::from_settings(&AwsSettings::resolve(env_file, env)?).await?;
+        Self::new(provider, name.unwrap_or(DEFAULT_KEY_SECRET))
     }
 
     /// The secret's name.

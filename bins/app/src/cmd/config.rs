@@ -1,5 +1,5 @@
 //! `app config ...`: the Fernet-encrypted configuration (init-key, encrypt, show, rotate-key,
-//! inspect).
+//! inspect). The key is the key file in local mode, a Secrets Manager secret in prod mode.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -7,8 +7,10 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use globo::crypto::{
-    self, CryptoError, Key, KeyFile, Keyring, LoadedKeys, RotationStep, Zeroizing,
+    self, CryptoError, Key, KeyFile, Keyring, LoadedKeys, RotationReport, RotationStep, Zeroizing,
 };
+use globo::secrets::fernet_key::{DEFAULT_KEY_SECRET, KEY_SECRET_VAR, SecretsManagerKeyStore};
+use globo::secrets::{Environment, Mode, SecretsError, resolve_mode};
 
 use crate::failure::Failure;
 
@@ -18,7 +20,7 @@ const DECRYPTION_FAILED: &str = "Decryption failed: ciphertext is corrupt or the
 /// The `app config` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ConfigCommand {
-    /// Create a new Fernet key file (never replaces an existing one).
+    /// Create a new Fernet key: the key file, or in prod mode the secret (never replaces one).
     InitKey(InitKeyArgs),
     /// Encrypt a file (e.g. config.json) into a Fernet token file.
     Encrypt(EncryptArgs),
@@ -33,9 +35,59 @@ pub(crate) enum ConfigCommand {
 /// Where the key comes from.
 #[derive(Debug, clap::Args)]
 pub(crate) struct KeyArgs {
-    /// The key file (44-character URL-safe base64 Fernet key).
+    /// `local` (the key file) or `prod` (the key held in AWS Secrets Manager); default:
+    /// $APP_MODE, else APP_MODE in the .env file, else local.
+    #[arg(long)]
+    mode: Option<String>,
+    /// Local mode: the key file (44-character URL-safe base64 Fernet key).
     #[arg(long, value_name = "PATH", default_value = "secret.key")]
     key_file: PathBuf,
+    /// Prod mode: the Secrets Manager secret holding the key.
+    #[arg(long, value_name = "NAME", env = KEY_SECRET_VAR, default_value = DEFAULT_KEY_SECRET)]
+    key_secret: String,
+    /// The .env file: APP_MODE, and in prod mode the AWS settings (endpoint, region, profile,
+    /// credentials) the process environment does not set. Never the key itself.
+    #[arg(long, value_name = "PATH", default_value = ".env")]
+    env_file: PathBuf,
+}
+
+/// The key's home for this command, resolved from `--mode`, `APP_MODE` and `.env`.
+enum KeyHome {
+    /// The key file of `--key-file`.
+    File,
+    /// The secret of `--key-secret` in AWS Secrets Manager, and a runtime to reach it.
+    Secret(Box<(SecretsManagerKeyStore, tokio::runtime::Runtime)>),
+}
+
+impl KeyArgs {
+    fn home(&self) -> Result<KeyHome, Failure> {
+        let env = Environment::from_process();
+        let explicit = match self.mode.as_deref() {
+            Some(text) => Some(text.parse::<Mode>().map_err(|e| secrets_failure(&e))?),
+            None => None,
+        };
+        match resolve_mode(explicit, &self.env_file, &env).map_err(|e| secrets_failure(&e))? {
+            Mode::Prod => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Failure::msg(format!("cannot start the async runtime: {e}")))?;
+                let store = runtime
+                    .block_on(SecretsManagerKeyStore::from_settings(
+                        Some(&self.key_secret),
+                        &self.env_file,
+                        &env,
+                    ))
+                    .map_err(|e| secrets_failure(&e))?;
+                Ok(KeyHome::Secret(Box::new((store, runtime))))
+            }
+            _ => Ok(KeyHome::File),
+        }
+    }
+}
+
+fn secrets_failure(error: &SecretsError) -> Failure {
+    Failure::from_error(error)
 }
 
 /// Arguments of `app config init-key`.
@@ -104,13 +156,25 @@ pub(crate) fn run(command: ConfigCommand) -> Result<(), Failure> {
     }
 }
 
-/// Loads the keys for a command. Every command that needs the key goes through here, so a
-/// production mode (the key as the `FERNET_KEY` secret from AWS Secrets Manager, parsed with
-/// `Key::from_secret`) slots in at this one place.
+/// Loads the keys for a command: the key file (and its `.next` during a rotation) in local
+/// mode; in prod mode the secret's AWSCURRENT version (and AWSPENDING during a rotation).
 ///
 /// Warns on stderr about a key file that group or others can access, and about an interrupted
-/// rotation (whose `.next` key is then used as well).
-fn load_keys(args: &KeyArgs) -> Result<Keyring, Failure> {
+/// rotation (whose next key is then used as well).
+fn load_keys(args: &KeyArgs, home: &KeyHome) -> Result<Keyring, Failure> {
+    if let KeyHome::Secret(boxed) = home {
+        let (store, runtime) = &**boxed;
+        let keys = runtime.block_on(store.load_keys()).map_err(|e| secrets_failure(&e))?;
+        if keys.rotation_in_progress() {
+            eprintln!(
+                "warning: an unfinished key rotation was found (secret '{}' has an AWSPENDING \
+                 version); both keys are used until `app config rotate-key --mode prod` (with \
+                 the same files) completes it.",
+                store.name()
+            );
+        }
+        return Ok(keys.keyring());
+    }
     let loaded = LoadedKeys::load(&args.key_file).map_err(|e| failure(&e))?;
     for file in loaded.files() {
         warn_if_loose(file);
@@ -148,6 +212,16 @@ fn failure(error: &CryptoError) -> Failure {
 
 fn init_key(args: &InitKeyArgs) -> Result<(), Failure> {
     let key = Key::generate().map_err(|e| failure(&e))?;
+    if let KeyHome::Secret(boxed) = args.key.home()? {
+        let (store, runtime) = *boxed;
+        runtime.block_on(store.create(&key)).map_err(|e| secrets_failure(&e))?;
+        println!(
+            "Created the secret '{}' holding a new Fernet key in AWS Secrets Manager. No key file \
+             was written: prod commands read the key from the secret.",
+            store.name()
+        );
+        return Ok(());
+    }
     KeyFile::create_new(&args.key.key_file, &key).map_err(|e| failure(&e))?;
     println!(
         "Wrote a new Fernet key to '{}' (mode 0600). Keep it secret and out of version control: \
@@ -158,9 +232,17 @@ fn init_key(args: &InitKeyArgs) -> Result<(), Failure> {
 }
 
 fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
-    // Excludes a concurrent rotate-key, which could otherwise retire the key just used.
-    let _lock = crypto::KeyLock::acquire(&args.key.key_file).map_err(|e| failure(&e))?;
-    let keys = load_keys(&args.key)?;
+    let home = args.key.home()?;
+    // Excludes a concurrent local rotate-key, which could otherwise retire the key just used.
+    // (Secrets Manager has no lock; a prod encryption during a rotation uses the pending key,
+    // which the rotation will make current.)
+    let _lock = match home {
+        KeyHome::File => {
+            Some(crypto::KeyLock::acquire(&args.key.key_file).map_err(|e| failure(&e))?)
+        }
+        KeyHome::Secret(..) => None,
+    };
+    let keys = load_keys(&args.key, &home)?;
     crypto::encrypt_file(keys.primary(), &args.file, &args.out).map_err(|e| failure(&e))?;
     println!("Encrypted '{}' to '{}' (mode 0600).", args.file.display(), args.out.display());
     if args.remove_plaintext {
@@ -181,7 +263,7 @@ fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
 }
 
 fn show(args: &ShowArgs) -> Result<(), Failure> {
-    let keys = load_keys(&args.key)?;
+    let keys = load_keys(&args.key, &args.key.home()?)?;
     let plaintext = match args.max_age {
         None => crypto::decrypt_file_to_memory(&keys, &args.input),
         Some(max_age) => crypto::decrypt_file_with_max_age(&keys, &args.input, max_age),
@@ -239,8 +321,9 @@ fn pretty_json(plaintext: &[u8], path: &Path) -> Result<Zeroizing<String>, Failu
 }
 
 /// The test hook for crash-safety tests. In debug builds only, `GLOBO_TEST_CRASH_AT=<step>`
-/// (`next-key`, `file-<n>`, `retired`, `installed`, `done`) aborts the process right after that
-/// rotation step is on disk, as a kill at that instant would. Release builds ignore it.
+/// (`next-key`, `file-<n>`, `retired`, `installed`, `done`; prod mode has no `retired`) aborts
+/// the process right after that rotation step is durable, as a kill at that instant would.
+/// Release builds ignore it.
 fn rotation_observer() -> impl FnMut(&RotationStep) -> ControlFlow<()> {
     #[cfg(debug_assertions)]
     let crash_at = std::env::var("GLOBO_TEST_CRASH_AT").ok();
@@ -255,14 +338,40 @@ fn rotation_observer() -> impl FnMut(&RotationStep) -> ControlFlow<()> {
 }
 
 fn rotate_key(args: &RotateKeyArgs) -> Result<(), Failure> {
+    let home = args.key.home()?;
     // Loading first warns about loose permissions and reports an interrupted rotation.
-    load_keys(&args.key)?;
-    let report = crypto::rotate_key(&args.key.key_file, &args.files, rotation_observer())
-        .map_err(|e| failure(&e))?;
+    load_keys(&args.key, &home)?;
+    let names: Vec<String> = args.files.iter().map(|p| format!("'{}'", p.display())).collect();
+    let report: RotationReport = match home {
+        KeyHome::File => crypto::rotate_key(&args.key.key_file, &args.files, rotation_observer())
+            .map_err(|e| failure(&e))?,
+        KeyHome::Secret(boxed) => {
+            let (mut store, runtime) = *boxed;
+            let report = runtime
+                .block_on(crypto::rotate_with_store(&mut store, &args.files, rotation_observer()))
+                .map_err(|e| failure(&e))?;
+            if report.resumed {
+                println!("Completed the interrupted key rotation.");
+            }
+            println!(
+                "Rotated the key in secret '{}' (AWS Secrets Manager); {} file(s) now encrypted \
+                 under the new key: {}.",
+                store.name(),
+                args.files.len(),
+                names.join(", ")
+            );
+            println!(
+                "The old key is kept as the secret's AWSPREVIOUS version until the next rotation; \
+                 read it with `aws secretsmanager get-secret-value --secret-id {} --version-stage \
+                 AWSPREVIOUS` if an old copy of a file needs it.",
+                store.name()
+            );
+            return Ok(());
+        }
+    };
     if report.resumed {
         println!("Completed the interrupted key rotation.");
     }
-    let names: Vec<String> = args.files.iter().map(|p| format!("'{}'", p.display())).collect();
     println!(
         "Rotated the key in '{}'; {} file(s) now encrypted under the new key: {}.",
         args.key.key_file.display(),

@@ -1,0 +1,246 @@
+//! `app config ... --mode prod` end to end: the real binary, a temporary folder with no key
+//! file, and the Fernet key held in a real moto server. The child processes get a cleared
+//! environment plus what each test sets, so the developer's AWS settings never leak in.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use globo::crypto::Key;
+use globo::secrets::{
+    AwsProvider, Credentials, Region, SecretValue, VersionSelector, aws_config_loader,
+};
+use globo_emulator::{Emulator, Options};
+
+const CONFIG: &str = r#"{"database_url": "postgresql://localhost:5432/globomantica", "feature_flags": {"new_checkout": true}}"#;
+
+fn moto() -> Option<Emulator> {
+    match Emulator::start(Options::default()) {
+        Ok(emulator) => Some(emulator),
+        Err(error) => {
+            globo_testkit::missing(&format!("the moto emulator ({error})"));
+            None
+        }
+    }
+}
+
+fn app(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_app"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "status {} stderr: {}", o.status, stderr(o));
+    stdout(o)
+}
+
+fn failed(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(1), "stdout: {} stderr: {}", stdout(o), stderr(o));
+    assert!(o.stdout.is_empty(), "stdout on failure: {}", stdout(o));
+    stderr(o)
+}
+
+/// The emulator's settings, as the lab's `.env` holds them.
+fn emulator_dotenv(endpoint: &str, mode: &str) -> String {
+    format!(
+        "APP_MODE={mode}\nAWS_ENDPOINT_URL={endpoint}\nAWS_REGION=us-east-1\n\
+         AWS_ACCESS_KEY_ID=testing\nAWS_SECRET_ACCESS_KEY=testing\n"
+    )
+}
+
+/// A folder with the emulator settings in `.env` (APP_MODE=prod) and `config.json`.
+fn prod_dir(endpoint: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), emulator_dotenv(endpoint, "prod")).unwrap();
+    std::fs::write(dir.path().join("config.json"), CONFIG).unwrap();
+    dir
+}
+
+/// The key a stage of `name` holds, read through the library (not through `app`).
+fn stage_key(endpoint: &str, name: &str, stage: &str) -> Option<Key> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let config = aws_config_loader()
+            .await
+            .endpoint_url(endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await;
+        let provider = AwsProvider::from_sdk_config(&config).unwrap();
+        match provider.get_version(name, &VersionSelector::Stage(stage.into())).await {
+            Ok(SecretValue::Text(text)) => Some(Key::from_secret(&text).unwrap()),
+            Ok(_) => panic!("binary secret"),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => panic!("{e}"),
+        }
+    })
+}
+
+fn no_key_file(dir: &Path) {
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".key"))
+        .collect();
+    assert!(names.is_empty(), "a key file was written in prod mode: {names:?}");
+}
+
+#[test]
+fn prod_keeps_the_key_in_secrets_manager_and_never_on_disk() {
+    let Some(moto) = moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let dir = prod_dir(&endpoint);
+    let d = dir.path();
+
+    // APP_MODE=prod and the emulator settings come from .env.
+    let out = ok(&app(d, &["config", "init-key"], &[]));
+    assert!(out.contains("'FERNET_KEY'") && out.contains("AWS Secrets Manager"), "{out}");
+    let key = stage_key(&endpoint, "FERNET_KEY", "AWSCURRENT").unwrap();
+    assert!(!out.contains(secrecy::ExposeSecret::expose_secret(&key.to_base64())));
+
+    // A second init-key refuses to replace the key.
+    let err = failed(&app(d, &["config", "init-key"], &[]));
+    assert!(err.contains("already exists") && err.contains("rotate-key"), "{err}");
+    assert!(stage_key(&endpoint, "FERNET_KEY", "AWSCURRENT").unwrap().same_as(&key));
+
+    ok(&app(d, &["config", "encrypt", "config.json"], &[]));
+    let shown = ok(&app(d, &["config", "show", "--raw"], &[]));
+    assert_eq!(shown, CONFIG);
+    no_key_file(d);
+
+    // Local mode does not see the secret: it wants the key file.
+    let err = failed(&app(d, &["config", "show", "--mode", "local"], &[]));
+    assert!(err.contains("secret.key") && err.contains("init-key"), "{err}");
+
+    // Another secret name, by flag or by GLOBO_FERNET_KEY_SECRET: a different key, so the
+    // opaque decryption failure.
+    ok(&app(d, &["config", "init-key", "--key-secret", "OTHER_KEY"], &[]));
+    let err = failed(&app(d, &["config", "show", "--key-secret", "OTHER_KEY"], &[]));
+    assert_eq!(err, "Decryption failed: ciphertext is corrupt or the key is wrong.\n");
+    let err = failed(&app(d, &["config", "show"], &[("GLOBO_FERNET_KEY_SECRET", "OTHER_KEY")]));
+    assert_eq!(err, "Decryption failed: ciphertext is corrupt or the key is wrong.\n");
+
+    // A missing secret is a precise error naming it.
+    let err = failed(&app(d, &["config", "show", "--key-secret", "NO_SUCH_KEY"], &[]));
+    assert!(err.contains("'NO_SUCH_KEY'") && err.contains("secret not found"), "{err}");
+
+    // A secret that is not a Fernet key is refused without echoing it.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let config = aws_config_loader()
+            .await
+            .endpoint_url(&endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await;
+        let provider = AwsProvider::from_sdk_config(&config).unwrap();
+        provider
+            .client()
+            .create_secret()
+            .name("NOT_A_KEY")
+            .secret_string("hunter2-not-a-key")
+            .send()
+            .await
+            .unwrap();
+    });
+    let err = failed(&app(d, &["config", "show", "--key-secret", "NOT_A_KEY"], &[]));
+    assert!(err.contains("does not hold a Fernet key") && !err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn the_process_environment_chooses_the_mode_and_settings_over_env_file() {
+    let Some(moto) = moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // .env says local and points nowhere useful; the process says prod and where moto is.
+    std::fs::write(d.join(".env"), emulator_dotenv("http://127.0.0.1:9", "local")).unwrap();
+    std::fs::write(d.join("config.json"), CONFIG).unwrap();
+    let env = [("APP_MODE", "prod"), ("AWS_ENDPOINT_URL", endpoint.as_str())];
+    ok(&app(d, &["config", "init-key"], &env));
+    ok(&app(d, &["config", "encrypt", "config.json"], &env));
+    assert_eq!(ok(&app(d, &["config", "show", "--raw"], &env)), CONFIG);
+    no_key_file(d);
+    // Without the process endpoint, the .env endpoint (nothing there) is used, and named.
+    let err = failed(&app(d, &["config", "show", "--mode", "prod"], &[]));
+    assert!(err.contains("http://127.0.0.1:9, set in '.env'"), "{err}");
+    assert!(!err.contains("testing"), "{err}");
+    // An unknown mode fails closed.
+    let err = failed(&app(d, &["config", "show", "--mode", "prd"], &env));
+    assert!(err.contains("unknown mode 'prd'"), "{err}");
+}
+
+#[test]
+fn prod_rotate_key_survives_a_kill_at_every_step() {
+    let Some(moto) = moto() else { return };
+    let endpoint = moto.endpoint_url();
+    for (n, step) in ["next-key", "file-1", "file-2", "installed", "done"].iter().enumerate() {
+        let dir = prod_dir(&endpoint);
+        let d = dir.path();
+        let secret = format!("FERNET_KEY_{n}");
+        let env = [("GLOBO_FERNET_KEY_SECRET", secret.as_str())];
+        ok(&app(d, &["config", "init-key"], &env));
+        ok(&app(d, &["config", "encrypt", "config.json"], &env));
+        std::fs::write(d.join("other.json"), "[1, 2]").unwrap();
+        ok(&app(d, &["config", "encrypt", "other.json", "--out", "other.enc"], &env));
+        let old = stage_key(&endpoint, &secret, "AWSCURRENT").unwrap();
+
+        let crash = [("GLOBO_TEST_CRASH_AT", *step), env[0]];
+        let killed = app(d, &["config", "rotate-key", "config.enc", "other.enc"], &crash);
+        if !cfg!(debug_assertions) {
+            // Release builds have no hook: the rotation simply completes.
+            ok(&killed);
+            return;
+        }
+        assert_eq!(killed.status.code(), None, "{step}: not killed by a signal");
+
+        for (file, content) in [("config.enc", CONFIG), ("other.enc", "[1, 2]")] {
+            let raw = app(d, &["config", "show", "--in", file, "--raw"], &env);
+            assert_eq!(ok(&raw), content, "{step}: {file} unreadable after the kill");
+            let warned = stderr(&raw).contains("unfinished key rotation");
+            assert_eq!(warned, *step != "done", "{step}: {}", stderr(&raw));
+        }
+
+        let staged = stage_key(&endpoint, &secret, "AWSPENDING");
+        if *step != "done" {
+            let out = ok(&app(d, &["config", "rotate-key", "config.enc", "other.enc"], &env));
+            assert!(out.contains("Completed the interrupted key rotation."), "{step}: {out}");
+            assert!(out.contains("AWSPREVIOUS"), "{step}: {out}");
+        }
+        let current = stage_key(&endpoint, &secret, "AWSCURRENT").unwrap();
+        assert!(!current.same_as(&old), "{step}");
+        if let Some(staged) = staged {
+            assert!(staged.same_as(&current), "{step}: a second new key was made");
+        }
+        assert!(stage_key(&endpoint, &secret, "AWSPENDING").is_none(), "{step}");
+        assert!(stage_key(&endpoint, &secret, "AWSPREVIOUS").unwrap().same_as(&old), "{step}");
+        for (file, content) in [("config.enc", CONFIG), ("other.enc", "[1, 2]")] {
+            let raw = app(d, &["config", "show", "--in", file, "--raw"], &env);
+            assert_eq!(ok(&raw), content, "{step}: {file}");
+            assert!(!stderr(&raw).contains("unfinished"), "{step}");
+            // Only the new key is needed now.
+            let bytes = globo::crypto::decrypt_file_to_memory(&current, &d.join(file)).unwrap();
+            assert_eq!(bytes.as_slice(), content.as_bytes());
+        }
+        no_key_file(d);
+    }
+}
