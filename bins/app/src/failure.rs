@@ -4,7 +4,7 @@ use std::error::Error;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-/// Exit code for any failure the user can act on (documented in the README).
+/// Exit code for every failure (documented in the README); clap uses 2 for usage errors.
 pub(crate) const EXIT_FAILURE: u8 = 1;
 
 /// A failed command: what to print on stderr and which exit code to return.
@@ -22,13 +22,7 @@ impl Failure {
 
     /// A failure from an error, with its whole `source()` chain on indented lines.
     pub(crate) fn from_error(error: &(dyn Error + 'static)) -> Self {
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            let _ = write!(message, "\n  caused by: {cause}");
-            source = cause.source();
-        }
-        Self::msg(message)
+        Self::msg(with_causes(error))
     }
 
     /// Prints the message to stderr and returns the exit code.
@@ -36,4 +30,15 @@ impl Failure {
         eprintln!("{}", self.message);
         ExitCode::from(self.code)
     }
+}
+
+/// An error's message followed by its `source()` chain, one `caused by:` line each.
+pub(crate) fn with_causes(error: &(dyn Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(message, "\n  caused by: {cause}");
+        source = cause.source();
+    }
+    message
 }

@@ -18,7 +18,10 @@ fn spawn(dir: &Path, args: &[&str], stdin: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    // A command that fails before reading (a usage error) closes stdin: that is not an error.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child
 }
 
@@ -28,6 +31,17 @@ fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+const INSECURE_WARNING: &str = "warning: using the test-only-insecure Argon2 profile";
+
+/// stderr without the warning every command run with the cheap test profile prints.
+fn stderr(out: &Output) -> String {
+    let all = text(&out.stderr);
+    all.lines()
+        .filter(|line| !line.starts_with(INSECURE_WARNING))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 fn users(dir: &Path) -> serde_json::Map<String, serde_json::Value> {
@@ -45,7 +59,7 @@ fn register_verify_and_login_print_the_labs_messages() {
 
     let out = run(d, &["register", "alice", "--password-stdin"], "another passphrase\n");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stderr), "User 'alice' already exists.\n");
+    assert_eq!(stderr(&out), "User 'alice' already exists.\n");
     assert_eq!(text(&out.stdout), "");
 
     for command in ["verify", "login"] {
@@ -66,7 +80,7 @@ fn wrong_password_and_unknown_user_get_one_message() {
     let unknown = run(d, &["verify", "bob", "--password-stdin"], "a fine passphrase\n");
     for out in [&wrong, &unknown] {
         assert_eq!(out.status.code(), Some(1));
-        assert_eq!(text(&out.stderr), "Invalid username or password.\n");
+        assert_eq!(stderr(out), "Invalid username or password.\n");
         assert_eq!(text(&out.stdout), "");
     }
 }
@@ -162,4 +176,22 @@ fn thirty_two_concurrent_registrations_all_land() {
     for i in 0..32 {
         assert!(users.contains_key(&format!("user{i:02}")));
     }
+}
+
+#[test]
+fn the_insecure_test_profile_is_announced_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(d, &["register", "alice", "--password-stdin"], "a fine passphrase\n");
+    assert!(out.status.success());
+    assert!(text(&out.stderr).starts_with(INSECURE_WARNING), "{}", text(&out.stderr));
+    // The default profile says nothing.
+    let out = Command::new(APP)
+        .args(["verify", "bob", "--password-stdin", "--profile", "rfc9106-low-memory"])
+        .current_dir(d)
+        .env_remove("GLOBO_PASSWORD_PROFILE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stderr), "Invalid username or password.\n");
 }

@@ -23,7 +23,7 @@ pub enum AuthError {
         username: String,
     },
 
-    /// The username is empty, too long or contains control characters.
+    /// The username is empty, too long, or contains control, invisible formatting or edge whitespace characters.
     #[error("invalid username: {reason}")]
     InvalidUsername {
         /// What is wrong with it.

@@ -37,7 +37,8 @@
 //! New hashes use a [`Profile`]; the default, [`Profile::Rfc9106LowMemory`] (Argon2id,
 //! m=65536 KiB, t=3, p=4, 16-byte salt, 32-byte tag), is the lab's own setting, so migrated
 //! users need no rehash. When a password verifies against a hash that is weaker than the
-//! store's profile (see [`is_hash_obsolete`]), the hash is replaced by a fresh one.
+//! store's profile (see [`is_hash_obsolete`]), the hash is replaced by a fresh Argon2id one
+//! with the profile's parameters, keeping any higher memory or time cost the old one had.
 //!
 //! Stored hashes are data, so the work they may demand is bounded by [`Limits`] (by default
 //! 256 MiB, 16 iterations, 64 lanes, salts of 8 to 64 bytes, tags of 4 to 64 bytes) and
@@ -46,11 +47,14 @@
 //!
 //! # Timing
 //! Tags are compared in constant time (`subtle`). An unknown username is checked against a
-//! dummy hash with the store's current parameters, made once per store from random bytes
-//! (no Argon2 run is needed to make it), so it costs one Argon2 run like a known user. The lab
-//! hashed then verified, which made unknown users about 1.9 times slower. A known user whose
-//! hash uses other parameters than the profile costs what those parameters cost until the
-//! rehash on their next login.
+//! dummy hash shaped like the file's typical entry (the parameters most users share; the
+//! store's profile when the file is empty), made from random bytes (no Argon2 run is needed
+//! to make it) and reused while that shape stays the same. So an unknown user costs one Argon2
+//! run with the same parameters as a typical known user. The lab hashed then verified, which
+//! made unknown users about 1.9 times slower. A user whose hash has other parameters than
+//! most costs what those parameters cost, which tells an observer that this user exists: a
+//! weaker hash is upgraded at that user's next login (never to lower costs than it had), so
+//! keep one parameter set per file.
 //!
 //! # Password policy
 //! Per NIST SP 800-63B and OWASP ASVS ([`check_new_password`]): at least 8 and at most 1024

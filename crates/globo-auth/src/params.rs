@@ -42,6 +42,11 @@ impl HashParams {
     pub fn tag_len(&self) -> usize {
         self.tag_len
     }
+
+    /// These parameters with memory and time costs raised to at least `m_kib` and `t`.
+    pub(crate) fn at_least(self, m_kib: u32, t: u32) -> Self {
+        Self { m_kib: self.m_kib.max(m_kib), t: self.t.max(t), ..self }
+    }
 }
 
 /// A named set of Argon2id parameters for new hashes.

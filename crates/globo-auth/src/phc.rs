@@ -213,6 +213,27 @@ impl ParsedHash {
         Ok(bool::from(out.as_slice().ct_eq(&self.tag)))
     }
 
+    /// A hash with this one's algorithm, version, costs and lengths but a random salt and tag:
+    /// checking a password against it costs what checking against `self` costs, and fails.
+    pub(crate) fn dummy_like(&self) -> Result<Self, AuthError> {
+        Ok(Self {
+            algorithm: self.algorithm,
+            version: self.version,
+            m_kib: self.m_kib,
+            t: self.t,
+            p: self.p,
+            data: self.data.clone(),
+            salt: random(self.salt.len())?.to_vec(),
+            tag: random(self.tag.len())?.to_vec(),
+        })
+    }
+
+    /// The parameters to rehash this hash with: `policy`'s, but never a lower memory or time
+    /// cost than this hash already has (a rehash for another variant must not weaken it).
+    pub(crate) fn rehash_params(&self, policy: HashParams) -> HashParams {
+        policy.at_least(self.m_kib, self.t)
+    }
+
     /// Whether this hash is weaker than, or different in kind from, what `params` produces.
     pub(crate) fn is_obsolete(&self, params: &HashParams) -> bool {
         self.algorithm != Algorithm::Argon2id
@@ -250,7 +271,11 @@ fn encode(params: &HashParams, salt: &[u8], tag: &[u8]) -> String {
 /// no truncation); [`UserStore::register`](crate::UserStore::register) applies the password
 /// policy first.
 pub fn hash_password(password: impl AsRef<[u8]>, profile: Profile) -> Result<String, AuthError> {
-    let params = profile.params();
+    hash_with_params(password.as_ref(), &profile.params())
+}
+
+/// Hashes `password` with `params` (always Argon2id v0x13) and a fresh random salt.
+pub(crate) fn hash_with_params(password: &[u8], params: &HashParams) -> Result<String, AuthError> {
     let salt = random(params.salt_len())?;
     let parsed = ParsedHash {
         algorithm: Algorithm::Argon2id,
@@ -263,8 +288,8 @@ pub fn hash_password(password: impl AsRef<[u8]>, profile: Profile) -> Result<Str
         tag: Vec::new(),
     };
     let mut tag = Zeroizing::new(vec![0u8; params.tag_len()]);
-    parsed.compute(password.as_ref(), &mut tag)?;
-    Ok(encode(&params, &salt, &tag))
+    parsed.compute(password, &mut tag)?;
+    Ok(encode(params, &salt, &tag))
 }
 
 /// A hash string with `params` and random salt and tag: the hash of no password at all.

@@ -39,18 +39,40 @@ pub fn is_common_password(password: &str) -> bool {
 }
 
 /// Checks a new username: non-empty, at most [`MAX_USERNAME_CHARS`] code points, no control
-/// characters.
+/// characters, no invisible formatting characters (zero-width spaces and joiners, bidirectional
+/// overrides, soft hyphen, byte-order mark: they make two different names look alike and can
+/// reorder log lines), and no leading or trailing whitespace.
 pub fn check_username(username: &str) -> Result<(), AuthError> {
     let reason = if username.is_empty() {
         "it is empty"
     } else if username.chars().count() > MAX_USERNAME_CHARS {
-        "it is longer than 64 characters"
+        "it is longer than the 64-character maximum"
     } else if username.chars().any(char::is_control) {
         "it contains control characters"
+    } else if username.chars().any(is_invisible_format) {
+        "it contains invisible formatting characters (zero-width or bidirectional controls)"
+    } else if username.trim() != username {
+        "it starts or ends with whitespace"
     } else {
         return Ok(());
     };
     Err(AuthError::InvalidUsername { reason })
+}
+
+/// Unicode format characters (category Cf) that render as nothing or reorder text.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// Checks a new password, as NIST SP 800-63B asks: at least [`MIN_PASSWORD_CHARS`] and at
@@ -74,6 +96,19 @@ pub fn check_new_password(password: &SecretString) -> Result<(), AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usernames_that_look_like_others_are_refused() {
+        for bad in
+            ["alice\u{200B}", "\u{202E}ecila", "al\u{00AD}ice", " alice", "alice ", "\u{FEFF}a"]
+        {
+            assert!(check_username(bad).is_err(), "{bad:?}");
+        }
+        for good in ["alice", "Zoë", "bob.smith", "李雷", "a b"] {
+            assert!(check_username(good).is_ok(), "{good:?}");
+        }
+        assert_eq!(MAX_USERNAME_CHARS, 64, "the message above says 64");
+    }
 
     #[test]
     fn blocklist_has_the_whole_list() {

@@ -1,15 +1,17 @@
 //! The users file: `{"<username>": "<PHC string>", ...}`, read and written safely.
 
+use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
 
 use crate::phc::{self, ParsedHash};
 use crate::policy::{self, MAX_PASSWORD_CHARS};
-use crate::{AuthError, Limits, Profile};
+use crate::{AuthError, HashParams, Limits, Profile};
 
 type Users = Map<String, Value>;
 
@@ -24,7 +26,8 @@ pub struct UserStore {
     path: PathBuf,
     profile: Profile,
     limits: Limits,
-    dummy: OnceLock<String>,
+    /// The dummy hash for unknown users, with the shape key it was made for.
+    dummy: Mutex<Option<(String, ParsedHash)>>,
 }
 
 /// A successful verification.
@@ -54,7 +57,7 @@ impl UserStore {
             path: path.into(),
             profile: Profile::default(),
             limits: Limits::DEFAULT,
-            dummy: OnceLock::new(),
+            dummy: Mutex::new(None),
         }
     }
 
@@ -62,7 +65,7 @@ impl UserStore {
     #[must_use]
     pub fn with_profile(mut self, profile: Profile) -> Self {
         self.profile = profile;
-        self.dummy = OnceLock::new();
+        self.dummy = Mutex::new(None);
         self
     }
 
@@ -113,9 +116,12 @@ impl UserStore {
 
     /// Checks `password` for `username`.
     ///
-    /// An unknown user costs the same as a known one: the password is checked against a dummy
-    /// hash with the store's current parameters, made once per store without running Argon2.
-    /// Both cases fail with [`AuthError::InvalidCredentials`]. When the password matches and
+    /// An unknown user costs the same as a typical known one: the password is checked against
+    /// a dummy hash with the parameters most entries of the file share (the store's profile
+    /// when the file is empty), made without running Argon2 and kept until those parameters
+    /// change. Both cases fail with [`AuthError::InvalidCredentials`]. Users whose hash has
+    /// other parameters than most (say, not yet upgraded by a login) cost what their own
+    /// parameters cost, so keep one parameter set per file. When the password matches and
     /// the stored hash is obsolete ([`is_hash_obsolete`](crate::is_hash_obsolete)), it is
     /// replaced, under the lock and only if the entry has not changed meanwhile.
     ///
@@ -127,12 +133,14 @@ impl UserStore {
             return Err(AuthError::PasswordTooLong { max: MAX_PASSWORD_CHARS });
         }
         let users = self.read()?;
+        // Both paths look for the typical entry, so that scan costs the same in each.
+        let typical = typical_entry(&users);
         let Some(entry) = users.get(username) else {
-            let dummy = self.dummy_hash()?;
-            let parsed = ParsedHash::parse(dummy, &self.limits)?;
-            let _ = parsed.matches(secret.as_bytes())?;
+            let dummy = self.dummy_for(typical)?;
+            let _ = dummy.matches(secret.as_bytes())?;
             return Err(AuthError::InvalidCredentials);
         };
+        std::hint::black_box(typical);
         let stored = entry.as_str().ok_or_else(|| {
             self.bad_entry(
                 username,
@@ -147,7 +155,8 @@ impl UserStore {
         if !parsed.is_obsolete(&self.profile.params()) {
             return Ok(Verified { rehashed: false, rehash_error: None });
         }
-        Ok(match self.rehash(username, stored, password) {
+        let params = parsed.rehash_params(self.profile.params());
+        Ok(match self.rehash(username, stored, password, &params) {
             Ok(rehashed) => Verified { rehashed, rehash_error: None },
             Err(e) => Verified { rehashed: false, rehash_error: Some(e) },
         })
@@ -159,8 +168,9 @@ impl UserStore {
         username: &str,
         old: &str,
         password: &SecretString,
+        params: &HashParams,
     ) -> Result<bool, AuthError> {
-        let hash = phc::hash_password(password.expose_secret(), self.profile)?;
+        let hash = phc::hash_with_params(password.expose_secret().as_bytes(), params)?;
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
         match users.get_mut(username) {
@@ -172,12 +182,25 @@ impl UserStore {
         Ok(true)
     }
 
-    fn dummy_hash(&self) -> Result<&str, AuthError> {
-        if let Some(dummy) = self.dummy.get() {
-            return Ok(dummy);
+    /// The dummy hash shaped like `typical` (or like the profile's hashes when there is no
+    /// usable typical entry), reused while the shape stays the same.
+    fn dummy_for(&self, typical: Option<&str>) -> Result<ParsedHash, AuthError> {
+        let typical = typical.and_then(|hash| {
+            ParsedHash::parse(hash, &self.limits).ok().map(|parsed| (shape_key(hash), parsed))
+        });
+        let key = typical.as_ref().map_or("", |(key, _)| key.as_str());
+        let mut cached = self.dummy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((made_for, dummy)) = cached.as_ref()
+            && made_for == key
+        {
+            return Ok(dummy.clone());
         }
-        let made = phc::dummy_hash(&self.profile.params())?;
-        Ok(self.dummy.get_or_init(|| made))
+        let dummy = match &typical {
+            Some((_, parsed)) => parsed.dummy_like()?,
+            None => ParsedHash::parse(&phc::dummy_hash(&self.profile.params())?, &self.limits)?,
+        };
+        *cached = Some((key.to_owned(), dummy.clone()));
+        Ok(dummy)
     }
 
     fn bad_entry(&self, username: &str, source: AuthError) -> AuthError {
@@ -214,6 +237,25 @@ impl UserStore {
     }
 }
 
+/// What decides a hash's cost: everything but the salt and tag bytes, plus their lengths.
+fn shape_key(hash: &str) -> String {
+    let mut parts = hash.rsplitn(3, '$');
+    let (tag, salt, head) = (parts.next(), parts.next(), parts.next());
+    match (tag, salt, head) {
+        (Some(tag), Some(salt), Some(head)) => format!("{head}${}${}", salt.len(), tag.len()),
+        _ => hash.to_owned(),
+    }
+}
+
+/// The first entry whose shape (see [`shape_key`]) is the most common in the file.
+fn typical_entry(users: &Users) -> Option<&str> {
+    let mut counts: HashMap<String, (usize, Reverse<usize>, &str)> = HashMap::new();
+    for (index, hash) in users.values().filter_map(Value::as_str).enumerate() {
+        counts.entry(shape_key(hash)).or_insert((0, Reverse(index), hash)).0 += 1;
+    }
+    counts.into_values().max().map(|(_, _, hash)| hash)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -229,34 +271,79 @@ mod tests {
         let before = std::fs::read(&path).unwrap();
         // Another process replaced the hash after we verified the one we read.
         let stale = phc::hash_password("alice's password", Profile::TestOnlyInsecure).unwrap();
-        assert!(!store.rehash("alice", &stale, &password).unwrap());
-        assert!(!store.rehash("bob", &stale, &password).unwrap());
+        let params = Profile::TestOnlyInsecure.params();
+        assert!(!store.rehash("alice", &stale, &password, &params).unwrap());
+        assert!(!store.rehash("bob", &stale, &password, &params).unwrap());
         assert_eq!(std::fs::read(&path).unwrap(), before);
         // With the entry unchanged, it is replaced.
         let current = store.read().unwrap()["alice"].as_str().unwrap().to_owned();
-        assert!(store.rehash("alice", &current, &password).unwrap());
+        assert!(store.rehash("alice", &current, &password, &params).unwrap());
         assert_ne!(std::fs::read(&path).unwrap(), before);
     }
 
+    fn cached_dummy(store: &UserStore) -> Option<String> {
+        store.dummy.lock().unwrap().as_ref().map(|(key, _)| key.clone())
+    }
+
     #[test]
-    fn the_dummy_hash_is_made_once_with_the_current_parameters() {
+    fn with_no_users_the_dummy_hash_has_the_profile_parameters() {
         let dir = tempfile::tempdir().unwrap();
         let store =
             UserStore::new(dir.path().join("users.json")).with_profile(Profile::OwaspMinimum);
-        assert!(store.dummy.get().is_none());
+        assert!(cached_dummy(&store).is_none());
         let password = SecretString::from("any password");
         assert!(matches!(store.verify("nobody", &password), Err(AuthError::InvalidCredentials)));
-        let first = store.dummy.get().unwrap().clone();
-        assert!(first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{first}");
-        assert!(
-            !ParsedHash::parse(&first, &Limits::DEFAULT)
-                .unwrap()
-                .is_obsolete(&store.profile.params())
-        );
-        assert!(matches!(store.verify("nobody", &password), Err(AuthError::InvalidCredentials)));
-        assert_eq!(store.dummy.get().unwrap(), &first);
-        // A new profile gets a new dummy with its own parameters.
+        let dummy = store.dummy_for(None).unwrap();
+        assert!(!dummy.is_obsolete(&Profile::OwaspMinimum.params()));
+        assert!(dummy.is_obsolete(&Profile::Rfc9106LowMemory.params()));
+        // A new profile starts without a dummy.
         let store = store.with_profile(Profile::TestOnlyInsecure);
-        assert!(store.dummy.get().is_none());
+        assert!(cached_dummy(&store).is_none());
+    }
+
+    #[test]
+    fn the_dummy_hash_takes_the_parameters_most_users_have() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let weak = |p: &str| phc::hash_password(p, Profile::TestOnlyInsecure).unwrap();
+        let owasp = phc::hash_password("carol's password", Profile::OwaspMinimum).unwrap();
+        let users = serde_json::json!({
+            "alice": owasp, "bob": weak("bob's password"), "dave": weak("dave's password"),
+        });
+        std::fs::write(&path, users.to_string()).unwrap();
+        // The store's policy is the default profile, yet most users have the weak shape.
+        let store = UserStore::new(&path);
+        let password = SecretString::from("any password");
+        assert!(matches!(store.verify("nobody", &password), Err(AuthError::InvalidCredentials)));
+        let key = cached_dummy(&store).unwrap();
+        assert!(key.starts_with("$argon2id$v=19$m=8,t=1,p=1$22$43"), "{key}");
+        // Made once: the same shape reuses it.
+        let first = store.dummy_for(typical_entry(&store.read().unwrap())).unwrap();
+        let again = store.dummy_for(typical_entry(&store.read().unwrap())).unwrap();
+        assert_eq!(format!("{first:?}"), format!("{again:?}"));
+    }
+
+    #[test]
+    fn typical_entry_prefers_the_most_common_shape_then_the_first() {
+        let users: Users = serde_json::from_str(
+            r#"{"a": "$argon2id$v=19$m=8,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAA",
+                "b": "$argon2id$v=19$m=16,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$BBBB",
+                "c": "$argon2id$v=19$m=16,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$CCCC"}"#,
+        )
+        .unwrap();
+        assert!(typical_entry(&users).unwrap().ends_with("BBBB"));
+        assert_eq!(typical_entry(&Users::new()), None);
+    }
+
+    #[test]
+    fn a_rehash_never_lowers_the_cost() {
+        // A stored hash costlier than the policy keeps its costs when rehashed (say, for its
+        // variant); a cheaper one is raised to the policy.
+        let stored = phc::hash_password("pw", Profile::OwaspMinimum).unwrap();
+        let stored = ParsedHash::parse(&stored, &Limits::DEFAULT).unwrap();
+        let params = stored.rehash_params(Profile::TestOnlyInsecure.params());
+        assert_eq!((params.memory_kib(), params.iterations()), (19456, 2));
+        let params = stored.rehash_params(Profile::Rfc9106LowMemory.params());
+        assert_eq!((params.memory_kib(), params.iterations()), (65536, 3));
     }
 }

@@ -143,11 +143,17 @@ fn other_variants_and_versions_are_upgraded_but_stronger_hashes_never_downgraded
     });
     fs::write(&path, serde_json::to_vec(&legacy).unwrap()).unwrap();
     let store = UserStore::new(&path).with_profile(TEST);
-    for name in ["i19", "id16", "data"] {
+    // Each becomes Argon2id v=19 with the profile's lanes and lengths, but keeps its own memory
+    // and time costs where they exceed the profile's: a rehash never lowers the cost.
+    for (name, upgraded) in [
+        ("i19", "$argon2id$v=19$m=256,t=1,p=1$"),
+        ("id16", "$argon2id$v=19$m=256,t=2,p=1$"),
+        ("data", "$argon2id$v=19$m=32,t=2,p=1$"),
+    ] {
         let verified = store.verify(name, &secret("password")).unwrap();
         assert!(verified.rehashed(), "{name}");
         let new = stored(&path, name);
-        assert!(new.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{name}: {new}");
+        assert!(new.starts_with(upgraded), "{name}: {new}");
         store.verify(name, &secret("password")).unwrap();
     }
 

@@ -7,7 +7,7 @@ use globo::auth::{AuthError, Profile, UserStore};
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::failure::Failure;
+use crate::failure::{Failure, with_causes};
 
 /// The longest password line read from stdin, in bytes (1024 code points of 4 bytes, plus the
 /// line end); longer input is refused rather than truncated.
@@ -53,6 +53,13 @@ pub(crate) struct VerifyArgs {
 
 impl StoreArgs {
     fn store(&self) -> UserStore {
+        if self.profile == Profile::TestOnlyInsecure {
+            eprintln!(
+                "warning: using the test-only-insecure Argon2 profile (m=8 KiB, t=1): hashes \
+                 made with it are trivially brute-forced. Never use it for real users; unset \
+                 GLOBO_PASSWORD_PROFILE or drop --profile."
+            );
+        }
         UserStore::new(&self.users_file).with_profile(self.profile)
     }
 }
@@ -124,12 +131,10 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let verified = args.store.store().verify(&args.username, &password).map_err(|e| failure(&e))?;
     println!("Password verified for '{}'.", args.username);
     if let Some(error) = verified.rehash_error() {
-        eprintln!("warning: the stored hash is obsolete but could not be upgraded: {error}");
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            eprintln!("  caused by: {cause}");
-            source = cause.source();
-        }
+        eprintln!(
+            "warning: the stored hash is obsolete but could not be upgraded: {}",
+            with_causes(error)
+        );
     }
     Ok(())
 }
