@@ -25,6 +25,8 @@ enum Behaviour {
 struct Scripted {
     store: InMemoryProvider,
     calls: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
     behaviour: Mutex<Behaviour>,
 }
 
@@ -33,6 +35,8 @@ impl Scripted {
         Arc::new(Self {
             store: InMemoryProvider::new().with("API_KEY", value),
             calls: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
             behaviour: Mutex::new(Behaviour::Serve),
         })
     }
@@ -48,7 +52,10 @@ impl Scripted {
 impl SecretsProvider for Scripted {
     async fn get_value(&self, name: &str) -> Result<SecretValue, SecretsError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(50)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let behaviour = *self.behaviour.lock().unwrap();
         match behaviour {
             Behaviour::Serve => self.store.get_value(name).await,
@@ -98,7 +105,7 @@ async fn refresh_now_and_invalidate_bypass_the_ttl() {
     assert_eq!(cache.get("API_KEY").await.unwrap().expose_secret(), "v2");
     assert_eq!(backend.calls(), 2);
     backend.store.insert("API_KEY", "v3");
-    cache.invalidate("API_KEY");
+    cache.invalidate("API_KEY").await;
     assert_eq!(cache.get("API_KEY").await.unwrap().expose_secret(), "v3");
     assert_eq!(backend.calls(), 3);
 }
@@ -176,4 +183,56 @@ async fn names_are_cached_separately_and_errors_are_not_cached() {
     assert!(matches!(cache.get("OTHER").await, Err(SecretsError::NotText { .. })));
     assert_eq!(cache.get_bytes("OTHER").await.unwrap().expose_secret(), &[0u8, 159, 146, 150]);
     assert_eq!(backend.calls(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn durations_of_any_size_never_panic() {
+    let backend = Scripted::new("v1");
+    let config = CacheConfig::default()
+        .with_ttl(Duration::MAX)
+        .with_max_stale(Duration::MAX)
+        .with_retry_after_failure(Duration::MAX);
+    let cache = CachingProvider::with_config(backend.clone(), config);
+    assert_eq!(cache.get("API_KEY").await.unwrap().expose_secret(), "v1");
+    tokio::time::advance(Duration::from_secs(365 * 24 * 3600)).await;
+    assert_eq!(cache.get("API_KEY").await.unwrap().expose_secret(), "v1");
+    assert_eq!(backend.calls(), 1, "Duration::MAX means never expires");
+    backend.set(Behaviour::Down);
+    assert!(cache.refresh_now("API_KEY").await.is_err());
+    assert_eq!(cache.get("API_KEY").await.unwrap().expose_secret(), "v1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_and_missing_names_leave_no_entry_behind() {
+    let backend = Scripted::new("v1");
+    let cache = CachingProvider::new(backend.clone());
+    assert!(matches!(cache.get("").await, Err(SecretsError::InvalidName { .. })));
+    assert_eq!(backend.calls(), 0, "an invalid name never reaches the backend");
+    for i in 0..100 {
+        assert!(cache.get(&format!("MISSING_{i}")).await.is_err());
+    }
+    assert_eq!(cache.cached_names(), 0);
+    cache.get("API_KEY").await.unwrap();
+    assert_eq!(cache.cached_names(), 1);
+    // A value that disappears from the backend takes its entry with it.
+    backend.set(Behaviour::Gone);
+    assert!(cache.refresh_now("API_KEY").await.is_err());
+    assert_eq!(cache.cached_names(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalidate_during_a_fetch_keeps_one_call_in_flight() {
+    let backend = Scripted::new("v1");
+    let cache = Arc::new(CachingProvider::new(backend.clone()));
+    let first = tokio::spawn({
+        let cache = Arc::clone(&cache);
+        async move { cache.get("API_KEY").await.map(|v| v.expose_secret().to_owned()) }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    cache.invalidate("API_KEY").await;
+    let second = cache.get("API_KEY").await.unwrap();
+    assert_eq!(first.await.unwrap().unwrap(), "v1");
+    assert_eq!(second.expose_secret(), "v1");
+    assert_eq!(backend.calls(), 2, "invalidate makes the next get ask again");
+    assert_eq!(backend.most_in_flight.load(Ordering::SeqCst), 1, "never two calls at once");
 }
