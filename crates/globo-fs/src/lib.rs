@@ -188,10 +188,20 @@ impl ExclusiveLock {
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+            // Never through a symbolic link: in a shared folder a planted link would make us
+            // create or open a file of the attacker's choosing.
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
         }
-        let file =
-            options.open(&lock_path).map_err(|e| FsError::new("open lock file", &lock_path, e))?;
+        let file = options.open(&lock_path).map_err(|e| {
+            let hint = if is_symlink(&lock_path) {
+                io::Error::other(
+                    "it is a symbolic link; remove it (a lock file is always a plain file)",
+                )
+            } else {
+                e
+            };
+            FsError::new("open lock file", &lock_path, hint)
+        })?;
         file.lock().map_err(|e| FsError::new("lock", &lock_path, e))?;
         Ok(Self { file, path: lock_path })
     }
@@ -207,6 +217,10 @@ impl Drop for ExclusiveLock {
         // Closing the descriptor releases the lock too; unlocking first just makes it prompt.
         let _ = self.file.unlock();
     }
+}
+
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// The sidecar lock file guarding `path`: `users.json` -> `users.json.lock`.
@@ -284,6 +298,18 @@ mod tests {
         fs::write(&path, b"x").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(loose_permissions(&path).unwrap(), Some(0o044));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_lock_file_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, lock_path_for(&path)).unwrap();
+        let err = ExclusiveLock::acquire(&path).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(!target.exists(), "the link's target must not be created");
     }
 
     #[test]
