@@ -313,3 +313,24 @@ fn rotate_key_default_file_and_messages() {
     assert!(err.contains("nope.enc"), "{err}");
     assert!(!dir.path().join("secret.key.next").exists());
 }
+
+#[test]
+fn the_mode_comes_from_the_flag_then_app_mode_and_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    // .env says local (and holds a FERNET_KEY value, which config never reads): the key file
+    // is used.
+    std::fs::write(d.join(".env"), "APP_MODE=local\nFERNET_KEY=not-used-by-config\n").unwrap();
+    let raw = ok(&app(d, &["config", "show", "--raw"]));
+    assert_eq!(raw, CONFIG);
+    // An unknown mode, from the flag or from APP_MODE, is an error, never a fallback.
+    let err = failed(&app(d, &["config", "show", "--mode", "prd"]));
+    assert!(err.contains("unknown mode 'prd'"), "{err}");
+    let err = failed(&app_env(d, &["config", "show"], &[("APP_MODE", "Prod")]));
+    assert!(err.contains("unknown mode 'Prod'"), "{err}");
+    // --mode local wins over APP_MODE=prod in the environment.
+    let raw =
+        ok(&app_env(d, &["config", "show", "--raw", "--mode", "local"], &[("APP_MODE", "prod")]));
+    assert_eq!(raw, CONFIG);
+}
