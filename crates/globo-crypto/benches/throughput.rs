@@ -1,8 +1,11 @@
 //! Encrypt and decrypt throughput of globo-crypto against Python `cryptography` (the lab's
-//! library, OpenSSL underneath) at 1 KiB, 1 MiB and 64 MiB, in one run, side by side.
+//! library, OpenSSL underneath) at 1 KiB, 1 MiB and 256 MiB, in one run, side by side.
 //!
 //! Run: `cargo bench -p globo-crypto --bench throughput`. Each figure is the median of several
-//! timed operations (tokens as strings, base64 included, as both libraries' APIs do).
+//! timed operations on tokens in memory (`encrypt` returns the token string, `decrypt` takes it:
+//! base64 included, as both libraries' APIs do). Besides the table, one machine-readable line
+//! per figure: `BENCH fernet op=<encrypt|decrypt> size=<bytes> impl=<globo|python> median_ns=<n>`
+//! (collected by `scripts/bench`). `GLOBO_BENCH_BIG_MIB` changes the large size (default 256).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -10,9 +13,6 @@ use std::time::Instant;
 
 use globo_crypto::{Key, decrypt, encrypt};
 use secrecy::ExposeSecret as _;
-
-const SIZES: [(usize, &str, usize); 3] =
-    [(1 << 10, "1 KiB", 2001), (1 << 20, "1 MiB", 31), (64 << 20, "64 MiB", 5)];
 
 const PYTHON: &str = r#"
 import sys, time, json, os, statistics
@@ -27,6 +27,7 @@ for arg in sys.argv[2:]:
         t = time.perf_counter_ns(); token = f.encrypt(data); enc.append(time.perf_counter_ns() - t)
         t = time.perf_counter_ns(); plain = f.decrypt(token); dec.append(time.perf_counter_ns() - t)
         assert plain == data
+        del token, plain
     out[str(size)] = [statistics.median(enc), statistics.median(dec)]
 print(json.dumps(out))
 "#;
@@ -44,10 +45,17 @@ fn fmt_time(nanos: f64) -> String {
     if nanos < 1e6 { format!("{:.1} us", nanos / 1e3) } else { format!("{:.2} ms", nanos / 1e6) }
 }
 
+fn label(size: usize) -> String {
+    if size >= 1 << 20 { format!("{} MiB", size >> 20) } else { format!("{} KiB", size >> 10) }
+}
+
 fn main() {
+    let big_mib: usize =
+        std::env::var("GLOBO_BENCH_BIG_MIB").ok().and_then(|s| s.parse().ok()).unwrap_or(256);
+    let sizes: [(usize, usize); 3] = [(1 << 10, 2001), (1 << 20, 41), (big_mib << 20, 5)];
     let key = Key::generate().unwrap();
     let mut ours = Vec::new();
-    for (size, _, reps) in SIZES {
+    for (size, reps) in sizes {
         let mut data = vec![0u8; size];
         getrandom::fill(&mut data).unwrap();
         let (mut enc, mut dec) = (Vec::new(), Vec::new());
@@ -64,16 +72,20 @@ fn main() {
     }
 
     let python = globo_testkit::python(&["cryptography"]).map(|py| {
-        let args: Vec<String> = SIZES.iter().map(|(s, _, r)| format!("{s}:{r}")).collect();
+        // Python at 256 MiB takes seconds per operation: 3 repetitions there.
+        let args: Vec<String> = sizes
+            .iter()
+            .map(|(s, r)| format!("{s}:{}", if *s > 1 << 20 { 3 } else { *r }))
+            .collect();
         let key_text = key.to_base64();
         let mut argv: Vec<&str> = vec![key_text.expose_secret()];
         argv.extend(args.iter().map(String::as_str));
         let out = py.run_ok(PYTHON, &argv, b"");
         let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let version = py.run_ok("import cryptography; print(cryptography.__version__)", &[], b"");
-        let figures: Vec<(f64, f64)> = SIZES
+        let figures: Vec<(f64, f64)> = sizes
             .iter()
-            .map(|(s, _, _)| {
+            .map(|(s, _)| {
                 let v = &json[s.to_string()];
                 (v[0].as_f64().unwrap(), v[1].as_f64().unwrap())
             })
@@ -84,24 +96,27 @@ fn main() {
     println!("Fernet throughput, median per operation (token string in/out, base64 included)");
     if let Some((version, _)) = &python {
         println!("peer: Python cryptography {version}");
+        println!("BENCH version name=python-cryptography value={version}");
     }
     println!(
-        "{:<7} {:<8} {:>11} {:>11} {:>11} {:>11} {:>14}",
+        "{:<8} {:<8} {:>11} {:>11} {:>11} {:>11} {:>14}",
         "size", "op", "globo", "globo MiB/s", "python", "py MiB/s", "globo/python"
     );
-    for (i, (size, label, _)) in SIZES.iter().enumerate() {
+    for (i, (size, _)) in sizes.iter().enumerate() {
         for (j, op) in ["encrypt", "decrypt"].iter().enumerate() {
             let g = if j == 0 { ours[i].0 } else { ours[i].1 };
+            println!("BENCH fernet op={op} size={size} impl=globo median_ns={g:.0}");
             let (p_time, p_rate, ratio) = match &python {
                 Some((_, figures)) => {
                     let p = if j == 0 { figures[i].0 } else { figures[i].1 };
+                    println!("BENCH fernet op={op} size={size} impl=python median_ns={p:.0}");
                     (fmt_time(p), format!("{:.1}", mib_per_s(*size, p)), format!("{:.2}x", p / g))
                 }
                 None => ("n/a".into(), "n/a".into(), "n/a".into()),
             };
             println!(
-                "{:<7} {:<8} {:>11} {:>11.1} {:>11} {:>11} {:>14}",
-                label,
+                "{:<8} {:<8} {:>11} {:>11.1} {:>11} {:>11} {:>14}",
+                label(*size),
                 op,
                 fmt_time(g),
                 mib_per_s(*size, g),

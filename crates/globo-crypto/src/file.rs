@@ -79,17 +79,25 @@ pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<()
     let parallel = size >= stream::PARALLEL_MIN as u64;
     // Streamed: the plaintext is read in chunks and the token written as it is made, so memory
     // stays bounded whatever the file's size; the file replaces `ciphertext` only once complete.
-    let out = stream::encrypt_stream(key, &iv, unix_now(), &mut input, sink, parallel)
-        .map_err(|e| match e {
-            StreamError::Read(e) => CryptoError::io("read", plaintext, e),
-            StreamError::Write(e) => CryptoError::io("write", ciphertext, e),
-            StreamError::Decryption | StreamError::Pipeline => CryptoError::io(
-                "encrypt",
-                plaintext,
-                std::io::Error::other("the encryption pipeline stopped"),
-            ),
-        })?
-        .into_inner();
+    let out = stream::encrypt_stream(
+        key,
+        &iv,
+        unix_now(),
+        &mut input,
+        sink,
+        usize::try_from(size).ok(),
+        parallel,
+    )
+    .map_err(|e| match e {
+        StreamError::Read(e) => CryptoError::io("read", plaintext, e),
+        StreamError::Write(e) => CryptoError::io("write", ciphertext, e),
+        StreamError::Decryption | StreamError::Pipeline => CryptoError::io(
+            "encrypt",
+            plaintext,
+            std::io::Error::other("the encryption pipeline stopped"),
+        ),
+    })?
+    .into_inner();
     out.commit()?;
     Ok(())
 }

@@ -66,9 +66,17 @@ pub(crate) fn encrypt_from_parts(
     let mut input = plaintext;
     let sink = crate::stream::SliceSink::new(&mut out);
     // Neither reading a slice nor writing into a buffer of the right size can fail.
-    let written = crate::stream::encrypt_stream(key, iv, timestamp, &mut input, sink, parallel)
-        .map(|sink| sink.written())
-        .unwrap_or(0);
+    let written = crate::stream::encrypt_stream(
+        key,
+        iv,
+        timestamp,
+        &mut input,
+        sink,
+        Some(plaintext.len()),
+        parallel,
+    )
+    .map(|sink| sink.written())
+    .unwrap_or(0);
     out.truncate(written);
     // Base64 output is ASCII.
     String::from_utf8(out).unwrap_or_default()
