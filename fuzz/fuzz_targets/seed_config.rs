@@ -1,0 +1,36 @@
+//! Seed/config JSON: `globo_secrets::seed::seed_entries` on arbitrary bytes. Never a panic;
+//! the entries are exactly `seed_secrets`' string values in order; errors never repeat a
+//! value.
+#![no_main]
+
+use globo_secrets::seed::seed_entries;
+use libfuzzer_sys::fuzz_target;
+use secrecy::ExposeSecret;
+
+fuzz_target!(|data: &[u8]| {
+    let result = seed_entries(data);
+    let json: Option<serde_json::Value> = serde_json::from_slice(data).ok();
+    let seeds = json.as_ref().and_then(|v| v.get("seed_secrets")).and_then(|v| v.as_object());
+    match result {
+        Ok(entries) => {
+            let seeds = seeds.expect("entries imply a seed_secrets object");
+            assert_eq!(entries.len(), seeds.len());
+            for ((name, value), (seed_name, seed_value)) in entries.iter().zip(seeds) {
+                assert_eq!(name, seed_name);
+                assert_eq!(Some(value.expose_secret()), seed_value.as_str());
+            }
+        }
+        Err(error) => {
+            let message = error.to_string();
+            let Some(seeds) = seeds else { return };
+            for value in seeds.values().filter_map(|v| v.as_str()) {
+                let coincidence = value.len() < 6
+                    || seeds.keys().any(|k| k.contains(value))
+                    || "seed_secrets must be a string configuration".contains(value);
+                if !coincidence {
+                    assert!(!message.contains(value), "an error repeated a secret value");
+                }
+            }
+        }
+    }
+});

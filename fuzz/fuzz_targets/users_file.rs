@@ -1,0 +1,56 @@
+//! Users-file loading through `UserStore` over a temporary file: arbitrary bytes as
+//! `users.json`. Never a panic; an unknown user is always `InvalidCredentials` when the file
+//! loads; registering into a file that loads keeps every existing entry unchanged.
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use globo_auth::{AuthError, Profile, UserStore};
+use libfuzzer_sys::fuzz_target;
+use secrecy::SecretString;
+
+const NEW_USER: &str = "fuzz-new-user";
+
+fuzz_target!(|data: &[u8]| {
+    let path = common::scratch("users.json");
+    std::fs::write(&path, data).expect("write the users file");
+    let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+    let password = SecretString::from("fuzzing password 1");
+
+    let Ok(names) = store.usernames() else {
+        // A file that does not load is refused everywhere and never rewritten.
+        assert!(store.register(NEW_USER, &password).is_err());
+        assert_eq!(std::fs::read(&path).expect("read"), data, "a corrupt users file changed");
+        return;
+    };
+    let before: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(data).expect("the store loaded it, so it is a JSON object");
+
+    if !names.iter().any(|n| n == "nobody at all") {
+        assert!(matches!(
+            store.verify("nobody at all", &password),
+            Err(AuthError::InvalidCredentials)
+        ));
+    }
+    if let Some(first) = names.first() {
+        let cheap = before.get(first).and_then(|v| v.as_str()).is_some_and(common::cheap_phc);
+        if cheap {
+            let _ = store.verify(first, &password);
+        }
+    }
+
+    match store.register(NEW_USER, &password) {
+        Ok(()) => {
+            let after: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("valid JSON");
+            for (name, value) in &before {
+                assert_eq!(after.get(name), Some(value), "register changed or lost '{name}'");
+            }
+            assert!(after.contains_key(NEW_USER));
+            assert_eq!(after.len(), before.len() + 1);
+        }
+        Err(AuthError::UserExists { .. }) => assert!(before.contains_key(NEW_USER)),
+        Err(e) => panic!("register into a loadable file failed: {e}"),
+    }
+});
