@@ -49,7 +49,76 @@ fn label(size: usize) -> String {
     if size >= 1 << 20 { format!("{} MiB", size >> 20) } else { format!("{} KiB", size >> 10) }
 }
 
+/// The primitives alone, on warm buffers (16 MiB, already touched), and the cost of the first
+/// touch of fresh memory: the figures that bound what a Fernet token can cost.
+fn components() {
+    use aes::cipher::{BlockEncryptMut as _, KeyIvInit as _, block_padding::NoPadding};
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    const N: usize = 16 << 20;
+    let engine = base64::engine::general_purpose::URL_SAFE;
+    let mut data = vec![0u8; N];
+    getrandom::fill(&mut data).unwrap();
+    let mut encoded = vec![0u8; N / 3 * 4 + 4];
+    let mut decoded = vec![0u8; N + 3];
+    let n_enc = engine.encode_slice(&data, &mut encoded).unwrap();
+    let time = |f: &mut dyn FnMut()| {
+        let mut v = Vec::new();
+        for _ in 0..9 {
+            let t = Instant::now();
+            f();
+            v.push(t.elapsed().as_nanos());
+        }
+        median(v)
+    };
+    let figures: [(&str, f64); 4] = [
+        (
+            "aes128cbc-encrypt",
+            time(&mut || {
+                let c = cbc::Encryptor::<aes::Aes128>::new(&[1u8; 16].into(), &[2u8; 16].into());
+                black_box(c.encrypt_padded_mut::<NoPadding>(&mut data, N).unwrap());
+            }),
+        ),
+        (
+            "hmac-sha256",
+            time(&mut || {
+                let m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&[3u8; 16]).unwrap();
+                black_box(m.chain_update(&data).finalize());
+            }),
+        ),
+        (
+            "base64-encode",
+            time(&mut || {
+                black_box(engine.encode_slice(&data, &mut encoded).unwrap());
+            }),
+        ),
+        (
+            "base64-decode",
+            time(&mut || {
+                black_box(engine.decode_slice(&encoded[..n_enc], &mut decoded).unwrap());
+            }),
+        ),
+    ];
+    println!("primitives on warm 16 MiB buffers (RustCrypto aes/cbc/hmac/sha2, base64 0.22):");
+    for (name, ns) in figures {
+        println!("  {name:<18} {:>8.0} MiB/s (of input)", mib_per_s(N, ns));
+        println!("BENCH component name={name} size={N} median_ns={ns:.0}");
+    }
+    // Fresh memory: what a new 256 MiB result costs before a single byte is computed.
+    let fresh = 256usize << 20;
+    let ns = time(&mut || {
+        let mut v = vec![0u8; fresh];
+        for i in (0..fresh).step_by(4096) {
+            v[i] = 1;
+        }
+        black_box(&v);
+    });
+    println!("  first touch of a fresh 256 MiB buffer (page faults): {}", fmt_time(ns));
+    println!("BENCH component name=first-touch size={fresh} median_ns={ns:.0}");
+}
+
 fn main() {
+    components();
     let big_mib: usize =
         std::env::var("GLOBO_BENCH_BIG_MIB").ok().and_then(|s| s.parse().ok()).unwrap_or(256);
     let sizes: [(usize, usize); 3] = [(1 << 10, 2001), (1 << 20, 41), (big_mib << 20, 5)];
