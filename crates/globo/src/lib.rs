@@ -9,3 +9,8 @@
 pub use globo_auth as auth;
 pub use globo_crypto as crypto;
 pub use globo_secrets as secrets;
+
+// The README's Rust examples are compiled and run as doc tests of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
