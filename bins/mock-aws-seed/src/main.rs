@@ -2,8 +2,9 @@
 //! Manager (usually the local emulator), idempotently: `created NAME`, `unchanged NAME` or
 //! `updated NAME` for each. Endpoint, region and credentials come from the standard AWS
 //! settings (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_PROFILE`, ...) of the process
-//! environment; with `--env-file .env`, a settings group the process leaves unset is taken from
-//! that file (the same rule as `app ... --mode prod`, see `globo_secrets::AwsSettings`).
+//! environment; a settings group the process leaves unset is taken from the `.env` file
+//! (`--env-file`, default `.env`; a missing file is fine), the same rule as `app ... --mode
+//! prod` (see `globo_secrets::AwsSettings`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::error::Error;
@@ -28,10 +29,10 @@ struct Cli {
     /// The key file for --encrypted (a rotation in progress, `<key>.next`, is honoured).
     #[arg(long, default_value = "secret.key", requires = "encrypted")]
     key_file: PathBuf,
-    /// Take the AWS settings (endpoint, region, profile, credentials) the process environment
-    /// does not set from this .env file; only those settings are read from it.
-    #[arg(long, value_name = "PATH")]
-    env_file: Option<PathBuf>,
+    /// The .env file: each group of AWS settings (endpoint, region, identity) the process
+    /// environment does not set is taken from it; nothing else is read. A missing file is fine.
+    #[arg(long, value_name = "PATH", default_value = ".env")]
+    env_file: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -66,13 +67,8 @@ fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let provider = match &cli.env_file {
-            Some(env_file) => {
-                let settings = AwsSettings::resolve(env_file, &Environment::from_process())?;
-                AwsProvider::from_settings(&settings).await?
-            }
-            None => AwsProvider::from_env().await?,
-        };
+        let settings = AwsSettings::resolve(&cli.env_file, &Environment::from_process())?;
+        let provider = AwsProvider::from_settings(&settings).await?;
         for (name, value) in &entries {
             let outcome = seed::create_or_update(&provider, name, value).await?;
             println!("{} {name}", outcome.as_str());

@@ -140,8 +140,8 @@ fn env_file_supplies_the_aws_settings_the_process_leaves_unset() {
     );
     std::fs::write(dir.path().join(".env"), dotenv).unwrap();
     let run = |extra: &[(&str, &str)]| {
+        // No --env-file: `.env` in the working folder is the default, as in the lab.
         Command::new(env!("CARGO_BIN_EXE_mock-aws-seed"))
-            .args(["--env-file", ".env"])
             .current_dir(dir.path())
             .env_clear()
             .env("HOME", dir.path())
