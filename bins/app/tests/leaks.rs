@@ -1,0 +1,368 @@
+//! Leaks: every CLI error path runs with known passwords, keys and secret values, and none of
+//! them may appear on stdout or stderr; nor in the `Debug` output of the library types that
+//! hold them, nor in the message of a panic on their errors (`unwrap()` prints `Debug`).
+//! `secrets get` and `config show` print a secret on success, on purpose; their error paths
+//! are checked here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use globo::auth::{self, Profile, UserStore};
+use globo::crypto::{self, Key, KeyFile, Keyring, LoadedKeys};
+use globo::secrets::{
+    self, CachingProvider, Environment, InMemoryProvider, LocalProvider, SecretValue,
+    SecretsProvider,
+};
+use secrecy::{ExposeSecret as _, SecretString};
+
+const APP: &str = env!("CARGO_BIN_EXE_app");
+const PASSWORD: &str = "Leak-Test-Password-7f3a91";
+const SECRET: &str = "leak-secret-value-9c1e77";
+const CONFIG_MARKER: &str = "leak-config-marker-4b2d05";
+const AWS_SECRET_KEY: &str = "leak-aws-secret-access-key-6e8f";
+
+fn app(dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(APP)
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("GLOBO_PASSWORD_PROFILE", "test-only-insecure")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+/// Runs a command that must fail, and checks its output holds none of `secrets`.
+fn fails_without_leaking(
+    dir: &Path,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &str)],
+    secrets: &[&str],
+) {
+    let out = app(dir, args, stdin, env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "app {args:?} succeeded: {stdout}");
+    assert!(!stderr.is_empty(), "app {args:?} failed silently");
+    for secret in secrets {
+        assert!(!stdout.contains(secret), "app {args:?} leaked {secret:?} on stdout: {stdout}");
+        assert!(!stderr.contains(secret), "app {args:?} leaked {secret:?} on stderr: {stderr}");
+    }
+}
+
+fn key_text(key: &Key) -> String {
+    key.to_base64().expose_secret().to_owned()
+}
+
+#[test]
+fn auth_error_paths_never_print_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let line = format!("{PASSWORD}\n");
+    let none: &[(&str, &str)] = &[];
+    assert!(app(d, &["register", "alice", "--password-stdin"], &line, none).status.success());
+    let s = &[PASSWORD];
+    // Taken name, wrong password, unknown user.
+    fails_without_leaking(d, &["register", "alice", "--password-stdin"], &line, none, s);
+    let wrong = format!("{PASSWORD}-wrong\n");
+    fails_without_leaking(
+        d,
+        &["verify", "alice", "--password-stdin"],
+        &wrong,
+        none,
+        &[&wrong.trim()],
+    );
+    fails_without_leaking(d, &["verify", "mallory", "--password-stdin"], &line, none, s);
+    // Policy failures: too short, too long, too common (the password is the secret here).
+    fails_without_leaking(
+        d,
+        &["register", "bob", "--password-stdin"],
+        "Sh0rt!\n",
+        none,
+        &["Sh0rt!"],
+    );
+    let long = format!("{}{PASSWORD}\n", "x".repeat(2000));
+    fails_without_leaking(d, &["register", "bob", "--password-stdin"], &long, none, s);
+    fails_without_leaking(
+        d,
+        &["register", "bob", "--password-stdin"],
+        "password123\n",
+        none,
+        &["password123"],
+    );
+    // Bad usernames are not secret, but the password still must not appear.
+    fails_without_leaking(d, &["register", "bad\u{7}name", "--password-stdin"], &line, none, s);
+    // A users entry that is not a hash (here: someone stored the plaintext password).
+    std::fs::write(d.join("users.json"), format!("{{\"carol\": \"{PASSWORD}\"}}")).unwrap();
+    fails_without_leaking(d, &["verify", "carol", "--password-stdin"], &line, none, s);
+    // A corrupt users file whose text holds the password.
+    std::fs::write(d.join("users.json"), format!("{{\"carol\": \"{PASSWORD}")).unwrap();
+    fails_without_leaking(d, &["register", "dave", "--password-stdin"], &line, none, s);
+    fails_without_leaking(d, &["verify", "carol", "--password-stdin"], &line, none, s);
+    std::fs::write(d.join("users.json"), format!("[\"{PASSWORD}\"]")).unwrap();
+    fails_without_leaking(d, &["verify", "carol", "--password-stdin"], &line, none, s);
+    // A hash over the limits and an unsupported one.
+    let huge = "$argon2id$v=19$m=4194304,t=3,p=4$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+    std::fs::write(d.join("users.json"), format!("{{\"erin\": \"{huge}\"}}")).unwrap();
+    fails_without_leaking(d, &["verify", "erin", "--password-stdin"], &line, none, s);
+    // Unknown profile.
+    let env = [("GLOBO_PASSWORD_PROFILE", "no-such-profile")];
+    fails_without_leaking(d, &["register", "frank", "--password-stdin"], &line, &env, s);
+}
+
+#[test]
+fn config_error_paths_never_print_a_key_or_the_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let none: &[(&str, &str)] = &[];
+    let key = Key::generate().unwrap();
+    let other = Key::generate().unwrap();
+    let (key_b64, other_b64) = (key_text(&key), key_text(&other));
+    let s = [key_b64.as_str(), other_b64.as_str(), CONFIG_MARKER];
+    KeyFile::create_new(&d.join("secret.key"), &key).unwrap();
+    let config = format!("{{\"database_url\": \"postgres://u:{CONFIG_MARKER}@localhost/db\"}}");
+    std::fs::write(d.join("config.json"), &config).unwrap();
+
+    // Encrypted under another key: wrong key.
+    std::fs::write(d.join("config.enc"), crypto::encrypt(&other, config.as_bytes()).unwrap())
+        .unwrap();
+    fails_without_leaking(d, &["config", "show"], "", none, &s);
+    fails_without_leaking(d, &["config", "show", "--raw"], "", none, &s);
+    fails_without_leaking(d, &["config", "rotate-key"], "", none, &s);
+    // Tampered, and expired.
+    let mut token = crypto::encrypt(&key, config.as_bytes()).unwrap().into_bytes();
+    token[60] = if token[60] == b'A' { b'B' } else { b'A' };
+    std::fs::write(d.join("config.enc"), &token).unwrap();
+    fails_without_leaking(d, &["config", "show"], "", none, &s);
+    std::fs::write(d.join("config.enc"), crypto::encrypt(&key, config.as_bytes()).unwrap())
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    fails_without_leaking(d, &["config", "show", "--max-age", "0"], "", none, &s);
+    // Decrypts, but is not JSON: the error names a position, never the content.
+    let broken = format!("{{\"database_url\": \"{CONFIG_MARKER}\", oops}}");
+    std::fs::write(d.join("config.enc"), crypto::encrypt(&key, broken.as_bytes()).unwrap())
+        .unwrap();
+    fails_without_leaking(d, &["config", "show"], "", none, &s);
+    // A ciphertext file that is the plaintext itself.
+    std::fs::write(d.join("plain.enc"), &config).unwrap();
+    fails_without_leaking(d, &["config", "show", "--in", "plain.enc"], "", none, &s);
+    fails_without_leaking(d, &["config", "inspect", "--in", "plain.enc"], "", none, &s);
+    // Key files that are not keys: a key with a typo, a key plus text, the other key's
+    // text in a file next to it as a "next" key that is broken.
+    let typo = format!("{}!", &key_b64[..43]);
+    std::fs::write(d.join("typo.key"), &typo).unwrap();
+    fails_without_leaking(
+        d,
+        &["config", "show", "--key-file", "typo.key"],
+        "",
+        none,
+        &[&typo, &key_b64[..43]],
+    );
+    let noisy = format!("FERNET_KEY={key_b64}\n");
+    std::fs::write(d.join("noisy.key"), &noisy).unwrap();
+    fails_without_leaking(d, &["config", "show", "--key-file", "noisy.key"], "", none, &s);
+    fails_without_leaking(
+        d,
+        &["config", "encrypt", "config.json", "--key-file", "noisy.key"],
+        "",
+        none,
+        &s,
+    );
+    std::fs::write(d.join("secret.key.next"), format!("{other_b64}x")).unwrap();
+    fails_without_leaking(d, &["config", "show"], "", none, &s);
+    std::fs::remove_file(d.join("secret.key.next")).unwrap();
+    // Refusals: an existing key, encrypting onto the key file or onto its own plaintext.
+    fails_without_leaking(d, &["config", "init-key"], "", none, &s);
+    fails_without_leaking(
+        d,
+        &["config", "encrypt", "config.json", "--out", "secret.key"],
+        "",
+        none,
+        &s,
+    );
+    fails_without_leaking(
+        d,
+        &["config", "encrypt", "config.json", "--out", "config.json"],
+        "",
+        none,
+        &s,
+    );
+    fails_without_leaking(d, &["config", "encrypt", "missing.json"], "", none, &s);
+    // Rotation with a file that the key cannot decrypt.
+    std::fs::write(d.join("theirs.enc"), crypto::encrypt(&other, config.as_bytes()).unwrap())
+        .unwrap();
+    std::fs::write(d.join("config.enc"), crypto::encrypt(&key, config.as_bytes()).unwrap())
+        .unwrap();
+    fails_without_leaking(d, &["config", "rotate-key", "config.enc", "theirs.enc"], "", none, &s);
+    // Nothing was lost by the refused rotation.
+    let keys = LoadedKeys::load(&d.join("secret.key")).unwrap();
+    let token = std::fs::read_to_string(d.join("config.enc")).unwrap();
+    assert_eq!(crypto::decrypt(keys.keyring(), &token).unwrap().as_slice(), config.as_bytes());
+}
+
+#[test]
+fn secrets_error_paths_never_print_a_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let none: &[(&str, &str)] = &[];
+    std::fs::write(
+        d.join(".env"),
+        format!("APP_MODE=local\nPAYMENT_GATEWAY_API_KEY={SECRET}\nEMPTY=\n"),
+    )
+    .unwrap();
+    let s = [SECRET, AWS_SECRET_KEY];
+    fails_without_leaking(d, &["secrets", "get", "MISSING"], "", none, &s);
+    fails_without_leaking(d, &["secrets", "get", "EMPTY"], "", none, &s);
+    fails_without_leaking(d, &["secrets", "get", "BAD=NAME"], "", none, &s);
+    fails_without_leaking(d, &["secrets", "get", ""], "", none, &s);
+    fails_without_leaking(
+        d,
+        &["secrets", "get", "PAYMENT_GATEWAY_API_KEY", "--mode", "staging"],
+        "",
+        none,
+        &s,
+    );
+    // A malformed line right after the secret, and one holding it.
+    std::fs::write(d.join("bad.env"), format!("A={SECRET}\nB=\"{SECRET}\nC='x\n")).unwrap();
+    fails_without_leaking(d, &["secrets", "get", "A", "--env-file", "bad.env"], "", none, &s);
+    std::fs::write(d.join("bad2.env"), format!("{SECRET} oops\n")).unwrap();
+    fails_without_leaking(d, &["secrets", "get", "A", "--env-file", "bad2.env"], "", none, &s);
+    // An unknown APP_MODE is repeated in its error on purpose (a mode is not a secret).
+    fails_without_leaking(
+        d,
+        &["secrets", "get", "PAYMENT_GATEWAY_API_KEY"],
+        "",
+        &[("APP_MODE", "staging")],
+        &s,
+    );
+    // Prod mode, endpoint down, with credentials in the environment.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIALEAKTEST"),
+        ("AWS_SECRET_ACCESS_KEY", AWS_SECRET_KEY),
+        ("PAYMENT_GATEWAY_API_KEY", SECRET),
+    ];
+    fails_without_leaking(
+        d,
+        &["secrets", "get", "PAYMENT_GATEWAY_API_KEY", "--mode", "prod"],
+        "",
+        &env,
+        &s,
+    );
+}
+
+/// `Debug` output and the message of a panic on `unwrap()` of each error.
+fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!text.contains(secret), "{what} shows {secret:?}: {text}");
+    }
+}
+
+fn panic_message<E: std::fmt::Debug>(result: Result<(), E>) -> String {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| result.unwrap()))
+        .expect_err("unwrap of an error panics");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap()
+}
+
+#[test]
+fn library_types_redact_secrets_in_debug_and_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = Key::generate().unwrap();
+    let key_b64 = key_text(&key);
+    let s = [key_b64.as_str(), PASSWORD, SECRET, CONFIG_MARKER];
+
+    // Keys.
+    assert_clean("Key", &format!("{key:?} {key:#?}"), &s);
+    let ring = Keyring::new(key.clone()).with_fallback(Key::generate().unwrap());
+    assert_clean("Keyring", &format!("{ring:?}"), &s);
+    let file = KeyFile::create_new(&d.join("secret.key"), &key).unwrap();
+    assert_clean("KeyFile", &format!("{file:?}"), &s);
+    let loaded = LoadedKeys::load(&d.join("secret.key")).unwrap();
+    assert_clean("LoadedKeys", &format!("{loaded:?}"), &s);
+    assert_clean("key secret", &format!("{:?}", key.to_base64()), &s);
+    assert_clean(
+        "Key::from_base64 error",
+        &format!("{:?}", Key::from_base64(&format!("{key_b64}x"))),
+        &s,
+    );
+
+    // Crypto errors, through unwrap() panics too.
+    let token = crypto::encrypt(&key, CONFIG_MARKER.as_bytes()).unwrap();
+    let wrong = crypto::decrypt(&Key::generate().unwrap(), &token).map(drop);
+    assert_clean("decrypt error", &format!("{wrong:?}"), &s);
+    assert_clean("decrypt panic", &panic_message(wrong), &s);
+    std::fs::write(d.join("bad.key"), format!("{key_b64}{CONFIG_MARKER}")).unwrap();
+    let bad = KeyFile::load(&d.join("bad.key")).map(drop);
+    assert_clean("key file panic", &panic_message(bad), &s);
+    assert_clean("TokenInfo", &format!("{:?}", crypto::inspect(&token)), &s);
+
+    // Passwords and the store.
+    let users = d.join("users.json");
+    let store = UserStore::new(&users).with_profile(Profile::TestOnlyInsecure);
+    store.register("alice", &SecretString::from(PASSWORD)).unwrap();
+    let verified = store.verify("alice", &SecretString::from(PASSWORD)).unwrap();
+    assert_clean("Verified", &format!("{verified:?}"), &s);
+    let failed = store.verify("alice", &SecretString::from(format!("{PASSWORD}x"))).map(drop);
+    assert_clean("verify panic", &panic_message(failed), &s);
+    assert_clean("UserStore", &format!("{store:?}"), &s);
+    let policy = auth::check_new_password(&SecretString::from("password123"));
+    assert_clean("policy error", &format!("{policy:?}"), &["password123"]);
+    std::fs::write(&users, format!("{{\"bob\": \"{PASSWORD}\"}}")).unwrap();
+    let entry = store.verify("bob", &SecretString::from(PASSWORD)).map(drop);
+    assert_clean("bad entry panic", &panic_message(entry), &s);
+    std::fs::write(&users, format!("{{\"bob\": \"{PASSWORD}")).unwrap();
+    let corrupt = store.verify("bob", &SecretString::from(PASSWORD)).map(drop);
+    assert_clean("corrupt file panic", &panic_message(corrupt), &s);
+    let phc = auth::verify_password(PASSWORD, PASSWORD);
+    assert_clean("verify_password panic", &panic_message(phc), &s);
+
+    // Secrets and providers.
+    let value = SecretValue::Text(SecretString::from(SECRET));
+    assert_clean("SecretValue", &format!("{value:?}"), &s);
+    let env = Environment::from_pairs([("PAYMENT_GATEWAY_API_KEY", SECRET)]);
+    assert_clean("Environment", &format!("{env:?}"), &s);
+    std::fs::write(d.join(".env"), format!("OTHER={SECRET}\n")).unwrap();
+    let local = LocalProvider::new(d.join(".env"), &env).unwrap();
+    assert_clean("LocalProvider", &format!("{local:?}"), &s);
+    let memory = InMemoryProvider::new().with("PAYMENT_GATEWAY_API_KEY", SECRET);
+    assert_clean("InMemoryProvider", &format!("{memory:?}"), &s);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let cached = CachingProvider::new(Arc::new(memory));
+    let got = runtime.block_on(cached.get("PAYMENT_GATEWAY_API_KEY")).unwrap();
+    assert_eq!(got.expose_secret(), SECRET);
+    assert_clean("CachingProvider (filled)", &format!("{cached:?}"), &s);
+    let entries = secrets::read_env_file(&d.join(".env")).unwrap();
+    assert_clean("read_env_file entries", &format!("{entries:?}"), &s);
+    std::fs::write(d.join("bad.env"), format!("A=\"{SECRET}\n")).unwrap();
+    let malformed = secrets::read_env_file(&d.join("bad.env")).map(drop);
+    assert_clean("malformed .env panic", &panic_message(malformed), &s);
+    let seeds = format!("{{\"seed_secrets\": {{\"A\": \"{SECRET}\", \"B\": 5}}}}");
+    let seeded = secrets::seed::seed_entries(seeds.as_bytes()).map(drop);
+    assert_clean("seed_entries panic", &panic_message(seeded), &s);
+    let broken = format!("{{\"seed_secrets\": {{\"A\": \"{SECRET}\" oops");
+    let seeded = secrets::seed::seed_entries(broken.as_bytes()).map(drop);
+    assert_clean("seed_entries JSON panic", &panic_message(seeded), &s);
+    let missing = runtime.block_on(local.get("MISSING")).map(drop);
+    assert_clean("missing secret panic", &panic_message(missing), &s);
+}
