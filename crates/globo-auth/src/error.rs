@@ -103,6 +103,16 @@ pub enum AuthError {
         path: PathBuf,
     },
 
+    /// The users file is larger than [`UserStore::MAX_FILE_LEN`](crate::UserStore::MAX_FILE_LEN);
+    /// it is not read into memory and never overwritten.
+    #[error("users file '{}' is larger than {max} bytes; it is not read (globo will not overwrite it)", path.display())]
+    UsersFileTooLarge {
+        /// The users file.
+        path: PathBuf,
+        /// The limit, in bytes.
+        max: u64,
+    },
+
     /// Reading, locking or writing a file failed.
     #[error("cannot access the users file")]
     File {

@@ -51,6 +51,11 @@ impl Verified {
 }
 
 impl UserStore {
+    /// The largest users file read, in bytes (64 MiB, over half a million users with the
+    /// default profile). A larger file is [`AuthError::UsersFileTooLarge`] and is never
+    /// overwritten; a store that big belongs in a database.
+    pub const MAX_FILE_LEN: u64 = 64 * 1024 * 1024;
+
     /// A store over `path`, hashing with [`Profile::default`] within [`Limits::DEFAULT`].
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
@@ -213,11 +218,23 @@ impl UserStore {
 
     /// Reads the users file; a missing file is an empty one.
     fn read(&self) -> Result<Users, AuthError> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(bytes) => bytes,
+        use std::io::Read as _;
+        let file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Users::new()),
             Err(e) => return Err(globo_fs::FsError::new("read", &self.path, e).into()),
         };
+        // Bounded: a huge (or endless, e.g. a link to /dev/zero) file must not exhaust memory.
+        let mut bytes = Vec::new();
+        file.take(Self::MAX_FILE_LEN + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| globo_fs::FsError::new("read", &self.path, e))?;
+        if bytes.len() as u64 > Self::MAX_FILE_LEN {
+            return Err(AuthError::UsersFileTooLarge {
+                path: self.path.clone(),
+                max: Self::MAX_FILE_LEN,
+            });
+        }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             AuthError::CorruptUsersFile { path: self.path.clone(), source: Box::new(e) }
         })?;

@@ -1,0 +1,77 @@
+//! Hostile users files: larger than the bound, endless, or not a file at all. Each is refused
+//! with a clear error, without exhausting memory, and is never overwritten.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use globo_auth::{AuthError, Profile, UserStore};
+use secrecy::SecretString;
+
+fn password() -> SecretString {
+    SecretString::from("a perfectly fine passphrase")
+}
+
+#[test]
+fn an_oversized_users_file_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    // Sparse: MAX_FILE_LEN + 1 bytes of NULs on disk at no cost.
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(UserStore::MAX_FILE_LEN + 1).unwrap();
+    drop(file);
+    let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+    for result in [
+        store.usernames().map(drop),
+        store.register("alice", &password()),
+        store.verify("alice", &password()).map(drop),
+    ] {
+        match result {
+            Err(AuthError::UsersFileTooLarge { path: p, max }) => {
+                assert_eq!(p, path);
+                assert_eq!(max, UserStore::MAX_FILE_LEN);
+            }
+            other => panic!("expected UsersFileTooLarge, got {other:?}"),
+        }
+    }
+    let message = store.usernames().unwrap_err().to_string();
+    assert!(message.contains("larger than 67108864 bytes"), "{message}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), UserStore::MAX_FILE_LEN + 1);
+}
+
+#[test]
+fn a_users_file_at_the_bound_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    // `{}` padded with whitespace to exactly the bound: valid, and accepted.
+    let mut bytes = vec![b' '; UserStore::MAX_FILE_LEN as usize];
+    bytes[0] = b'{';
+    bytes[1] = b'}';
+    std::fs::write(&path, &bytes).unwrap();
+    drop(bytes);
+    let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+    assert!(store.usernames().unwrap().is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn an_endless_users_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+    assert!(matches!(store.usernames(), Err(AuthError::UsersFileTooLarge { .. })));
+    assert!(matches!(
+        store.register("alice", &password()),
+        Err(AuthError::UsersFileTooLarge { .. })
+    ));
+    assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+}
+
+#[test]
+fn a_folder_where_the_users_file_should_be_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    std::fs::create_dir(&path).unwrap();
+    let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+    let error = store.register("alice", &password()).unwrap_err();
+    assert!(matches!(error, AuthError::File { .. }), "{error:?}");
+    assert!(path.is_dir());
+}
