@@ -219,8 +219,8 @@ fn encrypt_next(
 /// Encrypts everything `input` yields into a token for `sink`, with the given timestamp and IV.
 ///
 /// `size_hint`, the expected plaintext size if known, only sizes the buffers (a small input
-/// needs no 96 KiB buffer to fill and zeroize). `parallel`: run the three stages (read and
-/// encrypt, authenticate, encode and write) on three threads, passing chunks along; the token
+/// needs no 96 KiB buffer to fill and zeroize). `parallel`: run the two stages (read,
+/// encrypt and authenticate, encode and write) on two threads, passing chunks along; the token
 /// is the same.
 pub(crate) fn encrypt_stream<R: Read + Send, S: CharSink>(
     key: &Key,
@@ -258,37 +258,32 @@ pub(crate) fn encrypt_stream<R: Read + Send, S: CharSink>(
         return b64.finish().map_err(StreamError::Write);
     }
 
+    // Two stages, one per core: reading, encrypting and authenticating each chunk (CBC and the
+    // HMAC are sequential by nature) on a second thread; encoding and writing on this one.
     std::thread::scope(|scope| {
         let (free_tx, free_rx) = sync_channel::<Zeroizing<Vec<u8>>>(IN_FLIGHT);
-        let (enc_tx, enc_rx) = sync_channel::<Chunk>(IN_FLIGHT);
-        let (mac_tx, mac_rx) = sync_channel::<Chunk>(IN_FLIGHT);
+        let (done_tx, done_rx) = sync_channel::<Chunk>(IN_FLIGHT);
         for _ in 0..IN_FLIGHT {
             // Cannot fail: the channel has room for IN_FLIGHT buffers and its receiver is alive.
             let _ = free_tx.send(Zeroizing::new(Vec::with_capacity(chunk_len + BLOCK)));
         }
-        let producer = scope.spawn(move || -> Result<(), StreamError> {
-            // Stops quietly when a later stage has gone (its error is the one reported).
+        let producer = scope.spawn(move || -> Result<_, StreamError> {
+            // Stops quietly when the encoder has gone (its error is the one reported).
             while let Ok(buf) = free_rx.recv() {
                 let chunk = encrypt_next(&mut cipher, input, buf, chunk_len)?;
-                let last = chunk.last;
-                if enc_tx.send(chunk).is_err() || last {
-                    break;
-                }
-            }
-            Ok(())
-        });
-        let authenticator = scope.spawn(move || {
-            while let Ok(chunk) = enc_rx.recv() {
                 hmac.update(&chunk.buf[..chunk.len]);
                 let last = chunk.last;
-                if mac_tx.send(chunk).is_err() || last {
-                    return Some(hmac.finalize().into_bytes());
+                if done_tx.send(chunk).is_err() {
+                    break;
+                }
+                if last {
+                    return Ok(Some(hmac.finalize().into_bytes()));
                 }
             }
-            None
+            Ok(None)
         });
         let encoded = (move || -> Result<Base64Stream<S>, StreamError> {
-            while let Ok(chunk) = mac_rx.recv() {
+            while let Ok(chunk) = done_rx.recv() {
                 b64.push(&chunk.buf[..chunk.len]).map_err(StreamError::Write)?;
                 if chunk.last {
                     return Ok(b64);
@@ -298,10 +293,8 @@ pub(crate) fn encrypt_stream<R: Read + Send, S: CharSink>(
             // The producer stopped early: its error explains why.
             Err(StreamError::Pipeline)
         })();
-        // The encoder's channel ends are dropped here, so the other stages cannot block.
-        let produced = producer.join().unwrap_or(Err(StreamError::Pipeline));
-        let tag = authenticator.join().ok().flatten();
-        produced?;
+        // The encoder's channel ends are dropped here, so the producer cannot block.
+        let tag = producer.join().unwrap_or(Err(StreamError::Pipeline))?;
         let mut b64 = encoded?;
         let tag = tag.ok_or(StreamError::Pipeline)?;
         b64.push(&tag).map_err(StreamError::Write)?;
