@@ -22,8 +22,17 @@ const MAX_KEY_FILE_LEN: u64 = 4096;
 /// Zeroized on drop. `Debug` prints `Key([REDACTED])`; there is no `Display` or `Serialize`.
 /// The encoded form is only available through [`Key::to_base64`], which returns a
 /// [`SecretString`].
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+///
+/// The key bytes live in one heap allocation that is zeroized when the key is dropped; moving
+/// a `Key` (into a `Vec` that then grows, say) moves only the pointer, so no copy of the bytes
+/// is left behind in freed memory.
+#[derive(Clone)]
 pub struct Key {
+    bytes: Box<KeyBytes>,
+}
+
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+struct KeyBytes {
     signing: [u8; 16],
     encryption: [u8; 16],
 }
@@ -43,11 +52,11 @@ impl Key {
     }
 
     fn from_array(bytes: &[u8; 32]) -> Self {
-        let mut signing = [0u8; 16];
-        let mut encryption = [0u8; 16];
-        signing.copy_from_slice(&bytes[..16]);
-        encryption.copy_from_slice(&bytes[16..]);
-        Self { signing, encryption }
+        // Filled in place on the heap, so no stack copy of the key outlives this call.
+        let mut key = Box::new(KeyBytes { signing: [0u8; 16], encryption: [0u8; 16] });
+        key.signing.copy_from_slice(&bytes[..16]);
+        key.encryption.copy_from_slice(&bytes[16..]);
+        Self { bytes: key }
     }
 
     /// Parses the 44-character URL-safe base64 form (what Python's `Fernet.generate_key()`
@@ -80,8 +89,8 @@ impl Key {
     /// The 44-character URL-safe base64 form, as a secret.
     pub fn to_base64(&self) -> SecretString {
         let mut bytes = Zeroizing::new([0u8; 32]);
-        bytes[..16].copy_from_slice(&self.signing);
-        bytes[16..].copy_from_slice(&self.encryption);
+        bytes[..16].copy_from_slice(&self.bytes.signing);
+        bytes[16..].copy_from_slice(&self.bytes.encryption);
         SecretString::from(STRICT_URL_SAFE.encode(bytes.as_slice()))
     }
 
@@ -91,18 +100,18 @@ impl Key {
     }
 
     pub(crate) fn signing(&self) -> &[u8; 16] {
-        &self.signing
+        &self.bytes.signing
     }
 
     pub(crate) fn encryption(&self) -> &[u8; 16] {
-        &self.encryption
+        &self.bytes.encryption
     }
 
     /// Whether two keys are the same, compared in constant time.
     pub fn same_as(&self, other: &Key) -> bool {
         use subtle::ConstantTimeEq as _;
-        let a = self.signing.ct_eq(&other.signing);
-        let b = self.encryption.ct_eq(&other.encryption);
+        let a = self.signing().ct_eq(other.signing());
+        let b = self.encryption().ct_eq(other.encryption());
         (a & b).into()
     }
 }
@@ -135,7 +144,8 @@ impl KeyFile {
         };
         // Allocated once at the limit, so no reallocation leaves a copy of the key behind.
         let mut content = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
-        file.take(MAX_KEY_FILE_LEN + 1)
+        (&file)
+            .take(MAX_KEY_FILE_LEN + 1)
             .read_to_end(&mut content)
             .map_err(|e| CryptoError::io("read key file", path, e))?;
         let invalid = || CryptoError::InvalidKeyFile { path: path.to_path_buf() };
@@ -144,7 +154,9 @@ impl KeyFile {
         }
         let text = std::str::from_utf8(&content).map_err(|_| invalid())?;
         let key = Key::from_base64(text).map_err(|_| invalid())?;
-        let loose_permissions = globo_fs::loose_permissions(path)?;
+        // The permissions of the file that was read, not of whatever the path names now.
+        let metadata = file.metadata().map_err(|e| CryptoError::io("inspect key file", path, e))?;
+        let loose_permissions = globo_fs::loose_bits(&metadata);
         Ok(Self { path: path.to_path_buf(), key, loose_permissions })
     }
 

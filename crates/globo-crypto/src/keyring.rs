@@ -83,6 +83,21 @@ pub(crate) fn decrypt_raw(
     Err(CryptoError::Decryption)
 }
 
+/// The keyring for a current key and a staged next one, as every reader and writer uses it:
+/// the next key first (a rotation in progress always completes, so new files go under the key
+/// that will stay), then the current one; a single key once both are the same.
+pub(crate) fn ring_for(current: &Key, next: Option<&Key>) -> Keyring {
+    match next {
+        Some(next) if !next.same_as(current) => {
+            let mut ring = Keyring { keys: Vec::with_capacity(2) };
+            ring.keys.push(next.clone());
+            ring.keys.push(current.clone());
+            ring
+        }
+        _ => Keyring::new(current.clone()),
+    }
+}
+
 /// The name of the key file a rotation writes first: `secret.key` -> `secret.key.next`.
 pub fn next_key_path(key_path: &Path) -> PathBuf {
     let mut name = key_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
@@ -113,12 +128,10 @@ impl LoadedKeys {
             Err(e) => return Err(e),
         };
         let current = KeyFile::load(key_path)?;
-        let (keyring, files) = match next {
-            Some(next) => (
-                Keyring::new(next.key().clone()).with_fallback(current.key().clone()),
-                vec![current, next],
-            ),
-            None => (Keyring::new(current.key().clone()), vec![current]),
+        let keyring = ring_for(current.key(), next.as_ref().map(KeyFile::key));
+        let files = match next {
+            Some(next) => vec![current, next],
+            None => vec![current],
         };
         Ok(Self { keyring, files })
     }

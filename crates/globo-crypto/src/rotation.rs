@@ -114,12 +114,7 @@ impl StoredKeys {
     /// progress always completes, so new files go under the key that will stay), then the
     /// current one.
     pub fn keyring(&self) -> Keyring {
-        match &self.next {
-            Some(next) if !next.same_as(&self.current) => {
-                Keyring::new(next.clone()).with_fallback(self.current.clone())
-            }
-            _ => Keyring::new(self.current.clone()),
-        }
+        crate::keyring::ring_for(&self.current, self.next.as_ref())
     }
 }
 

@@ -235,17 +235,23 @@ pub fn lock_path_for(path: &Path) -> PathBuf {
 /// `Ok(None)` means the file is private to its owner (or the platform has no such bits).
 /// Callers warn with the path and the fix (`chmod 600 <path>`).
 pub fn loose_permissions(path: &Path) -> Result<Option<u32>, FsError> {
+    let meta = fs::metadata(path).map_err(|e| FsError::new("inspect", path, e))?;
+    Ok(loose_bits(&meta))
+}
+
+/// The group and other permission bits of `metadata`, if any are set. Use it with
+/// [`File::metadata`] to check the very file that was opened, not whatever its path names now.
+pub fn loose_bits(metadata: &fs::Metadata) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let meta = fs::metadata(path).map_err(|e| FsError::new("inspect", path, e))?;
-        let loose = meta.permissions().mode() & 0o077;
-        return Ok((loose != 0).then_some(loose));
+        let loose = metadata.permissions().mode() & 0o077;
+        (loose != 0).then_some(loose)
     }
-    #[allow(unreachable_code)]
+    #[cfg(not(unix))]
     {
-        let _ = path;
-        Ok(None)
+        let _ = metadata;
+        None
     }
 }
 
