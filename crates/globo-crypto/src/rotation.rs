@@ -130,6 +130,10 @@ impl StoredKeys {
 ///   [`promote`](Self::promote) does that itself).
 /// - [`promote`](Self::promote) makes the staged key current.
 /// - [`finish`](Self::finish) clears the staged marker; afterwards only the new key is loaded.
+///
+/// The orchestration assumes one rotation per store at a time. [`KeyFileStore`] enforces that
+/// with the key file's lock; a store that cannot lock (Secrets Manager) must detect a
+/// concurrent rotation before [`promote`](Self::promote) and fail instead of promoting.
 pub trait KeyStore {
     /// Loads the current key and the staged next key, if any.
     fn load(&mut self) -> impl Future<Output = Result<StoredKeys, CryptoError>> + Send;
