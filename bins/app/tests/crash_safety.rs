@@ -5,7 +5,7 @@
 //!
 //! The delays come from a small PRNG seeded by the clock; the seed is printed, and
 //! `GLOBO_CRASH_SEED=<n>` replays a run.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -83,7 +83,7 @@ fn auth_error_paths_never_print_the_password() {
         &["verify", "alice", "--password-stdin"],
         &wrong,
         none,
-        &[&wrong.trim()],
+        &[wrong.trim()],
     );
     fails_without_leaking(d, &["verify", "mallory", "--password-stdin"], &line, none, s);
     // Policy failures: too short, too long, too common (the password is the secret here).
