@@ -107,6 +107,27 @@ fn main() {
             vec![secrets_py.to_str().unwrap(), SECRET_NAME],
         ),
     ];
+    // The floor: spawning a process that does nothing, and the Python interpreter doing nothing.
+    let floor = |program: &Path, args: &[&str]| {
+        let mut v = Vec::new();
+        for i in 0..=RUNS {
+            let (t, _) = run_checked(command(d, program, args));
+            if i > 0 {
+                v.push(t.as_secs_f64() * 1e9);
+            }
+        }
+        median(v)
+    };
+    let true_ns = floor(Path::new("/bin/true"), &[]);
+    let py_ns = floor(python.exe(), &["-c", "pass"]);
+    println!(
+        "{:<34} {:>9.2} ms {:>9.2} ms",
+        "floor: /bin/true | python -c pass",
+        true_ns / 1e6,
+        py_ns / 1e6
+    );
+    println!("BENCH process cmd=floor impl=true median_ns={true_ns:.0}");
+    println!("BENCH process cmd=floor impl=python median_ns={py_ns:.0}");
     for (name, app_args, py_args) in &cases {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for i in 0..=RUNS {
