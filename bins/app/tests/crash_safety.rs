@@ -246,6 +246,13 @@ fn rotate_key_killed_at_random_moments_always_decrypts_with_the_keys_on_disk() {
     assert!(out.status.success());
     assert!(!check(TRIALS), "the rotation did not complete");
     assert!(!crypto::next_key_path(&d.join("secret.key")).exists());
+    // Every retired key backup is a whole key (a kill never leaves half a key file).
+    for entry in std::fs::read_dir(d).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("secret.key.retired-") {
+            Key::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
     assert_private(&leftover_temp_files(d));
     eprintln!("rotate-key: {TRIALS} trials, {killed} killed, {interrupted} left a .next key");
     assert!(killed > 0, "no trial was killed: the delays are too long");
