@@ -71,7 +71,7 @@ pub use aws::{
 pub use cache::{CacheConfig, CachingProvider};
 pub use error::SecretsError;
 pub use factory::{Mode, provider_for, resolve_mode};
-pub use local::{Environment, LocalProvider, read_env_file};
+pub use local::{Environment, LocalProvider, MAX_ENV_FILE_LEN, read_env_file};
 pub use memory::InMemoryProvider;
 pub use provider::SecretsProvider;
 pub use settings::{AWS_SETTING_GROUPS, AwsSettings, SettingSource};

@@ -55,6 +55,10 @@ impl fmt::Debug for Environment {
     }
 }
 
+/// The largest `.env` file read, in bytes (1 MiB). A larger one is
+/// [`SecretsError::EnvFileUnreadable`], and is not read into memory.
+pub const MAX_ENV_FILE_LEN: u64 = 1024 * 1024;
+
 /// Reads a `.env` file with dotenvy without touching the process environment. `Ok(None)` when
 /// the file does not exist. A line dotenvy rejects is [`SecretsError::MalformedEnvFile`], which
 /// names the file and the line number but not the content.
@@ -62,13 +66,22 @@ impl fmt::Debug for Environment {
 /// dotenvy expands `${VAR}` references from earlier lines and from the (read-only) process
 /// environment.
 pub fn read_env_file(path: &Path) -> Result<Option<Vec<(String, SecretString)>>, SecretsError> {
+    use std::io::Read as _;
     let unreadable = |source| SecretsError::EnvFileUnreadable { path: path.to_path_buf(), source };
-    let iter = match dotenvy::from_path_iter(path) {
-        Ok(iter) => iter,
-        Err(dotenvy::Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(dotenvy::Error::Io(e)) => return Err(unreadable(e)),
-        Err(_) => return Err(unreadable(io::Error::other("unexpected dotenvy error"))),
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(unreadable(e)),
     };
+    // Bounded, so a huge or endless file (a link to /dev/zero) cannot exhaust memory.
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    file.take(MAX_ENV_FILE_LEN + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_ENV_FILE_LEN {
+        return Err(unreadable(io::Error::other(format!(
+            "the file is larger than {MAX_ENV_FILE_LEN} bytes; a .env file holds a few settings"
+        ))));
+    }
+    let iter = dotenvy::from_read_iter(bytes.as_slice());
     let mut entries = Vec::new();
     for item in iter {
         match item {
