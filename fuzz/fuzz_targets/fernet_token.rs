@@ -36,8 +36,9 @@ fuzz_target!(|data: &[u8]| {
     if let [a, b, ..] = data {
         let mut bytes = token.clone().into_bytes();
         let at = usize::from(*a) * 7 % bytes.len();
-        let replacement = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ \n"
-            [usize::from(*b) % 70];
+        const ALPHABET: &[u8] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ \n";
+        let replacement = ALPHABET[usize::from(*b) % ALPHABET.len()];
         if bytes[at] != replacement {
             bytes[at] = replacement;
             let tampered = String::from_utf8(bytes).expect("ascii");
