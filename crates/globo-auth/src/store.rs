@@ -219,6 +219,15 @@ impl UserStore {
     /// Reads the users file; a missing file is an empty one.
     fn read(&self) -> Result<Users, AuthError> {
         use std::io::Read as _;
+        // A FIFO would block the open forever and a device (a link to /dev/zero) never ends:
+        // only a regular file is a users file.
+        match std::fs::metadata(&self.path) {
+            Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+                let error = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
+                return Err(globo_fs::FsError::new("read", &self.path, error).into());
+            }
+            _ => {}
+        }
         let file = match std::fs::File::open(&self.path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Users::new()),

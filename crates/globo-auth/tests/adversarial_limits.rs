@@ -52,17 +52,32 @@ fn a_users_file_at_the_bound_is_read() {
 
 #[cfg(unix)]
 #[test]
-fn an_endless_users_file_is_refused() {
+fn a_device_or_fifo_users_file_is_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("users.json");
-    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
     let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
-    assert!(matches!(store.usernames(), Err(AuthError::UsersFileTooLarge { .. })));
-    assert!(matches!(
-        store.register("alice", &password()),
-        Err(AuthError::UsersFileTooLarge { .. })
-    ));
+    let refused = |store: &UserStore| {
+        for result in [store.usernames().map(drop), store.register("alice", &password())] {
+            let error = result.unwrap_err();
+            assert!(matches!(error, AuthError::File { .. }), "{error:?}");
+            let cause = std::error::Error::source(&error).unwrap().to_string();
+            assert!(cause.contains("not a regular file"), "{cause}");
+        }
+    };
+    // Endless: a link to /dev/zero.
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    refused(&store);
     assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+    // A FIFO with no writer: opening it would block forever.
+    std::fs::remove_file(&path).unwrap();
+    let status = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(status.success());
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        refused(&store);
+        let _ = done.send(());
+    });
+    wait.recv_timeout(std::time::Duration::from_secs(30)).expect("blocked on a FIFO");
 }
 
 #[test]
