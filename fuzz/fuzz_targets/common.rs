@@ -25,5 +25,9 @@ pub fn cheap_phc(hash: &str) -> bool {
     let p = number("p=").unwrap_or(u64::MAX);
     // The parser takes the first `m=`, `t=`, `p=`; these may be other ones, which only makes
     // the filter stricter or looser on inputs the parser refuses anyway.
-    m <= 256 && t <= 2 && p <= 4 && hash.matches("m=").count() == 1 && hash.matches("t=").count() == 1
+    m <= 256
+        && t <= 2
+        && p <= 4
+        && hash.matches("m=").count() == 1
+        && hash.matches("t=").count() == 1
 }

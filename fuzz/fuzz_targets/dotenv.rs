@@ -12,9 +12,8 @@ use secrecy::ExposeSecret;
 
 fuzz_target!(|data: &[u8]| {
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    let runtime = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread().build().expect("runtime")
-    });
+    let runtime = RUNTIME
+        .get_or_init(|| tokio::runtime::Builder::new_current_thread().build().expect("runtime"));
     let path = common::scratch(".env");
     std::fs::write(&path, data).expect("write .env");
 
