@@ -76,7 +76,12 @@ pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<()
     getrandom::fill(&mut iv).map_err(|_| CryptoError::Random)?;
     let out = globo_fs::AtomicFile::create(ciphertext)?;
     let sink = stream::WriteSink::new(out);
-    let parallel = size >= stream::PARALLEL_MIN as u64;
+    // Writing to the file costs about as much as the page faults of a new large buffer.
+    let mode = if size >= stream::PARALLEL_MIN as u64 {
+        stream::EncryptMode::MacWhileEncrypting
+    } else {
+        stream::EncryptMode::Serial
+    };
     // Streamed: the plaintext is read in chunks and the token written as it is made, so memory
     // stays bounded whatever the file's size; the file replaces `ciphertext` only once complete.
     let out = stream::encrypt_stream(
@@ -86,7 +91,7 @@ pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<()
         &mut input,
         sink,
         usize::try_from(size).ok(),
-        parallel,
+        mode,
     )
     .map_err(|e| match e {
         StreamError::Read(e) => CryptoError::io("read", plaintext, e),

@@ -22,7 +22,12 @@
 //!   zeroizing buffer and fails with one opaque [`CryptoError::Decryption`]. Tokens are decoded
 //!   strictly: only the canonical base64 spelling of a token is accepted.
 //! - [`encrypt_file`], [`decrypt_file_to_memory`], [`remove_plaintext_verified`]: files, written
-//!   atomically with mode `0600` through `globo-fs`; plaintext never goes to disk.
+//!   atomically with mode `0600` through `globo-fs`; plaintext never goes to disk. Both are
+//!   streamed: encryption works in a few 96 KiB chunks whatever the file's size, decryption
+//!   reads the token once into a buffer of the ciphertext's size, verifies the HMAC over the
+//!   whole token, and only then decrypts in place (peak memory about the plaintext's size).
+//!   Tokens are the same as the in-memory functions give; from 1 MiB the work is pipelined over
+//!   two threads.
 //! - [`Keyring`], [`LoadedKeys`], [`rotate_key`]: several keys and crash-safe rotation;
 //!   [`rotate_with_store`] runs the same rotation over any [`KeyStore`] (a key file, or a
 //!   secrets manager as in `globo-secrets`).

@@ -185,6 +185,33 @@ fn fill(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// How [`encrypt_stream`] uses threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EncryptMode {
+    /// One thread (small inputs: a thread costs more than it saves).
+    Serial,
+    /// Two threads; the HMAC runs beside the encryption, because writing the output is costly
+    /// (the page faults of a large new buffer, or a file).
+    MacWhileEncrypting,
+    /// Two threads; the HMAC runs beside the encoding, because the output is cheap (memory
+    /// that is already mapped). CBC encryption alone then takes about as long as the rest.
+    MacWhileEncoding,
+}
+
+impl EncryptMode {
+    /// The mode for `len` bytes of plaintext encrypted into memory. Allocations above 32 MiB
+    /// are always fresh pages (glibc maps them anew each time), smaller ones are reused.
+    pub(crate) fn in_memory(len: usize) -> Self {
+        if len < PARALLEL_MIN {
+            Self::Serial
+        } else if token_len(len) > 32 << 20 {
+            Self::MacWhileEncrypting
+        } else {
+            Self::MacWhileEncoding
+        }
+    }
+}
+
 /// One chunk of ciphertext (the plaintext is encrypted in place: the buffer is zeroized when
 /// dropped, as it held plaintext).
 struct Chunk {
@@ -219,9 +246,8 @@ fn encrypt_next(
 /// Encrypts everything `input` yields into a token for `sink`, with the given timestamp and IV.
 ///
 /// `size_hint`, the expected plaintext size if known, only sizes the buffers (a small input
-/// needs no 96 KiB buffer to fill and zeroize). `parallel`: run the two stages (read,
-/// encrypt and authenticate, encode and write) on two threads, passing chunks along; the token
-/// is the same.
+/// needs no 96 KiB buffer to fill and zeroize). `mode`: one thread, or two (see
+/// [`EncryptMode`]) passing chunks along; the token is the same.
 pub(crate) fn encrypt_stream<R: Read + Send, S: CharSink>(
     key: &Key,
     iv: &[u8; 16],
@@ -229,7 +255,7 @@ pub(crate) fn encrypt_stream<R: Read + Send, S: CharSink>(
     input: &mut R,
     sink: S,
     size_hint: Option<usize>,
-    parallel: bool,
+    mode: EncryptMode,
 ) -> Result<S, StreamError> {
     // A multiple of 48 larger than the expected size, so that one read finds the end.
     let chunk_len = size_hint.map_or(CHUNK, |n| CHUNK.min((n / 48 + 1) * 48));
@@ -243,7 +269,7 @@ pub(crate) fn encrypt_stream<R: Read + Send, S: CharSink>(
     let mut b64 = Base64Stream::new(sink);
     b64.push(&header).map_err(StreamError::Write)?;
 
-    if !parallel {
+    if mode == EncryptMode::Serial {
         let mut buf = Zeroizing::new(Vec::with_capacity(chunk_len + BLOCK));
         loop {
             let chunk = encrypt_next(&mut cipher, input, buf, chunk_len)?;
@@ -258,8 +284,10 @@ pub(crate) fn encrypt_stream<R: Read + Send, S: CharSink>(
         return b64.finish().map_err(StreamError::Write);
     }
 
-    // Two stages, one per core: reading, encrypting and authenticating each chunk (CBC and the
-    // HMAC are sequential by nature) on a second thread; encoding and writing on this one.
+    // Two stages, one per core: reading and encrypting each chunk (CBC is sequential by
+    // nature) on a second thread; encoding and writing on this one. The HMAC, sequential too,
+    // goes with the lighter stage.
+    let mac_early = mode == EncryptMode::MacWhileEncrypting;
     std::thread::scope(|scope| {
         let (free_tx, free_rx) = sync_channel::<Zeroizing<Vec<u8>>>(IN_FLIGHT);
         let (done_tx, done_rx) = sync_channel::<Chunk>(IN_FLIGHT);
@@ -267,26 +295,32 @@ pub(crate) fn encrypt_stream<R: Read + Send, S: CharSink>(
             // Cannot fail: the channel has room for IN_FLIGHT buffers and its receiver is alive.
             let _ = free_tx.send(Zeroizing::new(Vec::with_capacity(chunk_len + BLOCK)));
         }
+        let mut early = mac_early.then(|| hmac.clone());
         let producer = scope.spawn(move || -> Result<_, StreamError> {
             // Stops quietly when the encoder has gone (its error is the one reported).
             while let Ok(buf) = free_rx.recv() {
                 let chunk = encrypt_next(&mut cipher, input, buf, chunk_len)?;
-                hmac.update(&chunk.buf[..chunk.len]);
+                if let Some(m) = early.as_mut() {
+                    m.update(&chunk.buf[..chunk.len]);
+                }
                 let last = chunk.last;
                 if done_tx.send(chunk).is_err() {
                     break;
                 }
                 if last {
-                    return Ok(Some(hmac.finalize().into_bytes()));
+                    return Ok(Some(early));
                 }
             }
             Ok(None)
         });
-        let encoded = (move || -> Result<Base64Stream<S>, StreamError> {
+        let encoded = (move || -> Result<_, StreamError> {
             while let Ok(chunk) = done_rx.recv() {
+                if !mac_early {
+                    hmac.update(&chunk.buf[..chunk.len]);
+                }
                 b64.push(&chunk.buf[..chunk.len]).map_err(StreamError::Write)?;
                 if chunk.last {
-                    return Ok(b64);
+                    return Ok((b64, hmac));
                 }
                 let _ = free_tx.send(chunk.buf);
             }
@@ -294,9 +328,10 @@ pub(crate) fn encrypt_stream<R: Read + Send, S: CharSink>(
             Err(StreamError::Pipeline)
         })();
         // The encoder's channel ends are dropped here, so the producer cannot block.
-        let tag = producer.join().unwrap_or(Err(StreamError::Pipeline))?;
-        let mut b64 = encoded?;
-        let tag = tag.ok_or(StreamError::Pipeline)?;
+        let early = producer.join().unwrap_or(Err(StreamError::Pipeline))?;
+        let early = early.ok_or(StreamError::Pipeline)?;
+        let (mut b64, late) = encoded?;
+        let tag = early.unwrap_or(late).finalize().into_bytes();
         b64.push(&tag).map_err(StreamError::Write)?;
         b64.finish().map_err(StreamError::Write)
     })
@@ -550,24 +585,26 @@ mod tests {
         sizes
     }
 
-    fn stream_token(key: &Key, plaintext: &[u8], iv: &[u8; 16], parallel: bool) -> String {
+    const MODES: [EncryptMode; 3] =
+        [EncryptMode::Serial, EncryptMode::MacWhileEncrypting, EncryptMode::MacWhileEncoding];
+
+    fn stream_token(key: &Key, plaintext: &[u8], iv: &[u8; 16], mode: EncryptMode) -> String {
         let mut out = vec![0u8; token_len(plaintext.len())];
         let mut input = plaintext;
-        let n =
-            encrypt_stream(key, iv, 1_234, &mut input, SliceSink::new(&mut out), None, parallel)
-                .unwrap()
-                .written();
+        let n = encrypt_stream(key, iv, 1_234, &mut input, SliceSink::new(&mut out), None, mode)
+            .unwrap()
+            .written();
         assert_eq!(n, out.len(), "token_len is exact");
         String::from_utf8(out).unwrap()
     }
 
-    fn writer_token(key: &Key, plaintext: &[u8], iv: &[u8; 16], parallel: bool) -> String {
+    fn writer_token(key: &Key, plaintext: &[u8], iv: &[u8; 16], mode: EncryptMode) -> String {
         let mut input = plaintext;
         let sink = WriteSink::new(Vec::new());
         // The exact size as the hint here; none in `stream_token`.
         let hint = Some(plaintext.len());
         let out =
-            encrypt_stream(key, iv, 1_234, &mut input, sink, hint, parallel).unwrap().into_inner();
+            encrypt_stream(key, iv, 1_234, &mut input, sink, hint, mode).unwrap().into_inner();
         String::from_utf8(out).unwrap()
     }
 
@@ -601,9 +638,9 @@ mod tests {
             let plaintext = random(size);
             let iv: [u8; 16] = random(16).try_into().unwrap();
             let reference = encrypt_reference(&key, &plaintext, 1_234, &iv);
-            for parallel in [false, true] {
-                assert_eq!(stream_token(&key, &plaintext, &iv, parallel), reference, "{size}");
-                assert_eq!(writer_token(&key, &plaintext, &iv, parallel), reference, "{size}");
+            for mode in MODES {
+                assert_eq!(stream_token(&key, &plaintext, &iv, mode), reference, "{size}");
+                assert_eq!(writer_token(&key, &plaintext, &iv, mode), reference, "{size}");
             }
             assert_eq!(token_len(size), reference.len());
             for result in decrypt_both_ways(&key, &reference) {
@@ -634,7 +671,8 @@ mod tests {
         let mut input = Trickle(&plaintext, 0);
         // A wrong size hint (files grow) only makes the chunks small.
         let sink = WriteSink::new(Vec::new());
-        let out = encrypt_stream(&key, &iv, 1_234, &mut input, sink, Some(10), true)
+        let mode = EncryptMode::MacWhileEncoding;
+        let out = encrypt_stream(&key, &iv, 1_234, &mut input, sink, Some(10), mode)
             .unwrap()
             .into_inner();
         assert_eq!(out, reference.as_bytes());
@@ -654,7 +692,7 @@ mod tests {
                 v["iv"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8).collect();
             let iv: [u8; 16] = iv.try_into().unwrap();
             let timestamp = crate::inspect(token).unwrap().timestamp;
-            for parallel in [false, true] {
+            for mode in MODES {
                 let mut input = src;
                 let mut out = vec![0u8; token_len(src.len())];
                 encrypt_stream(
@@ -664,7 +702,7 @@ mod tests {
                     &mut input,
                     SliceSink::new(&mut out),
                     None,
-                    parallel,
+                    mode,
                 )
                 .unwrap();
                 assert_eq!(out, token.as_bytes());

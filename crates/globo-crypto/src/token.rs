@@ -62,7 +62,6 @@ pub(crate) fn encrypt_from_parts(
     iv: &[u8; 16],
 ) -> String {
     let mut out = vec![0u8; crate::stream::token_len(plaintext.len())];
-    let parallel = plaintext.len() >= crate::stream::PARALLEL_MIN;
     let mut input = plaintext;
     let sink = crate::stream::SliceSink::new(&mut out);
     // Neither reading a slice nor writing into a buffer of the right size can fail.
@@ -73,7 +72,7 @@ pub(crate) fn encrypt_from_parts(
         &mut input,
         sink,
         Some(plaintext.len()),
-        parallel,
+        crate::stream::EncryptMode::in_memory(plaintext.len()),
     )
     .map(|sink| sink.written())
     .unwrap_or(0);
