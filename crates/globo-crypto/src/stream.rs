@@ -491,8 +491,12 @@ pub(crate) fn decrypt_stream(
     let mut header = [0u8; HEADER_LEN];
     header.copy_from_slice(&first[..HEADER_LEN]);
 
-    // Ciphertext and tag, decoded in place: exactly their size, never reallocated.
-    let mut body = Zeroizing::new(vec![0u8; n_raw - HEADER_LEN]);
+    // Ciphertext and tag, decoded in place: exactly their size, never reallocated. A length
+    // that cannot be allocated is an operational failure, not a crash.
+    let mut body = Zeroizing::new(Vec::new());
+    body.try_reserve_exact(n_raw - HEADER_LEN)
+        .map_err(|_| StreamError::Read(io::ErrorKind::OutOfMemory.into()))?;
+    body.resize(n_raw - HEADER_LEN, 0);
     let middle_chars = chars - 40;
     let mut auth = Authenticator {
         macs: keys
