@@ -71,38 +71,32 @@ pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<()
         }
         Err(e) => return Err(CryptoError::io("read", plaintext, e)),
     };
-    let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+    // A pipe or device has no size: full chunks, pipelined.
+    let size =
+        input.metadata().ok().filter(|m| m.is_file()).and_then(|m| usize::try_from(m.len()).ok());
     let mut iv = [0u8; 16];
     getrandom::fill(&mut iv).map_err(|_| CryptoError::Random)?;
     let out = globo_fs::AtomicFile::create(ciphertext)?;
     let sink = stream::WriteSink::new(out);
     // Writing to the file costs about as much as the page faults of a new large buffer.
-    let mode = if size >= stream::PARALLEL_MIN as u64 {
+    let mode = if size.is_none_or(|n| n >= stream::PARALLEL_MIN) {
         stream::EncryptMode::MacWhileEncrypting
     } else {
         stream::EncryptMode::Serial
     };
     // Streamed: the plaintext is read in chunks and the token written as it is made, so memory
     // stays bounded whatever the file's size; the file replaces `ciphertext` only once complete.
-    let out = stream::encrypt_stream(
-        key,
-        &iv,
-        unix_now(),
-        &mut input,
-        sink,
-        usize::try_from(size).ok(),
-        mode,
-    )
-    .map_err(|e| match e {
-        StreamError::Read(e) => CryptoError::io("read", plaintext, e),
-        StreamError::Write(e) => CryptoError::io("write", ciphertext, e),
-        StreamError::Decryption | StreamError::Pipeline => CryptoError::io(
-            "encrypt",
-            plaintext,
-            std::io::Error::other("the encryption pipeline stopped"),
-        ),
-    })?
-    .into_inner();
+    let out = stream::encrypt_stream(key, &iv, unix_now(), &mut input, sink, size, mode)
+        .map_err(|e| match e {
+            StreamError::Read(e) => CryptoError::io("read", plaintext, e),
+            StreamError::Write(e) => CryptoError::io("write", ciphertext, e),
+            StreamError::Decryption | StreamError::Pipeline => CryptoError::io(
+                "encrypt",
+                plaintext,
+                std::io::Error::other("the encryption pipeline stopped"),
+            ),
+        })?
+        .into_inner();
     out.commit()?;
     Ok(())
 }
@@ -132,8 +126,14 @@ fn decrypt_file(
         }
         Err(e) => return Err(CryptoError::io("read", path, e)),
     };
-    let len = file.metadata().map_err(|e| CryptoError::io("read", path, e))?.len();
-    let len = usize::try_from(len).map_err(|_| CryptoError::Decryption)?;
+    let metadata = file.metadata().map_err(|e| CryptoError::io("read", path, e))?;
+    if !metadata.is_file() {
+        // A pipe or a device (`--in /dev/stdin`) has no length to size the buffer with: read
+        // it whole, as before streaming.
+        drop(file);
+        return crate::decrypt_str(keys, &read_token_file(path)?, age);
+    }
+    let len = usize::try_from(metadata.len()).map_err(|_| CryptoError::Decryption)?;
     // A token is a multiple of 4 characters; one more can only be the trailing newline.
     let newline = len % 4 == 1;
     let chars = if newline { len - 1 } else { len };

@@ -85,7 +85,7 @@ pub fn decrypt_with_max_age(
 }
 
 /// Decrypts a token held in memory through the single-pass decoder (`stream.rs`).
-fn decrypt_str(
+pub(crate) fn decrypt_str(
     keys: &impl KeySet,
     token: &str,
     age: Option<(u64, u64)>,

@@ -176,3 +176,45 @@ fn failed_encryption_leaves_the_old_ciphertext() {
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 3, "{names:?}");
 }
+
+/// A token arriving through a pipe (no length known in advance) still decrypts.
+#[cfg(unix)]
+#[test]
+fn token_from_a_pipe() {
+    let key = Key::generate().unwrap();
+    let token = globo_crypto::encrypt(&key, b"{\"piped\": true}").unwrap();
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "printf '%s\\n' \"$0\"", &token])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stdout);
+    let path = std::path::PathBuf::from(format!("/proc/self/fd/{fd}"));
+    let got = decrypt_file_to_memory(&key, &path).unwrap();
+    assert_eq!(got.as_slice(), b"{\"piped\": true}");
+    drop(stdout);
+    child.wait().unwrap();
+}
+
+/// Plaintext arriving through a pipe (no size known) is encrypted in full chunks.
+#[cfg(unix)]
+#[test]
+fn plaintext_from_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::generate().unwrap();
+    let data = random_bytes(3 * CHUNK + 5);
+    let source = write_plain(dir.path(), "p", &data);
+    let mut child = std::process::Command::new("cat")
+        .arg(&source)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stdout);
+    let enc = dir.path().join("p.enc");
+    encrypt_file(&key, Path::new(&format!("/proc/self/fd/{fd}")), &enc).unwrap();
+    drop(stdout);
+    child.wait().unwrap();
+    assert!(decrypt_file_to_memory(&key, &enc).unwrap().as_slice() == data.as_slice());
+}
