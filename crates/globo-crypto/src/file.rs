@@ -129,9 +129,8 @@ fn decrypt_file(
     let metadata = file.metadata().map_err(|e| CryptoError::io("read", path, e))?;
     if !metadata.is_file() {
         // A pipe or a device (`--in /dev/stdin`) has no length to size the buffer with: read
-        // it whole, as before streaming.
-        drop(file);
-        return crate::decrypt_str(keys, &read_token_file(path)?, age);
+        // it whole, within a bound.
+        return crate::decrypt_str(keys, &read_unsized_token(file, path)?, age);
     }
     let len = usize::try_from(metadata.len()).map_err(|_| CryptoError::Decryption)?;
     // A token is a multiple of 4 characters; one more can only be the trailing newline.
@@ -203,7 +202,65 @@ pub(crate) fn sync_parent(path: &Path) -> Result<(), CryptoError> {
 
 /// What a ciphertext file's token reveals without the key (see [`crate::inspect`]).
 pub fn inspect_file(path: &Path) -> Result<TokenInfo, CryptoError> {
-    crate::inspect(&read_token_file(path)?)
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(CryptoError::CiphertextNotFound { path: path.to_path_buf() });
+        }
+        Err(e) => return Err(CryptoError::io("read", path, e)),
+    };
+    let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+    let token = if regular {
+        read_token_file(path)?
+    } else {
+        read_unsized_token(file, path).map_err(|e| match e {
+            CryptoError::Decryption => CryptoError::MalformedToken,
+            other => other,
+        })?
+    };
+    crate::inspect(&token)
+}
+
+/// The largest token read from a pipe or a device, which has no length to check first.
+const MAX_UNSIZED_TOKEN: u64 = 512 << 20;
+
+/// Reads a token from a pipe or a device, in chunks, with the newline rule of
+/// [`read_token_file`]. Stops at the first byte that cannot be part of a token
+/// ([`CryptoError::Decryption`]: an endless `/dev/zero` fails at once) and after
+/// [`MAX_UNSIZED_TOKEN`] bytes (an endless stream of token characters).
+fn read_unsized_token(file: File, path: &Path) -> Result<String, CryptoError> {
+    use std::io::Read as _;
+    let mut input = file.take(MAX_UNSIZED_TOKEN + 1);
+    let mut text = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = match input.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CryptoError::io("read", path, e)),
+        };
+        let part = &chunk[..n];
+        if !part.iter().all(|&b| b.is_ascii_alphanumeric() || b"-_=\n".contains(&b)) {
+            return Err(CryptoError::Decryption);
+        }
+        text.extend_from_slice(part);
+        if text.len() as u64 > MAX_UNSIZED_TOKEN {
+            return Err(CryptoError::io(
+                "read",
+                path,
+                std::io::Error::other(format!(
+                    "a token read from a pipe or device is limited to {MAX_UNSIZED_TOKEN} bytes; \
+                     write it to a file first"
+                )),
+            ));
+        }
+    }
+    if text.ends_with(b"\n") {
+        text.pop();
+    }
+    // Only ASCII token characters are left.
+    String::from_utf8(text).map_err(|_| CryptoError::Decryption)
 }
 
 pub(crate) fn reencrypt_file(keys: &crate::Keyring, path: &Path) -> Result<bool, CryptoError> {

@@ -218,3 +218,15 @@ fn plaintext_from_a_pipe() {
     child.wait().unwrap();
     assert!(decrypt_file_to_memory(&key, &enc).unwrap().as_slice() == data.as_slice());
 }
+
+/// An endless device is refused at its first byte, not read into memory.
+#[cfg(unix)]
+#[test]
+fn endless_device_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.enc");
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    let key = Key::generate().unwrap();
+    assert!(matches!(decrypt_file_to_memory(&key, &path), Err(CryptoError::Decryption)));
+    assert!(matches!(globo_crypto::inspect_file(&path), Err(CryptoError::MalformedToken)));
+}
