@@ -135,6 +135,14 @@ impl KeyFile {
     /// group or others access the file are recorded in [`KeyFile::loose_permissions`] so the
     /// caller can warn.
     pub fn load(path: &Path) -> Result<Self, CryptoError> {
+        // Opening a FIFO would block forever: a key file is a regular file (or a link to one).
+        if let Ok(metadata) = std::fs::metadata(path)
+            && !metadata.is_file()
+            && !metadata.is_dir()
+        {
+            let error = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(CryptoError::io("read key file", path, error));
+        }
         let file = match std::fs::File::open(path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
