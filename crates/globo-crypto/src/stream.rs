@@ -73,29 +73,26 @@ pub(crate) trait CharSink {
     fn encode(&mut self, raw: &[u8]) -> io::Result<()>;
 }
 
-/// Encodes into a buffer allocated at the token's exact length (one write per character).
-pub(crate) struct SliceSink<'a> {
-    buf: &'a mut [u8],
-    pos: usize,
+/// Encodes into a string allocated at the token's exact length. Appending to a `String`
+/// directly spares a final pass to check that the whole token is ASCII: that check happens
+/// piece by piece, in the encoding stage of the pipeline.
+pub(crate) struct StringSink {
+    out: String,
 }
 
-impl<'a> SliceSink<'a> {
-    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
-        Self { buf, pos: 0 }
+impl StringSink {
+    pub(crate) fn with_capacity(len: usize) -> Self {
+        Self { out: String::with_capacity(len) }
     }
 
-    pub(crate) fn written(&self) -> usize {
-        self.pos
+    pub(crate) fn into_string(self) -> String {
+        self.out
     }
 }
 
-impl CharSink for SliceSink<'_> {
+impl CharSink for StringSink {
     fn encode(&mut self, raw: &[u8]) -> io::Result<()> {
-        let out = self.buf.get_mut(self.pos..).unwrap_or_default();
-        let n = STRICT_URL_SAFE
-            .encode_slice(raw, out)
-            .map_err(|_| io::Error::new(io::ErrorKind::WriteZero, "token buffer too small"))?;
-        self.pos += n;
+        STRICT_URL_SAFE.encode_string(raw, &mut self.out);
         Ok(())
     }
 }
@@ -593,13 +590,13 @@ mod tests {
         [EncryptMode::Serial, EncryptMode::MacWhileEncrypting, EncryptMode::MacWhileEncoding];
 
     fn stream_token(key: &Key, plaintext: &[u8], iv: &[u8; 16], mode: EncryptMode) -> String {
-        let mut out = vec![0u8; token_len(plaintext.len())];
         let mut input = plaintext;
-        let n = encrypt_stream(key, iv, 1_234, &mut input, SliceSink::new(&mut out), None, mode)
-            .unwrap()
-            .written();
-        assert_eq!(n, out.len(), "token_len is exact");
-        String::from_utf8(out).unwrap()
+        let sink = StringSink::with_capacity(token_len(plaintext.len()));
+        let out =
+            encrypt_stream(key, iv, 1_234, &mut input, sink, None, mode).unwrap().into_string();
+        assert_eq!(out.len(), token_len(plaintext.len()), "token_len is exact");
+        assert_eq!(out.capacity(), out.len(), "never reallocated");
+        out
     }
 
     fn writer_token(key: &Key, plaintext: &[u8], iv: &[u8; 16], mode: EncryptMode) -> String {
@@ -698,18 +695,11 @@ mod tests {
             let timestamp = crate::inspect(token).unwrap().timestamp;
             for mode in MODES {
                 let mut input = src;
-                let mut out = vec![0u8; token_len(src.len())];
-                encrypt_stream(
-                    &key,
-                    &iv,
-                    timestamp,
-                    &mut input,
-                    SliceSink::new(&mut out),
-                    None,
-                    mode,
-                )
-                .unwrap();
-                assert_eq!(out, token.as_bytes());
+                let sink = StringSink::with_capacity(token_len(src.len()));
+                let out = encrypt_stream(&key, &iv, timestamp, &mut input, sink, None, mode)
+                    .unwrap()
+                    .into_string();
+                assert_eq!(out, token);
             }
             for result in decrypt_both_ways(&key, token) {
                 assert_eq!(result.unwrap().as_slice(), src);

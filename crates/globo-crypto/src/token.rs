@@ -53,7 +53,7 @@ pub(crate) fn mac(key: &Key) -> HmacSha256 {
 /// Encrypts `plaintext` with an explicit timestamp and IV. Only tests and [`encrypt_at_time`]
 /// call this: a reused IV under one key would break confidentiality.
 ///
-/// Built on the streaming encoder (`stream.rs`), writing straight into a buffer of the token's
+/// Built on the streaming encoder (`stream.rs`), writing straight into a string of the token's
 /// exact length; large inputs are pipelined over threads.
 pub(crate) fn encrypt_from_parts(
     key: &Key,
@@ -61,11 +61,10 @@ pub(crate) fn encrypt_from_parts(
     timestamp: u64,
     iv: &[u8; 16],
 ) -> String {
-    let mut out = vec![0u8; crate::stream::token_len(plaintext.len())];
     let mut input = plaintext;
-    let sink = crate::stream::SliceSink::new(&mut out);
-    // Neither reading a slice nor writing into a buffer of the right size can fail.
-    let written = crate::stream::encrypt_stream(
+    let sink = crate::stream::StringSink::with_capacity(crate::stream::token_len(plaintext.len()));
+    // Neither reading a slice nor appending to a string can fail.
+    crate::stream::encrypt_stream(
         key,
         iv,
         timestamp,
@@ -74,11 +73,8 @@ pub(crate) fn encrypt_from_parts(
         Some(plaintext.len()),
         crate::stream::EncryptMode::in_memory(plaintext.len()),
     )
-    .map(|sink| sink.written())
-    .unwrap_or(0);
-    out.truncate(written);
-    // Base64 output is ASCII.
-    String::from_utf8(out).unwrap_or_default()
+    .map(crate::stream::StringSink::into_string)
+    .unwrap_or_default()
 }
 
 /// The whole-buffer construction, kept as the reference the streaming encoder is tested
