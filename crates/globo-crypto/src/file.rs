@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use crate::keyring::decrypt_raw;
 use crate::stream::{self, StreamError};
 use crate::token::{RawToken, unix_now};
-use crate::{CryptoError, Key, KeySet, TokenInfo};
+use crate::{CryptoError, Key, KeySet, Plaintext, TokenInfo};
 
 /// Reads the token stored in a ciphertext file.
 ///
@@ -107,11 +107,8 @@ pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<()
 /// (the text of the token is never held whole), which is authenticated over the whole token and
 /// only then decrypted in place: peak memory is about the size of the plaintext. The same
 /// strictness as [`read_token_file`] and [`crate::decrypt`] applies.
-pub fn decrypt_file_to_memory(
-    keys: &impl KeySet,
-    path: &Path,
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    decrypt_file(keys, path, None)
+pub fn decrypt_file_to_memory(keys: &impl KeySet, path: &Path) -> Result<Plaintext, CryptoError> {
+    decrypt_file(keys, path, None).map(Plaintext::from)
 }
 
 fn decrypt_file(
@@ -149,8 +146,8 @@ pub fn decrypt_file_with_max_age(
     keys: &impl KeySet,
     path: &Path,
     max_age_secs: u64,
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    decrypt_file(keys, path, Some((max_age_secs, unix_now())))
+) -> Result<Plaintext, CryptoError> {
+    decrypt_file(keys, path, Some((max_age_secs, unix_now()))).map(Plaintext::from)
 }
 
 /// Deletes `plaintext` once `ciphertext`, read back from disk, decrypts to exactly its bytes.

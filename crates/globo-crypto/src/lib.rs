@@ -38,6 +38,7 @@ mod error;
 mod file;
 mod key;
 mod keyring;
+mod plaintext;
 mod rotation;
 mod stream;
 mod time;
@@ -50,6 +51,7 @@ pub use file::{
 };
 pub use key::{ENCODED_KEY_LEN, Key, KeyFile};
 pub use keyring::{KeyLock, KeySet, Keyring, LoadedKeys, next_key_path};
+pub use plaintext::Plaintext;
 pub use rotation::{
     KeyFileStore, KeyStore, RotationReport, RotationStep, StoredKeys, rotate_key, rotate_with_store,
 };
@@ -69,8 +71,8 @@ pub fn encrypt(key: &Key, plaintext: &[u8]) -> Result<String, CryptoError> {
 ///
 /// Any failure (wrong key, tampering, truncation, a non-canonical encoding, surrounding
 /// whitespace) is [`CryptoError::Decryption`].
-pub fn decrypt(keys: &impl KeySet, token: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    decrypt_str(keys, token, None)
+pub fn decrypt(keys: &impl KeySet, token: &str) -> Result<Plaintext, CryptoError> {
+    decrypt_str(keys, token, None).map(Plaintext::from)
 }
 
 /// Like [`decrypt`], and also fails (with the same opaque error) when the token's timestamp is
@@ -80,8 +82,8 @@ pub fn decrypt_with_max_age(
     keys: &impl KeySet,
     token: &str,
     max_age_secs: u64,
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    decrypt_str(keys, token, Some((max_age_secs, token::unix_now())))
+) -> Result<Plaintext, CryptoError> {
+    decrypt_str(keys, token, Some((max_age_secs, token::unix_now()))).map(Plaintext::from)
 }
 
 /// Decrypts a token held in memory through the single-pass decoder (`stream.rs`).
