@@ -136,6 +136,13 @@ pub enum CryptoError {
     #[error("the operating system's random number generator failed")]
     Random,
 
+    /// A worker thread of the encryption pipeline stopped (it panicked, e.g. out of memory);
+    /// no token was produced.
+    #[error(
+        "the encryption stopped before completing (a worker thread failed); nothing was produced: retry, and report it if it happens again"
+    )]
+    Interrupted,
+
     /// A file operation failed; the cause (with the operation and path) is the source.
     #[error("file operation failed on '{}'", path.display())]
     File {

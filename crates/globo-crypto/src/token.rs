@@ -53,28 +53,17 @@ pub(crate) fn mac(key: &Key) -> HmacSha256 {
 /// Encrypts `plaintext` with an explicit timestamp and IV. Only tests and [`encrypt_at_time`]
 /// call this: a reused IV under one key would break confidentiality.
 ///
-/// Built on the streaming encoder (`stream.rs`), writing straight into a string of the token's
+/// Built on the streaming encoder (`stream.rs`), writing straight into a buffer of the token's
 /// exact length; large inputs are pipelined over threads.
 pub(crate) fn encrypt_from_parts(
     key: &Key,
     plaintext: &[u8],
     timestamp: u64,
     iv: &[u8; 16],
-) -> String {
-    let mut input = plaintext;
-    let sink = crate::stream::StringSink::with_capacity(crate::stream::token_len(plaintext.len()));
-    // Neither reading a slice nor appending to a string can fail.
-    crate::stream::encrypt_stream(
-        key,
-        iv,
-        timestamp,
-        &mut input,
-        sink,
-        Some(plaintext.len()),
-        crate::stream::EncryptMode::in_memory(plaintext.len()),
-    )
-    .map(crate::stream::StringSink::into_string)
-    .unwrap_or_default()
+) -> Result<String, CryptoError> {
+    // Reading a slice and writing to memory cannot fail: only a worker thread can (a panic).
+    crate::stream::encrypt_to_string(key, iv, timestamp, plaintext)
+        .map_err(|_| CryptoError::Interrupted)
 }
 
 /// The whole-buffer construction, kept as the reference the streaming encoder is tested
@@ -107,7 +96,7 @@ pub(crate) fn encrypt_at_time(
 ) -> Result<String, CryptoError> {
     let mut iv = [0u8; 16];
     getrandom::fill(&mut iv).map_err(|_| CryptoError::Random)?;
-    Ok(encrypt_from_parts(key, plaintext, timestamp, &iv))
+    encrypt_from_parts(key, plaintext, timestamp, &iv)
 }
 
 /// A token's parts, decoded strictly but not authenticated.
@@ -208,7 +197,8 @@ mod tests {
                 v["src"].as_str().unwrap().as_bytes(),
                 unix(v["now"].as_str().unwrap()),
                 &iv.try_into().unwrap(),
-            );
+            )
+            .unwrap();
             assert_eq!(token, v["token"].as_str().unwrap());
         }
     }
@@ -250,7 +240,7 @@ mod tests {
     #[test]
     fn far_future_timestamp_does_not_overflow() {
         let key = Key::generate().unwrap();
-        let token = encrypt_from_parts(&key, b"x", u64::MAX, &[7; 16]);
+        let token = encrypt_from_parts(&key, b"x", u64::MAX, &[7; 16]).unwrap();
         let raw = RawToken::parse(&token).unwrap();
         assert!(raw.decrypt(&key, Some((u64::MAX, u64::MAX))).is_ok());
         assert!(raw.decrypt(&key, Some((60, 1_000))).is_err());

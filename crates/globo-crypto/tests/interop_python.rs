@@ -12,30 +12,9 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn random_bytes(len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    getrandom::fill(&mut v).unwrap();
-    v
-}
-
-/// For each index: decrypt `g<i>.enc` (made by globo) and compare with `p<i>`, then encrypt
-/// `p<i>` into `y<i>.enc` for globo to decrypt.
-const PY_BOTH_WAYS: &str = r#"
-import sys, pathlib
-from cryptography.fernet import Fernet
-d = pathlib.Path(sys.argv[1]); n = int(sys.argv[3])
-f = Fernet(pathlib.Path(sys.argv[2]).read_bytes())
-for i in range(n):
-    plain = (d / f"p{i}").read_bytes()
-    assert f.decrypt((d / f"g{i}.enc").read_bytes()) == plain, f"mismatch at {i}"
-    (d / f"y{i}.enc").write_bytes(f.encrypt(plain))
-print("ok")
-"#;
-
 #[test]
 fn random_sizes_both_ways() {
     let Some(py) = globo_testkit::python(&["cryptography"]) else { return };
-    let dir = tempfile::tempdir().unwrap();
     // A key made by Python's Fernet.generate_key(), used by globo.
     let key_text = py.run_ok(
         "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())",
@@ -43,8 +22,6 @@ fn random_sizes_both_ways() {
         b"",
     );
     let key = Key::from_base64(std::str::from_utf8(&key_text).unwrap()).unwrap();
-    let key_path = dir.path().join("secret.key");
-    std::fs::write(&key_path, key.to_base64().expose_secret()).unwrap();
 
     let mut sizes = vec![0usize, 1, 15, 16, 17, 1024];
     for _ in 0..4 {
@@ -53,22 +30,13 @@ fn random_sizes_both_ways() {
     for _ in 0..3 {
         sizes.push((random_u64() % (6 << 20)) as usize); // up to 6 MiB
     }
-    for (i, &size) in sizes.iter().enumerate() {
-        let plain = dir.path().join(format!("p{i}"));
-        std::fs::write(&plain, random_bytes(size)).unwrap();
-        encrypt_file(&key, &plain, &dir.path().join(format!("g{i}.enc"))).unwrap();
-    }
-    let out = py.run_ok(
-        PY_BOTH_WAYS,
-        &[dir.path().to_str().unwrap(), key_path.to_str().unwrap(), &sizes.len().to_string()],
-        b"",
+    globo_testkit::fernet_files_both_ways(
+        &py,
+        key.to_base64().expose_secret(),
+        &sizes,
+        |plain, out| encrypt_file(&key, plain, out).unwrap(),
+        |path| decrypt_file_to_memory(&key, path).unwrap().as_slice().to_vec(),
     );
-    assert_eq!(out, b"ok\n", "sizes {sizes:?}");
-    for (i, size) in sizes.iter().enumerate() {
-        let expected = std::fs::read(dir.path().join(format!("p{i}"))).unwrap();
-        let got = decrypt_file_to_memory(&key, &dir.path().join(format!("y{i}.enc"))).unwrap();
-        assert!(got.as_slice() == expected.as_slice(), "size {size}");
-    }
 }
 
 fn run_py(py: &globo_testkit::Python, code: &str, args: &[&str]) -> String {

@@ -15,12 +15,6 @@ use secrecy::ExposeSecret as _;
 const CHUNK: usize = 48 * 2048;
 const PARALLEL_MIN: usize = 1 << 20;
 
-fn random_bytes(len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    getrandom::fill(&mut v).unwrap();
-    v
-}
-
 fn random_below(n: usize) -> usize {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).unwrap();
@@ -51,7 +45,7 @@ fn files_agree_with_memory_and_the_fernet_crate() {
     let key = Key::generate().unwrap();
     let other = fernet::Fernet::new(key.to_base64().expose_secret()).unwrap();
     for size in sizes() {
-        let data = random_bytes(size);
+        let data = globo_testkit::random_bytes(size);
         let plain = write_plain(dir.path(), "p", &data);
         let enc = dir.path().join("p.enc");
         encrypt_file(&key, &plain, &enc).unwrap();
@@ -72,43 +66,19 @@ fn files_agree_with_memory_and_the_fernet_crate() {
     }
 }
 
-/// Each index: Python decrypts `g<i>.enc` (made by globo's streaming encoder) and compares it
-/// with `p<i>`, then encrypts `p<i>` into `y<i>.enc` for globo's streaming decoder.
-const PY_BOTH_WAYS: &str = r#"
-import sys, pathlib
-from cryptography.fernet import Fernet
-d = pathlib.Path(sys.argv[1]); n = int(sys.argv[3])
-f = Fernet(pathlib.Path(sys.argv[2]).read_bytes())
-for i in range(n):
-    plain = (d / f"p{i}").read_bytes()
-    assert f.decrypt((d / f"g{i}.enc").read_bytes()) == plain, f"mismatch at {i}"
-    (d / f"y{i}.enc").write_bytes(f.encrypt(plain))
-print("ok")
-"#;
-
+/// Python decrypts the files globo's streaming encoder made, and globo's streaming decoder
+/// the files Python made.
 #[test]
 fn files_agree_with_python_cryptography() {
     let Some(py) = globo_testkit::python(&["cryptography"]) else { return };
-    let dir = tempfile::tempdir().unwrap();
     let key = Key::generate().unwrap();
-    let key_path = dir.path().join("secret.key");
-    std::fs::write(&key_path, key.to_base64().expose_secret()).unwrap();
-    let sizes = sizes();
-    for (i, &size) in sizes.iter().enumerate() {
-        let plain = write_plain(dir.path(), &format!("p{i}"), &random_bytes(size));
-        encrypt_file(&key, &plain, &dir.path().join(format!("g{i}.enc"))).unwrap();
-    }
-    let out = py.run_ok(
-        PY_BOTH_WAYS,
-        &[dir.path().to_str().unwrap(), key_path.to_str().unwrap(), &sizes.len().to_string()],
-        b"",
+    globo_testkit::fernet_files_both_ways(
+        &py,
+        key.to_base64().expose_secret(),
+        &sizes(),
+        |plain, out| encrypt_file(&key, plain, out).unwrap(),
+        |path| decrypt_file_to_memory(&key, path).unwrap().as_slice().to_vec(),
     );
-    assert_eq!(out, b"ok\n", "sizes {sizes:?}");
-    for (i, size) in sizes.iter().enumerate() {
-        let expected = std::fs::read(dir.path().join(format!("p{i}"))).unwrap();
-        let got = decrypt_file_to_memory(&key, &dir.path().join(format!("y{i}.enc"))).unwrap();
-        assert!(got.as_slice() == expected.as_slice(), "size {size}");
-    }
 }
 
 /// Changing any of a set of characters (the header, a chunk boundary, the middle, the last
@@ -119,7 +89,7 @@ fn tampered_files_release_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let key = Key::generate().unwrap();
     for size in [5usize, 2 * CHUNK + 5, PARALLEL_MIN + 5] {
-        let plain = write_plain(dir.path(), "p", &random_bytes(size));
+        let plain = write_plain(dir.path(), "p", &globo_testkit::random_bytes(size));
         let enc = dir.path().join("p.enc");
         encrypt_file(&key, &plain, &enc).unwrap();
         let token = std::fs::read(&enc).unwrap();
@@ -203,7 +173,7 @@ fn token_from_a_pipe() {
 fn plaintext_from_a_pipe() {
     let dir = tempfile::tempdir().unwrap();
     let key = Key::generate().unwrap();
-    let data = random_bytes(3 * CHUNK + 5);
+    let data = globo_testkit::random_bytes(3 * CHUNK + 5);
     let source = write_plain(dir.path(), "p", &data);
     let mut child = std::process::Command::new("cat")
         .arg(&source)
