@@ -4,38 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use globo::crypto::Key;
-use globo::secrets::{
-    AwsProvider, Credentials, Region, SecretValue, VersionSelector, aws_config_loader,
-};
-use globo_emulator::{Emulator, Options};
+use globo::secrets::{AwsProvider, SecretValue, VersionSelector, aws_config_loader};
 
 const CONFIG: &str = r#"{"database_url": "postgresql://localhost:5432/globomantica", "feature_flags": {"new_checkout": true}}"#;
 
-fn moto() -> Option<Emulator> {
-    match Emulator::start(Options::default()) {
-        Ok(emulator) => Some(emulator),
-        Err(error) => {
-            globo_testkit::missing(&format!("the moto emulator ({error})"));
-            None
-        }
-    }
-}
-
 fn app(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_app"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    let mut command = globo_testkit::isolated_command(env!("CARGO_BIN_EXE_app"), dir);
+    command.args(args).env("AWS_EC2_METADATA_DISABLED", "true").envs(env.iter().copied());
+    globo_testkit::output_guarded(&mut command, None)
 }
 
 fn stdout(o: &Output) -> String {
@@ -73,18 +52,16 @@ fn prod_dir(endpoint: &str) -> tempfile::TempDir {
     dir
 }
 
+/// The library's provider for the emulator at `endpoint` (not through `app`).
+async fn provider(endpoint: &str) -> AwsProvider {
+    let config = globo_testkit::emulator_config(aws_config_loader().await, endpoint).await;
+    AwsProvider::from_sdk_config(&config).unwrap()
+}
+
 /// The key a stage of `name` holds, read through the library (not through `app`).
 fn stage_key(endpoint: &str, name: &str, stage: &str) -> Option<Key> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let config = aws_config_loader()
-            .await
-            .endpoint_url(endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-            .load()
-            .await;
-        let provider = AwsProvider::from_sdk_config(&config).unwrap();
+    globo_testkit::block_on(async {
+        let provider = provider(endpoint).await;
         match provider.get_version(name, &VersionSelector::Stage(stage.into())).await {
             Ok(SecretValue::Text(text)) => Some(Key::from_secret(&text).unwrap()),
             Ok(_) => panic!("binary secret"),
@@ -105,7 +82,7 @@ fn no_key_file(dir: &Path) {
 
 #[test]
 fn prod_keeps_the_key_in_secrets_manager_and_never_on_disk() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();
     let dir = prod_dir(&endpoint);
     let d = dir.path();
@@ -143,17 +120,9 @@ fn prod_keeps_the_key_in_secrets_manager_and_never_on_disk() {
     assert!(err.contains("'NO_SUCH_KEY'") && err.contains("secret not found"), "{err}");
 
     // A secret that is not a Fernet key is refused without echoing it.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let config = aws_config_loader()
+    globo_testkit::block_on(async {
+        provider(&endpoint)
             .await
-            .endpoint_url(&endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-            .load()
-            .await;
-        let provider = AwsProvider::from_sdk_config(&config).unwrap();
-        provider
             .client()
             .create_secret()
             .name("NOT_A_KEY")
@@ -168,7 +137,7 @@ fn prod_keeps_the_key_in_secrets_manager_and_never_on_disk() {
 
 #[test]
 fn the_process_environment_chooses_the_mode_and_settings_over_env_file() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -191,7 +160,7 @@ fn the_process_environment_chooses_the_mode_and_settings_over_env_file() {
 
 #[test]
 fn prod_rotate_key_survives_a_kill_at_every_step() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();
     for (n, step) in ["next-key", "file-1", "file-2", "installed", "done"].iter().enumerate() {
         let dir = prod_dir(&endpoint);

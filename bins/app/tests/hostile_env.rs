@@ -15,8 +15,8 @@ use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Instant;
 
 use globo::auth::{Profile, UserStore};
 use globo::crypto::{self, Key, KeyFile, LoadedKeys};
@@ -25,30 +25,13 @@ use secrecy::SecretString;
 const APP: &str = env!("CARGO_BIN_EXE_app");
 
 fn app_env(dir: &Path, args: &[&OsStr], stdin: &str, env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(APP)
+    let mut command = globo_testkit::isolated_command(APP, dir);
+    command
         .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
         .env("GLOBO_PASSWORD_PROFILE", "test-only-insecure")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    // A hang guard, not a timing assertion: every command here must end on its own.
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("app {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+        .envs(env.iter().copied());
+    // With a hang guard, not a timing assertion: every command here must end on its own.
+    globo_testkit::output_guarded(&mut command, Some(stdin.as_bytes()))
 }
 
 fn app(dir: &Path, args: &[&str], stdin: &str) -> Output {

@@ -5,10 +5,9 @@
 //! are checked here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 
 use globo::auth::{self, Profile, UserStore};
@@ -26,22 +25,13 @@ const CONFIG_MARKER: &str = "leak-config-marker-4b2d05";
 const AWS_SECRET_KEY: &str = "leak-aws-secret-access-key-6e8f";
 
 fn app(dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(APP)
+    let mut command = globo_testkit::isolated_command(APP, dir);
+    command
         .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
         .env("GLOBO_PASSWORD_PROFILE", "test-only-insecure")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
+        .envs(env.iter().copied());
+    globo_testkit::output_guarded(&mut command, Some(stdin.as_bytes()))
 }
 
 /// Runs a command that must fail, and checks its output holds none of `secrets`.

@@ -6,39 +6,20 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
 use globo::secrets::seed;
-use globo::secrets::{AwsProvider, Credentials, Region, aws_config_loader};
-use globo_emulator::{Emulator, Options};
+use globo::secrets::{AwsProvider, aws_config_loader};
 use secrecy::SecretString;
 
 const LAB_ENV: &str = "APP_MODE=local\nPAYMENT_GATEWAY_API_KEY=local-dev-payment-key-123456\n";
 
-/// Runs `app` in `dir` with only `env` (and PATH) set; panics if it runs for over a minute.
+/// Runs `app` in `dir` with only `env` (and PATH, HOME) set; panics if it runs for over a
+/// minute.
 fn app(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_app"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("app {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    let mut command = globo_testkit::isolated_command(env!("CARGO_BIN_EXE_app"), dir);
+    command.args(args).envs(env.iter().copied());
+    globo_testkit::output_guarded(&mut command, None)
 }
 
 fn stdout(out: &Output) -> String {
@@ -115,16 +96,6 @@ fn a_malformed_env_file_names_the_line_not_the_value() {
     assert!(!message.contains("hunter2"), "{message}");
 }
 
-fn moto() -> Option<Emulator> {
-    match Emulator::start(Options::default()) {
-        Ok(emulator) => Some(emulator),
-        Err(error) => {
-            globo_testkit::missing(&format!("the moto emulator ({error})"));
-            None
-        }
-    }
-}
-
 fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT_URL", endpoint.to_owned()),
@@ -136,15 +107,8 @@ fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
 }
 
 fn seed_secret(endpoint: &str, name: &str, value: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let config = aws_config_loader()
-            .await
-            .endpoint_url(endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-            .load()
-            .await;
+    globo_testkit::block_on(async {
+        let config = globo_testkit::emulator_config(aws_config_loader().await, endpoint).await;
         let provider = AwsProvider::from_sdk_config(&config).unwrap();
         seed::create_or_update(&provider, name, &SecretString::from(value)).await.unwrap();
     });
@@ -152,7 +116,7 @@ fn seed_secret(endpoint: &str, name: &str, value: &str) {
 
 #[test]
 fn prod_mode_reads_aws_secrets_manager_through_the_standard_settings() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();
     seed_secret(&endpoint, "PAYMENT_GATEWAY_API_KEY", "prod-payment-key-9f8e7d6c5b4a3210");
     let dir = lab_dir();
@@ -200,7 +164,7 @@ fn prod_mode_reads_aws_secrets_manager_through_the_standard_settings() {
 
 #[test]
 fn prod_mode_takes_aws_settings_from_the_env_file_but_the_process_wins() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();
     seed_secret(&endpoint, "PAYMENT_GATEWAY_API_KEY", "prod-payment-key-9f8e7d6c5b4a3210");
     let dir = tempfile::tempdir().unwrap();

@@ -4,8 +4,6 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use globo_emulator::{Emulator, Options};
-
 fn seed(dir: &Path, args: &[&str], endpoint: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mock-aws-seed"))
         .args(args)
@@ -36,10 +34,7 @@ const CONFIG: &str = r#"{
 
 #[test]
 fn seeding_twice_is_idempotent_and_a_changed_value_is_updated() {
-    let moto = match Emulator::start(Options::default()) {
-        Ok(moto) => moto,
-        Err(error) => return globo_testkit::missing(&format!("the moto emulator ({error})")),
-    };
+    let Some(moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), CONFIG).unwrap();
@@ -91,10 +86,7 @@ fn failures_go_to_stderr_with_exit_1() {
 fn the_seed_list_can_come_from_the_encrypted_config() {
     use globo::crypto::{Key, KeyFile, encrypt_file};
 
-    let moto = match Emulator::start(Options::default()) {
-        Ok(moto) => moto,
-        Err(error) => return globo_testkit::missing(&format!("the moto emulator ({error})")),
-    };
+    let Some(moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();
     let dir = tempfile::tempdir().unwrap();
     let plain = dir.path().join("config.json");
@@ -127,10 +119,7 @@ fn the_seed_list_can_come_from_the_encrypted_config() {
 
 #[test]
 fn env_file_supplies_the_aws_settings_the_process_leaves_unset() {
-    let moto = match Emulator::start(Options::default()) {
-        Ok(moto) => moto,
-        Err(error) => return globo_testkit::missing(&format!("the moto emulator ({error})")),
-    };
+    let Some(moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), CONFIG).unwrap();

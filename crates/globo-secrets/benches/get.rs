@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use globo_emulator::{Emulator, Options};
 use globo_secrets::seed::create_or_update;
 use globo_secrets::{
-    AwsProvider, CachingProvider, Credentials, Environment, LocalProvider, Region, SecretsProvider,
-    aws_config_loader,
+    AwsProvider, CachingProvider, Environment, LocalProvider, SecretsProvider, aws_config_loader,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -90,13 +89,7 @@ fn main() {
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ];
     let aws = runtime.block_on(async {
-        let config = aws_config_loader()
-            .await
-            .endpoint_url(&endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "bench"))
-            .load()
-            .await;
+        let config = globo_testkit::emulator_config(aws_config_loader().await, &endpoint).await;
         let aws = AwsProvider::from_sdk_config(&config).unwrap();
         create_or_update(&aws, NAME, &SecretString::from(PROD_VALUE)).await.unwrap();
         aws
@@ -106,13 +99,8 @@ fn main() {
     let python = globo_testkit::python(&["dotenv", "boto3"]).expect("the project venv");
     let script = root.join("python/lab/secrets_get.py");
     let command = |program: &Path, args: &[&str], env: &[(&str, &str)]| {
-        let mut c = Command::new(program);
-        c.args(args)
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
-            .envs(env.iter().copied());
+        let mut c = globo_testkit::isolated_command(program, dir.path());
+        c.args(args).envs(env.iter().copied());
         c
     };
     let py = |extra: &[&str]| {

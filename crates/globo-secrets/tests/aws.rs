@@ -9,44 +9,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::primitives::Blob;
-use globo_emulator::{Emulator, Options};
 use globo_secrets::seed::{self, SeedOutcome};
 use globo_secrets::{
-    AwsProvider, CacheConfig, CachingProvider, Credentials, Region, SdkConfig, SecretValue,
-    SecretsError, SecretsProvider, VersionSelector, aws_config_loader,
+    AwsProvider, CacheConfig, CachingProvider, SecretValue, SecretsError, SecretsProvider,
+    VersionSelector, aws_config_loader,
 };
 use secrecy::{ExposeSecret, SecretString};
 
-/// A fresh emulator, or `None` (test skipped; a failure when CI=true).
-fn moto() -> Option<Emulator> {
-    match Emulator::start(Options::default()) {
-        Ok(emulator) => Some(emulator),
-        Err(error) => {
-            globo_testkit::missing(&format!("the moto emulator ({error})"));
-            None
-        }
-    }
-}
-
 /// The standard chain with the emulator's endpoint and test credentials set explicitly (the
 /// process environment is not touched).
-async fn config_for(endpoint: &str) -> SdkConfig {
-    aws_config_loader()
-        .await
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "globo-tests"))
-        .load()
-        .await
-}
-
 async fn provider_for(endpoint: &str) -> AwsProvider {
-    AwsProvider::from_sdk_config(&config_for(endpoint).await).unwrap()
+    let config = globo_testkit::emulator_config(aws_config_loader().await, endpoint).await;
+    AwsProvider::from_sdk_config(&config).unwrap()
 }
 
 #[tokio::test]
 async fn reads_text_binary_and_selected_versions() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = globo_testkit::moto() else { return };
     let provider = provider_for(&moto.endpoint_url()).await;
     assert_eq!(provider.endpoint(), moto.endpoint_url());
     let client = provider.client();
@@ -111,7 +90,7 @@ async fn reads_text_binary_and_selected_versions() {
 
 #[tokio::test]
 async fn missing_and_deleted_secrets() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = globo_testkit::moto() else { return };
     let provider = provider_for(&moto.endpoint_url()).await;
     let error = provider.get("NO_SUCH_SECRET").await.unwrap_err();
     assert!(error.is_not_found(), "{error:?}");
@@ -148,7 +127,7 @@ async fn missing_and_deleted_secrets() {
 
 #[tokio::test]
 async fn seeding_is_idempotent() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = globo_testkit::moto() else { return };
     let provider = provider_for(&moto.endpoint_url()).await;
     let config = br#"{"database_url": "postgresql://localhost:5432/globomantica",
         "seed_secrets": {"PAYMENT_GATEWAY_API_KEY": "prod-payment-key-9f8e7d6c5b4a3210",
@@ -187,7 +166,7 @@ async fn seeding_is_idempotent() {
 
 #[tokio::test]
 async fn a_stopped_emulator_is_a_clear_error_and_the_cache_bridges_it() {
-    let Some(mut moto) = moto() else { return };
+    let Some(mut moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();
     let provider = provider_for(&endpoint).await;
     provider.client().create_secret().name("API_KEY").secret_string("v1").send().await.unwrap();

@@ -7,31 +7,13 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use globo_crypto::{CryptoError, Key, RotationStep, decrypt_file_to_memory, encrypt_file};
-use globo_emulator::{Emulator, Options};
+use globo_emulator::Emulator;
 use globo_secrets::fernet_key::{AWS_PENDING, AWS_PREVIOUS, SecretsManagerKeyStore};
-use globo_secrets::{
-    AwsProvider, Credentials, Region, SecretValue, SecretsError, VersionSelector, aws_config_loader,
-};
+use globo_secrets::{AwsProvider, SecretValue, SecretsError, VersionSelector, aws_config_loader};
 use secrecy::ExposeSecret;
 
-fn moto() -> Option<Emulator> {
-    match Emulator::start(Options::default()) {
-        Ok(emulator) => Some(emulator),
-        Err(error) => {
-            globo_testkit::missing(&format!("the moto emulator ({error})"));
-            None
-        }
-    }
-}
-
 async fn provider(endpoint: &str) -> AwsProvider {
-    let config = aws_config_loader()
-        .await
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "globo-tests"))
-        .load()
-        .await;
+    let config = globo_testkit::emulator_config(aws_config_loader().await, endpoint).await;
     AwsProvider::from_sdk_config(&config).unwrap()
 }
 
@@ -56,9 +38,31 @@ fn files(dir: &Path, key: &Key) -> Vec<PathBuf> {
         .collect()
 }
 
+/// A running emulator holding the key `FERNET_KEY` (`old`), and two files encrypted with it.
+/// The emulator and the folder (`_moto`, `_dir`) are held until the test ends.
+struct Rotation {
+    _moto: Emulator,
+    provider: AwsProvider,
+    _dir: tempfile::TempDir,
+    old: Key,
+    store: SecretsManagerKeyStore,
+    paths: Vec<PathBuf>,
+}
+
+async fn rotation() -> Option<Rotation> {
+    let moto = globo_testkit::moto()?;
+    let provider = provider(&moto.endpoint_url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let old = Key::generate().unwrap();
+    let store = SecretsManagerKeyStore::new(provider.clone(), "FERNET_KEY").unwrap();
+    store.create(&old).await.unwrap();
+    let paths = files(dir.path(), &old);
+    Some(Rotation { _moto: moto, provider, _dir: dir, old, store, paths })
+}
+
 #[tokio::test]
 async fn init_refuses_to_replace_a_key_and_bad_content_is_not_echoed() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = globo_testkit::moto() else { return };
     let provider = provider(&moto.endpoint_url()).await;
     let store = SecretsManagerKeyStore::new(provider.clone(), "FERNET_KEY").unwrap();
     let key = Key::generate().unwrap();
@@ -89,13 +93,9 @@ async fn init_refuses_to_replace_a_key_and_bad_content_is_not_echoed() {
 
 #[tokio::test]
 async fn rotation_moves_the_stages_and_keeps_the_old_key_as_previous() {
-    let Some(moto) = moto() else { return };
-    let provider = provider(&moto.endpoint_url()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let old = Key::generate().unwrap();
-    let mut store = SecretsManagerKeyStore::new(provider.clone(), "FERNET_KEY").unwrap();
-    store.create(&old).await.unwrap();
-    let paths = files(dir.path(), &old);
+    let Some(Rotation { _moto, provider, _dir, old, mut store, paths }) = rotation().await else {
+        return;
+    };
 
     let report = globo_crypto::rotate_with_store(&mut store, &paths, |_| ControlFlow::Continue(()))
         .await
@@ -116,7 +116,7 @@ async fn rotation_moves_the_stages_and_keeps_the_old_key_as_previous() {
 
 #[tokio::test]
 async fn stopped_after_every_step_stays_readable_and_completes_on_rerun() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = globo_testkit::moto() else { return };
     let provider = provider(&moto.endpoint_url()).await;
     let steps = ["next-key", "file-1", "file-2", "installed", "done"];
     for (n, stop_at) in steps.iter().enumerate() {
@@ -172,13 +172,9 @@ async fn stopped_after_every_step_stays_readable_and_completes_on_rerun() {
 
 #[tokio::test]
 async fn a_pending_version_replaced_by_someone_else_stops_promotion() {
-    let Some(moto) = moto() else { return };
-    let provider = provider(&moto.endpoint_url()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let old = Key::generate().unwrap();
-    let mut store = SecretsManagerKeyStore::new(provider.clone(), "FERNET_KEY").unwrap();
-    store.create(&old).await.unwrap();
-    let paths = files(dir.path(), &old);
+    let Some(Rotation { _moto, provider, _dir, old, mut store, paths }) = rotation().await else {
+        return;
+    };
     let intruder = Key::generate().unwrap();
     let client = provider.client().clone();
     let result = globo_crypto::rotate_with_store(&mut store, &paths, |step: &RotationStep| {

@@ -7,21 +7,10 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use globo_emulator::{Emulator, Options};
 use globo_secrets::{
     AwsProvider, AwsSettings, Environment, Mode, SecretsError, SettingSource, provider_for, seed,
 };
 use secrecy::{ExposeSecret, SecretString};
-
-fn moto() -> Option<Emulator> {
-    match Emulator::start(Options::default()) {
-        Ok(emulator) => Some(emulator),
-        Err(error) => {
-            globo_testkit::missing(&format!("the moto emulator ({error})"));
-            None
-        }
-    }
-}
 
 fn write_env(dir: &Path, content: &str) -> PathBuf {
     let path = dir.join(".env");
@@ -108,7 +97,7 @@ fn debug_never_shows_credentials() {
 
 #[tokio::test]
 async fn prod_mode_reads_the_emulator_configured_in_env_file_but_never_its_values() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();
     let dir = tempfile::tempdir().unwrap();
     let path = write_env(dir.path(), &emulator_env(&endpoint));
@@ -137,7 +126,7 @@ async fn prod_mode_reads_the_emulator_configured_in_env_file_but_never_its_value
 
 #[tokio::test]
 async fn a_process_endpoint_wins_over_the_env_file() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();
     let dir = tempfile::tempdir().unwrap();
     // .env points at a port where nothing listens; the process points at the emulator.

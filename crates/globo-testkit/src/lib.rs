@@ -6,8 +6,32 @@
 //!   interop test would hide a missing component.
 //! - [`vectors_dir`] is the folder of test vectors copied from `../shared/vectors` (each with
 //!   its `SOURCE.md`).
+//! - [`fernet_files_both_ways`] exchanges Fernet files of random bytes with Python
+//!   `cryptography`, both ways.
+//! - [`moto`] starts the local AWS emulator, with the same rule as [`python`] when it cannot;
+//!   [`emulator_config`] points an AWS SDK configuration at it; [`block_on`] runs async library
+//!   code from a synchronous test.
+//! - [`isolated_command`] and [`output_guarded`] run the project's binaries with a cleared
+//!   environment and a hang guard.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let Some(moto) = globo_testkit::moto() else { return }; // SKIPPED locally, a panic in CI
+//! let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+//! let config = globo_testkit::emulator_config(loader, &moto.endpoint_url()).await;
+//! assert_eq!(config.region().map(|r| r.as_ref()), Some(globo_testkit::EMULATOR_REGION));
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stderr, clippy::expect_used, clippy::unwrap_used)]
+
+mod aws;
+mod fernet;
+mod process;
+
+pub use aws::{EMULATOR_CREDENTIAL, EMULATOR_REGION, block_on, emulator_config, moto};
+pub use fernet::{fernet_files_both_ways, random_bytes};
+pub use process::{HANG_GUARD, isolated_command, output_guarded};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,56 @@
+//! The local AWS emulator for tests: start it or report it missing, and point an AWS SDK
+//! configuration at it.
+
+use std::future::Future;
+
+use aws_config::{ConfigLoader, SdkConfig};
+use aws_sdk_secretsmanager::config::{Credentials, Region};
+use globo_emulator::{Emulator, Options};
+
+/// The region the tests give the emulator (the one the lab's `.env` names).
+pub const EMULATOR_REGION: &str = "us-east-1";
+
+/// The static access key id and secret access key the tests give the emulator (moto accepts
+/// any).
+pub const EMULATOR_CREDENTIAL: &str = "testing";
+
+/// A fresh moto emulator on a free loopback port (stopped when dropped), or `None` after
+/// [`crate::missing`]: a SKIPPED line locally, a panic with `CI=true`.
+pub fn moto() -> Option<Emulator> {
+    match Emulator::start(Options::default()) {
+        Ok(emulator) => Some(emulator),
+        Err(error) => {
+            crate::missing(&format!("the moto emulator ({error})"));
+            None
+        }
+    }
+}
+
+/// Loads `loader` (the library's standard chain, e.g. `globo_secrets::aws_config_loader()`)
+/// with the emulator's `endpoint`, [`EMULATOR_REGION`] and the static [`EMULATOR_CREDENTIAL`]
+/// set explicitly, so neither the developer's AWS settings nor the process environment play a
+/// part (and the environment is not modified).
+pub async fn emulator_config(loader: ConfigLoader, endpoint: &str) -> SdkConfig {
+    loader
+        .endpoint_url(endpoint)
+        .region(Region::new(EMULATOR_REGION))
+        .credentials_provider(Credentials::new(
+            EMULATOR_CREDENTIAL,
+            EMULATOR_CREDENTIAL,
+            None,
+            None,
+            "globo-testkit",
+        ))
+        .load()
+        .await
+}
+
+/// Runs `future` to completion on a new single-threaded tokio runtime: async library calls
+/// from a synchronous test.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
