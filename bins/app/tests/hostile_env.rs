@@ -11,7 +11,6 @@
 
 use std::ffi::OsStr;
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -401,14 +400,7 @@ fn non_utf8_paths_work_and_are_shown_lossily() {
 #[test]
 fn a_secrets_endpoint_that_never_answers_fails_within_seconds() {
     // Accepts connections and never answers (the worst case: no connection refused).
-    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", silent.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in silent.incoming() {
-            held.push(stream);
-        }
-    });
+    let endpoint = globo_testkit::silent_endpoint();
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("AWS_ENDPOINT_URL", endpoint.as_str()),

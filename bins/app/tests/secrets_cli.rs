@@ -228,14 +228,7 @@ fn prod_mode_without_credentials_or_instance_metadata_fails_promptly() {
     // An instance-metadata endpoint that accepts connections and never answers: the worst
     // case for a laptop or CI runner with no credentials. `app` must give up on its own (the
     // helper's one-minute guard only catches a hang).
-    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let imds = format!("http://127.0.0.1:{}", silent.local_addr().unwrap().port());
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in silent.incoming() {
-            held.push(stream);
-        }
-    });
+    let imds = globo_testkit::silent_endpoint();
     let dir = lab_dir();
     let env = [
         ("AWS_REGION", "us-east-1"),

@@ -262,14 +262,7 @@ async fn aws_error_codes_map_to_error_kinds() {
 #[tokio::test]
 async fn a_silent_endpoint_fails_within_the_operation_timeout() {
     // Accepts connections and never answers.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming() {
-            held.push(stream);
-        }
-    });
+    let endpoint = globo_testkit::silent_endpoint();
     let provider = provider_for(&endpoint).await;
     // The hang guard is far above OPERATION_TIMEOUT (8 s); it only catches a hang.
     let result = tokio::time::timeout(Duration::from_secs(60), provider.get("API_KEY")).await;

@@ -2,6 +2,7 @@
 //! configuration at it.
 
 use std::future::Future;
+use std::net::{Ipv4Addr, TcpListener};
 
 use aws_config::{ConfigLoader, SdkConfig};
 use aws_sdk_secretsmanager::config::{Credentials, Region};
@@ -43,6 +44,21 @@ pub async fn emulator_config(loader: ConfigLoader, endpoint: &str) -> SdkConfig 
         ))
         .load()
         .await
+}
+
+/// `http://127.0.0.1:<port>` of a server that accepts connections and never answers: the
+/// worst case for a client (no "connection refused"). It holds every connection open for as
+/// long as the test process runs.
+pub fn silent_endpoint() -> String {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("its address"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    endpoint
 }
 
 /// Runs `future` to completion on a new single-threaded tokio runtime: async library calls

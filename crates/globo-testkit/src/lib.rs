@@ -9,8 +9,8 @@
 //! - [`fernet_files_both_ways`] exchanges Fernet files of random bytes with Python
 //!   `cryptography`, both ways.
 //! - [`moto`] starts the local AWS emulator, with the same rule as [`python`] when it cannot;
-//!   [`emulator_config`] points an AWS SDK configuration at it; [`block_on`] runs async library
-//!   code from a synchronous test.
+//!   [`emulator_config`] points an AWS SDK configuration at it; [`silent_endpoint`] is a server
+//!   that never answers; [`block_on`] runs async library code from a synchronous test.
 //! - [`isolated_command`] and [`output_guarded`] run the project's binaries with a cleared
 //!   environment and a hang guard.
 //!
@@ -29,7 +29,9 @@ mod aws;
 mod fernet;
 mod process;
 
-pub use aws::{EMULATOR_CREDENTIAL, EMULATOR_REGION, block_on, emulator_config, moto};
+pub use aws::{
+    EMULATOR_CREDENTIAL, EMULATOR_REGION, block_on, emulator_config, moto, silent_endpoint,
+};
 pub use fernet::{fernet_files_both_ways, random_bytes};
 pub use process::{HANG_GUARD, isolated_command, output_guarded};
 

@@ -73,3 +73,19 @@ fn emulator_config_sets_the_endpoint_region_and_credentials() {
     assert_eq!(config.region().map(|r| r.as_ref()), Some(globo_testkit::EMULATOR_REGION));
     assert!(config.credentials_provider().is_some());
 }
+
+#[test]
+fn silent_endpoint_accepts_and_never_answers() {
+    use std::io::{Read, Write};
+    let endpoint = globo_testkit::silent_endpoint();
+    let address = endpoint.strip_prefix("http://127.0.0.1:").unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", address.parse().unwrap())).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut byte = [0u8; 1];
+    let error = stream.read(&mut byte).unwrap_err();
+    assert!(
+        matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        "{error:?}"
+    );
+}
