@@ -3,13 +3,15 @@
 //!
 //! 1. `app config show` (load `secret.key`, decrypt `config.enc`, print the JSON) against
 //!    `config_show.py`, and `app secrets get` in local mode (`.env`) against `secrets_get.py`:
-//!    median wall time of 31 runs each, interleaved;
+//!    median wall time of 61 runs each, interleaved (with `$GLOBO_APP_BIN_DYNAMIC`, the
+//!    dynamically linked build too, in the same rounds);
 //! 2. a large file (256 MiB, `GLOBO_BENCH_BIG_MIB`): `app config encrypt` file to file and
 //!    `app config show --raw` (decrypt to memory, written to `/dev/null`) against
 //!    `config_encrypt.py` / `config_show.py --raw`: wall time and peak memory (maximum resident
 //!    set size of the process, from GNU `time`).
 //!
-//! `cargo bench -p globo-crypto --bench cli`. The `app` measured is `$GLOBO_APP_BIN`, else
+//! `cargo bench -p globo-crypto --bench cli`. The `app` measured is `$GLOBO_APP_BIN` (`scripts/bench`
+//! sets it to the shipped build, `scripts/build-release`), else
 //! `target/release/app` (build it first: `cargo build --release -p globo-app`), else
 //! `target/debug/app`; which one is printed. Machine-readable lines start with `BENCH`.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use globo_crypto::{Key, KeyFile, encrypt_file};
 
-const RUNS: usize = 31;
+const RUNS: usize = 61;
 const BIG_RUNS: usize = 3;
 const SECRET_NAME: &str = "PAYMENT_GATEWAY_API_KEY";
 const SECRET_VALUE: &str = "local-dev-payment-key-123456";
@@ -128,23 +130,42 @@ fn main() {
     );
     println!("BENCH process cmd=floor impl=true median_ns={true_ns:.0}");
     println!("BENCH process cmd=floor impl=python median_ns={py_ns:.0}");
+    // The same commands from the dynamically linked build, when given, to show what linking
+    // static-pie (scripts/build-release) changes.
+    let dynamic = std::env::var_os("GLOBO_APP_BIN_DYNAMIC").map(PathBuf::from);
     for (name, app_args, py_args) in &cases {
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours, mut theirs, mut dynamic_runs) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..=RUNS {
             let (t_app, out_app) = run_checked(command(d, &app, app_args));
             let (t_py, out_py) = run_checked(command(d, python.exe(), py_args));
             // The same output: globo prints what the lab prints.
             assert_eq!(out_app.stdout, out_py.stdout, "{name}");
+            let t_dyn = dynamic.as_ref().map(|bin| run_checked(command(d, bin, app_args)));
             if i > 0 {
-                // The first pair warms the page cache.
+                // The first round warms the page cache.
                 ours.push(t_app.as_secs_f64() * 1e9);
                 theirs.push(t_py.as_secs_f64() * 1e9);
+                if let Some((t, out)) = t_dyn {
+                    assert_eq!(out.stdout, out_py.stdout, "{name} (dynamic build)");
+                    dynamic_runs.push(t.as_secs_f64() * 1e9);
+                }
             }
         }
         let (g, p) = (median(ours), median(theirs));
         println!("{name:<34} {:>9.2} ms {:>9.2} ms {:>8.1}x", g / 1e6, p / 1e6, p / g);
         println!("BENCH process cmd={name} impl=globo median_ns={g:.0}");
         println!("BENCH process cmd={name} impl=python median_ns={p:.0}");
+        if !dynamic_runs.is_empty() {
+            let g = median(dynamic_runs);
+            println!(
+                "{:<34} {:>9.2} ms {:>9.2} ms {:>8.1}x",
+                "  (dynamic build)",
+                g / 1e6,
+                p / 1e6,
+                p / g
+            );
+            println!("BENCH process cmd={name} impl=globo-dynamic median_ns={g:.0}");
+        }
     }
 
     let big_mib: u64 =

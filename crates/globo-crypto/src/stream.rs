@@ -272,6 +272,21 @@ fn encrypt_next(
     Ok(Chunk { buf, len, last })
 }
 
+/// A token's header, and the HMAC (already fed the header) and cipher that continue it.
+fn start_token(
+    key: &Key,
+    iv: &[u8; 16],
+    timestamp: u64,
+) -> ([u8; HEADER_LEN], HmacSha256, Aes128CbcEnc) {
+    let mut header = [0u8; HEADER_LEN];
+    header[0] = VERSION;
+    header[1..9].copy_from_slice(&timestamp.to_be_bytes());
+    header[9..].copy_from_slice(iv);
+    let mut hmac = mac(key);
+    hmac.update(&header);
+    (header, hmac, Aes128CbcEnc::new(key.encryption().into(), iv.into()))
+}
+
 /// Encrypts everything `input` yields into a token for `sink`, with the given timestamp and IV.
 ///
 /// `size_hint`, the expected plaintext size if known, only sizes the buffers (a small input
@@ -288,13 +303,7 @@ pub(crate) fn encrypt_stream<R: Read + Send, S: CharSink>(
 ) -> Result<S, StreamError> {
     // A multiple of 48 larger than the expected size, so that one read finds the end.
     let chunk_len = size_hint.map_or(CHUNK, |n| CHUNK.min((n / 48 + 1) * 48));
-    let mut header = [0u8; HEADER_LEN];
-    header[0] = VERSION;
-    header[1..9].copy_from_slice(&timestamp.to_be_bytes());
-    header[9..].copy_from_slice(iv);
-    let mut hmac = mac(key);
-    hmac.update(&header);
-    let mut cipher = Aes128CbcEnc::new(key.encryption().into(), iv.into());
+    let (header, mut hmac, mut cipher) = start_token(key, iv, timestamp);
     let mut b64 = Base64Stream::new(sink);
     b64.push(&header).map_err(StreamError::Write)?;
 
@@ -417,13 +426,7 @@ fn encrypt_to_string_touching(
             .map(StringSink::into_string);
     }
 
-    let mut header = [0u8; HEADER_LEN];
-    header[0] = VERSION;
-    header[1..9].copy_from_slice(&timestamp.to_be_bytes());
-    header[9..].copy_from_slice(iv);
-    let mut hmac = mac(key);
-    hmac.update(&header);
-    let mut cipher = Aes128CbcEnc::new(key.encryption().into(), iv.into());
+    let (header, mut hmac, mut cipher) = start_token(key, iv, timestamp);
 
     // Zeroed memory from the allocator (`calloc`): for a large buffer, fresh pages that cost
     // nothing until first written.
