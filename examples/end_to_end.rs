@@ -74,13 +74,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let mut message = format!("end_to_end: {error}");
-            let mut source = error.source();
-            while let Some(cause) = source {
-                message.push_str(&format!("\n  caused by: {cause}"));
-                source = cause.source();
-            }
-            eprintln!("{message}");
+            eprintln!("end_to_end: {}", globo::with_causes(&*error));
             ExitCode::FAILURE
         }
     }

@@ -1,7 +1,6 @@
 //! How a failed command is reported: one message on stderr, then its causes, then an exit code.
 
 use std::error::Error;
-use std::fmt::Write as _;
 use std::process::ExitCode;
 
 /// Exit code for every failure (documented in the README); clap uses 2 for usage errors.
@@ -32,13 +31,4 @@ impl Failure {
     }
 }
 
-/// An error's message followed by its `source()` chain, one `caused by:` line each.
-pub(crate) fn with_causes(error: &(dyn Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let _ = write!(message, "\n  caused by: {cause}");
-        source = cause.source();
-    }
-    message
-}
+pub(crate) use globo::with_causes;

@@ -40,13 +40,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let mut message = format!("mock-aws-seed: {error}");
-            let mut source = error.source();
-            while let Some(cause) = source {
-                message.push_str(&format!("\n  caused by: {cause}"));
-                source = cause.source();
-            }
-            eprintln!("{message}");
+            eprintln!("mock-aws-seed: {}", globo::with_causes(&*error));
             ExitCode::FAILURE
         }
     }
