@@ -1,10 +1,9 @@
 //! Crash-safe file primitives shared by globo's crates.
 //!
-//! Every file globo writes goes through [`write_atomic`] or [`create_new`]: the bytes land in a
-//! temporary file in the destination's folder (mode `0600` from the moment it exists), are
-//! flushed to disk, and only then take the destination's name with one `rename(2)` (or
-//! `link(2)` for [`create_new`]). A crash at any instant leaves either the complete old file or
-//! the complete new one, never a truncated mix.
+//! Every file globo writes goes through [`write_atomic`], [`create_new`] or [`AtomicFile`]: the
+//! bytes land in a private temporary file in the destination's folder, are flushed to disk, and
+//! only then take the destination's name. A crash at any instant leaves either the complete old
+//! file or the complete new one, never a truncated mix.
 //!
 //! Read-modify-write cycles hold an [`ExclusiveLock`] on a sidecar `<file>.lock`: the data file
 //! itself is replaced by rename, so a lock on its inode would not exclude a process that opened
@@ -19,11 +18,69 @@
 //! assert_eq!(std::fs::read(&path).unwrap(), b"{}");
 //! # Ok(()) }
 //! ```
+//!
+//! # Temporary files
+//!
+//! The temporary file can hold a Fernet key (`secret.key`), password hashes (`users.json`) or
+//! ciphertext, so a killed writer must not leave it lying around.
+//!
+//! **Linux: unnamed.** The temporary file is opened with `O_TMPFILE` in the destination's
+//! folder, mode `0600` (set with `fchmod`, so the umask cannot change it). It has no name in any
+//! folder while it is written and flushed (`fsync`); a process killed (SIGKILL, a crash, a
+//! power loss) before the end leaves nothing on disk, and the kernel frees the space. Only then
+//! does it get a name, with `linkat(2)` (`AT_EMPTY_PATH`, or `/proc/self/fd/N` where the kernel
+//! before 6.10 or a missing capability refuses that), relative to a descriptor of the folder
+//! opened at the start:
+//! - [`create_new`] links it straight to the destination. The link fails if anything, even a
+//!   dangling symbolic link, is there, so an existing file is never replaced, and there is no
+//!   moment at which the content has any other name.
+//! - [`write_atomic`] and [`AtomicFile::commit`] link it to a random `.globo-XXXXXX.tmp` name,
+//!   then `renameat(2)` that over the destination; Linux has no call that links over an
+//!   existing name. The two system calls follow each other directly: a kill exactly between
+//!   them leaves a complete, private (`0600`) `.globo-*.tmp` file, which the sweep below
+//!   removes. A failed rename removes the temporary name at once.
+//!
+//! Finally the folder is flushed (`fsync`), so the new name survives a power loss. A power
+//! loss between the link and the flush of the folder can also leave the temporary name.
+//!
+//! **Fallback: named.** Where `O_TMPFILE` is not available (not Linux; a filesystem that
+//! answers `EOPNOTSUPP`, such as vfat, some network and FUSE filesystems, or overlayfs before
+//! Linux 6.6; a kernel before 3.11, which answers `EISDIR`; or `EINVAL`), the temporary file is
+//! a named `.globo-XXXXXX.tmp` created with `O_EXCL` and mode `0600`, written, flushed and
+//! renamed (or, for [`create_new`], linked without replacing) as before. If the unnamed file
+//! cannot be linked (no `/proc` and no permission for `AT_EMPTY_PATH`), its content is copied
+//! into such a named file. On this path a killed writer leaves its `.globo-*.tmp` file behind,
+//! private and never the data file itself. Other failures (read-only folder, no space, no
+//! permission) are reported, never turned into a fallback.
+//!
+//! **Stale temporary files** (left by the fallback, by a kill between link and rename, or by
+//! globo versions before this one) are removed by [`remove_stale_temp_files`], which every
+//! successful write runs on its destination's folder (errors ignored: cleaning up never makes
+//! a write fail). It removes only regular files of the current user with a globo temporary
+//! name that have not been modified for [`STALE_TEMP_AGE`] (one hour), never a symbolic link.
+//! A writer that is alive modifies its temporary file as it writes and renames it away right
+//! after, so a file another process is using is never removed; no lock is needed, because the
+//! locks guard one data file each while a folder's temporary files belong to all of them. A
+//! residue therefore lives until the first write in its folder after it is an hour old.
+//!
+//! # Symbolic links
+//!
+//! globo never writes through a symbolic link. [`write_atomic`] and [`AtomicFile`] replace a
+//! link at the destination by a regular file (the link's target is untouched); [`create_new`]
+//! fails if the destination is a link, even a dangling one; [`ExclusiveLock`] refuses a lock
+//! file that is a link. The destination's folder is resolved like any path (a link to a folder
+//! is followed).
 #![forbid(unsafe_code)]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+mod stale;
+mod temp;
+
+pub use stale::{STALE_TEMP_AGE, remove_stale_temp_files};
+use temp::{Kind, Publish, Temp};
 
 /// A file operation that failed, with the path it failed on.
 ///
@@ -63,23 +120,6 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Writes `bytes` to a fresh private temporary file beside `path` and flushes it to disk.
-fn write_temp(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, FsError> {
-    let dir = parent_dir(path);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".globo-").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o600));
-    }
-    let mut tmp =
-        builder.tempfile_in(dir).map_err(|e| FsError::new("create a temporary file in", dir, e))?;
-    tmp.write_all(bytes).map_err(|e| FsError::new("write", tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| FsError::new("flush", tmp.path(), e))?;
-    Ok(tmp)
-}
-
 /// Flushes a folder so that a rename or link inside it survives a power loss.
 fn sync_dir(dir: &Path) -> Result<(), FsError> {
     #[cfg(unix)]
@@ -92,34 +132,46 @@ fn sync_dir(dir: &Path) -> Result<(), FsError> {
     Ok(())
 }
 
+/// Writes `bytes` to a new temporary file and publishes it at `path`; returns which kind of
+/// temporary file was used.
+fn write_with(
+    path: &Path,
+    bytes: &[u8],
+    how: Publish,
+    prefer_unnamed: bool,
+) -> Result<Kind, FsError> {
+    let mut temp = Temp::create(path, prefer_unnamed)?;
+    temp.write_all(bytes)?;
+    let kind = temp.kind();
+    temp.persist(how)?;
+    Ok(kind)
+}
+
 /// Replaces `path` with `bytes` atomically; the file has mode `0600`.
 ///
 /// Readers see the complete old content or the complete new one. If `path` is a symbolic link,
 /// the link itself is replaced by a regular file: globo never writes through a link.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
-    let tmp = write_temp(path, bytes)?;
-    tmp.persist(path).map_err(|e| FsError::new("replace", path, e.error))?;
-    sync_dir(parent_dir(path))
+    write_with(path, bytes, Publish::Replace, true).map(drop)
 }
 
 /// Creates `path` with `bytes` and mode `0600`, failing if anything already exists there.
 ///
 /// The content is complete before the name appears, so a reader never sees a partial file.
 /// Fails with [`io::ErrorKind::AlreadyExists`] (see [`FsError::kind`]) when the path exists,
-/// including when it is a dangling symbolic link.
+/// including when it is a dangling symbolic link: an existing file (a key) is never replaced.
 pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
-    let tmp = write_temp(path, bytes)?;
-    tmp.persist_noclobber(path).map_err(|e| FsError::new("create", path, e.error))?;
-    sync_dir(parent_dir(path))
+    write_with(path, bytes, Publish::NoClobber, true).map(drop)
 }
 
 /// A file written in pieces that replaces `path` atomically when committed: the streaming form
 /// of [`write_atomic`], with the same guarantees.
 ///
-/// The bytes go to a temporary file beside `path` (mode `0600` from the moment it exists);
-/// [`AtomicFile::commit`] flushes it to disk, renames it over `path` and flushes the folder.
-/// Dropped without `commit` (an error half-way), the temporary file is removed and `path` is
-/// untouched. Wrap it in a [`std::io::BufWriter`] for small writes.
+/// The bytes go to a private temporary file in `path`'s folder (unnamed where the platform
+/// allows, see the [crate docs](crate#temporary-files)); [`AtomicFile::commit`] flushes it to
+/// disk, gives it `path`'s name and flushes the folder. Dropped without `commit` (an error
+/// half-way), the temporary file is discarded and `path` is untouched. Wrap it in a
+/// [`std::io::BufWriter`] for small writes.
 ///
 /// ```
 /// # fn main() -> Result<(), globo_fs::FsError> {
@@ -134,15 +186,18 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 /// ```
 #[derive(Debug)]
 pub struct AtomicFile {
-    tmp: tempfile::NamedTempFile,
+    temp: Temp,
     path: PathBuf,
 }
 
 impl AtomicFile {
     /// Creates the temporary file that will replace `path`.
     pub fn create(path: &Path) -> Result<Self, FsError> {
-        let tmp = write_temp(path, b"")?;
-        Ok(Self { tmp, path: path.to_path_buf() })
+        Self::create_with(path, true)
+    }
+
+    fn create_with(path: &Path, prefer_unnamed: bool) -> Result<Self, FsError> {
+        Ok(Self { temp: Temp::create(path, prefer_unnamed)?, path: path.to_path_buf() })
     }
 
     /// The path this file will replace.
@@ -151,21 +206,22 @@ impl AtomicFile {
     }
 
     /// Flushes the content to disk and atomically replaces `path` with it (mode `0600`).
-    pub fn commit(mut self) -> Result<(), FsError> {
-        self.tmp.flush().map_err(|e| FsError::new("write", self.tmp.path(), e))?;
-        self.tmp.as_file().sync_all().map_err(|e| FsError::new("flush", self.tmp.path(), e))?;
-        self.tmp.persist(&self.path).map_err(|e| FsError::new("replace", &self.path, e.error))?;
-        sync_dir(parent_dir(&self.path))
+    pub fn commit(self) -> Result<(), FsError> {
+        self.temp.persist(Publish::Replace)
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tmp.write(buf)
+        self.temp.file_mut().write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.temp.file_mut().write_all(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.tmp.flush()
+        self.temp.file_mut().flush()
     }
 }
 
@@ -255,78 +311,24 @@ pub fn loose_bits(metadata: &fs::Metadata) -> Option<u32> {
     }
 }
 
+/// A test-only crash point: with `GLOBO_FS_TEST_CRASH_AT=<step>` in a test process, the process
+/// kills itself with SIGKILL at that step (no destructor, no cleanup: what a real kill does).
+/// Compiled out of every non-test build.
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn write_atomic_replaces_and_is_private() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f.json");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(loose_permissions(&path).unwrap(), None);
-        // No temporary file is left behind.
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn create_new_refuses_existing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secret.key");
-        create_new(&path, b"first").unwrap();
-        let err = create_new(&path, b"second").unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs::read(&path).unwrap(), b"first");
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn write_atomic_replaces_a_symlink_not_its_target() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target");
-        fs::write(&target, b"keep").unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        write_atomic(&link, b"new").unwrap();
-        assert_eq!(fs::read(&target).unwrap(), b"keep");
-        assert!(!fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn loose_permissions_reports_group_and_other_bits() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k");
-        fs::write(&path, b"x").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(loose_permissions(&path).unwrap(), Some(0o044));
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn a_symlinked_lock_file_is_refused_and_its_target_untouched() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("users.json");
-        let target = dir.path().join("elsewhere");
-        std::os::unix::fs::symlink(&target, lock_path_for(&path)).unwrap();
-        let err = ExclusiveLock::acquire(&path).unwrap_err();
-        assert!(err.to_string().contains("symbolic link"), "{err}");
-        assert!(!target.exists(), "the link's target must not be created");
-    }
-
-    #[test]
-    fn lock_serialises_holders() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("users.json");
-        let guard = ExclusiveLock::acquire(&path).unwrap();
-        assert_eq!(guard.path(), dir.path().join("users.json.lock"));
-        let other = File::options().read(true).write(true).open(guard.path()).unwrap();
-        assert!(other.try_lock().is_err(), "a second holder must be excluded");
-        drop(guard);
-        assert!(other.try_lock().is_ok());
+fn crash_point(step: &str) {
+    if std::env::var_os("GLOBO_FS_TEST_CRASH_AT").is_some_and(|s| s == step) {
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+        std::process::abort();
     }
 }
+
+#[cfg(not(test))]
+#[inline(always)]
+fn crash_point(_step: &str) {}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(all(test, unix))]
+mod temp_tests;

@@ -1,0 +1,375 @@
+//! Temporary files: unnamed where possible, nothing left behind by a kill, stale ones swept.
+#![allow(clippy::unwrap_used)]
+
+use std::cell::Cell;
+use std::fs::{self, File};
+use std::io::{self, Write as _};
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use super::*;
+
+thread_local! {
+    static LINK_UNAVAILABLE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this test thread pretends that an unnamed file cannot be linked (no `/proc`, no
+/// permission for `AT_EMPTY_PATH`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn link_unavailable_forced() -> bool {
+    LINK_UNAVAILABLE.with(Cell::get)
+}
+
+/// The `.globo-*` entries in `dir`.
+fn temp_entries(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".globo-"))
+        .collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Backdates a file's modification time by `age`.
+fn age_file(path: &Path, age: Duration) {
+    let file = File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::now() - age).unwrap();
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn writes_use_an_unnamed_temporary_file_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret.key");
+    assert_eq!(write_with(&path, b"key", Publish::NoClobber, true).unwrap(), Kind::Unnamed);
+    assert_eq!(write_with(&path, b"key2", Publish::Replace, true).unwrap(), Kind::Unnamed);
+    assert_eq!(fs::read(&path).unwrap(), b"key2");
+    assert_eq!(mode(&path), 0o600);
+
+    // While a streamed write is in progress, no directory entry exists for it.
+    let mut file = AtomicFile::create(&dir.path().join("config.enc")).unwrap();
+    assert_eq!(file.temp.kind(), Kind::Unnamed);
+    file.write_all(&vec![b'x'; 1 << 20]).unwrap();
+    file.flush().unwrap();
+    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["secret.key"], "the temporary file has a name");
+    // Dropped without commit: nothing appears.
+    drop(file);
+    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["secret.key"]);
+}
+
+#[test]
+fn a_final_mode_is_0600_whatever_the_umask_allows() {
+    // A file that already exists with loose bits is replaced by a private one, both ways.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for prefer_unnamed in [true, false] {
+        let path = dir.path().join(format!("users-{prefer_unnamed}.json"));
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        write_with(&path, b"new", Publish::Replace, prefer_unnamed).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+    }
+    assert!(temp_entries(dir.path()).is_empty());
+}
+
+#[test]
+fn the_named_fallback_replaces_creates_and_never_clobbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret.key");
+    assert_eq!(write_with(&path, b"first", Publish::NoClobber, false).unwrap(), Kind::Named);
+    let err = write_with(&path, b"second", Publish::NoClobber, false).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+    assert_eq!(fs::read(&path).unwrap(), b"first");
+    assert_eq!(write_with(&path, b"third", Publish::Replace, false).unwrap(), Kind::Named);
+    assert_eq!(fs::read(&path).unwrap(), b"third");
+    assert_eq!(mode(&path), 0o600);
+
+    let out = dir.path().join("config.enc");
+    let mut file = AtomicFile::create_with(&out, false).unwrap();
+    assert_eq!(file.temp.kind(), Kind::Named);
+    file.write_all(b"gAAAA").unwrap();
+    // The fallback's temporary file has a name while it is written...
+    assert_eq!(temp_entries(dir.path()).len(), 1);
+    file.commit().unwrap();
+    assert_eq!(fs::read(&out).unwrap(), b"gAAAA");
+    // ...and none after (nor after a drop without commit).
+    drop(AtomicFile::create_with(&out, false).unwrap());
+    assert!(temp_entries(dir.path()).is_empty());
+    assert_eq!(fs::read(&out).unwrap(), b"gAAAA");
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn an_unnamed_file_that_cannot_be_linked_is_copied_to_a_named_one() {
+    LINK_UNAVAILABLE.with(|f| f.set(true));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret.key");
+    assert_eq!(write_with(&path, b"first", Publish::NoClobber, true).unwrap(), Kind::Unnamed);
+    let err = write_with(&path, b"second", Publish::NoClobber, true).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+    assert_eq!(fs::read(&path).unwrap(), b"first");
+    let big = vec![7u8; 3 << 20];
+    let mut file = AtomicFile::create(&path).unwrap();
+    file.write_all(&big).unwrap();
+    file.commit().unwrap();
+    LINK_UNAVAILABLE.with(|f| f.set(false));
+    assert_eq!(fs::read(&path).unwrap(), big);
+    assert_eq!(mode(&path), 0o600);
+    assert!(temp_entries(dir.path()).is_empty());
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn create_new_never_clobbers_a_file_a_link_or_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("file"), b"keep").unwrap();
+    std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling")).unwrap();
+    std::os::unix::fs::symlink(d.join("file"), d.join("link")).unwrap();
+    fs::create_dir(d.join("folder")).unwrap();
+    for name in ["file", "dangling", "link", "folder"] {
+        for prefer_unnamed in [true, false] {
+            let err =
+                write_with(&d.join(name), b"new", Publish::NoClobber, prefer_unnamed).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{name} {prefer_unnamed}");
+        }
+    }
+    assert_eq!(fs::read(d.join("file")).unwrap(), b"keep");
+    assert!(!d.join("nowhere").exists(), "written through a dangling link");
+    assert!(temp_entries(d).is_empty());
+}
+
+#[test]
+fn failures_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // Replacing a non-empty folder fails at the rename; the temporary name is removed.
+    let folder = dir.path().join("folder");
+    fs::create_dir(&folder).unwrap();
+    fs::write(folder.join("inside"), b"x").unwrap();
+    for prefer_unnamed in [true, false] {
+        assert!(write_with(&folder, b"new", Publish::Replace, prefer_unnamed).is_err());
+    }
+    assert!(temp_entries(dir.path()).is_empty());
+    // A missing folder is reported with its path.
+    let err = write_atomic(&dir.path().join("missing/users.json"), b"{}").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[test]
+fn only_old_regular_globo_temp_files_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hours = |n: u64| Duration::from_secs(n * 3600);
+    let old = d.join(".globo-AbC123.tmp");
+    let fresh = d.join(".globo-XyZ789.tmp");
+    let not_ours = d.join(".globo-notes.txt");
+    let data = d.join("users.json");
+    let odd = d.join(".globo-a-b.tmp");
+    for p in [&old, &fresh, &not_ours, &data, &odd] {
+        fs::write(p, b"residue").unwrap();
+    }
+    for p in [&old, &not_ours, &data, &odd] {
+        age_file(p, hours(2));
+    }
+    // A symbolic link with a temporary name, to an old file: neither is removed.
+    let target = d.join("precious");
+    fs::write(&target, b"keep").unwrap();
+    age_file(&target, hours(2));
+    let link = d.join(".globo-link01.tmp");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    // A file just under the age limit stays.
+    let almost = d.join(".globo-almost.tmp");
+    fs::write(&almost, b"residue").unwrap();
+    age_file(&almost, STALE_TEMP_AGE - Duration::from_secs(60));
+    // A modification time in the future (clock skew) never qualifies.
+    let future = d.join(".globo-future.tmp");
+    fs::write(&future, b"residue").unwrap();
+    File::options()
+        .write(true)
+        .open(&future)
+        .unwrap()
+        .set_modified(SystemTime::now() + hours(5))
+        .unwrap();
+
+    assert_eq!(remove_stale_temp_files(d).unwrap(), std::slice::from_ref(&old));
+    for p in [&fresh, &not_ours, &data, &odd, &target, &link, &almost, &future] {
+        assert!(fs::symlink_metadata(p).is_ok(), "{} was removed", p.display());
+    }
+    assert!(remove_stale_temp_files(d).unwrap().is_empty());
+
+    // Every successful write sweeps its folder, whichever kind of temporary file it used.
+    for prefer_unnamed in [true, false] {
+        let stale = d.join(format!(".globo-old{prefer_unnamed}.tmp"));
+        fs::write(&stale, b"residue").unwrap();
+        age_file(&stale, hours(3));
+        write_with(&data, b"{}", Publish::Replace, prefer_unnamed).unwrap();
+        assert!(!stale.exists(), "not swept ({prefer_unnamed})");
+    }
+    assert!(fresh.exists());
+}
+
+#[test]
+fn temp_names_are_recognised_exactly() {
+    let yes = [".globo-a.tmp", ".globo-AbC123.tmp", ".globo-0123456789abcdefghijABCDEFGHIJab.tmp"];
+    let no = [
+        ".globo-.tmp",
+        ".globo-0123456789abcdefghijABCDEFGHIJabc.tmp",
+        ".globo-a-b.tmp",
+        "globo-abc.tmp",
+        ".globo-abc.tmp.bak",
+        ".globo-abc.TMP",
+        "users.json",
+    ];
+    for name in yes {
+        assert!(stale::is_temp_name(std::ffi::OsStr::new(name)), "{name}");
+    }
+    for name in no {
+        assert!(!stale::is_temp_name(std::ffi::OsStr::new(name)), "{name}");
+    }
+}
+
+// ---- Killed at each step (SIGKILL, in a child process). ----
+
+/// What the child process does: `GLOBO_FS_TEST_JOB=<job>` writes `NEW` to `GLOBO_FS_TEST_PATH`
+/// and is killed at `GLOBO_FS_TEST_CRASH_AT` (see `crash_point`).
+#[test]
+#[ignore = "helper: run by the crash tests in a child process"]
+fn crash_child() {
+    let Some(job) = std::env::var_os("GLOBO_FS_TEST_JOB") else { return };
+    let path = PathBuf::from(std::env::var_os("GLOBO_FS_TEST_PATH").unwrap());
+    let job = job.to_str().unwrap();
+    // The public functions, as callers use them; `-named` forces the fallback.
+    match job {
+        "write_atomic" => drop(write_atomic(&path, NEW)),
+        "create_new" => drop(create_new(&path, NEW)),
+        "stream" => stream(AtomicFile::create(&path).unwrap()),
+        "write_atomic-named" => drop(write_with(&path, NEW, Publish::Replace, false)),
+        "create_new-named" => drop(write_with(&path, NEW, Publish::NoClobber, false)),
+        "stream-named" => stream(AtomicFile::create_with(&path, false).unwrap()),
+        other => panic!("unknown job {other}"),
+    }
+}
+
+fn stream(mut file: AtomicFile) {
+    for chunk in NEW.chunks(4096) {
+        file.write_all(chunk).unwrap();
+    }
+    file.commit().unwrap();
+}
+
+const OLD: &[u8] = b"the old, complete content";
+/// Large enough to span many pages and writes.
+const NEW: &[u8] = &[b'n'; 256 * 1024];
+
+/// Runs `job` in a child process that kills itself at `step`; returns whether it was killed by
+/// SIGKILL (not every job reaches every step).
+fn run_killed_at(job: &str, path: &Path, step: &str) -> bool {
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "temp_tests::crash_child", "--test-threads=1", "--quiet"])
+        .env("GLOBO_FS_TEST_JOB", job)
+        .env("GLOBO_FS_TEST_PATH", path)
+        .env("GLOBO_FS_TEST_CRASH_AT", step)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    if status.signal() == Some(9) {
+        return true;
+    }
+    assert!(status.success(), "{job} at {step}: {status:?}");
+    false
+}
+
+const STEPS: [&str; 5] = ["created", "written", "synced", "linked", "published"];
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn a_replacing_write_killed_at_any_step_leaves_no_temporary_file() {
+    for job in ["write_atomic", "stream"] {
+        for step in STEPS {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("users.json");
+            fs::write(&path, OLD).unwrap();
+            assert!(run_killed_at(job, &path, step), "{job} was not killed at {step}");
+            let content = fs::read(&path).unwrap();
+            let left = temp_entries(dir.path());
+            match step {
+                "published" => {
+                    assert_eq!(content, NEW, "{job} at {step}");
+                    assert!(left.is_empty(), "{job} at {step}: {left:?}");
+                }
+                // The documented window between linkat and renameat: a complete, private
+                // temporary file, which the next write sweeps once it is old.
+                "linked" => {
+                    assert_eq!(content, OLD, "{job} at {step}");
+                    assert_eq!(left.len(), 1, "{job} at {step}: {left:?}");
+                    assert_eq!(fs::read(&left[0]).unwrap(), NEW);
+                    assert_eq!(mode(&left[0]), 0o600);
+                    assert!(remove_stale_temp_files(dir.path()).unwrap().is_empty());
+                    age_file(&left[0], STALE_TEMP_AGE + Duration::from_secs(1));
+                    write_atomic(&path, b"later").unwrap();
+                    assert!(temp_entries(dir.path()).is_empty(), "{job}: not swept");
+                }
+                _ => {
+                    assert_eq!(content, OLD, "{job} at {step}");
+                    assert!(left.is_empty(), "{job} at {step}: residue {left:?}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn create_new_killed_at_any_step_leaves_nothing_or_the_whole_file() {
+    for step in STEPS {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        let killed = run_killed_at("create_new", &path, step);
+        let left = temp_entries(dir.path());
+        assert!(left.is_empty(), "at {step}: {left:?}");
+        match step {
+            // No temporary name on this path: the link names the destination directly.
+            "linked" => {
+                assert!(!killed, "create_new has no link-to-temporary step");
+                assert_eq!(fs::read(&path).unwrap(), NEW);
+            }
+            "published" => assert_eq!(fs::read(&path).unwrap(), NEW),
+            _ => assert!(!path.exists(), "at {step}: a partial key appeared"),
+        }
+    }
+}
+
+/// The fallback, killed before the rename, leaves its named temporary file (the reason for
+/// the sweep): private, never the data file, and swept once old.
+#[test]
+fn the_named_fallback_killed_mid_write_leaves_a_private_file_that_is_swept() {
+    for job in ["write_atomic-named", "stream-named", "create_new-named"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        if !job.starts_with("create_new") {
+            fs::write(&path, OLD).unwrap();
+        }
+        assert!(run_killed_at(job, &path, "written"), "{job} was not killed");
+        let left = temp_entries(dir.path());
+        assert_eq!(left.len(), 1, "{job}: {left:?}");
+        assert_eq!(mode(&left[0]), 0o600);
+        if job.starts_with("create_new") {
+            assert!(!path.exists());
+        } else {
+            assert_eq!(fs::read(&path).unwrap(), OLD);
+        }
+        age_file(&left[0], STALE_TEMP_AGE + Duration::from_secs(1));
+        assert_eq!(remove_stale_temp_files(dir.path()).unwrap(), left);
+    }
+}
