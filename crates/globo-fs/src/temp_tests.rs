@@ -13,6 +13,14 @@ use super::*;
 
 thread_local! {
     static LINK_UNAVAILABLE: Cell<bool> = const { Cell::new(false) };
+    static EMPTY_PATH_REFUSED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this test thread pretends that `linkat(AT_EMPTY_PATH)` is refused (a kernel before
+/// 6.10 without `CAP_DAC_READ_SEARCH`), so that the `/proc/self/fd` way is taken.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn empty_path_refused_forced() -> bool {
+    EMPTY_PATH_REFUSED.with(Cell::get)
 }
 
 /// Whether this test thread pretends that an unnamed file cannot be linked (no `/proc`, no
@@ -105,6 +113,22 @@ fn the_named_fallback_replaces_creates_and_never_clobbers() {
     drop(AtomicFile::create_with(&out, false).unwrap());
     assert!(temp_entries(dir.path()).is_empty());
     assert_eq!(fs::read(&out).unwrap(), b"gAAAA");
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn an_unnamed_file_is_linked_through_proc_where_at_empty_path_is_refused() {
+    EMPTY_PATH_REFUSED.with(|f| f.set(true));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret.key");
+    assert_eq!(write_with(&path, b"first", Publish::NoClobber, true).unwrap(), Kind::Unnamed);
+    let err = write_with(&path, b"second", Publish::NoClobber, true).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+    assert_eq!(write_with(&path, b"third", Publish::Replace, true).unwrap(), Kind::Unnamed);
+    EMPTY_PATH_REFUSED.with(|f| f.set(false));
+    assert_eq!(fs::read(&path).unwrap(), b"third");
+    assert_eq!(mode(&path), 0o600);
+    assert!(temp_entries(dir.path()).is_empty());
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
