@@ -74,7 +74,7 @@ fn writes_use_an_unnamed_temporary_file_here() {
 }
 
 #[test]
-fn a_final_mode_is_0600_whatever_the_umask_allows() {
+fn a_final_mode_is_0600_whatever_the_umask_or_the_old_file_allows() {
     // A file that already exists with loose bits is replaced by a private one, both ways.
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
@@ -87,6 +87,15 @@ fn a_final_mode_is_0600_whatever_the_umask_allows() {
         assert_eq!(fs::read(&path).unwrap(), b"new");
     }
     assert!(temp_entries(dir.path()).is_empty());
+    // A umask that takes the owner's bits away (set in a child: the umask is per process)
+    // still gives 0600, whose owner can read the key back.
+    for job in ["create_new", "create_new-named", "stream", "stream-named"] {
+        let path = dir.path().join(job);
+        let status = child(job, &path, "none").env("GLOBO_FS_TEST_UMASK", "1").status().unwrap();
+        assert!(status.success(), "{job}: {status:?}");
+        assert_eq!(mode(&path), 0o600, "{job}");
+        assert_eq!(fs::read(&path).unwrap(), NEW, "{job}");
+    }
 }
 
 #[test]
@@ -272,6 +281,10 @@ fn crash_child() {
     let Some(job) = std::env::var_os("GLOBO_FS_TEST_JOB") else { return };
     let path = PathBuf::from(std::env::var_os("GLOBO_FS_TEST_PATH").unwrap());
     let job = job.to_str().unwrap();
+    if std::env::var_os("GLOBO_FS_TEST_UMASK").is_some() {
+        // Owner write and execute, group and others: everything masked but the owner's read.
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o377));
+    }
     // The public functions, as callers use them; `-named` forces the fallback.
     match job {
         "write_atomic" => drop(write_atomic(&path, NEW)),
@@ -298,20 +311,25 @@ const NEW: &[u8] = &[b'n'; 256 * 1024];
 /// Runs `job` in a child process that kills itself at `step`; returns whether it was killed by
 /// SIGKILL (not every job reaches every step).
 fn run_killed_at(job: &str, path: &Path, step: &str) -> bool {
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "temp_tests::crash_child", "--test-threads=1", "--quiet"])
-        .env("GLOBO_FS_TEST_JOB", job)
-        .env("GLOBO_FS_TEST_PATH", path)
-        .env("GLOBO_FS_TEST_CRASH_AT", step)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let status = child(job, path, step).status().unwrap();
     if status.signal() == Some(9) {
         return true;
     }
     assert!(status.success(), "{job} at {step}: {status:?}");
     false
+}
+
+/// The command running `job` in a child process (see `crash_child`).
+fn child(job: &str, path: &Path, crash_at: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--ignored", "--exact", "temp_tests::crash_child", "--test-threads=1", "--quiet"])
+        .env("GLOBO_FS_TEST_JOB", job)
+        .env("GLOBO_FS_TEST_PATH", path)
+        .env("GLOBO_FS_TEST_CRASH_AT", crash_at)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
 }
 
 const STEPS: [&str; 5] = ["created", "written", "synced", "linked", "published"];
