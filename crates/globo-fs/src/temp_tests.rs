@@ -273,28 +273,57 @@ fn temp_names_are_recognised_exactly() {
 
 // ---- Killed at each step (SIGKILL, in a child process). ----
 
-/// What the child process does: `GLOBO_FS_TEST_JOB=<job>` writes `NEW` to `GLOBO_FS_TEST_PATH`
-/// and is killed at `GLOBO_FS_TEST_CRASH_AT` (see `crash_point`).
+/// Every write job, as callers use the public functions (`-named` forces the fallback).
+const JOBS: [&str; 6] = [
+    "write_atomic",
+    "create_new",
+    "stream",
+    "write_atomic-named",
+    "create_new-named",
+    "stream-named",
+];
+
+/// Writes `NEW` to `path` with `job`.
+fn run_job(job: &str, path: &Path) {
+    match job {
+        "write_atomic" => write_atomic(path, NEW).unwrap(),
+        "create_new" => create_new(path, NEW).unwrap(),
+        "stream" => stream(AtomicFile::create(path).unwrap()),
+        "write_atomic-named" => {
+            assert_eq!(write_with(path, NEW, Publish::Replace, false).unwrap(), Kind::Named);
+        }
+        "create_new-named" => {
+            assert_eq!(write_with(path, NEW, Publish::NoClobber, false).unwrap(), Kind::Named);
+        }
+        "stream-named" => stream(AtomicFile::create_with(path, false).unwrap()),
+        other => panic!("unknown job {other}"),
+    }
+}
+
+/// Run as it is, every job writes a whole new file and leaves nothing else in the folder. It is
+/// also what the crash tests' child process runs: with `GLOBO_FS_TEST_JOB=<job>`, it writes `NEW`
+/// to `GLOBO_FS_TEST_PATH` and is killed at `GLOBO_FS_TEST_CRASH_AT` (see `crash_point`).
 #[test]
-#[ignore = "helper: run by the crash tests in a child process"]
 fn crash_child() {
-    let Some(job) = std::env::var_os("GLOBO_FS_TEST_JOB") else { return };
+    let Some(job) = std::env::var_os("GLOBO_FS_TEST_JOB") else {
+        for job in JOBS {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("users.json");
+            run_job(job, &path);
+            assert_eq!(fs::read(&path).unwrap(), NEW, "{job}");
+            assert!(temp_entries(dir.path()).is_empty(), "{job}");
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "{job}");
+        }
+        return;
+    };
     let path = PathBuf::from(std::env::var_os("GLOBO_FS_TEST_PATH").unwrap());
-    let job = job.to_str().unwrap();
     if std::env::var_os("GLOBO_FS_TEST_UMASK").is_some() {
         // Owner write and execute, group and others: everything masked but the owner's read.
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o377));
     }
-    // The public functions, as callers use them; `-named` forces the fallback.
-    match job {
-        "write_atomic" => drop(write_atomic(&path, NEW)),
-        "create_new" => drop(create_new(&path, NEW)),
-        "stream" => stream(AtomicFile::create(&path).unwrap()),
-        "write_atomic-named" => drop(write_with(&path, NEW, Publish::Replace, false)),
-        "create_new-named" => drop(write_with(&path, NEW, Publish::NoClobber, false)),
-        "stream-named" => stream(AtomicFile::create_with(&path, false).unwrap()),
-        other => panic!("unknown job {other}"),
-    }
+    // Failures after the crash point are the parent's to judge (it checks the files).
+    let job = job.to_str().unwrap().to_owned();
+    let _ = std::panic::catch_unwind(|| run_job(&job, &path));
 }
 
 fn stream(mut file: AtomicFile) {
@@ -323,7 +352,7 @@ fn run_killed_at(job: &str, path: &Path, step: &str) -> bool {
 fn child(job: &str, path: &Path, crash_at: &str) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args(["--ignored", "--exact", "temp_tests::crash_child", "--test-threads=1", "--quiet"])
+        .args(["--exact", "temp_tests::crash_child", "--test-threads=1", "--quiet"])
         .env("GLOBO_FS_TEST_JOB", job)
         .env("GLOBO_FS_TEST_PATH", path)
         .env("GLOBO_FS_TEST_CRASH_AT", crash_at)
