@@ -32,7 +32,7 @@ const CONFIG_EXAMPLE: &str = include_str!("../config.example.json");
 const ENV_EXAMPLE: &str = include_str!("../.env.example");
 
 const STEPS: usize = 11;
-const PASSWORD: &str = "a long passphrase only alice knows";
+const PASSWORD: &str = "a long passphrase only she knows";
 const WRONG_PASSWORD: &str = "not the passphrase alice chose";
 const SECRET_NAME: &str = "PAYMENT_GATEWAY_API_KEY";
 

@@ -125,7 +125,7 @@ fn users_file_and_profile_options_are_honoured() {
             "--profile",
             "owasp-min",
         ],
-        "carol's passphrase\r\n",
+        "christmas passphrase\r\n",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let file: serde_json::Value =
@@ -135,7 +135,7 @@ fn users_file_and_profile_options_are_honoured() {
     let out = run(
         d,
         &["verify", "carol", "--password-stdin", "--users-file", "other.json"],
-        "carol's passphrase\n",
+        "christmas passphrase\n",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = run(d, &["verify", "carol", "--password-stdin", "--profile", "fast"], "x\n");

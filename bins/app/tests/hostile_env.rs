@@ -126,9 +126,9 @@ fn loose_permissions_warn_and_writes_restore_0600() {
         stderr(&out)
     );
     // A users file readable by others: the next write replaces it with a private one.
-    ok(&app(d, &["register", "alice", "--password-stdin"], "alice's passphrase\n"));
+    ok(&app(d, &["register", "alice", "--password-stdin"], "wonderland passphrase\n"));
     std::fs::set_permissions(d.join("users.json"), std::fs::Permissions::from_mode(0o666)).unwrap();
-    ok(&app(d, &["register", "bob", "--password-stdin"], "bob's passphrase\n"));
+    ok(&app(d, &["register", "bob", "--password-stdin"], "builder passphrase\n"));
     assert_eq!(mode(&d.join("users.json")), 0o600);
     assert_eq!(users(&d.join("users.json")).len(), 2);
     // A ciphertext readable by others is replaced privately too.
@@ -146,10 +146,10 @@ fn symlinks_are_read_through_and_replaced_never_written_through() {
     // file holding every user; the target is never written (someone else's file stays as is).
     let target = elsewhere.path().join("shared-users.json");
     let store = UserStore::new(&target).with_profile(Profile::TestOnlyInsecure);
-    store.register("alice", &SecretString::from("alice's passphrase")).unwrap();
+    store.register("alice", &SecretString::from("wonderland passphrase")).unwrap();
     let target_before = std::fs::read(&target).unwrap();
     std::os::unix::fs::symlink(&target, d.join("users.json")).unwrap();
-    ok(&app(d, &["register", "bob", "--password-stdin"], "bob's passphrase\n"));
+    ok(&app(d, &["register", "bob", "--password-stdin"], "builder passphrase\n"));
     let link = std::fs::symlink_metadata(d.join("users.json")).unwrap();
     assert!(link.file_type().is_file(), "the link was written through");
     let names: Vec<String> = users(&d.join("users.json")).keys().cloned().collect();
@@ -183,7 +183,7 @@ fn symlinks_are_read_through_and_replaced_never_written_through() {
     std::fs::remove_file(d.join("users.json.lock")).unwrap();
     std::os::unix::fs::symlink(&victim, d.join("users.json.lock")).unwrap();
     let message =
-        failed(&app(d, &["register", "carol", "--password-stdin"], "carol's passphrase\n"));
+        failed(&app(d, &["register", "carol", "--password-stdin"], "christmas passphrase\n"));
     assert!(message.contains("users.json.lock"), "{message}");
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     assert_eq!(users(&d.join("users.json")).len(), 2);
@@ -207,21 +207,21 @@ fn a_read_only_folder_fails_clearly_and_loses_nothing() {
     ok(&app(d, &["config", "init-key"], ""));
     std::fs::write(d.join("config.json"), "{\"a\": 1}").unwrap();
     ok(&app(d, &["config", "encrypt", "config.json"], ""));
-    ok(&app(d, &["register", "alice", "--password-stdin"], "alice's passphrase\n"));
+    ok(&app(d, &["register", "alice", "--password-stdin"], "wonderland passphrase\n"));
     let before: Vec<(String, Vec<u8>)> = ["secret.key", "config.enc", "users.json"]
         .iter()
         .map(|n| ((*n).to_owned(), std::fs::read(d.join(n)).unwrap()))
         .collect();
 
     let restore = ReadOnly::make(d);
-    let message = failed(&app(d, &["register", "bob", "--password-stdin"], "bob's passphrase\n"));
+    let message = failed(&app(d, &["register", "bob", "--password-stdin"], "builder passphrase\n"));
     assert!(message.contains("users.json"), "{message}");
     let message = failed(&app(d, &["config", "encrypt", "config.json"], ""));
     assert!(message.contains("config.enc") || message.contains("secret.key"), "{message}");
     let message = failed(&app(d, &["config", "rotate-key"], ""));
     assert!(message.contains("secret.key"), "{message}");
     // Reading still works.
-    ok(&app(d, &["verify", "alice", "--password-stdin"], "alice's passphrase\n"));
+    ok(&app(d, &["verify", "alice", "--password-stdin"], "wonderland passphrase\n"));
     ok(&app(d, &["config", "show"], ""));
     drop(restore);
     for (name, bytes) in before {
@@ -270,7 +270,7 @@ fn a_full_disk_fails_clearly_and_loses_nothing() {
     ok(&app(d, &["config", "init-key"], ""));
     std::fs::write(d.join("config.json"), "{\"version\": 1}").unwrap();
     ok(&app(d, &["config", "encrypt", "config.json"], ""));
-    ok(&app(d, &["register", "alice", "--password-stdin"], "alice's passphrase\n"));
+    ok(&app(d, &["register", "alice", "--password-stdin"], "wonderland passphrase\n"));
     let key = LoadedKeys::load(&d.join("secret.key")).unwrap().into_keyring();
 
     // Fill the disk: a plaintext that fits, whose ciphertext (4/3 larger) cannot.
@@ -286,7 +286,7 @@ fn a_full_disk_fails_clearly_and_loses_nothing() {
     let _ = filler.write_all(&vec![0u8; 64 * 1024]);
     drop(filler);
     let users_before = std::fs::read(d.join("users.json")).unwrap();
-    let message = failed(&app(d, &["register", "bob", "--password-stdin"], "bob's passphrase\n"));
+    let message = failed(&app(d, &["register", "bob", "--password-stdin"], "builder passphrase\n"));
     assert!(message.contains("No space left on device"), "{message}");
     assert_eq!(std::fs::read(d.join("users.json")).unwrap(), users_before);
     let key_before = std::fs::read(d.join("secret.key")).unwrap();
@@ -307,7 +307,7 @@ fn a_full_disk_fails_clearly_and_loses_nothing() {
     // Once space is freed, everything works again.
     std::fs::remove_file(d.join("filler")).unwrap();
     std::fs::write(d.join("config.json"), "{\"version\": 2}").unwrap();
-    ok(&app(d, &["register", "bob", "--password-stdin"], "bob's passphrase\n"));
+    ok(&app(d, &["register", "bob", "--password-stdin"], "builder passphrase\n"));
     ok(&app(d, &["config", "rotate-key"], ""));
     ok(&app(d, &["config", "encrypt", "config.json"], ""));
     assert!(ok(&app(d, &["config", "show"], "")).contains("\"version\": 2"));
@@ -336,10 +336,10 @@ fn non_utf8_paths_work_and_are_shown_lossily() {
         OsStr::new("--users-file"),
         users_file.as_os_str(),
     ]);
-    ok(&app_env(d, &register, "alice's passphrase\n", &[]));
+    ok(&app_env(d, &register, "wonderland passphrase\n", &[]));
     let mut verify = register.clone();
     verify[0] = OsStr::new("verify");
-    ok(&app_env(d, &verify, "alice's passphrase\n", &[]));
+    ok(&app_env(d, &verify, "wonderland passphrase\n", &[]));
     ok(&app_env(
         d,
         &os(&[

@@ -48,6 +48,23 @@ pub enum AuthError {
     #[error("password is too common (it is on a list of common passwords): choose another one")]
     PasswordTooCommon,
 
+    /// The new password contains the username, compared ignoring case (a context-specific
+    /// word, which NIST SP 800-63B asks verifiers to refuse). Only usernames of at least
+    /// [`MIN_CONTEXT_USERNAME_CHARS`](crate::MIN_CONTEXT_USERNAME_CHARS) characters are
+    /// checked. The message names the user, never the password.
+    #[error(
+        "password contains the username '{username}' (ignoring case): choose one that does not contain it"
+    )]
+    PasswordContainsUsername {
+        /// The user the password was meant for.
+        username: String,
+    },
+
+    /// The new password is the username reversed, compared ignoring case. The message does not
+    /// name the user, since the name reversed is the password.
+    #[error("password is the username spelled backwards: choose another one")]
+    PasswordIsReversedUsername,
+
     /// A PHC hash string is not a well-formed Argon2 hash.
     #[error("malformed argon2 hash: {reason}")]
     MalformedHash {

@@ -61,8 +61,12 @@
 //! characters, counted as Unicode code points; no composition rules; never truncated or
 //! normalised (passlib does not normalise either, so normalising would break lab hashes);
 //! refused when, compared case-insensitively, it is one of the 19,640 common passwords of
-//! Django's list (BSD-3-Clause, shipped in `data/`, see `data/SOURCE.md`). Logins are not
-//! held to the minimum length, so lab users with older, shorter passwords can still log in.
+//! Django's list (BSD-3-Clause, shipped in `data/`, see `data/SOURCE.md`). A new password
+//! must also not contain the username, nor be the username reversed, compared ignoring case
+//! ([`check_new_password_for_user`], NIST's "context-specific words"), when the username has
+//! at least 3 code points: shorter names are parts of too many good passwords. Logins are
+//! held to none of this but the maximum length, so lab users with older, shorter passwords,
+//! or passwords that contain their name, can still log in.
 //! Usernames ([`check_username`]): non-empty, at most 64 code points, no control characters.
 //!
 //! # Compatibility decisions
@@ -93,7 +97,7 @@ pub use error::AuthError;
 pub use params::{HashParams, Limits, Profile};
 pub use phc::{hash_password, is_hash_obsolete, verify_password, verify_password_with_limits};
 pub use policy::{
-    MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, MIN_PASSWORD_CHARS, check_new_password, check_username,
-    is_common_password,
+    MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,
+    check_new_password, check_new_password_for_user, check_username, is_common_password,
 };
 pub use store::{UserStore, Verified};

@@ -75,9 +75,13 @@ fn is_invisible_format(c: char) -> bool {
     )
 }
 
-/// Checks a new password, as NIST SP 800-63B asks: at least [`MIN_PASSWORD_CHARS`] and at
-/// most [`MAX_PASSWORD_CHARS`] Unicode code points, not a common password. No composition
-/// rules; the password is never truncated or normalised.
+/// Checks a new password on its own, as NIST SP 800-63B asks: at least
+/// [`MIN_PASSWORD_CHARS`] and at most [`MAX_PASSWORD_CHARS`] Unicode code points, not a
+/// common password. No composition rules; the password is never truncated or normalised.
+///
+/// This does not know the username: a new password for a user is checked with
+/// [`check_new_password_for_user`], which [`UserStore::register`](crate::UserStore::register)
+/// uses.
 pub fn check_new_password(password: &SecretString) -> Result<(), AuthError> {
     let password = password.expose_secret();
     let chars = password.chars().count();
@@ -93,8 +97,81 @@ pub fn check_new_password(password: &SecretString) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// Shortest username, in Unicode code points, that a new password is checked against (see
+/// [`check_new_password_for_user`]). Names of one or two characters are not checked: "al" or
+/// "li" are parts of too many good passwords ("tall", "glisten") to refuse them all.
+pub const MIN_CONTEXT_USERNAME_CHARS: usize = 3;
+
+/// Checks a new password for `username`: everything [`check_new_password`] checks, then, when
+/// the username has at least [`MIN_CONTEXT_USERNAME_CHARS`] code points, that the password
+/// neither contains the username nor is the username reversed. NIST SP 800-63B asks verifiers
+/// to refuse such "context-specific words".
+///
+/// Both comparisons ignore case: each code point is mapped to its Unicode lowercase, as for
+/// the common-password list, but code point by code point, with the Greek final sigma `ς`
+/// taken as `σ` (the one letter whose lowercase depends on its place in a word), so that a
+/// name matches wherever it appears. Nothing is normalised, so a name typed in another
+/// Unicode normalisation form (a precomposed `ë` against `e` plus a combining diaeresis) does
+/// not match. Reversing is code point by code point. Nothing else about the username is
+/// refused: a password may contain part of the name, or the reversed name inside longer text.
+///
+/// Fails with [`AuthError::PasswordContainsUsername`] or
+/// [`AuthError::PasswordIsReversedUsername`]; neither message contains the password.
+///
+/// ```
+/// use globo_auth::{AuthError, check_new_password_for_user};
+/// use secrecy::SecretString;
+///
+/// let check = |name: &str, password: &str| {
+///     check_new_password_for_user(name, &SecretString::from(password))
+/// };
+/// assert!(matches!(
+///     check("alice", "Alice-correct-horse"),
+///     Err(AuthError::PasswordContainsUsername { .. })
+/// ));
+/// assert!(matches!(
+///     check("rosalind", "dnilasor"),
+///     Err(AuthError::PasswordIsReversedUsername)
+/// ));
+/// assert!(check("alice", "correct horse battery staple").is_ok());
+/// // Names shorter than 3 characters are not checked.
+/// assert!(check("al", "al's correct horse").is_ok());
+/// ```
+pub fn check_new_password_for_user(
+    username: &str,
+    password: &SecretString,
+) -> Result<(), AuthError> {
+    check_new_password(password)?;
+    if username.chars().count() < MIN_CONTEXT_USERNAME_CHARS {
+        return Ok(());
+    }
+    let password = fold_case(password.expose_secret());
+    if password.contains(fold_case(username).as_str()) {
+        return Err(AuthError::PasswordContainsUsername { username: username.to_owned() });
+    }
+    let reversed: String = username.chars().rev().collect();
+    if *password == *fold_case(&reversed) {
+        return Err(AuthError::PasswordIsReversedUsername);
+    }
+    Ok(())
+}
+
+/// `text` with every code point replaced by its Unicode lowercase, in a zeroizing buffer.
+fn fold_case(text: &str) -> Zeroizing<String> {
+    // A code point's lowercase takes at most 1.5 times its UTF-8 length (U+023A, 2 bytes,
+    // lowercases to U+2C65, 3 bytes): room for twice as much means the buffer never moves, so
+    // no copy of a password is left behind unzeroed.
+    let mut folded = Zeroizing::new(String::with_capacity(text.len() * 2));
+    // The final sigma is the one letter whose lowercase depends on where it stands: fold it
+    // to σ so that "Νίκος" matches "ΝΊΚΟΣ" wherever either appears.
+    folded
+        .extend(text.chars().flat_map(char::to_lowercase).map(|c| if c == 'ς' { 'σ' } else { c }));
+    folded
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -108,6 +185,117 @@ mod tests {
             assert!(check_username(good).is_ok(), "{good:?}");
         }
         assert_eq!(MAX_USERNAME_CHARS, 64, "the message above says 64");
+    }
+
+    fn check(username: &str, password: &str) -> Result<(), AuthError> {
+        check_new_password_for_user(username, &SecretString::from(password))
+    }
+
+    fn contains_username(result: Result<(), AuthError>) -> bool {
+        matches!(result, Err(AuthError::PasswordContainsUsername { .. }))
+    }
+
+    #[test]
+    fn a_password_containing_the_username_is_refused_ignoring_case() {
+        for password in [
+            "alice-correct-horse",
+            "my name is alice ok",
+            "horse battery alice",
+            "ALICE-correct-horse",
+            "correct AlIcE horse",
+            "alicealicealice",
+        ] {
+            assert!(contains_username(check("alice", password)), "{password}");
+        }
+        // The name with mixed case matches the password in any case too.
+        assert!(contains_username(check("McAlice", "the mcalice password")));
+        assert!(contains_username(check("bob", "bob's password")));
+        let err = check("Alice", "Alice's long password").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "password contains the username 'Alice' (ignoring case): choose one that does not \
+             contain it"
+        );
+        assert!(!err.to_string().contains("long password"), "{err}");
+        assert!(!format!("{err:?}").contains("long password"), "{err:?}");
+    }
+
+    #[test]
+    fn a_password_equal_to_the_username_reversed_is_refused() {
+        for password in ["dnilasor", "DNILASOR", "dNiLaSoR"] {
+            let err = check("rosalind", password).unwrap_err();
+            assert!(matches!(err, AuthError::PasswordIsReversedUsername), "{password}: {err}");
+            assert!(!err.to_string().contains("rosalind") && !err.to_string().contains(password));
+        }
+        assert!(matches!(
+            check("Rosalind", "dnilasor"),
+            Err(AuthError::PasswordIsReversedUsername)
+        ));
+        // Only equality: the reversed name inside a longer password is allowed.
+        assert!(check("rosalind", "dnilasor and more words").is_ok());
+        assert!(check("rosalind", "xdnilasor").is_ok());
+        // A palindrome reversed is the name itself, so it is refused as containing it.
+        assert!(contains_username(check("hannahannah", "hannahannah")));
+    }
+
+    #[test]
+    fn usernames_shorter_than_three_characters_are_not_checked() {
+        assert_eq!(MIN_CONTEXT_USERNAME_CHARS, 3, "the docs say 3");
+        assert!(check("al", "al's correct horse").is_ok());
+        assert!(check("a", "a password with a in it").is_ok());
+        assert!(check("李雷", "李雷的密码很长很长").is_ok(), "2 code points");
+        // Three is enough, counted in code points, not bytes.
+        assert!(contains_username(check("ali", "tall alibis here")));
+        assert!(contains_username(check("李雷雷", "李雷雷的密码很长很长")));
+    }
+
+    #[test]
+    fn non_ascii_usernames_are_compared_ignoring_case() {
+        assert!(contains_username(check("Zoë", "ZOË and a horse")));
+        assert!(contains_username(check("ZOË", "my zoë password")));
+        assert!(contains_username(check("Ødegård", "ØDEGÅRD-2024-horse")));
+        assert!(contains_username(check("李雷雷", "密码李雷雷密码很长")));
+        // Capital sigma matches σ and the final ς, wherever it is.
+        assert!(contains_username(check("ΝΙΚΟΣ", "νικοσακης password")));
+        assert!(contains_username(check("νίκος", "ΝΊΚΟΣ-correct-horse")));
+        assert!(contains_username(check("ΝΊΚΟΣ", "νίκος-correct-horse")));
+        assert!(contains_username(check("Νίκος", "ΝΊΚΟΣΑΣ correct horse")));
+        // Dotted capital I lowercases to two code points, on both sides alike.
+        assert!(contains_username(check("İlker", "the İLKER password")));
+        assert!(matches!(
+            check("İlkerÖzdemir", "RIMEDZÖREKLİ"),
+            Err(AuthError::PasswordIsReversedUsername)
+        ));
+        assert!(matches!(
+            check("Zoë-Zoë-Zoë", "ËOZ-ëoz-ëoZ"),
+            Err(AuthError::PasswordIsReversedUsername)
+        ));
+        // No normalisation: a precomposed ë and e + U+0308 are different text.
+        assert!(check("Zoë", "Zoe\u{308} and a horse").is_ok());
+    }
+
+    #[test]
+    fn nothing_else_about_the_username_is_refused() {
+        // Parts of the name, the name with a letter changed, the reversed name within text.
+        for password in ["alic and horses", "lice and horses", "al1ce and horses", "ecila horses"] {
+            assert!(check("alice", password).is_ok(), "{password}");
+        }
+        // The checks without a username are still made first.
+        assert!(matches!(check("alice", "alice"), Err(AuthError::PasswordTooShort { .. })));
+        assert!(matches!(check("alice", "password123"), Err(AuthError::PasswordTooCommon)));
+        assert!(matches!(check("bob", &"x".repeat(1025)), Err(AuthError::PasswordTooLong { .. })));
+    }
+
+    #[test]
+    fn case_folding_fits_in_the_buffer_it_starts_with() {
+        // fold_case relies on no code point's lowercase being more than twice as long in UTF-8.
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let lower: usize = c.to_lowercase().map(char::len_utf8).sum();
+            assert!(lower <= 2 * c.len_utf8(), "{c:?}");
+        }
+        let text = "İȺΣ".repeat(100);
+        let folded = fold_case(&text);
+        assert_eq!(folded.capacity(), text.len() * 2, "the buffer was reallocated");
     }
 
     #[test]

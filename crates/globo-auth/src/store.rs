@@ -100,10 +100,12 @@ impl UserStore {
     ///
     /// Fails with [`AuthError::UserExists`] if the name is taken, and with a policy error if
     /// the username or password is not acceptable ([`check_username`](crate::check_username),
-    /// [`check_new_password`](crate::check_new_password)).
+    /// [`check_new_password_for_user`](crate::check_new_password_for_user): among others, a
+    /// password containing the username is refused). [`verify`](Self::verify) applies no
+    /// policy besides the maximum length, so existing users keep logging in.
     pub fn register(&self, username: &str, password: &SecretString) -> Result<(), AuthError> {
         policy::check_username(username)?;
-        policy::check_new_password(password)?;
+        policy::check_new_password_for_user(username, password)?;
         // Cheap early answer for a taken name; the check that counts is under the lock.
         if self.read()?.contains_key(username) {
             return Err(AuthError::UserExists { username: username.to_owned() });
@@ -292,11 +294,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.json");
         let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
-        let password = SecretString::from("alice's password");
+        let password = SecretString::from("wonderland password");
         store.register("alice", &password).unwrap();
         let before = std::fs::read(&path).unwrap();
         // Another process replaced the hash after we verified the one we read.
-        let stale = phc::hash_password("alice's password", Profile::TestOnlyInsecure).unwrap();
+        let stale = phc::hash_password("wonderland password", Profile::TestOnlyInsecure).unwrap();
         let params = Profile::TestOnlyInsecure.params();
         assert!(!store.rehash("alice", &stale, &password, &params).unwrap());
         assert!(!store.rehash("bob", &stale, &password, &params).unwrap());

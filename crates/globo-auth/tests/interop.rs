@@ -119,23 +119,25 @@ fn users_files_move_between_the_lab_and_globo() {
     python.run_ok(
         PY_LAB_REGISTER,
         &[path_arg],
-        "alice:wonderland rabbit\nbob:builder-of-things".as_bytes(),
+        "alice:wonderland rabbit\nbob:builder-of-things\ndave:dave's lab password".as_bytes(),
     );
     let store = UserStore::new(&path);
     let verified = store.verify("alice", &SecretString::from("wonderland rabbit")).unwrap();
     assert!(!verified.rehashed(), "lab hashes use the default profile's parameters");
     store.verify("bob", &SecretString::from("builder-of-things")).unwrap();
+    // The lab had no context-specific-word rule: such passwords keep verifying.
+    store.verify("dave", &SecretString::from("dave's lab password")).unwrap();
     assert!(matches!(
         store.verify("bob", &SecretString::from("wonderland rabbit")),
         Err(AuthError::InvalidCredentials)
     ));
 
     // globo registers into the same file; the lab verifies everyone.
-    store.register("carol", &SecretString::from("carol's long passphrase")).unwrap();
+    store.register("carol", &SecretString::from("christmas long passphrase")).unwrap();
     let out = python.run_ok(
         PY_LAB_VERIFY,
         &[path_arg],
-        "alice:wonderland rabbit\nbob:builder-of-things\ncarol:carol's long passphrase\ncarol:wrong"
+        "alice:wonderland rabbit\nbob:builder-of-things\ncarol:christmas long passphrase\ncarol:wrong"
             .as_bytes(),
     );
     assert_eq!(String::from_utf8(out).unwrap(), "True\nTrue\nTrue\nFalse\n");

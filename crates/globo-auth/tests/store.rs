@@ -111,22 +111,22 @@ fn an_obsolete_hash_is_replaced_on_successful_login() {
     let (_dir, path) = temp_users();
     UserStore::new(&path)
         .with_profile(Profile::TestOnlyInsecure)
-        .register("alice", &secret("alice's password"))
+        .register("alice", &secret("wonderland password"))
         .unwrap();
     let old = stored(&path, "alice");
     let store = UserStore::new(&path).with_profile(Profile::OwaspMinimum);
 
     // A wrong password changes nothing.
-    assert!(store.verify("alice", &secret("not alice's password")).is_err());
+    assert!(store.verify("alice", &secret("not the wonderland password")).is_err());
     assert_eq!(stored(&path, "alice"), old);
 
-    let verified = store.verify("alice", &secret("alice's password")).unwrap();
+    let verified = store.verify("alice", &secret("wonderland password")).unwrap();
     assert!(verified.rehashed());
     assert!(verified.rehash_error().is_none());
     let new = stored(&path, "alice");
     assert!(new.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{new}");
     // Now current: no second rehash, and the new hash still verifies.
-    assert!(!store.verify("alice", &secret("alice's password")).unwrap().rehashed());
+    assert!(!store.verify("alice", &secret("wonderland password")).unwrap().rehashed());
     assert_eq!(stored(&path, "alice"), new);
 }
 
@@ -177,7 +177,7 @@ fn a_corrupt_or_non_object_users_file_is_reported_and_never_overwritten() {
         [(&b"{\"alice\": \"$argon2id$"[..], false), (b"[\"alice\"]", true), (b"", false)]
     {
         fs::write(&path, content).unwrap();
-        let err = store.register("bob", &secret("bob's password")).unwrap_err();
+        let err = store.register("bob", &secret("builder password")).unwrap_err();
         let message = err.to_string();
         assert!(message.contains(path.to_str().unwrap()), "{message}");
         assert!(message.contains("will not overwrite"), "{message}");
@@ -218,7 +218,7 @@ fn a_bad_entry_is_an_error_naming_the_user() {
         }
     }
     // Other users are unaffected and the file is kept as it was (plus the new user).
-    store.register("alice", &secret("alice's password")).unwrap();
+    store.register("alice", &secret("wonderland password")).unwrap();
     let now = users(&path);
     assert_eq!(now.len(), 5);
     assert_eq!(now["number"], 42);
@@ -231,7 +231,7 @@ fn the_users_file_is_private_and_locked_through_a_sidecar() {
     let (dir, path) = temp_users();
     UserStore::new(&path)
         .with_profile(TEST)
-        .register("alice", &secret("alice's password"))
+        .register("alice", &secret("wonderland password"))
         .unwrap();
     assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     let mut names: Vec<String> = fs::read_dir(dir.path())
@@ -294,6 +294,45 @@ fn new_passwords_follow_nist_800_63b() {
     assert!(globo_auth::is_common_password("123456"));
     assert!(!globo_auth::is_common_password("correct horse battery staple"));
     assert!(!store.usernames().unwrap().contains(&"h".to_owned()));
+}
+
+#[test]
+fn new_passwords_must_not_contain_the_username() {
+    let (_dir, path) = temp_users();
+    let store = UserStore::new(&path).with_profile(TEST);
+    store.register("bob", &secret("builder password")).unwrap();
+    let before = fs::read(&path).unwrap();
+
+    for password in ["alice-correct-horse", "Correct-ALICE-horse"] {
+        let err = store.register("alice", &secret(password)).unwrap_err();
+        assert!(
+            matches!(&err, AuthError::PasswordContainsUsername { username } if username == "alice")
+        );
+        assert!(!err.to_string().contains("horse"), "{err}");
+    }
+    let err = store.register("rosalind", &secret("DNILASOR")).unwrap_err();
+    assert!(matches!(err, AuthError::PasswordIsReversedUsername), "{err}");
+    // Nothing was written, and the refused users cannot log in.
+    assert_eq!(fs::read(&path).unwrap(), before);
+    assert!(store.verify("alice", &secret("alice-correct-horse")).is_err());
+
+    // Short names are not checked; other passwords for the same name are fine.
+    store.register("al", &secret("al's correct horse")).unwrap();
+    store.register("alice", &secret("correct horse battery")).unwrap();
+    store.register("rosalind", &secret("dnilasor and more")).unwrap();
+    assert_eq!(users(&path).len(), 4);
+}
+
+#[test]
+fn existing_passwords_containing_the_username_still_log_in() {
+    // The lab had no such rule: its users keep logging in, and a weak hash is still upgraded.
+    let (_dir, path) = temp_users();
+    let hash = hash_password("alice's password", TEST).unwrap();
+    fs::write(&path, serde_json::json!({ "alice": hash }).to_string()).unwrap();
+    let store = UserStore::new(&path).with_profile(Profile::OwaspMinimum);
+    let verified = store.verify("alice", &secret("alice's password")).unwrap();
+    assert!(verified.rehashed() && verified.rehash_error().is_none());
+    assert!(!store.verify("alice", &secret("alice's password")).unwrap().rehashed());
 }
 
 #[test]
