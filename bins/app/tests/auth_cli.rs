@@ -102,6 +102,36 @@ fn rejected_passwords_are_explained_without_being_echoed() {
 }
 
 #[test]
+fn a_password_containing_the_username_is_refused_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        run(d, &["register", "bob", "--password-stdin"], "a fine passphrase\n").status.success()
+    );
+    let before = std::fs::read(d.join("users.json")).unwrap();
+    for password in ["alice-correct-horse", "Correct-ALICE-horse"] {
+        let out = run(d, &["register", "alice", "--password-stdin"], &format!("{password}\n"));
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            stderr(&out),
+            "password contains the username 'alice' (ignoring case): choose one that does not \
+             contain it\n"
+        );
+        assert!(!text(&out.stderr).contains(password), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "");
+        assert_eq!(std::fs::read(d.join("users.json")).unwrap(), before);
+    }
+    let out = run(d, &["register", "rosalind", "--password-stdin"], "Dnilasor\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "password is the username spelled backwards: choose another one\n");
+    assert_eq!(std::fs::read(d.join("users.json")).unwrap(), before);
+    // Another password for the same name is accepted.
+    let out = run(d, &["register", "alice", "--password-stdin"], "correct horse battery\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(users(d).len(), 2);
+}
+
+#[test]
 fn without_a_terminal_the_password_must_come_from_password_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &["register", "alice"], "a fine passphrase\n");

@@ -127,7 +127,8 @@ fn register_killed_at_random_moments_never_loses_a_user() {
             .register(&format!("seed{i}"), &SecretString::from(format!("password seed {i}")))
             .unwrap();
     }
-    let budget = duration_of(d, &["register", "probe", "--password-stdin"], "password for timing\n");
+    let budget =
+        duration_of(d, &["register", "probe", "--password-stdin"], "password for timing\n");
     let max_us = (budget.as_micros() as u64).max(1000);
 
     let mut expected: Vec<String> = users(&path).keys().cloned().collect();

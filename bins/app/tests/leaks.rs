@@ -93,6 +93,15 @@ fn auth_error_paths_never_print_the_password() {
         none,
         &["password123"],
     );
+    // A password holding the username: the message names the user, not the password.
+    let holds_name = format!("{PASSWORD}-grace");
+    fails_without_leaking(
+        d,
+        &["register", "grace", "--password-stdin"],
+        &format!("{holds_name}\n"),
+        none,
+        &[holds_name.as_str(), PASSWORD],
+    );
     // Bad usernames are not secret, but the password still must not appear.
     fails_without_leaking(d, &["register", "bad\u{7}name", "--password-stdin"], &line, none, s);
     // A users entry that is not a hash (here: someone stored the plaintext password).
@@ -318,6 +327,11 @@ fn library_types_redact_secrets_in_debug_and_panics() {
     assert_clean("UserStore", &format!("{store:?}"), &s);
     let policy = auth::check_new_password(&SecretString::from("password123"));
     assert_clean("policy error", &format!("{policy:?}"), &["password123"]);
+    let holds_name = SecretString::from(format!("{PASSWORD}-grace"));
+    let policy = auth::check_new_password_for_user("grace", &holds_name);
+    assert!(policy.is_err());
+    assert_clean("username policy error", &format!("{policy:?}"), &s);
+    assert_clean("username policy panic", &panic_message(policy), &s);
     std::fs::write(&users, format!("{{\"bob\": \"{PASSWORD}\"}}")).unwrap();
     let entry = store.verify("bob", &SecretString::from(PASSWORD)).map(drop);
     assert_clean("bad entry panic", &panic_message(entry), &s);
