@@ -63,6 +63,15 @@
 //! locks guard one data file each while a folder's temporary files belong to all of them. A
 //! residue therefore lives until the first write in its folder after it is an hour old.
 //!
+//! # Owner and mode
+//!
+//! Every file written has mode `0600`. A file that replaces another ([`write_atomic`],
+//! [`AtomicFile`]) keeps the replaced file's owner and group where this process may set them
+//! (as root, or a group it belongs to), so an administrator running `app register` as root on a
+//! service's `users.json` does not leave the service unable to read it; without that right the
+//! new file belongs to the writer, like any new file. A group- or world-readable mode is not
+//! kept: `0600` is the point.
+//!
 //! # Symbolic links
 //!
 //! globo never writes through a symbolic link. [`write_atomic`] and [`AtomicFile`] replace a

@@ -91,7 +91,11 @@ impl Temp {
     /// Flushes the content to disk, then gives it the destination's name and flushes the
     /// folder. On success, stale temporary files in the folder are removed (best effort, see
     /// [`crate::remove_stale_temp_files`]).
-    pub(crate) fn persist(self, how: Publish) -> Result<(), FsError> {
+    pub(crate) fn persist(mut self, how: Publish) -> Result<(), FsError> {
+        if how == Publish::Replace {
+            let target = self.target.clone();
+            keep_owner(self.file_mut(), &target);
+        }
         let Self { inner, target } = self;
         let operation = match how {
             Publish::Replace => "replace",
@@ -111,6 +115,32 @@ impl Temp {
         let _ = stale::remove_stale_temp_files(parent_dir(&target));
         Ok(())
     }
+}
+
+/// Gives the new file the owner and group of the regular file it replaces, where this process
+/// may (root, or a group it belongs to): an administrator running `app register` as root on a
+/// service's `users.json` must not leave the service unable to read it. Best effort: without
+/// the right (no `CAP_CHOWN`), the new file belongs to the writer, as any new file does. The
+/// mode stays `0600`. A symbolic link at the destination is not followed (it is replaced).
+fn keep_owner(file: &File, target: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let Ok(old) = std::fs::symlink_metadata(target) else { return };
+        let Ok(new) = file.metadata() else { return };
+        if !old.file_type().is_file() {
+            return;
+        }
+        let uid = (old.uid() != new.uid()).then_some(old.uid());
+        let gid = (old.gid() != new.gid()).then_some(old.gid());
+        if uid.is_some() || gid.is_some() {
+            // The owner first and the group alone if that is refused (a group of ours).
+            if std::os::unix::fs::fchown(file, uid, gid).is_err() && gid.is_some() {
+                let _ = std::os::unix::fs::fchown(file, None, gid);
+            }
+        }
+    }
+    let _ = (file, target);
 }
 
 /// `fsync(2)` of the content, before any name points at it.

@@ -444,3 +444,52 @@ fn the_named_fallback_killed_mid_write_leaves_a_private_file_that_is_swept() {
         assert_eq!(remove_stale_temp_files(dir.path()).unwrap(), left);
     }
 }
+
+// ---- The owner of a replaced file. ----
+
+/// Whether this process is root; the owner tests need it (CI runs as root), and with
+/// `CI=true` not being root is a failure, not a skip.
+#[allow(clippy::print_stderr)]
+fn root_or_skip(test: &str) -> bool {
+    if rustix::process::geteuid().is_root() {
+        return true;
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{test} needs root (CI runs as root)");
+    eprintln!("SKIPPED {test}: needs root");
+    false
+}
+
+#[test]
+fn a_replaced_file_keeps_its_owner_and_group_and_mode_0600() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    if !root_or_skip("a_replaced_file_keeps_its_owner_and_group_and_mode_0600") {
+        return;
+    }
+    for job in ["write_atomic", "stream", "write_atomic-named", "stream-named"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        fs::write(&path, OLD).unwrap();
+        std::os::unix::fs::chown(&path, Some(4321), Some(8765)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        run_job(job, &path);
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (4321, 8765), "{job}");
+        assert_eq!(mode(&path), 0o600, "{job}");
+        assert_eq!(fs::read(&path).unwrap(), NEW, "{job}");
+    }
+    // A new file, and a file that replaces a symbolic link, belong to the writer.
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("secret.key");
+    create_new(&fresh, NEW).unwrap();
+    assert_eq!(fs::metadata(&fresh).unwrap().uid(), 0);
+    let other = dir.path().join("other");
+    fs::write(&other, OLD).unwrap();
+    std::os::unix::fs::chown(&other, Some(4321), Some(8765)).unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&other, &link).unwrap();
+    write_atomic(&link, NEW).unwrap();
+    let meta = fs::symlink_metadata(&link).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
+    assert_eq!(fs::read(&other).unwrap(), OLD, "the link's target is untouched");
+}
