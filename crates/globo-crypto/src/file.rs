@@ -34,13 +34,31 @@ pub fn read_token_file(path: &Path) -> Result<String, CryptoError> {
     Ok(text)
 }
 
-fn read_plaintext(path: &Path) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Zeroizing::new(bytes)),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            Err(CryptoError::PlaintextNotFound { path: path.to_path_buf() })
+/// Opens the plaintext file for reading.
+fn open_plaintext(path: &Path) -> Result<File, CryptoError> {
+    File::open(path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => CryptoError::PlaintextNotFound { path: path.to_path_buf() },
+        _ => CryptoError::io("read", path, e),
+    })
+}
+
+/// Whether `reader` yields exactly `expected`, read in 64 KiB pieces (zeroized after use).
+fn same_content(reader: &mut impl std::io::Read, expected: &[u8]) -> std::io::Result<bool> {
+    let mut buf = Zeroizing::new(vec![0u8; 64 << 10]);
+    let mut rest = expected;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(rest.is_empty());
         }
-        Err(e) => Err(CryptoError::io("read", path, e)),
+        match rest.split_at_checked(n) {
+            Some((head, tail)) if head == &buf[..n] => rest = tail,
+            _ => return Ok(false),
+        }
     }
 }
 
@@ -170,9 +188,13 @@ pub fn remove_plaintext_verified(
         // The ciphertext would be locked under the very key being deleted.
         return Err(CryptoError::KeyFileProtected { path: plaintext.to_path_buf() });
     }
-    let original = read_plaintext(plaintext)?;
+    // The plaintext is opened first (a missing one is reported before any decryption), then
+    // compared piece by piece with the decryption: memory holds the plaintext once, not twice.
+    let mut original = open_plaintext(plaintext)?;
     let decrypted = decrypt_file_to_memory(keys, ciphertext)?;
-    if original.as_slice() != decrypted.as_slice() {
+    let same = same_content(&mut original, &decrypted)
+        .map_err(|e| CryptoError::io("read", plaintext, e))?;
+    if !same {
         return Err(CryptoError::VerificationFailed {
             plaintext: plaintext.to_path_buf(),
             ciphertext: ciphertext.to_path_buf(),
@@ -277,4 +299,40 @@ pub(crate) fn reencrypt_file(keys: &crate::Keyring, path: &Path) -> Result<bool,
     }
     globo_fs::write_atomic(path, rotated.as_bytes())?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::same_content;
+
+    /// A reader that returns at most `step` bytes a call.
+    struct Chunky<'a>(&'a [u8], usize);
+
+    impl std::io::Read for Chunky<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn same_content_compares_every_byte_and_the_length() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        for step in [1, 7, 4096, 65_536, 1 << 20] {
+            assert!(same_content(&mut Chunky(&data, step), &data).unwrap(), "{step}");
+            assert!(!same_content(&mut Chunky(&data[..data.len() - 1], step), &data).unwrap());
+            assert!(!same_content(&mut Chunky(&data, step), &data[..data.len() - 1]).unwrap());
+            for at in [0, 1, 65_535, 65_536, 100_000, data.len() - 1] {
+                let mut other = data.clone();
+                other[at] ^= 1;
+                assert!(!same_content(&mut Chunky(&other, step), &data).unwrap(), "{step} {at}");
+            }
+        }
+        assert!(same_content(&mut Chunky(b"", 1), b"").unwrap());
+        assert!(!same_content(&mut std::io::repeat(0), &[0; 10]).unwrap(), "endless input");
+    }
 }
