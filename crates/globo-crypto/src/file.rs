@@ -228,9 +228,18 @@ pub fn inspect_file(path: &Path) -> Result<TokenInfo, CryptoError> {
         }
         Err(e) => return Err(CryptoError::io("read", path, e)),
     };
-    let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
-    let token = if regular {
-        read_token_file(path)?
+    let metadata = file.metadata().map_err(|e| CryptoError::io("read", path, e))?;
+    let token = if metadata.is_file() {
+        // Read in pieces and checked as decryption would, without holding the token.
+        let len = usize::try_from(metadata.len()).map_err(|_| CryptoError::MalformedToken)?;
+        let newline = len % 4 == 1;
+        let chars = if newline { len - 1 } else { len };
+        let source = stream::ReaderSource::new(file, newline);
+        return match stream::inspect_stream(chars, source) {
+            Ok((timestamp, ciphertext_len)) => Ok(TokenInfo { timestamp, ciphertext_len }),
+            Err(StreamError::Read(e)) => Err(CryptoError::io("read", path, e)),
+            Err(_) => Err(CryptoError::MalformedToken),
+        };
     } else {
         read_unsized_token(file, path).map_err(|e| match e {
             CryptoError::Decryption => CryptoError::MalformedToken,

@@ -588,6 +588,40 @@ fn raw_len(chars: usize) -> Option<usize> {
     })
 }
 
+/// Reads a token's timestamp and ciphertext length from `source` (`chars` characters) without
+/// decrypting it or holding it in memory: the structure and every quad are checked exactly as
+/// [`decrypt_stream`] decodes them (and as the whole-token [`crate::inspect`] does), in pieces.
+pub(crate) fn inspect_stream(
+    chars: usize,
+    mut source: impl CharSource,
+) -> Result<(u64, usize), StreamError> {
+    let n_raw = raw_len(chars).ok_or(StreamError::Decryption)?;
+    let mut first = [0u8; 27];
+    decode_full_quads(source.take(36)?, &mut first)?;
+    if first[0] != VERSION {
+        return Err(StreamError::Decryption);
+    }
+    let mut timestamp = [0u8; 8];
+    timestamp.copy_from_slice(&first[1..9]);
+    let mut scratch = vec![0u8; PIECE_CHARS / 4 * 3];
+    let middle_chars = chars - 40;
+    let mut left = middle_chars;
+    while left > 0 {
+        let n = left.min(PIECE_CHARS);
+        decode_full_quads(source.take(n)?, &mut scratch[..n / 4 * 3])?;
+        left -= n;
+    }
+    // The last quad, canonically, giving exactly the bytes the length calls for.
+    let last_len = n_raw - HEADER_LEN - 2 - middle_chars / 4 * 3;
+    let mut last = [0u8; 3];
+    match STRICT_URL_SAFE.decode_slice(source.take(4)?, &mut last) {
+        Ok(n) if n == last_len => {}
+        _ => return Err(StreamError::Decryption),
+    }
+    source.finish()?;
+    Ok((u64::from_be_bytes(timestamp), n_raw - HEADER_LEN - TAG_LEN))
+}
+
 /// HMACs, one per key, of the authenticated part of a token.
 struct Authenticator {
     macs: Vec<HmacSha256>,
@@ -926,6 +960,38 @@ mod tests {
                 for result in decrypt_both_ways(&key, cut) {
                     assert!(matches!(result, Err(StreamError::Decryption)));
                 }
+            }
+        }
+    }
+
+    /// The streaming inspection accepts and reports exactly what the whole-token one does,
+    /// at every boundary size and for tokens changed anywhere.
+    #[test]
+    fn streaming_inspection_agrees_with_the_whole_token() {
+        let key = Key::generate().unwrap();
+        let whole = |t: &str| crate::inspect(t).ok().map(|i| (i.timestamp, i.ciphertext_len));
+        let streamed = |t: &str| {
+            let a = inspect_stream(t.len(), SliceSource::new(t.as_bytes())).ok();
+            let b = inspect_stream(t.len(), ReaderSource::new(t.as_bytes(), false)).ok();
+            assert_eq!(a, b, "{t:.40}");
+            a
+        };
+        for size in [0usize, 1, 15, 16, 17, 47, 48, CHUNK - 1, CHUNK, PIECE_CHARS / 4 * 3 + 5] {
+            let token = encrypt_reference(&key, &random(size), 77, &[9; 16]);
+            assert_eq!(streamed(&token), Some((77, (size / 16 + 1) * 16)), "{size}");
+            let bytes = token.as_bytes();
+            let n = bytes.len();
+            for i in [0, 1, 2, 35, 36, 37, n / 2, n - 5, n - 4, n - 3, n - 2, n - 1] {
+                for replacement in [b'A', b'g', b'_', b'=', b'\n', b'+'] {
+                    let mut t = bytes.to_vec();
+                    t[i] = replacement;
+                    let t = String::from_utf8(t).unwrap();
+                    assert_eq!(streamed(&t), whole(&t), "{size} {i} {replacement}");
+                }
+            }
+            for cut in [&token[..n - 4], &token[4..], &token[..n - 1]] {
+                assert_eq!(streamed(cut), None);
+                assert_eq!(whole(cut), None);
             }
         }
     }
