@@ -27,17 +27,6 @@ const BIG_RUNS: usize = 3;
 const SECRET_NAME: &str = "PAYMENT_GATEWAY_API_KEY";
 const SECRET_VALUE: &str = "local-dev-payment-key-123456";
 
-fn app_binary(root: &Path) -> (PathBuf, &'static str) {
-    if let Some(bin) = std::env::var_os("GLOBO_APP_BIN") {
-        return (PathBuf::from(bin), "GLOBO_APP_BIN");
-    }
-    let release = root.join("target/release/app");
-    if release.is_file() {
-        return (release, "release");
-    }
-    (root.join("target/debug/app"), "debug (build --release for representative figures)")
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -82,7 +71,7 @@ fn measured(dir: &Path, program: &Path, args: &[&str]) -> (f64, u64) {
 
 fn main() {
     let root = globo_testkit::workspace_root();
-    let (app, app_kind) = app_binary(&root);
+    let (app, app_kind) = globo_testkit::app_binary();
     let python = globo_testkit::python(&["cryptography", "dotenv", "boto3"])
         .expect("the project venv (scripts/python-env)");
     let lab = root.join("python/lab");

@@ -34,6 +34,14 @@ pub fn read_token_file(path: &Path) -> Result<String, CryptoError> {
     Ok(text)
 }
 
+/// Opens a ciphertext file for reading.
+fn open_ciphertext(path: &Path) -> Result<File, CryptoError> {
+    File::open(path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => CryptoError::CiphertextNotFound { path: path.to_path_buf() },
+        _ => CryptoError::io("read", path, e),
+    })
+}
+
 /// Opens the plaintext file for reading.
 fn open_plaintext(path: &Path) -> Result<File, CryptoError> {
     File::open(path).map_err(|e| match e.kind() {
@@ -134,13 +142,7 @@ fn decrypt_file(
     path: &Path,
     age: Option<(u64, u64)>,
 ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(CryptoError::CiphertextNotFound { path: path.to_path_buf() });
-        }
-        Err(e) => return Err(CryptoError::io("read", path, e)),
-    };
+    let file = open_ciphertext(path)?;
     let metadata = file.metadata().map_err(|e| CryptoError::io("read", path, e))?;
     if !metadata.is_file() {
         // A pipe or a device (`--in /dev/stdin`) has no length to size the buffer with: read
@@ -221,13 +223,7 @@ pub(crate) fn sync_parent(path: &Path) -> Result<(), CryptoError> {
 
 /// What a ciphertext file's token reveals without the key (see [`crate::inspect`]).
 pub fn inspect_file(path: &Path) -> Result<TokenInfo, CryptoError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(CryptoError::CiphertextNotFound { path: path.to_path_buf() });
-        }
-        Err(e) => return Err(CryptoError::io("read", path, e)),
-    };
+    let file = open_ciphertext(path)?;
     let metadata = file.metadata().map_err(|e| CryptoError::io("read", path, e))?;
     let token = if metadata.is_file() {
         // Read in pieces and checked as decryption would, without holding the token.

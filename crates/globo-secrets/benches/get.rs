@@ -7,7 +7,7 @@
 //! `cargo build --release -p globo-app`); which one is printed.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,17 +36,6 @@ fn ms(d: Duration) -> String {
 
 fn us(d: Duration) -> String {
     format!("{:8.1} µs", d.as_secs_f64() * 1e6)
-}
-
-fn app_binary(root: &Path) -> (PathBuf, &'static str) {
-    if let Some(bin) = std::env::var_os("GLOBO_APP_BIN") {
-        return (PathBuf::from(bin), "GLOBO_APP_BIN");
-    }
-    let release = root.join("target/release/app");
-    if release.is_file() {
-        return (release, "release");
-    }
-    (root.join("target/debug/app"), "debug (build --release for representative figures)")
 }
 
 /// Median wall time of running `command` (a closure building it) RUNS times; checks stdout.
@@ -95,7 +84,7 @@ fn main() {
         aws
     });
 
-    let (app, app_kind) = app_binary(&root);
+    let (app, app_kind) = globo_testkit::app_binary();
     let python = globo_testkit::python(&["dotenv", "boto3"]).expect("the project venv");
     let script = root.join("python/lab/secrets_get.py");
     let command = |program: &Path, args: &[&str], env: &[(&str, &str)]| {

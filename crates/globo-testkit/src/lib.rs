@@ -47,6 +47,21 @@ pub fn workspace_root() -> PathBuf {
         .expect("workspace root exists")
 }
 
+/// The `app` binary benchmarks measure, and how it was chosen: `$GLOBO_APP_BIN` (`scripts/bench`
+/// sets it to the shipped build from `scripts/build-release`), else `target/release/app`, else
+/// `target/debug/app` (not representative: build a release first).
+pub fn app_binary() -> (PathBuf, &'static str) {
+    if let Some(bin) = std::env::var_os("GLOBO_APP_BIN") {
+        return (PathBuf::from(bin), "GLOBO_APP_BIN");
+    }
+    let root = workspace_root();
+    let release = root.join("target/release/app");
+    if release.is_file() {
+        return (release, "release");
+    }
+    (root.join("target/debug/app"), "debug (build --release for representative figures)")
+}
+
 /// The test-vector folder: `testdata/vectors` (argon2/, fernet/), with provenance in SOURCE.md.
 pub fn vectors_dir() -> PathBuf {
     workspace_root().join("testdata/vectors")
