@@ -105,6 +105,31 @@ fn encrypt_then_show_prints_json_like_python() {
     }
 }
 
+/// Issue 11 item 12: Python prints integers of any width exactly and floats with `repr`;
+/// `serde_json` printed 123456789012345678901234567890 as 1.2345678901234568e29 and 1e16 as
+/// 1e16.
+#[test]
+fn show_prints_wide_integers_and_floats_exactly_as_python() {
+    const NUMBERS: &str = r#"{"account_id": 123456789012345678901234567890, "negative": -98765432109876543210,
+"ratio": 1e16, "small": 0.00001, "tie": 1947292239574953.2177224268196, "max": 1e400, "id": 1, "id": 2}"#;
+    let dir = tempfile::tempdir().unwrap();
+    ok(&app(dir.path(), &["config", "init-key"]));
+    std::fs::write(dir.path().join("numbers.json"), NUMBERS).unwrap();
+    ok(&app(dir.path(), &["config", "encrypt", "numbers.json", "--out", "numbers.enc"]));
+    let shown = ok(&app(dir.path(), &["config", "show", "--in", "numbers.enc"]));
+    assert!(shown.contains("\"account_id\": 123456789012345678901234567890,"), "{shown}");
+    assert!(shown.contains("\"negative\": -98765432109876543210,"), "{shown}");
+    assert!(shown.contains("\"ratio\": 1e+16,"), "{shown}");
+    if let Some(py) = globo_testkit::python(&["json"]) {
+        let expected = py.run_ok(
+            "import json, sys; print(json.dumps(json.loads(sys.stdin.buffer.read()), indent=2))",
+            &[],
+            NUMBERS.as_bytes(),
+        );
+        assert_eq!(shown, String::from_utf8(expected).unwrap());
+    }
+}
+
 #[test]
 fn remove_plaintext_after_verification() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,6 @@
 //! `app config ...`: the Fernet-encrypted configuration (init-key, encrypt, show, rotate-key,
 //! inspect). The key is the key file in local mode, a Secrets Manager secret in prod mode.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -285,39 +284,16 @@ fn show(args: &ShowArgs) -> Result<(), Failure> {
     written.and_then(|()| stdout.flush()).map_err(|e| Failure::msg(format!("cannot write: {e}")))
 }
 
-/// Pretty-prints JSON as the lab's `json.dumps(value, indent=2)`: key order kept, 2-space
-/// indent, `", "`/`": "` separators, and non-ASCII characters escaped as `\uXXXX`
-/// (`ensure_ascii`). An error names the position only, never the content.
+/// Prints JSON as the lab's `json.dumps(json.loads(plaintext), indent=2)` does, byte for byte
+/// (globo-json: integers of any size, Python's float repr, `ensure_ascii`, duplicate keys). An
+/// error names the position only, never the content.
 fn pretty_json(plaintext: &[u8], path: &Path) -> Result<Zeroizing<String>, Failure> {
-    let value: serde_json::Value = serde_json::from_slice(plaintext).map_err(|e| {
-        let kind = match e.classify() {
-            serde_json::error::Category::Eof => "unexpected end of data",
-            _ => "syntax error",
-        };
+    globo_json::python_pretty(plaintext).map_err(|e| {
         Failure::msg(format!(
-            "The decrypted configuration in '{}' is not valid JSON: {kind} at line {}, column {}.",
-            path.display(),
-            e.line(),
-            e.column()
+            "The decrypted configuration in '{}' is not valid JSON: {e}.",
+            path.display()
         ))
-    })?;
-    let pretty = Zeroizing::new(
-        serde_json::to_string_pretty(&value)
-            .map_err(|_| Failure::msg("cannot format the configuration as JSON"))?,
-    );
-    let mut out = Zeroizing::new(String::with_capacity(pretty.len()));
-    for c in pretty.chars() {
-        // Outside strings the output is pure ASCII, so escaping every non-ASCII character
-        // (and DEL, which Python escapes too) only touches string contents.
-        if c.is_ascii() && c != '\x7f' {
-            out.push(c);
-        } else {
-            for unit in c.encode_utf16(&mut [0u16; 2]) {
-                let _ = write!(out, "\\u{unit:04x}");
-            }
-        }
-    }
-    Ok(out)
+    })
 }
 
 /// The test hook for crash-safety tests. In debug builds only, `GLOBO_TEST_CRASH_AT=<step>`
