@@ -192,6 +192,12 @@ impl AwsProvider {
         let Some(region) = config.region() else {
             return Err(SecretsError::NoRegion);
         };
+        let region_name = region.as_ref();
+        if region_name.is_empty()
+            || !region_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(SecretsError::InvalidRegion { region: region_name.escape_debug().to_string() });
+        }
         let endpoint = endpoint_of(config, region.as_ref());
         check_endpoint(&endpoint, "")?;
         let mut timeouts = config.timeout_config().cloned().unwrap_or_else(bounded_timeouts);

@@ -199,6 +199,15 @@ pub enum SecretsError {
          or, for the emulator, in .env; or set 'region' in the AWS profile in use"
     )]
     NoRegion,
+    /// The configured region is not a region name, so no endpoint can be built from it.
+    #[error(
+        "the AWS region '{region}' is not a region name (letters, digits and '-', e.g. \
+         us-east-1): fix AWS_REGION (or AWS_DEFAULT_REGION, or 'region' in the AWS profile)"
+    )]
+    InvalidRegion {
+        /// The region, with control characters escaped.
+        region: String,
+    },
     /// The Secrets Manager endpoint (from `AWS_ENDPOINT_URL`, or built from the region) is not
     /// a URL a request can be sent to.
     #[error(

@@ -328,3 +328,63 @@ async fn the_seeder_never_replaces_a_fernet_key() {
     let v2 = SecretString::from("v2");
     assert_eq!(plain.seed("API_KEY", &v2).await.unwrap(), SeedOutcome::Updated);
 }
+
+/// Answers every request like an ordinary web server: `404 Not Found` and an HTML page.
+fn web_server_endpoint() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf);
+                let body = "<html><body><h1>Not Found</h1></body></html>";
+                let response = format!(
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes());
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn an_endpoint_that_is_not_secrets_manager_is_named_with_its_status() {
+    let endpoint = web_server_endpoint();
+    let provider = provider_for(&endpoint).await;
+    let error = provider.get("API_KEY").await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("{endpoint} did not answer as Secrets Manager (HTTP 404")),
+        "{message}"
+    );
+    assert!(message.contains("AWS_ENDPOINT_URL"), "{message}");
+    assert!(!message.contains("unknown") && !message.contains("<html>"), "{message}");
+    assert!(!error.is_transient() && !error.is_not_found(), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_missing_or_malformed_region_or_endpoint_says_what_to_set() {
+    use globo_secrets::Region;
+    // Built by hand: neither the process environment nor a profile can supply a region.
+    let base = || {
+        aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest())
+    };
+    let error = AwsProvider::from_sdk_config(&base().build()).unwrap_err();
+    let message = error.to_string();
+    assert!(message.starts_with("no AWS region configured: set AWS_REGION"), "{message}");
+    assert!(!message.contains("malformed configuration"), "{message}");
+
+    let config = base().region(Region::new("us east-1")).build();
+    let message = AwsProvider::from_sdk_config(&config).unwrap_err().to_string();
+    assert!(message.contains("region 'us east-1' is not a region name"), "{message}");
+
+    let config =
+        base().region(Region::new("us-east-1")).endpoint_url("http://[bad").build();
+    let message = AwsProvider::from_sdk_config(&config).unwrap_err().to_string();
+    assert!(message.contains("endpoint 'http://[bad' is not a valid URL"), "{message}");
+}
