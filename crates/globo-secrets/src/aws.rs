@@ -206,7 +206,8 @@ impl AwsProvider {
             aws_sdk_secretsmanager::config::Builder::from(config).timeout_config(timeouts);
         Ok(Self {
             client: Client::from_conf(service.build()),
-            endpoint,
+            // Only for messages: credentials in the URL are not repeated.
+            endpoint: without_userinfo(&endpoint),
             endpoint_origin: None,
             version: VersionSelector::Current,
         })
@@ -399,10 +400,24 @@ pub(crate) fn check_aws_name(name: &str) -> Result<(), SecretsError> {
 fn check_endpoint(endpoint: &str, origin: &str) -> Result<(), SecretsError> {
     let mut probe = aws_sdk_secretsmanager::config::http::HttpRequest::empty();
     probe.uri_mut().set_endpoint(endpoint).map_err(|error| SecretsError::InvalidEndpoint {
-        endpoint: endpoint.escape_debug().to_string(),
+        endpoint: without_userinfo(endpoint).escape_debug().to_string(),
         origin: origin.to_owned(),
         reason: error_chain(&error),
     })
+}
+
+/// `endpoint` for messages: a user and password in it (`https://user:password@host`) are
+/// replaced by `[REDACTED]`.
+fn without_userinfo(endpoint: &str) -> String {
+    let (scheme, rest) = match endpoint.find("://") {
+        Some(at) => endpoint.split_at(at + 3),
+        None => ("", endpoint),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}[REDACTED]{}", &rest[at..]),
+        None => endpoint.to_owned(),
+    }
 }
 
 /// `error` and its sources, joined with `: ` (for errors known to hold no secret).

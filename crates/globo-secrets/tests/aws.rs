@@ -388,3 +388,27 @@ async fn a_missing_or_malformed_region_or_endpoint_says_what_to_set() {
     let message = AwsProvider::from_sdk_config(&config).unwrap_err().to_string();
     assert!(message.contains("endpoint 'http://[bad' is not a valid URL"), "{message}");
 }
+
+#[tokio::test]
+async fn a_password_in_the_endpoint_url_is_never_repeated() {
+    use globo_secrets::Region;
+    let base = || {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+    };
+    // Unreachable (port 9) and malformed: neither message repeats the password.
+    let config = base().endpoint_url("http://user:hunter2-pass@127.0.0.1:9/").build();
+    let provider = AwsProvider::from_sdk_config(&config).unwrap();
+    assert_eq!(provider.endpoint(), "http://[REDACTED]@127.0.0.1:9/");
+    assert!(!format!("{provider:?}").contains("hunter2"));
+    let error = provider.get("API_KEY").await.unwrap_err();
+    let mut layer: Option<&dyn std::error::Error> = Some(&error);
+    while let Some(current) = layer {
+        assert!(!current.to_string().contains("hunter2"), "{current}");
+        layer = current.source();
+    }
+    let config = base().endpoint_url("http://user:hunter2-pass@[bad").build();
+    let message = AwsProvider::from_sdk_config(&config).unwrap_err().to_string();
+    assert!(message.contains("'http://[REDACTED]@[bad'") && !message.contains("hunter2"), "{message}");
+}
