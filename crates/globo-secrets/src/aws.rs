@@ -408,7 +408,7 @@ fn check_endpoint(endpoint: &str, origin: &str) -> Result<(), SecretsError> {
 
 /// `endpoint` for messages: a user and password in it (`https://user:password@host`) are
 /// replaced by `[REDACTED]`.
-fn without_userinfo(endpoint: &str) -> String {
+pub(crate) fn without_userinfo(endpoint: &str) -> String {
     let (scheme, rest) = match endpoint.find("://") {
         Some(at) => endpoint.split_at(at + 3),
         None => ("", endpoint),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::aws::without_userinfo;
 use crate::{Environment, SecretsError, local::read_env_file};
 
 /// The variables production mode may take from `.env`, in groups. Nothing else is read from
@@ -187,8 +188,11 @@ impl fmt::Debug for AwsSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let set = |v: &Option<SecretString>| if v.is_some() { "[SET]" } else { "[UNSET]" };
         f.debug_struct("AwsSettings")
-            .field("endpoint_url", &self.endpoint_url)
-            .field("endpoint_url_secrets_manager", &self.endpoint_url_secrets_manager)
+            .field("endpoint_url", &self.endpoint_url.as_deref().map(without_userinfo))
+            .field(
+                "endpoint_url_secrets_manager",
+                &self.endpoint_url_secrets_manager.as_deref().map(without_userinfo),
+            )
             .field("region", &self.region)
             .field("profile", &self.profile)
             .field("access_key_id", &set(&self.access_key_id))

@@ -127,10 +127,11 @@ fn debug_never_shows_credentials() {
         ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEYID"),
         ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret-access-key"),
         ("AWS_SESSION_TOKEN", "session-token-value"),
+        ("AWS_ENDPOINT_URL", "https://proxy-user:proxy-password@proxy.example.invalid/"),
     ]);
     let settings = AwsSettings::resolve(Path::new("/nonexistent/.env"), &env).unwrap();
     let debug = format!("{settings:?}");
-    for value in ["AKIAEXAMPLEKEYID", "wJalrXUtnFEMI", "session-token-value"] {
+    for value in ["AKIAEXAMPLEKEYID", "wJalrXUtnFEMI", "session-token-value", "proxy-password"] {
         assert!(!debug.contains(value), "{debug}");
     }
     assert!(debug.contains("[SET]"), "{debug}");
