@@ -288,3 +288,47 @@ fn a_container_role_chosen_by_the_deployment_signs_the_requests_not_env_file_key
     assert!(head.contains("x-amz-security-token: container-session-token"), "{head}");
     assert!(!head.contains("credential=testing/"), "{head}");
 }
+
+/// `http://127.0.0.1:<port>` of an ordinary web server: `404 Not Found` and an HTML page.
+fn web_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = stream.read(&mut [0u8; 8192]);
+                let body = "<html><h1>404 Not Found</h1></html>";
+                let _ = stream.write_all(
+                    format!(
+                        "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            });
+        }
+    });
+    endpoint
+}
+
+#[test]
+fn a_missing_region_and_a_web_server_endpoint_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let creds = [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")];
+    let web = web_server();
+    let mut env = creds.to_vec();
+    env.push(("AWS_ENDPOINT_URL", web.as_str()));
+    let err = failed(&app(d, &["config", "show", "--mode", "prod"], &env));
+    assert!(err.contains("no AWS region configured: set AWS_REGION"), "{err}");
+    assert!(!err.contains("malformed configuration"), "{err}");
+
+    env.push(("AWS_REGION", "us-east-1"));
+    let err = failed(&app(d, &["config", "show", "--mode", "prod"], &env));
+    assert!(err.contains(&format!("{web} did not answer as Secrets Manager (HTTP 404")), "{err}");
+    assert!(err.contains("AWS_ENDPOINT_URL"), "{err}");
+    assert!(!err.contains("unhandled error") && !err.contains("answered unknown"), "{err}");
+}

@@ -305,7 +305,6 @@ impl AwsProvider {
                         name,
                         endpoint: self.described_endpoint(),
                         status,
-                        source,
                     };
                 };
                 return match code.as_str() {

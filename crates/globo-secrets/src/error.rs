@@ -235,11 +235,9 @@ pub enum SecretsError {
         name: String,
         /// The endpoint that answered (and the `.env` file it was set in, if it was).
         endpoint: String,
-        /// The HTTP status it answered with.
+        /// The HTTP status it answered with. (The SDK's error is not kept: it only says that
+        /// the body, e.g. an HTML page, is not AWS JSON.)
         status: u16,
-        /// The SDK error, with any layer that quoted the request withheld.
-        #[source]
-        source: Source,
     },
     /// A seed value for a secret that holds a Fernet key is not a Fernet key (the value is not
     /// repeated). Nothing was written for it.
