@@ -218,8 +218,7 @@ fn prod_rotate_key_survives_a_kill_at_every_step() {
 /// and EKS Pod Identity serve) and Secrets Manager (`POST /`, answering `CreateSecret`). It
 /// records the headers of every Secrets Manager request, so a test can see which credentials
 /// signed it.
-fn container_role_and_secrets_manager() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>)
-{
+fn container_role_and_secrets_manager() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());

@@ -217,8 +217,11 @@ fn reseeding_after_a_rotation_keeps_the_rotated_key_and_every_file_readable() {
     // rotate-key --mode prod: config.enc now under a new key, the old one AWSPREVIOUS.
     let files = vec![d.join("config.enc")];
     let store = globo_testkit::block_on(async {
-        let mut store = SecretsManagerKeyStore::new(provider(&endpoint).await, "FERNET_KEY").unwrap();
-        rotate_with_store(&mut store, &files, |_| std::ops::ControlFlow::Continue(())).await.unwrap();
+        let mut store =
+            SecretsManagerKeyStore::new(provider(&endpoint).await, "FERNET_KEY").unwrap();
+        rotate_with_store(&mut store, &files, |_| std::ops::ControlFlow::Continue(()))
+            .await
+            .unwrap();
         store
     });
     let rotated = version_stages(&endpoint, "FERNET_KEY");

@@ -196,7 +196,9 @@ impl AwsProvider {
         if region_name.is_empty()
             || !region_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
-            return Err(SecretsError::InvalidRegion { region: region_name.escape_debug().to_string() });
+            return Err(SecretsError::InvalidRegion {
+                region: region_name.escape_debug().to_string(),
+            });
         }
         let endpoint = endpoint_of(config, region.as_ref());
         check_endpoint(&endpoint, "")?;

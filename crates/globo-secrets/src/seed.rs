@@ -97,7 +97,11 @@ impl<'a> Seeder<'a> {
     /// Makes `name` hold `value` as its `AWSCURRENT` text, writing only when needed and never
     /// over a Fernet key (see the [module documentation](self)). Run twice with the same value
     /// it returns [`SeedOutcome::Unchanged`] (the lab's seeder failed instead).
-    pub async fn seed(&self, name: &str, value: &SecretString) -> Result<SeedOutcome, SecretsError> {
+    pub async fn seed(
+        &self,
+        name: &str,
+        value: &SecretString,
+    ) -> Result<SeedOutcome, SecretsError> {
         check_aws_name(name)?;
         let named_key = self.is_key_secret(name);
         if named_key {
@@ -105,7 +109,9 @@ impl<'a> Seeder<'a> {
         }
         let current = VersionSelector::Current;
         match self.provider.get_version(name, &current).await {
-            Ok(SecretValue::Text(existing)) if existing.expose_secret() == value.expose_secret() => {
+            Ok(SecretValue::Text(existing))
+                if existing.expose_secret() == value.expose_secret() =>
+            {
                 Ok(SeedOutcome::Unchanged)
             }
             Ok(existing) => {
@@ -132,8 +138,12 @@ impl<'a> Seeder<'a> {
                 Ok(SeedOutcome::Updated)
             }
             Err(error) if error.is_not_found() => {
-                let mut request =
-                    self.provider.client().create_secret().name(name).secret_string(value.expose_secret());
+                let mut request = self
+                    .provider
+                    .client()
+                    .create_secret()
+                    .name(name)
+                    .secret_string(value.expose_secret());
                 if named_key {
                     request = request.description(KEY_SECRET_DESCRIPTION);
                 }

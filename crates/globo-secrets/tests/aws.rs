@@ -275,8 +275,7 @@ async fn a_silent_endpoint_fails_within_the_operation_timeout() {
 /// How many versions of `name` carry `stage`, from `ListSecretVersionIds` (moto 5.2 can leave
 /// two versions labelled AWSCURRENT, which `GetSecretValue` alone would not show).
 async fn versions_with(provider: &AwsProvider, name: &str, stage: &str) -> usize {
-    let listed =
-        provider.client().list_secret_version_ids().secret_id(name).send().await.unwrap();
+    let listed = provider.client().list_secret_version_ids().secret_id(name).send().await.unwrap();
     listed.versions().iter().filter(|v| v.version_stages().iter().any(|s| s == stage)).count()
 }
 
@@ -371,9 +370,8 @@ async fn an_endpoint_that_is_not_secrets_manager_is_named_with_its_status() {
 async fn a_missing_or_malformed_region_or_endpoint_says_what_to_set() {
     use globo_secrets::Region;
     // Built by hand: neither the process environment nor a profile can supply a region.
-    let base = || {
-        aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest())
-    };
+    let base =
+        || aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest());
     let error = AwsProvider::from_sdk_config(&base().build()).unwrap_err();
     let message = error.to_string();
     assert!(message.starts_with("no AWS region configured: set AWS_REGION"), "{message}");
@@ -383,8 +381,7 @@ async fn a_missing_or_malformed_region_or_endpoint_says_what_to_set() {
     let message = AwsProvider::from_sdk_config(&config).unwrap_err().to_string();
     assert!(message.contains("region 'us east-1' is not a region name"), "{message}");
 
-    let config =
-        base().region(Region::new("us-east-1")).endpoint_url("http://[bad").build();
+    let config = base().region(Region::new("us-east-1")).endpoint_url("http://[bad").build();
     let message = AwsProvider::from_sdk_config(&config).unwrap_err().to_string();
     assert!(message.contains("endpoint 'http://[bad' is not a valid URL"), "{message}");
 }
@@ -410,5 +407,8 @@ async fn a_password_in_the_endpoint_url_is_never_repeated() {
     }
     let config = base().endpoint_url("http://user:hunter2-pass@[bad").build();
     let message = AwsProvider::from_sdk_config(&config).unwrap_err().to_string();
-    assert!(message.contains("'http://[REDACTED]@[bad'") && !message.contains("hunter2"), "{message}");
+    assert!(
+        message.contains("'http://[REDACTED]@[bad'") && !message.contains("hunter2"),
+        "{message}"
+    );
 }

@@ -86,8 +86,8 @@ fn an_identity_the_process_selects_by_any_mechanism_wins_over_env_file_keys() {
     ];
     for (name, value) in selectors {
         assert!(globo_secrets::AWS_IDENTITY_SELECTORS.contains(&name), "{name} not listed");
-        let settings = AwsSettings::resolve(&path, &Environment::from_pairs([(name, value)]))
-            .unwrap();
+        let settings =
+            AwsSettings::resolve(&path, &Environment::from_pairs([(name, value)])).unwrap();
         assert!(
             settings.access_key_id.is_none()
                 && settings.secret_access_key.is_none()
