@@ -213,3 +213,121 @@ fn prod_rotate_key_survives_a_kill_at_every_step() {
         no_key_file(d);
     }
 }
+
+/// A loopback server playing both a container-credentials endpoint (`GET /creds`, what ECS
+/// and EKS Pod Identity serve) and Secrets Manager (`POST /`, answering `CreateSecret`). It
+/// records the headers of every Secrets Manager request, so a test can see which credentials
+/// signed it.
+fn container_role_and_secrets_manager() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let head = loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let l = l.to_ascii_lowercase();
+                                l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0usize);
+                        if request.len() >= end + 4 + length {
+                            break text[..end].to_owned();
+                        }
+                    }
+                };
+                let body = if head.starts_with("GET /creds") {
+                    r#"{"AccessKeyId":"ASIAGLOBOCONTAINERROLE","SecretAccessKey":"container-secret","Token":"container-session-token","Expiration":"2099-01-01T00:00:00Z"}"#
+                } else {
+                    record.lock().unwrap().push(head);
+                    r#"{"ARN":"arn:aws:secretsmanager:us-east-1:123456789012:secret:FERNET_KEY-AbCdEf","Name":"FERNET_KEY","VersionId":"11111111-1111-4111-8111-111111111111"}"#
+                };
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                     x-amzn-RequestId: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes());
+            });
+        }
+    });
+    (endpoint, seen)
+}
+
+#[test]
+fn a_container_role_chosen_by_the_deployment_signs_the_requests_not_env_file_keys() {
+    let (endpoint, seen) = container_role_and_secrets_manager();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // .env: the emulator settings, static keys included (AWS_ACCESS_KEY_ID=testing).
+    std::fs::write(d.join(".env"), emulator_dotenv(&endpoint, "prod")).unwrap();
+    // The deployment (ECS task role, EKS Pod Identity) selects container credentials.
+    let creds = format!("{endpoint}/creds");
+    let out = app(d, &["config", "init-key"], &[("AWS_CONTAINER_CREDENTIALS_FULL_URI", &creds)]);
+    ok(&out);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let head = seen[0].to_ascii_lowercase();
+    assert!(head.contains("credential=asiaglobocontainerrole/"), "{head}");
+    assert!(head.contains("x-amz-security-token: container-session-token"), "{head}");
+    assert!(!head.contains("credential=testing/"), "{head}");
+}
+
+/// `http://127.0.0.1:<port>` of an ordinary web server: `404 Not Found` and an HTML page.
+fn web_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = stream.read(&mut [0u8; 8192]);
+                let body = "<html><h1>404 Not Found</h1></html>";
+                let _ = stream.write_all(
+                    format!(
+                        "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            });
+        }
+    });
+    endpoint
+}
+
+#[test]
+fn a_missing_region_and_a_web_server_endpoint_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let creds = [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")];
+    let web = web_server();
+    let mut env = creds.to_vec();
+    env.push(("AWS_ENDPOINT_URL", web.as_str()));
+    let err = failed(&app(d, &["config", "show", "--mode", "prod"], &env));
+    assert!(err.contains("no AWS region configured: set AWS_REGION"), "{err}");
+    assert!(!err.contains("malformed configuration"), "{err}");
+
+    env.push(("AWS_REGION", "us-east-1"));
+    let err = failed(&app(d, &["config", "show", "--mode", "prod"], &env));
+    assert!(err.contains(&format!("{web} did not answer as Secrets Manager (HTTP 404")), "{err}");
+    assert!(err.contains("AWS_ENDPOINT_URL"), "{err}");
+    assert!(!err.contains("unhandled error") && !err.contains("answered unknown"), "{err}");
+}

@@ -370,3 +370,46 @@ fn library_types_redact_secrets_in_debug_and_panics() {
     let missing = runtime.block_on(local.get("MISSING")).map(drop);
     assert_clean("missing secret panic", &panic_message(missing), &s);
 }
+
+/// Every word of `text` that has the shape of a Fernet key (44 characters of URL-safe base64
+/// ending in `=`), wherever it stands (in quotes, in JSON, after a colon).
+fn fernet_key_shapes(text: &str) -> Vec<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '='))
+        .filter(|word| word.len() == 44 && word.ends_with('=') && !word[..43].contains('='))
+        .collect()
+}
+
+#[test]
+fn init_key_in_prod_mode_never_prints_the_fresh_key() {
+    // The key is generated inside `app`, so its shape is searched for, not its value; and the
+    // request that would carry it (SecretString, the SDK's request dump) must not appear.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let malformed = ["http://[bad", "not a url", "ftp://x y", "http://"];
+    for endpoint in malformed {
+        for (region, origin) in [("us-east-1", "process"), ("us-east-1", ".env")] {
+            let mut env = vec![
+                ("AWS_REGION", region),
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", AWS_SECRET_KEY),
+            ];
+            if origin == ".env" {
+                std::fs::write(d.join(".env"), format!("AWS_ENDPOINT_URL='{endpoint}'\n")).unwrap();
+            } else {
+                std::fs::remove_file(d.join(".env")).ok();
+                env.push(("AWS_ENDPOINT_URL", endpoint));
+            }
+            let out = app(d, &["config", "init-key", "--mode", "prod"], "", &env);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(!out.status.success(), "{endpoint}: {stdout}");
+            for text in [&stdout, &stderr] {
+                assert_eq!(fernet_key_shapes(text), Vec::<&str>::new(), "{endpoint}: {text}");
+                assert!(!text.contains("SecretString") && !text.contains("SdkBody"), "{text}");
+                assert!(!text.contains(AWS_SECRET_KEY), "{text}");
+            }
+            assert!(stderr.contains(endpoint), "{endpoint}: {stderr}");
+            assert!(stderr.contains("is not a valid URL"), "{endpoint}: {stderr}");
+        }
+    }
+}

@@ -1,6 +1,9 @@
 //! `mock-aws-seed`: creates the `seed_secrets` of the lab's configuration in AWS Secrets
 //! Manager (usually the local emulator), idempotently: `created NAME`, `unchanged NAME` or
-//! `updated NAME` for each. Endpoint, region and credentials come from the standard AWS
+//! `updated NAME` for each. The secret holding the Fernet key (`FERNET_KEY`, or
+//! `--key-secret`) is only ever created, from a valid key: once it exists, `init-key` and
+//! `rotate-key` manage it, and a different seed value prints `kept NAME: managed by
+//! rotate-key` (see `globo_secrets::seed`). Endpoint, region and credentials come from the standard AWS
 //! settings (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_PROFILE`, ...) of the process
 //! environment; a settings group the process leaves unset is taken from the `.env` file
 //! (`--env-file`, default `.env`; a missing file is fine), the same rule as `app ... --mode
@@ -13,7 +16,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use globo::crypto::{LoadedKeys, decrypt_file_to_memory};
-use globo::secrets::{AwsProvider, AwsSettings, Environment, seed};
+use globo::secrets::fernet_key::{DEFAULT_KEY_SECRET, KEY_SECRET_VAR};
+use globo::secrets::seed::{SeedOutcome, Seeder};
+use globo::secrets::{AwsProvider, AwsSettings, Environment, SecretsError, seed};
 
 /// Seed the lab's secrets into AWS Secrets Manager (or the emulator).
 #[derive(Debug, Parser)]
@@ -33,6 +38,10 @@ struct Cli {
     /// environment does not set is taken from it; nothing else is read. A missing file is fine.
     #[arg(long, value_name = "PATH", default_value = ".env")]
     env_file: PathBuf,
+    /// The secret holding the Fernet key (as for `app config --mode prod`): created only from
+    /// a valid key, never replaced. FERNET_KEY is always treated so.
+    #[arg(long, value_name = "NAME", env = KEY_SECRET_VAR, default_value = DEFAULT_KEY_SECRET)]
+    key_secret: String,
 }
 
 fn main() -> ExitCode {
@@ -41,6 +50,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("mock-aws-seed: {}", globo::with_causes(&*error));
+            if let Some(SecretsError::SeedNotAKey { .. }) = error.downcast_ref::<SecretsError>() {
+                eprintln!(
+                    "hint: put the key in seed_secrets (e.g. the content of secret.key), or \
+                     remove the entry and create the key with `app config init-key --mode prod`"
+                );
+            }
             ExitCode::FAILURE
         }
     }
@@ -63,9 +78,14 @@ fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
     runtime.block_on(async {
         let settings = AwsSettings::resolve(&cli.env_file, &Environment::from_process())?;
         let provider = AwsProvider::from_settings(&settings).await?;
+        let seeder = Seeder::new(&provider).with_key_secret(&cli.key_secret);
+        // A bad entry (e.g. the key's placeholder) stops the list before anything is written.
+        seeder.check(&entries)?;
         for (name, value) in &entries {
-            let outcome = seed::create_or_update(&provider, name, value).await?;
-            println!("{} {name}", outcome.as_str());
+            match seeder.seed(name, value).await? {
+                SeedOutcome::Kept => println!("kept {name}: managed by rotate-key"),
+                outcome => println!("{} {name}", outcome.as_str()),
+            }
         }
         Ok(())
     })

@@ -28,7 +28,7 @@ const CONFIG: &str = r#"{
   "seed_secrets": {
     "PAYMENT_GATEWAY_API_KEY": "prod-payment-key-9f8e7d6c5b4a3210",
     "EMAIL_SERVICE_API_KEY": "prod-email-key-1234",
-    "FERNET_KEY": "placeholder-fernet-key"
+    "FERNET_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
   }
 }"#;
 
@@ -150,4 +150,126 @@ fn env_file_supplies_the_aws_settings_the_process_leaves_unset() {
     let out = run(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("(http://127.0.0.1:9)"), "{}", text(&out.stderr));
+}
+
+/// The stages of each version of `name`, sorted, from `ListSecretVersionIds` (not only what
+/// `GetSecretValue` answers: moto 5.2 can leave two versions labelled AWSCURRENT).
+fn version_stages(endpoint: &str, name: &str) -> Vec<(String, Vec<String>)> {
+    globo_testkit::block_on(async {
+        let provider = provider(endpoint).await;
+        let listed = provider
+            .client()
+            .list_secret_version_ids()
+            .secret_id(name)
+            .include_deprecated(true)
+            .send()
+            .await
+            .unwrap();
+        let mut versions: Vec<(String, Vec<String>)> = listed
+            .versions()
+            .iter()
+            .map(|v| {
+                let mut stages = v.version_stages().to_vec();
+                stages.sort();
+                (v.version_id().unwrap().to_owned(), stages)
+            })
+            .collect();
+        versions.sort();
+        versions
+    })
+}
+
+async fn provider(endpoint: &str) -> globo::secrets::AwsProvider {
+    let loader = globo::secrets::aws_config_loader().await;
+    let config = globo_testkit::emulator_config(loader, endpoint).await;
+    globo::secrets::AwsProvider::from_sdk_config(&config).unwrap()
+}
+
+/// The names of every secret in the emulator.
+fn secret_names(endpoint: &str) -> Vec<String> {
+    globo_testkit::block_on(async {
+        let provider = provider(endpoint).await;
+        let listed = provider.client().list_secrets().send().await.unwrap();
+        listed.secret_list().iter().filter_map(|s| s.name().map(str::to_owned)).collect()
+    })
+}
+
+#[test]
+fn reseeding_after_a_rotation_keeps_the_rotated_key_and_every_file_readable() {
+    use globo::crypto::{Key, decrypt_file_to_memory, encrypt_file, rotate_with_store};
+    use globo::secrets::fernet_key::SecretsManagerKeyStore;
+    use secrecy::ExposeSecret as _;
+
+    let Some(moto) = globo_testkit::moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The lab flow: a key, the config encrypted under it, the key seeded as FERNET_KEY.
+    let old_key = Key::generate().unwrap();
+    let old_text = old_key.to_base64().expose_secret().to_owned();
+    let config = CONFIG.replace("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", &old_text);
+    std::fs::write(d.join("config.json"), &config).unwrap();
+    encrypt_file(&old_key, &d.join("config.json"), &d.join("config.enc")).unwrap();
+    let out = seed(d, &[], &endpoint);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("created FERNET_KEY\n"), "{}", text(&out.stdout));
+
+    // rotate-key --mode prod: config.enc now under a new key, the old one AWSPREVIOUS.
+    let files = vec![d.join("config.enc")];
+    let store = globo_testkit::block_on(async {
+        let mut store =
+            SecretsManagerKeyStore::new(provider(&endpoint).await, "FERNET_KEY").unwrap();
+        rotate_with_store(&mut store, &files, |_| std::ops::ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        store
+    });
+    let rotated = version_stages(&endpoint, "FERNET_KEY");
+
+    // Seeding again from the same (pre-rotation) list must not put the old key back.
+    let out = seed(d, &[], &endpoint);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "unchanged PAYMENT_GATEWAY_API_KEY\nunchanged EMAIL_SERVICE_API_KEY\n\
+         kept FERNET_KEY: managed by rotate-key\n"
+    );
+    assert!(!text(&out.stdout).contains(&old_text) && !text(&out.stderr).contains(&old_text));
+    let after = version_stages(&endpoint, "FERNET_KEY");
+    assert_eq!(after, rotated, "the seeder wrote a version or moved a label");
+    let current: Vec<_> =
+        after.iter().filter(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT")).collect();
+    assert_eq!(current.len(), 1, "{after:?}");
+
+    // config show --mode prod still decrypts.
+    let keys = globo_testkit::block_on(store.load_keys()).unwrap();
+    let plaintext = decrypt_file_to_memory(&keys.keyring(), &d.join("config.enc")).unwrap();
+    assert_eq!(&plaintext[..], config.as_bytes());
+}
+
+#[test]
+fn a_placeholder_for_the_key_is_an_error_and_nothing_is_seeded() {
+    let Some(moto) = globo_testkit::moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let dir = tempfile::tempdir().unwrap();
+    let placeholder = "REPLACE-WITH-THE-OUTPUT-OF-app-config-init-key";
+    let config = CONFIG.replace("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", placeholder);
+    std::fs::write(dir.path().join("config.json"), &config).unwrap();
+    let out = seed(dir.path(), &[], &endpoint);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "");
+    let message = text(&out.stderr);
+    assert!(message.contains("'FERNET_KEY' is not a Fernet key"), "{message}");
+    assert!(message.contains("init-key --mode prod"), "{message}");
+    assert!(!message.contains(placeholder), "{message}");
+    assert_eq!(secret_names(&endpoint), Vec::<String>::new(), "something was seeded");
+
+    // The configured key secret is guarded the same way, by flag or by variable.
+    let config = CONFIG.replace("FERNET_KEY", "APP_KEY");
+    std::fs::write(dir.path().join("other.json"), &config).unwrap();
+    let args = ["--config", "other.json", "--key-secret", "EMAIL_SERVICE_API_KEY"];
+    let out = seed(dir.path(), &args, &endpoint);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("'EMAIL_SERVICE_API_KEY' is not a Fernet key"));
+    assert_eq!(secret_names(&endpoint), Vec::<String>::new(), "something was seeded");
 }

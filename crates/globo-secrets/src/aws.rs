@@ -16,6 +16,7 @@ use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_types::service_config::ServiceConfigKey;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
+use crate::error::redacted;
 use crate::settings::{AwsSettings, SettingSource};
 use crate::{SecretValue, SecretsError, SecretsProvider, value::check_name};
 
@@ -171,13 +172,17 @@ impl AwsProvider {
     /// environment, with `.env` filling in), applied with [`aws_config_loader_for`]. What
     /// production mode uses. When the endpoint came from a `.env` file, error messages say so.
     pub async fn from_settings(settings: &AwsSettings) -> Result<Self, SecretsError> {
+        let origin = match settings.endpoint_source() {
+            Some(SettingSource::EnvFile(path)) if settings.endpoint().is_some() => Some(path),
+            _ => None,
+        };
+        if let Some(endpoint) = settings.endpoint() {
+            let origin = origin.map(|p| format!(" (set in '{}')", p.display())).unwrap_or_default();
+            check_endpoint(endpoint, &origin)?;
+        }
         let mut provider =
             Self::from_sdk_config(&aws_config_loader_for(settings).await.load().await)?;
-        if let Some(SettingSource::EnvFile(path)) = settings.endpoint_source()
-            && settings.endpoint().is_some()
-        {
-            provider.endpoint_origin = Some(path.clone());
-        }
+        provider.endpoint_origin = origin.cloned();
         Ok(provider)
     }
 
@@ -185,20 +190,26 @@ impl AwsProvider {
     /// unset are taken from [`bounded_timeouts`], so a call can never hang.
     pub fn from_sdk_config(config: &SdkConfig) -> Result<Self, SecretsError> {
         let Some(region) = config.region() else {
-            return Err(SecretsError::Config(
-                "no AWS region is configured: set AWS_REGION (in the environment or, for the \
-                 emulator, in .env) or 'region' in your AWS profile"
-                    .into(),
-            ));
+            return Err(SecretsError::NoRegion);
         };
+        let region_name = region.as_ref();
+        if region_name.is_empty()
+            || !region_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(SecretsError::InvalidRegion {
+                region: region_name.escape_debug().to_string(),
+            });
+        }
         let endpoint = endpoint_of(config, region.as_ref());
+        check_endpoint(&endpoint, "")?;
         let mut timeouts = config.timeout_config().cloned().unwrap_or_else(bounded_timeouts);
         timeouts.take_defaults_from(&bounded_timeouts());
         let service =
             aws_sdk_secretsmanager::config::Builder::from(config).timeout_config(timeouts);
         Ok(Self {
             client: Client::from_conf(service.build()),
-            endpoint,
+            // Only for messages: credentials in the URL are not repeated.
+            endpoint: without_userinfo(&endpoint),
             endpoint_origin: None,
             version: VersionSelector::Current,
         })
@@ -250,7 +261,17 @@ impl AwsProvider {
         })
     }
 
-    /// Maps an SDK failure to our error kinds; the raw HTTP response is never part of it.
+    /// The endpoint, and the `.env` file it was set in if it was: `<url>, set in '<file>'`.
+    fn described_endpoint(&self) -> String {
+        match &self.endpoint_origin {
+            Some(file) => format!("{}, set in '{}'", self.endpoint, file.display()),
+            None => self.endpoint.clone(),
+        }
+    }
+
+    /// Maps an SDK failure to our error kinds; the raw HTTP response is never part of it, and
+    /// the SDK error is kept only as a [`redacted`] chain (it can quote the request, and so a
+    /// secret value being written).
     pub(crate) fn map_error<E>(
         &self,
         name: &str,
@@ -263,19 +284,31 @@ impl AwsProvider {
         let name = name.to_owned();
         let unavailable = |reason: &str, source| SecretsError::BackendUnavailable {
             name: name.clone(),
-            endpoint: match &self.endpoint_origin {
-                Some(file) => format!("{}, set in '{}'", self.endpoint, file.display()),
-                None => self.endpoint.clone(),
-            },
+            endpoint: self.described_endpoint(),
             reason: reason.to_owned(),
             source,
         };
         let error = match error {
             SdkError::ServiceError(service) => {
                 // Keep only the service's error (code and message), not the HTTP response.
+                let status = service.raw().status().as_u16();
                 let service = service.into_err();
-                let code = service.code().unwrap_or("unknown").to_owned();
-                let source: crate::error::Source = Box::new(service);
+                let source = redacted(&service);
+                let Some(code) = service.code().map(str::to_owned) else {
+                    // No AWS error code: whatever answered is not Secrets Manager (a web
+                    // server's 404 page, a proxy). A 5xx may be a transient gateway failure.
+                    if status >= 500 {
+                        return unavailable(
+                            &format!("the endpoint answered HTTP {status} without an AWS error"),
+                            source,
+                        );
+                    }
+                    return SecretsError::NotSecretsManager {
+                        name,
+                        endpoint: self.described_endpoint(),
+                        status,
+                    };
+                };
                 return match code.as_str() {
                     "ResourceNotFoundException" => SecretsError::NotFound {
                         name,
@@ -322,7 +355,7 @@ impl AwsProvider {
         };
         match &error {
             SdkError::TimeoutError(_) => {
-                unavailable("no answer within the timeout; is the endpoint up?", Box::new(error))
+                unavailable("no answer within the timeout; is the endpoint up?", redacted(&error))
             }
             SdkError::DispatchFailure(dispatch) if dispatch.is_user() || dispatch.is_other() => {
                 SecretsError::Backend {
@@ -330,20 +363,20 @@ impl AwsProvider {
                     reason: "the request could not be sent: are credentials configured? (set \
                              AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use a role)"
                         .into(),
-                    source: Box::new(error),
+                    source: redacted(&error),
                 }
             }
             SdkError::DispatchFailure(_) => {
-                unavailable("endpoint unreachable or not answering", Box::new(error))
+                unavailable("endpoint unreachable or not answering", redacted(&error))
             }
             SdkError::ResponseError(_) => {
-                unavailable("the endpoint sent a response that is not AWS's", Box::new(error))
+                unavailable("the endpoint sent a response that is not AWS's", redacted(&error))
             }
             _ => SecretsError::Backend {
                 name,
                 reason: "the request could not be built or signed (are credentials configured?)"
                     .into(),
-                source: Box::new(error),
+                source: redacted(&error),
             },
         }
     }
@@ -360,6 +393,44 @@ pub(crate) fn check_aws_name(name: &str) -> Result<(), SecretsError> {
             reason: "AWS secret names use only letters, digits and /_+=.@- (ARNs also ':')",
         })
     }
+}
+
+/// Checks that `endpoint` is a URL the SDK can send a request to, with the SDK's own parser,
+/// before any request is built: the SDK would otherwise fail while applying it to a request
+/// whose text (and so the secret it carries) ends up in its error.
+fn check_endpoint(endpoint: &str, origin: &str) -> Result<(), SecretsError> {
+    let mut probe = aws_sdk_secretsmanager::config::http::HttpRequest::empty();
+    probe.uri_mut().set_endpoint(endpoint).map_err(|error| SecretsError::InvalidEndpoint {
+        endpoint: without_userinfo(endpoint).escape_debug().to_string(),
+        origin: origin.to_owned(),
+        reason: error_chain(&error),
+    })
+}
+
+/// `endpoint` for messages: a user and password in it (`https://user:password@host`) are
+/// replaced by `[REDACTED]`.
+pub(crate) fn without_userinfo(endpoint: &str) -> String {
+    let (scheme, rest) = match endpoint.find("://") {
+        Some(at) => endpoint.split_at(at + 3),
+        None => ("", endpoint),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}[REDACTED]{}", &rest[at..]),
+        None => endpoint.to_owned(),
+    }
+}
+
+/// `error` and its sources, joined with `: ` (for errors known to hold no secret).
+fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(layer) = next {
+        text.push_str(": ");
+        text.push_str(&layer.to_string());
+        next = layer.source();
+    }
+    text
 }
 
 /// The endpoint the Secrets Manager client will use, resolved the way the SDK does it.

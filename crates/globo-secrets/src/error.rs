@@ -9,6 +9,60 @@ use std::path::PathBuf;
 /// A boxed underlying error (AWS SDK, dotenvy, I/O), exposed only through `source()`.
 pub(crate) type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The text that replaces a layer of an SDK error chain that formatted the request.
+pub(crate) const WITHHELD: &str =
+    "(detail withheld: it quoted the request, which can hold a secret value)";
+
+/// An AWS SDK error made safe to print: its `source()` chain copied layer by layer as text,
+/// with every layer that formats the HTTP request replaced by [`WITHHELD`].
+///
+/// The SDK's errors are not written for secret-bearing requests: when the endpoint cannot be
+/// applied, aws-smithy-runtime reports "failed to apply endpoint ... to request `{request:?}`",
+/// whose `Debug` holds the body, i.e. the `SecretString` of a `CreateSecret` or
+/// `PutSecretValue`. Every SDK error this crate keeps goes through [`redacted`], so no
+/// message chain printed by a caller can carry a request.
+#[derive(Debug)]
+pub(crate) struct Redacted {
+    message: String,
+    next: Option<Box<Redacted>>,
+}
+
+impl std::fmt::Display for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Redacted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.next.as_deref().map(|next| next as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Whether a message formats an HTTP request or body (`Request { body: SdkBody { ... } }`).
+fn quotes_a_request(message: &str) -> bool {
+    message.contains("SdkBody") || message.contains("Request {")
+}
+
+/// Copies `error` and its `source()` chain into a [`Redacted`] chain.
+pub(crate) fn redacted(error: &(dyn std::error::Error + 'static)) -> Source {
+    let mut layers = Vec::new();
+    let mut current = Some(error);
+    while let Some(layer) = current {
+        let message = layer.to_string();
+        layers.push(if quotes_a_request(&message) { WITHHELD.to_owned() } else { message });
+        current = layer.source();
+    }
+    let mut chain: Option<Box<Redacted>> = None;
+    for message in layers.into_iter().rev() {
+        chain = Some(Box::new(Redacted { message, next: chain }));
+    }
+    match chain {
+        Some(chain) => chain,
+        None => Box::new(Redacted { message: String::new(), next: None }),
+    }
+}
+
 /// Everything that can go wrong while reading or seeding a secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -135,9 +189,67 @@ pub enum SecretsError {
         /// The version stage read, e.g. `AWSCURRENT`.
         stage: String,
     },
-    /// A setting is wrong: unknown `APP_MODE`, no AWS region, a malformed seed list...
+    /// A setting is wrong: unknown `APP_MODE`, half a key pair, a malformed seed list...
     #[error("malformed configuration: {0}")]
     Config(String),
+    /// No AWS region is configured anywhere the SDK looks (environment, `.env`, profile,
+    /// instance metadata), so no Secrets Manager endpoint can be chosen.
+    #[error(
+        "no AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION) in the environment \
+         or, for the emulator, in .env; or set 'region' in the AWS profile in use"
+    )]
+    NoRegion,
+    /// The configured region is not a region name, so no endpoint can be built from it.
+    #[error(
+        "the AWS region '{region}' is not a region name (letters, digits and '-', e.g. \
+         us-east-1): fix AWS_REGION (or AWS_DEFAULT_REGION, or 'region' in the AWS profile)"
+    )]
+    InvalidRegion {
+        /// The region, with control characters escaped.
+        region: String,
+    },
+    /// The Secrets Manager endpoint (from `AWS_ENDPOINT_URL`, or built from the region) is not
+    /// a URL a request can be sent to.
+    #[error(
+        "the Secrets Manager endpoint '{endpoint}'{origin} is not a valid URL ({reason}): set \
+         AWS_ENDPOINT_URL to a URL such as http://127.0.0.1:5000 (the emulator), or leave it \
+         unset to use AWS"
+    )]
+    InvalidEndpoint {
+        /// The endpoint, with control characters escaped.
+        endpoint: String,
+        /// ` (set in '<file>')` when it came from a `.env` file, else empty.
+        origin: String,
+        /// What is wrong with it (the URL parser's message, which holds no secret).
+        reason: String,
+    },
+    /// The endpoint answered, but not as AWS Secrets Manager: an HTTP error without an AWS
+    /// error code (an ordinary web server, a proxy, a wrong port).
+    #[error(
+        "Failed to fetch secret '{name}' from AWS Secrets Manager: {endpoint} did not answer as \
+         Secrets Manager (HTTP {status} without an AWS error code); check that AWS_ENDPOINT_URL \
+         names the Secrets Manager endpoint (the emulator: http://127.0.0.1:5000)"
+    )]
+    NotSecretsManager {
+        /// The secret's name.
+        name: String,
+        /// The endpoint that answered (and the `.env` file it was set in, if it was).
+        endpoint: String,
+        /// The HTTP status it answered with. (The SDK's error is not kept: it only says that
+        /// the body, e.g. an HTML page, is not AWS JSON.)
+        status: u16,
+    },
+    /// A seed value for a secret that holds a Fernet key is not a Fernet key (the value is not
+    /// repeated). Nothing was written for it.
+    #[error(
+        "the seed value for secret '{name}' is not a Fernet key (expected 44 characters of \
+         URL-safe base64 encoding 32 bytes): '{name}' holds the configuration's Fernet key, so \
+         only a valid key may be written to it; nothing was written"
+    )]
+    SeedNotAKey {
+        /// The secret's name.
+        name: String,
+    },
     /// The secret is binary (`SecretBinary`) but text was asked for.
     #[error("secret '{name}' is binary; read it with get_value() (or get_bytes())")]
     NotText {
@@ -156,5 +268,46 @@ impl SecretsError {
     /// Whether the secret (or the requested version) does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFoundLocal { .. } | Self::NotFound { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error shaped like aws-smithy-runtime's endpoint failure: a layer quoting the request.
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as &(dyn std::error::Error + 'static))
+        }
+    }
+
+    #[test]
+    fn redacted_chains_keep_every_layer_but_those_quoting_the_request() {
+        let error = Layer(
+            "dispatch failure",
+            Some(Box::new(Layer(
+                "failed to apply endpoint `http://[bad` to request `Request { body: SdkBody { \
+                 inner: Once(Some(b\"{\\\"SecretString\\\":\\\"hunter2-key\\\"}\")) } }`",
+                Some(Box::new(Layer("endpoint is not a valid URI", None))),
+            ))),
+        );
+        let safe = redacted(&error);
+        let mut messages = vec![safe.to_string()];
+        let mut next = safe.source();
+        while let Some(layer) = next {
+            messages.push(layer.to_string());
+            next = layer.source();
+        }
+        assert_eq!(messages, ["dispatch failure", WITHHELD, "endpoint is not a valid URI"]);
     }
 }

@@ -35,6 +35,11 @@ use crate::{AwsProvider, AwsSettings, Environment, SecretsError, VersionSelector
 pub const DEFAULT_KEY_SECRET: &str = "FERNET_KEY";
 /// The environment variable that names the key's secret (`--key-secret` wins over it).
 pub const KEY_SECRET_VAR: &str = "GLOBO_FERNET_KEY_SECRET";
+/// The description globo gives a secret that holds a Fernet key (set by
+/// [`SecretsManagerKeyStore::create`] and by the seeder when it creates a key secret). The
+/// seeder recognises key secrets by it, whatever their name, and never replaces their key.
+pub const KEY_SECRET_DESCRIPTION: &str =
+    "Fernet key of the globo configuration (rotate with app config rotate-key)";
 /// The stage of a staged, not yet current, version.
 pub const AWS_PENDING: &str = "AWSPENDING";
 /// The stage Secrets Manager gives the version `AWSCURRENT` left.
@@ -98,9 +103,7 @@ impl SecretsManagerKeyStore {
             .client()
             .create_secret()
             .name(&self.name)
-            .description(
-                "Fernet key of the globo configuration (rotate with app config rotate-key)",
-            )
+            .description(KEY_SECRET_DESCRIPTION)
             .secret_string(key.to_base64().expose_secret())
             .send()
             .await;

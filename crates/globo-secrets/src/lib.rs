@@ -35,7 +35,9 @@
 //! never reads a secret value from `.env`. It does take the AWS *settings* of
 //! [`AWS_SETTING_GROUPS`] (endpoint, region, profile, credentials) from `.env` when the process
 //! environment sets none of a group ([`AwsSettings`]), as the lab's `load_dotenv()` followed by
-//! boto3 does; the process environment always wins.
+//! boto3 does; the process environment always wins, and an identity it selects by any
+//! mechanism ([`AWS_IDENTITY_SELECTORS`]: container credentials, web identity, profile files)
+//! is never replaced by `.env`'s static keys.
 //!
 //! # The Fernet key in Secrets Manager
 //! [`fernet_key::SecretsManagerKeyStore`] holds the configuration's Fernet key as a secret
@@ -74,7 +76,7 @@ pub use factory::{Mode, provider_for, resolve_mode};
 pub use local::{Environment, LocalProvider, MAX_ENV_FILE_LEN, read_env_file};
 pub use memory::InMemoryProvider;
 pub use provider::SecretsProvider;
-pub use settings::{AWS_SETTING_GROUPS, AwsSettings, SettingSource};
+pub use settings::{AWS_IDENTITY_SELECTORS, AWS_SETTING_GROUPS, AwsSettings, SettingSource};
 pub use value::SecretValue;
 
 /// The AWS configuration types callers need to build an [`AwsProvider`] by hand (see

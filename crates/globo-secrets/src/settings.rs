@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::aws::without_userinfo;
 use crate::{Environment, SecretsError, local::read_env_file};
 
 /// The variables production mode may take from `.env`, in groups. Nothing else is read from
@@ -14,12 +15,46 @@ use crate::{Environment, SecretsError, local::read_env_file};
 /// A group comes whole from one place: if the process environment sets any variable of a
 /// group, the whole group comes from the process and the file's values for it are ignored.
 /// So `.env` can never mix its own credentials with a profile chosen by the process, or
-/// redirect a process-configured endpoint.
+/// redirect a process-configured endpoint. An identity the process selects by any other
+/// mechanism ([`AWS_IDENTITY_SELECTORS`]: container credentials, web identity, profile files)
+/// counts as setting the identity group: `.env`'s keys never replace it.
 pub const AWS_SETTING_GROUPS: [&[&str]; 3] = [
     &["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"],
     &["AWS_REGION", "AWS_DEFAULT_REGION"],
     &["AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"],
 ];
+
+/// Variables through which the process environment selects an AWS identity by a mechanism
+/// other than static keys: set in the process (never read from `.env`), any one of them makes
+/// the identity group of [`AWS_SETTING_GROUPS`] come from the process, so `.env`'s static keys
+/// or profile are not applied and the SDK's default chain uses the identity the deployment
+/// chose.
+///
+/// These are the variables aws-config's default credentials chain reads to choose an identity
+/// (aws-config 1.x: `ecs.rs`, `web_identity_token.rs`, the profile file locations):
+/// - container credentials, used by ECS task roles and EKS Pod Identity:
+///   `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`, `AWS_CONTAINER_CREDENTIALS_FULL_URI`,
+///   `AWS_CONTAINER_AUTHORIZATION_TOKEN`, `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`;
+/// - web identity (EKS IRSA and other OIDC federations): `AWS_WEB_IDENTITY_TOKEN_FILE`,
+///   `AWS_ROLE_ARN`, `AWS_ROLE_SESSION_NAME`;
+/// - profiles: `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE` (and `AWS_PROFILE`, already in
+///   the group), plus `AWS_DEFAULT_PROFILE`, which the Rust SDK does not read but the AWS CLI
+///   v1 and boto do: a deployment that sets it has chosen a profile too.
+pub const AWS_IDENTITY_SELECTORS: &[&str] = &[
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_DEFAULT_PROFILE",
+];
+
+/// The index of the identity group in [`AWS_SETTING_GROUPS`].
+const IDENTITY_GROUP: usize = 2;
 
 /// Where a group of settings came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +112,11 @@ impl AwsSettings {
                 names.iter().map(|name| env.get(name).cloned()).collect();
             let file_values: Vec<Option<SecretString>> =
                 names.iter().map(|name| from_file(name)).collect();
-            let (chosen, source) = if process.iter().any(set) {
+            // The deployment may choose the identity by a variable outside the group (a
+            // container or web-identity role...): then the file's identity must not apply.
+            let selected_elsewhere = group == IDENTITY_GROUP
+                && AWS_IDENTITY_SELECTORS.iter().any(|name| set(&env.get(name).cloned()));
+            let (chosen, source) = if selected_elsewhere || process.iter().any(set) {
                 (process, SettingSource::Process)
             } else if file_values.iter().any(set) {
                 (file_values, SettingSource::EnvFile(env_file.to_path_buf()))
@@ -107,7 +146,7 @@ impl AwsSettings {
     /// Half a pair of static credentials is a configuration mistake, not a reason to fall
     /// back silently to another identity.
     fn check(&self) -> Result<(), SecretsError> {
-        let origin = self.origin(2);
+        let origin = self.origin(IDENTITY_GROUP);
         match (&self.access_key_id, &self.secret_access_key) {
             (Some(_), None) => Err(SecretsError::Config(format!(
                 "AWS_ACCESS_KEY_ID is set{origin} without AWS_SECRET_ACCESS_KEY: set both, or \
@@ -149,8 +188,11 @@ impl fmt::Debug for AwsSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let set = |v: &Option<SecretString>| if v.is_some() { "[SET]" } else { "[UNSET]" };
         f.debug_struct("AwsSettings")
-            .field("endpoint_url", &self.endpoint_url)
-            .field("endpoint_url_secrets_manager", &self.endpoint_url_secrets_manager)
+            .field("endpoint_url", &self.endpoint_url.as_deref().map(without_userinfo))
+            .field(
+                "endpoint_url_secrets_manager",
+                &self.endpoint_url_secrets_manager.as_deref().map(without_userinfo),
+            )
             .field("region", &self.region)
             .field("profile", &self.profile)
             .field("access_key_id", &set(&self.access_key_id))

@@ -131,7 +131,8 @@ async fn seeding_is_idempotent() {
     let provider = provider_for(&moto.endpoint_url()).await;
     let config = br#"{"database_url": "postgresql://localhost:5432/globomantica",
         "seed_secrets": {"PAYMENT_GATEWAY_API_KEY": "prod-payment-key-9f8e7d6c5b4a3210",
-                         "EMAIL_SERVICE_API_KEY": "prod-email-key", "FERNET_KEY": "k="}}"#;
+                         "EMAIL_SERVICE_API_KEY": "prod-email-key",
+                         "FERNET_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}}"#;
     let entries = seed::seed_entries(config).unwrap();
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["PAYMENT_GATEWAY_API_KEY", "EMAIL_SERVICE_API_KEY", "FERNET_KEY"]);
@@ -269,4 +270,145 @@ async fn a_silent_endpoint_fails_within_the_operation_timeout() {
     let error = result.expect("the SDK call hung").unwrap_err();
     assert!(error.is_transient(), "{error:?}");
     assert!(error.to_string().contains(&endpoint), "{error}");
+}
+
+/// How many versions of `name` carry `stage`, from `ListSecretVersionIds` (moto 5.2 can leave
+/// two versions labelled AWSCURRENT, which `GetSecretValue` alone would not show).
+async fn versions_with(provider: &AwsProvider, name: &str, stage: &str) -> usize {
+    let listed = provider.client().list_secret_version_ids().secret_id(name).send().await.unwrap();
+    listed.versions().iter().filter(|v| v.version_stages().iter().any(|s| s == stage)).count()
+}
+
+#[tokio::test]
+async fn the_seeder_never_replaces_a_fernet_key() {
+    use globo_crypto::Key;
+    use globo_secrets::fernet_key::SecretsManagerKeyStore;
+    use globo_secrets::seed::Seeder;
+
+    let Some(moto) = globo_testkit::moto() else { return };
+    let provider = provider_for(&moto.endpoint_url()).await;
+    let key_text = |key: &Key| SecretString::from(key.to_base64().expose_secret().to_owned());
+
+    // A key secret under another name, made by init-key: recognised by its description.
+    let key = Key::generate().unwrap();
+    let store = SecretsManagerKeyStore::new(provider.clone(), "CUSTOM_KEY").unwrap();
+    store.create(&key).await.unwrap();
+    let seeder = Seeder::new(&provider);
+    assert!(!seeder.is_key_secret("CUSTOM_KEY"));
+    let other = key_text(&Key::generate().unwrap());
+    assert_eq!(seeder.seed("CUSTOM_KEY", &other).await.unwrap(), SeedOutcome::Kept);
+    let placeholder = SecretString::from("REPLACE-ME");
+    assert_eq!(seeder.seed("CUSTOM_KEY", &placeholder).await.unwrap(), SeedOutcome::Kept);
+    assert_eq!(seeder.seed("CUSTOM_KEY", &key_text(&key)).await.unwrap(), SeedOutcome::Unchanged);
+    assert_eq!(versions_with(&provider, "CUSTOM_KEY", "AWSCURRENT").await, 1);
+    assert!(store.load_keys().await.unwrap().current.same_as(&key));
+
+    // FERNET_KEY holding no key (what an older seeder stored): only a key may replace it.
+    let client = provider.client();
+    client.create_secret().name("FERNET_KEY").secret_string("REPLACE-ME").send().await.unwrap();
+    let error = seeder.seed("FERNET_KEY", &placeholder).await.unwrap_err();
+    assert!(matches!(&error, SecretsError::SeedNotAKey { name } if name == "FERNET_KEY"));
+    assert!(!error.to_string().contains("REPLACE-ME"), "{error}");
+    assert!(seeder.check(&[("FERNET_KEY".into(), placeholder.clone())]).is_err());
+    assert_eq!(seeder.seed("FERNET_KEY", &key_text(&key)).await.unwrap(), SeedOutcome::Updated);
+    assert_eq!(seeder.seed("FERNET_KEY", &other).await.unwrap(), SeedOutcome::Kept);
+    let store = SecretsManagerKeyStore::new(provider.clone(), "FERNET_KEY").unwrap();
+    assert!(store.load_keys().await.unwrap().current.same_as(&key));
+    assert_eq!(versions_with(&provider, "FERNET_KEY", "AWSCURRENT").await, 1);
+
+    // A created key secret carries the description, so a seeder configured for it or not
+    // keeps it later.
+    let seeder = seeder.with_key_secret("APP_KEY");
+    assert_eq!(seeder.seed("APP_KEY", &key_text(&key)).await.unwrap(), SeedOutcome::Created);
+    let plain = Seeder::new(&provider);
+    assert_eq!(plain.seed("APP_KEY", &other).await.unwrap(), SeedOutcome::Kept);
+    // Other secrets are still updated.
+    client.create_secret().name("API_KEY").secret_string("v1").send().await.unwrap();
+    let v2 = SecretString::from("v2");
+    assert_eq!(plain.seed("API_KEY", &v2).await.unwrap(), SeedOutcome::Updated);
+}
+
+/// Answers every request like an ordinary web server: `404 Not Found` and an HTML page.
+fn web_server_endpoint() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf);
+                let body = "<html><body><h1>Not Found</h1></body></html>";
+                let response = format!(
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes());
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn an_endpoint_that_is_not_secrets_manager_is_named_with_its_status() {
+    let endpoint = web_server_endpoint();
+    let provider = provider_for(&endpoint).await;
+    let error = provider.get("API_KEY").await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("{endpoint} did not answer as Secrets Manager (HTTP 404")),
+        "{message}"
+    );
+    assert!(message.contains("AWS_ENDPOINT_URL"), "{message}");
+    assert!(!message.contains("unknown") && !message.contains("<html>"), "{message}");
+    assert!(!error.is_transient() && !error.is_not_found(), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_missing_or_malformed_region_or_endpoint_says_what_to_set() {
+    use globo_secrets::Region;
+    // Built by hand: neither the process environment nor a profile can supply a region.
+    let base =
+        || aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest());
+    let error = AwsProvider::from_sdk_config(&base().build()).unwrap_err();
+    let message = error.to_string();
+    assert!(message.starts_with("no AWS region configured: set AWS_REGION"), "{message}");
+    assert!(!message.contains("malformed configuration"), "{message}");
+
+    let config = base().region(Region::new("us east-1")).build();
+    let message = AwsProvider::from_sdk_config(&config).unwrap_err().to_string();
+    assert!(message.contains("region 'us east-1' is not a region name"), "{message}");
+
+    let config = base().region(Region::new("us-east-1")).endpoint_url("http://[bad").build();
+    let message = AwsProvider::from_sdk_config(&config).unwrap_err().to_string();
+    assert!(message.contains("endpoint 'http://[bad' is not a valid URL"), "{message}");
+}
+
+#[tokio::test]
+async fn a_password_in_the_endpoint_url_is_never_repeated() {
+    use globo_secrets::Region;
+    let base = || {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+    };
+    // Unreachable (port 9) and malformed: neither message repeats the password.
+    let config = base().endpoint_url("http://user:hunter2-pass@127.0.0.1:9/").build();
+    let provider = AwsProvider::from_sdk_config(&config).unwrap();
+    assert_eq!(provider.endpoint(), "http://[REDACTED]@127.0.0.1:9/");
+    assert!(!format!("{provider:?}").contains("hunter2"));
+    let error = provider.get("API_KEY").await.unwrap_err();
+    let mut layer: Option<&dyn std::error::Error> = Some(&error);
+    while let Some(current) = layer {
+        assert!(!current.to_string().contains("hunter2"), "{current}");
+        layer = current.source();
+    }
+    let config = base().endpoint_url("http://user:hunter2-pass@[bad").build();
+    let message = AwsProvider::from_sdk_config(&config).unwrap_err().to_string();
+    assert!(
+        message.contains("'http://[REDACTED]@[bad'") && !message.contains("hunter2"),
+        "{message}"
+    );
 }

@@ -70,6 +70,47 @@ fn the_process_environment_wins_group_by_group() {
 }
 
 #[test]
+fn an_identity_the_process_selects_by_any_mechanism_wins_over_env_file_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_env(dir.path(), &emulator_env("http://127.0.0.1:5000"));
+    // Each identity selector of the SDK's default chain, set alone in the process.
+    let selectors = [
+        ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/task-role"),
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials"),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/secrets/pods.eks.amazonaws.com/t"),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/eks.amazonaws.com/token"),
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/app"),
+        ("AWS_CONFIG_FILE", "/etc/aws/config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/etc/aws/credentials"),
+        ("AWS_DEFAULT_PROFILE", "production"),
+    ];
+    for (name, value) in selectors {
+        assert!(globo_secrets::AWS_IDENTITY_SELECTORS.contains(&name), "{name} not listed");
+        let settings =
+            AwsSettings::resolve(&path, &Environment::from_pairs([(name, value)])).unwrap();
+        assert!(
+            settings.access_key_id.is_none()
+                && settings.secret_access_key.is_none()
+                && settings.session_token.is_none()
+                && settings.profile.is_none(),
+            "{name}: {settings:?}"
+        );
+        assert_eq!(settings.sources[2], Some(SettingSource::Process), "{name}");
+        // The other groups still come from the file (the emulator endpoint and region).
+        assert_eq!(settings.endpoint(), Some("http://127.0.0.1:5000"), "{name}");
+        assert_eq!(settings.region.as_deref(), Some("us-east-1"), "{name}");
+    }
+    // A selector written in .env selects nothing: the file's keys still apply there.
+    let in_file = format!(
+        "{}AWS_WEB_IDENTITY_TOKEN_FILE=/tmp/token\nAWS_ROLE_ARN=arn:aws:iam::1:role/x\n",
+        emulator_env("http://127.0.0.1:5000")
+    );
+    let path = write_env(dir.path(), &in_file);
+    let settings = AwsSettings::resolve(&path, &Environment::empty()).unwrap();
+    assert_eq!(settings.access_key_id.as_ref().unwrap().expose_secret(), "testing");
+}
+
+#[test]
 fn half_a_credential_pair_is_an_error_that_names_no_value() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_env(dir.path(), "AWS_SECRET_ACCESS_KEY=hunter2-secret-access-key\n");
@@ -86,10 +127,11 @@ fn debug_never_shows_credentials() {
         ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEYID"),
         ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret-access-key"),
         ("AWS_SESSION_TOKEN", "session-token-value"),
+        ("AWS_ENDPOINT_URL", "https://proxy-user:proxy-password@proxy.example.invalid/"),
     ]);
     let settings = AwsSettings::resolve(Path::new("/nonexistent/.env"), &env).unwrap();
     let debug = format!("{settings:?}");
-    for value in ["AKIAEXAMPLEKEYID", "wJalrXUtnFEMI", "session-token-value"] {
+    for value in ["AKIAEXAMPLEKEYID", "wJalrXUtnFEMI", "session-token-value", "proxy-password"] {
         assert!(!debug.contains(value), "{debug}");
     }
     assert!(debug.contains("[SET]"), "{debug}");
