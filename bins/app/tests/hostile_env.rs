@@ -531,3 +531,51 @@ fn inspect_of_an_endless_file_fails_clearly_within_bounded_memory() {
     let message = failed(&app_memory_limited(d, "config inspect"));
     assert!(!message.contains("out of memory"), "{message}");
 }
+
+/// `app` run by the service account (uid 4321, gid 8765, no other group) in `dir`.
+fn as_service(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut command = globo_testkit::isolated_command("setpriv", dir);
+    command
+        .args(["--reuid=4321", "--regid=8765", "--clear-groups", APP])
+        .args(args)
+        .env("GLOBO_PASSWORD_PROFILE", "test-only-insecure");
+    globo_testkit::output_guarded(&mut command, Some(stdin.as_bytes()))
+}
+
+#[test]
+fn a_command_run_as_root_never_locks_the_service_out() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !is_root() {
+        return unavailable("a_command_run_as_root_never_locks_the_service_out", "needs root");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The service's folder and files.
+    std::os::unix::fs::chown(d, Some(4321), Some(8765)).unwrap();
+    ok(&as_service(d, &["register", "alice", "--password-stdin"], "wonderland passphrase\n"));
+    ok(&as_service(d, &["config", "init-key"], ""));
+    std::fs::write(d.join("config.json"), "{\"a\": 1}").unwrap();
+    std::os::unix::fs::chown(d.join("config.json"), Some(4321), Some(8765)).unwrap();
+    ok(&as_service(d, &["config", "encrypt", "config.json"], ""));
+
+    // An older version run as root left a root-owned 0600 lock: the service gets an error that
+    // names the lock file and its owner, and loses nothing.
+    std::os::unix::fs::chown(d.join("users.json.lock"), Some(0), Some(0)).unwrap();
+    let message =
+        failed(&as_service(d, &["register", "bob", "--password-stdin"], "builder passphrase\n"));
+    assert!(message.contains("users.json.lock") && message.contains("uid 0"), "{message}");
+    // The operator, as root: register, encrypt, rotate-key on the service's files.
+    ok(&app(d, &["register", "bob", "--password-stdin"], "builder passphrase\n"));
+    ok(&app(d, &["config", "encrypt", "config.json"], ""));
+    ok(&app(d, &["config", "rotate-key"], ""));
+    for lock in ["users.json.lock", "secret.key.lock"] {
+        let meta = std::fs::metadata(d.join(lock)).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), mode(&d.join(lock))), (4321, 8765, 0o600), "{lock}");
+    }
+    // The service still can do everything.
+    ok(&as_service(d, &["register", "carol", "--password-stdin"], "christmas passphrase\n"));
+    ok(&as_service(d, &["config", "encrypt", "config.json"], ""));
+    ok(&as_service(d, &["config", "rotate-key"], ""));
+    assert!(ok(&as_service(d, &["config", "show"], "")).contains("\"a\": 1"));
+    assert_eq!(users(&d.join("users.json")).len(), 3);
+}
