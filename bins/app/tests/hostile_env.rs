@@ -138,23 +138,23 @@ fn loose_permissions_warn_and_writes_restore_0600() {
 }
 
 #[test]
-fn symlinks_are_read_through_and_replaced_never_written_through() {
+fn symlinks_are_written_through_to_their_target_never_detached() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let elsewhere = tempfile::tempdir().unwrap();
-    // users.json -> a file elsewhere: read through; the write replaces the link by a regular
-    // file holding every user; the target is never written (someone else's file stays as is).
+    // users.json -> a file in shared storage: read through; the write replaces the link's
+    // target, with every user, and the link stays (it is not detached from the shared file).
     let target = elsewhere.path().join("shared-users.json");
     let store = UserStore::new(&target).with_profile(Profile::TestOnlyInsecure);
     store.register("alice", &SecretString::from("wonderland passphrase")).unwrap();
-    let target_before = std::fs::read(&target).unwrap();
     std::os::unix::fs::symlink(&target, d.join("users.json")).unwrap();
     ok(&app(d, &["register", "bob", "--password-stdin"], "builder passphrase\n"));
     let link = std::fs::symlink_metadata(d.join("users.json")).unwrap();
-    assert!(link.file_type().is_file(), "the link was written through");
-    let names: Vec<String> = users(&d.join("users.json")).keys().cloned().collect();
+    assert!(link.file_type().is_symlink(), "the link was replaced by a file");
+    let names: Vec<String> = users(&target).keys().cloned().collect();
     assert_eq!(names, ["alice", "bob"]);
-    assert_eq!(std::fs::read(&target).unwrap(), target_before);
+    assert_eq!(mode(&target), 0o600);
+    assert!(!d.join("users.json.lock").exists(), "the lock lies beside the target");
 
     // A dangling link where the key should be created: init-key refuses, creates nothing.
     let planted = elsewhere.path().join("attacker-reads-this.key");
@@ -177,16 +177,78 @@ fn symlinks_are_read_through_and_replaced_never_written_through() {
     failed(&app(d, &["config", "encrypt", "config.json", "--out", real_key.to_str().unwrap()], ""));
     assert!(Key::from_file(&real_key).unwrap().same_as(&key), "the key was overwritten");
 
+    // rotate-key with secret.key and config.enc linked into shared storage: the shared key
+    // is replaced and still opens the shared config.enc; both links stay; `.next` and the
+    // retired key lie beside the shared key.
+    let shared_enc = elsewhere.path().join("shared-config.enc");
+    std::fs::rename(d.join("config.enc"), &shared_enc).unwrap();
+    std::os::unix::fs::symlink(&shared_enc, d.join("config.enc")).unwrap();
+    let rotated = ok(&app(d, &["config", "rotate-key"], ""));
+    assert!(rotated.contains("Rotated the key"), "{rotated}");
+    for name in ["secret.key", "config.enc"] {
+        let meta = std::fs::symlink_metadata(d.join(name)).unwrap();
+        assert!(meta.file_type().is_symlink(), "{name} was detached");
+    }
+    let new_key = Key::from_file(&real_key).unwrap();
+    assert!(!new_key.same_as(&key), "the shared key kept the old key");
+    let token = std::fs::read_to_string(&shared_enc).unwrap();
+    assert_eq!(crypto::decrypt(&new_key, &token).unwrap().as_slice(), b"{\"a\": 1}");
+    assert!(ok(&app(d, &["config", "show"], "")).contains("\"a\": 1"));
+    let retired = std::fs::read_dir(elsewhere.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref().unwrap().file_name().to_string_lossy().starts_with("real.key.retired-")
+        })
+        .count();
+    assert_eq!(retired, 1, "the retired key lies beside the shared key");
+
+    // encrypt --remove-plaintext through a link: the target (the plaintext) is removed, after
+    // the verified round trip; the link stays; the message names the file removed.
+    let shared_plain = elsewhere.path().join("shared-config.json");
+    std::fs::rename(d.join("config.json"), &shared_plain).unwrap();
+    std::os::unix::fs::symlink(&shared_plain, d.join("config.json")).unwrap();
+    let out = ok(&app(d, &["config", "encrypt", "config.json", "--remove-plaintext"], ""));
+    assert!(out.contains("shared-config.json"), "{out}");
+    assert!(!shared_plain.exists(), "the plaintext is still on disk behind the link");
+    assert!(std::fs::symlink_metadata(d.join("config.json")).unwrap().file_type().is_symlink());
+    assert!(ok(&app(d, &["config", "show"], "")).contains("\"a\": 1"));
+
     // A lock file that is a link is refused (O_NOFOLLOW), with nothing written anywhere.
     let victim = elsewhere.path().join("victim");
     std::fs::write(&victim, "precious").unwrap();
-    std::fs::remove_file(d.join("users.json.lock")).unwrap();
-    std::os::unix::fs::symlink(&victim, d.join("users.json.lock")).unwrap();
+    let lock = elsewhere.path().join("shared-users.json.lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink(&victim, &lock).unwrap();
     let message =
         failed(&app(d, &["register", "carol", "--password-stdin"], "christmas passphrase\n"));
     assert!(message.contains("users.json.lock"), "{message}");
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
-    assert_eq!(users(&d.join("users.json")).len(), 2);
+    assert_eq!(users(&target).len(), 2);
+}
+
+#[test]
+fn remove_plaintext_never_deletes_a_pipe_or_a_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&app(d, &["config", "init-key"], ""));
+    // stdin (a pipe here), a link to a device, a FIFO: refused before anything is written.
+    let fifo = d.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    std::os::unix::fs::symlink("/dev/null", d.join("to-null")).unwrap();
+    for input in ["/dev/stdin", "to-null", "fifo"] {
+        let message = failed(&app(
+            d,
+            &["config", "encrypt", input, "--out", "out.enc", "--remove-plaintext"],
+            "{\"a\": 1}",
+        ));
+        assert!(message.contains("not a regular file"), "{input}: {message}");
+        assert!(!d.join("out.enc").exists(), "{input}: written before refusing");
+    }
+    assert!(std::fs::symlink_metadata(d.join("to-null")).is_ok());
+    assert!(std::fs::symlink_metadata(&fifo).is_ok());
+    // Without --remove-plaintext, stdin still encrypts.
+    ok(&app(d, &["config", "encrypt", "/dev/stdin", "--out", "out.enc"], "{\"a\": 1}"));
+    assert!(ok(&app(d, &["config", "show", "--in", "out.enc"], "")).contains("\"a\": 1"));
 }
 
 #[test]
@@ -468,4 +530,52 @@ fn inspect_of_an_endless_file_fails_clearly_within_bounded_memory() {
     std::os::unix::fs::symlink("/dev/zero", d.join("config.enc")).unwrap();
     let message = failed(&app_memory_limited(d, "config inspect"));
     assert!(!message.contains("out of memory"), "{message}");
+}
+
+/// `app` run by the service account (uid 4321, gid 8765, no other group) in `dir`.
+fn as_service(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut command = globo_testkit::isolated_command("setpriv", dir);
+    command
+        .args(["--reuid=4321", "--regid=8765", "--clear-groups", APP])
+        .args(args)
+        .env("GLOBO_PASSWORD_PROFILE", "test-only-insecure");
+    globo_testkit::output_guarded(&mut command, Some(stdin.as_bytes()))
+}
+
+#[test]
+fn a_command_run_as_root_never_locks_the_service_out() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !is_root() {
+        return unavailable("a_command_run_as_root_never_locks_the_service_out", "needs root");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The service's folder and files.
+    std::os::unix::fs::chown(d, Some(4321), Some(8765)).unwrap();
+    ok(&as_service(d, &["register", "alice", "--password-stdin"], "wonderland passphrase\n"));
+    ok(&as_service(d, &["config", "init-key"], ""));
+    std::fs::write(d.join("config.json"), "{\"a\": 1}").unwrap();
+    std::os::unix::fs::chown(d.join("config.json"), Some(4321), Some(8765)).unwrap();
+    ok(&as_service(d, &["config", "encrypt", "config.json"], ""));
+
+    // An older version run as root left a root-owned 0600 lock: the service gets an error that
+    // names the lock file and its owner, and loses nothing.
+    std::os::unix::fs::chown(d.join("users.json.lock"), Some(0), Some(0)).unwrap();
+    let message =
+        failed(&as_service(d, &["register", "bob", "--password-stdin"], "builder passphrase\n"));
+    assert!(message.contains("users.json.lock") && message.contains("uid 0"), "{message}");
+    // The operator, as root: register, encrypt, rotate-key on the service's files.
+    ok(&app(d, &["register", "bob", "--password-stdin"], "builder passphrase\n"));
+    ok(&app(d, &["config", "encrypt", "config.json"], ""));
+    ok(&app(d, &["config", "rotate-key"], ""));
+    for lock in ["users.json.lock", "secret.key.lock"] {
+        let meta = std::fs::metadata(d.join(lock)).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), mode(&d.join(lock))), (4321, 8765, 0o600), "{lock}");
+    }
+    // The service still can do everything.
+    ok(&as_service(d, &["register", "carol", "--password-stdin"], "christmas passphrase\n"));
+    ok(&as_service(d, &["config", "encrypt", "config.json"], ""));
+    ok(&as_service(d, &["config", "rotate-key"], ""));
+    assert!(ok(&as_service(d, &["config", "show"], "")).contains("\"a\": 1"));
+    assert_eq!(users(&d.join("users.json")).len(), 3);
 }

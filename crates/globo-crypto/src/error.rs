@@ -86,6 +86,18 @@ pub enum CryptoError {
         path: PathBuf,
     },
 
+    /// The plaintext to delete is not a regular file (a pipe such as `/dev/stdin`, a FIFO, a
+    /// device, a folder), which is never deleted.
+    #[error(
+        "refusing to delete '{}': it is not a regular file (a pipe, a device or a folder); only \
+         a regular plaintext file is deleted after encryption",
+        path.display()
+    )]
+    NotRegularFile {
+        /// The path, left untouched.
+        path: PathBuf,
+    },
+
     /// The plaintext was kept because the file on disk no longer matches what the ciphertext
     /// decrypts to (it changed after encryption, or the ciphertext was not written correctly).
     #[error(

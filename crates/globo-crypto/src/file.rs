@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
@@ -170,21 +170,55 @@ pub fn decrypt_file_with_max_age(
     decrypt_file(keys, path, Some((max_age_secs, unix_now()))).map(Plaintext::from)
 }
 
-/// Deletes `plaintext` once `ciphertext`, read back from disk, decrypts to exactly its bytes.
+/// The file [`remove_plaintext_verified`] would delete for `plaintext`: `plaintext` itself, or,
+/// for a symbolic link, the regular file at its end (see [`globo_fs::resolve_link`]).
 ///
-/// Call it after [`encrypt_file`] (which leaves the ciphertext flushed to disk). If the check
-/// fails the plaintext is kept and [`CryptoError::VerificationFailed`] (or the decryption error)
-/// is returned. A plaintext that is one of `keys` itself is never deleted
-/// ([`CryptoError::KeyFileProtected`]).
+/// Refused before anything is written, so a caller can check it before encrypting: a missing
+/// file ([`CryptoError::PlaintextNotFound`]), anything but a regular file (a pipe such as
+/// `/dev/stdin`, a FIFO, a device, a folder: [`CryptoError::NotRegularFile`]), and a link that
+/// may not be followed (dangling, a loop, owned by someone other than root or the target's
+/// owner: [`CryptoError::File`]).
+pub fn removable_plaintext(plaintext: &Path) -> Result<PathBuf, CryptoError> {
+    match std::fs::metadata(plaintext) {
+        Ok(metadata) if metadata.is_file() => {}
+        Ok(_) => return Err(CryptoError::NotRegularFile { path: plaintext.to_path_buf() }),
+        Err(e)
+            if e.kind() == ErrorKind::NotFound && std::fs::symlink_metadata(plaintext).is_err() =>
+        {
+            return Err(CryptoError::PlaintextNotFound { path: plaintext.to_path_buf() });
+        }
+        // A dangling link or a loop: resolve_link says which.
+        Err(_) => {}
+    }
+    let target = globo_fs::resolve_link(plaintext)?;
+    // The file at the end of the links, as it is now (not through the links again).
+    match std::fs::symlink_metadata(&target) {
+        Ok(metadata) if metadata.is_file() => Ok(target),
+        Ok(_) => Err(CryptoError::NotRegularFile { path: plaintext.to_path_buf() }),
+        Err(e) => Err(CryptoError::io("inspect", &target, e)),
+    }
+}
+
+/// Deletes the plaintext once `ciphertext`, read back from disk, decrypts to exactly its bytes;
+/// returns the file deleted.
+///
+/// Call it after [`encrypt_file`] (which leaves the ciphertext flushed to disk). The file
+/// deleted is the one [`removable_plaintext`] names: when `plaintext` is a symbolic link, the
+/// regular file at its end is checked and deleted (deleting the link alone would leave the
+/// plaintext on disk) and the link stays; a pipe, a FIFO or a device is never deleted
+/// ([`CryptoError::NotRegularFile`]). If the check fails the plaintext is kept and
+/// [`CryptoError::VerificationFailed`] (or the decryption error) is returned. A plaintext that
+/// is one of `keys` itself is never deleted ([`CryptoError::KeyFileProtected`]).
 pub fn remove_plaintext_verified(
     keys: &impl KeySet,
     plaintext: &Path,
     ciphertext: &Path,
-) -> Result<(), CryptoError> {
+) -> Result<PathBuf, CryptoError> {
     if same_file(plaintext, ciphertext) {
         return Err(CryptoError::SameFile { path: plaintext.to_path_buf() });
     }
-    if let Ok(file) = crate::KeyFile::load(plaintext)
+    let target = removable_plaintext(plaintext)?;
+    if let Ok(file) = crate::KeyFile::load(&target)
         && keys.keys().iter().any(|k| k.same_as(file.key()))
     {
         // The ciphertext would be locked under the very key being deleted.
@@ -192,18 +226,19 @@ pub fn remove_plaintext_verified(
     }
     // The plaintext is opened first (a missing one is reported before any decryption), then
     // compared piece by piece with the decryption: memory holds the plaintext once, not twice.
-    let mut original = open_plaintext(plaintext)?;
+    let mut original = open_plaintext(&target)?;
     let decrypted = decrypt_file_to_memory(keys, ciphertext)?;
-    let same = same_content(&mut original, &decrypted)
-        .map_err(|e| CryptoError::io("read", plaintext, e))?;
+    let same =
+        same_content(&mut original, &decrypted).map_err(|e| CryptoError::io("read", &target, e))?;
     if !same {
         return Err(CryptoError::VerificationFailed {
             plaintext: plaintext.to_path_buf(),
             ciphertext: ciphertext.to_path_buf(),
         });
     }
-    std::fs::remove_file(plaintext).map_err(|e| CryptoError::io("remove", plaintext, e))?;
-    sync_parent(plaintext)
+    std::fs::remove_file(&target).map_err(|e| CryptoError::io("remove", &target, e))?;
+    sync_parent(&target)?;
+    Ok(target)
 }
 
 /// Flushes the folder holding `path`, so a removal survives a power loss.

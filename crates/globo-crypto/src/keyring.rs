@@ -105,6 +105,20 @@ pub fn next_key_path(key_path: &Path) -> PathBuf {
     key_path.with_file_name(name)
 }
 
+/// The key file `key_path` stands for: the regular file at the end of its symbolic links
+/// ([`globo_fs::resolve_link`]), or `key_path` itself. A rotation writes `secret.key.next` and
+/// the retired keys beside that file, so every path to a shared key sees the same rotation.
+/// A link that may not be written through is read through as given (the rotation then refuses
+/// to replace it).
+pub(crate) fn key_file_path(key_path: &Path) -> PathBuf {
+    globo_fs::resolve_link(key_path).unwrap_or_else(|_| key_path.to_path_buf())
+}
+
+/// How many times [`LoadedKeys::read_with`] runs its reader at most. Each run after the first
+/// needs a rotation to have changed the keys since the previous one, so this is only reached
+/// by a reader slower than 15 rotations in a row.
+const READ_ATTEMPTS: usize = 16;
+
 /// The keys on disk for a key file, as every command should load them.
 ///
 /// Normally just `secret.key`. While a rotation is in progress (`secret.key.next` exists, see
@@ -117,8 +131,10 @@ pub struct LoadedKeys {
 }
 
 impl LoadedKeys {
-    /// Loads `key_path` and, if present, its `.next` companion.
+    /// Loads `key_path` and, if present, its `.next` companion (beside the file at the end of
+    /// `key_path`'s symbolic links, if it is one).
     pub fn load(key_path: &Path) -> Result<Self, CryptoError> {
+        let key_path = &key_file_path(key_path);
         // The next key is read first: a rotation installs it as the key file before removing
         // it, so a reader racing a rotation that ends sees the new key in one of the two reads.
         let next_path = next_key_path(key_path);
@@ -134,6 +150,63 @@ impl LoadedKeys {
             None => vec![current],
         };
         Ok(Self { keyring, files })
+    }
+
+    /// Loads the keys of `key_path` and calls `read` with them (to decrypt files encrypted
+    /// under them), so that the keys and the files read agree even while a rotation
+    /// ([`crate::rotate_key`]) replaces the key and re-encrypts the files.
+    ///
+    /// The files on disk are consistent with the key files at every instant of a rotation, but
+    /// a reader that loads the keys just before a step and opens a file just after it holds
+    /// keys the file is no longer encrypted under. So when `read` fails with
+    /// [`CryptoError::Decryption`], the keys are loaded again: if they changed (a rotation ran
+    /// in between), `read` runs again with the keys that are current now; if not, the error is
+    /// returned. Keys are random and never come back, so keys unchanged across the read mean no
+    /// rotation step happened meanwhile: the failure is real (a wrong key, a tampered file).
+    ///
+    /// No lock is taken: a reader needs no write access to the folder (a service account that
+    /// may only read the key works), never waits for a rotation and never delays one (a shared
+    /// `flock(2)` lock would let a steady stream of readers postpone a rotation indefinitely).
+    /// `read` may therefore run more than once (at most 16 times); it should only read.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), globo_crypto::CryptoError> {
+    /// # let dir = tempfile::tempdir().map_err(|_| globo_crypto::CryptoError::Random)?;
+    /// # let key_path = dir.path().join("secret.key");
+    /// # let enc = dir.path().join("config.enc");
+    /// # let key = globo_crypto::Key::generate()?;
+    /// # globo_crypto::KeyFile::create_new(&key_path, &key)?;
+    /// # std::fs::write(dir.path().join("config.json"), b"{}").map_err(|_| globo_crypto::CryptoError::Random)?;
+    /// # globo_crypto::encrypt_file(&key, &dir.path().join("config.json"), &enc)?;
+    /// use globo_crypto::{LoadedKeys, decrypt_file_to_memory};
+    /// let config = LoadedKeys::read_with(&key_path, |keys| decrypt_file_to_memory(keys.keyring(), &enc))?;
+    /// assert_eq!(config.as_slice(), b"{}");
+    /// # Ok(()) }
+    /// ```
+    pub fn read_with<T>(
+        key_path: &Path,
+        mut read: impl FnMut(&LoadedKeys) -> Result<T, CryptoError>,
+    ) -> Result<T, CryptoError> {
+        let mut keys = Self::load(key_path)?;
+        for _ in 1..READ_ATTEMPTS {
+            match read(&keys) {
+                Err(CryptoError::Decryption) => {
+                    let now = Self::load(key_path)?;
+                    if now.same_keys(&keys) {
+                        return Err(CryptoError::Decryption);
+                    }
+                    keys = now;
+                }
+                other => return other,
+            }
+        }
+        read(&keys)
+    }
+
+    /// Whether both hold the same keys in the same order.
+    fn same_keys(&self, other: &LoadedKeys) -> bool {
+        let (a, b) = (self.keyring.keys(), other.keyring.keys());
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y))
     }
 
     /// The keyring (next key first during a rotation).

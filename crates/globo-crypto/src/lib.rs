@@ -28,7 +28,9 @@
 //!   whole token, and only then decrypts in place (peak memory about the plaintext's size).
 //!   Tokens are the same as the in-memory functions give; from 1 MiB the work is pipelined over
 //!   two threads.
-//! - [`Keyring`], [`LoadedKeys`], [`rotate_key`]: several keys and crash-safe rotation;
+//! - [`Keyring`], [`LoadedKeys`], [`rotate_key`]: several keys and crash-safe rotation (a
+//!   reader running meanwhile uses [`LoadedKeys::read_with`], which retries with the keys
+//!   current now; a symbolically linked key file stays linked);
 //!   [`rotate_with_store`] runs the same rotation over any [`KeyStore`] (a key file, or a
 //!   secrets manager as in `globo-secrets`).
 //! - [`inspect`]: a token's timestamp and size, without the key.
@@ -47,7 +49,7 @@ mod token;
 pub use error::CryptoError;
 pub use file::{
     decrypt_file_to_memory, decrypt_file_with_max_age, encrypt_file, inspect_file, read_token_file,
-    remove_plaintext_verified,
+    removable_plaintext, remove_plaintext_verified,
 };
 pub use key::{ENCODED_KEY_LEN, Key, KeyFile};
 pub use keyring::{KeyLock, KeySet, Keyring, LoadedKeys, next_key_path};

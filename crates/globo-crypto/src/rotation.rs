@@ -12,7 +12,13 @@
 //!
 //! At every instant the key files on disk decrypt every file: [`crate::LoadedKeys`] loads
 //! `secret.key.next` as well while it exists. Running the rotation again after a crash
-//! completes it (it never generates a second new key while `secret.key.next` exists).
+//! completes it (it never generates a second new key while `secret.key.next` exists). A reader
+//! that loaded the keys just before a step and opens a file just after it holds keys that file
+//! is no longer under: readers go through [`LoadedKeys::read_with`], which loads the keys again
+//! and retries when a rotation changed them.
+//!
+//! A `secret.key` that is a symbolic link (to shared storage) stays one: the new key replaces
+//! the file at the end of the link, and `.next` and the retired keys lie beside that file.
 //!
 //! The orchestration is generic over a [`KeyStore`] ([`rotate_with_store`]): the key file
 //! ([`KeyFileStore`]) is one store; `globo-secrets` implements another on AWS Secrets Manager
@@ -163,10 +169,12 @@ pub struct KeyFileStore {
 
 impl KeyFileStore {
     /// Takes the exclusive lock of `key_path` (blocking until no other rotation or encryption
-    /// holds it).
+    /// holds it). When `key_path` is a symbolic link, the store is the key file at its end:
+    /// the new key replaces that file (the link stays), and `.next` and the retired keys are
+    /// written beside it.
     pub fn open(key_path: &Path) -> Result<Self, CryptoError> {
         let lock = globo_fs::ExclusiveLock::acquire(key_path)?;
-        Ok(Self { key_path: key_path.to_path_buf(), _lock: lock })
+        Ok(Self { key_path: crate::keyring::key_file_path(key_path), _lock: lock })
     }
 
     fn load_now(&self) -> Result<StoredKeys, CryptoError> {

@@ -1,6 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Files: encryption to disk, decryption to memory, plaintext removal after verification.
 
+#[cfg(unix)]
+use std::os::unix::fs::FileTypeExt as _;
+
 use globo_crypto::{
     CryptoError, Key, decrypt_file_to_memory, encrypt, encrypt_file, read_token_file,
     remove_plaintext_verified,
@@ -119,4 +122,42 @@ fn key_files_are_never_overwritten_or_deleted() {
     let err = remove_plaintext_verified(&key, &key_path, &enc).unwrap_err();
     assert!(matches!(err, CryptoError::KeyFileProtected { .. }), "{err}");
     assert_eq!(std::fs::read(&key_path).unwrap(), before);
+}
+
+#[cfg(unix)]
+#[test]
+fn removing_a_plaintext_through_a_link_removes_its_target_and_never_a_device() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::generate().unwrap();
+    let shared = dir.path().join("shared-config.json");
+    std::fs::write(&shared, b"{\"v\": 1}").unwrap();
+    let link = dir.path().join("config.json");
+    symlink(&shared, &link).unwrap();
+    let enc = dir.path().join("config.enc");
+    encrypt_file(&key, &link, &enc).unwrap();
+    remove_plaintext_verified(&key, &link, &enc).unwrap();
+    assert!(!shared.exists(), "the plaintext is still on disk behind the link");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(decrypt_file_to_memory(&key, &enc).unwrap().as_slice(), b"{\"v\": 1}");
+
+    // A link to a device, and a device node itself (as root): refused, left in place.
+    let mut specials = vec![dir.path().join("to-null")];
+    symlink("/dev/null", &specials[0]).unwrap();
+    if globo_testkit::in_ci()
+        || std::process::Command::new("id").arg("-u").output().unwrap().stdout == b"0\n"
+    {
+        let node = dir.path().join("null");
+        let made = std::process::Command::new("mknod").arg(&node).args(["c", "1", "3"]).status();
+        assert!(made.unwrap().success(), "mknod needs root (CI runs as root)");
+        specials.push(node);
+    }
+    for special in &specials {
+        encrypt_file(&key, special, &enc).unwrap();
+        let err = remove_plaintext_verified(&key, special, &enc).unwrap_err();
+        assert!(matches!(err, CryptoError::NotRegularFile { .. }), "{err}");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(std::fs::symlink_metadata(special).is_ok(), "{} removed", special.display());
+    }
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
 }

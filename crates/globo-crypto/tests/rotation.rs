@@ -149,3 +149,75 @@ fn loaded_keys_during_rotation_use_the_next_key_first() {
     assert!(keys.keyring().primary().same_as(&next));
     assert_eq!(keys.files().len(), 2);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_rotation_through_symbolic_links_replaces_the_shared_key_and_files() {
+    use std::os::unix::fs::symlink;
+    // The deployment: secret.key and f0.enc in `app/` are links into `shared/`.
+    let s = setup();
+    let app = s.dir.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    let key_link = app.join("secret.key");
+    symlink(&s.key_path, &key_link).unwrap();
+    let (shared_file, content) = s.files[0].clone();
+    let file_link = app.join("config.enc");
+    symlink(&shared_file, &file_link).unwrap();
+    let old = Key::from_file(&s.key_path).unwrap();
+
+    let report =
+        rotate_key(&key_link, std::slice::from_ref(&file_link), |_| ControlFlow::Continue(()))
+            .unwrap();
+    for link in [&key_link, &file_link] {
+        assert!(std::fs::symlink_metadata(link).unwrap().file_type().is_symlink(), "detached");
+    }
+    // The shared key is the new one and opens the shared file; the old key is retired beside it.
+    let new = Key::from_file(&s.key_path).unwrap();
+    assert!(!new.same_as(&old), "the shared key kept the old key");
+    assert_eq!(decrypt_file_to_memory(&new, &shared_file).unwrap().as_slice(), content);
+    assert_eq!(retired_files(s.dir.path()), [report.retired_key.unwrap()]);
+    assert!(!next_key_path(&s.key_path).exists() && !next_key_path(&key_link).exists());
+    assert_eq!(std::fs::read_dir(&app).unwrap().count(), 2, "only the two links in app/");
+}
+
+/// `app config show` while `app config rotate-key` runs: every read of a reader (the library
+/// call `show` makes) succeeds, whatever the instant it loads the keys and opens the file.
+#[test]
+fn readers_never_fail_while_rotations_run() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const ROTATIONS: usize = 150;
+    let s = setup();
+    let (file, content) = s.files[0].clone();
+    let done = AtomicBool::new(false);
+    let (reads, failures) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    let read = LoadedKeys::read_with(&s.key_path, |keys| {
+                        decrypt_file_to_memory(keys.keyring(), &file)
+                    });
+                    match read {
+                        Ok(plain) => assert_eq!(plain.as_slice(), content.as_slice()),
+                        Err(CryptoError::Decryption) => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        for _ in 0..ROTATIONS {
+            let report =
+                rotate_key(&s.key_path, std::slice::from_ref(&file), |_| ControlFlow::Continue(()))
+                    .unwrap();
+            // Keep the folder small: the rotation lists it for an earlier retired key.
+            std::fs::remove_file(report.retired_key.unwrap()).unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    let reads = reads.into_inner();
+    assert!(reads > ROTATIONS, "the readers hardly ran ({reads} reads)");
+    assert_eq!(failures.into_inner(), 0, "reads that failed during rotations, of {reads}");
+}

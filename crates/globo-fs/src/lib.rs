@@ -70,24 +70,36 @@
 //! (as root, or a group it belongs to), so an administrator running `app register` as root on a
 //! service's `users.json` does not leave the service unable to read it; without that right the
 //! new file belongs to the writer, like any new file. A group- or world-readable mode is not
-//! kept: `0600` is the point.
+//! kept: `0600` is the point. Lock files get the owner and group of the file they guard the
+//! same way (see [`ExclusiveLock`]), so a lock taken as root never locks the data's owner out.
 //!
 //! # Symbolic links
 //!
-//! globo never writes through a symbolic link. [`write_atomic`] and [`AtomicFile`] replace a
-//! link at the destination by a regular file (the link's target is untouched); [`create_new`]
-//! fails if the destination is a link, even a dangling one; [`ExclusiveLock`] refuses a lock
-//! file that is a link. The destination's folder is resolved like any path (a link to a folder
-//! is followed).
+//! A deployment may link `secret.key`, `config.enc` or `users.json` to shared storage, so a
+//! replacing write never detaches a link: [`write_atomic`] and [`AtomicFile`] follow the chain
+//! of links ([`resolve_link`]) and replace the regular file at its end, atomically, with the
+//! temporary file in that file's folder; the link stays as it was. The file keeps its owner
+//! and group (above). Refused, with an error naming the path and the reason, and nothing
+//! written: a dangling link (its target is not created), a link to anything but a regular file
+//! (a folder, a FIFO, a device), a loop, and a link owned by someone other than root or the
+//! target's owner (the rule of Linux's `fs.protected_symlinks`: a link planted by another user
+//! must not redirect a write made as root or as the victim). [`create_new`] never creates
+//! anything through a link: it fails with [`io::ErrorKind::AlreadyExists`] if the destination
+//! is a link, even a dangling one, so a new key is never written where a planted link points.
+//! [`ExclusiveLock`] locks `<target>.lock` beside the link's target, so the link and the target
+//! exclude each other, and refuses a lock file that is itself a link. The destination's folder
+//! is resolved like any path (a link to a folder is followed).
 #![forbid(unsafe_code)]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+mod link;
 mod stale;
 mod temp;
 
+pub use link::resolve_link;
 pub use stale::{STALE_TEMP_AGE, remove_stale_temp_files};
 use temp::{Kind, Publish, Temp};
 
@@ -149,7 +161,13 @@ fn write_with(
     how: Publish,
     prefer_unnamed: bool,
 ) -> Result<Kind, FsError> {
-    let mut temp = Temp::create(path, prefer_unnamed)?;
+    // A new file is never created through a link (the link's name is taken, so the no-clobber
+    // link fails); a replacement replaces the file at the end of the links.
+    let target = match how {
+        Publish::Replace => resolve_link(path)?,
+        Publish::NoClobber => path.to_path_buf(),
+    };
+    let mut temp = Temp::create(&target, prefer_unnamed)?;
     temp.write_all(bytes)?;
     let kind = temp.kind();
     temp.persist(how)?;
@@ -159,7 +177,8 @@ fn write_with(
 /// Replaces `path` with `bytes` atomically; the file has mode `0600`.
 ///
 /// Readers see the complete old content or the complete new one. If `path` is a symbolic link,
-/// the link itself is replaced by a regular file: globo never writes through a link.
+/// the regular file at the end of the links is replaced, in its own folder, and the link stays
+/// (see [`resolve_link`] for the links that are refused).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     write_with(path, bytes, Publish::Replace, true).map(drop)
 }
@@ -206,10 +225,12 @@ impl AtomicFile {
     }
 
     fn create_with(path: &Path, prefer_unnamed: bool) -> Result<Self, FsError> {
-        Ok(Self { temp: Temp::create(path, prefer_unnamed)?, path: path.to_path_buf() })
+        let target = resolve_link(path)?;
+        Ok(Self { temp: Temp::create(&target, prefer_unnamed)?, path: path.to_path_buf() })
     }
 
-    /// The path this file will replace.
+    /// The path this file will replace, as given (if it is a symbolic link, the file at the end
+    /// of the links is replaced).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -238,6 +259,20 @@ impl Write for AtomicFile {
 ///
 /// Every globo process that modifies `path` takes this lock first, so concurrent
 /// read-modify-write cycles run one after another. The lock file is empty and stays behind.
+///
+/// - **Symbolic links.** The lock guards the file a write lands on ([`resolve_link`]): when
+///   `path` is a link, the lock file lies beside the link's target, so a process going through
+///   the link and one naming the target exclude each other. A lock file that is itself a link
+///   is refused.
+/// - **Owner.** The lock file gets the owner and group of the file it guards (of that file's
+///   folder while the file does not exist yet), where this process may set them (root, or a
+///   group it belongs to), mode `0600`; an existing lock file of another owner is given back
+///   the same way. So an administrator running `app register` as root on a service's files
+///   never leaves a lock the service cannot open, and a lock left that way by an older version
+///   is repaired the next time root takes it. A lock file this process may read but not write
+///   is opened read-only (`flock(2)` needs no write access). One it cannot open at all (left
+///   by an older version run as another user) is reported with its owner and the fix, never
+///   bypassed: locking anything else would not exclude the processes that lock the file.
 #[derive(Debug)]
 pub struct ExclusiveLock {
     file: File,
@@ -247,26 +282,12 @@ pub struct ExclusiveLock {
 impl ExclusiveLock {
     /// Blocks until this process holds the lock guarding `path`.
     pub fn acquire(path: &Path) -> Result<Self, FsError> {
-        let lock_path = lock_path_for(path);
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            // Never through a symbolic link: in a shared folder a planted link would make us
-            // create or open a file of the attacker's choosing.
-            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-        }
-        let file = options.open(&lock_path).map_err(|e| {
-            let hint = if is_symlink(&lock_path) {
-                io::Error::other(
-                    "it is a symbolic link; remove it (a lock file is always a plain file)",
-                )
-            } else {
-                e
-            };
-            FsError::new("open lock file", &lock_path, hint)
-        })?;
+        // A link that cannot be written through is locked beside itself: every write through
+        // it is refused anyway.
+        let data = resolve_link(path).unwrap_or_else(|_| path.to_path_buf());
+        let lock_path = lock_path_for(&data);
+        let file = open_lock_file(&lock_path)?;
+        give_to_data_owner(&file, &data);
         file.lock().map_err(|e| FsError::new("lock", &lock_path, e))?;
         Ok(Self { file, path: lock_path })
     }
@@ -284,11 +305,89 @@ impl Drop for ExclusiveLock {
     }
 }
 
+/// Opens (creating it, mode `0600`) the lock file, never through a symbolic link.
+fn open_lock_file(lock_path: &Path) -> Result<File, FsError> {
+    let open = |write: bool| {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        if write {
+            options.write(true).create(true).truncate(false);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Never through a symbolic link: in a shared folder a planted link would make us
+            // create or open a file of the attacker's choosing.
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        options.open(lock_path)
+    };
+    let error = match open(true) {
+        Ok(file) => return Ok(file),
+        Err(e) => e,
+    };
+    if error.kind() == io::ErrorKind::PermissionDenied
+        && let Ok(file) = open(false)
+    {
+        return Ok(file);
+    }
+    let hint = if is_symlink(lock_path) {
+        io::Error::other("it is a symbolic link; remove it (a lock file is always a plain file)")
+    } else if error.kind() == io::ErrorKind::PermissionDenied
+        && let Some(uid) = owner_uid(lock_path)
+    {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "it belongs to uid {uid} and this user cannot open it (left by an older version \
+                 run as another user?); remove it while no globo process is running, or give it \
+                 to the owner of the file it guards"
+            ),
+        )
+    } else {
+        error
+    };
+    Err(FsError::new("open lock file", lock_path, hint))
+}
+
+/// The owner of an existing file, not following a link.
+fn owner_uid(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        fs::symlink_metadata(path).ok().map(|m| m.uid())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// Gives the lock file the owner and group of the data file it guards (of its folder while the
+/// data file does not exist), where this process may: a lock must never lock out the owner of
+/// the data it protects. Best effort, as for a replaced file.
+fn give_to_data_owner(lock: &File, data: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let owner = match fs::metadata(data) {
+            Ok(metadata) if metadata.is_file() => Some(metadata),
+            _ => fs::metadata(parent_dir(data)).ok(),
+        };
+        if let Some(owner) = owner {
+            temp::adopt_owner(lock, owner.uid(), owner.gid());
+        }
+    }
+    let _ = (lock, data);
+}
+
 fn is_symlink(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
-/// The sidecar lock file guarding `path`: `users.json` -> `users.json.lock`.
+/// The sidecar lock file beside `path`: `users.json` -> `users.json.lock`. (For a `path` that
+/// is a symbolic link, [`ExclusiveLock`] uses the one beside the link's target.)
 pub fn lock_path_for(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".lock");

@@ -121,26 +121,34 @@ impl Temp {
 /// may (root, or a group it belongs to): an administrator running `app register` as root on a
 /// service's `users.json` must not leave the service unable to read it. Best effort: without
 /// the right (no `CAP_CHOWN`), the new file belongs to the writer, as any new file does. The
-/// mode stays `0600`. A symbolic link at the destination is not followed (it is replaced).
+/// mode stays `0600`. `target` is the file at the end of any links ([`crate::resolve_link`]).
 fn keep_owner(file: &File, target: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt as _;
         let Ok(old) = std::fs::symlink_metadata(target) else { return };
-        let Ok(new) = file.metadata() else { return };
         if !old.file_type().is_file() {
             return;
         }
-        let uid = (old.uid() != new.uid()).then_some(old.uid());
-        let gid = (old.gid() != new.gid()).then_some(old.gid());
-        if uid.is_some() || gid.is_some() {
-            // The owner first and the group alone if that is refused (a group of ours).
-            if std::os::unix::fs::fchown(file, uid, gid).is_err() && gid.is_some() {
-                let _ = std::os::unix::fs::fchown(file, None, gid);
-            }
-        }
+        adopt_owner(file, old.uid(), old.gid());
     }
     let _ = (file, target);
+}
+
+/// Gives `file` the owner `uid` and group `gid` where this process may: the owner and group
+/// together, else the group alone (a group of ours). Errors are ignored.
+#[cfg(unix)]
+pub(crate) fn adopt_owner(file: &File, uid: u32, gid: u32) {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(now) = file.metadata() else { return };
+    let uid = (now.uid() != uid).then_some(uid);
+    let gid = (now.gid() != gid).then_some(gid);
+    if uid.is_some() || gid.is_some() {
+        // The owner first and the group alone if that is refused (a group of ours).
+        if std::os::unix::fs::fchown(file, uid, gid).is_err() && gid.is_some() {
+            let _ = std::os::unix::fs::fchown(file, None, gid);
+        }
+    }
 }
 
 /// `fsync(2)` of the content, before any name points at it.

@@ -477,19 +477,93 @@ fn a_replaced_file_keeps_its_owner_and_group_and_mode_0600() {
         assert_eq!(mode(&path), 0o600, "{job}");
         assert_eq!(fs::read(&path).unwrap(), NEW, "{job}");
     }
-    // A new file, and a file that replaces a symbolic link, belong to the writer.
+    // A new file belongs to the writer.
     let dir = tempfile::tempdir().unwrap();
     let fresh = dir.path().join("secret.key");
     create_new(&fresh, NEW).unwrap();
     assert_eq!(fs::metadata(&fresh).unwrap().uid(), 0);
+    // Through a link (root's): the target is replaced and keeps its owner and group.
     let other = dir.path().join("other");
     fs::write(&other, OLD).unwrap();
     std::os::unix::fs::chown(&other, Some(4321), Some(8765)).unwrap();
     let link = dir.path().join("link.json");
     std::os::unix::fs::symlink(&other, &link).unwrap();
     write_atomic(&link, NEW).unwrap();
-    let meta = fs::symlink_metadata(&link).unwrap();
-    assert!(meta.file_type().is_file());
-    assert_eq!((meta.uid(), meta.gid()), (0, 0));
-    assert_eq!(fs::read(&other).unwrap(), OLD, "the link's target is untouched");
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    let meta = fs::symlink_metadata(&other).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (4321, 8765));
+    assert_eq!(fs::read(&other).unwrap(), NEW);
+}
+
+/// Runs `command` as uid 4321, gid 8765, no other group (the service account).
+fn as_service(command: &str, args: &[&Path]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=4321", "--regid=8765", "--clear-groups", command])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_link_planted_by_another_user_is_not_written_through() {
+    if !root_or_skip("a_link_planted_by_another_user_is_not_written_through") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Root's file, and the service's link to it in the service's folder.
+    let victim = dir.path().join("victim");
+    fs::write(&victim, OLD).unwrap();
+    let link = dir.path().join("users.json");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(4321), Some(8765)).unwrap();
+    for job in ["write_atomic", "stream"] {
+        let err = match job {
+            "write_atomic" => write_atomic(&link, NEW).unwrap_err(),
+            _ => AtomicFile::create(&link).unwrap_err(),
+        };
+        assert!(err.to_string().contains("owner uid 4321"), "{job}: {err}");
+    }
+    assert_eq!(fs::read(&victim).unwrap(), OLD);
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    // The same link to a file of the service is followed.
+    std::os::unix::fs::chown(&victim, Some(4321), Some(8765)).unwrap();
+    write_atomic(&link, NEW).unwrap();
+    assert_eq!(fs::read(&victim).unwrap(), NEW);
+}
+
+#[test]
+fn a_lock_taken_as_root_belongs_to_the_data_owner_who_can_take_it() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !root_or_skip("a_lock_taken_as_root_belongs_to_the_data_owner_who_can_take_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The service's folder; its users.json exists, its secret.key does not yet.
+    std::os::unix::fs::chown(d, Some(4321), Some(8765)).unwrap();
+    let users = d.join("users.json");
+    fs::write(&users, OLD).unwrap();
+    std::os::unix::fs::chown(&users, Some(4321), Some(8765)).unwrap();
+    // A lock file left by an older version run as root: root-owned, 0600.
+    let stale = d.join("config.enc.lock");
+    File::create(&stale).unwrap();
+    fs::set_permissions(&stale, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    fs::write(d.join("config.enc"), OLD).unwrap();
+    std::os::unix::fs::chown(d.join("config.enc"), Some(4321), Some(8765)).unwrap();
+    for data in [users, d.join("secret.key"), d.join("config.enc")] {
+        let guard = ExclusiveLock::acquire(&data).unwrap();
+        let lock = guard.path().to_path_buf();
+        drop(guard);
+        let meta = fs::symlink_metadata(&lock).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (4321, 8765), "{}", lock.display());
+        assert_eq!(mode(&lock), 0o600, "{}", lock.display());
+        // The service takes the lock root left (flock(1) opens it as the service would).
+        let out = as_service("flock", &[&lock, Path::new("true")]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            lock.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -1,5 +1,7 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
+#[cfg(unix)]
+use std::os::unix::fs::FileTypeExt as _;
 
 #[test]
 fn write_atomic_replaces_and_is_private() {
@@ -23,17 +25,111 @@ fn create_new_refuses_existing() {
     assert_eq!(fs::read(&path).unwrap(), b"first");
 }
 
+/// The `.globo-*` temporary entries left in `dir`.
+#[cfg(unix)]
+fn temp_names(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".globo-"))
+        .collect()
+}
+
+/// Every replacing writer: unnamed and named temporary files, whole and streamed.
+#[cfg(unix)]
+fn replace_with(job: usize, path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    match job {
+        0 => write_atomic(path, bytes),
+        1 => write_with(path, bytes, temp::Publish::Replace, false).map(drop),
+        2 | 3 => {
+            let mut file = AtomicFile::create_with(path, job == 2)?;
+            file.write_all(bytes).unwrap();
+            file.commit()
+        }
+        _ => unreachable!(),
+    }
+}
+
 #[cfg(unix)]
 #[test]
-fn write_atomic_replaces_a_symlink_not_its_target() {
+fn a_replacing_write_through_links_replaces_the_target_in_its_folder_and_keeps_the_links() {
+    use std::os::unix::fs::symlink;
+    for job in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, shared) = (dir.path().join("app"), dir.path().join("shared"));
+        fs::create_dir(&app).unwrap();
+        fs::create_dir(&shared).unwrap();
+        let target = shared.join("secret.key");
+        fs::write(&target, b"old").unwrap();
+        // app/secret.key -> ../shared/hop (relative) -> shared/secret.key (absolute).
+        symlink(&target, shared.join("hop")).unwrap();
+        let link = app.join("secret.key");
+        symlink("../shared/hop", &link).unwrap();
+        replace_with(job, &link, b"new").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"new", "job {job}: the target was not replaced");
+        for l in [&link, &shared.join("hop")] {
+            assert!(fs::symlink_metadata(l).unwrap().file_type().is_symlink(), "job {job}");
+        }
+        assert_eq!(loose_permissions(&target).unwrap(), None);
+        assert!(temp_names(&app).is_empty() && temp_names(&shared).is_empty(), "job {job}");
+        assert_eq!(fs::read_dir(&app).unwrap().count(), 1, "job {job}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_write_through_a_dangling_link_a_loop_or_a_link_to_a_non_file_is_refused() {
+    use std::os::unix::fs::symlink;
     let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("target");
-    fs::write(&target, b"keep").unwrap();
-    let link = dir.path().join("link");
+    let d = dir.path();
+    symlink(d.join("nowhere"), d.join("dangling")).unwrap();
+    symlink(d.join("loop-b"), d.join("loop-a")).unwrap();
+    symlink(d.join("loop-a"), d.join("loop-b")).unwrap();
+    fs::create_dir(d.join("folder")).unwrap();
+    symlink(d.join("folder"), d.join("to-folder")).unwrap();
+    let fifo = d.join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    symlink(&fifo, d.join("to-fifo")).unwrap();
+    symlink("/dev/null", d.join("to-device")).unwrap();
+    let cases = [
+        ("dangling", "does not exist"),
+        ("loop-a", "chain of more than 40"),
+        ("to-folder", "not a regular file"),
+        ("to-fifo", "not a regular file"),
+        ("to-device", "not a regular file"),
+    ];
+    for (name, why) in cases {
+        for job in 0..4 {
+            let err = replace_with(job, &d.join(name), b"new").unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains(name) && message.contains(why), "{name} {job}: {message}");
+            assert!(fs::symlink_metadata(d.join(name)).unwrap().file_type().is_symlink());
+        }
+    }
+    assert!(!d.join("nowhere").exists(), "a file was created through a dangling link");
+    assert_eq!(fs::read_dir(d.join("folder")).unwrap().count(), 0);
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(temp_names(d).is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_lock_through_a_link_excludes_the_lock_on_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, shared) = (dir.path().join("app"), dir.path().join("shared"));
+    fs::create_dir(&app).unwrap();
+    fs::create_dir(&shared).unwrap();
+    let target = shared.join("users.json");
+    fs::write(&target, b"{}").unwrap();
+    let link = app.join("users.json");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    write_atomic(&link, b"new").unwrap();
-    assert_eq!(fs::read(&target).unwrap(), b"keep");
-    assert!(!fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    let guard = ExclusiveLock::acquire(&link).unwrap();
+    assert_eq!(guard.path(), shared.join("users.json.lock"));
+    let other = File::open(lock_path_for(&target)).unwrap();
+    assert!(other.try_lock().is_err(), "the link's lock must exclude the target's");
+    drop(guard);
+    assert!(other.try_lock().is_ok());
+    assert!(!app.join("users.json.lock").exists());
 }
 
 #[cfg(unix)]

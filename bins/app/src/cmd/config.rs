@@ -175,17 +175,22 @@ fn load_keys(args: &KeyArgs, home: &KeyHome) -> Result<Keyring, Failure> {
         return Ok(keys.keyring());
     }
     let loaded = LoadedKeys::load(&args.key_file).map_err(|e| failure(&e))?;
+    warn_about(&loaded);
+    Ok(loaded.into_keyring())
+}
+
+/// Warns about key files that group or others can access, and about an interrupted rotation.
+fn warn_about(loaded: &LoadedKeys) {
     for file in loaded.files() {
         warn_if_loose(file);
     }
-    if loaded.rotation_in_progress() {
+    if let [_, next] = loaded.files() {
         eprintln!(
             "warning: an unfinished key rotation was found ('{}' exists); both keys are used \
              until `app config rotate-key` (with the same files) completes it.",
-            crypto::next_key_path(&args.key_file).display()
+            next.path().display()
         );
     }
-    Ok(loaded.into_keyring())
 }
 
 fn warn_if_loose(file: &KeyFile) {
@@ -242,13 +247,26 @@ fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
         KeyHome::Secret(..) => None,
     };
     let keys = load_keys(&args.key, &home)?;
+    if args.remove_plaintext {
+        // Refused before anything is written: a pipe, a FIFO or a device is never deleted.
+        crypto::removable_plaintext(&args.file).map_err(|e| failure(&e))?;
+    }
     crypto::encrypt_file(keys.primary(), &args.file, &args.out).map_err(|e| failure(&e))?;
     println!("Encrypted '{}' to '{}' (mode 0600).", args.file.display(), args.out.display());
     if args.remove_plaintext {
-        crypto::remove_plaintext_verified(&keys, &args.file, &args.out).map_err(|e| failure(&e))?;
+        let removed = crypto::remove_plaintext_verified(&keys, &args.file, &args.out)
+            .map_err(|e| failure(&e))?;
+        let what = if removed == args.file {
+            format!("'{}'", removed.display())
+        } else {
+            format!(
+                "'{}' (the file the symbolic link '{}' points to; the link is left in place)",
+                removed.display(),
+                args.file.display()
+            )
+        };
         println!(
-            "Removed the plaintext '{}' after checking that '{}' decrypts to the same bytes.",
-            args.file.display(),
+            "Removed the plaintext {what} after checking that '{}' decrypts to the same bytes.",
             args.out.display()
         );
     } else {
@@ -262,10 +280,23 @@ fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
 }
 
 fn show(args: &ShowArgs) -> Result<(), Failure> {
-    let keys = load_keys(&args.key, &args.key.home()?)?;
-    let plaintext = match args.max_age {
-        None => crypto::decrypt_file_to_memory(&keys, &args.input),
-        Some(max_age) => crypto::decrypt_file_with_max_age(&keys, &args.input, max_age),
+    let home = args.key.home()?;
+    let decrypt = |keys: &Keyring| match args.max_age {
+        None => crypto::decrypt_file_to_memory(keys, &args.input),
+        Some(max_age) => crypto::decrypt_file_with_max_age(keys, &args.input, max_age),
+    };
+    let plaintext = match home {
+        // A local rotate-key may run meanwhile: read_with retries with the keys current now.
+        KeyHome::File => {
+            let mut warned = false;
+            LoadedKeys::read_with(&args.key.key_file, |loaded| {
+                if !std::mem::replace(&mut warned, true) {
+                    warn_about(loaded);
+                }
+                decrypt(loaded.keyring())
+            })
+        }
+        KeyHome::Secret(..) => decrypt(&load_keys(&args.key, &home)?),
     };
     let plaintext = plaintext.map_err(|e| match (e, args.max_age) {
         (CryptoError::Decryption, Some(_)) => Failure::msg(
