@@ -85,9 +85,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+mod small;
 mod stale;
 mod temp;
 
+pub use small::read_small;
 pub use stale::{STALE_TEMP_AGE, remove_stale_temp_files};
 use temp::{Kind, Publish, Temp};
 
@@ -118,6 +120,11 @@ impl FsError {
     /// What kind of I/O failure this was (for example [`io::ErrorKind::AlreadyExists`]).
     pub fn kind(&self) -> io::ErrorKind {
         self.source.kind()
+    }
+
+    /// The underlying I/O error, for callers that report the path themselves.
+    pub fn into_io_error(self) -> io::Error {
+        self.source
     }
 }
 
