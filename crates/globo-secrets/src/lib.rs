@@ -20,9 +20,9 @@
 //! ```
 //!
 //! # Providers
-//! - [`LocalProvider`]: the process environment over a `.env` file read with dotenvy, without
-//!   mutating the process environment; variables already set win (the lab's
-//!   `override=False`).
+//! - [`LocalProvider`]: the process environment over a `.env` file parsed as python-dotenv
+//!   parses it for the lab ([`dotenv`]), without mutating the process environment; variables
+//!   already set win (the lab's `override=False`); a key defined twice takes its last value.
 //! - [`AwsProvider`]: `GetSecretValue` through the SDK's standard configuration chain
 //!   ([`aws_config_loader`]), with bounded timeouts and retries; text and binary secrets,
 //!   any version stage or id.
@@ -31,7 +31,9 @@
 //!   single flight).
 //!
 //! [`provider_for`] picks one: an explicit [`Mode`], else `APP_MODE` (process environment,
-//! then `.env`), else local. Production fails closed: an unknown mode is an error, and prod
+//! then the last `APP_MODE` of `.env`), else local. It reads `.env` once ([`EnvFile`]) for
+//! the mode, the local values and the AWS settings, so a pipe (`<(cmd)`) works; pass an
+//! [`EnvFile`] instead of a path to share one reading with other calls. Production fails closed: an unknown mode is an error, and prod
 //! never reads a secret value from `.env`. It does take the AWS *settings* of
 //! [`AWS_SETTING_GROUPS`] (endpoint, region, profile, credentials) from `.env` when the process
 //! environment sets none of a group ([`AwsSettings`]), as the lab's `load_dotenv()` followed by
@@ -54,6 +56,7 @@
 
 mod aws;
 mod cache;
+pub mod dotenv;
 mod error;
 mod factory;
 pub mod fernet_key;
@@ -71,7 +74,9 @@ pub use aws::{
 pub use cache::{CacheConfig, CachingProvider};
 pub use error::SecretsError;
 pub use factory::{Mode, provider_for, resolve_mode};
-pub use local::{Environment, LocalProvider, MAX_ENV_FILE_LEN, read_env_file};
+pub use local::{
+    EnvFile, EnvFileSource, Environment, LocalProvider, MAX_ENV_FILE_LEN, read_env_file,
+};
 pub use memory::InMemoryProvider;
 pub use provider::SecretsProvider;
 pub use settings::{AWS_SETTING_GROUPS, AwsSettings, SettingSource};
