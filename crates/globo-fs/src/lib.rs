@@ -72,6 +72,13 @@
 //! new file belongs to the writer, like any new file. A group- or world-readable mode is not
 //! kept: `0600` is the point.
 //!
+//! # Reading small files
+//!
+//! [`read_small`] reads a small file (a `.env`, a key file) whole, within a size bound, into a
+//! zeroized buffer. It opens with `O_NONBLOCK`, so a FIFO nobody writes to is refused at once
+//! instead of blocking forever, while a pipe with a writer (`--env-file <(cmd)`) is read to
+//! its end.
+//!
 //! # Symbolic links
 //!
 //! globo never writes through a symbolic link. [`write_atomic`] and [`AtomicFile`] replace a

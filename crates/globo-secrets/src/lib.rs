@@ -39,6 +39,13 @@
 //! environment sets none of a group ([`AwsSettings`]), as the lab's `load_dotenv()` followed by
 //! boto3 does; the process environment always wins.
 //!
+//! # `.env` files
+//! [`dotenv`] parses them exactly as python-dotenv 1.2 (the lab's loader) does, checked
+//! against it by a differential test; where globo differs on purpose (a byte-order mark is
+//! skipped, a line python-dotenv would skip makes the file an error) is documented there.
+//! [`EnvFile`] is one reading of a file, bounded to [`MAX_ENV_FILE_LEN`], that a FIFO with no
+//! writer cannot block.
+//!
 //! # The Fernet key in Secrets Manager
 //! [`fernet_key::SecretsManagerKeyStore`] holds the configuration's Fernet key as a secret
 //! (`FERNET_KEY`) instead of a key file, and rotates it crash-safely with staging labels

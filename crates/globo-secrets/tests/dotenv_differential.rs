@@ -24,11 +24,9 @@ const GENERATED_FILES: usize = 5000;
 /// the whitespace before the statement starts; both are checked to agree).
 const HARNESS: &str = r#"
 import io, json, logging, os, re, sys
-import dotenv
 from dotenv.main import DotEnv
 from dotenv.parser import Position, parse_stream
 
-assert dotenv.__version__ if hasattr(dotenv, "__version__") else True
 warned = []
 class Capture(logging.Handler):
     def emit(self, record):
