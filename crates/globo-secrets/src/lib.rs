@@ -8,7 +8,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), globo_secrets::SecretsError> {
-//! // In production this would be `globo_secrets::provider_for(None, ".env".as_ref(), &env)`.
+//! // In production this would be `globo_secrets::provider_for(None, ".env", &env)`.
 //! let backend = InMemoryProvider::new().with("PAYMENT_GATEWAY_API_KEY", "local-dev-payment-key-123456");
 //! let secrets: Arc<dyn SecretsProvider> = Arc::new(CachingProvider::new(Arc::new(backend)));
 //!

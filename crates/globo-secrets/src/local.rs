@@ -201,6 +201,13 @@ impl EnvFileSource for Path {
     }
 }
 
+/// A path given as text (`".env"`).
+impl EnvFileSource for str {
+    fn load_env_file(&self, env: &Environment) -> Result<Cow<'_, EnvFile>, SecretsError> {
+        Path::new(self).load_env_file(env)
+    }
+}
+
 impl EnvFileSource for PathBuf {
     fn load_env_file(&self, env: &Environment) -> Result<Cow<'_, EnvFile>, SecretsError> {
         self.as_path().load_env_file(env)

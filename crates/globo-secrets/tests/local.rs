@@ -153,6 +153,10 @@ async fn one_reading_of_the_file_serves_mode_and_values() {
     assert_eq!(resolve_mode(None, &file, &Environment::empty()).unwrap(), Mode::Local);
     let provider = provider_for(None, &file, &Environment::empty()).await.unwrap();
     assert_eq!(provider.get("TOKEN").await.unwrap().expose_secret(), "t");
+    // A path as text works as well (the README's `provider_for(None, ".env", &env)`).
+    let missing = dir.path().join("missing.env");
+    let text = missing.to_str().unwrap();
+    assert_eq!(resolve_mode(None, text, &Environment::empty()).unwrap(), Mode::Local);
 }
 
 #[test]
