@@ -299,6 +299,8 @@ fn generated_env_files_parse_exactly_as_python_dotenv_parses_them() {
     for (text, _) in fixed_cases() {
         cases.push((text.to_owned(), Vec::new()));
     }
+    // The lab's own template, as shipped.
+    cases.push((include_str!("../../../.env.example").to_owned(), Vec::new()));
     let inputs: Vec<Value> =
         cases.iter().map(|(text, env)| json!({"text": text, "env": env_json(env)})).collect();
     let Some(expected) = run_python(&inputs) else { return };
