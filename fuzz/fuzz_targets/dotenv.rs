@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
 
     static EMPTY: std::sync::OnceLock<LocalProvider> = std::sync::OnceLock::new();
     let empty = EMPTY.get_or_init(|| {
-        LocalProvider::new(common::scratch("no-such.env"), &Environment::empty()).expect("empty")
+        // An existing, empty file: a missing one gives a different message (it names the file).
+        let path = common::scratch("empty.env");
+        std::fs::write(&path, b"").expect("write empty.env");
+        LocalProvider::new(path, &Environment::empty()).expect("empty")
     });
     let empty = |name: &str| runtime.block_on(empty.get(name));
     let parsed = read_env_file(&path);
@@ -36,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(got) => assert_eq!(got.expose_secret(), value, "wrong value for '{name}'"),
             Err(error) => {
                 // The error depends on the name only: it is the one an empty environment
-                // with no .env file gives (a check free of coincidences with the message).
+                // with an empty .env file gives (a check free of coincidences with the message).
                 let message = error.to_string();
                 let reference = empty(name).map(drop).expect_err("nothing is set there");
                 assert_eq!(message, reference.to_string(), "the error depends on the value");

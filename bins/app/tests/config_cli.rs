@@ -359,3 +359,28 @@ fn the_mode_comes_from_the_flag_then_app_mode_and_fails_closed() {
         ok(&app_env(d, &["config", "show", "--raw", "--mode", "local"], &[("APP_MODE", "prod")]));
     assert_eq!(raw, CONFIG);
 }
+
+/// Issue 11 item 7: `--env-file <(cmd)` is a pipe, readable once. The mode and the AWS
+/// settings of prod mode come from that one reading (the second reading used to find the pipe
+/// empty, so the endpoint set in it was lost).
+#[cfg(unix)]
+#[test]
+fn config_reads_an_env_file_pipe_once_for_mode_and_aws_settings() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "exec \"$APP\" config show --env-file <(printf 'APP_MODE=prod\\nAWS_ENDPOINT_URL={endpoint}\\n')"
+    );
+    let mut command = globo_testkit::isolated_command("bash", dir.path());
+    command.args(["-c", &script]).env("APP", env!("CARGO_BIN_EXE_app")).envs([
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ]);
+    let out = globo_testkit::output_guarded(&mut command, None);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let message = stderr(&out);
+    assert!(message.contains("AWS Secrets Manager"), "{message}");
+    assert!(message.contains(&endpoint), "{message}");
+}

@@ -240,3 +240,112 @@ fn prod_mode_without_credentials_or_instance_metadata_fails_promptly() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("are credentials configured?"), "{}", stderr(&out));
 }
+
+/// `--help` text with its wrapping undone.
+fn help_text(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = app(dir.path(), args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Issue 11 item 17: `--env-file` is read in both modes; its help said "local mode only".
+#[test]
+fn env_file_help_says_what_each_mode_reads_from_it() {
+    let help = help_text(&["secrets", "get", "--help"]);
+    assert!(!help.contains("The .env file of local mode."), "{help}");
+    assert!(help.contains("In local mode it holds the secrets"), "{help}");
+    assert!(help.contains("in prod mode only the AWS settings"), "{help}");
+    assert!(help.contains("never a secret"), "{help}");
+}
+
+/// Issue 11 item 17: a missing `.env` was reported only as a missing secret.
+#[test]
+fn a_missing_env_file_is_named_when_a_secret_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = app(dir.path(), &["secrets", "get", "PAYMENT_GATEWAY_API_KEY"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(
+        message.contains("Secret 'PAYMENT_GATEWAY_API_KEY' not found in environment"),
+        "{message}"
+    );
+    assert!(message.contains("the .env file '.env' does not exist"), "{message}");
+}
+
+/// Issue 11 item 7: an appended `APP_MODE=prod` switches to prod (python-dotenv: the last
+/// definition wins); the first one used to win, leaving the process in local mode printing the
+/// `.env` value.
+#[test]
+fn the_last_app_mode_in_the_env_file_wins() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("{LAB_ENV}AWS_ENDPOINT_URL={endpoint}\nAPP_MODE=prod\n"),
+    )
+    .unwrap();
+    let env = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    let out = app(dir.path(), &["secrets", "get", "PAYMENT_GATEWAY_API_KEY"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).contains("from AWS Secrets Manager"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&endpoint), "{}", stderr(&out));
+}
+
+/// Issue 11 item 7: an `APP_MODE` that is not UTF-8 is an error, not "unset" (which fell back
+/// to the `.env` file's `local`).
+#[cfg(unix)]
+#[test]
+fn an_app_mode_that_is_not_utf8_fails_closed() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = lab_dir();
+    let mut command = globo_testkit::isolated_command(env!("CARGO_BIN_EXE_app"), dir.path());
+    command
+        .args(["secrets", "get", "PAYMENT_GATEWAY_API_KEY"])
+        .env("APP_MODE", std::ffi::OsStr::from_bytes(b"prod\xff"));
+    let out = globo_testkit::output_guarded(&mut command, None);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    let message = stderr(&out);
+    assert!(message.contains("APP_MODE"), "{message}");
+    assert!(message.contains("not valid UTF-8"), "{message}");
+}
+
+/// Issue 11 item 7: `--env-file <(cmd)` is a pipe, readable once; the mode and the values
+/// come from that one reading, with or without `--mode`.
+#[cfg(unix)]
+#[test]
+fn an_env_file_from_a_pipe_is_read_once_with_or_without_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    for mode in ["", "--mode local"] {
+        let script = format!(
+            "exec \"$APP\" secrets get KEY {mode} --env-file <(printf 'APP_MODE=local\\nKEY=from-the-pipe\\n')"
+        );
+        let mut command = globo_testkit::isolated_command("bash", dir.path());
+        command.args(["-c", &script]).env("APP", env!("CARGO_BIN_EXE_app"));
+        let out = globo_testkit::output_guarded(&mut command, None);
+        assert!(out.status.success(), "{mode}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "from-the-pipe\n", "{mode}");
+    }
+}
+
+/// Issue 11 item 7: a `.env` that is a FIFO nobody writes to made `secrets get` block forever
+/// in open(); it now fails at once, naming the file.
+#[cfg(unix)]
+#[test]
+fn a_fifo_env_file_without_a_writer_fails_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("mkfifo").arg(dir.path().join(".env")).status().unwrap();
+    assert!(made.success());
+    let out = app(dir.path(), &["secrets", "get", "KEY"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(message.contains("'.env'"), "{message}");
+    assert!(message.contains("no writer"), "{message}");
+}

@@ -73,6 +73,13 @@
 //! kept: `0600` is the point. Lock files get the owner and group of the file they guard the
 //! same way (see [`ExclusiveLock`]), so a lock taken as root never locks the data's owner out.
 //!
+//! # Reading small files
+//!
+//! [`read_small`] reads a small file (a `.env`, a key file) whole, within a size bound, into a
+//! zeroized buffer. It opens with `O_NONBLOCK`, so a FIFO nobody writes to is refused at once
+//! instead of blocking forever, while a pipe with a writer (`--env-file <(cmd)`) is read to
+//! its end.
+//!
 //! # Symbolic links
 //!
 //! A deployment may link `secret.key`, `config.enc` or `users.json` to shared storage, so a
@@ -96,10 +103,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 mod link;
+mod small;
 mod stale;
 mod temp;
 
 pub use link::resolve_link;
+pub use small::read_small;
 pub use stale::{STALE_TEMP_AGE, remove_stale_temp_files};
 use temp::{Kind, Publish, Temp};
 
@@ -130,6 +139,11 @@ impl FsError {
     /// What kind of I/O failure this was (for example [`io::ErrorKind::AlreadyExists`]).
     pub fn kind(&self) -> io::ErrorKind {
         self.source.kind()
+    }
+
+    /// The underlying I/O error, for callers that report the path themselves.
+    pub fn into_io_error(self) -> io::Error {
+        self.source
     }
 }
 

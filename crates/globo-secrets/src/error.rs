@@ -1,12 +1,12 @@
 //! The one error type of globo-secrets.
 //!
 //! Messages name the secret, the file or the endpoint involved, never a secret value. Errors
-//! from the AWS SDK and dotenvy are kept out of the public API: they are only reachable as
+//! from the AWS SDK and I/O are kept out of the public API: they are only reachable as
 //! [`source()`](std::error::Error::source), and raw HTTP responses are never part of a message.
 
 use std::path::PathBuf;
 
-/// A boxed underlying error (AWS SDK, dotenvy, I/O), exposed only through `source()`.
+/// A boxed underlying error (AWS SDK, I/O), exposed only through `source()`.
 pub(crate) type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The text that replaces a layer of an SDK error chain that formatted the request.
@@ -75,6 +75,19 @@ pub enum SecretsError {
     NotFoundLocal {
         /// The secret's name.
         name: String,
+    },
+    /// The local provider has no such variable in the process environment, and the `.env`
+    /// file it was to read does not exist: most likely the wrong folder or file name.
+    #[error(
+        "Secret '{name}' not found in environment, and the .env file '{}' does not exist. Create \
+         it (the keys are listed in .env.example), point to the right file, or switch to prod mode.",
+        env_file.display()
+    )]
+    NotFoundNoEnvFile {
+        /// The secret's name.
+        name: String,
+        /// The `.env` file that was looked for.
+        env_file: PathBuf,
     },
     /// The backend (AWS Secrets Manager, or an in-memory store) has no such secret, or not
     /// the requested version.
@@ -149,8 +162,9 @@ pub enum SecretsError {
         /// What rule it breaks.
         reason: &'static str,
     },
-    /// The `.env` file has a line dotenvy cannot parse. Its content is not repeated (it may
-    /// hold a secret).
+    /// The `.env` file has a statement python-dotenv cannot parse (python-dotenv would skip
+    /// it; globo refuses the file, see `globo_secrets::dotenv`). Its content is not repeated
+    /// (it may hold a secret).
     #[error("malformed line {line} in '{}': fix its syntax (KEY=value)", path.display())]
     MalformedEnvFile {
         /// The file.
@@ -158,7 +172,16 @@ pub enum SecretsError {
         /// 1-based line number.
         line: usize,
     },
-    /// The `.env` file exists but cannot be read.
+    /// The `.env` file is not valid UTF-8 (the encoding python-dotenv reads it with).
+    #[error("'{}' is not valid UTF-8 (line {line}): save it as UTF-8", path.display())]
+    EnvFileNotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the first invalid byte.
+        line: usize,
+    },
+    /// The `.env` file exists but cannot be read (permissions, a folder, larger than
+    /// `MAX_ENV_FILE_LEN`, a FIFO with no writer).
     #[error("cannot read '{}': {source}", path.display())]
     EnvFileUnreadable {
         /// The file.
@@ -267,7 +290,10 @@ impl SecretsError {
 
     /// Whether the secret (or the requested version) does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::NotFoundLocal { .. } | Self::NotFound { .. })
+        matches!(
+            self,
+            Self::NotFoundLocal { .. } | Self::NotFoundNoEnvFile { .. } | Self::NotFound { .. }
+        )
     }
 }
 

@@ -1,15 +1,14 @@
 //! Choosing the provider: explicit mode, else `APP_MODE`, else local.
 
 use std::fmt;
-use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
 use crate::{
-    AwsProvider, AwsSettings, Environment, LocalProvider, SecretsError, SecretsProvider,
-    local::read_env_file,
+    AwsProvider, AwsSettings, EnvFileSource, Environment, LocalProvider, SecretsError,
+    SecretsProvider,
 };
 
 /// Where secrets come from.
@@ -47,29 +46,38 @@ impl fmt::Display for Mode {
     }
 }
 
-/// The mode to use: `explicit` if given, else `APP_MODE` from `env`, else `APP_MODE` from the
-/// `.env` file, else [`Mode::Local`]. An unknown `APP_MODE` is an error.
+/// The mode to use: `explicit` if given, else `APP_MODE` from `env`, else the last
+/// `APP_MODE` of the `.env` file (as python-dotenv reads it: a later line wins, so an
+/// appended `APP_MODE=prod` takes effect), else [`Mode::Local`].
+///
+/// Fails closed: an unknown `APP_MODE` is an error, and so is an `APP_MODE` in `env` whose
+/// value is not UTF-8 (it is set, so it is not "unset"). `env_file` is a path or an
+/// [`EnvFile`](crate::EnvFile) already read (for a pipe, which can be read once).
 pub fn resolve_mode(
     explicit: Option<Mode>,
-    env_file: &Path,
+    env_file: &(impl EnvFileSource + ?Sized),
     env: &Environment,
 ) -> Result<Mode, SecretsError> {
     if let Some(mode) = explicit {
         return Ok(mode);
     }
+    if env.is_set_but_not_utf8("APP_MODE") {
+        return Err(Environment::not_utf8_error("APP_MODE"));
+    }
     if let Some(mode) = env.get("APP_MODE") {
         return mode.expose_secret().parse();
     }
-    let from_file = read_env_file(env_file)?.unwrap_or_default();
-    match from_file.iter().find(|(key, _)| key == "APP_MODE") {
-        Some((_, mode)) => mode.expose_secret().parse(),
+    match env_file.load_env_file(env)?.get("APP_MODE") {
+        Some(mode) => mode.expose_secret().parse(),
         None => Ok(Mode::Local),
     }
 }
 
 /// Builds the provider for a mode (resolved with [`resolve_mode`]). `env` is the environment
 /// local mode reads and where `APP_MODE` is looked up first (pass
-/// [`Environment::from_process`] in a program, a hand-made one in tests).
+/// [`Environment::from_process`] in a program, a hand-made one in tests). `env_file` (a path,
+/// or an [`EnvFile`](crate::EnvFile) already read) is read once for the mode, the values and
+/// the settings, so a pipe such as `<(cmd)` works with or without an explicit mode.
 ///
 /// - [`Mode::Local`]: a [`LocalProvider`] over `env_file` and `env`.
 /// - [`Mode::Prod`]: an [`AwsProvider`] from the standard AWS chain with the settings of
@@ -84,13 +92,14 @@ pub fn resolve_mode(
 ///   hosts should not carry one (see `docs/key-modes.md`).
 pub async fn provider_for(
     explicit: Option<Mode>,
-    env_file: &Path,
+    env_file: &(impl EnvFileSource + ?Sized),
     env: &Environment,
 ) -> Result<Arc<dyn SecretsProvider>, SecretsError> {
-    match resolve_mode(explicit, env_file, env)? {
-        Mode::Local => Ok(Arc::new(LocalProvider::new(env_file, env)?)),
+    let file = env_file.load_env_file(env)?;
+    match resolve_mode(explicit, &*file, env)? {
+        Mode::Local => Ok(Arc::new(LocalProvider::from_env_file(&file, env))),
         Mode::Prod => {
-            Ok(Arc::new(AwsProvider::from_settings(&AwsSettings::resolve(env_file, env)?).await?))
+            Ok(Arc::new(AwsProvider::from_settings(&AwsSettings::resolve(&*file, env)?).await?))
         }
     }
 }

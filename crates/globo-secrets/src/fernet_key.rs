@@ -22,7 +22,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use globo_crypto::{CryptoError, Key, KeyStore, StoredKeys};
@@ -77,7 +77,7 @@ impl SecretsManagerKeyStore {
     /// with `env_file` filling in AWS settings the process leaves unset).
     pub async fn from_settings(
         name: Option<&str>,
-        env_file: &Path,
+        env_file: &(impl crate::EnvFileSource + ?Sized),
         env: &Environment,
     ) -> Result<Self, SecretsError> {
         let provider = AwsProvider::from_settings(&AwsSettings::resolve(env_file, env)?).await?;

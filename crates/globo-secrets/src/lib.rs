@@ -8,7 +8,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), globo_secrets::SecretsError> {
-//! // In production this would be `globo_secrets::provider_for(None, ".env".as_ref(), &env)`.
+//! // In production this would be `globo_secrets::provider_for(None, ".env", &env)`.
 //! let backend = InMemoryProvider::new().with("PAYMENT_GATEWAY_API_KEY", "local-dev-payment-key-123456");
 //! let secrets: Arc<dyn SecretsProvider> = Arc::new(CachingProvider::new(Arc::new(backend)));
 //!
@@ -20,9 +20,9 @@
 //! ```
 //!
 //! # Providers
-//! - [`LocalProvider`]: the process environment over a `.env` file read with dotenvy, without
-//!   mutating the process environment; variables already set win (the lab's
-//!   `override=False`).
+//! - [`LocalProvider`]: the process environment over a `.env` file parsed as python-dotenv
+//!   parses it for the lab ([`dotenv`]), without mutating the process environment; variables
+//!   already set win (the lab's `override=False`); a key defined twice takes its last value.
 //! - [`AwsProvider`]: `GetSecretValue` through the SDK's standard configuration chain
 //!   ([`aws_config_loader`]), with bounded timeouts and retries; text and binary secrets,
 //!   any version stage or id.
@@ -31,13 +31,22 @@
 //!   single flight).
 //!
 //! [`provider_for`] picks one: an explicit [`Mode`], else `APP_MODE` (process environment,
-//! then `.env`), else local. Production fails closed: an unknown mode is an error, and prod
+//! then the last `APP_MODE` of `.env`), else local. It reads `.env` once ([`EnvFile`]) for
+//! the mode, the local values and the AWS settings, so a pipe (`<(cmd)`) works; pass an
+//! [`EnvFile`] instead of a path to share one reading with other calls. Production fails closed: an unknown mode is an error, and prod
 //! never reads a secret value from `.env`. It does take the AWS *settings* of
 //! [`AWS_SETTING_GROUPS`] (endpoint, region, profile, credentials) from `.env` when the process
 //! environment sets none of a group ([`AwsSettings`]), as the lab's `load_dotenv()` followed by
 //! boto3 does; the process environment always wins, and an identity it selects by any
 //! mechanism ([`AWS_IDENTITY_SELECTORS`]: container credentials, web identity, profile files)
 //! is never replaced by `.env`'s static keys.
+//!
+//! # `.env` files
+//! [`dotenv`] parses them exactly as python-dotenv 1.2 (the lab's loader) does, checked
+//! against it by a differential test; where globo differs on purpose (a byte-order mark is
+//! skipped, a line python-dotenv would skip makes the file an error) is documented there.
+//! [`EnvFile`] is one reading of a file, bounded to [`MAX_ENV_FILE_LEN`], that a FIFO with no
+//! writer cannot block.
 //!
 //! # The Fernet key in Secrets Manager
 //! [`fernet_key::SecretsManagerKeyStore`] holds the configuration's Fernet key as a secret
@@ -56,6 +65,7 @@
 
 mod aws;
 mod cache;
+pub mod dotenv;
 mod error;
 mod factory;
 pub mod fernet_key;
@@ -73,7 +83,9 @@ pub use aws::{
 pub use cache::{CacheConfig, CachingProvider};
 pub use error::SecretsError;
 pub use factory::{Mode, provider_for, resolve_mode};
-pub use local::{Environment, LocalProvider, MAX_ENV_FILE_LEN, read_env_file};
+pub use local::{
+    EnvFile, EnvFileSource, Environment, LocalProvider, MAX_ENV_FILE_LEN, read_env_file,
+};
 pub use memory::InMemoryProvider;
 pub use provider::SecretsProvider;
 pub use settings::{AWS_IDENTITY_SELECTORS, AWS_SETTING_GROUPS, AwsSettings, SettingSource};

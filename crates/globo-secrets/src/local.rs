@@ -1,30 +1,51 @@
 //! Local development: the process environment over a `.env` file.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsString;
 use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{SecretValue, SecretsError, SecretsProvider, value::check_name};
+use crate::{SecretValue, SecretsError, SecretsProvider, dotenv, value::check_name};
 
 /// A snapshot of environment variables, injectable so tests never touch the process
 /// environment. `Debug` shows the names only.
+///
+/// A variable whose value is not UTF-8 has no value here, but is remembered as set
+/// ([`Environment::is_set_but_not_utf8`]): it must not count as unset (for `APP_MODE`, that
+/// would silently fall back to the `.env` file or to local mode).
 #[derive(Clone, Default)]
 pub struct Environment {
     vars: HashMap<String, SecretString>,
+    not_utf8: BTreeSet<String>,
 }
 
 impl Environment {
-    /// The current process environment (variables whose name or value is not UTF-8 are
-    /// skipped).
+    /// The current process environment.
     pub fn from_process() -> Self {
-        Self::from_pairs(
-            std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-        )
+        Self::from_os_pairs(std::env::vars_os())
+    }
+
+    /// An environment from raw (OS) pairs, as [`from_process`](Self::from_process) reads
+    /// them: a value that is not UTF-8 makes its name [`is_set_but_not_utf8`](Self::is_set_but_not_utf8);
+    /// a name that is not UTF-8 is skipped (no program can ask for it by a `&str` name).
+    pub fn from_os_pairs(pairs: impl IntoIterator<Item = (OsString, OsString)>) -> Self {
+        let mut env = Self::default();
+        for (name, value) in pairs {
+            let Ok(name) = name.into_string() else { continue };
+            match value.into_string() {
+                Ok(value) => {
+                    env.vars.insert(name, SecretString::from(value));
+                }
+                Err(_) => {
+                    env.not_utf8.insert(name);
+                }
+            }
+        }
+        env
     }
 
     /// An environment with no variables.
@@ -38,12 +59,25 @@ impl Environment {
     ) -> Self {
         let vars =
             pairs.into_iter().map(|(k, v)| (k.into(), SecretString::from(v.into()))).collect();
-        Self { vars }
+        Self { vars, not_utf8: BTreeSet::new() }
     }
 
-    /// The variable's value, if set.
+    /// The variable's value, if set (and UTF-8).
     pub fn get(&self, name: &str) -> Option<&SecretString> {
         self.vars.get(name)
+    }
+
+    /// Whether the variable is set to a value that is not valid UTF-8.
+    pub fn is_set_but_not_utf8(&self, name: &str) -> bool {
+        self.not_utf8.contains(name)
+    }
+
+    /// The error for reading `name` when it is set but not UTF-8.
+    pub(crate) fn not_utf8_error(name: &str) -> SecretsError {
+        SecretsError::Config(format!(
+            "the environment variable {name} is set but its value is not valid UTF-8: set it to \
+             UTF-8 text or unset it"
+        ))
     }
 }
 
@@ -51,7 +85,10 @@ impl fmt::Debug for Environment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<&String> = self.vars.keys().collect();
         names.sort();
-        f.debug_struct("Environment").field("names", &names).finish()
+        f.debug_struct("Environment")
+            .field("names", &names)
+            .field("not_utf8", &self.not_utf8)
+            .finish()
     }
 }
 
@@ -59,65 +96,150 @@ impl fmt::Debug for Environment {
 /// [`SecretsError::EnvFileUnreadable`], and is not read into memory.
 pub const MAX_ENV_FILE_LEN: u64 = 1024 * 1024;
 
-/// Reads a `.env` file with dotenvy without touching the process environment. `Ok(None)` when
-/// the file does not exist. A line dotenvy rejects is [`SecretsError::MalformedEnvFile`], which
-/// names the file and the line number but not the content.
-///
-/// dotenvy expands `${VAR}` references from earlier lines and from the (read-only) process
-/// environment.
-pub fn read_env_file(path: &Path) -> Result<Option<Vec<(String, SecretString)>>, SecretsError> {
-    use std::io::Read as _;
-    let unreadable = |source| SecretsError::EnvFileUnreadable { path: path.to_path_buf(), source };
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(unreadable(e)),
-    };
-    // Bounded, so a huge or endless file (a link to /dev/zero) cannot exhaust memory.
-    let mut bytes = zeroize::Zeroizing::new(Vec::new());
-    file.take(MAX_ENV_FILE_LEN + 1).read_to_end(&mut bytes).map_err(unreadable)?;
-    if bytes.len() as u64 > MAX_ENV_FILE_LEN {
-        return Err(unreadable(io::Error::other(format!(
-            "the file is larger than {MAX_ENV_FILE_LEN} bytes; a .env file holds a few settings"
-        ))));
-    }
-    let iter = dotenvy::from_read_iter(bytes.as_slice());
-    let mut entries = Vec::new();
-    for item in iter {
-        match item {
-            Ok((key, value)) => entries.push((key, SecretString::from(value))),
-            Err(dotenvy::Error::LineParse(text, _)) => {
-                return Err(SecretsError::MalformedEnvFile {
-                    path: path.to_path_buf(),
-                    line: line_number_of(path, &text),
-                });
-            }
-            Err(dotenvy::Error::Io(e)) => return Err(unreadable(e)),
-            Err(_) => return Err(unreadable(io::Error::other("unexpected dotenvy error"))),
-        }
-    }
-    Ok(Some(entries))
+/// A `.env` file read once and parsed (see [`dotenv`](crate::dotenv) for the rules, which are
+/// python-dotenv's): what the mode resolution, the local provider and the AWS settings all
+/// read. Reading it once matters when it is a pipe (`--env-file <(cmd)`), which can be read
+/// only once. `Debug` shows the path and the names, never a value.
+#[derive(Clone)]
+pub struct EnvFile {
+    path: PathBuf,
+    exists: bool,
+    values: Vec<(String, SecretString)>,
 }
 
-/// The 1-based line where `text` (a logical line dotenvy rejected) starts in the file; 0 when
-/// it cannot be found again.
-fn line_number_of(path: &Path, text: &str) -> usize {
-    let wanted = text.trim_end_matches(['\r', '\n']);
-    let Ok(content) = std::fs::read_to_string(path) else { return 0 };
-    match content.find(wanted) {
-        Some(at) if !wanted.is_empty() => content[..at].matches('\n').count() + 1,
-        _ => 0,
+impl EnvFile {
+    /// Reads and parses the file at `path`, with `env` standing for the process environment
+    /// in `${VAR}` references (the lab's `load_dotenv(override=False)`: the environment wins).
+    ///
+    /// A missing file is an empty one ([`exists`](Self::exists) is false). Errors name the
+    /// file, and the line where there is one, never the content:
+    /// [`SecretsError::EnvFileUnreadable`] (cannot be opened or read, larger than
+    /// [`MAX_ENV_FILE_LEN`], a folder, a FIFO with no writer), [`SecretsError::EnvFileNotUtf8`],
+    /// and [`SecretsError::MalformedEnvFile`] for the first line python-dotenv would skip
+    /// (globo fails closed there; see [`dotenv`](crate::dotenv)).
+    pub fn read(path: impl Into<PathBuf>, env: &Environment) -> Result<Self, SecretsError> {
+        let path = path.into();
+        let bytes = match globo_fs::read_small(&path, MAX_ENV_FILE_LEN) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(Self { path, exists: false, values: Vec::new() }),
+            Err(e) => {
+                return Err(SecretsError::EnvFileUnreadable { path, source: e.into_io_error() });
+            }
+        };
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let line = line_of(&bytes[..e.valid_up_to()]);
+                return Err(SecretsError::EnvFileNotUtf8 { path, line });
+            }
+        };
+        let parsed = dotenv::parse(text, env);
+        if let Some(&line) = parsed.invalid_lines().first() {
+            return Err(SecretsError::MalformedEnvFile { path, line });
+        }
+        Ok(Self { path, exists: true, values: parsed.into_values() })
     }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the file existed.
+    pub fn exists(&self) -> bool {
+        self.exists
+    }
+
+    /// The value the file gives `name` (its last one), if any.
+    pub fn get(&self, name: &str) -> Option<&SecretString> {
+        self.values.iter().find(|(key, _)| key == name).map(|(_, value)| value)
+    }
+
+    /// Every key with a value, once, in the order of first appearance, with its last value.
+    pub fn values(&self) -> &[(String, SecretString)] {
+        &self.values
+    }
+}
+
+impl fmt::Debug for EnvFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.values.iter().map(|(key, _)| key.as_str()).collect();
+        f.debug_struct("EnvFile")
+            .field("path", &self.path)
+            .field("exists", &self.exists)
+            .field("names", &names)
+            .finish()
+    }
+}
+
+/// The 1-based line on which the end of `before` lies (`\r\n`, `\n` and `\r` each end a line).
+fn line_of(before: &[u8]) -> usize {
+    let mut line = 1;
+    let mut bytes = before.iter().peekable();
+    while let Some(&b) = bytes.next() {
+        if b == b'\r' && bytes.peek() == Some(&&b'\n') {
+            bytes.next();
+        }
+        if b == b'\r' || b == b'\n' {
+            line += 1;
+        }
+    }
+    line
+}
+
+/// Where a `.env` comes from: a path (read when needed) or an [`EnvFile`] already read.
+/// Functions that need the file take `&impl EnvFileSource`, so callers can read a file once
+/// ([`EnvFile::read`]) and hand it to several of them.
+pub trait EnvFileSource {
+    /// The parsed file, reading it if this is a path.
+    fn load_env_file(&self, env: &Environment) -> Result<Cow<'_, EnvFile>, SecretsError>;
+}
+
+impl EnvFileSource for Path {
+    fn load_env_file(&self, env: &Environment) -> Result<Cow<'_, EnvFile>, SecretsError> {
+        EnvFile::read(self, env).map(Cow::Owned)
+    }
+}
+
+/// A path given as text (`".env"`).
+impl EnvFileSource for str {
+    fn load_env_file(&self, env: &Environment) -> Result<Cow<'_, EnvFile>, SecretsError> {
+        Path::new(self).load_env_file(env)
+    }
+}
+
+impl EnvFileSource for PathBuf {
+    fn load_env_file(&self, env: &Environment) -> Result<Cow<'_, EnvFile>, SecretsError> {
+        self.as_path().load_env_file(env)
+    }
+}
+
+impl EnvFileSource for EnvFile {
+    fn load_env_file(&self, _env: &Environment) -> Result<Cow<'_, EnvFile>, SecretsError> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+/// Reads a `.env` file without touching the process environment: the keys that have a value,
+/// each once with its last value. `Ok(None)` when the file does not exist. `${VAR}` references
+/// see earlier lines only (no process environment): use [`EnvFile::read`] to give one.
+/// Errors as [`EnvFile::read`].
+pub fn read_env_file(path: &Path) -> Result<Option<Vec<(String, SecretString)>>, SecretsError> {
+    let file = EnvFile::read(path, &Environment::empty())?;
+    Ok(file.exists.then_some(file.values))
 }
 
 /// Secrets from the process environment, falling back to a `.env` file (the lab's local mode).
 ///
-/// The file is read once, when the provider is built, with `dotenvy` and without mutating the
-/// process environment. A variable set in the environment wins over the file (the lab's
+/// The file is read once, when the provider is built, without mutating the process
+/// environment, and parsed as python-dotenv parses it for the lab (see
+/// [`dotenv`](crate::dotenv)). A variable set in the environment wins over the file (the lab's
 /// `load_dotenv(override=False)`), so values injected by Docker, systemd or the shell take
-/// precedence. A missing file is fine; a malformed one is an error naming the file and line.
+/// precedence; a key the file defines twice takes its last value. A missing file is fine (a
+/// secret then missing says so); a malformed one is an error naming the file and line.
 pub struct LocalProvider {
     values: HashMap<String, SecretString>,
+    not_utf8: BTreeSet<String>,
     env_file: PathBuf,
     file_found: bool,
 }
@@ -125,15 +247,25 @@ pub struct LocalProvider {
 impl LocalProvider {
     /// Reads `env_file` (usually `.env`) under the given environment snapshot.
     pub fn new(env_file: impl Into<PathBuf>, env: &Environment) -> Result<Self, SecretsError> {
-        let env_file = env_file.into();
-        let from_file = read_env_file(&env_file)?;
-        let file_found = from_file.is_some();
-        let mut values: HashMap<String, SecretString> =
-            from_file.unwrap_or_default().into_iter().collect();
+        Ok(Self::from_env_file(&EnvFile::read(env_file, env)?, env))
+    }
+
+    /// A provider over a file already read (with the same `env`).
+    pub fn from_env_file(file: &EnvFile, env: &Environment) -> Self {
+        let mut values: HashMap<String, SecretString> = file.values.iter().cloned().collect();
         for (name, value) in &env.vars {
             values.insert(name.clone(), value.clone());
         }
-        Ok(Self { values, env_file, file_found })
+        // A process variable that is set wins even when it cannot be read as text.
+        for name in &env.not_utf8 {
+            values.remove(name);
+        }
+        Self {
+            values,
+            not_utf8: env.not_utf8.clone(),
+            env_file: file.path.clone(),
+            file_found: file.exists,
+        }
     }
 
     /// Reads `env_file` under the current process environment.
@@ -167,11 +299,18 @@ impl SecretsProvider for LocalProvider {
                 reason: "an environment variable name cannot contain '='",
             });
         }
+        if self.not_utf8.contains(name) {
+            return Err(Environment::not_utf8_error(name));
+        }
         // An empty variable counts as missing: an empty secret is a configuration mistake.
         match self.values.get(name) {
             Some(value) if !value.expose_secret().is_empty() => {
                 Ok(SecretValue::Text(value.clone()))
             }
+            _ if !self.file_found => Err(SecretsError::NotFoundNoEnvFile {
+                name: name.to_owned(),
+                env_file: self.env_file.clone(),
+            }),
             _ => Err(SecretsError::NotFoundLocal { name: name.to_owned() }),
         }
     }

@@ -2,12 +2,12 @@
 //! `.env` filling in what the process leaves unset.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::aws::without_userinfo;
-use crate::{Environment, SecretsError, local::read_env_file};
+use crate::{EnvFileSource, Environment, SecretsError};
 
 /// The variables production mode may take from `.env`, in groups. Nothing else is read from
 /// the file in production (in particular no secret value).
@@ -95,13 +95,15 @@ pub struct AwsSettings {
 
 impl AwsSettings {
     /// Resolves the settings from `env` (normally [`Environment::from_process`]) and
-    /// `env_file` (normally `.env`; a missing file is fine). Only the allowlisted variables
-    /// are read from the file.
-    pub fn resolve(env_file: &Path, env: &Environment) -> Result<Self, SecretsError> {
-        let file = read_env_file(env_file)?.unwrap_or_default();
-        let from_file = |name: &str| {
-            file.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.clone())
-        };
+    /// `env_file` (normally `.env`, or an [`EnvFile`](crate::EnvFile) already read; a missing
+    /// file is fine). Only the allowlisted variables are read from the file.
+    pub fn resolve(
+        env_file: &(impl EnvFileSource + ?Sized),
+        env: &Environment,
+    ) -> Result<Self, SecretsError> {
+        let file = env_file.load_env_file(env)?;
+        let env_file = file.path();
+        let from_file = |name: &str| file.get(name).cloned();
         let mut values: Vec<Option<SecretString>> = Vec::new();
         let mut sources: [Option<SettingSource>; 3] = [None, None, None];
         for (group, names) in AWS_SETTING_GROUPS.iter().enumerate() {

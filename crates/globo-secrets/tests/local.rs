@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use globo_secrets::{
-    Environment, LocalProvider, Mode, SecretValue, SecretsError, SecretsProvider, provider_for,
-    resolve_mode,
+    EnvFile, Environment, LocalProvider, Mode, SecretValue, SecretsError, SecretsProvider,
+    provider_for, read_env_file, resolve_mode,
 };
 use secrecy::ExposeSecret;
 
@@ -44,18 +44,129 @@ async fn the_environment_wins_over_the_file() {
 }
 
 #[tokio::test]
-async fn a_missing_dotenv_is_fine_and_a_missing_secret_has_the_labs_message() {
+async fn a_missing_secret_has_the_labs_message() {
     let dir = tempfile::tempdir().unwrap();
-    let env = Environment::from_pairs([("ONLY_IN_ENV", "v")]);
-    let provider = LocalProvider::new(dir.path().join("no.env"), &env).unwrap();
-    assert_eq!(provider.get("ONLY_IN_ENV").await.unwrap().expose_secret(), "v");
-    let error = provider.get("PAYMENT_GATEWAY_API_KEY").await.unwrap_err();
+    let provider =
+        LocalProvider::new(env_file(dir.path(), LAB_ENV), &Environment::empty()).unwrap();
+    let error = provider.get("MISSING_KEY").await.unwrap_err();
     assert!(error.is_not_found());
     assert_eq!(
         error.to_string(),
-        "Secret 'PAYMENT_GATEWAY_API_KEY' not found in environment. Add it to your .env file or \
-         switch to prod mode."
+        "Secret 'MISSING_KEY' not found in environment. Add it to your .env file or switch to \
+         prod mode."
     );
+}
+
+/// Issue 11 item 17: a missing `.env` was reported only as a missing secret ("Add it to your
+/// .env file"), which sends the user to edit a file that is not there.
+#[tokio::test]
+async fn a_missing_dotenv_is_fine_but_a_secret_then_missing_says_the_file_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Environment::from_pairs([("ONLY_IN_ENV", "v")]);
+    let path = dir.path().join("no.env");
+    let provider = LocalProvider::new(&path, &env).unwrap();
+    assert_eq!(provider.get("ONLY_IN_ENV").await.unwrap().expose_secret(), "v");
+    let error = provider.get("PAYMENT_GATEWAY_API_KEY").await.unwrap_err();
+    assert!(error.is_not_found());
+    assert!(matches!(error, SecretsError::NotFoundNoEnvFile { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("Secret 'PAYMENT_GATEWAY_API_KEY' not found"), "{message}");
+    assert!(
+        message.contains(&format!("the .env file '{}' does not exist", path.display())),
+        "{message}"
+    );
+}
+
+/// Issue 11 item 6: values as python-dotenv 1.2 (the lab's loader) gives them. dotenvy
+/// expanded `$`, unescaped backslashes and refused lines python-dotenv reads.
+#[test]
+fn values_are_the_ones_python_dotenv_gives_the_lab() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = env_file(
+        dir.path(),
+        "\u{feff}FIRST=after-a-bom\nPASSWORD=pa$$word\nKEY=Zx8$kP!q\nDOLLAR=\"$\"\n\
+         SPACED=two words  # comment\nWIN=C:\\new\\table\r\nexport EXPORTED=yes\n",
+    );
+    let entries = read_env_file(&path).unwrap().unwrap();
+    let got: Vec<(&str, &str)> =
+        entries.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
+    assert_eq!(
+        got,
+        [
+            ("FIRST", "after-a-bom"),
+            ("PASSWORD", "pa$$word"),
+            ("KEY", "Zx8$kP!q"),
+            ("DOLLAR", "$"),
+            ("SPACED", "two words"),
+            ("WIN", "C:\\new\\table"),
+            ("EXPORTED", "yes"),
+        ]
+    );
+}
+
+/// Issue 11 item 7: a key defined twice takes its last value everywhere, `APP_MODE`
+/// included; an appended `APP_MODE=prod` used to leave the process in local mode.
+#[tokio::test]
+async fn the_last_definition_of_a_key_wins_app_mode_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = env_file(dir.path(), "APP_MODE=local\nTOKEN=old\nTOKEN=new\nAPP_MODE=prod\n");
+    assert_eq!(resolve_mode(None, &path, &Environment::empty()).unwrap(), Mode::Prod);
+    let provider = LocalProvider::new(&path, &Environment::empty()).unwrap();
+    assert_eq!(provider.get("TOKEN").await.unwrap().expose_secret(), "new");
+    let entries = read_env_file(&path).unwrap().unwrap();
+    assert_eq!(entries.iter().filter(|(k, _)| k == "APP_MODE").count(), 1);
+}
+
+/// Issue 11 item 7: an `APP_MODE` that is set but not UTF-8 is an error, not "unset" (which
+/// fell back to the file's mode, or to local).
+#[cfg(unix)]
+#[tokio::test]
+async fn an_app_mode_that_is_not_utf8_is_an_error() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = env_file(dir.path(), "APP_MODE=local\nTOKEN=from-file\n");
+    let env = Environment::from_os_pairs([
+        (OsString::from("APP_MODE"), OsString::from_vec(b"pro\xffd".to_vec())),
+        (OsString::from("TOKEN"), OsString::from_vec(b"\xfe".to_vec())),
+    ]);
+    assert!(env.is_set_but_not_utf8("APP_MODE"));
+    let error = resolve_mode(None, &path, &env).unwrap_err();
+    assert!(matches!(error, SecretsError::Config(_)), "{error:?}");
+    assert!(error.to_string().contains("APP_MODE"), "{error}");
+    assert!(error.to_string().contains("not valid UTF-8"), "{error}");
+    assert!(provider_for(None, &path, &env).await.is_err());
+    // An explicit mode does not need APP_MODE; the unreadable variable still wins over the file.
+    let local = provider_for(Some(Mode::Local), &path, &env).await.unwrap();
+    let error = local.get("TOKEN").await.unwrap_err();
+    assert!(error.to_string().contains("not valid UTF-8"), "{error}");
+}
+
+/// Issue 11 item 7: one reading of the file serves the mode and the values (a pipe can be
+/// read once).
+#[tokio::test]
+async fn one_reading_of_the_file_serves_mode_and_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = env_file(dir.path(), "APP_MODE=local\nTOKEN=t\n");
+    let file = EnvFile::read(&path, &Environment::empty()).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(resolve_mode(None, &file, &Environment::empty()).unwrap(), Mode::Local);
+    let provider = provider_for(None, &file, &Environment::empty()).await.unwrap();
+    assert_eq!(provider.get("TOKEN").await.unwrap().expose_secret(), "t");
+    // A path as text works as well (the README's `provider_for(None, ".env", &env)`).
+    let missing = dir.path().join("missing.env");
+    let text = missing.to_str().unwrap();
+    assert_eq!(resolve_mode(None, text, &Environment::empty()).unwrap(), Mode::Local);
+}
+
+#[test]
+fn a_file_that_is_not_utf8_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".env");
+    std::fs::write(&path, b"A=1\r\nB=secret\xff\n").unwrap();
+    let error = read_env_file(&path).unwrap_err();
+    assert!(matches!(error, SecretsError::EnvFileNotUtf8 { line: 2, .. }), "{error:?}");
+    assert!(!error.to_string().contains("secret"), "{error}");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use globo::crypto::{
     self, CryptoError, Key, KeyFile, Keyring, LoadedKeys, RotationReport, RotationStep, Zeroizing,
 };
 use globo::secrets::fernet_key::{DEFAULT_KEY_SECRET, KEY_SECRET_VAR, SecretsManagerKeyStore};
-use globo::secrets::{Environment, Mode, SecretsError, resolve_mode};
+use globo::secrets::{EnvFile, Environment, Mode, SecretsError, resolve_mode};
 
 use crate::failure::Failure;
 
@@ -65,7 +65,13 @@ impl KeyArgs {
             Some(text) => Some(text.parse::<Mode>().map_err(|e| secrets_failure(&e))?),
             None => None,
         };
-        match resolve_mode(explicit, &self.env_file, &env).map_err(|e| secrets_failure(&e))? {
+        // Read once: the mode and the AWS settings come from the same reading, so a pipe
+        // (`--env-file <(command)`) works. `--mode local` needs nothing from the file.
+        let file = match explicit {
+            Some(Mode::Local) => return Ok(KeyHome::File),
+            _ => EnvFile::read(&self.env_file, &env).map_err(|e| secrets_failure(&e))?,
+        };
+        match resolve_mode(explicit, &file, &env).map_err(|e| secrets_failure(&e))? {
             Mode::Prod => {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -74,7 +80,7 @@ impl KeyArgs {
                 let store = runtime
                     .block_on(SecretsManagerKeyStore::from_settings(
                         Some(&self.key_secret),
-                        &self.env_file,
+                        &file,
                         &env,
                     ))
                     .map_err(|e| secrets_failure(&e))?;

@@ -20,12 +20,15 @@ pub(crate) enum SecretsCommand {
 pub(crate) struct GetArgs {
     /// The secret's name.
     name: String,
-    /// `local` (.env) or `prod` (AWS Secrets Manager); default: $APP_MODE, else APP_MODE in
-    /// the .env file, else local.
+    /// `local` (.env) or `prod` (AWS Secrets Manager); default: $APP_MODE, else the last
+    /// APP_MODE in the .env file, else local.
     #[arg(long)]
     mode: Option<String>,
-    /// The .env file of local mode.
-    #[arg(long, default_value = ".env")]
+    /// The .env file, read once (a pipe such as <(command) works). It may set APP_MODE. In
+    /// local mode it holds the secrets (a variable already set in the environment wins); in
+    /// prod mode only the AWS settings (endpoint, region, profile, credentials) the
+    /// environment leaves unset are taken from it, never a secret. A missing file is fine.
+    #[arg(long, value_name = "PATH", default_value = ".env")]
     env_file: PathBuf,
 }
 
