@@ -92,12 +92,14 @@ mod params;
 mod phc;
 mod policy;
 mod store;
+pub mod username;
 
 pub use error::AuthError;
 pub use params::{HashParams, Limits, Profile};
 pub use phc::{hash_password, is_hash_obsolete, verify_password, verify_password_with_limits};
 pub use policy::{
-    MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,
+    MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,
     check_new_password, check_new_password_for_user, check_username, is_common_password,
 };
 pub use store::{UserStore, Verified};
+pub use username::{MAX_USERNAME_CHARS, Username};
