@@ -142,9 +142,9 @@ pub fn comparison_key(name: &str) -> Cow<'_, str> {
     Cow::Owned(key)
 }
 
-/// Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt; unchanged
-/// from Unicode 14.0 to 17.0): code points that render as nothing when not supported. The
-/// `username` tests check this table against the Python `regex` module's.
+/// Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt, Unicode
+/// 17.0): code points that render as nothing when not supported. A test checks this table
+/// against the Python `regex` module's Unicode 17 tables.
 pub(crate) fn is_default_ignorable(c: char) -> bool {
     matches!(
         c,
@@ -258,6 +258,32 @@ mod tests {
         assert!(reason("\u{915}\u{94D}\u{200D}\u{937}").contains("invisible"));
         // A halfwidth Hangul filler maps to a default-ignorable one.
         assert!(reason("a\u{FFA0}b").contains("invisible"));
+    }
+
+    /// Prints every code point with Unicode's Default_Ignorable_Code_Point property, one per
+    /// line in hex, from the `regex` module's Unicode tables (Unicode 17.0 in the venv's).
+    const PY_DEFAULT_IGNORABLES: &str = r#"
+import regex
+ignorable = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+for cp in range(0x110000):
+    if ignorable.match(chr(cp)):
+        print("%X" % cp)
+"#;
+
+    #[test]
+    fn the_default_ignorable_table_is_unicodes() {
+        let Some(python) = globo_testkit::python(&["regex"]) else { return };
+        let out = python.run_ok(PY_DEFAULT_IGNORABLES, &[], b"");
+        let expected: Vec<u32> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|line| u32::from_str_radix(line, 16).unwrap())
+            .collect();
+        assert_eq!(expected.len(), 4174, "Unicode 17 has 4174 default-ignorables");
+        let ours: Vec<u32> = (0..=0x10FFFF)
+            .filter(|&cp| char::from_u32(cp).is_some_and(is_default_ignorable))
+            .collect();
+        assert_eq!(ours, expected);
     }
 
     #[test]
