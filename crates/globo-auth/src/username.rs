@@ -43,7 +43,7 @@
 //! accepted, the key is the name itself, so a store may keep the key of each name and compare
 //! keys. [`UserStore`](crate::UserStore) finds a user by the exact stored name first, then by
 //! key; when several stored names share the key and none is the exact name given, it refuses
-//! to choose ([`AuthError::AmbiguousUsername`](crate::AuthError::AmbiguousUsername)).
+//! to choose ([`AuthError::AmbiguousUsername`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -58,8 +58,8 @@ use crate::AuthError;
 pub const MAX_USERNAME_CHARS: usize = 64;
 
 /// Input longer than this many bytes is refused before the profile runs: no name of
-/// [`MAX_USERNAME_CHARS`] code points comes from a longer one (NFC at most composes three
-/// code points, of at most 12 bytes, into one).
+/// [`MAX_USERNAME_CHARS`] code points comes from a longer one: width mapping keeps the count
+/// of code points and NFC composes at most 4 code points (16 bytes) into one.
 const MAX_USERNAME_INPUT_BYTES: usize = MAX_USERNAME_CHARS * 16;
 
 /// A username in the form of RFC 8265's *UsernameCasePreserved* profile (see the
