@@ -225,3 +225,73 @@ fn the_insecure_test_profile_is_announced_on_stderr() {
         .unwrap();
     assert_eq!(text(&out.stderr), "Invalid username or password.\n");
 }
+
+#[test]
+fn lab_users_with_passwords_longer_than_new_ones_log_in() {
+    use globo::auth::{MAX_LOGIN_PASSWORD_BYTES, Profile, hash_password};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The lab (passlib) took up to 4096 code points; the longest is 16,384 bytes of UTF-8.
+    let long = "x".repeat(2000);
+    let widest = "\u{1F511}".repeat(4096);
+    let hash = |p: &str| hash_password(p, Profile::TestOnlyInsecure).unwrap();
+    let users = serde_json::json!({ "long": hash(&long), "widest": hash(&widest) });
+    std::fs::write(d.join("users.json"), users.to_string()).unwrap();
+    for (name, password) in [("long", &long), ("widest", &widest)] {
+        let out = run(d, &["verify", name, "--password-stdin"], &format!("{password}\n"));
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(text(&out.stdout), format!("Password verified for '{name}'.\n"));
+    }
+    // A byte more than the login limit is refused, without echoing it.
+    let out = run(d, &["verify", "widest", "--password-stdin"], &format!("{widest}x\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(
+        message.contains(&format!(
+            "password is longer than the {MAX_LOGIN_PASSWORD_BYTES} bytes accepted at login"
+        )),
+        "{message}"
+    );
+    assert!(!message.contains('\u{1F511}'));
+    // New passwords keep their own limit, whatever the line length.
+    for password in [&long, &format!("{widest}x")] {
+        let out = run(d, &["register", "carol", "--password-stdin"], &format!("{password}\n"));
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("password is too long: use at most 1024 characters"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn look_alike_usernames_are_one_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The NFD spelling is stored and announced in NFC; the NFC one is then taken.
+    let out = run(d, &["register", "jose\u{301}", "--password-stdin"], "a fine passphrase\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(text(&out.stdout), "User 'jos\u{e9}' registered.\n");
+    let out = run(d, &["register", "jos\u{e9}", "--password-stdin"], "another passphrase\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("User 'jos\u{e9}' already exists."), "{}", stderr(&out));
+    let out = run(d, &["register", "ｊｏｓé", "--password-stdin"], "another passphrase\n");
+    assert_eq!(out.status.code(), Some(1));
+    // An invisible character is refused, named by its code point.
+    let out = run(d, &["register", "jos\u{e9}\u{FE0F}", "--password-stdin"], "a passphrase!\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "invalid username: it contains an invisible (default-ignorable) character (U+FE0F)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(users(d).keys().collect::<Vec<_>>(), ["jos\u{e9}"]);
+    // Either spelling logs in.
+    for name in ["jos\u{e9}", "jose\u{301}"] {
+        let out = run(d, &["verify", name, "--password-stdin"], "a fine passphrase\n");
+        assert!(out.status.success(), "{name:?}: {}", stderr(&out));
+    }
+}

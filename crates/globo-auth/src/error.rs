@@ -23,11 +23,34 @@ pub enum AuthError {
         username: String,
     },
 
-    /// The username is empty, too long, or contains control, invisible formatting or edge whitespace characters.
-    #[error("invalid username: {reason}")]
+    /// A new username does not fit RFC 8265's UsernameCasePreserved profile (see
+    /// [`Username::prepare`](crate::Username::prepare)): it is empty, too long, or contains
+    /// a space, a control, an invisible (default-ignorable) character or another character
+    /// the profile refuses.
+    #[error("invalid username: {reason}{}", code_point_suffix(*.code_point))]
     InvalidUsername {
         /// What is wrong with it.
         reason: &'static str,
+        /// The first refused character, when one is to blame (shown as `U+XXXX`).
+        code_point: Option<char>,
+    },
+
+    /// Several names in the users file are the same name once compared in the RFC 8265 form
+    /// ([`comparison_key`](crate::username::comparison_key): differing only in Unicode
+    /// normalisation, width or invisible characters), none of them is exactly the name given,
+    /// and globo will not choose which user is meant. Each of them still logs in by its exact
+    /// stored name; an administrator should rename all but one.
+    #[error(
+        "users file '{}': {count} users have names that differ from '{username}' only in Unicode form or invisible characters; the exact stored name is needed to log in",
+        path.display()
+    )]
+    AmbiguousUsername {
+        /// The users file.
+        path: PathBuf,
+        /// The name given.
+        username: String,
+        /// How many stored names share its comparison key.
+        count: usize,
     },
 
     /// The new password has fewer Unicode code points than the policy's minimum.
@@ -37,11 +60,21 @@ pub enum AuthError {
         min: usize,
     },
 
-    /// The password has more Unicode code points than globo accepts.
+    /// A new password has more Unicode code points than the policy's maximum (logins have
+    /// their own, larger bound: [`AuthError::PasswordExceedsLoginLimit`]).
     #[error("password is too long: use at most {max} characters")]
     PasswordTooLong {
         /// The maximum number of characters (Unicode code points).
         max: usize,
+    },
+
+    /// A password presented at login is longer, in UTF-8 bytes, than
+    /// [`MAX_LOGIN_PASSWORD_BYTES`](crate::MAX_LOGIN_PASSWORD_BYTES), a bound against abuse
+    /// above anything the lab could store; it was refused before any hashing.
+    #[error("password is longer than the {max_bytes} bytes accepted at login")]
+    PasswordExceedsLoginLimit {
+        /// The limit, in bytes of UTF-8.
+        max_bytes: usize,
     },
 
     /// The new password is on the list of common passwords shipped with the crate.
@@ -162,6 +195,11 @@ pub enum AuthError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// ` (U+XXXX)` for the character a username was refused for, or nothing.
+fn code_point_suffix(code_point: Option<char>) -> String {
+    code_point.map(|c| format!(" (U+{:04X})", u32::from(c))).unwrap_or_default()
 }
 
 impl From<globo_fs::FsError> for AuthError {

@@ -64,10 +64,23 @@
 //! Django's list (BSD-3-Clause, shipped in `data/`, see `data/SOURCE.md`). A new password
 //! must also not contain the username, nor be the username reversed, compared ignoring case
 //! ([`check_new_password_for_user`], NIST's "context-specific words"), when the username has
-//! at least 3 code points: shorter names are parts of too many good passwords. Logins are
-//! held to none of this but the maximum length, so lab users with older, shorter passwords,
-//! or passwords that contain their name, can still log in.
-//! Usernames ([`check_username`]): non-empty, at most 64 code points, no control characters.
+//! at least 3 code points: shorter names are parts of too many good passwords. The username
+//! is taken in its RFC 8265 form ([`username::comparison_key`]).
+//!
+//! Logins are held to none of this, so lab users with older, shorter passwords, or passwords
+//! that contain their name, can still log in. Their only bound is against abuse:
+//! [`MAX_LOGIN_PASSWORD_BYTES`] (16,384 bytes of UTF-8), above the longest password the lab
+//! could store (passlib takes up to 4,096 code points), checked before anything is read or
+//! hashed.
+//!
+//! # Usernames
+//! New usernames are RFC 8265 identifiers ([`Username::prepare`], profile
+//! UsernameCasePreserved: width mapping, NFC, IdentifierClass, bidi rule), with no
+//! default-ignorable (invisible) code point and at most 64 code points; they are stored in
+//! that form. Stored names in any other form (the lab took any string) are not rewritten:
+//! every name is compared by its [`username::comparison_key`], so a name the lab wrote in NFD
+//! is found by its NFC spelling and is taken for a new registration. When two stored names
+//! share a key, only their exact spellings log in ([`AuthError::AmbiguousUsername`]).
 //!
 //! # Compatibility decisions
 //! globo parses PHC strings itself, following the reference C library (`phc-winner-argon2`,
@@ -92,12 +105,14 @@ mod params;
 mod phc;
 mod policy;
 mod store;
+pub mod username;
 
 pub use error::AuthError;
 pub use params::{HashParams, Limits, Profile};
 pub use phc::{hash_password, is_hash_obsolete, verify_password, verify_password_with_limits};
 pub use policy::{
-    MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,
+    MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,
     check_new_password, check_new_password_for_user, check_username, is_common_password,
 };
 pub use store::{UserStore, Verified};
+pub use username::{MAX_USERNAME_CHARS, Username};

@@ -7,18 +7,30 @@ use secrecy::{ExposeSecret as _, SecretString};
 use zeroize::Zeroizing;
 
 use crate::AuthError;
+use crate::username::{Username, comparison_key};
 
 /// Fewest characters (Unicode code points) in a new password (NIST SP 800-63B §3.1.1.2).
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
-/// Most characters (Unicode code points) in any password, new or presented at login.
+/// Most characters (Unicode code points) in a new password.
 ///
-/// NIST asks for at least 64; 1024 code points (at most 4 KiB of UTF-8) leaves room for
-/// passphrases while bounding what a caller can make globo read and hash.
+/// NIST SP 800-63B-4 §3.1.1.2 asks verifiers to allow at least 64; 1024 code points (at most
+/// 4 KiB of UTF-8) leaves room for passphrases while bounding what a caller can make globo
+/// hash. Logins are not held to it: see [`MAX_LOGIN_PASSWORD_BYTES`].
 pub const MAX_PASSWORD_CHARS: usize = 1024;
 
-/// Most characters (Unicode code points) in a username.
-pub const MAX_USERNAME_CHARS: usize = 64;
+/// Most bytes (of UTF-8) in a password presented at login: a bound against abuse, checked
+/// before the users file is read or anything is hashed
+/// ([`AuthError::PasswordExceedsLoginLimit`]).
+///
+/// It is set by what the lab could store, so that no lab user is locked out: passlib refuses
+/// passwords longer than its `MAX_PASSWORD_SIZE`, 4096, counted as `len()` of the Python
+/// string, that is in code points, so a lab password may have 4096 code points of up to 4
+/// bytes each: 16,384 bytes (passlib's limit in bytes applies only to passwords given as
+/// bytes). Hashing that much costs Argon2 one pass of BLAKE2b over it, next to its 64 MiB
+/// of memory work. A lab run with `PASSLIB_MAX_PASSWORD_SIZE` raised could have stored longer
+/// passwords; they are refused here.
+pub const MAX_LOGIN_PASSWORD_BYTES: usize = 4 * 4096;
 
 /// The blocklist, one lowercase password per line (see `data/SOURCE.md`).
 const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
@@ -38,41 +50,12 @@ pub fn is_common_password(password: &str) -> bool {
     set.contains(lower.as_str()) || set.contains(lower.trim())
 }
 
-/// Checks a new username: non-empty, at most [`MAX_USERNAME_CHARS`] code points, no control
-/// characters, no invisible formatting characters (zero-width spaces and joiners, bidirectional
-/// overrides, soft hyphen, byte-order mark: they make two different names look alike and can
-/// reorder log lines), and no leading or trailing whitespace.
+/// Checks a new username: whether [`Username::prepare`] accepts it (RFC 8265's
+/// UsernameCasePreserved profile, no invisible characters, at most
+/// [`MAX_USERNAME_CHARS`](crate::MAX_USERNAME_CHARS) code points).
+/// [`UserStore::register`](crate::UserStore::register) stores the prepared form.
 pub fn check_username(username: &str) -> Result<(), AuthError> {
-    let reason = if username.is_empty() {
-        "it is empty"
-    } else if username.chars().count() > MAX_USERNAME_CHARS {
-        "it is longer than the 64-character maximum"
-    } else if username.chars().any(char::is_control) {
-        "it contains control characters"
-    } else if username.chars().any(is_invisible_format) {
-        "it contains invisible formatting characters (zero-width or bidirectional controls)"
-    } else if username.trim() != username {
-        "it starts or ends with whitespace"
-    } else {
-        return Ok(());
-    };
-    Err(AuthError::InvalidUsername { reason })
-}
-
-/// Unicode format characters (category Cf) that render as nothing or reorder text.
-fn is_invisible_format(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{061C}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206F}'
-            | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}'
-    )
+    Username::prepare(username).map(drop)
 }
 
 /// Checks a new password on its own, as NIST SP 800-63B asks: at least
@@ -107,12 +90,15 @@ pub const MIN_CONTEXT_USERNAME_CHARS: usize = 3;
 /// neither contains the username nor is the username reversed. NIST SP 800-63B asks verifiers
 /// to refuse such "context-specific words".
 ///
+/// The username is taken in its RFC 8265 form ([`comparison_key`]: width-mapped, invisible
+/// characters removed, NFC), as stores compare names, so `Zoe` plus a combining diaeresis
+/// or a fullwidth `ａｌｉｃｅ` is checked as `Zoë` or `alice`. The password is not normalised
+/// (passlib does not normalise either), so a password holding the name in another
+/// normalisation form than NFC does not match.
 /// Both comparisons ignore case: each code point is mapped to its Unicode lowercase, as for
 /// the common-password list, but code point by code point, with the Greek final sigma `ς`
 /// taken as `σ` (the one letter whose lowercase depends on its place in a word), so that a
-/// name matches wherever it appears. Nothing is normalised, so a name typed in another
-/// Unicode normalisation form (a precomposed `ë` against `e` plus a combining diaeresis) does
-/// not match. Reversing is code point by code point. Nothing else about the username is
+/// name matches wherever it appears. Reversing is code point by code point. Nothing else about the username is
 /// refused: a password may contain part of the name, or the reversed name inside longer text.
 ///
 /// Fails with [`AuthError::PasswordContainsUsername`] or
@@ -142,14 +128,15 @@ pub fn check_new_password_for_user(
     password: &SecretString,
 ) -> Result<(), AuthError> {
     check_new_password(password)?;
-    if username.chars().count() < MIN_CONTEXT_USERNAME_CHARS {
+    let name = comparison_key(username);
+    if name.chars().count() < MIN_CONTEXT_USERNAME_CHARS {
         return Ok(());
     }
     let password = fold_case(password.expose_secret());
-    if password.contains(fold_case(username).as_str()) {
+    if password.contains(fold_case(&name).as_str()) {
         return Err(AuthError::PasswordContainsUsername { username: username.to_owned() });
     }
-    let reversed: String = username.chars().rev().collect();
+    let reversed: String = name.chars().rev().collect();
     if *password == *fold_case(&reversed) {
         return Err(AuthError::PasswordIsReversedUsername);
     }
@@ -176,15 +163,22 @@ mod tests {
 
     #[test]
     fn usernames_that_look_like_others_are_refused() {
-        for bad in
-            ["alice\u{200B}", "\u{202E}ecila", "al\u{00AD}ice", " alice", "alice ", "\u{FEFF}a"]
-        {
+        // RFC 8265's IdentifierClass has no spaces: "a b" was accepted before the profile.
+        for bad in [
+            "alice\u{200B}",
+            "\u{202E}ecila",
+            "al\u{00AD}ice",
+            " alice",
+            "alice ",
+            "\u{FEFF}a",
+            "a b",
+        ] {
             assert!(check_username(bad).is_err(), "{bad:?}");
         }
-        for good in ["alice", "Zoë", "bob.smith", "李雷", "a b"] {
+        for good in ["alice", "Zoë", "bob.smith", "李雷"] {
             assert!(check_username(good).is_ok(), "{good:?}");
         }
-        assert_eq!(MAX_USERNAME_CHARS, 64, "the message above says 64");
+        assert_eq!(crate::MAX_USERNAME_CHARS, 64, "the message above says 64");
     }
 
     fn check(username: &str, password: &str) -> Result<(), AuthError> {
@@ -272,6 +266,23 @@ mod tests {
         ));
         // No normalisation: a precomposed ë and e + U+0308 are different text.
         assert!(check("Zoë", "Zoe\u{308} and a horse").is_ok());
+    }
+
+    #[test]
+    fn the_username_is_compared_in_its_rfc_8265_form() {
+        // The name as stores compare it: NFC, width-mapped, without invisible characters.
+        assert!(contains_username(check("Zoe\u{308}", "ZOË and a horse")));
+        assert!(contains_username(check("ａｌｉｃｅ", "alice-correct-horse")));
+        assert!(contains_username(check("ali\u{200B}ce", "my alice password")));
+        assert!(matches!(
+            check("ANDRE\u{301}SDOTTIR", "rittodsérdna"),
+            Err(AuthError::PasswordIsReversedUsername)
+        ));
+        // The invisible character does not make a short name long enough to be checked.
+        assert!(check("al\u{200B}", "al's correct horse").is_ok());
+        // The message names the user as given.
+        let err = check("ａｌｉｃｅ", "alice-correct-horse").unwrap_err();
+        assert!(err.to_string().contains("'ａｌｉｃｅ'"), "{err}");
     }
 
     #[test]

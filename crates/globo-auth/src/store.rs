@@ -10,7 +10,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
 
 use crate::phc::{self, ParsedHash};
-use crate::policy::{self, MAX_PASSWORD_CHARS};
+use crate::policy::{self, MAX_LOGIN_PASSWORD_BYTES};
+use crate::username::{Username, comparison_key};
 use crate::{AuthError, HashParams, Limits, Profile};
 
 type Users = Map<String, Value>;
@@ -96,28 +97,34 @@ impl UserStore {
         Ok(self.read()?.keys().cloned().collect())
     }
 
-    /// Adds `username` with a hash of `password`.
+    /// Adds `username` with a hash of `password`. The name stored is `username` enforced as an
+    /// RFC 8265 username: [`Username::prepare`]`(username)`, width-mapped and in NFC.
     ///
-    /// Fails with [`AuthError::UserExists`] if the name is taken, and with a policy error if
-    /// the username or password is not acceptable ([`check_username`](crate::check_username),
-    /// [`check_new_password_for_user`](crate::check_new_password_for_user): among others, a
-    /// password containing the username is refused). [`verify`](Self::verify) applies no
-    /// policy besides the maximum length, so existing users keep logging in.
+    /// Fails with a policy error if the username or password is not acceptable
+    /// ([`Username::prepare`], [`check_new_password_for_user`](crate::check_new_password_for_user):
+    /// among others, a password containing the username is refused), and with
+    /// [`AuthError::UserExists`] if a stored name has the same
+    /// [`comparison_key`](crate::username::comparison_key): a name that differs only in
+    /// Unicode normalisation, width or invisible characters is taken too, whatever form the
+    /// stored one is in. [`verify`](Self::verify) applies no policy besides a bound on the
+    /// password's length, so existing users keep logging in.
     pub fn register(&self, username: &str, password: &SecretString) -> Result<(), AuthError> {
-        policy::check_username(username)?;
-        policy::check_new_password_for_user(username, password)?;
+        let username = Username::prepare(username)?;
+        policy::check_new_password_for_user(username.as_str(), password)?;
+        let exists =
+            |users: &Users| users.keys().any(|stored| comparison_key(stored) == username.as_str());
         // Cheap early answer for a taken name; the check that counts is under the lock.
-        if self.read()?.contains_key(username) {
-            return Err(AuthError::UserExists { username: username.to_owned() });
+        if exists(&self.read()?) {
+            return Err(AuthError::UserExists { username: username.into_string() });
         }
         // Hash outside the lock: it is the slow part and needs no shared state.
         let hash = phc::hash_password(password.expose_secret(), self.profile)?;
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
-        if users.contains_key(username) {
-            return Err(AuthError::UserExists { username: username.to_owned() });
+        if exists(&users) {
+            return Err(AuthError::UserExists { username: username.into_string() });
         }
-        users.insert(username.to_owned(), Value::String(hash));
+        users.insert(username.as_str().to_owned(), Value::String(hash));
         self.write(&users)
     }
 
@@ -132,17 +139,30 @@ impl UserStore {
     /// the stored hash is obsolete ([`is_hash_obsolete`](crate::is_hash_obsolete)), it is
     /// replaced, under the lock and only if the entry has not changed meanwhile.
     ///
-    /// A user whose entry is not a usable hash gets [`AuthError::BadEntry`], naming the user:
-    /// that is an operational problem for the administrator, not a login failure.
+    /// The user is the stored name equal to `username`, else the one stored name with the
+    /// same [`comparison_key`](crate::username::comparison_key) (so a lab user stored in
+    /// NFD, or with an invisible character, logs in by any spelling that looks the same).
+    /// When several stored names share the key and none is exactly `username`, the login
+    /// fails with [`AuthError::AmbiguousUsername`] rather than pick one of those users.
+    ///
+    /// A password longer than [`MAX_LOGIN_PASSWORD_BYTES`](crate::MAX_LOGIN_PASSWORD_BYTES)
+    /// is refused ([`AuthError::PasswordExceedsLoginLimit`]) before the file is read or
+    /// anything is hashed; no other password policy applies, so lab users log in with any
+    /// password the lab accepted. A user whose entry is not a usable hash gets
+    /// [`AuthError::BadEntry`], naming the user: that is an operational problem for the
+    /// administrator, not a login failure.
     pub fn verify(&self, username: &str, password: &SecretString) -> Result<Verified, AuthError> {
         let secret = password.expose_secret();
-        if secret.chars().count() > MAX_PASSWORD_CHARS {
-            return Err(AuthError::PasswordTooLong { max: MAX_PASSWORD_CHARS });
+        if secret.len() > MAX_LOGIN_PASSWORD_BYTES {
+            return Err(AuthError::PasswordExceedsLoginLimit {
+                max_bytes: MAX_LOGIN_PASSWORD_BYTES,
+            });
         }
         let users = self.read()?;
-        // Both paths look for the typical entry, so that scan costs the same in each.
+        // Both paths look for the typical entry and compare every name, so those scans cost
+        // the same in each.
         let typical = typical_entry(&users);
-        let Some(entry) = users.get(username) else {
+        let Some((username, entry)) = self.find_user(&users, username)? else {
             let dummy = self.dummy_for(typical)?;
             let _ = dummy.matches(secret.as_bytes())?;
             return Err(AuthError::InvalidCredentials);
@@ -167,6 +187,36 @@ impl UserStore {
             Ok(rehashed) => Verified { rehashed, rehash_error: None },
             Err(e) => Verified { rehashed: false, rehash_error: Some(e) },
         })
+    }
+
+    /// The stored name and entry that `username` designates (see [`verify`](Self::verify)).
+    /// Every stored name is compared, whether or not one matches exactly.
+    fn find_user<'a>(
+        &self,
+        users: &'a Users,
+        username: &str,
+    ) -> Result<Option<(&'a str, &'a Value)>, AuthError> {
+        let key = comparison_key(username);
+        let mut exact = None;
+        let mut alike = Vec::new();
+        for (stored, entry) in users {
+            if stored == username {
+                exact = Some((stored.as_str(), entry));
+            }
+            if comparison_key(stored) == key {
+                alike.push((stored.as_str(), entry));
+            }
+        }
+        match (exact, alike.as_slice()) {
+            (Some(found), _) => Ok(Some(found)),
+            (None, []) => Ok(None),
+            (None, [found]) => Ok(Some(*found)),
+            (None, several) => Err(AuthError::AmbiguousUsername {
+                path: self.path.clone(),
+                username: username.to_owned(),
+                count: several.len(),
+            }),
+        }
     }
 
     /// Replaces `old` by a fresh hash if the entry still holds `old`; returns whether it did.

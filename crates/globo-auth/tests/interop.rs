@@ -142,3 +142,62 @@ fn users_files_move_between_the_lab_and_globo() {
     );
     assert_eq!(String::from_utf8(out).unwrap(), "True\nTrue\nTrue\nFalse\n");
 }
+
+/// Prints the name of the exception passlib raises when hashing stdin's password, or `ok`.
+const PY_LAB_REFUSES: &str = r#"
+import sys
+from passlib.hash import argon2
+try:
+    argon2.using(memory_cost=8, rounds=1, parallelism=1).hash(sys.stdin.buffer.read().decode("utf-8"))
+    print("ok")
+except Exception as e:
+    print(type(e).__name__)
+"#;
+
+#[test]
+fn lab_users_with_passwords_longer_than_new_ones_may_be_log_in() {
+    let Some(python) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    // 2,000 characters, and the longest the lab takes: 4,096 code points (passlib counts the
+    // Python string's len()), here of 4 bytes each, 16,384 bytes.
+    let long = "correct horse ".repeat(143)[..2000].to_owned();
+    let widest = "\u{1F511}".repeat(4096);
+    python.run_ok(
+        PY_LAB_REGISTER,
+        &[path.to_str().unwrap()],
+        format!("long:{long}\nwidest:{widest}").as_bytes(),
+    );
+    let store = UserStore::new(&path);
+    assert!(!store.verify("long", &SecretString::from(long.as_str())).unwrap().rehashed());
+    store.verify("widest", &SecretString::from(widest.as_str())).unwrap();
+    assert!(matches!(
+        store.verify("long", &SecretString::from(&long[..1999])),
+        Err(AuthError::InvalidCredentials)
+    ));
+    // That is the lab's limit: one code point more, and passlib refuses it.
+    let out = python.run_ok(PY_LAB_REFUSES, &[], format!("{widest}x").as_bytes());
+    assert_eq!(String::from_utf8(out).unwrap().trim(), "PasswordSizeError");
+    let out = python.run_ok(PY_LAB_REFUSES, &[], widest.as_bytes());
+    assert_eq!(String::from_utf8(out).unwrap().trim(), "ok");
+}
+
+#[test]
+fn a_name_the_lab_stored_in_nfd_is_found_by_its_nfc_spelling() {
+    let Some(python) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    // Python stores names as given; macOS input methods, among others, give NFD.
+    python.run_ok(
+        PY_LAB_REGISTER,
+        &[path.to_str().unwrap()],
+        "jose\u{301}:jose's lab password".as_bytes(),
+    );
+    let store = UserStore::new(&path);
+    store.verify("jos\u{e9}", &SecretString::from("jose's lab password")).unwrap();
+    store.verify("jose\u{301}", &SecretString::from("jose's lab password")).unwrap();
+    let err =
+        store.register("jos\u{e9}", &SecretString::from("a new long passphrase")).unwrap_err();
+    assert!(matches!(err, AuthError::UserExists { .. }), "{err}");
+    assert_eq!(store.usernames().unwrap(), ["jose\u{301}"]);
+}

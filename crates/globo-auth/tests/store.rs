@@ -348,13 +348,50 @@ fn logins_with_short_legacy_passwords_still_work() {
 fn usernames_are_bounded_and_printable() {
     let (_dir, path) = temp_users();
     let store = UserStore::new(&path).with_profile(TEST);
-    for bad in ["", "tab\there", "new\nline", "nul\0", &"u".repeat(65)] {
+    // A space is refused too: RFC 8265's IdentifierClass has none (it was accepted before).
+    for bad in ["", "tab\there", "new\nline", "nul\0", &"u".repeat(65), "Zoë O'Brien"] {
         let err = store.register(bad, &secret("a fine password")).unwrap_err();
         assert!(matches!(err, AuthError::InvalidUsername { .. }), "{bad:?}: {err}");
     }
     store.register(&"u".repeat(64), &secret("a fine password")).unwrap();
-    store.register("Zoë O'Brien", &secret("a fine password")).unwrap();
+    store.register("Zoë_O'Brien", &secret("a fine password")).unwrap();
     assert_eq!(store.usernames().unwrap().len(), 2);
+}
+
+#[test]
+fn login_passwords_are_bounded_in_bytes_not_by_the_registration_policy() {
+    use globo_auth::MAX_LOGIN_PASSWORD_BYTES;
+    assert_eq!(MAX_LOGIN_PASSWORD_BYTES, 16_384, "4096 code points of 4 bytes, passlib's limit");
+    let (_dir, path) = temp_users();
+    // Passwords longer than new ones may be (1024 code points) log in: the lab took up to
+    // 4096 code points. Made without the store, which would refuse them as new passwords.
+    let long = "x".repeat(4097);
+    let widest = "\u{1F511}".repeat(4096);
+    assert_eq!(widest.len(), MAX_LOGIN_PASSWORD_BYTES);
+    let users = serde_json::json!({
+        "ascii": hash_password(&long, TEST).unwrap(),
+        "emoji": hash_password(&widest, TEST).unwrap(),
+    });
+    fs::write(&path, users.to_string()).unwrap();
+    let store = UserStore::new(&path).with_profile(TEST);
+    store.verify("ascii", &secret(&long)).unwrap();
+    store.verify("emoji", &secret(&widest)).unwrap();
+    assert!(matches!(
+        store.verify("emoji", &secret(&widest[4..])),
+        Err(AuthError::InvalidCredentials)
+    ));
+
+    // One byte more is refused before the file is read, let alone anything hashed: a corrupt
+    // file is not even noticed.
+    fs::write(&path, "not json").unwrap();
+    let too_long = format!("{widest}x");
+    let err = store.verify("emoji", &secret(&too_long)).unwrap_err();
+    assert!(matches!(err, AuthError::PasswordExceedsLoginLimit { max_bytes: 16_384 }), "{err}");
+    assert_eq!(err.to_string(), "password is longer than the 16384 bytes accepted at login");
+    assert!(matches!(
+        store.verify("emoji", &secret(&widest)),
+        Err(AuthError::CorruptUsersFile { .. })
+    ));
 }
 
 #[test]

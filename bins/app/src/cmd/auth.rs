@@ -3,15 +3,18 @@
 use std::io::{BufRead as _, IsTerminal as _, Read as _};
 use std::path::PathBuf;
 
-use globo::auth::{AuthError, Profile, UserStore};
+use globo::auth::{
+    AuthError, MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, Profile, UserStore, Username,
+};
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::failure::{Failure, with_causes};
 
-/// The longest password line read from stdin, in bytes (1024 code points of 4 bytes, plus the
-/// line end); longer input is refused rather than truncated.
-const MAX_STDIN_PASSWORD_BYTES: u64 = 4 * 1024 + 2;
+/// The longest password line read from stdin, in bytes: the longest password a login accepts
+/// (which holds any new password: 1024 code points of at most 4 bytes), plus the line end.
+/// Longer input is refused rather than truncated.
+const MAX_STDIN_PASSWORD_BYTES: u64 = MAX_LOGIN_PASSWORD_BYTES as u64 + 2;
 
 /// Options shared by `register` and `verify`.
 #[derive(Debug, clap::Args)]
@@ -64,10 +67,11 @@ impl StoreArgs {
     }
 }
 
-/// Reads the password: one stdin line with `--password-stdin`, else a no-echo prompt.
+/// Reads the password: one stdin line with `--password-stdin`, else a no-echo prompt. A new
+/// password (`confirm`) is confirmed at the prompt.
 fn read_password(args: &StoreArgs, confirm: bool) -> Result<SecretString, Failure> {
     if args.password_stdin {
-        return read_password_line();
+        return read_password_line(confirm);
     }
     if !std::io::stdin().is_terminal() {
         return Err(Failure::msg(
@@ -90,7 +94,8 @@ fn read_password(args: &StoreArgs, confirm: bool) -> Result<SecretString, Failur
     Ok(password)
 }
 
-fn read_password_line() -> Result<SecretString, Failure> {
+/// Reads one line of stdin; `new` says which limit an overlong line is reported against.
+fn read_password_line(new: bool) -> Result<SecretString, Failure> {
     // Room for the whole bounded line up front, so no reallocation leaves an unzeroed copy.
     let mut line = Zeroizing::new(String::with_capacity(MAX_STDIN_PASSWORD_BYTES as usize + 1));
     std::io::stdin()
@@ -99,8 +104,10 @@ fn read_password_line() -> Result<SecretString, Failure> {
         .read_line(&mut line)
         .map_err(|e| Failure::msg(format!("Cannot read the password from standard input: {e}")))?;
     if line.len() as u64 > MAX_STDIN_PASSWORD_BYTES {
-        return Err(Failure::from_error(&AuthError::PasswordTooLong {
-            max: globo::auth::MAX_PASSWORD_CHARS,
+        return Err(Failure::from_error(&if new {
+            AuthError::PasswordTooLong { max: MAX_PASSWORD_CHARS }
+        } else {
+            AuthError::PasswordExceedsLoginLimit { max_bytes: MAX_LOGIN_PASSWORD_BYTES }
         }));
     }
     let password = line.strip_suffix('\n').unwrap_or(&line);
@@ -122,7 +129,9 @@ fn failure(error: &AuthError) -> Failure {
 pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
     let password = read_password(&args.store, true)?;
     args.store.store().register(&args.username, &password).map_err(|e| failure(&e))?;
-    println!("User '{}' registered.", args.username);
+    // The name as stored: NFC, fullwidth letters as ordinary ones (RFC 8265).
+    let stored = Username::prepare(&args.username).map_or(args.username, Username::into_string);
+    println!("User '{stored}' registered.");
     Ok(())
 }
 
