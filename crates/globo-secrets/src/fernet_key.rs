@@ -168,7 +168,30 @@ impl SecretsManagerKeyStore {
         }
     }
 
+    /// Gives the secret [`KEY_SECRET_DESCRIPTION`] (`UpdateSecret` with only a description
+    /// writes no version), so the seeder recognises it as a key secret whatever its name, even
+    /// if it was created by other means. An identity not allowed `UpdateSecret` rotates
+    /// anyway: the seeder also keeps any secret that holds a Fernet key.
+    async fn mark_as_key_secret(&self) -> Result<(), SecretsError> {
+        let result = self
+            .provider
+            .client()
+            .update_secret()
+            .secret_id(&self.name)
+            .description(KEY_SECRET_DESCRIPTION)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match self.provider.map_error(&self.name, &VersionSelector::Current, e) {
+                SecretsError::AccessDenied { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
     async fn stage_now(&mut self, next: &Key) -> Result<(), SecretsError> {
+        self.mark_as_key_secret().await?;
         let output = self
             .provider
             .client()
@@ -203,6 +226,7 @@ impl SecretsManagerKeyStore {
 
     async fn promote_now(&self, next: &Key) -> Result<(), SecretsError> {
         let pending = self.pending_holding(next).await?;
+        self.mark_as_key_secret().await?;
         let current = self.version(VersionSelector::Current).await?;
         self.provider
             .client()

@@ -7,12 +7,17 @@
 //! key). A [`Seeder`] therefore treats these *key secrets* apart:
 //!
 //! - which they are: [`DEFAULT_KEY_SECRET`], the names added with [`Seeder::with_key_secret`],
-//!   and any existing secret whose description is [`KEY_SECRET_DESCRIPTION`];
+//!   any existing secret whose name or ARN (as DescribeSecret returns it) is one of those, and
+//!   any existing secret whose description is [`KEY_SECRET_DESCRIPTION`] (set by `init-key`,
+//!   by the seeder when it creates a key secret, and by every rotation);
 //! - a seed value for a key secret must be a Fernet key ([`SecretsError::SeedNotAKey`]
 //!   otherwise; check a whole list first with [`Seeder::check`]);
 //! - an absent key secret is created (with that description); an existing one that holds the
-//!   same key is [`SeedOutcome::Unchanged`], and one that holds another key is
-//!   [`SeedOutcome::Kept`]: nothing is written.
+//!   same key is [`SeedOutcome::Unchanged`].
+//! - **any** existing secret whose `AWSCURRENT` value is a Fernet key other than the seed
+//!   value is [`SeedOutcome::Kept`], whatever its name or description: nothing is written. A
+//!   key secret made by the AWS CLI, Terraform or an older seeder and then rotated would
+//!   otherwise get its pre-rotation key back.
 //!
 //! Other secrets are created, left unchanged or updated to the seed value.
 
@@ -115,14 +120,17 @@ impl<'a> Seeder<'a> {
                 Ok(SeedOutcome::Unchanged)
             }
             Ok(existing) => {
+                // Any secret holding a Fernet key, whatever its name or description, may have
+                // files encrypted under it (a key secret made by an older seeder, the AWS CLI
+                // or Terraform, then rotated): never write over it.
+                let holds_key = match &existing {
+                    SecretValue::Text(text) => Key::from_secret(text).is_ok(),
+                    _ => false,
+                };
+                if holds_key {
+                    return Ok(SeedOutcome::Kept);
+                }
                 if named_key || self.described_as_key(name).await? {
-                    let holds_key = match &existing {
-                        SecretValue::Text(text) => Key::from_secret(text).is_ok(),
-                        _ => false,
-                    };
-                    if holds_key {
-                        return Ok(SeedOutcome::Kept);
-                    }
                     // It holds no key, so nothing can be encrypted under it: a key may be
                     // written (e.g. over the placeholder an older seeder stored), nothing else.
                     fernet_key(name, value)?;
@@ -154,7 +162,9 @@ impl<'a> Seeder<'a> {
         }
     }
 
-    /// Whether the existing secret `name` carries globo's key-secret description.
+    /// Whether the existing secret `name` is a key secret: it carries globo's key-secret
+    /// description, or the name or ARN DescribeSecret returns for it is a configured key
+    /// secret (so a seed entry naming `FERNET_KEY` by ARN is recognised).
     async fn described_as_key(&self, name: &str) -> Result<bool, SecretsError> {
         let described = self
             .provider
@@ -164,7 +174,11 @@ impl<'a> Seeder<'a> {
             .send()
             .await
             .map_err(|e| self.provider.map_error(name, &VersionSelector::Current, e))?;
-        Ok(described.description() == Some(KEY_SECRET_DESCRIPTION))
+        Ok(described.description() == Some(KEY_SECRET_DESCRIPTION)
+            || [described.name(), described.arn()]
+                .into_iter()
+                .flatten()
+                .any(|known| self.is_key_secret(known)))
     }
 }
 

@@ -412,3 +412,86 @@ async fn a_password_in_the_endpoint_url_is_never_repeated() {
         "{message}"
     );
 }
+
+/// Each version id of `name` with its stages, sorted (`ListSecretVersionIds`).
+async fn version_stages(provider: &AwsProvider, name: &str) -> Vec<(String, Vec<String>)> {
+    let listed = provider
+        .client()
+        .list_secret_version_ids()
+        .secret_id(name)
+        .include_deprecated(true)
+        .send()
+        .await
+        .unwrap();
+    let mut versions: Vec<(String, Vec<String>)> = listed
+        .versions()
+        .iter()
+        .map(|v| {
+            let mut stages = v.version_stages().to_vec();
+            stages.sort();
+            (v.version_id().unwrap().to_owned(), stages)
+        })
+        .collect();
+    versions.sort();
+    versions
+}
+
+#[tokio::test]
+async fn a_rotated_key_secret_made_without_description_is_kept_under_any_name() {
+    use globo_crypto::{Key, encrypt_file, rotate_with_store};
+    use globo_secrets::fernet_key::{KEY_SECRET_DESCRIPTION, SecretsManagerKeyStore};
+    use globo_secrets::seed::Seeder;
+
+    let Some(moto) = globo_testkit::moto() else { return };
+    let provider = provider_for(&moto.endpoint_url()).await;
+    // A key secret made by hand (aws CLI, Terraform, an older seeder): no description.
+    let old_key = Key::generate().unwrap();
+    let old_text = SecretString::from(old_key.to_base64().expose_secret().to_owned());
+    let created = provider
+        .client()
+        .create_secret()
+        .name("APP_FERNET")
+        .secret_string(old_text.expose_secret())
+        .send()
+        .await
+        .unwrap();
+    let arn = created.arn().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("config.json");
+    std::fs::write(&plain, b"{}").unwrap();
+    let files = vec![dir.path().join("config.enc")];
+    encrypt_file(&old_key, &plain, &files[0]).unwrap();
+    let mut store = SecretsManagerKeyStore::new(provider.clone(), "APP_FERNET").unwrap();
+    rotate_with_store(&mut store, &files, |_| std::ops::ControlFlow::Continue(())).await.unwrap();
+    // Rotation marked it as a key secret.
+    let described =
+        provider.client().describe_secret().secret_id("APP_FERNET").send().await.unwrap();
+    assert_eq!(described.description(), Some(KEY_SECRET_DESCRIPTION));
+    let rotated = version_stages(&provider, "APP_FERNET").await;
+
+    // Reseeded with the pre-rotation key by a seeder not told its name, by name and by ARN.
+    let seeder = Seeder::new(&provider);
+    assert!(!seeder.is_key_secret("APP_FERNET"));
+    for name in ["APP_FERNET", arn.as_str()] {
+        assert_eq!(seeder.seed(name, &old_text).await.unwrap(), SeedOutcome::Kept, "{name}");
+    }
+    assert_eq!(version_stages(&provider, "APP_FERNET").await, rotated, "a version was written");
+    assert_eq!(versions_with(&provider, "APP_FERNET", "AWSCURRENT").await, 1);
+    let current = store.load_keys().await.unwrap().current;
+    assert!(!current.same_as(&old_key));
+
+    // A secret holding a Fernet key is kept even without the description (an identity
+    // that could not set it, or a key secret never rotated).
+    let fresh = Key::generate().unwrap();
+    provider
+        .client()
+        .create_secret()
+        .name("PLAIN_KEY")
+        .secret_string(fresh.to_base64().expose_secret())
+        .send()
+        .await
+        .unwrap();
+    let before = version_stages(&provider, "PLAIN_KEY").await;
+    assert_eq!(seeder.seed("PLAIN_KEY", &old_text).await.unwrap(), SeedOutcome::Kept);
+    assert_eq!(version_stages(&provider, "PLAIN_KEY").await, before);
+}
