@@ -408,14 +408,16 @@ fn check_endpoint(endpoint: &str, origin: &str) -> Result<(), SecretsError> {
 }
 
 /// `endpoint` for messages: a user and password in it (`https://user:password@host`) are
-/// replaced by `[REDACTED]`.
+/// replaced by `[REDACTED]`. Everything after `://` up to the *last* `@` is treated as user
+/// information, even past a `/`, `?` or `#`: a password may contain those characters
+/// (`http://user:pa/ss@host`), and a URL parser that reads such a URL otherwise would still
+/// have the password in the text repeated.
 pub(crate) fn without_userinfo(endpoint: &str) -> String {
     let (scheme, rest) = match endpoint.find("://") {
         Some(at) => endpoint.split_at(at + 3),
         None => ("", endpoint),
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    match rest.rfind('@') {
         Some(at) => format!("{scheme}[REDACTED]{}", &rest[at..]),
         None => endpoint.to_owned(),
     }

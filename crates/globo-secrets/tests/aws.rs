@@ -495,3 +495,38 @@ async fn a_rotated_key_secret_made_without_description_is_kept_under_any_name() 
     assert_eq!(seeder.seed("PLAIN_KEY", &old_text).await.unwrap(), SeedOutcome::Kept);
     assert_eq!(version_stages(&provider, "PLAIN_KEY").await, before);
 }
+
+#[tokio::test]
+async fn a_password_holding_a_slash_in_the_endpoint_url_is_never_repeated() {
+    use globo_secrets::{AwsSettings, Environment, Region};
+    let endpoint = "http://user:pa/ss-hunter2@127.0.0.1:9";
+    let config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .build();
+    let mut texts = Vec::new();
+    match AwsProvider::from_sdk_config(&config) {
+        Ok(provider) => {
+            texts.push(provider.endpoint().to_owned());
+            texts.push(format!("{provider:?}"));
+            let error = provider.get("API_KEY").await.unwrap_err();
+            let mut layer: Option<&dyn std::error::Error> = Some(&error);
+            while let Some(current) = layer {
+                texts.push(current.to_string());
+                layer = current.source();
+            }
+        }
+        Err(error) => texts.push(error.to_string()),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let settings = AwsSettings::resolve(
+        &dir.path().join(".env"),
+        &Environment::from_pairs([("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)]),
+    )
+    .unwrap();
+    texts.push(format!("{settings:?}"));
+    for text in texts {
+        assert!(!text.contains("pa/ss") && !text.contains("hunter2"), "{text}");
+    }
+}
