@@ -79,10 +79,12 @@ fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
         let settings = AwsSettings::resolve(&cli.env_file, &Environment::from_process())?;
         let provider = AwsProvider::from_settings(&settings).await?;
         let seeder = Seeder::new(&provider).with_key_secret(&cli.key_secret);
-        // A bad entry (e.g. the key's placeholder) stops the list before anything is written.
-        seeder.check(&entries)?;
-        for (name, value) in &entries {
-            match seeder.seed(name, value).await? {
+        // Every secret is read and every outcome decided before anything is written: a bad
+        // entry (e.g. the key's placeholder) or a refused read stops the whole list.
+        let plan = seeder.plan(&entries).await?;
+        for step in plan.steps() {
+            let name = step.name();
+            match seeder.apply(step).await? {
                 SeedOutcome::Kept => println!("kept {name}: managed by rotate-key"),
                 outcome => println!("{} {name}", outcome.as_str()),
             }
