@@ -16,7 +16,7 @@ use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_types::service_config::ServiceConfigKey;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use crate::error::redacted;
+use crate::error::{redacted_scrubbing, scrub};
 use crate::settings::{AwsSettings, SettingSource};
 use crate::{SecretValue, SecretsError, SecretsProvider, value::check_name};
 
@@ -270,7 +270,7 @@ impl AwsProvider {
     }
 
     /// Maps an SDK failure to our error kinds; the raw HTTP response is never part of it, and
-    /// the SDK error is kept only as a [`redacted`] chain (it can quote the request, and so a
+    /// the SDK error is kept only as a [redacted](crate::error::redacted_scrubbing) chain (it can quote the request, and so a
     /// secret value being written).
     pub(crate) fn map_error<E>(
         &self,
@@ -281,6 +281,35 @@ impl AwsProvider {
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
+        self.map_error_scrubbing(name, version, error, None)
+    }
+
+    /// [`AwsProvider::map_error`] for a call that writes `written` (`CreateSecret`,
+    /// `PutSecretValue`): the value, should the service's answer echo it, is replaced by
+    /// `[REDACTED]` in every kept layer.
+    pub(crate) fn map_write_error<E>(
+        &self,
+        name: &str,
+        written: &SecretString,
+        error: SdkError<E, aws_sdk_secretsmanager::config::http::HttpResponse>,
+    ) -> SecretsError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        self.map_error_scrubbing(name, &VersionSelector::Current, error, Some(written))
+    }
+
+    fn map_error_scrubbing<E>(
+        &self,
+        name: &str,
+        version: &VersionSelector,
+        error: SdkError<E, aws_sdk_secretsmanager::config::http::HttpResponse>,
+        written: Option<&SecretString>,
+    ) -> SecretsError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        let redacted = |error: &(dyn StdError + 'static)| redacted_scrubbing(error, written);
         let name = name.to_owned();
         let unavailable = |reason: &str, source| SecretsError::BackendUnavailable {
             name: name.clone(),
@@ -346,7 +375,7 @@ impl AwsProvider {
                     }
                     _ => SecretsError::Backend {
                         name,
-                        reason: format!("the service answered {code}"),
+                        reason: format!("the service answered {}", scrub(&code, written)),
                         source,
                     },
                 };

@@ -19,7 +19,7 @@ pub(crate) const WITHHELD: &str =
 /// The SDK's errors are not written for secret-bearing requests: when the endpoint cannot be
 /// applied, aws-smithy-runtime reports "failed to apply endpoint ... to request `{request:?}`",
 /// whose `Debug` holds the body, i.e. the `SecretString` of a `CreateSecret` or
-/// `PutSecretValue`. Every SDK error this crate keeps goes through [`redacted`], so no
+/// `PutSecretValue`. Every SDK error this crate keeps goes through [`redacted_scrubbing`], so no
 /// message chain printed by a caller can carry a request.
 #[derive(Debug)]
 pub(crate) struct Redacted {
@@ -44,13 +44,52 @@ fn quotes_a_request(message: &str) -> bool {
     message.contains("SdkBody") || message.contains("Request {")
 }
 
-/// Copies `error` and its `source()` chain into a [`Redacted`] chain.
-pub(crate) fn redacted(error: &(dyn std::error::Error + 'static)) -> Source {
+/// The text that replaces a value being written wherever an error layer repeats it.
+pub(crate) const REDACTED: &str = "[REDACTED]";
+
+/// The forms in which a service or proxy can echo `value` back: as sent (the JSON body of
+/// `PutSecretValue`/`CreateSecret` holds it JSON-escaped) and base64-encoded.
+fn echo_forms(value: &str) -> Vec<String> {
+    let mut forms = vec![value.to_owned()];
+    if let Ok(json) = serde_json::to_string(value) {
+        forms.push(json.trim_matches('"').to_owned());
+    }
+    forms.push(aws_smithy_types::base64::encode(value.as_bytes()));
+    forms.retain(|form| !form.is_empty());
+    forms.sort();
+    forms.dedup();
+    // Longest first: a form that contains another is replaced whole.
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms
+}
+
+/// `text` with every form of `written` (see [`echo_forms`]) replaced by [`REDACTED`].
+pub(crate) fn scrub(text: &str, written: Option<&secrecy::SecretString>) -> String {
+    use secrecy::ExposeSecret as _;
+    let Some(written) = written else { return text.to_owned() };
+    let mut text = text.to_owned();
+    for form in echo_forms(written.expose_secret()) {
+        text = text.replace(&form, REDACTED);
+    }
+    text
+}
+
+/// Copies `error` and its `source()` chain into a [`Redacted`] chain, also replacing in every layer's text the value being written (`written`: the
+/// `SecretString` of a `CreateSecret` or `PutSecretValue`) by [`REDACTED`]: a service error
+/// (moto, a proxy) may echo the request's input in its message.
+pub(crate) fn redacted_scrubbing(
+    error: &(dyn std::error::Error + 'static),
+    written: Option<&secrecy::SecretString>,
+) -> Source {
     let mut layers = Vec::new();
     let mut current = Some(error);
     while let Some(layer) = current {
         let message = layer.to_string();
-        layers.push(if quotes_a_request(&message) { WITHHELD.to_owned() } else { message });
+        layers.push(if quotes_a_request(&message) {
+            WITHHELD.to_owned()
+        } else {
+            scrub(&message, written)
+        });
         current = layer.source();
     }
     let mut chain: Option<Box<Redacted>> = None;
@@ -301,7 +340,7 @@ mod tests {
                 Some(Box::new(Layer("endpoint is not a valid URI", None))),
             ))),
         );
-        let safe = redacted(&error);
+        let safe = redacted_scrubbing(&error, None);
         let mut messages = vec![safe.to_string()];
         let mut next = safe.source();
         while let Some(layer) = next {

@@ -98,13 +98,14 @@ impl SecretsManagerKeyStore {
     /// [`SecretsError::AlreadyExists`] when the secret exists: replacing a key makes every file
     /// encrypted under it unreadable; rotation is the way to change it.
     pub async fn create(&self, key: &Key) -> Result<(), SecretsError> {
+        let written = key.to_base64();
         let result = self
             .provider
             .client()
             .create_secret()
             .name(&self.name)
             .description(KEY_SECRET_DESCRIPTION)
-            .secret_string(key.to_base64().expose_secret())
+            .secret_string(written.expose_secret())
             .send()
             .await;
         match result {
@@ -112,7 +113,7 @@ impl SecretsManagerKeyStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => {
                 Err(SecretsError::AlreadyExists { name: self.name.clone() })
             }
-            Err(e) => Err(self.provider.map_error(&self.name, &VersionSelector::Current, e)),
+            Err(e) => Err(self.provider.map_write_error(&self.name, &written, e)),
         }
     }
 
@@ -192,16 +193,17 @@ impl SecretsManagerKeyStore {
 
     async fn stage_now(&mut self, next: &Key) -> Result<(), SecretsError> {
         self.mark_as_key_secret().await?;
+        let written = next.to_base64();
         let output = self
             .provider
             .client()
             .put_secret_value()
             .secret_id(&self.name)
-            .secret_string(next.to_base64().expose_secret())
+            .secret_string(written.expose_secret())
             .version_stages(AWS_PENDING)
             .send()
             .await
-            .map_err(|e| self.provider.map_error(&self.name, &VersionSelector::Current, e))?;
+            .map_err(|e| self.provider.map_write_error(&self.name, &written, e))?;
         self.staged_version = output.version_id;
         Ok(())
     }

@@ -192,7 +192,6 @@ impl<'a> Seeder<'a> {
     /// [`KEY_SECRET_DESCRIPTION`]), `PutSecretValue`, or nothing. Returns what it did.
     pub async fn apply(&self, step: &SeedStep) -> Result<SeedOutcome, SecretsError> {
         let name = step.name.as_str();
-        let current = VersionSelector::Current;
         match step.outcome {
             SeedOutcome::Created => {
                 let mut request = self
@@ -204,7 +203,10 @@ impl<'a> Seeder<'a> {
                 if step.key_secret {
                     request = request.description(KEY_SECRET_DESCRIPTION);
                 }
-                request.send().await.map_err(|e| self.provider.map_error(name, &current, e))?;
+                request
+                    .send()
+                    .await
+                    .map_err(|e| self.provider.map_write_error(name, &step.value, e))?;
             }
             SeedOutcome::Updated => {
                 self.provider
@@ -214,7 +216,7 @@ impl<'a> Seeder<'a> {
                     .secret_string(step.value.expose_secret())
                     .send()
                     .await
-                    .map_err(|e| self.provider.map_error(name, &current, e))?;
+                    .map_err(|e| self.provider.map_write_error(name, &step.value, e))?;
             }
             SeedOutcome::Unchanged | SeedOutcome::Kept => {}
         }

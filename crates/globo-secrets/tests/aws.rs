@@ -530,3 +530,100 @@ async fn a_password_holding_a_slash_in_the_endpoint_url_is_never_repeated() {
         assert!(!text.contains("pa/ss") && !text.contains("hunter2"), "{text}");
     }
 }
+
+/// Answers `DescribeSecret` with `ResourceNotFoundException` and every other call with a
+/// `400 ValidationException` whose message echoes the request's `SecretString`, raw and
+/// base64-encoded (as a careless service or proxy might).
+fn echoing_endpoint() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let (head, body) = loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let head = text[..end].to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap_or(0usize));
+                        if request.len() >= end + 4 + length {
+                            break (head, text[end + 4..].to_owned());
+                        }
+                    }
+                };
+                let (code, message) = if head.contains("secretsmanager.describesecret") {
+                    ("ResourceNotFoundException", "no such secret".to_owned())
+                } else {
+                    let input: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    let secret = input["SecretString"].as_str().unwrap_or_default().to_owned();
+                    let b64 = aws_sdk_secretsmanager::primitives::Blob::new(secret.as_bytes());
+                    let b64 = aws_smithy_types::base64::encode(b64.as_ref());
+                    ("ValidationException", format!("Invalid SecretString {secret} ({b64})"))
+                };
+                let body = serde_json::json!({"__type": code, "message": message}).to_string();
+                let response = format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                     x-amzn-RequestId: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes());
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Every layer of `error`, its `Display` and its `Debug`.
+fn error_texts(error: &SecretsError) -> Vec<String> {
+    let mut texts = vec![format!("{error:?}")];
+    let mut layer: Option<&dyn std::error::Error> = Some(error);
+    while let Some(current) = layer {
+        texts.push(current.to_string());
+        texts.push(format!("{current:?}"));
+        layer = current.source();
+    }
+    texts
+}
+
+#[tokio::test]
+async fn a_service_error_echoing_the_written_value_is_scrubbed() {
+    use globo_crypto::Key;
+    use globo_secrets::fernet_key::SecretsManagerKeyStore;
+    use globo_secrets::seed::Seeder;
+
+    let provider = provider_for(&echoing_endpoint()).await;
+    let secret = "hunter2\"quoted\\-echo-secret";
+    let forms = [
+        secret.to_owned(),
+        serde_json::to_string(secret).unwrap().trim_matches('"').to_owned(),
+        aws_smithy_types::base64::encode(secret.as_bytes()),
+    ];
+    let error =
+        Seeder::new(&provider).seed("API_KEY", &SecretString::from(secret)).await.unwrap_err();
+    let texts = error_texts(&error);
+    assert!(texts.iter().any(|t| t.contains("[REDACTED]")), "{texts:#?}");
+    for text in &texts {
+        for form in &forms {
+            assert!(!text.contains(form.as_str()), "{form} in {text}");
+        }
+    }
+
+    let key = Key::generate().unwrap();
+    let key_text = key.to_base64().expose_secret().to_owned();
+    let store = SecretsManagerKeyStore::new(provider, "FERNET_KEY").unwrap();
+    let error = store.create(&key).await.unwrap_err();
+    for text in error_texts(&error) {
+        assert!(!text.contains(&key_text), "{text}");
+        assert!(!text.contains(&aws_smithy_types::base64::encode(key_text.as_bytes())), "{text}");
+    }
+}
