@@ -21,7 +21,13 @@ use crate::{Environment, SecretsError, local::read_env_file};
 pub const AWS_SETTING_GROUPS: [&[&str]; 3] = [
     &["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"],
     &["AWS_REGION", "AWS_DEFAULT_REGION"],
-    &["AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"],
+    &[
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ],
 ];
 
 /// Variables through which the process environment selects an AWS identity by a mechanism
@@ -37,9 +43,8 @@ pub const AWS_SETTING_GROUPS: [&[&str]; 3] = [
 ///   `AWS_CONTAINER_AUTHORIZATION_TOKEN`, `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`;
 /// - web identity (EKS IRSA and other OIDC federations): `AWS_WEB_IDENTITY_TOKEN_FILE`,
 ///   `AWS_ROLE_ARN`, `AWS_ROLE_SESSION_NAME`;
-/// - profiles: `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE` (and `AWS_PROFILE`, already in
-///   the group), plus `AWS_DEFAULT_PROFILE`, which the Rust SDK does not read but the AWS CLI
-///   v1 and boto do: a deployment that sets it has chosen a profile too.
+/// - profile files: `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`. (The profile name,
+///   `AWS_PROFILE` or `AWS_DEFAULT_PROFILE`, is in the identity group itself.)
 pub const AWS_IDENTITY_SELECTORS: &[&str] = &[
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -50,7 +55,6 @@ pub const AWS_IDENTITY_SELECTORS: &[&str] = &[
     "AWS_ROLE_SESSION_NAME",
     "AWS_CONFIG_FILE",
     "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_DEFAULT_PROFILE",
 ];
 
 /// The index of the identity group in [`AWS_SETTING_GROUPS`].
@@ -81,7 +85,10 @@ pub struct AwsSettings {
     pub endpoint_url_secrets_manager: Option<String>,
     /// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
     pub region: Option<String>,
-    /// `AWS_PROFILE`.
+    /// `AWS_PROFILE`, else `AWS_DEFAULT_PROFILE`. The Rust SDK reads only `AWS_PROFILE`;
+    /// `AWS_DEFAULT_PROFILE` is what the Python lab's boto3 and the AWS CLI v1 honour, so it
+    /// is applied here explicitly when `AWS_PROFILE` is unset (boto3 prefers
+    /// `AWS_DEFAULT_PROFILE` when both are set; globo, like the AWS CLI v2, `AWS_PROFILE`).
     pub profile: Option<String>,
     /// `AWS_ACCESS_KEY_ID`.
     pub access_key_id: Option<SecretString>,
@@ -133,10 +140,10 @@ impl AwsSettings {
             endpoint_url: text(&values[0]),
             endpoint_url_secrets_manager: text(&values[1]),
             region: text(&values[2]).or_else(|| text(&values[3])),
-            profile: text(&values[4]),
-            access_key_id: values[5].clone(),
-            secret_access_key: values[6].clone(),
-            session_token: values[7].clone(),
+            profile: text(&values[4]).or_else(|| text(&values[5])),
+            access_key_id: values[6].clone(),
+            secret_access_key: values[7].clone(),
+            session_token: values[8].clone(),
             sources,
         };
         settings.check()?;
