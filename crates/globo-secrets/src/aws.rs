@@ -158,6 +158,9 @@ pub struct AwsProvider {
     endpoint: String,
     /// The `.env` file the endpoint was read from, if it was (named in error messages).
     endpoint_origin: Option<std::path::PathBuf>,
+    /// Why `.env`'s identity settings were not applied, if they were not (for the message
+    /// when no credentials are found).
+    identity_note: Option<String>,
     version: VersionSelector,
 }
 
@@ -183,6 +186,12 @@ impl AwsProvider {
         let mut provider =
             Self::from_sdk_config(&aws_config_loader_for(settings).await.load().await)?;
         provider.endpoint_origin = origin.cloned();
+        provider.identity_note = settings.env_identity_dropped_by.map(|selector| {
+            format!(
+                "; the AWS keys or profile in the .env file were not applied because the \
+                 process environment sets {selector}, which selects the identity instead"
+            )
+        });
         Ok(provider)
     }
 
@@ -211,6 +220,7 @@ impl AwsProvider {
             // Only for messages: credentials in the URL are not repeated.
             endpoint: without_userinfo(&endpoint),
             endpoint_origin: None,
+            identity_note: None,
             version: VersionSelector::Current,
         })
     }
@@ -389,9 +399,12 @@ impl AwsProvider {
             SdkError::DispatchFailure(dispatch) if dispatch.is_user() || dispatch.is_other() => {
                 SecretsError::Backend {
                     name,
-                    reason: "the request could not be sent: are credentials configured? (set \
-                             AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use a role)"
-                        .into(),
+                    reason: format!(
+                        "the request could not be sent: are credentials configured? (set \
+                         AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use a \
+                         role){}",
+                        self.identity_note.as_deref().unwrap_or_default()
+                    ),
                     source: redacted(&error),
                 }
             }
@@ -403,8 +416,10 @@ impl AwsProvider {
             }
             _ => SecretsError::Backend {
                 name,
-                reason: "the request could not be built or signed (are credentials configured?)"
-                    .into(),
+                reason: format!(
+                    "the request could not be built or signed (are credentials configured?){}",
+                    self.identity_note.as_deref().unwrap_or_default()
+                ),
                 source: redacted(&error),
             },
         }

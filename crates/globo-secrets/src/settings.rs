@@ -17,7 +17,8 @@ use crate::{Environment, SecretsError, local::read_env_file};
 /// So `.env` can never mix its own credentials with a profile chosen by the process, or
 /// redirect a process-configured endpoint. An identity the process selects by any other
 /// mechanism ([`AWS_IDENTITY_SELECTORS`]: container credentials, web identity, profile files)
-/// counts as setting the identity group: `.env`'s keys never replace it.
+/// counts as setting the identity group: `.env`'s keys never replace it. Likewise
+/// [`IGNORE_ENDPOINTS_VAR`] set to `true` in the process counts as setting the endpoint group.
 pub const AWS_SETTING_GROUPS: [&[&str]; 3] = [
     &["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"],
     &["AWS_REGION", "AWS_DEFAULT_REGION"],
@@ -57,6 +58,16 @@ pub const AWS_IDENTITY_SELECTORS: &[&str] = &[
     "AWS_SHARED_CREDENTIALS_FILE",
 ];
 
+/// The variable with which the process tells the SDK to ignore endpoints configured in the
+/// environment and profile (`true`). Set so in the process, it counts as setting the endpoint
+/// group: no endpoint is applied, neither `.env`'s nor the process's (an endpoint given to the
+/// SDK's loader explicitly would bypass the flag), and the SDK's own resolution, which honours
+/// it, decides. (The profile key `ignore_configured_endpoint_urls` is not looked at: a
+/// deployment relying on it must carry no `.env` endpoint.)
+pub const IGNORE_ENDPOINTS_VAR: &str = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS";
+
+/// The index of the endpoint group in [`AWS_SETTING_GROUPS`].
+const ENDPOINT_GROUP: usize = 0;
 /// The index of the identity group in [`AWS_SETTING_GROUPS`].
 const IDENTITY_GROUP: usize = 2;
 
@@ -98,6 +109,10 @@ pub struct AwsSettings {
     pub session_token: Option<SecretString>,
     /// Where the endpoint, region and credential groups came from, in that order.
     pub sources: [Option<SettingSource>; 3],
+    /// The process variable of [`AWS_IDENTITY_SELECTORS`] that kept `.env`'s identity
+    /// settings (static keys, profile) from being applied, when `.env` had some: named in the
+    /// error when no credentials are found.
+    pub env_identity_dropped_by: Option<&'static str>,
 }
 
 impl AwsSettings {
@@ -111,6 +126,7 @@ impl AwsSettings {
         };
         let mut values: Vec<Option<SecretString>> = Vec::new();
         let mut sources: [Option<SettingSource>; 3] = [None, None, None];
+        let mut env_identity_dropped_by = None;
         for (group, names) in AWS_SETTING_GROUPS.iter().enumerate() {
             let set = |v: &Option<SecretString>| {
                 v.as_ref().is_some_and(|s| !s.expose_secret().trim().is_empty())
@@ -121,9 +137,26 @@ impl AwsSettings {
                 names.iter().map(|name| from_file(name)).collect();
             // The deployment may choose the identity by a variable outside the group (a
             // container or web-identity role...): then the file's identity must not apply.
-            let selected_elsewhere = group == IDENTITY_GROUP
-                && AWS_IDENTITY_SELECTORS.iter().any(|name| set(&env.get(name).cloned()));
-            let (chosen, source) = if selected_elsewhere || process.iter().any(set) {
+            let selector = AWS_IDENTITY_SELECTORS
+                .iter()
+                .copied()
+                .find(|name| set(&env.get(name).cloned()))
+                .filter(|_| group == IDENTITY_GROUP);
+            // Told to ignore configured endpoints, the SDK must not get one explicitly.
+            let ignore_endpoints = group == ENDPOINT_GROUP
+                && env
+                    .get(IGNORE_ENDPOINTS_VAR)
+                    .is_some_and(|v| v.expose_secret().trim().eq_ignore_ascii_case("true"));
+            if ignore_endpoints {
+                sources[group] = Some(SettingSource::Process);
+                values.extend(std::iter::repeat_n(None, names.len()));
+                continue;
+            }
+            let by_process = process.iter().any(set);
+            if !by_process && selector.is_some() && file_values.iter().any(set) {
+                env_identity_dropped_by = selector;
+            }
+            let (chosen, source) = if selector.is_some() || by_process {
                 (process, SettingSource::Process)
             } else if file_values.iter().any(set) {
                 (file_values, SettingSource::EnvFile(env_file.to_path_buf()))
@@ -145,6 +178,7 @@ impl AwsSettings {
             secret_access_key: values[7].clone(),
             session_token: values[8].clone(),
             sources,
+            env_identity_dropped_by,
         };
         settings.check()?;
         Ok(settings)
@@ -206,6 +240,7 @@ impl fmt::Debug for AwsSettings {
             .field("secret_access_key", &set(&self.secret_access_key))
             .field("session_token", &set(&self.session_token))
             .field("sources", &self.sources)
+            .field("env_identity_dropped_by", &self.env_identity_dropped_by)
             .finish()
     }
 }

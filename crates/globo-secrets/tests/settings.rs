@@ -134,6 +134,44 @@ fn aws_default_profile_is_applied_as_the_profile_when_aws_profile_is_unset() {
 }
 
 #[test]
+fn aws_ignore_configured_endpoint_urls_in_the_process_keeps_env_file_endpoints_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_env(dir.path(), &emulator_env("http://127.0.0.1:5000"));
+    for value in ["true", "TRUE"] {
+        let env = Environment::from_pairs([
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", value),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:6000"),
+        ]);
+        let settings = AwsSettings::resolve(&path, &env).unwrap();
+        // Neither .env's endpoint nor the process's is given to the SDK explicitly (which
+        // would bypass the flag): the SDK's own resolution honours it.
+        assert_eq!(settings.endpoint(), None, "{settings:?}");
+        assert_eq!(settings.endpoint_source(), Some(&SettingSource::Process));
+        let env = Environment::from_pairs([("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", value)]);
+        let settings = AwsSettings::resolve(&path, &env).unwrap();
+        assert_eq!(settings.endpoint(), None, "{settings:?}");
+        // The other groups are unaffected.
+        assert_eq!(settings.region.as_deref(), Some("us-east-1"));
+    }
+    let env = Environment::from_pairs([("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false")]);
+    let settings = AwsSettings::resolve(&path, &env).unwrap();
+    assert_eq!(settings.endpoint(), Some("http://127.0.0.1:5000"));
+}
+
+#[test]
+fn the_selector_that_kept_env_file_keys_out_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_env(dir.path(), &emulator_env("http://127.0.0.1:5000"));
+    let env = Environment::from_pairs([("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/app")]);
+    let settings = AwsSettings::resolve(&path, &env).unwrap();
+    assert_eq!(settings.env_identity_dropped_by, Some("AWS_ROLE_ARN"));
+    // Nothing was dropped when .env has no identity settings.
+    let bare = write_env(dir.path(), "AWS_REGION=us-east-1\n");
+    let settings = AwsSettings::resolve(&bare, &env).unwrap();
+    assert_eq!(settings.env_identity_dropped_by, None);
+}
+
+#[test]
 fn half_a_credential_pair_is_an_error_that_names_no_value() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_env(dir.path(), "AWS_SECRET_ACCESS_KEY=hunter2-secret-access-key\n");
