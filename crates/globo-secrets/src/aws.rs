@@ -18,7 +18,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use crate::error::{redacted_scrubbing, scrub};
 use crate::settings::{AwsSettings, SettingSource};
-use crate::{SecretValue, SecretsError, SecretsProvider, value::check_name};
+use crate::{Operation, SecretValue, SecretsError, SecretsProvider, value::check_name};
 
 /// The stage read when none is chosen.
 pub const AWS_CURRENT: &str = "AWSCURRENT";
@@ -161,6 +161,8 @@ pub struct AwsProvider {
     /// Why `.env`'s identity settings were not applied, if they were not (for the message
     /// when no credentials are found).
     identity_note: Option<String>,
+    /// The variable that sets the endpoint, named in messages about it.
+    endpoint_variable: &'static str,
     version: VersionSelector,
 }
 
@@ -179,12 +181,16 @@ impl AwsProvider {
             Some(SettingSource::EnvFile(path)) if settings.endpoint().is_some() => Some(path),
             _ => None,
         };
+        let variable = endpoint_variable(settings.endpoint_url_secrets_manager.is_some());
         if let Some(endpoint) = settings.endpoint() {
             let origin = origin.map(|p| format!(" (set in '{}')", p.display())).unwrap_or_default();
-            check_endpoint(endpoint, &origin)?;
+            check_endpoint(endpoint, &origin, variable)?;
         }
         let mut provider =
             Self::from_sdk_config(&aws_config_loader_for(settings).await.load().await)?;
+        if settings.endpoint().is_some() {
+            provider.endpoint_variable = variable;
+        }
         provider.endpoint_origin = origin.cloned();
         provider.identity_note = settings.env_identity_dropped_by.map(|selector| {
             format!(
@@ -209,8 +215,8 @@ impl AwsProvider {
                 region: region_name.escape_debug().to_string(),
             });
         }
-        let endpoint = endpoint_of(config, region.as_ref());
-        check_endpoint(&endpoint, "")?;
+        let (endpoint, variable) = endpoint_of(config, region.as_ref());
+        check_endpoint(&endpoint, "", variable)?;
         let mut timeouts = config.timeout_config().cloned().unwrap_or_else(bounded_timeouts);
         timeouts.take_defaults_from(&bounded_timeouts());
         let service =
@@ -221,6 +227,7 @@ impl AwsProvider {
             endpoint: without_userinfo(&endpoint),
             endpoint_origin: None,
             identity_note: None,
+            endpoint_variable: variable,
             version: VersionSelector::Current,
         })
     }
@@ -265,6 +272,7 @@ impl AwsProvider {
             return Ok(SecretValue::Binary(SecretSlice::from(blob.into_inner())));
         }
         Err(SecretsError::NotFound {
+            operation: Operation::Fetch,
             name: name.to_owned(),
             backend: "AWS Secrets Manager",
             detail: " (the version has neither SecretString nor SecretBinary)".into(),
@@ -291,29 +299,31 @@ impl AwsProvider {
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
-        self.map_error_scrubbing(name, version, error, None)
+        self.map_error_for(name, version, error, Operation::Fetch, None)
     }
 
-    /// [`AwsProvider::map_error`] for a call that writes `written` (`CreateSecret`,
-    /// `PutSecretValue`): the value, should the service's answer echo it, is replaced by
-    /// `[REDACTED]` in every kept layer.
+    /// [`AwsProvider::map_error`] for a call that writes (`CreateSecret`, `PutSecretValue`,
+    /// `UpdateSecret`, `UpdateSecretVersionStage`): messages say "Failed to store", and the
+    /// value `written`, should the service's answer echo it, is replaced by `[REDACTED]` in
+    /// every kept layer.
     pub(crate) fn map_write_error<E>(
         &self,
         name: &str,
-        written: &SecretString,
+        written: Option<&SecretString>,
         error: SdkError<E, aws_sdk_secretsmanager::config::http::HttpResponse>,
     ) -> SecretsError
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
-        self.map_error_scrubbing(name, &VersionSelector::Current, error, Some(written))
+        self.map_error_for(name, &VersionSelector::Current, error, Operation::Store, written)
     }
 
-    fn map_error_scrubbing<E>(
+    fn map_error_for<E>(
         &self,
         name: &str,
         version: &VersionSelector,
         error: SdkError<E, aws_sdk_secretsmanager::config::http::HttpResponse>,
+        operation: Operation,
         written: Option<&SecretString>,
     ) -> SecretsError
     where
@@ -322,6 +332,7 @@ impl AwsProvider {
         let redacted = |error: &(dyn StdError + 'static)| redacted_scrubbing(error, written);
         let name = name.to_owned();
         let unavailable = |reason: &str, source| SecretsError::BackendUnavailable {
+            operation,
             name: name.clone(),
             endpoint: self.described_endpoint(),
             reason: reason.to_owned(),
@@ -343,6 +354,8 @@ impl AwsProvider {
                         );
                     }
                     return SecretsError::NotSecretsManager {
+                        operation,
+                        variable: self.endpoint_variable,
                         name,
                         endpoint: self.described_endpoint(),
                         status,
@@ -350,6 +363,7 @@ impl AwsProvider {
                 };
                 return match code.as_str() {
                     "ResourceNotFoundException" => SecretsError::NotFound {
+                        operation,
                         name,
                         backend: "AWS Secrets Manager",
                         detail: match version {
@@ -360,11 +374,17 @@ impl AwsProvider {
                             VersionSelector::Id(id) => format!(" (no version with id '{id}')"),
                         },
                     },
-                    "InvalidRequestException" => SecretsError::InvalidState { name, source },
-                    "AccessDeniedException" | "AccessDenied" => {
-                        SecretsError::AccessDenied { name, detail: String::new(), source }
+                    "InvalidRequestException" => {
+                        SecretsError::InvalidState { operation, name, source }
                     }
+                    "AccessDeniedException" | "AccessDenied" => SecretsError::AccessDenied {
+                        operation,
+                        name,
+                        detail: String::new(),
+                        source,
+                    },
                     "DecryptionFailure" => SecretsError::AccessDenied {
+                        operation,
                         name,
                         detail: ": KMS could not decrypt it".into(),
                         source,
@@ -373,6 +393,7 @@ impl AwsProvider {
                     | "InvalidSignatureException"
                     | "ExpiredTokenException"
                     | "InvalidClientTokenId" => SecretsError::AccessDenied {
+                        operation,
                         name,
                         detail: ": the credentials were rejected".into(),
                         source,
@@ -384,6 +405,7 @@ impl AwsProvider {
                         unavailable("the service reported an internal error", source)
                     }
                     _ => SecretsError::Backend {
+                        operation,
                         name,
                         reason: format!("the service answered {}", scrub(&code, written)),
                         source,
@@ -398,6 +420,7 @@ impl AwsProvider {
             }
             SdkError::DispatchFailure(dispatch) if dispatch.is_user() || dispatch.is_other() => {
                 SecretsError::Backend {
+                    operation,
                     name,
                     reason: format!(
                         "the request could not be sent: are credentials configured? (set \
@@ -415,6 +438,7 @@ impl AwsProvider {
                 unavailable("the endpoint sent a response that is not AWS's", redacted(&error))
             }
             _ => SecretsError::Backend {
+                operation,
                 name,
                 reason: format!(
                     "the request could not be built or signed (are credentials configured?){}",
@@ -442,9 +466,14 @@ pub(crate) fn check_aws_name(name: &str) -> Result<(), SecretsError> {
 /// Checks that `endpoint` is a URL the SDK can send a request to, with the SDK's own parser,
 /// before any request is built: the SDK would otherwise fail while applying it to a request
 /// whose text (and so the secret it carries) ends up in its error.
-fn check_endpoint(endpoint: &str, origin: &str) -> Result<(), SecretsError> {
+fn check_endpoint(
+    endpoint: &str,
+    origin: &str,
+    variable: &'static str,
+) -> Result<(), SecretsError> {
     let mut probe = aws_sdk_secretsmanager::config::http::HttpRequest::empty();
     probe.uri_mut().set_endpoint(endpoint).map_err(|error| SecretsError::InvalidEndpoint {
+        variable,
         endpoint: without_userinfo(endpoint).escape_debug().to_string(),
         origin: origin.to_owned(),
         reason: error_chain(&error),
@@ -479,8 +508,15 @@ fn error_chain(error: &(dyn StdError + 'static)) -> String {
     text
 }
 
-/// The endpoint the Secrets Manager client will use, resolved the way the SDK does it.
-fn endpoint_of(config: &SdkConfig, region: &str) -> String {
+/// `AWS_ENDPOINT_URL_SECRETS_MANAGER` when the service-specific endpoint is the one used, else
+/// `AWS_ENDPOINT_URL`.
+fn endpoint_variable(service_specific: bool) -> &'static str {
+    if service_specific { "AWS_ENDPOINT_URL_SECRETS_MANAGER" } else { "AWS_ENDPOINT_URL" }
+}
+
+/// The endpoint the Secrets Manager client will use, resolved the way the SDK does it, and
+/// the variable that sets it (see [`endpoint_variable`]).
+fn endpoint_of(config: &SdkConfig, region: &str) -> (String, &'static str) {
     let service_specific = if config.get_origin("endpoint_url").is_client_config() {
         None
     } else {
@@ -492,9 +528,11 @@ fn endpoint_of(config: &SdkConfig, region: &str) -> String {
             .ok()
             .and_then(|key| config.service_config().and_then(|c| c.load_config(key)))
     };
-    service_specific
+    let variable = endpoint_variable(service_specific.is_some());
+    let endpoint = service_specific
         .or_else(|| config.endpoint_url().map(str::to_owned))
-        .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"))
+        .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"));
+    (endpoint, variable)
 }
 
 impl fmt::Debug for AwsProvider {

@@ -102,6 +102,37 @@ pub(crate) fn redacted_scrubbing(
     }
 }
 
+/// What was being done with a secret when a backend call failed: messages say "Failed to
+/// fetch secret ... from" or "Failed to store secret ... in".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Reading it (`GetSecretValue`, `DescribeSecret`, `ListSecretVersionIds`).
+    Fetch,
+    /// Writing it (`CreateSecret`, `PutSecretValue`, `UpdateSecret`,
+    /// `UpdateSecretVersionStage`).
+    Store,
+}
+
+impl Operation {
+    /// `from` or `in`, the preposition before the backend's name.
+    pub fn preposition(self) -> &'static str {
+        match self {
+            Self::Fetch => "from",
+            Self::Store => "in",
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Fetch => "fetch",
+            Self::Store => "store",
+        })
+    }
+}
+
 /// Everything that can go wrong while reading or seeding a secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -117,8 +148,13 @@ pub enum SecretsError {
     },
     /// The backend (AWS Secrets Manager, or an in-memory store) has no such secret, or not
     /// the requested version.
-    #[error("Failed to fetch secret '{name}' from {backend}: secret not found{detail}")]
+    #[error(
+        "Failed to {operation} secret '{name}' {} {backend}: secret not found{detail}",
+        .operation.preposition()
+    )]
     NotFound {
+        /// Reading or writing.
+        operation: Operation,
         /// The secret's name.
         name: String,
         /// The backend's human name, e.g. `AWS Secrets Manager`.
@@ -129,11 +165,15 @@ pub enum SecretsError {
     /// The secret exists but cannot be read now: scheduled for deletion, or not in a state
     /// that allows reading (`InvalidRequestException`).
     #[error(
-        "Failed to fetch secret '{name}' from AWS Secrets Manager: the secret cannot be read in its \
-         current state (it may be scheduled for deletion; restore it with \
-         'aws secretsmanager restore-secret --secret-id {name}')"
+        "Failed to {operation} secret '{name}' {} AWS Secrets Manager: the secret cannot be \
+         {} in its current state (it may be scheduled for deletion; restore it with \
+         'aws secretsmanager restore-secret --secret-id {name}')",
+        .operation.preposition(),
+        if matches!(operation, Operation::Fetch) { "read" } else { "changed" }
     )]
     InvalidState {
+        /// Reading or writing.
+        operation: Operation,
         /// The secret's name.
         name: String,
         /// The SDK error.
@@ -142,10 +182,14 @@ pub enum SecretsError {
     },
     /// The caller's identity may not read the secret, or KMS refused to decrypt it.
     #[error(
-        "Failed to fetch secret '{name}' from AWS Secrets Manager: access denied{detail}; check the \
-         IAM policy of the identity in use (AWS_PROFILE, role or environment credentials)"
+        "Failed to {operation} secret '{name}' {} AWS Secrets Manager: access denied{detail}; \
+         check the IAM policy of the identity in use (AWS_PROFILE, role or environment \
+         credentials)",
+        .operation.preposition()
     )]
     AccessDenied {
+        /// Reading or writing.
+        operation: Operation,
         /// The secret's name.
         name: String,
         /// Which refusal it was (e.g. `: KMS could not decrypt it`).
@@ -156,8 +200,13 @@ pub enum SecretsError {
     },
     /// The backend could not be reached or did not answer in time, or throttled us. Transient:
     /// the caching layer serves the last good value for a bounded time.
-    #[error("Failed to fetch secret '{name}' from AWS Secrets Manager: {reason} ({endpoint})")]
+    #[error(
+        "Failed to {operation} secret '{name}' {} AWS Secrets Manager: {reason} ({endpoint})",
+        .operation.preposition()
+    )]
     BackendUnavailable {
+        /// Reading or writing.
+        operation: Operation,
         /// The secret's name.
         name: String,
         /// The endpoint that was tried, e.g. `http://127.0.0.1:5000`.
@@ -169,8 +218,13 @@ pub enum SecretsError {
         source: Source,
     },
     /// The AWS SDK failed in a way not covered above (e.g. no credentials could be found).
-    #[error("Failed to fetch secret '{name}' from AWS Secrets Manager: {reason}")]
+    #[error(
+        "Failed to {operation} secret '{name}' {} AWS Secrets Manager: {reason}",
+        .operation.preposition()
+    )]
     Backend {
+        /// Reading or writing.
+        operation: Operation,
         /// The secret's name.
         name: String,
         /// A short description that names no secret value.
@@ -247,14 +301,18 @@ pub enum SecretsError {
         /// The region, with control characters escaped.
         region: String,
     },
-    /// The Secrets Manager endpoint (from `AWS_ENDPOINT_URL`, or built from the region) is not
-    /// a URL a request can be sent to.
+    /// The Secrets Manager endpoint (from `AWS_ENDPOINT_URL` or
+    /// `AWS_ENDPOINT_URL_SECRETS_MANAGER`, or built from the region) is not a URL a request can
+    /// be sent to.
     #[error(
         "the Secrets Manager endpoint '{endpoint}'{origin} is not a valid URL ({reason}): set \
-         AWS_ENDPOINT_URL to a URL such as http://127.0.0.1:5000 (the emulator), or leave it \
-         unset to use AWS"
+         {variable} to a URL such as http://127.0.0.1:5000 (the emulator), or leave it unset to \
+         use AWS"
     )]
     InvalidEndpoint {
+        /// The variable the endpoint is set by (`AWS_ENDPOINT_URL_SECRETS_MANAGER` when that
+        /// one is used, else `AWS_ENDPOINT_URL`).
+        variable: &'static str,
         /// The endpoint, with control characters escaped.
         endpoint: String,
         /// ` (set in '<file>')` when it came from a `.env` file, else empty.
@@ -265,11 +323,17 @@ pub enum SecretsError {
     /// The endpoint answered, but not as AWS Secrets Manager: an HTTP error without an AWS
     /// error code (an ordinary web server, a proxy, a wrong port).
     #[error(
-        "Failed to fetch secret '{name}' from AWS Secrets Manager: {endpoint} did not answer as \
-         Secrets Manager (HTTP {status} without an AWS error code); check that AWS_ENDPOINT_URL \
-         names the Secrets Manager endpoint (the emulator: http://127.0.0.1:5000)"
+        "Failed to {operation} secret '{name}' {} AWS Secrets Manager: {endpoint} did not answer \
+         as Secrets Manager (HTTP {status} without an AWS error code); check that {variable} \
+         names the Secrets Manager endpoint (the emulator: http://127.0.0.1:5000)",
+        .operation.preposition()
     )]
     NotSecretsManager {
+        /// Reading or writing.
+        operation: Operation,
+        /// The variable the endpoint is set by (`AWS_ENDPOINT_URL_SECRETS_MANAGER` when that
+        /// one is used, else `AWS_ENDPOINT_URL`).
+        variable: &'static str,
         /// The secret's name.
         name: String,
         /// The endpoint that answered (and the `.env` file it was set in, if it was).

@@ -113,7 +113,7 @@ impl SecretsManagerKeyStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => {
                 Err(SecretsError::AlreadyExists { name: self.name.clone() })
             }
-            Err(e) => Err(self.provider.map_write_error(&self.name, &written, e)),
+            Err(e) => Err(self.provider.map_write_error(&self.name, Some(&written), e)),
         }
     }
 
@@ -184,7 +184,7 @@ impl SecretsManagerKeyStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) => match self.provider.map_error(&self.name, &VersionSelector::Current, e) {
+            Err(e) => match self.provider.map_write_error(&self.name, None, e) {
                 SecretsError::AccessDenied { .. } => Ok(()),
                 other => Err(other),
             },
@@ -203,7 +203,7 @@ impl SecretsManagerKeyStore {
             .version_stages(AWS_PENDING)
             .send()
             .await
-            .map_err(|e| self.provider.map_write_error(&self.name, &written, e))?;
+            .map_err(|e| self.provider.map_write_error(&self.name, Some(&written), e))?;
         self.staged_version = output.version_id;
         Ok(())
     }
@@ -239,7 +239,7 @@ impl SecretsManagerKeyStore {
             .remove_from_version_id(&current.id)
             .send()
             .await
-            .map_err(|e| self.provider.map_error(&self.name, &VersionSelector::Current, e))?;
+            .map_err(|e| self.provider.map_write_error(&self.name, None, e))?;
         Ok(())
     }
 
@@ -253,9 +253,7 @@ impl SecretsManagerKeyStore {
             .remove_from_version_id(&pending.id)
             .send()
             .await
-            .map_err(|e| {
-                self.provider.map_error(&self.name, &VersionSelector::Stage(AWS_PENDING.into()), e)
-            })?;
+            .map_err(|e| self.provider.map_write_error(&self.name, None, e))?;
         Ok(())
     }
 }

@@ -71,7 +71,7 @@ pub use aws::{
     READ_TIMEOUT, VersionSelector, aws_config_loader, aws_config_loader_for, bounded_timeouts,
 };
 pub use cache::{CacheConfig, CachingProvider};
-pub use error::SecretsError;
+pub use error::{Operation, SecretsError};
 pub use factory::{Mode, provider_for, resolve_mode};
 pub use local::{Environment, LocalProvider, MAX_ENV_FILE_LEN, read_env_file};
 pub use memory::InMemoryProvider;

@@ -206,7 +206,7 @@ impl<'a> Seeder<'a> {
                 request
                     .send()
                     .await
-                    .map_err(|e| self.provider.map_write_error(name, &step.value, e))?;
+                    .map_err(|e| self.provider.map_write_error(name, Some(&step.value), e))?;
             }
             SeedOutcome::Updated => {
                 self.provider
@@ -216,7 +216,7 @@ impl<'a> Seeder<'a> {
                     .secret_string(step.value.expose_secret())
                     .send()
                     .await
-                    .map_err(|e| self.provider.map_write_error(name, &step.value, e))?;
+                    .map_err(|e| self.provider.map_write_error(name, Some(&step.value), e))?;
             }
             SeedOutcome::Unchanged | SeedOutcome::Kept => {}
         }

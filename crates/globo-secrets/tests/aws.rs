@@ -627,3 +627,52 @@ async fn a_service_error_echoing_the_written_value_is_scrubbed() {
         assert!(!text.contains(&aws_smithy_types::base64::encode(key_text.as_bytes())), "{text}");
     }
 }
+
+#[tokio::test]
+async fn messages_name_the_endpoint_variable_used_and_say_store_for_writes() {
+    use globo_secrets::seed::Seeder;
+    use globo_secrets::{AwsSettings, Environment};
+
+    let dir = tempfile::tempdir().unwrap();
+    let settings_for = |endpoint: &str| {
+        let env = Environment::from_pairs([
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ]);
+        AwsSettings::resolve(&dir.path().join(".env"), &env).unwrap()
+    };
+    // A web server's 404 names the variable the endpoint came from.
+    let provider = AwsProvider::from_settings(&settings_for(&web_server_endpoint())).await.unwrap();
+    let message = provider.get("API_KEY").await.unwrap_err().to_string();
+    assert!(
+        message.contains("check that AWS_ENDPOINT_URL_SECRETS_MANAGER names the Secrets Manager"),
+        "{message}"
+    );
+    // So does a malformed endpoint.
+    let message =
+        AwsProvider::from_settings(&settings_for("http://[bad")).await.unwrap_err().to_string();
+    assert!(message.contains("set AWS_ENDPOINT_URL_SECRETS_MANAGER to a URL"), "{message}");
+    // AWS_ENDPOINT_URL when that one is used.
+    let config =
+        globo_testkit::emulator_config(aws_config_loader().await, &web_server_endpoint()).await;
+    let provider = AwsProvider::from_sdk_config(&config).unwrap();
+    let message = provider.get("API_KEY").await.unwrap_err().to_string();
+    assert!(message.contains("check that AWS_ENDPOINT_URL names"), "{message}");
+
+    // A failed write says "store", a failed read "fetch".
+    let provider = provider_for(&echoing_endpoint()).await;
+    let error =
+        Seeder::new(&provider).seed("API_KEY", &SecretString::from("v1")).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("Failed to store secret 'API_KEY' in AWS Secrets Manager: "),
+        "{message}"
+    );
+    let message = provider.get("API_KEY").await.unwrap_err().to_string();
+    assert!(
+        message.starts_with("Failed to fetch secret 'API_KEY' from AWS Secrets Manager: "),
+        "{message}"
+    );
+}
