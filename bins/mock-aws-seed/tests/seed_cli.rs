@@ -90,8 +90,13 @@ fn the_seed_list_can_come_from_the_encrypted_config() {
     let endpoint = moto.endpoint_url();
     let dir = tempfile::tempdir().unwrap();
     let plain = dir.path().join("config.json");
-    std::fs::write(&plain, CONFIG).unwrap();
     let key = Key::generate().unwrap();
+    // As in the lab, the seeded FERNET_KEY is the key the configuration is encrypted under.
+    let config = CONFIG.replace(
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        secrecy::ExposeSecret::expose_secret(&key.to_base64()),
+    );
+    std::fs::write(&plain, config).unwrap();
     KeyFile::create_new(&dir.path().join("secret.key"), &key).unwrap();
     encrypt_file(&key, &plain, &dir.path().join("config.enc")).unwrap();
     std::fs::remove_file(&plain).unwrap();
@@ -308,4 +313,33 @@ fn a_failure_found_while_reading_writes_nothing() {
     assert!(message.contains("'APP_KEY' is not a Fernet key"), "{message}");
     assert!(!message.contains("still-a-placeholder"), "{message}");
     assert_eq!(secret_names(&endpoint), vec!["APP_KEY".to_owned()], "earlier entries were written");
+}
+
+#[test]
+fn a_seed_key_that_does_not_decrypt_the_encrypted_config_is_refused() {
+    use globo::crypto::{Key, KeyFile, encrypt_file};
+
+    let Some(moto) = globo_testkit::moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let dir = tempfile::tempdir().unwrap();
+    // The seed list's FERNET_KEY (the fixed key of CONFIG) is not the key config.enc is under.
+    let plain = dir.path().join("config.json");
+    std::fs::write(&plain, CONFIG).unwrap();
+    let key = Key::generate().unwrap();
+    KeyFile::create_new(&dir.path().join("secret.key"), &key).unwrap();
+    encrypt_file(&key, &plain, &dir.path().join("config.enc")).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+
+    let out =
+        seed(dir.path(), &["--encrypted", "config.enc", "--key-file", "secret.key"], &endpoint);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "");
+    let message = text(&out.stderr);
+    assert!(
+        message
+            .contains("secret 'FERNET_KEY' is a Fernet key, but it does not decrypt 'config.enc'"),
+        "{message}"
+    );
+    assert!(!message.contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="), "{message}");
+    assert_eq!(secret_names(&endpoint), Vec::<String>::new(), "something was seeded");
 }

@@ -353,6 +353,24 @@ pub enum SecretsError {
         /// The secret's name.
         name: String,
     },
+    /// The Fernet key a seed list would write into a key secret does not decrypt the
+    /// encrypted configuration the list was read from (the key is not repeated). Nothing was
+    /// written.
+    #[error(
+        "the seed value for secret '{name}' is a Fernet key, but it does not decrypt '{}': \
+         writing it would leave the configuration unreadable in prod mode; put the key the file \
+         is encrypted under in seed_secrets; nothing was written",
+        file.display()
+    )]
+    SeedKeyMismatch {
+        /// The secret's name.
+        name: String,
+        /// The encrypted configuration.
+        file: PathBuf,
+        /// Why decryption failed (opaque for a wrong key).
+        #[source]
+        source: globo_crypto::CryptoError,
+    },
     /// The secret is binary (`SecretBinary`) but text was asked for.
     #[error("secret '{name}' is binary; read it with get_value() (or get_bytes())")]
     NotText {

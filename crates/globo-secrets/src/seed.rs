@@ -26,6 +26,8 @@
 //! seed value is not a key, access denied) leaves the whole list unseeded; [`Seeder::apply`]
 //! then writes step by step.
 
+use std::path::Path;
+
 use secrecy::{ExposeSecret, SecretString};
 
 use globo_crypto::Key;
@@ -252,6 +254,29 @@ impl SeedPlan {
     /// The steps, in the order of the seed list.
     pub fn steps(&self) -> &[SeedStep] {
         &self.steps
+    }
+
+    /// Checks that every key this plan would write into a key secret (creating it, or
+    /// replacing the placeholder it holds) decrypts `encrypted`, the configuration file the
+    /// seed list was read from: a seed list holding another key than the one the file is
+    /// encrypted under would leave the configuration unreadable in prod mode. Reads the file
+    /// only; [`SecretsError::SeedKeyMismatch`] names the secret and the file, never the key.
+    pub fn check_keys_decrypt(&self, encrypted: &Path) -> Result<(), SecretsError> {
+        for step in &self.steps {
+            let writes = matches!(step.outcome, SeedOutcome::Created | SeedOutcome::Updated);
+            if !(step.key_secret && writes) {
+                continue;
+            }
+            let key = fernet_key(&step.name, &step.value)?;
+            if let Err(source) = globo_crypto::decrypt_file_to_memory(&key, encrypted) {
+                return Err(SecretsError::SeedKeyMismatch {
+                    name: step.name.clone(),
+                    file: encrypted.to_path_buf(),
+                    source,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
