@@ -331,3 +331,19 @@ fn a_missing_region_and_a_web_server_endpoint_say_what_is_wrong() {
     assert!(err.contains("AWS_ENDPOINT_URL"), "{err}");
     assert!(!err.contains("unhandled error") && !err.contains("answered unknown"), "{err}");
 }
+
+#[test]
+fn a_selector_alone_that_leaves_no_credentials_is_named_in_the_error() {
+    // AWS_ROLE_ARN without a token file selects nothing in the SDK's chain, but it does keep
+    // .env's static keys out (fail closed): the error says so, naming the variable.
+    let dir = prod_dir("http://127.0.0.1:9");
+    let out = app(
+        dir.path(),
+        &["config", "show", "--mode", "prod"],
+        &[("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/app")],
+    );
+    let message = failed(&out);
+    assert!(message.contains("are credentials configured?"), "{message}");
+    assert!(message.contains("process environment sets AWS_ROLE_ARN"), "{message}");
+    assert!(!message.contains("testing"), "{message}");
+}

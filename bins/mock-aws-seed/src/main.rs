@@ -3,7 +3,8 @@
 //! `updated NAME` for each. The secret holding the Fernet key (`FERNET_KEY`, or
 //! `--key-secret`) is only ever created, from a valid key: once it exists, `init-key` and
 //! `rotate-key` manage it, and a different seed value prints `kept NAME: managed by
-//! rotate-key` (see `globo_secrets::seed`). Endpoint, region and credentials come from the standard AWS
+//! rotate-key` (see `globo_secrets::seed`). Every secret is read before anything is written;
+//! with `--encrypted`, a key about to be written into a key secret must decrypt that file. Endpoint, region and credentials come from the standard AWS
 //! settings (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_PROFILE`, ...) of the process
 //! environment; a settings group the process leaves unset is taken from the `.env` file
 //! (`--env-file`, default `.env`; a missing file is fine), the same rule as `app ... --mode
@@ -79,10 +80,16 @@ fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
         let settings = AwsSettings::resolve(&cli.env_file, &Environment::from_process())?;
         let provider = AwsProvider::from_settings(&settings).await?;
         let seeder = Seeder::new(&provider).with_key_secret(&cli.key_secret);
-        // A bad entry (e.g. the key's placeholder) stops the list before anything is written.
-        seeder.check(&entries)?;
-        for (name, value) in &entries {
-            match seeder.seed(name, value).await? {
+        // Every secret is read and every outcome decided before anything is written: a bad
+        // entry (e.g. the key's placeholder) or a refused read stops the whole list.
+        let plan = seeder.plan(&entries).await?;
+        if let Some(encrypted) = &cli.encrypted {
+            // A key written into a key secret must be the one the configuration is under.
+            plan.check_keys_decrypt(encrypted)?;
+        }
+        for step in plan.steps() {
+            let name = step.name();
+            match seeder.apply(step).await? {
                 SeedOutcome::Kept => println!("kept {name}: managed by rotate-key"),
                 outcome => println!("{} {name}", outcome.as_str()),
             }

@@ -90,8 +90,13 @@ fn the_seed_list_can_come_from_the_encrypted_config() {
     let endpoint = moto.endpoint_url();
     let dir = tempfile::tempdir().unwrap();
     let plain = dir.path().join("config.json");
-    std::fs::write(&plain, CONFIG).unwrap();
     let key = Key::generate().unwrap();
+    // As in the lab, the seeded FERNET_KEY is the key the configuration is encrypted under.
+    let config = CONFIG.replace(
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        secrecy::ExposeSecret::expose_secret(&key.to_base64()),
+    );
+    std::fs::write(&plain, config).unwrap();
     KeyFile::create_new(&dir.path().join("secret.key"), &key).unwrap();
     encrypt_file(&key, &plain, &dir.path().join("config.enc")).unwrap();
     std::fs::remove_file(&plain).unwrap();
@@ -271,5 +276,70 @@ fn a_placeholder_for_the_key_is_an_error_and_nothing_is_seeded() {
     let out = seed(dir.path(), &args, &endpoint);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert!(text(&out.stderr).contains("'EMAIL_SERVICE_API_KEY' is not a Fernet key"));
+    assert_eq!(secret_names(&endpoint), Vec::<String>::new(), "something was seeded");
+}
+
+#[test]
+fn a_failure_found_while_reading_writes_nothing() {
+    use globo::secrets::fernet_key::KEY_SECRET_DESCRIPTION;
+
+    let Some(moto) = globo_testkit::moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let dir = tempfile::tempdir().unwrap();
+    // A key secret known only by its description (not by name), holding no key; it comes last
+    // in the list, so only reading it reveals that its placeholder cannot be written.
+    globo_testkit::block_on(async {
+        let provider = provider(&endpoint).await;
+        provider
+            .client()
+            .create_secret()
+            .name("APP_KEY")
+            .description(KEY_SECRET_DESCRIPTION)
+            .secret_string("REPLACE-ME")
+            .send()
+            .await
+            .unwrap();
+    });
+    let config = CONFIG.replace(
+        "\"FERNET_KEY\": \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"",
+        "\"APP_KEY\": \"still-a-placeholder\"",
+    );
+    assert!(config.contains("APP_KEY"));
+    std::fs::write(dir.path().join("config.json"), &config).unwrap();
+    let out = seed(dir.path(), &[], &endpoint);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "");
+    let message = text(&out.stderr);
+    assert!(message.contains("'APP_KEY' is not a Fernet key"), "{message}");
+    assert!(!message.contains("still-a-placeholder"), "{message}");
+    assert_eq!(secret_names(&endpoint), vec!["APP_KEY".to_owned()], "earlier entries were written");
+}
+
+#[test]
+fn a_seed_key_that_does_not_decrypt_the_encrypted_config_is_refused() {
+    use globo::crypto::{Key, KeyFile, encrypt_file};
+
+    let Some(moto) = globo_testkit::moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let dir = tempfile::tempdir().unwrap();
+    // The seed list's FERNET_KEY (the fixed key of CONFIG) is not the key config.enc is under.
+    let plain = dir.path().join("config.json");
+    std::fs::write(&plain, CONFIG).unwrap();
+    let key = Key::generate().unwrap();
+    KeyFile::create_new(&dir.path().join("secret.key"), &key).unwrap();
+    encrypt_file(&key, &plain, &dir.path().join("config.enc")).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+
+    let out =
+        seed(dir.path(), &["--encrypted", "config.enc", "--key-file", "secret.key"], &endpoint);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "");
+    let message = text(&out.stderr);
+    assert!(
+        message
+            .contains("secret 'FERNET_KEY' is a Fernet key, but it does not decrypt 'config.enc'"),
+        "{message}"
+    );
+    assert!(!message.contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="), "{message}");
     assert_eq!(secret_names(&endpoint), Vec::<String>::new(), "something was seeded");
 }

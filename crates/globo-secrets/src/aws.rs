@@ -16,9 +16,9 @@ use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_types::service_config::ServiceConfigKey;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use crate::error::redacted;
+use crate::error::{redacted_scrubbing, scrub};
 use crate::settings::{AwsSettings, SettingSource};
-use crate::{SecretValue, SecretsError, SecretsProvider, value::check_name};
+use crate::{Operation, SecretValue, SecretsError, SecretsProvider, value::check_name};
 
 /// The stage read when none is chosen.
 pub const AWS_CURRENT: &str = "AWSCURRENT";
@@ -158,6 +158,11 @@ pub struct AwsProvider {
     endpoint: String,
     /// The `.env` file the endpoint was read from, if it was (named in error messages).
     endpoint_origin: Option<std::path::PathBuf>,
+    /// Why `.env`'s identity settings were not applied, if they were not (for the message
+    /// when no credentials are found).
+    identity_note: Option<String>,
+    /// The variable that sets the endpoint, named in messages about it.
+    endpoint_variable: &'static str,
     version: VersionSelector,
 }
 
@@ -176,13 +181,23 @@ impl AwsProvider {
             Some(SettingSource::EnvFile(path)) if settings.endpoint().is_some() => Some(path),
             _ => None,
         };
+        let variable = endpoint_variable(settings.endpoint_url_secrets_manager.is_some());
         if let Some(endpoint) = settings.endpoint() {
             let origin = origin.map(|p| format!(" (set in '{}')", p.display())).unwrap_or_default();
-            check_endpoint(endpoint, &origin)?;
+            check_endpoint(endpoint, &origin, variable)?;
         }
         let mut provider =
             Self::from_sdk_config(&aws_config_loader_for(settings).await.load().await)?;
+        if settings.endpoint().is_some() {
+            provider.endpoint_variable = variable;
+        }
         provider.endpoint_origin = origin.cloned();
+        provider.identity_note = settings.env_identity_dropped_by.map(|selector| {
+            format!(
+                "; the AWS keys or profile in the .env file were not applied because the \
+                 process environment sets {selector}, which selects the identity instead"
+            )
+        });
         Ok(provider)
     }
 
@@ -200,8 +215,8 @@ impl AwsProvider {
                 region: region_name.escape_debug().to_string(),
             });
         }
-        let endpoint = endpoint_of(config, region.as_ref());
-        check_endpoint(&endpoint, "")?;
+        let (endpoint, variable) = endpoint_of(config, region.as_ref());
+        check_endpoint(&endpoint, "", variable)?;
         let mut timeouts = config.timeout_config().cloned().unwrap_or_else(bounded_timeouts);
         timeouts.take_defaults_from(&bounded_timeouts());
         let service =
@@ -211,6 +226,8 @@ impl AwsProvider {
             // Only for messages: credentials in the URL are not repeated.
             endpoint: without_userinfo(&endpoint),
             endpoint_origin: None,
+            identity_note: None,
+            endpoint_variable: variable,
             version: VersionSelector::Current,
         })
     }
@@ -255,6 +272,7 @@ impl AwsProvider {
             return Ok(SecretValue::Binary(SecretSlice::from(blob.into_inner())));
         }
         Err(SecretsError::NotFound {
+            operation: Operation::Fetch,
             name: name.to_owned(),
             backend: "AWS Secrets Manager",
             detail: " (the version has neither SecretString nor SecretBinary)".into(),
@@ -270,7 +288,7 @@ impl AwsProvider {
     }
 
     /// Maps an SDK failure to our error kinds; the raw HTTP response is never part of it, and
-    /// the SDK error is kept only as a [`redacted`] chain (it can quote the request, and so a
+    /// the SDK error is kept only as a [redacted](crate::error::redacted_scrubbing) chain (it can quote the request, and so a
     /// secret value being written).
     pub(crate) fn map_error<E>(
         &self,
@@ -281,8 +299,40 @@ impl AwsProvider {
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
+        self.map_error_for(name, version, error, Operation::Fetch, None)
+    }
+
+    /// [`AwsProvider::map_error`] for a call that writes (`CreateSecret`, `PutSecretValue`,
+    /// `UpdateSecret`, `UpdateSecretVersionStage`): messages say "Failed to store", and the
+    /// value `written`, should the service's answer echo it, is replaced by `[REDACTED]` in
+    /// every kept layer.
+    pub(crate) fn map_write_error<E>(
+        &self,
+        name: &str,
+        written: Option<&SecretString>,
+        error: SdkError<E, aws_sdk_secretsmanager::config::http::HttpResponse>,
+    ) -> SecretsError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        self.map_error_for(name, &VersionSelector::Current, error, Operation::Store, written)
+    }
+
+    fn map_error_for<E>(
+        &self,
+        name: &str,
+        version: &VersionSelector,
+        error: SdkError<E, aws_sdk_secretsmanager::config::http::HttpResponse>,
+        operation: Operation,
+        written: Option<&SecretString>,
+    ) -> SecretsError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        let redacted = |error: &(dyn StdError + 'static)| redacted_scrubbing(error, written);
         let name = name.to_owned();
         let unavailable = |reason: &str, source| SecretsError::BackendUnavailable {
+            operation,
             name: name.clone(),
             endpoint: self.described_endpoint(),
             reason: reason.to_owned(),
@@ -304,6 +354,8 @@ impl AwsProvider {
                         );
                     }
                     return SecretsError::NotSecretsManager {
+                        operation,
+                        variable: self.endpoint_variable,
                         name,
                         endpoint: self.described_endpoint(),
                         status,
@@ -311,6 +363,7 @@ impl AwsProvider {
                 };
                 return match code.as_str() {
                     "ResourceNotFoundException" => SecretsError::NotFound {
+                        operation,
                         name,
                         backend: "AWS Secrets Manager",
                         detail: match version {
@@ -321,11 +374,17 @@ impl AwsProvider {
                             VersionSelector::Id(id) => format!(" (no version with id '{id}')"),
                         },
                     },
-                    "InvalidRequestException" => SecretsError::InvalidState { name, source },
-                    "AccessDeniedException" | "AccessDenied" => {
-                        SecretsError::AccessDenied { name, detail: String::new(), source }
+                    "InvalidRequestException" => {
+                        SecretsError::InvalidState { operation, name, source }
                     }
+                    "AccessDeniedException" | "AccessDenied" => SecretsError::AccessDenied {
+                        operation,
+                        name,
+                        detail: String::new(),
+                        source,
+                    },
                     "DecryptionFailure" => SecretsError::AccessDenied {
+                        operation,
                         name,
                         detail: ": KMS could not decrypt it".into(),
                         source,
@@ -334,6 +393,7 @@ impl AwsProvider {
                     | "InvalidSignatureException"
                     | "ExpiredTokenException"
                     | "InvalidClientTokenId" => SecretsError::AccessDenied {
+                        operation,
                         name,
                         detail: ": the credentials were rejected".into(),
                         source,
@@ -345,8 +405,9 @@ impl AwsProvider {
                         unavailable("the service reported an internal error", source)
                     }
                     _ => SecretsError::Backend {
+                        operation,
                         name,
-                        reason: format!("the service answered {code}"),
+                        reason: format!("the service answered {}", scrub(&code, written)),
                         source,
                     },
                 };
@@ -359,10 +420,14 @@ impl AwsProvider {
             }
             SdkError::DispatchFailure(dispatch) if dispatch.is_user() || dispatch.is_other() => {
                 SecretsError::Backend {
+                    operation,
                     name,
-                    reason: "the request could not be sent: are credentials configured? (set \
-                             AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use a role)"
-                        .into(),
+                    reason: format!(
+                        "the request could not be sent: are credentials configured? (set \
+                         AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use a \
+                         role){}",
+                        self.identity_note.as_deref().unwrap_or_default()
+                    ),
                     source: redacted(&error),
                 }
             }
@@ -373,9 +438,12 @@ impl AwsProvider {
                 unavailable("the endpoint sent a response that is not AWS's", redacted(&error))
             }
             _ => SecretsError::Backend {
+                operation,
                 name,
-                reason: "the request could not be built or signed (are credentials configured?)"
-                    .into(),
+                reason: format!(
+                    "the request could not be built or signed (are credentials configured?){}",
+                    self.identity_note.as_deref().unwrap_or_default()
+                ),
                 source: redacted(&error),
             },
         }
@@ -398,9 +466,14 @@ pub(crate) fn check_aws_name(name: &str) -> Result<(), SecretsError> {
 /// Checks that `endpoint` is a URL the SDK can send a request to, with the SDK's own parser,
 /// before any request is built: the SDK would otherwise fail while applying it to a request
 /// whose text (and so the secret it carries) ends up in its error.
-fn check_endpoint(endpoint: &str, origin: &str) -> Result<(), SecretsError> {
+fn check_endpoint(
+    endpoint: &str,
+    origin: &str,
+    variable: &'static str,
+) -> Result<(), SecretsError> {
     let mut probe = aws_sdk_secretsmanager::config::http::HttpRequest::empty();
     probe.uri_mut().set_endpoint(endpoint).map_err(|error| SecretsError::InvalidEndpoint {
+        variable,
         endpoint: without_userinfo(endpoint).escape_debug().to_string(),
         origin: origin.to_owned(),
         reason: error_chain(&error),
@@ -408,14 +481,16 @@ fn check_endpoint(endpoint: &str, origin: &str) -> Result<(), SecretsError> {
 }
 
 /// `endpoint` for messages: a user and password in it (`https://user:password@host`) are
-/// replaced by `[REDACTED]`.
+/// replaced by `[REDACTED]`. Everything after `://` up to the *last* `@` is treated as user
+/// information, even past a `/`, `?` or `#`: a password may contain those characters
+/// (`http://user:pa/ss@host`), and a URL parser that reads such a URL otherwise would still
+/// have the password in the text repeated.
 pub(crate) fn without_userinfo(endpoint: &str) -> String {
     let (scheme, rest) = match endpoint.find("://") {
         Some(at) => endpoint.split_at(at + 3),
         None => ("", endpoint),
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    match rest.rfind('@') {
         Some(at) => format!("{scheme}[REDACTED]{}", &rest[at..]),
         None => endpoint.to_owned(),
     }
@@ -433,8 +508,15 @@ fn error_chain(error: &(dyn StdError + 'static)) -> String {
     text
 }
 
-/// The endpoint the Secrets Manager client will use, resolved the way the SDK does it.
-fn endpoint_of(config: &SdkConfig, region: &str) -> String {
+/// `AWS_ENDPOINT_URL_SECRETS_MANAGER` when the service-specific endpoint is the one used, else
+/// `AWS_ENDPOINT_URL`.
+fn endpoint_variable(service_specific: bool) -> &'static str {
+    if service_specific { "AWS_ENDPOINT_URL_SECRETS_MANAGER" } else { "AWS_ENDPOINT_URL" }
+}
+
+/// The endpoint the Secrets Manager client will use, resolved the way the SDK does it, and
+/// the variable that sets it (see [`endpoint_variable`]).
+fn endpoint_of(config: &SdkConfig, region: &str) -> (String, &'static str) {
     let service_specific = if config.get_origin("endpoint_url").is_client_config() {
         None
     } else {
@@ -446,9 +528,11 @@ fn endpoint_of(config: &SdkConfig, region: &str) -> String {
             .ok()
             .and_then(|key| config.service_config().and_then(|c| c.load_config(key)))
     };
-    service_specific
+    let variable = endpoint_variable(service_specific.is_some());
+    let endpoint = service_specific
         .or_else(|| config.endpoint_url().map(str::to_owned))
-        .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"))
+        .unwrap_or_else(|| format!("https://secretsmanager.{region}.amazonaws.com"));
+    (endpoint, variable)
 }
 
 impl fmt::Debug for AwsProvider {

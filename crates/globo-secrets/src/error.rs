@@ -19,7 +19,7 @@ pub(crate) const WITHHELD: &str =
 /// The SDK's errors are not written for secret-bearing requests: when the endpoint cannot be
 /// applied, aws-smithy-runtime reports "failed to apply endpoint ... to request `{request:?}`",
 /// whose `Debug` holds the body, i.e. the `SecretString` of a `CreateSecret` or
-/// `PutSecretValue`. Every SDK error this crate keeps goes through [`redacted`], so no
+/// `PutSecretValue`. Every SDK error this crate keeps goes through [`redacted_scrubbing`], so no
 /// message chain printed by a caller can carry a request.
 #[derive(Debug)]
 pub(crate) struct Redacted {
@@ -44,13 +44,52 @@ fn quotes_a_request(message: &str) -> bool {
     message.contains("SdkBody") || message.contains("Request {")
 }
 
-/// Copies `error` and its `source()` chain into a [`Redacted`] chain.
-pub(crate) fn redacted(error: &(dyn std::error::Error + 'static)) -> Source {
+/// The text that replaces a value being written wherever an error layer repeats it.
+pub(crate) const REDACTED: &str = "[REDACTED]";
+
+/// The forms in which a service or proxy can echo `value` back: as sent (the JSON body of
+/// `PutSecretValue`/`CreateSecret` holds it JSON-escaped) and base64-encoded.
+fn echo_forms(value: &str) -> Vec<String> {
+    let mut forms = vec![value.to_owned()];
+    if let Ok(json) = serde_json::to_string(value) {
+        forms.push(json.trim_matches('"').to_owned());
+    }
+    forms.push(aws_smithy_types::base64::encode(value.as_bytes()));
+    forms.retain(|form| !form.is_empty());
+    forms.sort();
+    forms.dedup();
+    // Longest first: a form that contains another is replaced whole.
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms
+}
+
+/// `text` with every form of `written` (see [`echo_forms`]) replaced by [`REDACTED`].
+pub(crate) fn scrub(text: &str, written: Option<&secrecy::SecretString>) -> String {
+    use secrecy::ExposeSecret as _;
+    let Some(written) = written else { return text.to_owned() };
+    let mut text = text.to_owned();
+    for form in echo_forms(written.expose_secret()) {
+        text = text.replace(&form, REDACTED);
+    }
+    text
+}
+
+/// Copies `error` and its `source()` chain into a [`Redacted`] chain, also replacing in every layer's text the value being written (`written`: the
+/// `SecretString` of a `CreateSecret` or `PutSecretValue`) by [`REDACTED`]: a service error
+/// (moto, a proxy) may echo the request's input in its message.
+pub(crate) fn redacted_scrubbing(
+    error: &(dyn std::error::Error + 'static),
+    written: Option<&secrecy::SecretString>,
+) -> Source {
     let mut layers = Vec::new();
     let mut current = Some(error);
     while let Some(layer) = current {
         let message = layer.to_string();
-        layers.push(if quotes_a_request(&message) { WITHHELD.to_owned() } else { message });
+        layers.push(if quotes_a_request(&message) {
+            WITHHELD.to_owned()
+        } else {
+            scrub(&message, written)
+        });
         current = layer.source();
     }
     let mut chain: Option<Box<Redacted>> = None;
@@ -60,6 +99,37 @@ pub(crate) fn redacted(error: &(dyn std::error::Error + 'static)) -> Source {
     match chain {
         Some(chain) => chain,
         None => Box::new(Redacted { message: String::new(), next: None }),
+    }
+}
+
+/// What was being done with a secret when a backend call failed: messages say "Failed to
+/// fetch secret ... from" or "Failed to store secret ... in".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Reading it (`GetSecretValue`, `DescribeSecret`, `ListSecretVersionIds`).
+    Fetch,
+    /// Writing it (`CreateSecret`, `PutSecretValue`, `UpdateSecret`,
+    /// `UpdateSecretVersionStage`).
+    Store,
+}
+
+impl Operation {
+    /// `from` or `in`, the preposition before the backend's name.
+    pub fn preposition(self) -> &'static str {
+        match self {
+            Self::Fetch => "from",
+            Self::Store => "in",
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Fetch => "fetch",
+            Self::Store => "store",
+        })
     }
 }
 
@@ -91,8 +161,13 @@ pub enum SecretsError {
     },
     /// The backend (AWS Secrets Manager, or an in-memory store) has no such secret, or not
     /// the requested version.
-    #[error("Failed to fetch secret '{name}' from {backend}: secret not found{detail}")]
+    #[error(
+        "Failed to {operation} secret '{name}' {} {backend}: secret not found{detail}",
+        .operation.preposition()
+    )]
     NotFound {
+        /// Reading or writing.
+        operation: Operation,
         /// The secret's name.
         name: String,
         /// The backend's human name, e.g. `AWS Secrets Manager`.
@@ -103,11 +178,15 @@ pub enum SecretsError {
     /// The secret exists but cannot be read now: scheduled for deletion, or not in a state
     /// that allows reading (`InvalidRequestException`).
     #[error(
-        "Failed to fetch secret '{name}' from AWS Secrets Manager: the secret cannot be read in its \
-         current state (it may be scheduled for deletion; restore it with \
-         'aws secretsmanager restore-secret --secret-id {name}')"
+        "Failed to {operation} secret '{name}' {} AWS Secrets Manager: the secret cannot be \
+         {} in its current state (it may be scheduled for deletion; restore it with \
+         'aws secretsmanager restore-secret --secret-id {name}')",
+        .operation.preposition(),
+        if matches!(operation, Operation::Fetch) { "read" } else { "changed" }
     )]
     InvalidState {
+        /// Reading or writing.
+        operation: Operation,
         /// The secret's name.
         name: String,
         /// The SDK error.
@@ -116,10 +195,14 @@ pub enum SecretsError {
     },
     /// The caller's identity may not read the secret, or KMS refused to decrypt it.
     #[error(
-        "Failed to fetch secret '{name}' from AWS Secrets Manager: access denied{detail}; check the \
-         IAM policy of the identity in use (AWS_PROFILE, role or environment credentials)"
+        "Failed to {operation} secret '{name}' {} AWS Secrets Manager: access denied{detail}; \
+         check the IAM policy of the identity in use (AWS_PROFILE, role or environment \
+         credentials)",
+        .operation.preposition()
     )]
     AccessDenied {
+        /// Reading or writing.
+        operation: Operation,
         /// The secret's name.
         name: String,
         /// Which refusal it was (e.g. `: KMS could not decrypt it`).
@@ -130,8 +213,13 @@ pub enum SecretsError {
     },
     /// The backend could not be reached or did not answer in time, or throttled us. Transient:
     /// the caching layer serves the last good value for a bounded time.
-    #[error("Failed to fetch secret '{name}' from AWS Secrets Manager: {reason} ({endpoint})")]
+    #[error(
+        "Failed to {operation} secret '{name}' {} AWS Secrets Manager: {reason} ({endpoint})",
+        .operation.preposition()
+    )]
     BackendUnavailable {
+        /// Reading or writing.
+        operation: Operation,
         /// The secret's name.
         name: String,
         /// The endpoint that was tried, e.g. `http://127.0.0.1:5000`.
@@ -143,8 +231,13 @@ pub enum SecretsError {
         source: Source,
     },
     /// The AWS SDK failed in a way not covered above (e.g. no credentials could be found).
-    #[error("Failed to fetch secret '{name}' from AWS Secrets Manager: {reason}")]
+    #[error(
+        "Failed to {operation} secret '{name}' {} AWS Secrets Manager: {reason}",
+        .operation.preposition()
+    )]
     Backend {
+        /// Reading or writing.
+        operation: Operation,
         /// The secret's name.
         name: String,
         /// A short description that names no secret value.
@@ -231,14 +324,18 @@ pub enum SecretsError {
         /// The region, with control characters escaped.
         region: String,
     },
-    /// The Secrets Manager endpoint (from `AWS_ENDPOINT_URL`, or built from the region) is not
-    /// a URL a request can be sent to.
+    /// The Secrets Manager endpoint (from `AWS_ENDPOINT_URL` or
+    /// `AWS_ENDPOINT_URL_SECRETS_MANAGER`, or built from the region) is not a URL a request can
+    /// be sent to.
     #[error(
         "the Secrets Manager endpoint '{endpoint}'{origin} is not a valid URL ({reason}): set \
-         AWS_ENDPOINT_URL to a URL such as http://127.0.0.1:5000 (the emulator), or leave it \
-         unset to use AWS"
+         {variable} to a URL such as http://127.0.0.1:5000 (the emulator), or leave it unset to \
+         use AWS"
     )]
     InvalidEndpoint {
+        /// The variable the endpoint is set by (`AWS_ENDPOINT_URL_SECRETS_MANAGER` when that
+        /// one is used, else `AWS_ENDPOINT_URL`).
+        variable: &'static str,
         /// The endpoint, with control characters escaped.
         endpoint: String,
         /// ` (set in '<file>')` when it came from a `.env` file, else empty.
@@ -249,11 +346,17 @@ pub enum SecretsError {
     /// The endpoint answered, but not as AWS Secrets Manager: an HTTP error without an AWS
     /// error code (an ordinary web server, a proxy, a wrong port).
     #[error(
-        "Failed to fetch secret '{name}' from AWS Secrets Manager: {endpoint} did not answer as \
-         Secrets Manager (HTTP {status} without an AWS error code); check that AWS_ENDPOINT_URL \
-         names the Secrets Manager endpoint (the emulator: http://127.0.0.1:5000)"
+        "Failed to {operation} secret '{name}' {} AWS Secrets Manager: {endpoint} did not answer \
+         as Secrets Manager (HTTP {status} without an AWS error code); check that {variable} \
+         names the Secrets Manager endpoint (the emulator: http://127.0.0.1:5000)",
+        .operation.preposition()
     )]
     NotSecretsManager {
+        /// Reading or writing.
+        operation: Operation,
+        /// The variable the endpoint is set by (`AWS_ENDPOINT_URL_SECRETS_MANAGER` when that
+        /// one is used, else `AWS_ENDPOINT_URL`).
+        variable: &'static str,
         /// The secret's name.
         name: String,
         /// The endpoint that answered (and the `.env` file it was set in, if it was).
@@ -272,6 +375,24 @@ pub enum SecretsError {
     SeedNotAKey {
         /// The secret's name.
         name: String,
+    },
+    /// The Fernet key a seed list would write into a key secret does not decrypt the
+    /// encrypted configuration the list was read from (the key is not repeated). Nothing was
+    /// written.
+    #[error(
+        "the seed value for secret '{name}' is a Fernet key, but it does not decrypt '{}': \
+         writing it would leave the configuration unreadable in prod mode; put the key the file \
+         is encrypted under in seed_secrets; nothing was written",
+        file.display()
+    )]
+    SeedKeyMismatch {
+        /// The secret's name.
+        name: String,
+        /// The encrypted configuration.
+        file: PathBuf,
+        /// Why decryption failed (opaque for a wrong key).
+        #[source]
+        source: globo_crypto::CryptoError,
     },
     /// The secret is binary (`SecretBinary`) but text was asked for.
     #[error("secret '{name}' is binary; read it with get_value() (or get_bytes())")]
@@ -327,7 +448,7 @@ mod tests {
                 Some(Box::new(Layer("endpoint is not a valid URI", None))),
             ))),
         );
-        let safe = redacted(&error);
+        let safe = redacted_scrubbing(&error, None);
         let mut messages = vec![safe.to_string()];
         let mut next = safe.source();
         while let Some(layer) = next {

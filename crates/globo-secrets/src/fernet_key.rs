@@ -98,13 +98,14 @@ impl SecretsManagerKeyStore {
     /// [`SecretsError::AlreadyExists`] when the secret exists: replacing a key makes every file
     /// encrypted under it unreadable; rotation is the way to change it.
     pub async fn create(&self, key: &Key) -> Result<(), SecretsError> {
+        let written = key.to_base64();
         let result = self
             .provider
             .client()
             .create_secret()
             .name(&self.name)
             .description(KEY_SECRET_DESCRIPTION)
-            .secret_string(key.to_base64().expose_secret())
+            .secret_string(written.expose_secret())
             .send()
             .await;
         match result {
@@ -112,7 +113,7 @@ impl SecretsManagerKeyStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => {
                 Err(SecretsError::AlreadyExists { name: self.name.clone() })
             }
-            Err(e) => Err(self.provider.map_error(&self.name, &VersionSelector::Current, e)),
+            Err(e) => Err(self.provider.map_write_error(&self.name, Some(&written), e)),
         }
     }
 
@@ -168,17 +169,41 @@ impl SecretsManagerKeyStore {
         }
     }
 
+    /// Gives the secret [`KEY_SECRET_DESCRIPTION`] (`UpdateSecret` with only a description
+    /// writes no version), so the seeder recognises it as a key secret whatever its name, even
+    /// if it was created by other means. An identity not allowed `UpdateSecret` rotates
+    /// anyway: the seeder also keeps any secret that holds a Fernet key.
+    async fn mark_as_key_secret(&self) -> Result<(), SecretsError> {
+        let result = self
+            .provider
+            .client()
+            .update_secret()
+            .secret_id(&self.name)
+            .description(KEY_SECRET_DESCRIPTION)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match self.provider.map_write_error(&self.name, None, e) {
+                SecretsError::AccessDenied { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
     async fn stage_now(&mut self, next: &Key) -> Result<(), SecretsError> {
+        self.mark_as_key_secret().await?;
+        let written = next.to_base64();
         let output = self
             .provider
             .client()
             .put_secret_value()
             .secret_id(&self.name)
-            .secret_string(next.to_base64().expose_secret())
+            .secret_string(written.expose_secret())
             .version_stages(AWS_PENDING)
             .send()
             .await
-            .map_err(|e| self.provider.map_error(&self.name, &VersionSelector::Current, e))?;
+            .map_err(|e| self.provider.map_write_error(&self.name, Some(&written), e))?;
         self.staged_version = output.version_id;
         Ok(())
     }
@@ -203,6 +228,7 @@ impl SecretsManagerKeyStore {
 
     async fn promote_now(&self, next: &Key) -> Result<(), SecretsError> {
         let pending = self.pending_holding(next).await?;
+        self.mark_as_key_secret().await?;
         let current = self.version(VersionSelector::Current).await?;
         self.provider
             .client()
@@ -213,7 +239,7 @@ impl SecretsManagerKeyStore {
             .remove_from_version_id(&current.id)
             .send()
             .await
-            .map_err(|e| self.provider.map_error(&self.name, &VersionSelector::Current, e))?;
+            .map_err(|e| self.provider.map_write_error(&self.name, None, e))?;
         Ok(())
     }
 
@@ -227,9 +253,7 @@ impl SecretsManagerKeyStore {
             .remove_from_version_id(&pending.id)
             .send()
             .await
-            .map_err(|e| {
-                self.provider.map_error(&self.name, &VersionSelector::Stage(AWS_PENDING.into()), e)
-            })?;
+            .map_err(|e| self.provider.map_write_error(&self.name, None, e))?;
         Ok(())
     }
 }

@@ -81,14 +81,16 @@ pub use aws::{
     READ_TIMEOUT, VersionSelector, aws_config_loader, aws_config_loader_for, bounded_timeouts,
 };
 pub use cache::{CacheConfig, CachingProvider};
-pub use error::SecretsError;
+pub use error::{Operation, SecretsError};
 pub use factory::{Mode, provider_for, resolve_mode};
 pub use local::{
     EnvFile, EnvFileSource, Environment, LocalProvider, MAX_ENV_FILE_LEN, read_env_file,
 };
 pub use memory::InMemoryProvider;
 pub use provider::SecretsProvider;
-pub use settings::{AWS_IDENTITY_SELECTORS, AWS_SETTING_GROUPS, AwsSettings, SettingSource};
+pub use settings::{
+    AWS_IDENTITY_SELECTORS, AWS_SETTING_GROUPS, AwsSettings, IGNORE_ENDPOINTS_VAR, SettingSource,
+};
 pub use value::SecretValue;
 
 /// The AWS configuration types callers need to build an [`AwsProvider`] by hand (see

@@ -56,6 +56,7 @@ impl SecretsProvider for InMemoryProvider {
         check_name(name)?;
         let secrets = self.secrets.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         secrets.get(name).cloned().ok_or_else(|| SecretsError::NotFound {
+            operation: crate::Operation::Fetch,
             name: name.to_owned(),
             backend: "the in-memory store",
             detail: String::new(),

@@ -17,11 +17,18 @@ use crate::{EnvFileSource, Environment, SecretsError};
 /// So `.env` can never mix its own credentials with a profile chosen by the process, or
 /// redirect a process-configured endpoint. An identity the process selects by any other
 /// mechanism ([`AWS_IDENTITY_SELECTORS`]: container credentials, web identity, profile files)
-/// counts as setting the identity group: `.env`'s keys never replace it.
+/// counts as setting the identity group: `.env`'s keys never replace it. Likewise
+/// [`IGNORE_ENDPOINTS_VAR`] set to `true` in the process counts as setting the endpoint group.
 pub const AWS_SETTING_GROUPS: [&[&str]; 3] = [
     &["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"],
     &["AWS_REGION", "AWS_DEFAULT_REGION"],
-    &["AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"],
+    &[
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ],
 ];
 
 /// Variables through which the process environment selects an AWS identity by a mechanism
@@ -37,9 +44,8 @@ pub const AWS_SETTING_GROUPS: [&[&str]; 3] = [
 ///   `AWS_CONTAINER_AUTHORIZATION_TOKEN`, `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`;
 /// - web identity (EKS IRSA and other OIDC federations): `AWS_WEB_IDENTITY_TOKEN_FILE`,
 ///   `AWS_ROLE_ARN`, `AWS_ROLE_SESSION_NAME`;
-/// - profiles: `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE` (and `AWS_PROFILE`, already in
-///   the group), plus `AWS_DEFAULT_PROFILE`, which the Rust SDK does not read but the AWS CLI
-///   v1 and boto do: a deployment that sets it has chosen a profile too.
+/// - profile files: `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`. (The profile name,
+///   `AWS_PROFILE` or `AWS_DEFAULT_PROFILE`, is in the identity group itself.)
 pub const AWS_IDENTITY_SELECTORS: &[&str] = &[
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -50,9 +56,18 @@ pub const AWS_IDENTITY_SELECTORS: &[&str] = &[
     "AWS_ROLE_SESSION_NAME",
     "AWS_CONFIG_FILE",
     "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_DEFAULT_PROFILE",
 ];
 
+/// The variable with which the process tells the SDK to ignore endpoints configured in the
+/// environment and profile (`true`). Set so in the process, it counts as setting the endpoint
+/// group: no endpoint is applied, neither `.env`'s nor the process's (an endpoint given to the
+/// SDK's loader explicitly would bypass the flag), and the SDK's own resolution, which honours
+/// it, decides. (The profile key `ignore_configured_endpoint_urls` is not looked at: a
+/// deployment relying on it must carry no `.env` endpoint.)
+pub const IGNORE_ENDPOINTS_VAR: &str = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS";
+
+/// The index of the endpoint group in [`AWS_SETTING_GROUPS`].
+const ENDPOINT_GROUP: usize = 0;
 /// The index of the identity group in [`AWS_SETTING_GROUPS`].
 const IDENTITY_GROUP: usize = 2;
 
@@ -81,7 +96,10 @@ pub struct AwsSettings {
     pub endpoint_url_secrets_manager: Option<String>,
     /// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
     pub region: Option<String>,
-    /// `AWS_PROFILE`.
+    /// `AWS_PROFILE`, else `AWS_DEFAULT_PROFILE`. The Rust SDK reads only `AWS_PROFILE`;
+    /// `AWS_DEFAULT_PROFILE` is what the Python lab's boto3 and the AWS CLI v1 honour, so it
+    /// is applied here explicitly when `AWS_PROFILE` is unset (boto3 prefers
+    /// `AWS_DEFAULT_PROFILE` when both are set; globo, like the AWS CLI v2, `AWS_PROFILE`).
     pub profile: Option<String>,
     /// `AWS_ACCESS_KEY_ID`.
     pub access_key_id: Option<SecretString>,
@@ -91,6 +109,10 @@ pub struct AwsSettings {
     pub session_token: Option<SecretString>,
     /// Where the endpoint, region and credential groups came from, in that order.
     pub sources: [Option<SettingSource>; 3],
+    /// The process variable of [`AWS_IDENTITY_SELECTORS`] that kept `.env`'s identity
+    /// settings (static keys, profile) from being applied, when `.env` had some: named in the
+    /// error when no credentials are found.
+    pub env_identity_dropped_by: Option<&'static str>,
 }
 
 impl AwsSettings {
@@ -106,6 +128,7 @@ impl AwsSettings {
         let from_file = |name: &str| file.get(name).cloned();
         let mut values: Vec<Option<SecretString>> = Vec::new();
         let mut sources: [Option<SettingSource>; 3] = [None, None, None];
+        let mut env_identity_dropped_by = None;
         for (group, names) in AWS_SETTING_GROUPS.iter().enumerate() {
             let set = |v: &Option<SecretString>| {
                 v.as_ref().is_some_and(|s| !s.expose_secret().trim().is_empty())
@@ -116,9 +139,26 @@ impl AwsSettings {
                 names.iter().map(|name| from_file(name)).collect();
             // The deployment may choose the identity by a variable outside the group (a
             // container or web-identity role...): then the file's identity must not apply.
-            let selected_elsewhere = group == IDENTITY_GROUP
-                && AWS_IDENTITY_SELECTORS.iter().any(|name| set(&env.get(name).cloned()));
-            let (chosen, source) = if selected_elsewhere || process.iter().any(set) {
+            let selector = AWS_IDENTITY_SELECTORS
+                .iter()
+                .copied()
+                .find(|name| set(&env.get(name).cloned()))
+                .filter(|_| group == IDENTITY_GROUP);
+            // Told to ignore configured endpoints, the SDK must not get one explicitly.
+            let ignore_endpoints = group == ENDPOINT_GROUP
+                && env
+                    .get(IGNORE_ENDPOINTS_VAR)
+                    .is_some_and(|v| v.expose_secret().trim().eq_ignore_ascii_case("true"));
+            if ignore_endpoints {
+                sources[group] = Some(SettingSource::Process);
+                values.extend(std::iter::repeat_n(None, names.len()));
+                continue;
+            }
+            let by_process = process.iter().any(set);
+            if !by_process && selector.is_some() && file_values.iter().any(set) {
+                env_identity_dropped_by = selector;
+            }
+            let (chosen, source) = if selector.is_some() || by_process {
                 (process, SettingSource::Process)
             } else if file_values.iter().any(set) {
                 (file_values, SettingSource::EnvFile(env_file.to_path_buf()))
@@ -135,11 +175,12 @@ impl AwsSettings {
             endpoint_url: text(&values[0]),
             endpoint_url_secrets_manager: text(&values[1]),
             region: text(&values[2]).or_else(|| text(&values[3])),
-            profile: text(&values[4]),
-            access_key_id: values[5].clone(),
-            secret_access_key: values[6].clone(),
-            session_token: values[7].clone(),
+            profile: text(&values[4]).or_else(|| text(&values[5])),
+            access_key_id: values[6].clone(),
+            secret_access_key: values[7].clone(),
+            session_token: values[8].clone(),
             sources,
+            env_identity_dropped_by,
         };
         settings.check()?;
         Ok(settings)
@@ -201,6 +242,7 @@ impl fmt::Debug for AwsSettings {
             .field("secret_access_key", &set(&self.secret_access_key))
             .field("session_token", &set(&self.session_token))
             .field("sources", &self.sources)
+            .field("env_identity_dropped_by", &self.env_identity_dropped_by)
             .finish()
     }
 }

@@ -412,3 +412,267 @@ async fn a_password_in_the_endpoint_url_is_never_repeated() {
         "{message}"
     );
 }
+
+/// Each version id of `name` with its stages, sorted (`ListSecretVersionIds`).
+async fn version_stages(provider: &AwsProvider, name: &str) -> Vec<(String, Vec<String>)> {
+    let listed = provider
+        .client()
+        .list_secret_version_ids()
+        .secret_id(name)
+        .include_deprecated(true)
+        .send()
+        .await
+        .unwrap();
+    let mut versions: Vec<(String, Vec<String>)> = listed
+        .versions()
+        .iter()
+        .map(|v| {
+            let mut stages = v.version_stages().to_vec();
+            stages.sort();
+            (v.version_id().unwrap().to_owned(), stages)
+        })
+        .collect();
+    versions.sort();
+    versions
+}
+
+#[tokio::test]
+async fn a_rotated_key_secret_made_without_description_is_kept_under_any_name() {
+    use globo_crypto::{Key, encrypt_file, rotate_with_store};
+    use globo_secrets::fernet_key::{KEY_SECRET_DESCRIPTION, SecretsManagerKeyStore};
+    use globo_secrets::seed::Seeder;
+
+    let Some(moto) = globo_testkit::moto() else { return };
+    let provider = provider_for(&moto.endpoint_url()).await;
+    // A key secret made by hand (aws CLI, Terraform, an older seeder): no description.
+    let old_key = Key::generate().unwrap();
+    let old_text = SecretString::from(old_key.to_base64().expose_secret().to_owned());
+    let created = provider
+        .client()
+        .create_secret()
+        .name("APP_FERNET")
+        .secret_string(old_text.expose_secret())
+        .send()
+        .await
+        .unwrap();
+    let arn = created.arn().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("config.json");
+    std::fs::write(&plain, b"{}").unwrap();
+    let files = vec![dir.path().join("config.enc")];
+    encrypt_file(&old_key, &plain, &files[0]).unwrap();
+    let mut store = SecretsManagerKeyStore::new(provider.clone(), "APP_FERNET").unwrap();
+    rotate_with_store(&mut store, &files, |_| std::ops::ControlFlow::Continue(())).await.unwrap();
+    // Rotation marked it as a key secret.
+    let described =
+        provider.client().describe_secret().secret_id("APP_FERNET").send().await.unwrap();
+    assert_eq!(described.description(), Some(KEY_SECRET_DESCRIPTION));
+    let rotated = version_stages(&provider, "APP_FERNET").await;
+
+    // Reseeded with the pre-rotation key by a seeder not told its name, by name and by ARN.
+    let seeder = Seeder::new(&provider);
+    assert!(!seeder.is_key_secret("APP_FERNET"));
+    for name in ["APP_FERNET", arn.as_str()] {
+        assert_eq!(seeder.seed(name, &old_text).await.unwrap(), SeedOutcome::Kept, "{name}");
+    }
+    assert_eq!(version_stages(&provider, "APP_FERNET").await, rotated, "a version was written");
+    assert_eq!(versions_with(&provider, "APP_FERNET", "AWSCURRENT").await, 1);
+    let current = store.load_keys().await.unwrap().current;
+    assert!(!current.same_as(&old_key));
+
+    // A secret holding a Fernet key is kept even without the description (an identity
+    // that could not set it, or a key secret never rotated).
+    let fresh = Key::generate().unwrap();
+    provider
+        .client()
+        .create_secret()
+        .name("PLAIN_KEY")
+        .secret_string(fresh.to_base64().expose_secret())
+        .send()
+        .await
+        .unwrap();
+    let before = version_stages(&provider, "PLAIN_KEY").await;
+    assert_eq!(seeder.seed("PLAIN_KEY", &old_text).await.unwrap(), SeedOutcome::Kept);
+    assert_eq!(version_stages(&provider, "PLAIN_KEY").await, before);
+}
+
+#[tokio::test]
+async fn a_password_holding_a_slash_in_the_endpoint_url_is_never_repeated() {
+    use globo_secrets::{AwsSettings, Environment, Region};
+    let endpoint = "http://user:pa/ss-hunter2@127.0.0.1:9";
+    let config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .build();
+    let mut texts = Vec::new();
+    match AwsProvider::from_sdk_config(&config) {
+        Ok(provider) => {
+            texts.push(provider.endpoint().to_owned());
+            texts.push(format!("{provider:?}"));
+            let error = provider.get("API_KEY").await.unwrap_err();
+            let mut layer: Option<&dyn std::error::Error> = Some(&error);
+            while let Some(current) = layer {
+                texts.push(current.to_string());
+                layer = current.source();
+            }
+        }
+        Err(error) => texts.push(error.to_string()),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let settings = AwsSettings::resolve(
+        &dir.path().join(".env"),
+        &Environment::from_pairs([("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)]),
+    )
+    .unwrap();
+    texts.push(format!("{settings:?}"));
+    for text in texts {
+        assert!(!text.contains("pa/ss") && !text.contains("hunter2"), "{text}");
+    }
+}
+
+/// Answers `DescribeSecret` with `ResourceNotFoundException` and every other call with a
+/// `400 ValidationException` whose message echoes the request's `SecretString`, raw and
+/// base64-encoded (as a careless service or proxy might).
+fn echoing_endpoint() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let (head, body) = loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let head = text[..end].to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap_or(0usize));
+                        if request.len() >= end + 4 + length {
+                            break (head, text[end + 4..].to_owned());
+                        }
+                    }
+                };
+                let (code, message) = if head.contains("secretsmanager.describesecret") {
+                    ("ResourceNotFoundException", "no such secret".to_owned())
+                } else {
+                    let input: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    let secret = input["SecretString"].as_str().unwrap_or_default().to_owned();
+                    let b64 = aws_sdk_secretsmanager::primitives::Blob::new(secret.as_bytes());
+                    let b64 = aws_smithy_types::base64::encode(b64.as_ref());
+                    ("ValidationException", format!("Invalid SecretString {secret} ({b64})"))
+                };
+                let body = serde_json::json!({"__type": code, "message": message}).to_string();
+                let response = format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                     x-amzn-RequestId: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes());
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Every layer of `error`, its `Display` and its `Debug`.
+fn error_texts(error: &SecretsError) -> Vec<String> {
+    let mut texts = vec![format!("{error:?}")];
+    let mut layer: Option<&dyn std::error::Error> = Some(error);
+    while let Some(current) = layer {
+        texts.push(current.to_string());
+        texts.push(format!("{current:?}"));
+        layer = current.source();
+    }
+    texts
+}
+
+#[tokio::test]
+async fn a_service_error_echoing_the_written_value_is_scrubbed() {
+    use globo_crypto::Key;
+    use globo_secrets::fernet_key::SecretsManagerKeyStore;
+    use globo_secrets::seed::Seeder;
+
+    let provider = provider_for(&echoing_endpoint()).await;
+    let secret = "hunter2\"quoted\\-echo-secret";
+    let forms = [
+        secret.to_owned(),
+        serde_json::to_string(secret).unwrap().trim_matches('"').to_owned(),
+        aws_smithy_types::base64::encode(secret.as_bytes()),
+    ];
+    let error =
+        Seeder::new(&provider).seed("API_KEY", &SecretString::from(secret)).await.unwrap_err();
+    let texts = error_texts(&error);
+    assert!(texts.iter().any(|t| t.contains("[REDACTED]")), "{texts:#?}");
+    for text in &texts {
+        for form in &forms {
+            assert!(!text.contains(form.as_str()), "{form} in {text}");
+        }
+    }
+
+    let key = Key::generate().unwrap();
+    let key_text = key.to_base64().expose_secret().to_owned();
+    let store = SecretsManagerKeyStore::new(provider, "FERNET_KEY").unwrap();
+    let error = store.create(&key).await.unwrap_err();
+    for text in error_texts(&error) {
+        assert!(!text.contains(&key_text), "{text}");
+        assert!(!text.contains(&aws_smithy_types::base64::encode(key_text.as_bytes())), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn messages_name_the_endpoint_variable_used_and_say_store_for_writes() {
+    use globo_secrets::seed::Seeder;
+    use globo_secrets::{AwsSettings, Environment};
+
+    let dir = tempfile::tempdir().unwrap();
+    let settings_for = |endpoint: &str| {
+        let env = Environment::from_pairs([
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ]);
+        AwsSettings::resolve(&dir.path().join(".env"), &env).unwrap()
+    };
+    // A web server's 404 names the variable the endpoint came from.
+    let provider = AwsProvider::from_settings(&settings_for(&web_server_endpoint())).await.unwrap();
+    let message = provider.get("API_KEY").await.unwrap_err().to_string();
+    assert!(
+        message.contains("check that AWS_ENDPOINT_URL_SECRETS_MANAGER names the Secrets Manager"),
+        "{message}"
+    );
+    // So does a malformed endpoint.
+    let message =
+        AwsProvider::from_settings(&settings_for("http://[bad")).await.unwrap_err().to_string();
+    assert!(message.contains("set AWS_ENDPOINT_URL_SECRETS_MANAGER to a URL"), "{message}");
+    // AWS_ENDPOINT_URL when that one is used.
+    let config =
+        globo_testkit::emulator_config(aws_config_loader().await, &web_server_endpoint()).await;
+    let provider = AwsProvider::from_sdk_config(&config).unwrap();
+    let message = provider.get("API_KEY").await.unwrap_err().to_string();
+    assert!(message.contains("check that AWS_ENDPOINT_URL names"), "{message}");
+
+    // A failed write says "store", a failed read "fetch".
+    let provider = provider_for(&echoing_endpoint()).await;
+    let error =
+        Seeder::new(&provider).seed("API_KEY", &SecretString::from("v1")).await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("Failed to store secret 'API_KEY' in AWS Secrets Manager: "),
+        "{message}"
+    );
+    let message = provider.get("API_KEY").await.unwrap_err().to_string();
+    assert!(
+        message.starts_with("Failed to fetch secret 'API_KEY' from AWS Secrets Manager: "),
+        "{message}"
+    );
+}

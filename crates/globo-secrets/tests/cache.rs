@@ -69,6 +69,7 @@ impl SecretsProvider for Scripted {
 /// covered by the moto tests; here only its kind matters).
 fn unavailable(name: &str) -> SecretsError {
     SecretsError::BackendUnavailable {
+        operation: globo_secrets::Operation::Fetch,
         name: name.to_owned(),
         endpoint: "http://127.0.0.1:9".into(),
         reason: "endpoint unreachable or not answering".into(),

@@ -82,7 +82,6 @@ fn an_identity_the_process_selects_by_any_mechanism_wins_over_env_file_keys() {
         ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/app"),
         ("AWS_CONFIG_FILE", "/etc/aws/config"),
         ("AWS_SHARED_CREDENTIALS_FILE", "/etc/aws/credentials"),
-        ("AWS_DEFAULT_PROFILE", "production"),
     ];
     for (name, value) in selectors {
         assert!(globo_secrets::AWS_IDENTITY_SELECTORS.contains(&name), "{name} not listed");
@@ -108,6 +107,68 @@ fn an_identity_the_process_selects_by_any_mechanism_wins_over_env_file_keys() {
     let path = write_env(dir.path(), &in_file);
     let settings = AwsSettings::resolve(&path, &Environment::empty()).unwrap();
     assert_eq!(settings.access_key_id.as_ref().unwrap().expose_secret(), "testing");
+}
+
+#[test]
+fn aws_default_profile_is_applied_as_the_profile_when_aws_profile_is_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_env(dir.path(), &emulator_env("http://127.0.0.1:5000"));
+    // The Rust SDK ignores AWS_DEFAULT_PROFILE; boto3 (the Python lab) honours it. Set in the
+    // process, it is the profile applied, and .env's static keys are not.
+    let env = Environment::from_pairs([("AWS_DEFAULT_PROFILE", "production")]);
+    let settings = AwsSettings::resolve(&path, &env).unwrap();
+    assert_eq!(settings.profile.as_deref(), Some("production"), "{settings:?}");
+    assert!(settings.access_key_id.is_none() && settings.secret_access_key.is_none());
+    assert_eq!(settings.sources[2], Some(SettingSource::Process));
+    // AWS_PROFILE wins when both are set (as in the AWS CLI v2 and the Rust SDK).
+    let env =
+        Environment::from_pairs([("AWS_DEFAULT_PROFILE", "production"), ("AWS_PROFILE", "ops")]);
+    let settings = AwsSettings::resolve(&path, &env).unwrap();
+    assert_eq!(settings.profile.as_deref(), Some("ops"));
+    // From .env (python-dotenv puts it in boto3's environment too), when the process sets no
+    // identity.
+    let path = write_env(dir.path(), "AWS_DEFAULT_PROFILE=lab\nAWS_REGION=us-east-1\n");
+    let settings = AwsSettings::resolve(&path, &Environment::empty()).unwrap();
+    assert_eq!(settings.profile.as_deref(), Some("lab"));
+    assert_eq!(settings.sources[2], Some(SettingSource::EnvFile(path)));
+}
+
+#[test]
+fn aws_ignore_configured_endpoint_urls_in_the_process_keeps_env_file_endpoints_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_env(dir.path(), &emulator_env("http://127.0.0.1:5000"));
+    for value in ["true", "TRUE"] {
+        let env = Environment::from_pairs([
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", value),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:6000"),
+        ]);
+        let settings = AwsSettings::resolve(&path, &env).unwrap();
+        // Neither .env's endpoint nor the process's is given to the SDK explicitly (which
+        // would bypass the flag): the SDK's own resolution honours it.
+        assert_eq!(settings.endpoint(), None, "{settings:?}");
+        assert_eq!(settings.endpoint_source(), Some(&SettingSource::Process));
+        let env = Environment::from_pairs([("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", value)]);
+        let settings = AwsSettings::resolve(&path, &env).unwrap();
+        assert_eq!(settings.endpoint(), None, "{settings:?}");
+        // The other groups are unaffected.
+        assert_eq!(settings.region.as_deref(), Some("us-east-1"));
+    }
+    let env = Environment::from_pairs([("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false")]);
+    let settings = AwsSettings::resolve(&path, &env).unwrap();
+    assert_eq!(settings.endpoint(), Some("http://127.0.0.1:5000"));
+}
+
+#[test]
+fn the_selector_that_kept_env_file_keys_out_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_env(dir.path(), &emulator_env("http://127.0.0.1:5000"));
+    let env = Environment::from_pairs([("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/app")]);
+    let settings = AwsSettings::resolve(&path, &env).unwrap();
+    assert_eq!(settings.env_identity_dropped_by, Some("AWS_ROLE_ARN"));
+    // Nothing was dropped when .env has no identity settings.
+    let bare = write_env(dir.path(), "AWS_REGION=us-east-1\n");
+    let settings = AwsSettings::resolve(&bare, &env).unwrap();
+    assert_eq!(settings.env_identity_dropped_by, None);
 }
 
 #[test]
