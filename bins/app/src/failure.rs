@@ -1,9 +1,12 @@
-//! How a failed command is reported: one message on stderr, then its causes, then an exit code.
+//! How a failed command is reported: `error: ` and its message on stderr (the prefix clap
+//! uses for usage errors), then its causes on indented lines, then an exit code.
 
 use std::error::Error;
 use std::process::ExitCode;
 
-/// Exit code for every failure (documented in the README); clap uses 2 for usage errors.
+/// Exit code for every failure (documented in the README and `app --help`), including output
+/// that could not be written; clap uses 2 for usage errors, and Ctrl-C at the password prompt
+/// ends the process by SIGINT (130 in the shell).
 pub(crate) const EXIT_FAILURE: u8 = 1;
 
 /// A failed command: what to print on stderr and which exit code to return.
@@ -24,9 +27,10 @@ impl Failure {
         Self::msg(with_causes(error))
     }
 
-    /// Prints the message to stderr and returns the exit code.
+    /// Prints `error: <message>` to stderr (best effort: a closed stderr is no reason to
+    /// panic) and returns the exit code.
     pub(crate) fn report(self) -> ExitCode {
-        eprintln!("{}", self.message);
+        crate::out::warnln!("error: {}", self.message);
         ExitCode::from(self.code)
     }
 }

@@ -8,6 +8,7 @@ use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::failure::{Failure, with_causes};
+use crate::out::{outln, warnln};
 
 /// The longest password line read from stdin, in bytes (1024 code points of 4 bytes, plus the
 /// line end); longer input is refused rather than truncated.
@@ -54,7 +55,7 @@ pub(crate) struct VerifyArgs {
 impl StoreArgs {
     fn store(&self) -> UserStore {
         if self.profile == Profile::TestOnlyInsecure {
-            eprintln!(
+            warnln!(
                 "warning: using the test-only-insecure Argon2 profile (m=8 KiB, t=1): hashes \
                  made with it are trivially brute-forced. Never use it for real users; unset \
                  GLOBO_PASSWORD_PROFILE or drop --profile."
@@ -122,16 +123,16 @@ fn failure(error: &AuthError) -> Failure {
 pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
     let password = read_password(&args.store, true)?;
     args.store.store().register(&args.username, &password).map_err(|e| failure(&e))?;
-    println!("User '{}' registered.", args.username);
+    outln!("User '{}' registered.", args.username)?;
     Ok(())
 }
 
 pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let password = read_password(&args.store, false)?;
     let verified = args.store.store().verify(&args.username, &password).map_err(|e| failure(&e))?;
-    println!("Password verified for '{}'.", args.username);
+    outln!("Password verified for '{}'.", args.username)?;
     if let Some(error) = verified.rehash_error() {
-        eprintln!(
+        warnln!(
             "warning: the stored hash is obsolete but could not be upgraded: {}",
             with_causes(error)
         );
