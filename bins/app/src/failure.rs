@@ -5,9 +5,12 @@ use std::error::Error;
 use std::process::ExitCode;
 
 /// Exit code for every failure (documented in the README and `app --help`), including output
-/// that could not be written; clap uses 2 for usage errors, and Ctrl-C at the password prompt
-/// ends the process by SIGINT (130 in the shell).
+/// that could not be written; clap uses 2 for usage errors.
 pub(crate) const EXIT_FAILURE: u8 = 1;
+
+/// Exit code for Ctrl-C at the password prompt: 128 + SIGINT, what a shell reports for a
+/// command that Ctrl-C ended.
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 /// A failed command: what to print on stderr and which exit code to return.
 #[derive(Debug)]
@@ -20,6 +23,11 @@ impl Failure {
     /// A failure with a plain message and exit code 1.
     pub(crate) fn msg(message: impl Into<String>) -> Self {
         Self { message: message.into(), code: EXIT_FAILURE }
+    }
+
+    /// Ctrl-C at the password prompt (exit code 130).
+    pub(crate) fn interrupted() -> Self {
+        Self { message: "interrupted".into(), code: EXIT_INTERRUPTED }
     }
 
     /// A failure from an error, with its whole `source()` chain on indented lines.

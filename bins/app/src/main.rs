@@ -4,6 +4,7 @@
 mod cmd;
 mod failure;
 mod out;
+mod prompt;
 
 use std::process::ExitCode;
 
@@ -29,7 +30,7 @@ Exit codes:
        backend, bad configuration, or output that could not be written to stdout (the
        command's effect, such as a registered user, stands)
   2    usage error (unknown command, option or value)
-  130  interrupted by Ctrl-C at the password prompt (the process ends by SIGINT)";
+  130  interrupted by Ctrl-C at the password prompt (the terminal's echo is restored)";
 
 /// Secure data at rest: password storage, config encryption and secrets, as in the lab.
 #[derive(Debug, Parser)]

@@ -221,3 +221,35 @@ fn rustix_is_root() -> bool {
     // The test's own uid, from /proc (no libc call needed).
     status_field("/proc/self", "Uid:").split_whitespace().nth(1) == Some("0")
 }
+
+/// Runs `app register zed` on a pseudo-terminal, types `sec` and Ctrl-C at the prompt once
+/// the terminal is in raw mode, and prints how app ended and the terminal's mode afterwards.
+const CTRL_C_AT_THE_PROMPT: &str = r#"
+import os, pty, select, sys, termios, time
+app, folder = sys.argv[1], sys.argv[2]
+pid, fd = pty.fork()
+if pid == 0:
+    os.chdir(folder)
+    os.execv(app, [app, "register", "zed"])
+seen, deadline = b"", time.time() + 30  # bounds on waiting, not timing assertions
+while b"Password: " not in seen and time.time() < deadline:
+    if select.select([fd], [], [], 0.5)[0]:
+        seen += os.read(fd, 1024)
+while termios.tcgetattr(fd)[3] & termios.ICANON and time.time() < deadline:
+    time.sleep(0.01)
+os.write(fd, b"sec\x03")
+_, status = os.waitpid(pid, 0)
+lflag = termios.tcgetattr(fd)[3]
+how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
+print(how, "echo", bool(lflag & termios.ECHO), "canonical", bool(lflag & termios.ICANON))
+"#;
+
+#[test]
+fn ctrl_c_at_the_prompt_exits_130_and_restores_the_terminal() {
+    let Some(python) = globo_testkit::python(&["pty", "termios"]) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let report = python.run_ok(CTRL_C_AT_THE_PROMPT, &[APP, dir.path().to_str().unwrap()], b"");
+    // Before: "signal 2 echo False canonical False", the terminal left without echo.
+    assert_eq!(text(&report).trim(), "exit 130 echo True canonical True");
+    assert!(!dir.path().join("users.json").exists());
+}

@@ -76,11 +76,7 @@ fn read_password(args: &StoreArgs, confirm: bool) -> Result<SecretString, Failur
              it (one line), or run the command in a terminal to be prompted.",
         ));
     }
-    let prompt = |text: &str| {
-        rpassword::prompt_password(text)
-            .map(SecretString::from)
-            .map_err(|e| Failure::msg(format!("Cannot read the password from the terminal: {e}")))
-    };
+    let prompt = crate::prompt::password;
     let password = prompt("Password: ")?;
     if confirm {
         let again = prompt("Confirm password: ")?;
