@@ -1,10 +1,16 @@
-//! How a failed command is reported: one message on stderr, then its causes, then an exit code.
+//! How a failed command is reported: `error: ` and its message on stderr (the prefix clap
+//! uses for usage errors), then its causes on indented lines, then an exit code.
 
 use std::error::Error;
 use std::process::ExitCode;
 
-/// Exit code for every failure (documented in the README); clap uses 2 for usage errors.
+/// Exit code for every failure (documented in the README and `app --help`), including output
+/// that could not be written; clap uses 2 for usage errors.
 pub(crate) const EXIT_FAILURE: u8 = 1;
+
+/// Exit code for Ctrl-C at the password prompt: 128 + SIGINT, what a shell reports for a
+/// command that Ctrl-C ended.
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 /// A failed command: what to print on stderr and which exit code to return.
 #[derive(Debug)]
@@ -19,14 +25,20 @@ impl Failure {
         Self { message: message.into(), code: EXIT_FAILURE }
     }
 
+    /// Ctrl-C at the password prompt (exit code 130).
+    pub(crate) fn interrupted() -> Self {
+        Self { message: "interrupted".into(), code: EXIT_INTERRUPTED }
+    }
+
     /// A failure from an error, with its whole `source()` chain on indented lines.
     pub(crate) fn from_error(error: &(dyn Error + 'static)) -> Self {
         Self::msg(with_causes(error))
     }
 
-    /// Prints the message to stderr and returns the exit code.
+    /// Prints `error: <message>` to stderr (best effort: a closed stderr is no reason to
+    /// panic) and returns the exit code.
     pub(crate) fn report(self) -> ExitCode {
-        eprintln!("{}", self.message);
+        crate::out::warnln!("error: {}", self.message);
         ExitCode::from(self.code)
     }
 }

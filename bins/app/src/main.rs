@@ -3,14 +3,38 @@
 
 mod cmd;
 mod failure;
+mod out;
+mod prompt;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
+
+use crate::failure::Failure;
+
+/// Examples and exit codes, after the options of `app --help` (and `app -h`).
+const AFTER_HELP: &str = "\
+Examples:
+  app register alice                       prompt for a password (twice), add alice to users.json
+  printf '%s\\n' \"$PW\" | app verify alice --password-stdin
+  app config init-key                      write a new Fernet key to secret.key
+  app config encrypt config.json --remove-plaintext
+  app config show                          decrypt config.enc in memory and print the JSON
+  app secrets get PAYMENT_GATEWAY_API_KEY --mode prod
+  app completions bash > ~/.local/share/bash-completion/completions/app
+
+Exit codes:
+  0    success
+  1    any failure, reported on stderr as `error: ...`: wrong password or unknown user, taken
+       name, rejected password, decryption failure, missing file or secret, unreachable
+       backend, bad configuration, or output that could not be written to stdout (the
+       command's effect, such as a registered user, stands)
+  2    usage error (unknown command, option or value)
+  130  interrupted by Ctrl-C at the password prompt (the terminal's echo is restored)";
 
 /// Secure data at rest: password storage, config encryption and secrets, as in the lab.
 #[derive(Debug, Parser)]
-#[command(name = "app", version, about, propagate_version = true)]
+#[command(name = "app", version, about, propagate_version = true, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,18 +54,40 @@ enum Command {
     /// Read secrets from .env (local mode) or AWS Secrets Manager (prod mode).
     #[command(subcommand)]
     Secrets(cmd::secrets::SecretsCommand),
+    /// Print a shell completion script for app to stdout.
+    #[command(after_help = "Install, e.g.:\n  \
+        bash: app completions bash > ~/.local/share/bash-completion/completions/app\n  \
+        zsh:  app completions zsh > ~/.zfunc/_app   (with fpath+=~/.zfunc before compinit)\n  \
+        fish: app completions fish > ~/.config/fish/completions/app.fish")]
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
+    // Before anything is read: a process that will hold a password, key or secret value
+    // must never leave it in a core file or let another process of the user read its memory.
+    if let Err(error) = globo::harden_process() {
+        return Failure::from_error(&error).report();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Register(args) => cmd::auth::register(args),
         Command::Verify(args) => cmd::auth::verify(args),
         Command::Config(command) => cmd::config::run(command),
         Command::Secrets(command) => cmd::secrets::run(command),
+        Command::Completions { shell } => completions(shell),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
     }
+}
+
+/// Generated from the same definitions as the parser, so it never goes stale.
+fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "app", &mut script);
+    out::bytes(&script)
 }

@@ -59,7 +59,7 @@ fn register_verify_and_login_print_the_labs_messages() {
 
     let out = run(d, &["register", "alice", "--password-stdin"], "another passphrase\n");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stderr(&out), "User 'alice' already exists.\n");
+    assert_eq!(stderr(&out), "error: User 'alice' already exists.\n");
     assert_eq!(text(&out.stdout), "");
 
     for command in ["verify", "login"] {
@@ -80,7 +80,7 @@ fn wrong_password_and_unknown_user_get_one_message() {
     let unknown = run(d, &["verify", "bob", "--password-stdin"], "a fine passphrase\n");
     for out in [&wrong, &unknown] {
         assert_eq!(out.status.code(), Some(1));
-        assert_eq!(stderr(out), "Invalid username or password.\n");
+        assert_eq!(stderr(out), "error: Invalid username or password.\n");
         assert_eq!(text(&out.stdout), "");
     }
 }
@@ -114,7 +114,7 @@ fn a_password_containing_the_username_is_refused_and_nothing_changes() {
         assert_eq!(out.status.code(), Some(1));
         assert_eq!(
             stderr(&out),
-            "password contains the username 'alice' (ignoring case): choose one that does not \
+            "error: password contains the username 'alice' (ignoring case): choose one that does not \
              contain it\n"
         );
         assert!(!text(&out.stderr).contains(password), "{}", text(&out.stderr));
@@ -123,7 +123,10 @@ fn a_password_containing_the_username_is_refused_and_nothing_changes() {
     }
     let out = run(d, &["register", "rosalind", "--password-stdin"], "Dnilasor\n");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stderr(&out), "password is the username spelled backwards: choose another one\n");
+    assert_eq!(
+        stderr(&out),
+        "error: password is the username spelled backwards: choose another one\n"
+    );
     assert_eq!(std::fs::read(d.join("users.json")).unwrap(), before);
     // Another password for the same name is accepted.
     let out = run(d, &["register", "alice", "--password-stdin"], "correct horse battery\n");
@@ -223,7 +226,7 @@ fn the_insecure_test_profile_is_announced_on_stderr() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(text(&out.stderr), "Invalid username or password.\n");
+    assert_eq!(text(&out.stderr), "error: Invalid username or password.\n");
 }
 
 #[test]

@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const DECRYPTION_FAILED: &str = "Decryption failed: ciphertext is corrupt or the key is wrong.\n";
+const DECRYPTION_FAILED: &str =
+    "error: Decryption failed: ciphertext is corrupt or the key is wrong.\n";
 
 fn app(dir: &Path, args: &[&str]) -> Output {
     app_env(dir, args, &[])
@@ -151,7 +152,7 @@ fn show_failures_use_the_lab_messages_and_print_nothing() {
     init(dir.path());
 
     let err = failed(&app(dir.path(), &["config", "show", "--in", "missing.enc"]));
-    assert_eq!(err, "Ciphertext file 'missing.enc' not found.\n");
+    assert_eq!(err, "error: Ciphertext file 'missing.enc' not found.\n");
 
     // Wrong key.
     ok(&app(dir.path(), &["config", "init-key", "--key-file", "wrong.key"]));

@@ -111,9 +111,9 @@ fn prod_keeps_the_key_in_secrets_manager_and_never_on_disk() {
     // opaque decryption failure.
     ok(&app(d, &["config", "init-key", "--key-secret", "OTHER_KEY"], &[]));
     let err = failed(&app(d, &["config", "show", "--key-secret", "OTHER_KEY"], &[]));
-    assert_eq!(err, "Decryption failed: ciphertext is corrupt or the key is wrong.\n");
+    assert_eq!(err, "error: Decryption failed: ciphertext is corrupt or the key is wrong.\n");
     let err = failed(&app(d, &["config", "show"], &[("GLOBO_FERNET_KEY_SECRET", "OTHER_KEY")]));
-    assert_eq!(err, "Decryption failed: ciphertext is corrupt or the key is wrong.\n");
+    assert_eq!(err, "error: Decryption failed: ciphertext is corrupt or the key is wrong.\n");
 
     // A missing secret is a precise error naming it.
     let err = failed(&app(d, &["config", "show", "--key-secret", "NO_SUCH_KEY"], &[]));

@@ -510,7 +510,7 @@ fn endless_inputs_fail_clearly_within_bounded_memory() {
     let dir = endless("config.enc");
     ok(&app(dir.path(), &["config", "init-key"], ""));
     let message = failed(&app_memory_limited(dir.path(), "config show"));
-    assert!(message.starts_with("Decryption failed"), "{message}");
+    assert!(message.starts_with("error: Decryption failed"), "{message}");
     let dir = endless("users.json");
     let message = failed(&app_memory_limited(
         dir.path(),

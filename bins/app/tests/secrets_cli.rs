@@ -67,7 +67,7 @@ fn a_missing_secret_is_the_labs_message_on_stderr_and_exit_1() {
     assert_eq!(stdout(&out), "");
     assert_eq!(
         stderr(&out),
-        "Secret 'NOPE' not found in environment. Add it to your .env file or switch to prod mode.\n"
+        "error: Secret 'NOPE' not found in environment. Add it to your .env file or switch to prod mode.\n"
     );
 }
 
@@ -158,7 +158,7 @@ fn prod_mode_reads_aws_secrets_manager_through_the_standard_settings() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "");
     assert!(stderr(&out).starts_with(
-        "Failed to fetch secret 'ONLY_LOCAL' from AWS Secrets Manager: secret not found"
+        "error: Failed to fetch secret 'ONLY_LOCAL' from AWS Secrets Manager: secret not found"
     ));
 }
 
@@ -186,7 +186,7 @@ fn prod_mode_takes_aws_settings_from_the_env_file_but_the_process_wins() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "");
     assert!(stderr(&out).starts_with(
-        "Failed to fetch secret 'ONLY_LOCAL' from AWS Secrets Manager: secret not found"
+        "error: Failed to fetch secret 'ONLY_LOCAL' from AWS Secrets Manager: secret not found"
     ));
 
     // The process environment wins: its endpoint (nothing listening) is used, not the file's.
@@ -216,7 +216,7 @@ fn prod_mode_with_the_emulator_down_names_the_endpoint() {
     let message = stderr(&out);
     assert!(
         message.starts_with(&format!(
-            "Failed to fetch secret 'PAYMENT_GATEWAY_API_KEY' from AWS Secrets Manager: endpoint \
+            "error: Failed to fetch secret 'PAYMENT_GATEWAY_API_KEY' from AWS Secrets Manager: endpoint \
              unreachable or not answering ({endpoint})"
         )),
         "{message}"

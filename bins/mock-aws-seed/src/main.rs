@@ -9,9 +9,9 @@
 //! environment; a settings group the process leaves unset is taken from the `.env` file
 //! (`--env-file`, default `.env`; a missing file is fine), the same rule as `app ... --mode
 //! prod` (see `globo_secrets::AwsSettings`).
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::error::Error;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,20 +46,34 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // Before anything is read: the seed values are secrets, and must never end up in a core
+    // file or be readable by another process of the user (see globo::harden_process).
+    if let Err(error) = globo::harden_process() {
+        return report(&error);
+    }
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("mock-aws-seed: {}", globo::with_causes(&*error));
+            let code = report(&*error);
             if let Some(SecretsError::SeedNotAKey { .. }) = error.downcast_ref::<SecretsError>() {
-                eprintln!(
+                let _ = writeln!(
+                    std::io::stderr().lock(),
                     "hint: put the key in seed_secrets (e.g. the content of secret.key), or \
                      remove the entry and create the key with `app config init-key --mode prod`"
                 );
             }
-            ExitCode::FAILURE
+            code
         }
     }
+}
+
+/// Prints the error and its causes to stderr (best effort: a closed stderr must not become a
+/// panic, which the release profile turns into an abort) and returns exit code 1.
+fn report(error: &(dyn Error + 'static)) -> ExitCode {
+    let _ =
+        writeln!(std::io::stderr().lock(), "mock-aws-seed: error: {}", globo::with_causes(error));
+    ExitCode::FAILURE
 }
 
 fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
@@ -89,10 +103,15 @@ fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
         }
         for step in plan.steps() {
             let name = step.name();
-            match seeder.apply(step).await? {
-                SeedOutcome::Kept => println!("kept {name}: managed by rotate-key"),
-                outcome => println!("{} {name}", outcome.as_str()),
-            }
+            let line = match seeder.apply(step).await? {
+                SeedOutcome::Kept => format!("kept {name}: managed by rotate-key"),
+                outcome => format!("{} {name}", outcome.as_str()),
+            };
+            // A write error, not a panic: the seeding so far stands, the run exits 1.
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{line}")
+                .and_then(|()| stdout.flush())
+                .map_err(|e| format!("cannot write to standard output: {e}"))?;
         }
         Ok(())
     })

@@ -1,12 +1,12 @@
 //! `mock-aws`: runs the local AWS emulator (moto) on 127.0.0.1:5000 in the foreground, like the
 //! lab's `mock-aws`. Ctrl-C (or SIGTERM) stops it.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use globo_emulator::{Emulator, LAB_PORT, Options};
+use globo_emulator::{Emulator, EmulatorError, LAB_PORT, Options};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Run moto_server on the loopback interface until Ctrl-C.
@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("mock-aws: cannot start the async runtime: {error}");
+            say(format_args!("error: cannot start the async runtime: {error}"));
             return ExitCode::FAILURE;
         }
     };
@@ -35,7 +35,7 @@ async fn run(port: u16) -> ExitCode {
     let (Ok(mut interrupt), Ok(mut terminate)) =
         (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
     else {
-        eprintln!("mock-aws: cannot install signal handlers");
+        say(format_args!("error: cannot install signal handlers"));
         return ExitCode::FAILURE;
     };
     let options = Options { port: Some(port), inherit_output: true, ..Options::default() };
@@ -43,34 +43,43 @@ async fn run(port: u16) -> ExitCode {
     let mut emulator = match started {
         Ok(Ok(emulator)) => emulator,
         Ok(Err(error)) => {
-            eprintln!("mock-aws: {error}");
+            let hint = match error {
+                EmulatorError::PortInUse { .. } => " (choose another with --port)",
+                _ => "",
+            };
+            say(format_args!("error: {error}{hint}"));
             return ExitCode::FAILURE;
         }
         Err(error) => {
-            eprintln!("mock-aws: {error}");
+            say(format_args!("error: {error}"));
             return ExitCode::FAILURE;
         }
     };
-    eprintln!(
-        "mock-aws: {} is up ({}); point clients at it with AWS_ENDPOINT_URL={} AWS_REGION=us-east-1 \
+    say(format_args!(
+        "{} is up ({}); point clients at it with AWS_ENDPOINT_URL={} AWS_REGION=us-east-1 \
          and any credentials. Ctrl-C stops it.",
         emulator.endpoint_url(),
         emulator.program().display(),
         emulator.endpoint_url()
-    );
+    ));
     loop {
         tokio::select! {
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             () = tokio::time::sleep(Duration::from_millis(250)) => {
                 if let Some(status) = emulator.try_wait() {
-                    eprintln!("mock-aws: moto_server exited by itself ({status})");
+                    say(format_args!("error: moto_server exited by itself ({status})"));
                     return ExitCode::FAILURE;
                 }
             }
         }
     }
     emulator.stop();
-    eprintln!("mock-aws: stopped");
+    say(format_args!("stopped"));
     ExitCode::SUCCESS
+}
+
+/// One line on stderr, prefixed `mock-aws: `; best effort, so that a closed stderr is no panic.
+fn say(message: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "mock-aws: {message}");
 }

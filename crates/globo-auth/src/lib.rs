@@ -82,6 +82,24 @@
 //! is found by its NFC spelling and is taken for a new registration. When two stored names
 //! share a key, only their exact spellings log in ([`AuthError::AmbiguousUsername`]).
 //!
+//! # Debug builds
+//! Argon2 is memory-hard by design and unoptimised code makes it unusable: one
+//! [`UserStore::verify`] with the default profile took 3.7 to 4.1 s in a debug build of a crate
+//! depending on this one (6 to 22 s have been seen elsewhere) and 0.19 to 0.27 s once
+//! `argon2` and `blake2` were optimised (0.14 to 0.17 s in release). globo's workspace
+//! optimises them in its own debug builds, but `[profile]` settings are not inherited by
+//! dependents, so add to your root `Cargo.toml`:
+//!
+//! ```toml
+//! [profile.dev.package.argon2]
+//! opt-level = 3
+//! [profile.dev.package.blake2]
+//! opt-level = 3
+//! ```
+//!
+//! (or `[profile.dev.package."*"] opt-level = 3` for every dependency). Your own code stays
+//! unoptimised and debuggable.
+//!
 //! # Compatibility decisions
 //! globo parses PHC strings itself, following the reference C library (`phc-winner-argon2`,
 //! which argon2-cffi and therefore passlib use), where it and the `argon2` crate differ:

@@ -57,6 +57,36 @@ pub enum EmulatorError {
         /// The tail of its stderr.
         output: String,
     },
+    /// Another process listens on the requested port, so the emulator cannot use it.
+    #[error(
+        "127.0.0.1:{port} is already in use by another process; stop that process or choose \
+         another port"
+    )]
+    PortInUse {
+        /// The requested port.
+        port: u16,
+    },
+    /// The requested port could not be checked (for instance a privileged port).
+    #[error("cannot use 127.0.0.1:{port}")]
+    PortUnavailable {
+        /// The requested port.
+        port: u16,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// `moto_server` was not found and there is no project venv to install it into: the
+    /// current directory is not inside a globo checkout.
+    #[error(
+        "moto_server not found (GLOBO_MOTO_SERVER, PATH) and '{}' is not inside a globo \
+         checkout (a folder with Cargo.toml, python/requirements.txt and scripts/python-env); \
+         run from the checkout, set GLOBO_PROJECT_DIR to it, or set GLOBO_MOTO_SERVER",
+        start.display()
+    )]
+    NoProject {
+        /// The directory the search started from.
+        start: PathBuf,
+    },
     /// No free loopback port could be reserved.
     #[error("cannot reserve a free port on 127.0.0.1: {0}")]
     NoFreePort(#[source] io::Error),

@@ -1,10 +1,20 @@
 //! The local AWS emulator (moto) for globo's integration tests and the `mock-aws` tool.
 //!
 //! One piece of code finds `moto_server` (`$GLOBO_MOTO_SERVER`, then the project venv's
-//! `<workspace>/.venv/bin/moto_server`, then `PATH`), installs the pinned `moto[server]` into
-//! the project venv with `scripts/python-env` when it is nowhere to be found, starts it on the
-//! loopback interface only, waits (bounded) until it answers, and stops it again: dropping an
+//! `.venv/bin/moto_server`, then `PATH`), installs the pinned `moto[server]` into the project
+//! venv with `scripts/python-env` when it is nowhere to be found, starts it on the loopback
+//! interface only, waits (bounded) until it answers, and stops it again: dropping an
 //! [`Emulator`] kills the process and reaps it.
+//!
+//! The project (its venv and `scripts/python-env`) is found at run time, never fixed at build
+//! time: `$GLOBO_PROJECT_DIR` when set, else the nearest folder, from the current directory
+//! upwards, that holds the workspace's `Cargo.toml`, `python/requirements.txt` and
+//! `scripts/python-env` (see [`project_dir`]). A binary built in one checkout and run in
+//! another uses the other checkout's venv.
+//!
+//! A port is only reported ready when it is free before the start and, once it answers, is
+//! held by the started process itself (on Linux, read from `/proc`), so another server on the
+//! same port is never mistaken for the emulator ([`EmulatorError::PortInUse`]).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), globo_emulator::EmulatorError> {
@@ -18,6 +28,7 @@
 mod error;
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -31,18 +42,41 @@ pub use error::EmulatorError;
 /// The lab's emulator port (`cargo run --bin mock-aws` listens on `127.0.0.1:5000`).
 pub const LAB_PORT: u16 = 5000;
 
+/// The variable naming the project folder (the one holding `.venv` and `scripts/python-env`),
+/// overriding the search upwards from the current directory.
+pub const PROJECT_DIR_VAR: &str = "GLOBO_PROJECT_DIR";
+
 /// How many lines of the emulator's stderr are kept for error messages.
 const KEPT_LINES: usize = 20;
 
-/// The workspace this crate was built in (the emulator is a development tool of this workspace).
-pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.ancestors().nth(2).map_or_else(|| manifest.to_path_buf(), Path::to_path_buf)
+/// The globo project folder for this process: `$GLOBO_PROJECT_DIR` when set and not empty,
+/// else [`find_project_dir`] from the current directory. `None` when there is none (then
+/// only `$GLOBO_MOTO_SERVER` and `PATH` can provide `moto_server`).
+pub fn project_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(PROJECT_DIR_VAR).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    std::env::current_dir().ok().and_then(|cwd| find_project_dir(&cwd))
 }
 
-/// The project venv's `moto_server`, pinned by `python/requirements.txt`.
-pub fn venv_moto_server() -> PathBuf {
-    workspace_root().join(".venv/bin/moto_server")
+/// The nearest folder from `start` upwards that looks like a globo checkout: it holds
+/// `Cargo.toml`, `python/requirements.txt` (the pinned peers) and `scripts/python-env` (which
+/// installs them).
+pub fn find_project_dir(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| {
+            dir.join("Cargo.toml").is_file()
+                && dir.join("python/requirements.txt").is_file()
+                && dir.join("scripts/python-env").is_file()
+        })
+        .map(Path::to_path_buf)
+}
+
+/// The project venv's `moto_server` (pinned by `python/requirements.txt`) under
+/// [`project_dir`], whether or not it is installed yet; `None` outside a project.
+pub fn venv_moto_server() -> Option<PathBuf> {
+    project_dir().map(|dir| dir.join(".venv/bin/moto_server"))
 }
 
 /// Finds `moto_server` without installing anything: `$GLOBO_MOTO_SERVER` (which must exist
@@ -52,29 +86,34 @@ pub fn locate() -> Result<Option<PathBuf>, EmulatorError> {
         let path = PathBuf::from(over);
         return if path.is_file() { Ok(Some(path)) } else { Err(EmulatorError::BadOverride(path)) };
     }
-    let venv = venv_moto_server();
-    if venv.is_file() {
+    if let Some(venv) = venv_moto_server().filter(|venv| venv.is_file()) {
         return Ok(Some(venv));
     }
-    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    let path_var: OsString = std::env::var_os("PATH").unwrap_or_default();
     Ok(std::env::split_paths(&path_var).map(|dir| dir.join("moto_server")).find(|p| p.is_file()))
 }
 
 /// Like [`locate`], but installs the pinned `moto[server]` into the project venv by running
-/// `<workspace>/scripts/python-env` (its progress goes to this process's stderr) when
+/// the project's `scripts/python-env` (its progress goes to this process's stderr) when
 /// `moto_server` is nowhere to be found.
 pub fn find_or_install() -> Result<PathBuf, EmulatorError> {
     if let Some(found) = locate()? {
         return Ok(found);
     }
-    let script = workspace_root().join("scripts/python-env");
-    let venv = venv_moto_server();
+    let Some(project) = project_dir() else {
+        return Err(EmulatorError::NoProject {
+            start: std::env::current_dir().unwrap_or_default(),
+        });
+    };
+    let script = project.join("scripts/python-env");
+    let venv = project.join(".venv/bin/moto_server");
     let failed = |reason: String| EmulatorError::NotInstalled {
         venv: venv.clone(),
         script: script.clone(),
         reason,
     };
     let status = Command::new(&script)
+        .current_dir(&project)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -123,6 +162,11 @@ pub struct Emulator {
 impl Emulator {
     /// Finds (or installs) `moto_server`, starts it on loopback and waits until it answers.
     pub fn start(options: Options) -> Result<Self, EmulatorError> {
+        // A port someone else holds is refused before anything is installed or started: the
+        // readiness probe would otherwise reach the other server.
+        if let Some(port) = options.port {
+            ensure_free(port)?;
+        }
         let program = match &options.program {
             Some(program) => program.clone(),
             None => find_or_install()?,
@@ -165,6 +209,9 @@ impl Emulator {
         });
         let mut emulator = Self { child: Some(child), port, program: program.to_path_buf(), drain };
         let deadline = Instant::now() + options.startup_timeout;
+        // Set once the port answered while our child did not hold it: another server took the
+        // port after the check (or holds it in a way the check cannot see).
+        let mut foreign = false;
         loop {
             if let Some(child) = emulator.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
@@ -173,6 +220,9 @@ impl Emulator {
                 if let Some(drain) = emulator.drain.take() {
                     let _ = drain.join();
                 }
+                if foreign {
+                    return Err(EmulatorError::PortInUse { port });
+                }
                 return Err(EmulatorError::ExitedEarly {
                     port,
                     status: status.to_string(),
@@ -180,9 +230,18 @@ impl Emulator {
                 });
             }
             if answers(port) {
-                return Ok(emulator);
+                let pid = emulator.child.as_ref().map(Child::id);
+                match pid.and_then(|pid| holds_port(pid, port)) {
+                    // Ours (or, without /proc, the best that can be known: our child is alive
+                    // and was the only one to bind the port, free a moment before).
+                    Some(true) | None => return Ok(emulator),
+                    Some(false) => foreign = true,
+                }
             }
             if Instant::now() >= deadline {
+                if foreign {
+                    return Err(EmulatorError::PortInUse { port });
+                }
                 return Err(EmulatorError::NotReady {
                     port,
                     seconds: options.startup_timeout.as_secs(),
@@ -253,6 +312,45 @@ pub fn free_port() -> Result<u16, EmulatorError> {
     let listener =
         TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(EmulatorError::NoFreePort)?;
     listener.local_addr().map(|a| a.port()).map_err(EmulatorError::NoFreePort)
+}
+
+/// Fails with [`EmulatorError::PortInUse`] when `127.0.0.1:port` cannot be bound because
+/// something listens on it (on `127.0.0.1` or on every address).
+fn ensure_free(port: u16) -> Result<(), EmulatorError> {
+    match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+        Ok(listener) => {
+            drop(listener);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(EmulatorError::PortInUse { port })
+        }
+        Err(source) => Err(EmulatorError::PortUnavailable { port, source }),
+    }
+}
+
+/// Whether process `pid` holds the listening socket on `127.0.0.1:port`: the socket's inode
+/// from `/proc/net/tcp`, among the links in `/proc/<pid>/fd`. `None` when `/proc` cannot tell
+/// (not Linux, or not readable).
+fn holds_port(pid: u32, port: u16) -> Option<bool> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st ... inode: state 0A is LISTEN.
+            (fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A"))
+                .then(|| fields.get(9).map(|inode| format!("socket:[{inode}]")))
+                .flatten()
+        })
+        .collect();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(fds.filter_map(Result::ok).any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|inode| target.as_os_str() == inode.as_str()))
+    }))
 }
 
 /// Whether `GET /moto-api/` on the port gets an HTTP answer (plain HTTP/1.0 over a TcpStream).

@@ -2,9 +2,16 @@
 //! and one secrets interface that reads `.env` in development and AWS Secrets Manager in
 //! production.
 //!
-//! This crate re-exports the three libraries, plus [`with_causes`] to report their errors;
-//! depend on one of them directly when that is all you need (`cargo add globo-secrets`).
+//! This crate re-exports the three libraries, plus [`with_causes`] to report their errors and
+//! [`harden_process`] for programs that hold secrets; depend on one of them directly when that
+//! is all you need.
 #![forbid(unsafe_code)]
+
+mod error;
+mod process;
+
+pub use error::HardeningError;
+pub use process::harden_process;
 
 pub use globo_auth as auth;
 pub use globo_crypto as crypto;

@@ -10,6 +10,7 @@ use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::failure::{Failure, with_causes};
+use crate::out::{outln, warnln};
 
 /// The longest password line read from stdin, in bytes: the longest password a login accepts
 /// (which holds any new password: 1024 code points of at most 4 bytes), plus the line end.
@@ -57,7 +58,7 @@ pub(crate) struct VerifyArgs {
 impl StoreArgs {
     fn store(&self) -> UserStore {
         if self.profile == Profile::TestOnlyInsecure {
-            eprintln!(
+            warnln!(
                 "warning: using the test-only-insecure Argon2 profile (m=8 KiB, t=1): hashes \
                  made with it are trivially brute-forced. Never use it for real users; unset \
                  GLOBO_PASSWORD_PROFILE or drop --profile."
@@ -79,11 +80,7 @@ fn read_password(args: &StoreArgs, confirm: bool) -> Result<SecretString, Failur
              it (one line), or run the command in a terminal to be prompted.",
         ));
     }
-    let prompt = |text: &str| {
-        rpassword::prompt_password(text)
-            .map(SecretString::from)
-            .map_err(|e| Failure::msg(format!("Cannot read the password from the terminal: {e}")))
-    };
+    let prompt = crate::prompt::password;
     let password = prompt("Password: ")?;
     if confirm {
         let again = prompt("Confirm password: ")?;
@@ -131,16 +128,16 @@ pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
     args.store.store().register(&args.username, &password).map_err(|e| failure(&e))?;
     // The name as stored: NFC, fullwidth letters as ordinary ones (RFC 8265).
     let stored = Username::prepare(&args.username).map_or(args.username, Username::into_string);
-    println!("User '{stored}' registered.");
+    outln!("User '{stored}' registered.")?;
     Ok(())
 }
 
 pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let password = read_password(&args.store, false)?;
     let verified = args.store.store().verify(&args.username, &password).map_err(|e| failure(&e))?;
-    println!("Password verified for '{}'.", args.username);
+    outln!("Password verified for '{}'.", args.username)?;
     if let Some(error) = verified.rehash_error() {
-        eprintln!(
+        warnln!(
             "warning: the stored hash is obsolete but could not be upgraded: {}",
             with_causes(error)
         );

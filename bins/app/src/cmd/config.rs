@@ -12,6 +12,7 @@ use globo::secrets::fernet_key::{DEFAULT_KEY_SECRET, KEY_SECRET_VAR, SecretsMana
 use globo::secrets::{EnvFile, Environment, Mode, SecretsError, resolve_mode};
 
 use crate::failure::Failure;
+use crate::out::{outln, warnln};
 
 /// The lab's message for every decryption failure (wrong key and tampering look the same).
 const DECRYPTION_FAILED: &str = "Decryption failed: ciphertext is corrupt or the key is wrong.";
@@ -171,7 +172,7 @@ fn load_keys(args: &KeyArgs, home: &KeyHome) -> Result<Keyring, Failure> {
         let (store, runtime) = &**boxed;
         let keys = runtime.block_on(store.load_keys()).map_err(|e| secrets_failure(&e))?;
         if keys.rotation_in_progress() {
-            eprintln!(
+            warnln!(
                 "warning: an unfinished key rotation was found (secret '{}' has an AWSPENDING \
                  version); both keys are used until `app config rotate-key --mode prod` (with \
                  the same files) completes it.",
@@ -191,7 +192,7 @@ fn warn_about(loaded: &LoadedKeys) {
         warn_if_loose(file);
     }
     if let [_, next] = loaded.files() {
-        eprintln!(
+        warnln!(
             "warning: an unfinished key rotation was found ('{}' exists); both keys are used \
              until `app config rotate-key` (with the same files) completes it.",
             next.path().display()
@@ -202,7 +203,7 @@ fn warn_about(loaded: &LoadedKeys) {
 fn warn_if_loose(file: &KeyFile) {
     if let Some(bits) = file.loose_permissions() {
         let path = file.path().display();
-        eprintln!(
+        warnln!(
             "warning: key file '{path}' can be accessed by group or others (permission bits \
              {bits:03o}); fix: chmod 600 '{path}'"
         );
@@ -225,19 +226,19 @@ fn init_key(args: &InitKeyArgs) -> Result<(), Failure> {
     if let KeyHome::Secret(boxed) = args.key.home()? {
         let (store, runtime) = *boxed;
         runtime.block_on(store.create(&key)).map_err(|e| secrets_failure(&e))?;
-        println!(
+        outln!(
             "Created the secret '{}' holding a new Fernet key in AWS Secrets Manager. No key file \
              was written: prod commands read the key from the secret.",
             store.name()
-        );
+        )?;
         return Ok(());
     }
     KeyFile::create_new(&args.key.key_file, &key).map_err(|e| failure(&e))?;
-    println!(
+    outln!(
         "Wrote a new Fernet key to '{}' (mode 0600). Keep it secret and out of version control: \
          without it, files encrypted under it cannot be read.",
         args.key.key_file.display()
-    );
+    )?;
     Ok(())
 }
 
@@ -258,7 +259,7 @@ fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
         crypto::removable_plaintext(&args.file).map_err(|e| failure(&e))?;
     }
     crypto::encrypt_file(keys.primary(), &args.file, &args.out).map_err(|e| failure(&e))?;
-    println!("Encrypted '{}' to '{}' (mode 0600).", args.file.display(), args.out.display());
+    outln!("Encrypted '{}' to '{}' (mode 0600).", args.file.display(), args.out.display())?;
     if args.remove_plaintext {
         let removed = crypto::remove_plaintext_verified(&keys, &args.file, &args.out)
             .map_err(|e| failure(&e))?;
@@ -271,16 +272,16 @@ fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
                 args.file.display()
             )
         };
-        println!(
+        outln!(
             "Removed the plaintext {what} after checking that '{}' decrypts to the same bytes.",
             args.out.display()
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "The plaintext '{}' is still on disk: delete it (or use --remove-plaintext) so that \
              only the ciphertext ships.",
             args.file.display()
-        );
+        )?;
     }
     Ok(())
 }
@@ -318,7 +319,7 @@ fn show(args: &ShowArgs) -> Result<(), Failure> {
         let text = pretty_json(&plaintext, &args.input)?;
         stdout.write_all(text.as_bytes()).and_then(|()| stdout.write_all(b"\n"))
     };
-    written.and_then(|()| stdout.flush()).map_err(|e| Failure::msg(format!("cannot write: {e}")))
+    written.and_then(|()| stdout.flush()).map_err(|e| crate::out::stdout_failure(&e))
 }
 
 /// Prints JSON as the lab's `json.dumps(json.loads(plaintext), indent=2)` does, byte for byte
@@ -364,39 +365,39 @@ fn rotate_key(args: &RotateKeyArgs) -> Result<(), Failure> {
                 .block_on(crypto::rotate_with_store(&mut store, &args.files, rotation_observer()))
                 .map_err(|e| failure(&e))?;
             if report.resumed {
-                println!("Completed the interrupted key rotation.");
+                outln!("Completed the interrupted key rotation.")?;
             }
-            println!(
+            outln!(
                 "Rotated the key in secret '{}' (AWS Secrets Manager); {} file(s) now encrypted \
                  under the new key: {}.",
                 store.name(),
                 args.files.len(),
                 names.join(", ")
-            );
-            println!(
+            )?;
+            outln!(
                 "The old key is kept as the secret's AWSPREVIOUS version until the next rotation; \
                  read it with `aws secretsmanager get-secret-value --secret-id {} --version-stage \
                  AWSPREVIOUS` if an old copy of a file needs it.",
                 store.name()
-            );
+            )?;
             return Ok(());
         }
     };
     if report.resumed {
-        println!("Completed the interrupted key rotation.");
+        outln!("Completed the interrupted key rotation.")?;
     }
-    println!(
+    outln!(
         "Rotated the key in '{}'; {} file(s) now encrypted under the new key: {}.",
         args.key.key_file.display(),
         args.files.len(),
         names.join(", ")
-    );
+    )?;
     if let Some(retired) = report.retired_key {
-        println!(
+        outln!(
             "The old key is kept in '{}'. Delete it once no backup or other copy of the old \
              encrypted files needs it.",
             retired.display()
-        );
+        )?;
     }
     Ok(())
 }
@@ -404,13 +405,13 @@ fn rotate_key(args: &RotateKeyArgs) -> Result<(), Failure> {
 fn inspect(args: &InspectArgs) -> Result<(), Failure> {
     let info = crypto::inspect_file(&args.input).map_err(|e| failure(&e))?;
     let range = info.plaintext_len_range();
-    println!("{}: Fernet token, not verified (inspect uses no key)", args.input.display());
-    println!("created: {} (unix {})", info.created_utc(), info.timestamp);
-    println!(
+    outln!("{}: Fernet token, not verified (inspect uses no key)", args.input.display())?;
+    outln!("created: {} (unix {})", info.created_utc(), info.timestamp)?;
+    outln!(
         "size: {} bytes of ciphertext; plaintext {} to {} bytes",
         info.ciphertext_len,
         range.start(),
         range.end()
-    );
+    )?;
     Ok(())
 }

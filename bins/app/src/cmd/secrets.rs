@@ -59,7 +59,5 @@ fn get(args: GetArgs) -> Result<(), Failure> {
         // Raw bytes, no newline: `app secrets get NAME > file` reproduces the secret exactly.
         _ => stdout.write_all(value.expose_bytes()),
     };
-    written
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Failure::msg(format!("cannot write to stdout: {e}")))
+    written.and_then(|()| stdout.flush()).map_err(|e| crate::out::stdout_failure(&e))
 }
