@@ -87,6 +87,23 @@ pub enum EmulatorError {
         /// The directory the search started from.
         start: PathBuf,
     },
+    /// The globo checkout found upwards from the current directory could have been planted or
+    /// changed by another user, so nothing in it is run.
+    #[error(
+        "not running anything from '{}', found as the globo checkout above the current \
+         directory: '{}' {problem}; use a checkout you own, or name one with \
+         GLOBO_PROJECT_DIR, or set GLOBO_MOTO_SERVER",
+        dir.display(),
+        path.display()
+    )]
+    UntrustedProject {
+        /// The folder that looked like a checkout.
+        dir: PathBuf,
+        /// The file or folder in it that failed the check.
+        path: PathBuf,
+        /// What is wrong with it: its owner or its mode.
+        problem: String,
+    },
     /// No free loopback port could be reserved.
     #[error("cannot reserve a free port on 127.0.0.1: {0}")]
     NoFreePort(#[source] io::Error),

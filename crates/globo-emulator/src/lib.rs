@@ -7,10 +7,13 @@
 //! [`Emulator`] kills the process and reaps it.
 //!
 //! The project (its venv and `scripts/python-env`) is found at run time, never fixed at build
-//! time: `$GLOBO_PROJECT_DIR` when set, else the nearest folder, from the current directory
-//! upwards, that holds the workspace's `Cargo.toml`, `python/requirements.txt` and
-//! `scripts/python-env` (see [`project_dir`]). A binary built in one checkout and run in
-//! another uses the other checkout's venv.
+//! time: `$GLOBO_PROJECT_DIR` when set, else the checkout the running binary was built in
+//! (from its own path upwards), else the nearest folder from the current directory upwards
+//! that holds the workspace's `Cargo.toml`, `python/requirements.txt` and
+//! `scripts/python-env`, and only when that folder and what would run from it belong to this
+//! user or root and are not group- or world-writable (see [`project_dir`] and
+//! [`trusted_project_dir`]). A binary built in one checkout uses that checkout's venv; a
+//! binary installed elsewhere uses the checkout it runs in, if the user owns it.
 //!
 //! A port is only reported ready when it is free before the start and, once it answers, is
 //! held by the started process itself (on Linux, read from `/proc`), so another server on the
@@ -31,6 +34,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -49,19 +53,37 @@ pub const PROJECT_DIR_VAR: &str = "GLOBO_PROJECT_DIR";
 /// How many lines of the emulator's stderr are kept for error messages.
 const KEPT_LINES: usize = 20;
 
-/// The globo project folder for this process: `$GLOBO_PROJECT_DIR` when set and not empty,
-/// else [`find_project_dir`] from the current directory. `None` when there is none (then
-/// only `$GLOBO_MOTO_SERVER` and `PATH` can provide `moto_server`).
-pub fn project_dir() -> Option<PathBuf> {
+/// The globo project folder for this process, or `None` when there is none (then only
+/// `$GLOBO_MOTO_SERVER` and `PATH` can provide `moto_server`). In this order:
+///
+/// 1. `$GLOBO_PROJECT_DIR` when set and not empty: the user's explicit choice, used as is.
+/// 2. The checkout this program was built in: [`find_project_dir`] from the folder of
+///    [`std::env::current_exe`] upwards (a binary built in a checkout lives in
+///    `<checkout>/target/...`).
+/// 3. [`trusted_project_dir`] from the current directory: a folder found there is only used
+///    when it and the files that would run from it belong to this user or root and are not
+///    group- or world-writable ([`EmulatorError::UntrustedProject`] otherwise), so a
+///    `.venv/bin/moto_server` or `scripts/python-env` planted in a shared folder such as
+///    `/tmp` by another user never runs.
+pub fn project_dir() -> Result<Option<PathBuf>, EmulatorError> {
     if let Some(dir) = std::env::var_os(PROJECT_DIR_VAR).filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(dir));
+        return Ok(Some(PathBuf::from(dir)));
     }
-    std::env::current_dir().ok().and_then(|cwd| find_project_dir(&cwd))
+    let built_in =
+        std::env::current_exe().ok().and_then(|exe| exe.parent().and_then(find_project_dir));
+    if built_in.is_some() {
+        return Ok(built_in);
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => trusted_project_dir(&cwd),
+        Err(_) => Ok(None),
+    }
 }
 
 /// The nearest folder from `start` upwards that looks like a globo checkout: it holds
 /// `Cargo.toml`, `python/requirements.txt` (the pinned peers) and `scripts/python-env` (which
-/// installs them).
+/// installs them). It only says what the folder looks like: see [`trusted_project_dir`]
+/// before running anything from it.
 pub fn find_project_dir(start: &Path) -> Option<PathBuf> {
     start
         .ancestors()
@@ -73,10 +95,69 @@ pub fn find_project_dir(start: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// The paths under a project folder that are run (or hold what is run), checked by
+/// [`trusted_project_dir`]: the folder, `scripts/python-env` and the venv's programs, with
+/// every folder between them and the project folder.
+const RUN_FROM_PROJECT: [&str; 7] = [
+    "",
+    "scripts",
+    "scripts/python-env",
+    ".venv",
+    ".venv/bin",
+    ".venv/bin/moto_server",
+    ".venv/bin/python",
+];
+
+/// [`find_project_dir`] from `start`, accepted only when the folder found, `scripts`,
+/// `scripts/python-env`, `.venv`, `.venv/bin` and the venv's `moto_server` and `python` (those
+/// that exist; symbolic links are followed and their targets checked) belong to the effective
+/// user or root and are not writable by group or others. This is git's rule for repositories
+/// found upwards from the current directory (CVE-2022-24765): a folder another user could
+/// have planted or could change is never run from. `Ok(None)` when no folder looks like a
+/// checkout; [`EmulatorError::UntrustedProject`] when the one found fails the check.
+pub fn trusted_project_dir(start: &Path) -> Result<Option<PathBuf>, EmulatorError> {
+    let Some(dir) = find_project_dir(start) else { return Ok(None) };
+    let me = rustix::process::geteuid().as_raw();
+    for relative in RUN_FROM_PROJECT {
+        let path = if relative.is_empty() { dir.clone() } else { dir.join(relative) };
+        let untrusted = |problem: String| EmulatorError::UntrustedProject {
+            dir: dir.clone(),
+            path: path.clone(),
+            problem,
+        };
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !relative.is_empty() => {
+                continue;
+            }
+            Err(e) => return Err(untrusted(format!("cannot be checked ({e})"))),
+        };
+        if let Some(problem) = ownership_problem(meta.uid(), meta.mode(), me) {
+            return Err(untrusted(problem));
+        }
+    }
+    Ok(Some(dir))
+}
+
+/// Why a file with owner `uid` and `mode` must not be run from (or hold what is run) for
+/// the user `me`: owned by someone else than `me` or root, or writable by group or others.
+fn ownership_problem(uid: u32, mode: u32, me: u32) -> Option<String> {
+    if uid != me && uid != 0 {
+        return Some(format!("is owned by uid {uid}, neither you (uid {me}) nor root"));
+    }
+    let writable_by = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "its group and everyone",
+        (true, false) => "its group",
+        (false, true) => "everyone",
+        (false, false) => return None,
+    };
+    Some(format!("is writable by {writable_by} (mode {:o})", mode & 0o7777))
+}
+
 /// The project venv's `moto_server` (pinned by `python/requirements.txt`) under
 /// [`project_dir`], whether or not it is installed yet; `None` outside a project.
-pub fn venv_moto_server() -> Option<PathBuf> {
-    project_dir().map(|dir| dir.join(".venv/bin/moto_server"))
+pub fn venv_moto_server() -> Result<Option<PathBuf>, EmulatorError> {
+    Ok(project_dir()?.map(|dir| dir.join(".venv/bin/moto_server")))
 }
 
 /// Finds `moto_server` without installing anything: `$GLOBO_MOTO_SERVER` (which must exist
@@ -86,7 +167,7 @@ pub fn locate() -> Result<Option<PathBuf>, EmulatorError> {
         let path = PathBuf::from(over);
         return if path.is_file() { Ok(Some(path)) } else { Err(EmulatorError::BadOverride(path)) };
     }
-    if let Some(venv) = venv_moto_server().filter(|venv| venv.is_file()) {
+    if let Some(venv) = venv_moto_server()?.filter(|venv| venv.is_file()) {
         return Ok(Some(venv));
     }
     let path_var: OsString = std::env::var_os("PATH").unwrap_or_default();
@@ -100,7 +181,7 @@ pub fn find_or_install() -> Result<PathBuf, EmulatorError> {
     if let Some(found) = locate()? {
         return Ok(found);
     }
-    let Some(project) = project_dir() else {
+    let Some(project) = project_dir()? else {
         return Err(EmulatorError::NoProject {
             start: std::env::current_dir().unwrap_or_default(),
         });

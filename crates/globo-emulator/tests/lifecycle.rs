@@ -21,7 +21,8 @@ fn program() -> Option<PathBuf> {
 fn the_projects_pinned_moto_is_preferred() {
     let Some(program) = program() else { return };
     if std::env::var_os("GLOBO_MOTO_SERVER").is_none()
-        && let Some(venv) = globo_emulator::venv_moto_server().filter(|venv| venv.is_file())
+        && let Some(venv) =
+            globo_emulator::venv_moto_server().unwrap().filter(|venv| venv.is_file())
     {
         assert_eq!(program, venv);
     }

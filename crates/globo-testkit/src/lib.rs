@@ -39,7 +39,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// The workspace's root folder.
+/// The workspace's root folder: the checkout these tests were compiled in, fixed at build
+/// time on purpose. A test binary tests the code of its own checkout, so it must also use that
+/// checkout's vectors and `.venv`; it is never installed or run from elsewhere. (The emulator,
+/// which shipped binaries use, finds its checkout at run time: see `globo_emulator::project_dir`.)
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
