@@ -8,7 +8,7 @@ use std::process::ExitCode;
 /// that could not be written; clap uses 2 for usage errors.
 pub(crate) const EXIT_FAILURE: u8 = 1;
 
-/// Exit code for Ctrl-C at the password prompt: 128 + SIGINT, what a shell reports for a
+/// Exit code for Ctrl-C at the password prompt (or SIGINT after it): 128 + SIGINT, what a shell reports for a
 /// command that Ctrl-C ended.
 pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
@@ -25,7 +25,7 @@ impl Failure {
         Self { message: message.into(), code: EXIT_FAILURE }
     }
 
-    /// Ctrl-C at the password prompt (exit code 130).
+    /// Ctrl-C at the password prompt, or SIGINT after it (exit code 130).
     pub(crate) fn interrupted() -> Self {
         Self { message: "interrupted".into(), code: EXIT_INTERRUPTED }
     }
@@ -40,6 +40,13 @@ impl Failure {
     pub(crate) fn report(self) -> ExitCode {
         crate::out::warnln!("error: {}", self.message);
         ExitCode::from(self.code)
+    }
+
+    /// Like [`Failure::report`], then ends the process at once with the exit code, from any
+    /// thread (no destructor runs; for a SIGINT that must not wait for the main thread).
+    pub(crate) fn exit(self) -> ! {
+        crate::out::warnln!("error: {}", self.message);
+        std::process::exit(i32::from(self.code))
     }
 }
 

@@ -30,7 +30,8 @@ Exit codes:
        backend, bad configuration, or output that could not be written to stdout (the
        command's effect, such as a registered user, stands)
   2    usage error (unknown command, option or value)
-  130  interrupted by Ctrl-C at the password prompt (the terminal's echo is restored)";
+  130  interrupted: Ctrl-C at the password prompt (the terminal's echo is restored) or a
+       SIGINT after it; `error: interrupted` on stderr";
 
 /// Secure data at rest: password storage, config encryption and secrets, as in the lab.
 #[derive(Debug, Parser)]

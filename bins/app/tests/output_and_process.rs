@@ -253,3 +253,63 @@ fn ctrl_c_at_the_prompt_exits_130_and_restores_the_terminal() {
     assert_eq!(text(&report).trim(), "exit 130 echo True canonical True");
     assert!(!dir.path().join("users.json").exists());
 }
+
+/// Runs `app register zed` on a pseudo-terminal while this script holds `users.json.lock`,
+/// types the password twice, waits until app blocks on the lock (its waiting `flock` shows in
+/// `/proc/locks`), sends it SIGINT and prints how app ended.
+const CTRL_C_AFTER_THE_PROMPT: &str = r#"
+import fcntl, os, pty, select, signal, sys, termios, time
+app, folder = sys.argv[1], sys.argv[2]
+held = open(os.path.join(folder, "users.json.lock"), "w")
+fcntl.flock(held, fcntl.LOCK_EX)
+pid, fd = pty.fork()
+if pid == 0:
+    os.chdir(folder)
+    os.environ["GLOBO_PASSWORD_PROFILE"] = "test-only-insecure"
+    os.execv(app, [app, "register", "zed"])
+deadline = time.time() + 30  # bounds on waiting, not timing assertions
+def wait_for(prompt):
+    seen = b""
+    while prompt not in seen and time.time() < deadline:
+        if select.select([fd], [], [], 0.5)[0]:
+            seen += os.read(fd, 1024)
+    while termios.tcgetattr(fd)[3] & termios.ICANON and time.time() < deadline:
+        time.sleep(0.01)
+wait_for(b"Password: ")
+os.write(fd, b"correct horse battery\n")
+wait_for(b"Confirm password: ")
+os.write(fd, b"correct horse battery\n")
+def blocked():
+    with open("/proc/locks") as locks:
+        return any("->" in line and f" {pid} " in line for line in locks)
+while not blocked() and time.time() < deadline:
+    time.sleep(0.01)
+print("blocked" if blocked() else "never blocked")
+os.kill(pid, signal.SIGINT)
+while time.time() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    try:
+        os.read(fd, 1024) if select.select([fd], [], [], 0.1)[0] else None
+    except OSError:
+        pass
+else:
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    print("still running after SIGINT")
+print(f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}")
+"#;
+
+/// The prompt's SIGINT handler stays installed for the rest of the process (a signal handler
+/// cannot be removed without unsafe code); a Ctrl-C after the prompt, while `app` waits for
+/// the lock of `users.json`, must still end it with 130.
+#[test]
+fn ctrl_c_after_the_prompt_still_exits_130() {
+    let Some(python) = globo_testkit::python(&["pty", "termios", "fcntl"]) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let report = python.run_ok(CTRL_C_AFTER_THE_PROMPT, &[APP, dir.path().to_str().unwrap()], b"");
+    // Before: "blocked\nstill running after SIGINT\nsignal 9": the Ctrl-C was swallowed.
+    assert_eq!(text(&report).trim(), "blocked\nexit 130");
+    assert!(!dir.path().join("users.json").exists());
+}
