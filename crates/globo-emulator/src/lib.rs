@@ -16,8 +16,10 @@
 //! binary installed elsewhere uses the checkout it runs in, if the user owns it.
 //!
 //! A port is only reported ready when it is free before the start and, once it answers, is
-//! held by the started process itself (on Linux, read from `/proc`), so another server on the
-//! same port is never mistaken for the emulator ([`EmulatorError::PortInUse`]).
+//! held by the started process itself or one of its descendants (on Linux, read from `/proc`;
+//! a `GLOBO_MOTO_SERVER` wrapper script may run moto with or without `exec`, but must not
+//! detach it), so another server on the same port is never mistaken for the emulator
+//! ([`EmulatorError::PortInUse`]).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), globo_emulator::EmulatorError> {
@@ -410,12 +412,14 @@ fn ensure_free(port: u16) -> Result<(), EmulatorError> {
     }
 }
 
-/// Whether process `pid` holds the listening socket on `127.0.0.1:port`: the socket's inode
-/// from `/proc/net/tcp`, among the links in `/proc/<pid>/fd`. `None` when `/proc` cannot tell
-/// (not Linux, or not readable).
+/// Whether process `pid` or one of its descendants holds the listening socket on
+/// `127.0.0.1:port`: the socket's inode from `/proc/net/tcp`, among the links in
+/// `/proc/<pid>/fd` of each. Descendants count because a `GLOBO_MOTO_SERVER` wrapper script
+/// that runs moto without `exec` leaves the socket to its child. `None` when `/proc` cannot
+/// tell (not Linux, or not readable).
 fn holds_port(pid: u32, port: u16) -> Option<bool> {
     let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let local = format!("0100007F:{port:04X}");
+    let local = proc_net_address(Ipv4Addr::LOCALHOST, port);
     let inodes: Vec<String> = table
         .lines()
         .skip(1)
@@ -427,11 +431,58 @@ fn holds_port(pid: u32, port: u16) -> Option<bool> {
                 .flatten()
         })
         .collect();
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    Some(fds.filter_map(Result::ok).any(|fd| {
-        std::fs::read_link(fd.path())
-            .is_ok_and(|target| inodes.iter().any(|inode| target.as_os_str() == inode.as_str()))
-    }))
+    // The process itself must be readable; a descendant that vanished meanwhile is skipped.
+    let own = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let holds = |fds: std::fs::ReadDir| {
+        fds.filter_map(Result::ok).any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| inodes.iter().any(|inode| target.as_os_str() == inode.as_str()))
+        })
+    };
+    Some(
+        holds(own)
+            || descendants(pid).into_iter().any(|child| {
+                std::fs::read_dir(format!("/proc/{child}/fd")).is_ok_and(|fds| holds(fds))
+            }),
+    )
+}
+
+/// How `/proc/net/tcp` writes a local IPv4 address and port: the address as the 32-bit word
+/// its network-order bytes make in this machine's byte order (`%08X`; `0100007F` for
+/// 127.0.0.1 on little-endian machines, `7F000001` on big-endian ones), the port in hex.
+fn proc_net_address(address: Ipv4Addr, port: u16) -> String {
+    format!("{:08X}:{port:04X}", u32::from_ne_bytes(address.octets()))
+}
+
+/// Every process below `pid` (children, their children, ...), from the parent pid in each
+/// `/proc/<pid>/stat`; empty when `/proc` cannot be read.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+                .filter_map(|child| {
+                    let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+                    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+                    let after_comm = &stat[stat.rfind(')')? + 1..];
+                    let ppid = after_comm.split_whitespace().nth(1)?.parse().ok()?;
+                    Some((child, ppid))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(parent) = queue.pop() {
+        for &(child, ppid) in &parents {
+            if ppid == parent && child != pid && !found.contains(&child) {
+                found.push(child);
+                queue.push(child);
+            }
+        }
+    }
+    found
 }
 
 /// Whether `GET /moto-api/` on the port gets an HTTP answer (plain HTTP/1.0 over a TcpStream).
@@ -471,4 +522,46 @@ fn keep_tail(stderr: impl Read, tail: &Mutex<VecDeque<String>>) {
 fn tail_text(tail: &Mutex<VecDeque<String>>) -> String {
     let lines: Vec<String> = tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
     if lines.is_empty() { "(nothing)".into() } else { lines.join(" | ") }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_listener_of_this_process_is_held_by_it() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(holds_port(std::process::id(), port), Some(true));
+    }
+
+    #[test]
+    fn a_process_without_the_listener_does_not_hold_it() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut sleep = Command::new("sleep").arg("30").spawn().unwrap();
+        let held = holds_port(sleep.id(), port);
+        let _ = sleep.kill();
+        let _ = sleep.wait();
+        assert_eq!(held, Some(false));
+    }
+
+    /// As for a wrapper that runs moto without `exec`: the listener belongs to a descendant
+    /// of the process asked about (here: this test process, below its parent).
+    #[test]
+    fn a_listener_of_a_descendant_is_held_by_the_ancestor() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let parent = std::os::unix::process::parent_id();
+        assert_eq!(holds_port(parent, port), Some(true));
+    }
+
+    #[test]
+    fn the_proc_net_address_of_loopback_follows_the_byte_order() {
+        let expected =
+            if cfg!(target_endian = "little") { "0100007F:1388" } else { "7F000001:1388" };
+        assert_eq!(proc_net_address(Ipv4Addr::LOCALHOST, 5000), expected);
+    }
 }
