@@ -441,9 +441,9 @@ fn holds_port(pid: u32, port: u16) -> Option<bool> {
     };
     Some(
         holds(own)
-            || descendants(pid).into_iter().any(|child| {
-                std::fs::read_dir(format!("/proc/{child}/fd")).is_ok_and(|fds| holds(fds))
-            }),
+            || descendants(pid)
+                .into_iter()
+                .any(|child| std::fs::read_dir(format!("/proc/{child}/fd")).is_ok_and(&holds)),
     )
 }
 
