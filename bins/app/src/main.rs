@@ -1,5 +1,4 @@
 //! `app`: the globo lab CLI. Parsing and printing only; behaviour lives in the libraries.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cmd;
 mod failure;
