@@ -8,17 +8,23 @@
 //! folder, whatever happens.
 //!
 //! Exit status: 0 when every step ran, or when only the production steps were skipped
-//! because Python is not available (the message says what they need); 1 when a step failed,
-//! and when the emulator is unavailable under `CI=true`.
+//! because the emulator is not available (Python missing, or the demo runs outside a globo
+//! checkout, with no venv to install moto into; the message says what they need); 1 when a
+//! step failed, when the emulator is unavailable under `CI=true`, and when the output could
+//! not be written to stdout (every step still runs and the folder is still removed).
+//!
+//! Like `app`, it first hardens its process (`globo::harden_process`: no core file, no
+//! tracing by other processes), since it holds a password and keys.
 //!
 //! The demo reads no AWS setting from your shell: production steps use only the emulator
 //! settings of its own `.env`, so it can never touch a real AWS account.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::error::Error;
 use std::fmt::Display;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use globo::auth::{AuthError, UserStore};
 use globo::crypto::{Key, KeyFile, decrypt_file_to_memory, encrypt_file};
@@ -38,6 +44,22 @@ const SECRET_NAME: &str = "PAYMENT_GATEWAY_API_KEY";
 
 type Failure = Box<dyn Error>;
 
+/// The first error writing to stdout; the demo goes on (and cleans up) but does not exit 0.
+static STDOUT_LOST: OnceLock<String> = OnceLock::new();
+
+/// `print!` that never panics: a failed write (a closed pipe) is remembered in `STDOUT_LOST`.
+fn out(args: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        let _ = STDOUT_LOST.set(error.to_string());
+    }
+}
+
+/// `println!` that never panics (see [`out`]).
+macro_rules! say {
+    ($($arg:tt)*) => { out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 /// Prints `[n/11] what ... ` and then the outcome of `run`: `ok (detail)` or `FAILED`.
 struct Steps {
     done: usize,
@@ -50,20 +72,19 @@ impl Steps {
         run: impl FnOnce() -> Result<T, Failure>,
     ) -> Result<(), Failure> {
         self.done += 1;
-        print!("[{}/{STEPS}] {what} ... ", self.done);
-        let _ = std::io::Write::flush(&mut std::io::stdout());
+        out(format_args!("[{}/{STEPS}] {what} ... ", self.done));
         match run() {
             Ok(detail) => {
                 let detail = detail.to_string();
                 if detail.contains('\n') {
-                    println!("ok\n{detail}");
+                    say!("ok\n{detail}");
                 } else {
-                    println!("ok ({detail})");
+                    say!("ok ({detail})");
                 }
                 Ok(())
             }
             Err(error) => {
-                println!("FAILED");
+                say!("FAILED");
                 Err(error)
             }
         }
@@ -71,22 +92,36 @@ impl Steps {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
+    if let Err(error) = globo::harden_process() {
+        complain(&error);
+        return ExitCode::FAILURE;
+    }
+    let result = run();
+    if let Some(lost) = STDOUT_LOST.get() {
+        complain(&format!("cannot write to standard output: {lost}"));
+    }
+    match result {
+        Ok(()) if STDOUT_LOST.get().is_none() => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::FAILURE,
         Err(error) => {
-            eprintln!("end_to_end: {}", globo::with_causes(&*error));
+            complain(&globo::with_causes(&*error));
             ExitCode::FAILURE
         }
     }
 }
 
+/// One line on stderr, best effort (`eprintln!` panics on a closed stderr).
+fn complain(message: &dyn Display) {
+    let _ = writeln!(std::io::stderr().lock(), "end_to_end: {message}");
+}
+
 fn run() -> Result<(), Failure> {
     let dir = tempfile::Builder::new().prefix("globo-end-to-end-").tempdir()?;
     let root = dir.path().to_path_buf();
-    println!("globo end-to-end demo, working in {}", root.display());
+    say!("globo end-to-end demo, working in {}", root.display());
     let result = steps(&root);
     dir.close()?;
-    println!("removed {}", root.display());
+    say!("removed {}", root.display());
     result
 }
 
@@ -152,7 +187,7 @@ fn steps(dir: &Path) -> Result<(), Failure> {
     let mut skipped = None;
     steps.run("start the AWS emulator (moto)", || {
         if globo_emulator::locate()?.is_none() {
-            println!("\n    moto is not installed yet: installing it into .venv (takes a minute)");
+            say!("\n    moto is not installed yet: installing it into .venv (takes a minute)");
         }
         match Emulator::start(Options::default()) {
             Ok(started) => {
@@ -160,7 +195,11 @@ fn steps(dir: &Path) -> Result<(), Failure> {
                 emulator = Some(started);
                 Ok(url)
             }
-            Err(error @ EmulatorError::NotInstalled { .. }) if !in_ci() => {
+            // No Python, or no checkout to install moto into: what a machine without the
+            // tooling has. A checkout refused as untrusted is no such case: it fails.
+            Err(error @ (EmulatorError::NotInstalled { .. } | EmulatorError::NoProject { .. }))
+                if !in_ci() =>
+            {
                 skipped = Some(error);
                 Ok("not available".to_owned())
             }
@@ -169,9 +208,10 @@ fn steps(dir: &Path) -> Result<(), Failure> {
     })?;
     let Some(emulator) = emulator else {
         let error = skipped.map(|e| e.to_string()).unwrap_or_default();
-        println!(
-            "prod steps skipped: install Python 3 with pip (scripts/python-env then installs \
-             moto[server] into .venv), and run the demo again. Cause: {error}"
+        say!(
+            "prod steps skipped: run the demo from a globo checkout with Python 3 and pip \
+             (scripts/python-env then installs moto[server] into .venv), or set \
+             GLOBO_MOTO_SERVER, and run it again. Cause: {error}"
         );
         return Ok(());
     };
@@ -219,7 +259,7 @@ fn steps(dir: &Path) -> Result<(), Failure> {
     })?;
 
     drop(emulator);
-    println!("emulator on {endpoint} stopped");
+    say!("emulator on {endpoint} stopped");
     Ok(())
 }
 

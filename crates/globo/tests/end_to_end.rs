@@ -80,3 +80,53 @@ fn a_failing_step_exits_1_and_still_cleans_up() {
     assert!(stderr.contains("GLOBO_MOTO_SERVER"), "{stderr}");
     assert!(!workdir(&stdout).exists(), "the temporary folder is still there");
 }
+
+/// A closed stdout (`cargo run --example end_to_end | head -c0`) is no panic: every step
+/// still runs, the folder is removed, and the exit code says the output was lost.
+#[test]
+fn a_closed_stdout_is_exit_1_and_still_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(example())
+        .env("TMPDIR", tmp.path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    // Before: exit 101, "failed printing to stdout: Broken pipe", the folder left behind.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write to standard output"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// The demo installed outside any checkout (so no venv to install moto into) and no
+/// `moto_server` anywhere: the prod steps are skipped with the reason, and fail with CI=true.
+#[test]
+fn outside_a_checkout_the_prod_steps_are_skipped_but_fail_in_ci() {
+    let bin = tempfile::tempdir().unwrap();
+    let copy = bin.path().join("end_to_end");
+    std::fs::copy(example(), &copy).unwrap();
+    let run_in = |ci: Option<&str>| {
+        let mut command = globo_testkit::isolated_command(&copy, bin.path());
+        command.env("PATH", "/usr/bin:/bin");
+        if let Some(ci) = ci {
+            command.env("CI", ci);
+        }
+        globo_testkit::output_guarded(&mut command, None)
+    };
+    let out = run_in(None);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    // Before: exit 1, "end_to_end: moto_server not found ... is not inside a globo checkout".
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("prod steps skipped"), "{stdout}");
+    assert!(stdout.contains("is not inside a globo checkout"), "{stdout}");
+    let out = run_in(Some("true"));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is not inside a globo checkout"), "{stderr}");
+}
