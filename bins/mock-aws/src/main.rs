@@ -44,7 +44,9 @@ async fn run(port: u16) -> ExitCode {
         Ok(Ok(emulator)) => emulator,
         Ok(Err(error)) => {
             let hint = match error {
-                EmulatorError::PortInUse { .. } => " (choose another with --port)",
+                EmulatorError::PortInUse { .. } => {
+                    "; stop that process, or choose another port with --port"
+                }
                 _ => "",
             };
             say(format_args!("error: {error}{hint}"));

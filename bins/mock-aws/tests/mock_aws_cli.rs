@@ -52,6 +52,8 @@ fn a_port_held_by_another_server_is_an_error_never_is_up() {
         "{stderr}"
     );
     assert!(stderr.contains("--port"), "says how to choose another port: {stderr}");
+    // The advice once (it was given by the library and again by mock-aws).
+    assert_eq!(stderr.matches("choose another").count(), 1, "{stderr}");
 }
 
 /// Writes an executable `moto_server` into `dir/.venv/bin` that reports itself and exits 3.

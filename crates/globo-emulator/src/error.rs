@@ -57,11 +57,10 @@ pub enum EmulatorError {
         /// The tail of its stderr.
         output: String,
     },
-    /// Another process listens on the requested port, so the emulator cannot use it.
-    #[error(
-        "127.0.0.1:{port} is already in use by another process; stop that process or choose \
-         another port"
-    )]
+    /// Another process listens on the requested port, so the emulator cannot use it. The
+    /// message states the fact only; what to do (stop that process, or choose another port
+    /// and how) is for the caller to say.
+    #[error("127.0.0.1:{port} is already in use by another process")]
     PortInUse {
         /// The requested port.
         port: u16,

@@ -78,6 +78,33 @@ fn readme_rust_examples_are_whole_programs_with_their_dependencies() {
     }
 }
 
+/// Every `[profile.dev.package.*]` table of the workspace's own `Cargo.toml` (what globo
+/// needs optimised in debug builds) is in the README's block for users to copy, with its
+/// `opt-level = 3`: a crate added to the workspace's list but not to the README left users'
+/// debug builds slow again.
+#[test]
+fn readme_gives_every_debug_profile_table_of_the_workspace() {
+    let manifest = read("Cargo.toml");
+    let tables: Vec<&str> = manifest
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("[profile.dev.package."))
+        .collect();
+    assert!(tables.len() >= 2, "no [profile.dev.package.*] in Cargo.toml: {tables:?}");
+    let readme = read("README.md");
+    let block = blocks(&readme, "toml")
+        .into_iter()
+        .find(|b| b.contains("[profile.dev.package."))
+        .expect("README has a toml block with [profile.dev.package.*]");
+    let lines: Vec<&str> = block.lines().map(str::trim).collect();
+    for table in &tables {
+        let at = lines.iter().position(|l| l == table);
+        assert!(at.is_some(), "README's profile block lacks {table}");
+        let next = at.and_then(|i| lines.get(i + 1)).copied();
+        assert_eq!(next, Some("opt-level = 3"), "README's {table} has no opt-level = 3");
+    }
+}
+
 #[test]
 fn readme_and_auth_docs_give_the_debug_profile_lines() {
     let readme = read("README.md");
