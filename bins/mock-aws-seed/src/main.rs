@@ -101,18 +101,27 @@ fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
             // A key written into a key secret must be the one the configuration is under.
             plan.check_keys_decrypt(encrypted)?;
         }
+        // A failed report (a closed stdout) does not stop the seeding: the list is applied
+        // whole (it is idempotent, and half of it is worse than a lost report), then the run
+        // exits 1 with the write error. A failed step still stops the run at once.
+        let mut lost_output = None;
         for step in plan.steps() {
             let name = step.name();
             let line = match seeder.apply(step).await? {
                 SeedOutcome::Kept => format!("kept {name}: managed by rotate-key"),
                 outcome => format!("{} {name}", outcome.as_str()),
             };
-            // A write error, not a panic: the seeding so far stands, the run exits 1.
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{line}")
-                .and_then(|()| stdout.flush())
-                .map_err(|e| format!("cannot write to standard output: {e}"))?;
+            if lost_output.is_none() {
+                // A write error, not a panic (an abort in the release profile).
+                let mut stdout = std::io::stdout().lock();
+                if let Err(e) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+                    lost_output = Some(format!("cannot write to standard output: {e}"));
+                }
+            }
         }
-        Ok(())
+        match lost_output {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
     })
 }

@@ -39,6 +39,38 @@ fn a_closed_stdout_is_exit_1_with_a_message() {
     assert!(!stderr.contains("prod-payment-key"), "{stderr}");
 }
 
+/// Seeding is idempotent and a half-applied list is worse than a lost report: with stdout
+/// closed, every step is still applied (then the run exits 1).
+#[test]
+fn a_closed_stdout_still_seeds_every_secret() {
+    let Some(moto) = globo_testkit::moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["SEED_A", "SEED_B", "SEED_C"];
+    let config = format!(
+        r#"{{"seed_secrets": {{"{}": "value-a", "{}": "value-b", "{}": "value-c"}}}}"#,
+        names[0], names[1], names[2]
+    );
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut command = globo_testkit::isolated_command(SEED, dir.path());
+    aws_env(&mut command, &moto.endpoint_url());
+    let out = command.stdout(writer).stderr(Stdio::piped()).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}: {stderr}", out.status);
+    assert!(stderr.contains("error: cannot write to standard output: Broken pipe"), "{stderr}");
+    // Seeding again finds every secret in place.
+    let mut command = globo_testkit::isolated_command(SEED, dir.path());
+    aws_env(&mut command, &moto.endpoint_url());
+    let again = globo_testkit::output_guarded(&mut command, None);
+    let stdout = text(&again.stdout);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    for name in names {
+        // Before: "created SEED_B" here, the first run having stopped after SEED_A.
+        assert!(stdout.contains(&format!("unchanged {name}")), "{stdout}");
+    }
+}
+
 fn status_field(proc_dir: &str, name: &str) -> String {
     std::fs::read_to_string(format!("{proc_dir}/status"))
         .unwrap_or_default()
