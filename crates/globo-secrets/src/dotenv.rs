@@ -72,6 +72,8 @@ use crate::Environment;
 #[derive(Clone, Default)]
 pub struct Parsed {
     entries: Vec<(String, Option<SecretString>)>,
+    /// For each entry, the line where its last statement starts.
+    lines: Vec<usize>,
     invalid_lines: Vec<usize>,
 }
 
@@ -87,15 +89,27 @@ impl Parsed {
         self.entries.iter().find(|(key, _)| key == name).and_then(|(_, value)| value.as_ref())
     }
 
+    /// The 1-based line where the last statement for `name` starts (the one that gave it its
+    /// value), if the file has one: what an error about a value names instead of the value.
+    pub fn line_of(&self, name: &str) -> Option<usize> {
+        let at = self.entries.iter().position(|(key, _)| key == name)?;
+        self.lines.get(at).copied()
+    }
+
     /// The 1-based lines where a statement python-dotenv cannot parse starts (python-dotenv
     /// warns and skips each; globo's file readers refuse the file).
     pub fn invalid_lines(&self) -> &[usize] {
         &self.invalid_lines
     }
 
-    /// The keys that have a value, with it, in file order (duplicates resolved).
-    pub(crate) fn into_values(self) -> Vec<(String, SecretString)> {
-        self.entries.into_iter().filter_map(|(key, value)| Some((key, value?))).collect()
+    /// The keys that have a value, with it and the line it came from, in file order
+    /// (duplicates resolved).
+    pub(crate) fn into_values(self) -> Vec<(String, SecretString, usize)> {
+        self.entries
+            .into_iter()
+            .zip(self.lines)
+            .filter_map(|((key, value), line)| Some((key, value?, line)))
+            .collect()
     }
 }
 
@@ -116,17 +130,18 @@ pub fn parse(text: &str, env: &Environment) -> Parsed {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = universal_newlines(text);
     let mut reader = Reader { text: &text, pos: 0, line: 1 };
-    let mut bindings: Vec<(String, Option<Zeroizing<String>>)> = Vec::new();
+    let mut bindings: Vec<(String, Option<Zeroizing<String>>, usize)> = Vec::new();
     let mut invalid_lines = Vec::new();
     while reader.pos < reader.text.len() {
         match parse_binding(&mut reader) {
             Binding::Blank => {}
             Binding::Invalid { line } => invalid_lines.push(line),
-            Binding::Statement { key: Some(key), value } => bindings.push((key, value)),
+            Binding::Statement { key: Some(key), value, line } => bindings.push((key, value, line)),
             Binding::Statement { key: None, .. } => {}
         }
     }
-    Parsed { entries: resolve_variables(bindings, env), invalid_lines }
+    let (entries, lines) = resolve_variables(bindings, env);
+    Parsed { entries, lines, invalid_lines }
 }
 
 /// `\r\n` and lone `\r` become `\n`, as Python's text mode reads them.
@@ -176,7 +191,7 @@ enum Binding {
     /// Only whitespace was left.
     Blank,
     /// A statement (a comment line has no key).
-    Statement { key: Option<String>, value: Option<Zeroizing<String>> },
+    Statement { key: Option<String>, value: Option<Zeroizing<String>>, line: usize },
     /// A statement python-dotenv cannot parse, starting at this line.
     Invalid { line: usize },
 }
@@ -238,7 +253,7 @@ fn parse_binding(reader: &mut Reader<'_>) -> Binding {
     }
     let line = reader.line;
     match parse_statement(reader) {
-        Ok((key, value)) => Binding::Statement { key, value },
+        Ok((key, value)) => Binding::Statement { key, value, line },
         Err(NoMatch) => {
             // `_rest_of_line`: `[^\r\n]*(?:\r|\n|\r\n)?` (so `\r\n` loses only its `\r`).
             let mut len = reader.span(|c| c != '\r' && c != '\n');
@@ -415,13 +430,16 @@ fn strip_unquoted(part: &str) -> &str {
 /// python-dotenv's `resolve_variables(values, override=False)`: each value's `${...}` resolved
 /// against the environment first, then the values of earlier lines; a repeated key keeps its
 /// first position and takes its last value.
+type Entries = (Vec<(String, Option<SecretString>)>, Vec<usize>);
+
 fn resolve_variables(
-    bindings: Vec<(String, Option<Zeroizing<String>>)>,
+    bindings: Vec<(String, Option<Zeroizing<String>>, usize)>,
     env: &Environment,
-) -> Vec<(String, Option<SecretString>)> {
+) -> Entries {
     let mut entries: Vec<(String, Option<SecretString>)> = Vec::new();
+    let mut lines: Vec<usize> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for (key, raw) in bindings {
+    for (key, raw, line) in bindings {
         let value = raw.map(|raw| {
             let lookup = |name: &str| -> Option<String> {
                 if let Some(value) = env.get(name) {
@@ -439,14 +457,18 @@ fn resolve_variables(
             SecretString::from(interpolate(&raw, lookup).to_string())
         });
         match index.get(&key) {
-            Some(&at) => entries[at].1 = value,
+            Some(&at) => {
+                entries[at].1 = value;
+                lines[at] = line;
+            }
             None => {
                 index.insert(key.clone(), entries.len());
                 entries.push((key, value));
+                lines.push(line);
             }
         }
     }
-    entries
+    (entries, lines)
 }
 
 /// Replaces each `${NAME}` / `${NAME:-DEFAULT}` (python-dotenv's

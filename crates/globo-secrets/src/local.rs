@@ -105,6 +105,8 @@ pub struct EnvFile {
     path: PathBuf,
     exists: bool,
     values: Vec<(String, SecretString)>,
+    /// For each value, the line it came from.
+    lines: Vec<usize>,
 }
 
 impl EnvFile {
@@ -121,7 +123,9 @@ impl EnvFile {
         let path = path.into();
         let bytes = match globo_fs::read_small(&path, MAX_ENV_FILE_LEN) {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => return Ok(Self { path, exists: false, values: Vec::new() }),
+            Ok(None) => {
+                return Ok(Self { path, exists: false, values: Vec::new(), lines: Vec::new() });
+            }
             Err(e) => {
                 return Err(SecretsError::EnvFileUnreadable { path, source: e.into_io_error() });
             }
@@ -137,7 +141,9 @@ impl EnvFile {
         if let Some(&line) = parsed.invalid_lines().first() {
             return Err(SecretsError::MalformedEnvFile { path, line });
         }
-        Ok(Self { path, exists: true, values: parsed.into_values() })
+        let (values, lines) =
+            parsed.into_values().into_iter().map(|(key, value, line)| ((key, value), line)).unzip();
+        Ok(Self { path, exists: true, values, lines })
     }
 
     /// The file's path.
@@ -153,6 +159,13 @@ impl EnvFile {
     /// The value the file gives `name` (its last one), if any.
     pub fn get(&self, name: &str) -> Option<&SecretString> {
         self.values.iter().find(|(key, _)| key == name).map(|(_, value)| value)
+    }
+
+    /// The 1-based line the value of `name` came from (where its last statement starts), if
+    /// the file gives it one: what messages about a value name instead of the value.
+    pub fn line_of(&self, name: &str) -> Option<usize> {
+        let at = self.values.iter().position(|(key, _)| key == name)?;
+        self.lines.get(at).copied()
     }
 
     /// Every key with a value, once, in the order of first appearance, with its last value.

@@ -237,7 +237,11 @@ async fn an_unknown_mode_is_an_error_not_a_fallback() {
     assert!(matches!(error, SecretsError::Config(_)));
     assert_eq!(
         error.to_string(),
-        "malformed configuration: unknown mode 'prd': use 'local' or 'prod'"
+        format!(
+            "malformed configuration: unknown mode (value not shown) in APP_MODE at '{}' line 1: \
+             use 'local' or 'prod'",
+            path.display()
+        )
     );
     let env = Environment::from_pairs([("APP_MODE", "Production")]);
     assert!(provider_for(None, &dir.path().join("none"), &env).await.is_err());
@@ -260,4 +264,29 @@ fn an_unreadable_env_file_is_a_precise_error() {
     let error = LocalProvider::new(dir.path(), &Environment::empty()).unwrap_err();
     assert!(matches!(error, SecretsError::EnvFileUnreadable { .. }), "{error:?}");
     assert!(error.to_string().contains(&dir.path().display().to_string()), "{error}");
+}
+
+/// Review B1: a mode read from `.env` is never repeated in the error. `APP_MODE='prod` opens a
+/// quote that a later `'` closes, so python-dotenv (and globo) read `APP_MODE` as the lines
+/// between, a password included.
+#[tokio::test]
+async fn an_unknown_mode_from_the_file_is_named_by_line_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = env_file(dir.path(), "A=1\nAPP_MODE='prod\nDB_PASSWORD=hunter2\nX='\n");
+    let error = resolve_mode(None, &path, &Environment::empty()).unwrap_err();
+    let message = error.to_string();
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(!message.contains("DB_PASSWORD"), "{message}");
+    assert!(message.contains("APP_MODE"), "{message}");
+    assert!(message.contains("line 2"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("'local' or 'prod'"), "{message}");
+    // From the environment: a plain word is repeated (it helps spot a typo), anything else not.
+    let env = Environment::from_pairs([("APP_MODE", "prd")]);
+    let message = resolve_mode(None, &path, &env).unwrap_err().to_string();
+    assert!(message.contains("'prd' in the environment variable APP_MODE"), "{message}");
+    let env = Environment::from_pairs([("APP_MODE", "prod\nDB_PASSWORD=hunter2")]);
+    let message = resolve_mode(None, &path, &env).unwrap_err().to_string();
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains("environment variable APP_MODE"), "{message}");
 }
