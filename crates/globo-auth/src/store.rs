@@ -31,14 +31,26 @@ pub struct UserStore {
     dummy: Mutex<Option<(String, ParsedHash)>>,
 }
 
-/// A successful verification.
+/// A successful verification, and who it was for.
+///
+/// The name typed at login need not be the stored one (a lab user stored in NFD, or with an
+/// invisible character, logs in by any spelling that looks the same; see
+/// [`UserStore::verify`]): use [`Verified::username`], never the name given, as the identity
+/// of the session, in logs and for authorisation.
 #[derive(Debug)]
 pub struct Verified {
+    username: String,
     rehashed: bool,
     rehash_error: Option<AuthError>,
 }
 
 impl Verified {
+    /// The user who logged in: the name exactly as stored in the users file. This, not the
+    /// name given to [`UserStore::verify`], is the identity to use.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
     /// Whether the stored hash was obsolete and has been replaced by one made with the store's
     /// profile.
     pub fn rehashed(&self) -> bool {
@@ -180,13 +192,18 @@ impl UserStore {
             return Err(AuthError::InvalidCredentials);
         }
         if !parsed.is_obsolete(&self.profile.params()) {
-            return Ok(Verified { rehashed: false, rehash_error: None });
+            return Ok(Verified {
+                username: username.to_owned(),
+                rehashed: false,
+                rehash_error: None,
+            });
         }
         let params = parsed.rehash_params(self.profile.params());
-        Ok(match self.rehash(username, stored, password, &params) {
-            Ok(rehashed) => Verified { rehashed, rehash_error: None },
-            Err(e) => Verified { rehashed: false, rehash_error: Some(e) },
-        })
+        let (rehashed, rehash_error) = match self.rehash(username, stored, password, &params) {
+            Ok(rehashed) => (rehashed, None),
+            Err(e) => (false, Some(e)),
+        };
+        Ok(Verified { username: username.to_owned(), rehashed, rehash_error })
     }
 
     /// The stored name and entry that `username` designates (see [`verify`](Self::verify)).

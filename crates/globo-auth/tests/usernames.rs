@@ -159,3 +159,15 @@ fn colliding_lab_names_never_let_one_user_in_as_the_other() {
         Err(AuthError::UserExists { .. })
     ));
 }
+
+/// Review A1: a login by a look-alike spelling says which stored user it matched.
+#[test]
+fn a_login_reports_the_stored_name_it_matched() {
+    let (_dir, path) = temp_users();
+    lab_file(&path, &[("alice\u{200B}", "lab password")]);
+    let store = UserStore::new(&path).with_profile(TEST);
+    let verified = store.verify("alice", &secret("lab password")).unwrap();
+    assert_eq!(verified.username(), "alice\u{200B}");
+    let verified = store.verify("alice\u{200B}", &secret("lab password")).unwrap();
+    assert_eq!(verified.username(), "alice\u{200B}");
+}
