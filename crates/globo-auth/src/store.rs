@@ -287,32 +287,20 @@ impl UserStore {
 
     /// Reads the users file; a missing file is an empty one.
     fn read(&self) -> Result<Users, AuthError> {
-        use std::io::Read as _;
-        // A FIFO would block the open forever and a device (a link to /dev/zero) never ends:
-        // only a regular file is a users file.
-        match std::fs::metadata(&self.path) {
-            Ok(meta) if !meta.is_file() && !meta.is_dir() => {
-                let error = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
-                return Err(globo_fs::FsError::new("read", &self.path, error).into());
+        // Only a regular file is a users file: a FIFO would block a plain open forever and a
+        // device (a link to /dev/zero) never ends. The type is checked on the file opened,
+        // without blocking, so nothing swapped in after a check is read; the read is bounded.
+        let bytes = match globo_fs::read_small_regular(&self.path, Self::MAX_FILE_LEN) {
+            Ok(Some((bytes, _))) => bytes,
+            Ok(None) => return Ok(Users::new()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(AuthError::UsersFileTooLarge {
+                    path: self.path.clone(),
+                    max: Self::MAX_FILE_LEN,
+                });
             }
-            _ => {}
-        }
-        let file = match std::fs::File::open(&self.path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Users::new()),
-            Err(e) => return Err(globo_fs::FsError::new("read", &self.path, e).into()),
+            Err(e) => return Err(e.into()),
         };
-        // Bounded: a huge (or endless, e.g. a link to /dev/zero) file must not exhaust memory.
-        let mut bytes = Vec::new();
-        file.take(Self::MAX_FILE_LEN + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| globo_fs::FsError::new("read", &self.path, e))?;
-        if bytes.len() as u64 > Self::MAX_FILE_LEN {
-            return Err(AuthError::UsersFileTooLarge {
-                path: self.path.clone(),
-                max: Self::MAX_FILE_LEN,
-            });
-        }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             AuthError::CorruptUsersFile { path: self.path.clone(), source: Box::new(e) }
         })?;

@@ -54,24 +54,61 @@ pub fn read_small(path: &Path, max_len: u64) -> Result<Option<Zeroizing<Vec<u8>>
     read_small_within(path, max_len, SMALL_FILE_PIPE_WAIT)
 }
 
+/// Like [`read_small`], for files that must be regular files (a key file, a users file):
+/// anything else (a FIFO, a device, a folder), even behind a symbolic link, is an error
+/// ([`io::ErrorKind::InvalidInput`], "not a regular file") without a read. The type is
+/// checked on the file opened (with `O_NONBLOCK`, so opening a FIFO never blocks), not on the
+/// path before opening it, so nothing swapped in between is read. Also returns the
+/// metadata of the file read (its permissions, say), not of whatever the path names now.
+pub fn read_small_regular(
+    path: &Path,
+    max_len: u64,
+) -> Result<Option<(Zeroizing<Vec<u8>>, std::fs::Metadata)>, FsError> {
+    let Some((file, metadata)) = open_small(path)? else { return Ok(None) };
+    if !metadata.is_file() {
+        let error = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
+        return Err(FsError::new("read", path, error));
+    }
+    let bytes = read_opened(path, &file, &metadata, max_len, SMALL_FILE_PIPE_WAIT)?;
+    Ok(Some((bytes, metadata)))
+}
+
 /// [`read_small`] with `pipe_wait` for [`SMALL_FILE_PIPE_WAIT`] (tests use a shorter one).
 pub(crate) fn read_small_within(
     path: &Path,
     max_len: u64,
     pipe_wait: Duration,
 ) -> Result<Option<Zeroizing<Vec<u8>>>, FsError> {
-    let read_error = |e| FsError::new("read", path, e);
+    let Some((file, metadata)) = open_small(path)? else { return Ok(None) };
+    if metadata.is_dir() {
+        let error = io::Error::other("it is a folder, not a file");
+        return Err(FsError::new("read", path, error));
+    }
+    read_opened(path, &file, &metadata, max_len, pipe_wait).map(Some)
+}
+
+/// Opens `path` without blocking and reads its metadata; `None` if nothing is there.
+fn open_small(path: &Path) -> Result<Option<(File, std::fs::Metadata)>, FsError> {
     let file = match open_nonblocking(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(FsError::new("open", path, e)),
     };
-    let metadata = file.metadata().map_err(read_error)?;
-    if metadata.is_dir() {
-        return Err(read_error(io::Error::other("it is a folder, not a file")));
-    }
+    let metadata = file.metadata().map_err(|e| FsError::new("read", path, e))?;
+    Ok(Some((file, metadata)))
+}
+
+/// Reads the opened `file` whole (see [`read_small`]).
+fn read_opened(
+    path: &Path,
+    file: &File,
+    metadata: &std::fs::Metadata,
+    max_len: u64,
+    pipe_wait: Duration,
+) -> Result<Zeroizing<Vec<u8>>, FsError> {
+    let read_error = |e| FsError::new("read", path, e);
     let limit = max_len.saturating_add(1);
-    let pipe = is_pipe(&metadata);
+    let pipe = is_pipe(metadata);
     // A regular file's size is known: one buffer, never reallocated (unless it grows meanwhile).
     let first =
         if metadata.is_file() { metadata.len().min(max_len) + 1 } else { FIRST_PIPE_BUFFER };
@@ -88,7 +125,8 @@ pub(crate) fn read_small_within(
             }
             grow(&mut buffer, filled, to_usize((filled as u64).saturating_mul(2).min(limit)));
         }
-        match (&file).read(&mut buffer[filled..]) {
+        let mut reader = file;
+        match reader.read(&mut buffer[filled..]) {
             Ok(0) if pipe && !seen_writer => {
                 // End of data at once, before any wait: no process has the pipe open for
                 // writing (a FIFO nobody feeds), and nothing was left in it.
@@ -107,7 +145,7 @@ pub(crate) fn read_small_within(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && pipe => {
                 seen_writer = true;
-                wait_for_data(&file, deadline, pipe_wait).map_err(read_error)?;
+                wait_for_data(file, deadline, pipe_wait).map_err(read_error)?;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return Err(read_error(io::Error::new(
@@ -125,7 +163,7 @@ pub(crate) fn read_small_within(
             format!("the file is larger than {max_len} bytes"),
         )));
     }
-    Ok(Some(buffer))
+    Ok(buffer)
 }
 
 fn to_usize(n: u64) -> usize {
