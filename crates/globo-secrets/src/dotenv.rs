@@ -40,6 +40,9 @@
 //!   lone `$` are literal.
 //! - A key given twice takes its last value; a key without `=` has no value (and a later one
 //!   without `=` removes an earlier value, as the lab's `load_dotenv` then sets nothing).
+//! - With `PYTHON_DOTENV_DISABLED` set to `1`, `true`, `t`, `yes` or `y` (any case) in the
+//!   environment, `load_dotenv` reads no file at all; [`EnvFile::read`](crate::EnvFile::read)
+//!   does the same (this module's [`parse`] only parses text it is given).
 //!
 //! # Where globo deliberately differs
 //! - **Byte-order mark.** A UTF-8 BOM at the start of the file is skipped. python-dotenv (the

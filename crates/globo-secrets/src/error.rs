@@ -159,6 +159,21 @@ pub enum SecretsError {
         /// The `.env` file that was looked for.
         env_file: PathBuf,
     },
+    /// The local provider has no such variable in the process environment, and the `.env`
+    /// file was not read because `PYTHON_DOTENV_DISABLED` is set to a true value (as
+    /// python-dotenv's `load_dotenv` does; see [`EnvFile::read`](crate::EnvFile::read)).
+    #[error(
+        "Secret '{name}' not found in environment, and the .env file '{}' was not read because \
+         PYTHON_DOTENV_DISABLED is set. Set the secret in the environment, or unset \
+         PYTHON_DOTENV_DISABLED.",
+        env_file.display()
+    )]
+    NotFoundEnvFileDisabled {
+        /// The secret's name.
+        name: String,
+        /// The `.env` file that was not read.
+        env_file: PathBuf,
+    },
     /// The backend (AWS Secrets Manager, or an in-memory store) has no such secret, or not
     /// the requested version.
     #[error(
@@ -413,7 +428,10 @@ impl SecretsError {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            Self::NotFoundLocal { .. } | Self::NotFoundNoEnvFile { .. } | Self::NotFound { .. }
+            Self::NotFoundLocal { .. }
+                | Self::NotFoundNoEnvFile { .. }
+                | Self::NotFoundEnvFileDisabled { .. }
+                | Self::NotFound { .. }
         )
     }
 }

@@ -290,3 +290,30 @@ async fn an_unknown_mode_from_the_file_is_named_by_line_never_shown() {
     assert!(!message.contains("hunter2"), "{message}");
     assert!(message.contains("environment variable APP_MODE"), "{message}");
 }
+
+/// Review B2: with `PYTHON_DOTENV_DISABLED` true, python-dotenv 1.2's `load_dotenv` skips
+/// `.env` (the lab takes nothing from it: no secret, no `APP_MODE`); globo does the same.
+#[tokio::test]
+async fn python_dotenv_disabled_skips_the_env_file_as_the_lab_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = env_file(dir.path(), "APP_MODE=prod\nTOKEN=from-file\n");
+    // python-dotenv's `_load_dotenv_disabled`: casefolded value in {1, true, t, yes, y}.
+    for value in ["1", "true", "TRUE", "t", "yes", "Yes", "y", "Y", "ye\u{17f}"] {
+        let env = Environment::from_pairs([("PYTHON_DOTENV_DISABLED", value)]);
+        let file = EnvFile::read(&path, &env).unwrap();
+        assert!(file.disabled() && !file.exists() && file.get("TOKEN").is_none(), "{value}");
+        assert_eq!(resolve_mode(None, &path, &env).unwrap(), Mode::Local, "{value}");
+        let provider = provider_for(None, &path, &env).await.unwrap();
+        let error = provider.get("TOKEN").await.unwrap_err();
+        assert!(matches!(error, SecretsError::NotFoundEnvFileDisabled { .. }), "{error:?}");
+        assert!(error.to_string().contains("PYTHON_DOTENV_DISABLED"), "{error}");
+        assert!(error.is_not_found());
+    }
+    for value in ["0", "false", "no", "on", "", " 1", "yess"] {
+        let env = Environment::from_pairs([("PYTHON_DOTENV_DISABLED", value)]);
+        let file = EnvFile::read(&path, &env).unwrap();
+        assert!(!file.disabled(), "{value:?}");
+        assert_eq!(file.get("TOKEN").unwrap().expose_secret(), "from-file", "{value:?}");
+        assert_eq!(resolve_mode(None, &path, &env).unwrap(), Mode::Prod, "{value:?}");
+    }
+}
