@@ -86,14 +86,8 @@ pub fn resolve_mode(
     env_file: &(impl EnvFileSource + ?Sized),
     env: &Environment,
 ) -> Result<Mode, SecretsError> {
-    if let Some(mode) = explicit {
+    if let Some(mode) = mode_without_env_file(explicit, env)? {
         return Ok(mode);
-    }
-    if env.is_set_but_not_utf8("APP_MODE") {
-        return Err(Environment::not_utf8_error("APP_MODE"));
-    }
-    if let Some(mode) = env.get("APP_MODE") {
-        return Mode::parse_from(mode.expose_secret(), " in the environment variable APP_MODE");
     }
     let file = env_file.load_env_file(env)?;
     let Some(mode) = file.get("APP_MODE") else { return Ok(Mode::Local) };
@@ -107,6 +101,29 @@ pub fn resolve_mode(
                 file.path().display()
             )))
         }
+    }
+}
+
+/// The mode, if it is decided without the `.env` file: `explicit`, else `APP_MODE` from `env`
+/// (with the errors of [`resolve_mode`]); `Ok(None)` when only the file can tell. A program
+/// that needs nothing from the file in local mode (its config commands, say) reads it only
+/// when this is not [`Mode::Local`].
+pub fn mode_without_env_file(
+    explicit: Option<Mode>,
+    env: &Environment,
+) -> Result<Option<Mode>, SecretsError> {
+    if let Some(mode) = explicit {
+        return Ok(Some(mode));
+    }
+    if env.is_set_but_not_utf8("APP_MODE") {
+        return Err(Environment::not_utf8_error("APP_MODE"));
+    }
+    match env.get("APP_MODE") {
+        Some(mode) => {
+            Mode::parse_from(mode.expose_secret(), " in the environment variable APP_MODE")
+                .map(Some)
+        }
+        None => Ok(None),
     }
 }
 
