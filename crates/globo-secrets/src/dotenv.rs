@@ -60,6 +60,15 @@
 //!   line ([`SecretsError::EnvFileNotUtf8`](crate::SecretsError::EnvFileNotUtf8)).
 //! - **Environment variables that are not UTF-8** are not used for `${NAME}` (Python would
 //!   substitute their surrogate-escaped text).
+//! - **NUL bytes.** A key or value holding a NUL byte makes the lab's `load_dotenv` fail when
+//!   it sets `os.environ` (`ValueError: embedded null byte`); [`EnvFile::read`](crate::EnvFile::read)
+//!   refuses the file with the line
+//!   ([`SecretsError::EnvFileNulByte`](crate::SecretsError::EnvFileNulByte)), never the
+//!   content. [`parse`] itself returns such values as python-dotenv's `dotenv_values` does.
+//! - **Empty values.** `KEY=` gives `KEY` the empty value here, as in python-dotenv, but
+//!   [`LocalProvider`](crate::LocalProvider) treats an empty secret as missing (the lab's
+//!   `os.getenv` returns `''`): an empty secret is a configuration mistake, reported as
+//!   "not found" rather than used.
 
 use std::collections::HashMap;
 
@@ -71,7 +80,8 @@ use crate::Environment;
 /// The result of [`parse`]: the file's values (as the lab's environment would get them, before
 /// the process environment is laid over them) and the lines python-dotenv would skip.
 ///
-/// `Debug` shows the names only.
+/// `Debug` shows counts and line numbers only, no name: a stray line holding only a secret
+/// (a password pasted without `KEY=`) parses as a key without a value.
 #[derive(Clone, Default)]
 pub struct Parsed {
     entries: Vec<(String, Option<SecretString>)>,
@@ -118,9 +128,10 @@ impl Parsed {
 
 impl std::fmt::Debug for Parsed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.entries.iter().map(|(key, _)| key.as_str()).collect();
+        let without_value = self.entries.iter().filter(|(_, value)| value.is_none()).count();
         f.debug_struct("Parsed")
-            .field("names", &names)
+            .field("keys", &self.entries.len())
+            .field("keys_without_value", &without_value)
             .field("invalid_lines", &self.invalid_lines)
             .finish()
     }

@@ -280,6 +280,20 @@ pub enum SecretsError {
         /// 1-based line number.
         line: usize,
     },
+    /// A key or value of the `.env` file contains a NUL byte, which no environment variable
+    /// can hold: the lab's `load_dotenv` fails there (`ValueError: embedded null byte`), and
+    /// globo refuses the file. Neither the key nor the value is repeated.
+    #[error(
+        "line {line} in '{}': a key or value contains a NUL byte, which an environment variable \
+         cannot hold: remove it",
+        path.display()
+    )]
+    EnvFileNulByte {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line where the statement starts.
+        line: usize,
+    },
     /// The `.env` file is not valid UTF-8 (the encoding python-dotenv reads it with).
     #[error("'{}' is not valid UTF-8 (line {line}): save it as UTF-8", path.display())]
     EnvFileNotUtf8 {

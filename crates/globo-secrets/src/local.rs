@@ -119,8 +119,9 @@ impl EnvFile {
     /// file, and the line where there is one, never the content:
     /// [`SecretsError::EnvFileUnreadable`] (cannot be opened or read, larger than
     /// [`MAX_ENV_FILE_LEN`], a folder, a FIFO with no writer), [`SecretsError::EnvFileNotUtf8`],
-    /// and [`SecretsError::MalformedEnvFile`] for the first line python-dotenv would skip
-    /// (globo fails closed there; see [`dotenv`](crate::dotenv)).
+    /// [`SecretsError::MalformedEnvFile`] for the first line python-dotenv would skip
+    /// (globo fails closed there; see [`dotenv`](crate::dotenv)), and
+    /// [`SecretsError::EnvFileNulByte`] for a key or value holding a NUL byte.
     ///
     /// When `env` sets `PYTHON_DOTENV_DISABLED` to `1`, `true`, `t`, `yes` or `y` (in any
     /// case), the file is not read at all and counts as empty ([`disabled`](Self::disabled)):
@@ -155,6 +156,14 @@ impl EnvFile {
         let parsed = dotenv::parse(text, env);
         if let Some(&line) = parsed.invalid_lines().first() {
             return Err(SecretsError::MalformedEnvFile { path, line });
+        }
+        // What the lab's `load_dotenv` would put in `os.environ`, which refuses a NUL.
+        let nul = parsed.entries().iter().find(|(key, value)| {
+            value.as_ref().is_some_and(|v| key.contains('\0') || v.expose_secret().contains('\0'))
+        });
+        if let Some((key, _)) = nul {
+            let line = parsed.line_of(key).unwrap_or(1);
+            return Err(SecretsError::EnvFileNulByte { path, line });
         }
         let (values, lines) =
             parsed.into_values().into_iter().map(|(key, value, line)| ((key, value), line)).unzip();

@@ -317,3 +317,38 @@ async fn python_dotenv_disabled_skips_the_env_file_as_the_lab_does() {
         assert_eq!(resolve_mode(None, &path, &env).unwrap(), Mode::Prod, "{value:?}");
     }
 }
+
+/// Review B8: a NUL byte in a key or value makes the lab's `load_dotenv` fail
+/// (`os.environ` refuses it); globo refuses the file with the line, never the content.
+#[test]
+fn a_nul_byte_in_a_key_or_value_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, line) in
+        [("A=1\nB=hun\0ter2\n", 2), ("A=1\n# c\nC\0D=hunter2\n", 3), ("X=1\nY=\"a\nb\0c\"\n", 2)]
+    {
+        let path = env_file(dir.path(), text);
+        let error = EnvFile::read(&path, &Environment::empty()).unwrap_err();
+        assert!(
+            matches!(error, SecretsError::EnvFileNulByte { line: l, .. } if l == line),
+            "{text:?}: {error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(&format!("line {line}")) && message.contains("NUL"), "{message}");
+        assert!(!message.contains("hun") && !message.contains("ter2"), "{message}");
+    }
+    // A NUL in a comment or in a key without a value sets nothing in the lab either.
+    let path = env_file(dir.path(), "A=1 # c\0mment\nB\0C\n");
+    assert_eq!(
+        EnvFile::read(&path, &Environment::empty()).unwrap().get("A").unwrap().expose_secret(),
+        "1"
+    );
+}
+
+/// Review B8: `Parsed`'s Debug names no key: a pasted secret without `KEY=` is a key.
+#[test]
+fn parsed_debug_shows_counts_not_names() {
+    let parsed = globo_secrets::dotenv::parse("A=1\nhunter2\n", &Environment::empty());
+    let debug = format!("{parsed:?}");
+    assert!(!debug.contains("hunter2") && !debug.contains('A'), "{debug}");
+    assert!(debug.contains("keys: 2") && debug.contains("keys_without_value: 1"), "{debug}");
+}
