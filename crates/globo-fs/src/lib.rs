@@ -108,7 +108,7 @@ mod stale;
 mod temp;
 
 pub use link::resolve_link;
-pub use small::{SMALL_FILE_PIPE_WAIT, read_small, read_small_regular};
+pub use small::{RegularFileRead, SMALL_FILE_PIPE_WAIT, read_small, read_small_regular};
 pub use stale::{STALE_TEMP_AGE, remove_stale_temp_files};
 use temp::{Kind, Publish, Temp};
 

@@ -54,16 +54,17 @@ pub fn read_small(path: &Path, max_len: u64) -> Result<Option<Zeroizing<Vec<u8>>
     read_small_within(path, max_len, SMALL_FILE_PIPE_WAIT)
 }
 
+/// What [`read_small_regular`] returns: the content (zeroized on drop) and the metadata of the
+/// file that was read.
+pub type RegularFileRead = (Zeroizing<Vec<u8>>, std::fs::Metadata);
+
 /// Like [`read_small`], for files that must be regular files (a key file, a users file):
 /// anything else (a FIFO, a device, a folder), even behind a symbolic link, is an error
 /// ([`io::ErrorKind::InvalidInput`], "not a regular file") without a read. The type is
 /// checked on the file opened (with `O_NONBLOCK`, so opening a FIFO never blocks), not on the
 /// path before opening it, so nothing swapped in between is read. Also returns the
 /// metadata of the file read (its permissions, say), not of whatever the path names now.
-pub fn read_small_regular(
-    path: &Path,
-    max_len: u64,
-) -> Result<Option<(Zeroizing<Vec<u8>>, std::fs::Metadata)>, FsError> {
+pub fn read_small_regular(path: &Path, max_len: u64) -> Result<Option<RegularFileRead>, FsError> {
     let Some((file, metadata)) = open_small(path)? else { return Ok(None) };
     if !metadata.is_file() {
         let error = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
