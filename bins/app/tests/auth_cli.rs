@@ -298,3 +298,21 @@ fn look_alike_usernames_are_one_user() {
         assert!(out.status.success(), "{name:?}: {}", stderr(&out));
     }
 }
+
+/// Review A1: the login message names the stored user (invisible characters escaped), not the
+/// name typed.
+#[test]
+fn a_login_prints_the_stored_name_it_matched() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(d, &["register", "alice", "--password-stdin"], "a fine passphrase\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Rename the entry as a lab file could hold it: with a zero-width space.
+    let mut map = users(d);
+    let hash = map.remove("alice").unwrap();
+    map.insert("alice\u{200B}".to_owned(), hash);
+    std::fs::write(d.join("users.json"), serde_json::Value::Object(map).to_string()).unwrap();
+    let out = run(d, &["verify", "alice", "--password-stdin"], "a fine passphrase\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(text(&out.stdout), "Password verified for 'alice\\u{200b}'.\n");
+}

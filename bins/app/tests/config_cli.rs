@@ -385,3 +385,21 @@ fn config_reads_an_env_file_pipe_once_for_mode_and_aws_settings() {
     assert!(message.contains("AWS Secrets Manager"), "{message}");
     assert!(message.contains(&endpoint), "{message}");
 }
+
+/// Review B7: local mode needs nothing from .env, so when `--mode local` or `APP_MODE=local`
+/// in the environment decides the mode, a .env that cannot be read or parsed does not stop a
+/// config command; when only the file can tell, it is still read (and its error reported).
+#[test]
+fn config_in_local_mode_from_the_environment_does_not_read_the_env_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join(".env"), "APP_MODE=local\nBROKEN=\"unclosed\n").unwrap();
+    ok(&app_env(d, &["config", "init-key"], &[("APP_MODE", "local")]));
+    assert!(d.join("secret.key").is_file());
+    std::fs::write(d.join("config.json"), CONFIG).unwrap();
+    ok(&app_env(d, &["config", "encrypt", "config.json"], &[("APP_MODE", "local")]));
+    let raw = ok(&app(d, &["config", "show", "--raw", "--mode", "local"]));
+    assert_eq!(raw, CONFIG);
+    let err = failed(&app(d, &["config", "show", "--raw"]));
+    assert!(err.contains("line 2"), "{err}");
+}

@@ -85,6 +85,22 @@ fn an_unknown_mode_fails_closed() {
     }
 }
 
+/// Review B1: `APP_MODE='prod` ... `X='` makes python-dotenv read APP_MODE as the lines
+/// between, a password included; the error names the file and line, never the value.
+#[test]
+fn an_unknown_mode_from_the_env_file_never_shows_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), b"APP_MODE='prod\nDB_PASSWORD=hunter2\nX='\n").unwrap();
+    let out = app(dir.path(), &["secrets", "get", "DB_PASSWORD"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    let message = stderr(&out);
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains("unknown mode"), "{message}");
+    assert!(message.contains("line 1"), "{message}");
+    assert!(message.contains("'local' or 'prod'"), "{message}");
+}
+
 #[test]
 fn a_malformed_env_file_names_the_line_not_the_value() {
     let dir = tempfile::tempdir().unwrap();

@@ -35,24 +35,6 @@ pub enum AuthError {
         code_point: Option<char>,
     },
 
-    /// Several names in the users file are the same name once compared in the RFC 8265 form
-    /// ([`comparison_key`](crate::username::comparison_key): differing only in Unicode
-    /// normalisation, width or invisible characters), none of them is exactly the name given,
-    /// and globo will not choose which user is meant. Each of them still logs in by its exact
-    /// stored name; an administrator should rename all but one.
-    #[error(
-        "users file '{}': {count} users have names that differ from '{username}' only in Unicode form or invisible characters; the exact stored name is needed to log in",
-        path.display()
-    )]
-    AmbiguousUsername {
-        /// The users file.
-        path: PathBuf,
-        /// The name given.
-        username: String,
-        /// How many stored names share its comparison key.
-        count: usize,
-    },
-
     /// The new password has fewer Unicode code points than the policy's minimum.
     #[error("password is too short: use at least {min} characters")]
     PasswordTooShort {

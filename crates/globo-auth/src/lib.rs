@@ -80,7 +80,8 @@
 //! that form. Stored names in any other form (the lab took any string) are not rewritten:
 //! every name is compared by its [`username::comparison_key`], so a name the lab wrote in NFD
 //! is found by its NFC spelling and is taken for a new registration. When two stored names
-//! share a key, only their exact spellings log in ([`AuthError::AmbiguousUsername`]).
+//! share a key, only their exact spellings log in; any other spelling fails as an unknown user
+//! ([`AuthError::InvalidCredentials`]), and [`UserStore::ambiguous_names`] lists such names.
 //!
 //! # Debug builds
 //! Argon2 is memory-hard by design and unoptimised code makes it unusable: one
@@ -132,5 +133,5 @@ pub use policy::{
     MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,
     check_new_password, check_new_password_for_user, check_username, is_common_password,
 };
-pub use store::{UserStore, Verified};
+pub use store::{MAX_LOGIN_USERNAME_BYTES, UserStore, Verified};
 pub use username::{MAX_USERNAME_CHARS, Username};

@@ -16,6 +16,13 @@ use crate::{AuthError, HashParams, Limits, Profile};
 
 type Users = Map<String, Value>;
 
+/// The longest username [`UserStore::verify`] looks up, in bytes of UTF-8 (1 KiB, sixteen
+/// times the longest new name, [`MAX_USERNAME_CHARS`](crate::MAX_USERNAME_CHARS) code points
+/// of up to four bytes each, with room for width-mapped input). A longer name is treated as
+/// unknown, after the same dummy verification, without being normalised or compared: a bound
+/// on the work a login request can demand. A lab user stored under a longer name cannot log in.
+pub const MAX_LOGIN_USERNAME_BYTES: usize = 1024;
+
 /// A password store over one users file (the lab's `users.json`).
 ///
 /// `register` and the rehash on login are read-modify-write cycles under a
@@ -31,14 +38,26 @@ pub struct UserStore {
     dummy: Mutex<Option<(String, ParsedHash)>>,
 }
 
-/// A successful verification.
+/// A successful verification, and who it was for.
+///
+/// The name typed at login need not be the stored one (a lab user stored in NFD, or with an
+/// invisible character, logs in by any spelling that looks the same; see
+/// [`UserStore::verify`]): use [`Verified::username`], never the name given, as the identity
+/// of the session, in logs and for authorisation.
 #[derive(Debug)]
 pub struct Verified {
+    username: String,
     rehashed: bool,
     rehash_error: Option<AuthError>,
 }
 
 impl Verified {
+    /// The user who logged in: the name exactly as stored in the users file. This, not the
+    /// name given to [`UserStore::verify`], is the identity to use.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
     /// Whether the stored hash was obsolete and has been replaced by one made with the store's
     /// profile.
     pub fn rehashed(&self) -> bool {
@@ -141,9 +160,16 @@ impl UserStore {
     ///
     /// The user is the stored name equal to `username`, else the one stored name with the
     /// same [`comparison_key`](crate::username::comparison_key) (so a lab user stored in
-    /// NFD, or with an invisible character, logs in by any spelling that looks the same).
-    /// When several stored names share the key and none is exactly `username`, the login
-    /// fails with [`AuthError::AmbiguousUsername`] rather than pick one of those users.
+    /// NFD, or with an invisible character, logs in by any spelling that looks the same). The
+    /// stored name is [`Verified::username`]: use it, not `username`, as the identity.
+    ///
+    /// When several stored names share the key and none is exactly `username`, no user is
+    /// picked: the name is treated as unknown (the dummy verification, then
+    /// [`AuthError::InvalidCredentials`]), so a caller learns nothing it would not learn from
+    /// an unknown name (OWASP ASVS 5.0 V6.3.8: valid users cannot be deduced from failed
+    /// authentication). Each of those users still logs in by their exact stored name; an
+    /// operator finds such names with [`ambiguous_names`](Self::ambiguous_names). A name
+    /// longer than [`MAX_LOGIN_USERNAME_BYTES`] is treated as unknown too.
     ///
     /// A password longer than [`MAX_LOGIN_PASSWORD_BYTES`](crate::MAX_LOGIN_PASSWORD_BYTES)
     /// is refused ([`AuthError::PasswordExceedsLoginLimit`]) before the file is read or
@@ -162,7 +188,12 @@ impl UserStore {
         // Both paths look for the typical entry and compare every name, so those scans cost
         // the same in each.
         let typical = typical_entry(&users);
-        let Some((username, entry)) = self.find_user(&users, username)? else {
+        let found = if username.len() > MAX_LOGIN_USERNAME_BYTES {
+            None
+        } else {
+            find_user(&users, username)
+        };
+        let Some((username, entry)) = found else {
             let dummy = self.dummy_for(typical)?;
             let _ = dummy.matches(secret.as_bytes())?;
             return Err(AuthError::InvalidCredentials);
@@ -180,43 +211,42 @@ impl UserStore {
             return Err(AuthError::InvalidCredentials);
         }
         if !parsed.is_obsolete(&self.profile.params()) {
-            return Ok(Verified { rehashed: false, rehash_error: None });
+            return Ok(Verified {
+                username: username.to_owned(),
+                rehashed: false,
+                rehash_error: None,
+            });
         }
         let params = parsed.rehash_params(self.profile.params());
-        Ok(match self.rehash(username, stored, password, &params) {
-            Ok(rehashed) => Verified { rehashed, rehash_error: None },
-            Err(e) => Verified { rehashed: false, rehash_error: Some(e) },
-        })
+        let (rehashed, rehash_error) = match self.rehash(username, stored, password, &params) {
+            Ok(rehashed) => (rehashed, None),
+            Err(e) => (false, Some(e)),
+        };
+        Ok(Verified { username: username.to_owned(), rehashed, rehash_error })
     }
 
-    /// The stored name and entry that `username` designates (see [`verify`](Self::verify)).
-    /// Every stored name is compared, whether or not one matches exactly.
-    fn find_user<'a>(
-        &self,
-        users: &'a Users,
-        username: &str,
-    ) -> Result<Option<(&'a str, &'a Value)>, AuthError> {
-        let key = comparison_key(username);
-        let mut exact = None;
-        let mut alike = Vec::new();
-        for (stored, entry) in users {
-            if stored == username {
-                exact = Some((stored.as_str(), entry));
-            }
-            if comparison_key(stored) == key {
-                alike.push((stored.as_str(), entry));
+    /// The groups of stored names that share a
+    /// [`comparison_key`](crate::username::comparison_key) (names that differ only in Unicode
+    /// form, width or invisible characters), each in file order, groups in the order of
+    /// their first name. Only a lab file can hold such names (registration refuses them).
+    /// A login by any spelling but the exact stored one fails for all of them as for an
+    /// unknown user ([`verify`](Self::verify)), so this is how an operator finds the names to
+    /// rename.
+    pub fn ambiguous_names(&self) -> Result<Vec<Vec<String>>, AuthError> {
+        let users = self.read()?;
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for stored in users.keys() {
+            let key = comparison_key(stored).into_owned();
+            match index.get(&key) {
+                Some(&at) => groups[at].1.push(stored.clone()),
+                None => {
+                    index.insert(key.clone(), groups.len());
+                    groups.push((key, vec![stored.clone()]));
+                }
             }
         }
-        match (exact, alike.as_slice()) {
-            (Some(found), _) => Ok(Some(found)),
-            (None, []) => Ok(None),
-            (None, [found]) => Ok(Some(*found)),
-            (None, several) => Err(AuthError::AmbiguousUsername {
-                path: self.path.clone(),
-                username: username.to_owned(),
-                count: several.len(),
-            }),
-        }
+        Ok(groups.into_iter().map(|(_, names)| names).filter(|names| names.len() > 1).collect())
     }
 
     /// Replaces `old` by a fresh hash if the entry still holds `old`; returns whether it did.
@@ -270,32 +300,20 @@ impl UserStore {
 
     /// Reads the users file; a missing file is an empty one.
     fn read(&self) -> Result<Users, AuthError> {
-        use std::io::Read as _;
-        // A FIFO would block the open forever and a device (a link to /dev/zero) never ends:
-        // only a regular file is a users file.
-        match std::fs::metadata(&self.path) {
-            Ok(meta) if !meta.is_file() && !meta.is_dir() => {
-                let error = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
-                return Err(globo_fs::FsError::new("read", &self.path, error).into());
+        // Only a regular file is a users file: a FIFO would block a plain open forever and a
+        // device (a link to /dev/zero) never ends. The type is checked on the file opened,
+        // without blocking, so nothing swapped in after a check is read; the read is bounded.
+        let bytes = match globo_fs::read_small_regular(&self.path, Self::MAX_FILE_LEN) {
+            Ok(Some((bytes, _))) => bytes,
+            Ok(None) => return Ok(Users::new()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(AuthError::UsersFileTooLarge {
+                    path: self.path.clone(),
+                    max: Self::MAX_FILE_LEN,
+                });
             }
-            _ => {}
-        }
-        let file = match std::fs::File::open(&self.path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Users::new()),
-            Err(e) => return Err(globo_fs::FsError::new("read", &self.path, e).into()),
+            Err(e) => return Err(e.into()),
         };
-        // Bounded: a huge (or endless, e.g. a link to /dev/zero) file must not exhaust memory.
-        let mut bytes = Vec::new();
-        file.take(Self::MAX_FILE_LEN + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| globo_fs::FsError::new("read", &self.path, e))?;
-        if bytes.len() as u64 > Self::MAX_FILE_LEN {
-            return Err(AuthError::UsersFileTooLarge {
-                path: self.path.clone(),
-                max: Self::MAX_FILE_LEN,
-            });
-        }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             AuthError::CorruptUsersFile { path: self.path.clone(), source: Box::new(e) }
         })?;
@@ -312,6 +330,28 @@ impl UserStore {
         json.push(b'\n');
         globo_fs::write_atomic(&self.path, &json)?;
         Ok(())
+    }
+}
+
+/// The stored name and entry that `username` designates (see [`UserStore::verify`]): the exact
+/// stored name, else the only one with the same comparison key; `None` when there is none or
+/// several. Every stored name is compared, whether or not one matches exactly.
+fn find_user<'a>(users: &'a Users, username: &str) -> Option<(&'a str, &'a Value)> {
+    let key = comparison_key(username);
+    let mut exact = None;
+    let mut alike = Vec::new();
+    for (stored, entry) in users {
+        if stored == username {
+            exact = Some((stored.as_str(), entry));
+        }
+        if comparison_key(stored) == key {
+            alike.push((stored.as_str(), entry));
+        }
+    }
+    match (exact, alike.as_slice()) {
+        (Some(found), _) => Some(found),
+        (None, [found]) => Some(*found),
+        (None, _) => None,
     }
 }
 
@@ -399,6 +439,32 @@ mod tests {
         let first = store.dummy_for(typical_entry(&store.read().unwrap())).unwrap();
         let again = store.dummy_for(typical_entry(&store.read().unwrap())).unwrap();
         assert_eq!(format!("{first:?}"), format!("{again:?}"));
+    }
+
+    /// Review A2 and A3: colliding lab names looked up by another spelling, and a name over
+    /// [`MAX_LOGIN_USERNAME_BYTES`], fail as an unknown user does: after the dummy
+    /// verification (made and cached on the way), with `InvalidCredentials`.
+    #[test]
+    fn ambiguous_and_overlong_names_fail_as_unknown_users_after_the_dummy_hash() {
+        let long_name = "a".repeat(MAX_LOGIN_USERNAME_BYTES + 1);
+        let hash = |p: &str| phc::hash_password(p, Profile::TestOnlyInsecure).unwrap();
+        let users = serde_json::json!({
+            "jos\u{e9}": hash("first password"),
+            "jose\u{301}": hash("second password"),
+            long_name.clone(): hash("long password"),
+        });
+        for (name, password) in
+            [("jos\u{e9}\u{200B}", "first password"), (long_name.as_str(), "long password")]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("users.json");
+            std::fs::write(&path, users.to_string()).unwrap();
+            let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+            assert!(cached_dummy(&store).is_none());
+            let result = store.verify(name, &SecretString::from(password));
+            assert!(matches!(result, Err(AuthError::InvalidCredentials)), "{result:?}");
+            assert!(cached_dummy(&store).is_some(), "no dummy verification for {name:?}");
+        }
     }
 
     #[test]

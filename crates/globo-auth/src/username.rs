@@ -43,7 +43,8 @@
 //! accepted, the key is the name itself, so a store may keep the key of each name and compare
 //! keys. [`UserStore`](crate::UserStore) finds a user by the exact stored name first, then by
 //! key; when several stored names share the key and none is the exact name given, it refuses
-//! to choose ([`AuthError::AmbiguousUsername`]).
+//! to choose and answers as for an unknown user
+//! ([`UserStore::ambiguous_names`](crate::UserStore::ambiguous_names) lists such names).
 
 use std::borrow::Cow;
 use std::fmt;

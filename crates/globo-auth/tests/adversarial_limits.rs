@@ -90,3 +90,51 @@ fn a_folder_where_the_users_file_should_be_is_an_error() {
     assert!(matches!(error, AuthError::File { .. }), "{error:?}");
     assert!(path.is_dir());
 }
+
+/// Review B4: the users file's type is checked on the file opened, not on the path before
+/// opening it. A thread swaps `users.json` between a regular file and a FIFO with no writer
+/// (hard links renamed into place) while reads run: each read lists the users or refuses the
+/// FIFO, and none blocks (the run must end within a minute: a hang guard, not a timing
+/// assertion).
+#[cfg(unix)]
+#[test]
+fn a_fifo_swapped_in_under_the_users_file_is_refused_never_waited_for() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let regular = dir.path().join("regular.json");
+    let fifo = dir.path().join("fifo.json");
+    let path = dir.path().join("users.json");
+    std::fs::write(&regular, b"{}").unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    std::fs::hard_link(&regular, &path).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (stop, staged) = (Arc::clone(&stop), dir.path().join("staged"));
+        let (regular, fifo, path) = (regular.clone(), fifo.clone(), path.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for source in [&fifo, &regular] {
+                    std::fs::hard_link(source, &staged).unwrap();
+                    std::fs::rename(&staged, &path).unwrap();
+                }
+            }
+        })
+    };
+    let (done, wait) = std::sync::mpsc::channel();
+    let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+    let reads = std::thread::spawn(move || {
+        for _ in 0..20_000 {
+            if let Err(error) = store.usernames() {
+                assert!(matches!(error, AuthError::File { .. }), "{error:?}");
+                let cause = std::error::Error::source(&error).unwrap().to_string();
+                assert!(cause.contains("not a regular file"), "{cause}");
+            }
+        }
+        let _ = done.send(());
+    });
+    wait.recv_timeout(std::time::Duration::from_secs(60)).expect("a read blocked");
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    reads.join().unwrap();
+}

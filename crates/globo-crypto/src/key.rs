@@ -1,7 +1,6 @@
 //! Fernet keys: generation, parsing, key files.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -135,35 +134,19 @@ impl KeyFile {
     /// group or others access the file are recorded in [`KeyFile::loose_permissions`] so the
     /// caller can warn.
     pub fn load(path: &Path) -> Result<Self, CryptoError> {
-        // Opening a FIFO would block forever: a key file is a regular file (or a link to one).
-        if let Ok(metadata) = std::fs::metadata(path)
-            && !metadata.is_file()
-            && !metadata.is_dir()
-        {
-            let error = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
-            return Err(CryptoError::io("read key file", path, error));
-        }
-        let file = match std::fs::File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(CryptoError::KeyFileNotFound { path: path.to_path_buf() });
-            }
-            Err(e) => return Err(CryptoError::io("read key file", path, e)),
-        };
-        // Allocated once at the limit, so no reallocation leaves a copy of the key behind.
-        let mut content = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
-        (&file)
-            .take(MAX_KEY_FILE_LEN + 1)
-            .read_to_end(&mut content)
-            .map_err(|e| CryptoError::io("read key file", path, e))?;
+        // A key file is a regular file (or a link to one), checked on the file opened (without
+        // blocking: a FIFO swapped in would block a plain open forever), in a zeroized buffer
+        // that is never reallocated.
         let invalid = || CryptoError::InvalidKeyFile { path: path.to_path_buf() };
-        if content.len() as u64 > MAX_KEY_FILE_LEN {
-            return Err(invalid());
-        }
+        let (content, metadata) = match globo_fs::read_small_regular(path, MAX_KEY_FILE_LEN) {
+            Ok(Some(read)) => read,
+            Ok(None) => return Err(CryptoError::KeyFileNotFound { path: path.to_path_buf() }),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return Err(invalid()),
+            Err(e) => return Err(CryptoError::io("read key file", path, e.into_io_error())),
+        };
         let text = std::str::from_utf8(&content).map_err(|_| invalid())?;
         let key = Key::from_base64(text).map_err(|_| invalid())?;
         // The permissions of the file that was read, not of whatever the path names now.
-        let metadata = file.metadata().map_err(|e| CryptoError::io("inspect key file", path, e))?;
         let loose_permissions = globo_fs::loose_bits(&metadata);
         Ok(Self { path: path.to_path_buf(), key, loose_permissions })
     }

@@ -78,7 +78,7 @@
 //! [`read_small`] reads a small file (a `.env`, a key file) whole, within a size bound, into a
 //! zeroized buffer. It opens with `O_NONBLOCK`, so a FIFO nobody writes to is refused at once
 //! instead of blocking forever, while a pipe with a writer (`--env-file <(cmd)`) is read to
-//! its end.
+//! its end within [`SMALL_FILE_PIPE_WAIT`] (a writer silent for longer is an error).
 //!
 //! # Symbolic links
 //!
@@ -108,7 +108,7 @@ mod stale;
 mod temp;
 
 pub use link::resolve_link;
-pub use small::read_small;
+pub use small::{RegularFileRead, SMALL_FILE_PIPE_WAIT, read_small, read_small_regular};
 pub use stale::{STALE_TEMP_AGE, remove_stale_temp_files};
 use temp::{Kind, Publish, Temp};
 

@@ -97,3 +97,43 @@ fn a_fifo_with_a_writer_is_read_to_its_end() {
 fn libc_nonblock() -> i32 {
     rustix::fs::OFlags::NONBLOCK.bits() as i32
 }
+
+/// Review B5: a regular file is read into one buffer allocated at its size (plus one byte to
+/// see the end), never reallocated: a reallocation frees a copy of the secret unwiped. The
+/// capacity is exactly the first allocation's only if no reallocation happened.
+#[test]
+fn a_regular_file_is_read_into_one_buffer_of_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret.key");
+    let content = vec![b'k'; 5000];
+    std::fs::write(&path, &content).unwrap();
+    let bytes = read_small(&path, 1024 * 1024).unwrap().unwrap();
+    assert_eq!(bytes.as_slice(), content.as_slice());
+    assert_eq!(bytes.capacity(), 5001);
+}
+
+/// A pipe longer than the first buffer is read whole (the buffer grows by copying into a new
+/// zeroizing one).
+#[cfg(unix)]
+#[test]
+fn a_pipe_longer_than_the_first_buffer_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".env");
+    mkfifo(&path);
+    let mut fifo = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    // Keeps the written bytes alive even if the writer is done before the reader opens.
+    let _keep = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new().read(true).custom_flags(libc_nonblock()).open(&path).unwrap()
+    };
+    let content: Vec<u8> = (0..40_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let expected = content.clone();
+    let writer = std::thread::spawn(move || {
+        // Wait until the reader is open, so dropping `fifo` ends the data only then.
+        std::thread::sleep(Duration::from_millis(200));
+        fifo.write_all(&content).unwrap();
+    });
+    let bytes = read_guarded(&path, 1024 * 1024).unwrap().unwrap();
+    writer.join().unwrap();
+    assert_eq!(bytes, expected);
+}

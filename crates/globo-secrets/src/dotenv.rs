@@ -40,6 +40,9 @@
 //!   lone `$` are literal.
 //! - A key given twice takes its last value; a key without `=` has no value (and a later one
 //!   without `=` removes an earlier value, as the lab's `load_dotenv` then sets nothing).
+//! - With `PYTHON_DOTENV_DISABLED` set to `1`, `true`, `t`, `yes` or `y` (any case) in the
+//!   environment, `load_dotenv` reads no file at all; [`EnvFile::read`](crate::EnvFile::read)
+//!   does the same (this module's [`parse`] only parses text it is given).
 //!
 //! # Where globo deliberately differs
 //! - **Byte-order mark.** A UTF-8 BOM at the start of the file is skipped. python-dotenv (the
@@ -57,6 +60,15 @@
 //!   line ([`SecretsError::EnvFileNotUtf8`](crate::SecretsError::EnvFileNotUtf8)).
 //! - **Environment variables that are not UTF-8** are not used for `${NAME}` (Python would
 //!   substitute their surrogate-escaped text).
+//! - **NUL bytes.** A key or value holding a NUL byte makes the lab's `load_dotenv` fail when
+//!   it sets `os.environ` (`ValueError: embedded null byte`); [`EnvFile::read`](crate::EnvFile::read)
+//!   refuses the file with the line
+//!   ([`SecretsError::EnvFileNulByte`](crate::SecretsError::EnvFileNulByte)), never the
+//!   content. [`parse`] itself returns such values as python-dotenv's `dotenv_values` does.
+//! - **Empty values.** `KEY=` gives `KEY` the empty value here, as in python-dotenv, but
+//!   [`LocalProvider`](crate::LocalProvider) treats an empty secret as missing (the lab's
+//!   `os.getenv` returns `''`): an empty secret is a configuration mistake, reported as
+//!   "not found" rather than used.
 
 use std::collections::HashMap;
 
@@ -68,10 +80,13 @@ use crate::Environment;
 /// The result of [`parse`]: the file's values (as the lab's environment would get them, before
 /// the process environment is laid over them) and the lines python-dotenv would skip.
 ///
-/// `Debug` shows the names only.
+/// `Debug` shows counts and line numbers only, no name: a stray line holding only a secret
+/// (a password pasted without `KEY=`) parses as a key without a value.
 #[derive(Clone, Default)]
 pub struct Parsed {
     entries: Vec<(String, Option<SecretString>)>,
+    /// For each entry, the line where its last statement starts.
+    lines: Vec<usize>,
     invalid_lines: Vec<usize>,
 }
 
@@ -87,23 +102,36 @@ impl Parsed {
         self.entries.iter().find(|(key, _)| key == name).and_then(|(_, value)| value.as_ref())
     }
 
+    /// The 1-based line where the last statement for `name` starts (the one that gave it its
+    /// value), if the file has one: what an error about a value names instead of the value.
+    pub fn line_of(&self, name: &str) -> Option<usize> {
+        let at = self.entries.iter().position(|(key, _)| key == name)?;
+        self.lines.get(at).copied()
+    }
+
     /// The 1-based lines where a statement python-dotenv cannot parse starts (python-dotenv
     /// warns and skips each; globo's file readers refuse the file).
     pub fn invalid_lines(&self) -> &[usize] {
         &self.invalid_lines
     }
 
-    /// The keys that have a value, with it, in file order (duplicates resolved).
-    pub(crate) fn into_values(self) -> Vec<(String, SecretString)> {
-        self.entries.into_iter().filter_map(|(key, value)| Some((key, value?))).collect()
+    /// The keys that have a value, with it and the line it came from, in file order
+    /// (duplicates resolved).
+    pub(crate) fn into_values(self) -> Vec<(String, SecretString, usize)> {
+        self.entries
+            .into_iter()
+            .zip(self.lines)
+            .filter_map(|((key, value), line)| Some((key, value?, line)))
+            .collect()
     }
 }
 
 impl std::fmt::Debug for Parsed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.entries.iter().map(|(key, _)| key.as_str()).collect();
+        let without_value = self.entries.iter().filter(|(_, value)| value.is_none()).count();
         f.debug_struct("Parsed")
-            .field("names", &names)
+            .field("keys", &self.entries.len())
+            .field("keys_without_value", &without_value)
             .field("invalid_lines", &self.invalid_lines)
             .finish()
     }
@@ -116,17 +144,18 @@ pub fn parse(text: &str, env: &Environment) -> Parsed {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = universal_newlines(text);
     let mut reader = Reader { text: &text, pos: 0, line: 1 };
-    let mut bindings: Vec<(String, Option<Zeroizing<String>>)> = Vec::new();
+    let mut bindings: Vec<(String, Option<Zeroizing<String>>, usize)> = Vec::new();
     let mut invalid_lines = Vec::new();
     while reader.pos < reader.text.len() {
         match parse_binding(&mut reader) {
             Binding::Blank => {}
             Binding::Invalid { line } => invalid_lines.push(line),
-            Binding::Statement { key: Some(key), value } => bindings.push((key, value)),
+            Binding::Statement { key: Some(key), value, line } => bindings.push((key, value, line)),
             Binding::Statement { key: None, .. } => {}
         }
     }
-    Parsed { entries: resolve_variables(bindings, env), invalid_lines }
+    let (entries, lines) = resolve_variables(bindings, env);
+    Parsed { entries, lines, invalid_lines }
 }
 
 /// `\r\n` and lone `\r` become `\n`, as Python's text mode reads them.
@@ -176,7 +205,7 @@ enum Binding {
     /// Only whitespace was left.
     Blank,
     /// A statement (a comment line has no key).
-    Statement { key: Option<String>, value: Option<Zeroizing<String>> },
+    Statement { key: Option<String>, value: Option<Zeroizing<String>>, line: usize },
     /// A statement python-dotenv cannot parse, starting at this line.
     Invalid { line: usize },
 }
@@ -238,7 +267,7 @@ fn parse_binding(reader: &mut Reader<'_>) -> Binding {
     }
     let line = reader.line;
     match parse_statement(reader) {
-        Ok((key, value)) => Binding::Statement { key, value },
+        Ok((key, value)) => Binding::Statement { key, value, line },
         Err(NoMatch) => {
             // `_rest_of_line`: `[^\r\n]*(?:\r|\n|\r\n)?` (so `\r\n` loses only its `\r`).
             let mut len = reader.span(|c| c != '\r' && c != '\n');
@@ -415,13 +444,16 @@ fn strip_unquoted(part: &str) -> &str {
 /// python-dotenv's `resolve_variables(values, override=False)`: each value's `${...}` resolved
 /// against the environment first, then the values of earlier lines; a repeated key keeps its
 /// first position and takes its last value.
+type Entries = (Vec<(String, Option<SecretString>)>, Vec<usize>);
+
 fn resolve_variables(
-    bindings: Vec<(String, Option<Zeroizing<String>>)>,
+    bindings: Vec<(String, Option<Zeroizing<String>>, usize)>,
     env: &Environment,
-) -> Vec<(String, Option<SecretString>)> {
+) -> Entries {
     let mut entries: Vec<(String, Option<SecretString>)> = Vec::new();
+    let mut lines: Vec<usize> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for (key, raw) in bindings {
+    for (key, raw, line) in bindings {
         let value = raw.map(|raw| {
             let lookup = |name: &str| -> Option<String> {
                 if let Some(value) = env.get(name) {
@@ -439,55 +471,107 @@ fn resolve_variables(
             SecretString::from(interpolate(&raw, lookup).to_string())
         });
         match index.get(&key) {
-            Some(&at) => entries[at].1 = value,
+            Some(&at) => {
+                entries[at].1 = value;
+                lines[at] = line;
+            }
             None => {
                 index.insert(key.clone(), entries.len());
                 entries.push((key, value));
+                lines.push(line);
             }
         }
     }
-    entries
+    (entries, lines)
 }
 
 /// Replaces each `${NAME}` / `${NAME:-DEFAULT}` (python-dotenv's
 /// `\$\{(?P<name>[^\}:]*)(?::-(?P<default>[^\}]*))?\}`, found left to right) by `lookup(NAME)`,
 /// else `DEFAULT`, else nothing. A `${` that does not complete such a form is literal.
 fn interpolate(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Zeroizing<String> {
+    interpolate_counting(raw, lookup).0
+}
+
+/// [`interpolate`], and the number of bytes its searches examined (at most about three times
+/// the length of `raw`: every search moves forward only, so a value of a million `${` costs
+/// a few million steps, not the 10^11 of rescanning to the end from each `${`).
+///
+/// Linear because the next `}` and the next `}`-or-`:` at or after a position are cached:
+/// the positions asked about only grow (each `${` is after the last), and a cached answer
+/// at or after the new position is still the first one there. With no `}` left, no form can
+/// complete, so the rest is literal.
+fn interpolate_counting(
+    raw: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> (Zeroizing<String>, usize) {
+    let bytes = raw.as_bytes();
+    let mut steps = 0usize;
+    let mut next_brace = NextByte::new(|b| b == b'}');
+    let mut next_stop = NextByte::new(|b| b == b'}' || b == b':');
     let mut out = Zeroizing::new(String::with_capacity(raw.len()));
-    let mut rest = raw;
-    while let Some(start) = rest.find("${") {
-        let after = &rest[start + 2..];
-        let name_len = span_of(after, |c| c != '}' && c != ':');
-        let name = &after[..name_len];
-        let tail = &after[name_len..];
-        let found = if tail.starts_with('}') {
-            Some((None, start + 2 + name_len + 1))
-        } else if let Some(default_part) = tail.strip_prefix(":-") {
-            let default_len = span_of(default_part, |c| c != '}');
-            default_part[default_len..].starts_with('}').then(|| {
-                (Some(&default_part[..default_len]), start + 2 + name_len + 2 + default_len + 1)
-            })
+    let mut copied = 0; // `raw[..copied]` is in `out` or replaced.
+    let mut from = 0; // Where to look for the next `${`.
+    while let Some(found) = raw[from..].find("${") {
+        steps += found + 2;
+        let start = from + found;
+        let name_start = start + 2;
+        let Some(brace) = next_brace.at_or_after(bytes, name_start, &mut steps) else {
+            break; // No `}` left: nothing after this can be a variable.
+        };
+        // A name runs to the first `}` or `:`; there is a `}`, so there is such a stop.
+        let stop = next_stop.at_or_after(bytes, name_start, &mut steps).unwrap_or(brace);
+        let form = if bytes[stop] == b'}' {
+            Some((&raw[name_start..stop], None, stop + 1))
+        } else if bytes.get(stop + 1) == Some(&b'-') {
+            // `:-`: the default runs to the first `}` after it, which is `brace` (the name
+            // had none, and `:` and `-` are not one).
+            Some((&raw[name_start..stop], Some(&raw[stop + 2..brace]), brace + 1))
         } else {
             None
         };
-        match found {
-            Some((default, end)) => {
-                out.push_str(&rest[..start]);
+        match form {
+            Some((name, default, end)) => {
+                out.push_str(&raw[copied..start]);
                 match lookup(name) {
                     Some(value) => out.push_str(&Zeroizing::new(value)),
                     None => out.push_str(default.unwrap_or("")),
                 }
-                rest = &rest[end..];
+                copied = end;
+                from = end;
             }
-            None => {
-                // Not a variable here: keep the `$` and search again after it.
-                out.push_str(&rest[..start + 1]);
-                rest = &rest[start + 1..];
-            }
+            // Not a variable here: the `$` is literal; search again after it.
+            None => from = start + 1,
         }
     }
-    out.push_str(rest);
-    out
+    out.push_str(&raw[copied..]);
+    (out, steps)
+}
+
+/// The first position at or after a given one where a byte satisfies `pred`, cached for
+/// positions that only grow (see [`interpolate_counting`]).
+struct NextByte<P> {
+    pred: P,
+    /// The last answer and the position it was asked for.
+    cached: Option<(usize, Option<usize>)>,
+}
+
+impl<P: Fn(u8) -> bool> NextByte<P> {
+    fn new(pred: P) -> Self {
+        Self { pred, cached: None }
+    }
+
+    fn at_or_after(&mut self, bytes: &[u8], from: usize, steps: &mut usize) -> Option<usize> {
+        if let Some((asked, answer)) = self.cached
+            && asked <= from
+            && answer.is_none_or(|at| at >= from)
+        {
+            return answer;
+        }
+        let found = bytes[from..].iter().position(|&b| (self.pred)(b)).map(|i| from + i);
+        *steps += found.map_or(bytes.len(), |at| at + 1) - from;
+        self.cached = Some((from, found));
+        found
+    }
 }
 
 #[cfg(test)]
@@ -516,6 +600,39 @@ mod tests {
         assert_eq!(strip_unquoted("a#b"), "a#b");
         assert_eq!(strip_unquoted("a #b #c"), "a");
         assert_eq!(strip_unquoted("a b  "), "a b");
+    }
+
+    /// Review B6: interpolation is linear. A 1 MiB value of `${` (and variants whose names or
+    /// defaults run to a far `:` or `}`) used to rescan to the end from every `${`: about
+    /// 10^11 steps. The bound on the bytes examined guards that without timing anything.
+    #[test]
+    fn interpolation_examines_each_byte_a_bounded_number_of_times() {
+        let n = 1024 * 1024 / 2;
+        let variants = [
+            "${".repeat(n),
+            format!("{}:}}", "${".repeat(n)),
+            format!("{}}}", "${:-".repeat(n / 2)),
+            format!("{}}}", "${a:".repeat(n / 2)),
+        ];
+        for raw in &variants {
+            let (out, steps) = interpolate_counting(raw, |_| None);
+            assert!(steps <= 4 * raw.len() + 16, "{steps} steps for {} bytes", raw.len());
+            assert!(!out.is_empty());
+        }
+        // The values python-dotenv gives (checked with its `parse_variables`; the differential
+        // test covers the rest).
+        let lookup = |name: &str| (name == "A").then(|| "1".to_owned());
+        for (raw, expected) in [
+            ("${A}${B:-x}${C}", "1x"),
+            ("${${A}", ""),
+            ("$${A}$", "$1$"),
+            ("${A:x}${A}", "${A:x}1"),
+            ("${A:-${B}}}", "1}}"),
+            ("${:-d}", "d"),
+            ("${", "${"),
+        ] {
+            assert_eq!(interpolate(raw, lookup).as_str(), expected, "{raw}");
+        }
     }
 
     #[test]

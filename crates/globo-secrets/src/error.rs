@@ -159,6 +159,21 @@ pub enum SecretsError {
         /// The `.env` file that was looked for.
         env_file: PathBuf,
     },
+    /// The local provider has no such variable in the process environment, and the `.env`
+    /// file was not read because `PYTHON_DOTENV_DISABLED` is set to a true value (as
+    /// python-dotenv's `load_dotenv` does; see [`EnvFile::read`](crate::EnvFile::read)).
+    #[error(
+        "Secret '{name}' not found in environment, and the .env file '{}' was not read because \
+         PYTHON_DOTENV_DISABLED is set. Set the secret in the environment, or unset \
+         PYTHON_DOTENV_DISABLED.",
+        env_file.display()
+    )]
+    NotFoundEnvFileDisabled {
+        /// The secret's name.
+        name: String,
+        /// The `.env` file that was not read.
+        env_file: PathBuf,
+    },
     /// The backend (AWS Secrets Manager, or an in-memory store) has no such secret, or not
     /// the requested version.
     #[error(
@@ -263,6 +278,20 @@ pub enum SecretsError {
         /// The file.
         path: PathBuf,
         /// 1-based line number.
+        line: usize,
+    },
+    /// A key or value of the `.env` file contains a NUL byte, which no environment variable
+    /// can hold: the lab's `load_dotenv` fails there (`ValueError: embedded null byte`), and
+    /// globo refuses the file. Neither the key nor the value is repeated.
+    #[error(
+        "line {line} in '{}': a key or value contains a NUL byte, which an environment variable \
+         cannot hold: remove it",
+        path.display()
+    )]
+    EnvFileNulByte {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line where the statement starts.
         line: usize,
     },
     /// The `.env` file is not valid UTF-8 (the encoding python-dotenv reads it with).
@@ -413,7 +442,10 @@ impl SecretsError {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            Self::NotFoundLocal { .. } | Self::NotFoundNoEnvFile { .. } | Self::NotFound { .. }
+            Self::NotFoundLocal { .. }
+                | Self::NotFoundNoEnvFile { .. }
+                | Self::NotFoundEnvFileDisabled { .. }
+                | Self::NotFound { .. }
         )
     }
 }

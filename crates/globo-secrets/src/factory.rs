@@ -25,16 +25,41 @@ impl FromStr for Mode {
     type Err = SecretsError;
 
     /// `local` or `prod`, nothing else: a typo such as `prd` is an error, never a fallback.
+    /// The message repeats the text only if it is a short plain word (see [`Mode::parse_from`]).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse_from(text, "")
+    }
+}
+
+impl Mode {
+    /// `text` as a mode; an error says `source` (e.g. " in the environment variable APP_MODE")
+    /// and what is allowed. The text itself is repeated only when it is a short plain word
+    /// (`prd`): a mode that came from a malformed `.env` can hold the lines after it, secrets
+    /// included (`APP_MODE='prod` opens a quote that a later `'` closes), and a mode with
+    /// other characters is shown as "(value not shown)".
+    fn parse_from(text: &str, source: &str) -> Result<Self, SecretsError> {
         match text {
             "local" => Ok(Self::Local),
             "prod" => Ok(Self::Prod),
-            other => Err(SecretsError::Config(format!(
-                "unknown mode '{}': use 'local' or 'prod'",
-                other.escape_debug()
-            ))),
+            other => {
+                let shown = if is_plain_word(other) {
+                    format!(" '{other}'")
+                } else {
+                    " (value not shown)".to_owned()
+                };
+                Err(SecretsError::Config(format!(
+                    "unknown mode{shown}{source}: use 'local' or 'prod'"
+                )))
+            }
         }
     }
+}
+
+/// At most 16 ASCII letters, digits, `-` or `_`: a mode value safe to repeat in a message.
+fn is_plain_word(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 16
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl fmt::Display for Mode {
@@ -51,25 +76,54 @@ impl fmt::Display for Mode {
 /// appended `APP_MODE=prod` takes effect), else [`Mode::Local`].
 ///
 /// Fails closed: an unknown `APP_MODE` is an error, and so is an `APP_MODE` in `env` whose
-/// value is not UTF-8 (it is set, so it is not "unset"). `env_file` is a path or an
+/// value is not UTF-8 (it is set, so it is not "unset"). The error names where the mode came
+/// from (the variable, or the file and line) and never repeats a value read from the file: a
+/// malformed `.env` (`APP_MODE='prod` with a later `'`) makes `APP_MODE` span the lines
+/// between, secrets included, exactly as python-dotenv reads it. `env_file` is a path or an
 /// [`EnvFile`](crate::EnvFile) already read (for a pipe, which can be read once).
 pub fn resolve_mode(
     explicit: Option<Mode>,
     env_file: &(impl EnvFileSource + ?Sized),
     env: &Environment,
 ) -> Result<Mode, SecretsError> {
-    if let Some(mode) = explicit {
+    if let Some(mode) = mode_without_env_file(explicit, env)? {
         return Ok(mode);
+    }
+    let file = env_file.load_env_file(env)?;
+    let Some(mode) = file.get("APP_MODE") else { return Ok(Mode::Local) };
+    match mode.expose_secret() {
+        "local" => Ok(Mode::Local),
+        "prod" => Ok(Mode::Prod),
+        _ => {
+            let line = file.line_of("APP_MODE").map(|n| format!(" line {n}")).unwrap_or_default();
+            Err(SecretsError::Config(format!(
+                "unknown mode (value not shown) in APP_MODE at '{}'{line}: use 'local' or 'prod'",
+                file.path().display()
+            )))
+        }
+    }
+}
+
+/// The mode, if it is decided without the `.env` file: `explicit`, else `APP_MODE` from `env`
+/// (with the errors of [`resolve_mode`]); `Ok(None)` when only the file can tell. A program
+/// that needs nothing from the file in local mode (its config commands, say) reads it only
+/// when this is not [`Mode::Local`].
+pub fn mode_without_env_file(
+    explicit: Option<Mode>,
+    env: &Environment,
+) -> Result<Option<Mode>, SecretsError> {
+    if let Some(mode) = explicit {
+        return Ok(Some(mode));
     }
     if env.is_set_but_not_utf8("APP_MODE") {
         return Err(Environment::not_utf8_error("APP_MODE"));
     }
-    if let Some(mode) = env.get("APP_MODE") {
-        return mode.expose_secret().parse();
-    }
-    match env_file.load_env_file(env)?.get("APP_MODE") {
-        Some(mode) => mode.expose_secret().parse(),
-        None => Ok(Mode::Local),
+    match env.get("APP_MODE") {
+        Some(mode) => {
+            Mode::parse_from(mode.expose_secret(), " in the environment variable APP_MODE")
+                .map(Some)
+        }
+        None => Ok(None),
     }
 }
 

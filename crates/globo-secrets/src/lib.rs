@@ -82,7 +82,7 @@ pub use aws::{
 };
 pub use cache::{CacheConfig, CachingProvider};
 pub use error::{Operation, SecretsError};
-pub use factory::{Mode, provider_for, resolve_mode};
+pub use factory::{Mode, mode_without_env_file, provider_for, resolve_mode};
 pub use local::{
     EnvFile, EnvFileSource, Environment, LocalProvider, MAX_ENV_FILE_LEN, read_env_file,
 };

@@ -104,7 +104,11 @@ pub const MAX_ENV_FILE_LEN: u64 = 1024 * 1024;
 pub struct EnvFile {
     path: PathBuf,
     exists: bool,
+    /// Not read: `PYTHON_DOTENV_DISABLED` was set.
+    disabled: bool,
     values: Vec<(String, SecretString)>,
+    /// For each value, the line it came from.
+    lines: Vec<usize>,
 }
 
 impl EnvFile {
@@ -115,13 +119,29 @@ impl EnvFile {
     /// file, and the line where there is one, never the content:
     /// [`SecretsError::EnvFileUnreadable`] (cannot be opened or read, larger than
     /// [`MAX_ENV_FILE_LEN`], a folder, a FIFO with no writer), [`SecretsError::EnvFileNotUtf8`],
-    /// and [`SecretsError::MalformedEnvFile`] for the first line python-dotenv would skip
-    /// (globo fails closed there; see [`dotenv`](crate::dotenv)).
+    /// [`SecretsError::MalformedEnvFile`] for the first line python-dotenv would skip
+    /// (globo fails closed there; see [`dotenv`](crate::dotenv)), and
+    /// [`SecretsError::EnvFileNulByte`] for a key or value holding a NUL byte.
+    ///
+    /// When `env` sets `PYTHON_DOTENV_DISABLED` to `1`, `true`, `t`, `yes` or `y` (in any
+    /// case), the file is not read at all and counts as empty ([`disabled`](Self::disabled)):
+    /// python-dotenv 1.2's `load_dotenv` then skips `.env`, so the lab takes nothing from it
+    /// (no secret, no `APP_MODE`, no AWS setting), and neither does globo.
     pub fn read(path: impl Into<PathBuf>, env: &Environment) -> Result<Self, SecretsError> {
         let path = path.into();
+        let empty = |path, disabled| Self {
+            path,
+            exists: false,
+            disabled,
+            values: Vec::new(),
+            lines: Vec::new(),
+        };
+        if dotenv_disabled(env) {
+            return Ok(empty(path, true));
+        }
         let bytes = match globo_fs::read_small(&path, MAX_ENV_FILE_LEN) {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => return Ok(Self { path, exists: false, values: Vec::new() }),
+            Ok(None) => return Ok(empty(path, false)),
             Err(e) => {
                 return Err(SecretsError::EnvFileUnreadable { path, source: e.into_io_error() });
             }
@@ -137,7 +157,17 @@ impl EnvFile {
         if let Some(&line) = parsed.invalid_lines().first() {
             return Err(SecretsError::MalformedEnvFile { path, line });
         }
-        Ok(Self { path, exists: true, values: parsed.into_values() })
+        // What the lab's `load_dotenv` would put in `os.environ`, which refuses a NUL.
+        let nul = parsed.entries().iter().find(|(key, value)| {
+            value.as_ref().is_some_and(|v| key.contains('\0') || v.expose_secret().contains('\0'))
+        });
+        if let Some((key, _)) = nul {
+            let line = parsed.line_of(key).unwrap_or(1);
+            return Err(SecretsError::EnvFileNulByte { path, line });
+        }
+        let (values, lines) =
+            parsed.into_values().into_iter().map(|(key, value, line)| ((key, value), line)).unzip();
+        Ok(Self { path, exists: true, disabled: false, values, lines })
     }
 
     /// The file's path.
@@ -145,14 +175,27 @@ impl EnvFile {
         &self.path
     }
 
-    /// Whether the file existed.
+    /// Whether the file existed (false when it was not read: [`disabled`](Self::disabled)).
     pub fn exists(&self) -> bool {
         self.exists
+    }
+
+    /// Whether the file was not read because `PYTHON_DOTENV_DISABLED` is set (see
+    /// [`EnvFile::read`]).
+    pub fn disabled(&self) -> bool {
+        self.disabled
     }
 
     /// The value the file gives `name` (its last one), if any.
     pub fn get(&self, name: &str) -> Option<&SecretString> {
         self.values.iter().find(|(key, _)| key == name).map(|(_, value)| value)
+    }
+
+    /// The 1-based line the value of `name` came from (where its last statement starts), if
+    /// the file gives it one: what messages about a value name instead of the value.
+    pub fn line_of(&self, name: &str) -> Option<usize> {
+        let at = self.values.iter().position(|(key, _)| key == name)?;
+        self.lines.get(at).copied()
     }
 
     /// Every key with a value, once, in the order of first appearance, with its last value.
@@ -167,9 +210,24 @@ impl fmt::Debug for EnvFile {
         f.debug_struct("EnvFile")
             .field("path", &self.path)
             .field("exists", &self.exists)
+            .field("disabled", &self.disabled)
             .field("names", &names)
             .finish()
     }
+}
+
+/// python-dotenv 1.2's `_load_dotenv_disabled`: `PYTHON_DOTENV_DISABLED` casefolded is one of
+/// `1`, `true`, `t`, `yes`, `y` (a value that is not UTF-8 is none of them).
+fn dotenv_disabled(env: &Environment) -> bool {
+    let Some(value) = env.get("PYTHON_DOTENV_DISABLED") else { return false };
+    // `str.casefold` for these words: lower case, and the long s (U+017F) folds to `s`.
+    let folded: String = value
+        .expose_secret()
+        .to_lowercase()
+        .chars()
+        .map(|c| if c == 'ſ' { 's' } else { c })
+        .collect();
+    matches!(folded.as_str(), "1" | "true" | "t" | "yes" | "y")
 }
 
 /// The 1-based line on which the end of `before` lies (`\r\n`, `\n` and `\r` each end a line).
@@ -242,6 +300,7 @@ pub struct LocalProvider {
     not_utf8: BTreeSet<String>,
     env_file: PathBuf,
     file_found: bool,
+    file_disabled: bool,
 }
 
 impl LocalProvider {
@@ -265,6 +324,7 @@ impl LocalProvider {
             not_utf8: env.not_utf8.clone(),
             env_file: file.path.clone(),
             file_found: file.exists,
+            file_disabled: file.disabled,
         }
     }
 
@@ -307,6 +367,10 @@ impl SecretsProvider for LocalProvider {
             Some(value) if !value.expose_secret().is_empty() => {
                 Ok(SecretValue::Text(value.clone()))
             }
+            _ if self.file_disabled => Err(SecretsError::NotFoundEnvFileDisabled {
+                name: name.to_owned(),
+                env_file: self.env_file.clone(),
+            }),
             _ if !self.file_found => Err(SecretsError::NotFoundNoEnvFile {
                 name: name.to_owned(),
                 env_file: self.env_file.clone(),

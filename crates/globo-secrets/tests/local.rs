@@ -237,7 +237,11 @@ async fn an_unknown_mode_is_an_error_not_a_fallback() {
     assert!(matches!(error, SecretsError::Config(_)));
     assert_eq!(
         error.to_string(),
-        "malformed configuration: unknown mode 'prd': use 'local' or 'prod'"
+        format!(
+            "malformed configuration: unknown mode (value not shown) in APP_MODE at '{}' line 1: \
+             use 'local' or 'prod'",
+            path.display()
+        )
     );
     let env = Environment::from_pairs([("APP_MODE", "Production")]);
     assert!(provider_for(None, &dir.path().join("none"), &env).await.is_err());
@@ -260,4 +264,91 @@ fn an_unreadable_env_file_is_a_precise_error() {
     let error = LocalProvider::new(dir.path(), &Environment::empty()).unwrap_err();
     assert!(matches!(error, SecretsError::EnvFileUnreadable { .. }), "{error:?}");
     assert!(error.to_string().contains(&dir.path().display().to_string()), "{error}");
+}
+
+/// Review B1: a mode read from `.env` is never repeated in the error. `APP_MODE='prod` opens a
+/// quote that a later `'` closes, so python-dotenv (and globo) read `APP_MODE` as the lines
+/// between, a password included.
+#[tokio::test]
+async fn an_unknown_mode_from_the_file_is_named_by_line_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = env_file(dir.path(), "A=1\nAPP_MODE='prod\nDB_PASSWORD=hunter2\nX='\n");
+    let error = resolve_mode(None, &path, &Environment::empty()).unwrap_err();
+    let message = error.to_string();
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(!message.contains("DB_PASSWORD"), "{message}");
+    assert!(message.contains("APP_MODE"), "{message}");
+    assert!(message.contains("line 2"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("'local' or 'prod'"), "{message}");
+    // From the environment: a plain word is repeated (it helps spot a typo), anything else not.
+    let env = Environment::from_pairs([("APP_MODE", "prd")]);
+    let message = resolve_mode(None, &path, &env).unwrap_err().to_string();
+    assert!(message.contains("'prd' in the environment variable APP_MODE"), "{message}");
+    let env = Environment::from_pairs([("APP_MODE", "prod\nDB_PASSWORD=hunter2")]);
+    let message = resolve_mode(None, &path, &env).unwrap_err().to_string();
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains("environment variable APP_MODE"), "{message}");
+}
+
+/// Review B2: with `PYTHON_DOTENV_DISABLED` true, python-dotenv 1.2's `load_dotenv` skips
+/// `.env` (the lab takes nothing from it: no secret, no `APP_MODE`); globo does the same.
+#[tokio::test]
+async fn python_dotenv_disabled_skips_the_env_file_as_the_lab_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = env_file(dir.path(), "APP_MODE=prod\nTOKEN=from-file\n");
+    // python-dotenv's `_load_dotenv_disabled`: casefolded value in {1, true, t, yes, y}.
+    for value in ["1", "true", "TRUE", "t", "yes", "Yes", "y", "Y", "ye\u{17f}"] {
+        let env = Environment::from_pairs([("PYTHON_DOTENV_DISABLED", value)]);
+        let file = EnvFile::read(&path, &env).unwrap();
+        assert!(file.disabled() && !file.exists() && file.get("TOKEN").is_none(), "{value}");
+        assert_eq!(resolve_mode(None, &path, &env).unwrap(), Mode::Local, "{value}");
+        let provider = provider_for(None, &path, &env).await.unwrap();
+        let error = provider.get("TOKEN").await.unwrap_err();
+        assert!(matches!(error, SecretsError::NotFoundEnvFileDisabled { .. }), "{error:?}");
+        assert!(error.to_string().contains("PYTHON_DOTENV_DISABLED"), "{error}");
+        assert!(error.is_not_found());
+    }
+    for value in ["0", "false", "no", "on", "", " 1", "yess"] {
+        let env = Environment::from_pairs([("PYTHON_DOTENV_DISABLED", value)]);
+        let file = EnvFile::read(&path, &env).unwrap();
+        assert!(!file.disabled(), "{value:?}");
+        assert_eq!(file.get("TOKEN").unwrap().expose_secret(), "from-file", "{value:?}");
+        assert_eq!(resolve_mode(None, &path, &env).unwrap(), Mode::Prod, "{value:?}");
+    }
+}
+
+/// Review B8: a NUL byte in a key or value makes the lab's `load_dotenv` fail
+/// (`os.environ` refuses it); globo refuses the file with the line, never the content.
+#[test]
+fn a_nul_byte_in_a_key_or_value_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, line) in
+        [("A=1\nB=hun\0ter2\n", 2), ("A=1\n# c\nC\0D=hunter2\n", 3), ("X=1\nY=\"a\nb\0c\"\n", 2)]
+    {
+        let path = env_file(dir.path(), text);
+        let error = EnvFile::read(&path, &Environment::empty()).unwrap_err();
+        assert!(
+            matches!(error, SecretsError::EnvFileNulByte { line: l, .. } if l == line),
+            "{text:?}: {error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(&format!("line {line}")) && message.contains("NUL"), "{message}");
+        assert!(!message.contains("hun") && !message.contains("ter2"), "{message}");
+    }
+    // A NUL in a comment or in a key without a value sets nothing in the lab either.
+    let path = env_file(dir.path(), "A=1 # c\0mment\nB\0C\n");
+    assert_eq!(
+        EnvFile::read(&path, &Environment::empty()).unwrap().get("A").unwrap().expose_secret(),
+        "1"
+    );
+}
+
+/// Review B8: `Parsed`'s Debug names no key: a pasted secret without `KEY=` is a key.
+#[test]
+fn parsed_debug_shows_counts_not_names() {
+    let parsed = globo_secrets::dotenv::parse("A=1\nhunter2\n", &Environment::empty());
+    let debug = format!("{parsed:?}");
+    assert!(!debug.contains("hunter2") && !debug.contains('A'), "{debug}");
+    assert!(debug.contains("keys: 2") && debug.contains("keys_without_value: 1"), "{debug}");
 }

@@ -135,7 +135,9 @@ pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
 pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let password = read_password(&args.store, false)?;
     let verified = args.store.store().verify(&args.username, &password).map_err(|e| failure(&e))?;
-    outln!("Password verified for '{}'.", args.username)?;
+    // The stored name is who logged in (it may differ from the typed one in Unicode form or
+    // invisible characters, which are shown escaped).
+    outln!("Password verified for '{}'.", visible(verified.username()))?;
     if let Some(error) = verified.rehash_error() {
         warnln!(
             "warning: the stored hash is obsolete but could not be upgraded: {}",
@@ -143,4 +145,12 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// `name` with invisible and control characters written as `\u{...}` (quotes kept as they
+/// are), so a stored name that differs from the typed one only invisibly shows how.
+fn visible(name: &str) -> String {
+    name.chars()
+        .map(|c| if c == '\'' || c == '"' { c.to_string() } else { c.escape_debug().to_string() })
+        .collect()
 }

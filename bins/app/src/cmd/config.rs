@@ -9,7 +9,9 @@ use globo::crypto::{
     self, CryptoError, Key, KeyFile, Keyring, LoadedKeys, RotationReport, RotationStep, Zeroizing,
 };
 use globo::secrets::fernet_key::{DEFAULT_KEY_SECRET, KEY_SECRET_VAR, SecretsManagerKeyStore};
-use globo::secrets::{EnvFile, Environment, Mode, SecretsError, resolve_mode};
+use globo::secrets::{
+    EnvFile, Environment, Mode, SecretsError, mode_without_env_file, resolve_mode,
+};
 
 use crate::failure::Failure;
 use crate::out::{outln, warnln};
@@ -36,7 +38,7 @@ pub(crate) enum ConfigCommand {
 #[derive(Debug, clap::Args)]
 pub(crate) struct KeyArgs {
     /// `local` (the key file) or `prod` (the key held in AWS Secrets Manager); default:
-    /// $APP_MODE, else APP_MODE in the .env file, else local.
+    /// $APP_MODE, else the last APP_MODE in the .env file, else local.
     #[arg(long)]
     mode: Option<String>,
     /// Local mode: the key file (44-character URL-safe base64 Fernet key).
@@ -46,7 +48,8 @@ pub(crate) struct KeyArgs {
     #[arg(long, value_name = "NAME", env = KEY_SECRET_VAR, default_value = DEFAULT_KEY_SECRET)]
     key_secret: String,
     /// The .env file: APP_MODE, and in prod mode the AWS settings (endpoint, region, profile,
-    /// credentials) the process environment does not set. Never the key itself.
+    /// credentials) the process environment does not set. Never the key itself. Not read when
+    /// --mode or $APP_MODE says local.
     #[arg(long, value_name = "PATH", default_value = ".env")]
     env_file: PathBuf,
 }
@@ -66,13 +69,16 @@ impl KeyArgs {
             Some(text) => Some(text.parse::<Mode>().map_err(|e| secrets_failure(&e))?),
             None => None,
         };
-        // Read once: the mode and the AWS settings come from the same reading, so a pipe
-        // (`--env-file <(command)`) works. `--mode local` needs nothing from the file.
-        let file = match explicit {
-            Some(Mode::Local) => return Ok(KeyHome::File),
-            _ => EnvFile::read(&self.env_file, &env).map_err(|e| secrets_failure(&e))?,
-        };
-        match resolve_mode(explicit, &file, &env).map_err(|e| secrets_failure(&e))? {
+        // Local mode needs nothing from the file: when `--mode` or `APP_MODE` says local, it
+        // is not read (a broken .env cannot stop a local command). Otherwise it is read once:
+        // the mode and the AWS settings come from the same reading, so a pipe
+        // (`--env-file <(command)`) works.
+        let decided = mode_without_env_file(explicit, &env).map_err(|e| secrets_failure(&e))?;
+        if decided == Some(Mode::Local) {
+            return Ok(KeyHome::File);
+        }
+        let file = EnvFile::read(&self.env_file, &env).map_err(|e| secrets_failure(&e))?;
+        match resolve_mode(decided, &file, &env).map_err(|e| secrets_failure(&e))? {
             Mode::Prod => {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
