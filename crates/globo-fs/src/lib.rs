@@ -98,16 +98,19 @@
 //! is resolved like any path (a link to a folder is followed).
 #![forbid(unsafe_code)]
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 mod link;
+mod remove;
 mod small;
 mod stale;
 mod temp;
 
 pub use link::resolve_link;
+pub use remove::RemovableFile;
 pub use small::read_small;
 pub use stale::{STALE_TEMP_AGE, remove_stale_temp_files};
 use temp::{Kind, Publish, Temp};
@@ -155,18 +158,6 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Flushes a folder so that a rename or link inside it survives a power loss.
-fn sync_dir(dir: &Path) -> Result<(), FsError> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| FsError::new("flush folder", dir, e))?;
-    }
-    let _ = dir;
-    Ok(())
-}
-
 /// Writes `bytes` to a new temporary file and publishes it at `path`; returns which kind of
 /// temporary file was used.
 fn write_with(
@@ -177,11 +168,9 @@ fn write_with(
 ) -> Result<Kind, FsError> {
     // A new file is never created through a link (the link's name is taken, so the no-clobber
     // link fails); a replacement replaces the file at the end of the links.
-    let target = match how {
-        Publish::Replace => resolve_link(path)?,
-        Publish::NoClobber => path.to_path_buf(),
-    };
-    let mut temp = Temp::create(&target, prefer_unnamed)?;
+    let target = link::resolve(path, how == Publish::Replace)?;
+    link::test_hook("resolved");
+    let mut temp = Temp::create(target, prefer_unnamed)?;
     temp.write_all(bytes)?;
     let kind = temp.kind();
     temp.persist(how)?;
@@ -239,8 +228,9 @@ impl AtomicFile {
     }
 
     fn create_with(path: &Path, prefer_unnamed: bool) -> Result<Self, FsError> {
-        let target = resolve_link(path)?;
-        Ok(Self { temp: Temp::create(&target, prefer_unnamed)?, path: path.to_path_buf() })
+        let target = link::resolve(path, true)?;
+        link::test_hook("resolved");
+        Ok(Self { temp: Temp::create(target, prefer_unnamed)?, path: path.to_path_buf() })
     }
 
     /// The path this file will replace, as given (if it is a symbolic link, the file at the end
@@ -295,13 +285,23 @@ pub struct ExclusiveLock {
 
 impl ExclusiveLock {
     /// Blocks until this process holds the lock guarding `path`.
+    ///
+    /// Fails, before anything is created, when `path` is a link that may not be followed (see
+    /// [`resolve_link`]): a lock beside the link itself would not exclude the processes going
+    /// through it, and the write the lock is for would be refused anyway.
     pub fn acquire(path: &Path) -> Result<Self, FsError> {
-        // A link that cannot be written through is locked beside itself: every write through
-        // it is refused anyway.
-        let data = resolve_link(path).unwrap_or_else(|_| path.to_path_buf());
-        let lock_path = lock_path_for(&data);
-        let file = open_lock_file(&lock_path)?;
-        give_to_data_owner(&file, &data);
+        let data = link::resolve(path, true)?;
+        link::test_hook("resolved");
+        let lock_path = lock_path_for(&data.path);
+        let mut lock_name = data.name.clone();
+        lock_name.push(".lock");
+        let (file, created) = open_lock_file(&data.dir, &lock_name, &lock_path)?;
+        let ours = check_lock_file(&file, &lock_path)?;
+        // Only a lock file this process created, or one of its own user, is given away: a
+        // file planted under the lock's name must never be handed to anyone.
+        if created || ours {
+            give_to_data_owner(&file, &data);
+        }
         file.lock().map_err(|e| FsError::new("lock", &lock_path, e))?;
         Ok(Self { file, path: lock_path })
     }
@@ -319,85 +319,100 @@ impl Drop for ExclusiveLock {
     }
 }
 
-/// Opens (creating it, mode `0600`) the lock file, never through a symbolic link.
-fn open_lock_file(lock_path: &Path) -> Result<File, FsError> {
-    let open = |write: bool| {
-        let mut options = OpenOptions::new();
-        options.read(true);
-        if write {
-            options.write(true).create(true).truncate(false);
-        }
-        #[cfg(unix)]
+/// Opens the lock file `name` in `dir` (`shown` in messages), never through a symbolic link:
+/// created (mode `0600`, `O_EXCL`) if it does not exist, else opened for writing, or read-only
+/// when this process may read but not write it. Returns the file and whether it was created.
+fn open_lock_file(dir: &File, name: &OsStr, shown: &Path) -> Result<(File, bool), FsError> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    // Never through a symbolic link: in a shared folder a planted link would make us create or
+    // open a file of the attacker's choosing. O_NONBLOCK: a FIFO planted there cannot block.
+    let base = OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    let mode = Mode::RUSR | Mode::WUSR;
+    let mut error = Errno::NOENT;
+    // A lock file removed between the two opens is created again; a few rounds at most.
+    for _ in 0..3 {
+        match rustix::fs::openat(dir, name, base | OFlags::RDWR | OFlags::CREATE | OFlags::EXCL, mode)
         {
-            use std::os::unix::fs::OpenOptionsExt;
-            // Never through a symbolic link: in a shared folder a planted link would make us
-            // create or open a file of the attacker's choosing.
-            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+            Ok(fd) => return Ok((File::from(fd), true)),
+            Err(Errno::EXIST) => {}
+            Err(e) => {
+                error = e;
+                break;
+            }
         }
-        options.open(lock_path)
-    };
-    let error = match open(true) {
-        Ok(file) => return Ok(file),
-        Err(e) => e,
-    };
-    if error.kind() == io::ErrorKind::PermissionDenied
-        && let Ok(file) = open(false)
-    {
-        return Ok(file);
+        match rustix::fs::openat(dir, name, base | OFlags::RDWR, Mode::empty()) {
+            Ok(fd) => return Ok((File::from(fd), false)),
+            Err(Errno::NOENT) => continue,
+            Err(Errno::ACCESS) => {}
+            Err(e) => {
+                error = e;
+                break;
+            }
+        }
+        match rustix::fs::openat(dir, name, base | OFlags::RDONLY, Mode::empty()) {
+            Ok(fd) => return Ok((File::from(fd), false)),
+            Err(Errno::NOENT) => continue,
+            Err(e) => {
+                error = e;
+                break;
+            }
+        }
     }
-    let hint = if is_symlink(lock_path) {
-        io::Error::other("it is a symbolic link; remove it (a lock file is always a plain file)")
-    } else if error.kind() == io::ErrorKind::PermissionDenied
-        && let Some(uid) = owner_uid(lock_path)
-    {
-        io::Error::new(
+    let stat = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok();
+    let hint = match stat {
+        Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink() => {
+            io::Error::other("it is a symbolic link; remove it (a lock file is always a plain file)")
+        }
+        Some(st) if error == Errno::ACCESS => io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "it belongs to uid {uid} and this user cannot open it (left by an older version \
+                "it belongs to uid {} and this user cannot open it (left by an older version \
                  run as another user?); remove it while no globo process is running, or give it \
-                 to the owner of the file it guards"
+                 to the owner of the file it guards",
+                st.st_uid
             ),
-        )
-    } else {
-        error
+        ),
+        _ => error.into(),
     };
-    Err(FsError::new("open lock file", lock_path, hint))
+    Err(FsError::new("open lock file", shown, hint))
 }
 
-/// The owner of an existing file, not following a link.
-fn owner_uid(path: &Path) -> Option<u32> {
-    #[cfg(unix)]
+/// A lock file is an empty regular file with one name: anything else (a hard link to another
+/// file, which `O_NOFOLLOW` does not stop, a FIFO, a device) is refused, so it is never locked
+/// in place of the lock nor given away. Returns whether it belongs to this process's user.
+fn check_lock_file(file: &File, shown: &Path) -> Result<bool, FsError> {
+    let st = rustix::fs::fstat(file).map_err(|e| FsError::new("inspect lock file", shown, e.into()))?;
+    if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file()
+        || st.st_nlink != 1
+        || st.st_size != 0
     {
-        use std::os::unix::fs::MetadataExt as _;
-        fs::symlink_metadata(path).ok().map(|m| m.uid())
+        return Err(FsError::new(
+            "use lock file",
+            shown,
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "it is not an empty regular file with a single name (a hard link to another \
+                 file?); remove it while no globo process is running",
+            ),
+        ));
     }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        None
-    }
+    Ok(st.st_uid == rustix::process::geteuid().as_raw())
 }
 
 /// Gives the lock file the owner and group of the data file it guards (of its folder while the
 /// data file does not exist), where this process may: a lock must never lock out the owner of
 /// the data it protects. Best effort, as for a replaced file.
-fn give_to_data_owner(lock: &File, data: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        let owner = match fs::metadata(data) {
-            Ok(metadata) if metadata.is_file() => Some(metadata),
-            _ => fs::metadata(parent_dir(data)).ok(),
-        };
-        if let Some(owner) = owner {
-            temp::adopt_owner(lock, owner.uid(), owner.gid());
+fn give_to_data_owner(lock: &File, data: &link::Resolved) {
+    let owner = match &data.stat {
+        Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() => {
+            Some((st.st_uid, st.st_gid))
         }
+        _ => rustix::fs::fstat(&data.dir).ok().map(|st| (st.st_uid, st.st_gid)),
+    };
+    if let Some((uid, gid)) = owner {
+        temp::adopt_owner(lock, uid, gid);
     }
-    let _ = (lock, data);
-}
-
-fn is_symlink(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// The sidecar lock file beside `path`: `users.json` -> `users.json.lock`. (For a `path` that
