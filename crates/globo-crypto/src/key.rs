@@ -15,7 +15,7 @@ use crate::token::STRICT_URL_SAFE;
 pub const ENCODED_KEY_LEN: usize = 44;
 
 /// A key file larger than this is certainly not a key; it is not read into memory.
-const MAX_KEY_FILE_LEN: u64 = 4096;
+pub(crate) const MAX_KEY_FILE_LEN: u64 = 4096;
 
 /// A Fernet key: a 128-bit HMAC-SHA256 signing key and a 128-bit AES encryption key.
 ///

@@ -171,10 +171,11 @@ impl KeyFileStore {
     /// Takes the exclusive lock of `key_path` (blocking until no other rotation or encryption
     /// holds it). When `key_path` is a symbolic link, the store is the key file at its end:
     /// the new key replaces that file (the link stays), and `.next` and the retired keys are
-    /// written beside it.
+    /// written beside it. A link that may not be followed ([`globo_fs::resolve_link`]) is
+    /// refused here, before anything is written.
     pub fn open(key_path: &Path) -> Result<Self, CryptoError> {
         let lock = globo_fs::ExclusiveLock::acquire(key_path)?;
-        Ok(Self { key_path: crate::keyring::key_file_path(key_path), _lock: lock })
+        Ok(Self { key_path: globo_fs::resolve_link(key_path)?, _lock: lock })
     }
 
     fn load_now(&self) -> Result<StoredKeys, CryptoError> {
