@@ -214,7 +214,8 @@ impl KeyStore for KeyFileStore {
     }
 
     fn stage(&mut self, next: &Key) -> impl Future<Output = Result<(), CryptoError>> + Send {
-        std::future::ready(KeyFile::create_new(&next_key_path(&self.key_path), next).map(drop))
+        let next_path = next_key_path(&self.key_path);
+        std::future::ready(KeyFile::create_new_like(&next_path, next, &self.key_path).map(drop))
     }
 
     fn retire(
@@ -285,7 +286,7 @@ fn write_retired(key_path: &Path, key: &Key) -> Result<PathBuf, CryptoError> {
     for n in 1..1000 {
         let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
         let path = key_path.with_file_name(name);
-        match KeyFile::create_new(&path, key) {
+        match KeyFile::create_new_like(&path, key, key_path) {
             Ok(_) => return Ok(path),
             Err(CryptoError::KeyFileExists { .. }) => continue,
             Err(e) => return Err(e),

@@ -286,3 +286,33 @@ fn a_rotation_through_a_refused_key_link_changes_nothing() {
     assert!(!next_key_path(&s.key_path).exists() && !next_key_path(&key_link).exists());
     assert_eq!(std::fs::read_dir(&app).unwrap().count(), 1, "only the link in app/");
 }
+
+/// A rotation run as root on a service's key (uid 4321, gid 8765): the `.next` key it stages
+/// and the retired key it keeps belong to the service too, so after a rotation interrupted
+/// there the service can still read every key file.
+#[cfg(unix)]
+#[test]
+fn new_key_files_of_a_rotation_run_as_root_belong_to_the_key_owner() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !root_or_skip("new_key_files_of_a_rotation_run_as_root_belong_to_the_key_owner") {
+        return;
+    }
+    let s = setup();
+    std::os::unix::fs::chown(&s.key_path, Some(4321), Some(8765)).unwrap();
+    let owner = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    // Interrupted right after staging the next key.
+    let err = rotate_key(&s.key_path, &paths(&s), |step| match step.name().as_str() {
+        "next-key" => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .unwrap_err();
+    assert!(matches!(err, CryptoError::RotationInterrupted { .. }), "{err}");
+    assert_eq!(owner(&next_key_path(&s.key_path)), (4321, 8765), "secret.key.next");
+    let report = rotate_key(&s.key_path, &paths(&s), |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(owner(&report.retired_key.unwrap()), (4321, 8765), "the retired key");
+    assert_eq!(owner(&s.key_path), (4321, 8765), "secret.key");
+    assert_all_readable(&s);
+}

@@ -82,21 +82,40 @@
 //!
 //! # Symbolic links
 //!
-//! A deployment may link `secret.key`, `config.enc` or `users.json` to shared storage, so a
-//! replacing write never detaches a link: [`write_atomic`] and [`AtomicFile`] follow the chain
-//! of links ([`resolve_link`]) and replace the regular file at its end, atomically, with the
-//! temporary file in that file's folder; the link stays as it was. The file keeps its owner
-//! and group (above). Refused, with an error naming the path and the reason, and nothing
-//! written: a dangling link (its target is not created), a link to anything but a regular file
-//! (a folder, a FIFO, a device), a loop, and a link owned by someone other than root or the
-//! target's owner (the rule of Linux's `fs.protected_symlinks`: a link planted by another user
-//! must not redirect a write made as root or as the victim). [`create_new`] never creates
-//! anything through a link: it fails with [`io::ErrorKind::AlreadyExists`] if the destination
-//! is a link, even a dangling one, so a new key is never written where a planted link points.
-//! [`ExclusiveLock`] locks `<target>.lock` beside the link's target, so the link and the target
-//! exclude each other, and refuses a lock file that is itself a link. The destination's folder
-//! is resolved like any path (a link to a folder is followed).
+//! A deployment may link `secret.key`, `config.enc` or `users.json` (or their folder) to shared
+//! storage, so a replacing write never detaches a link: [`write_atomic`] and [`AtomicFile`]
+//! follow the links and replace the regular file at their end, atomically, with the temporary
+//! file in that file's folder; the link stays as it was. The file keeps its owner and group
+//! (above).
+//!
+//! **By descriptor.** The path is walked one component at a time, each folder opened relative
+//! to the previous one without following a link (`openat(2)` with `O_NOFOLLOW |
+//! O_DIRECTORY`); a link met on the way, to a folder or as the last component, is read
+//! (`readlinkat(2)`) and its text walked the same way. Every later step (the temporary file,
+//! the link and rename that publish it, the lock file, and the unlink of [`RemovableFile`]) is
+//! relative to the final folder's descriptor, so a folder of the path renamed or replaced by a
+//! link after the walk cannot redirect it.
+//!
+//! **The owner rule.** Every symbolic link the walk follows, to a folder as much as to the
+//! file, must belong to root or to the owner of the file at the end of the path (to the owner
+//! of the folder it will be created in, while it does not exist). So a link planted by another
+//! user, in any component of the path, cannot make globo, run as root or as the victim, write,
+//! lock or delete a file of the victim's. This is globo's own rule, applied in every folder; it
+//! is not Linux's `fs.protected_symlinks` (which applies only in sticky world-writable
+//! folders and compares the link's owner with the process following it).
+//!
+//! Refused, with an error naming the path and the reason, and nothing written: a dangling link
+//! (its target is not created), a link to anything but a regular file (a folder, a FIFO, a
+//! device), more than 40 links (a loop), and a link that breaks the owner rule.
+//! [`create_new`] never creates anything through a link as the last component: it fails with
+//! [`io::ErrorKind::AlreadyExists`] if the destination is a link, even a dangling one, so a new
+//! key is never written where a planted link points. [`ExclusiveLock`] locks `<target>.lock`
+//! beside the link's target, so the link and the target exclude each other; it refuses a link
+//! that breaks these rules, and a lock file that is a link, or not an empty regular file with a
+//! single name (a hard link to another file).
 #![forbid(unsafe_code)]
+#[cfg(not(unix))]
+compile_error!("globo-fs walks paths by descriptor (openat, readlinkat): it needs a Unix system");
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -195,6 +214,24 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     write_with(path, bytes, Publish::NoClobber, true).map(drop)
 }
 
+/// [`create_new`], and the new file gets the owner and group of the existing file `like` (the
+/// file it derives from, such as the key file a `secret.key.next` or a retired key comes
+/// from), where this process may set them (root, or a group it belongs to): the rule of a
+/// replaced file, so that a file created as root beside a service's files stays readable by
+/// the service. Without the right, or if `like` cannot be inspected, the file belongs to the
+/// writer, like any new file. Mode `0600`.
+pub fn create_new_like(path: &Path, bytes: &[u8], like: &Path) -> Result<(), FsError> {
+    let target = link::resolve(path, false)?;
+    link::test_hook("resolved");
+    let mut temp = Temp::create(target, true)?;
+    temp.write_all(bytes)?;
+    if let Ok(reference) = fs::metadata(like) {
+        use std::os::unix::fs::MetadataExt as _;
+        temp::adopt_owner(temp.file_mut(), reference.uid(), reference.gid());
+    }
+    temp.persist(Publish::NoClobber)
+}
+
 /// A file written in pieces that replaces `path` atomically when committed: the streaming form
 /// of [`write_atomic`], with the same guarantees.
 ///
@@ -270,10 +307,14 @@ impl Write for AtomicFile {
 ///   is refused.
 /// - **Owner.** The lock file gets the owner and group of the file it guards (of that file's
 ///   folder while the file does not exist yet), where this process may set them (root, or a
-///   group it belongs to), mode `0600`; an existing lock file of another owner is given back
-///   the same way. So an administrator running `app register` as root on a service's files
-///   never leaves a lock the service cannot open, and a lock left that way by an older version
-///   is repaired the next time root takes it. A lock file this process may read but not write
+///   group it belongs to), mode `0600`. An existing lock file is given to the data's owner
+///   the same way only if it belongs to this process's own user (a root-owned lock left by an
+///   older version, repaired the next time root takes it); a file planted under the lock's
+///   name by someone else is never given away. So an administrator running `app register` as
+///   root on a service's files never leaves a lock the service cannot open. A lock file that
+///   is not an empty regular file with a single name (a hard link to another file, such as
+///   `ln /etc/sudoers users.json.lock`, which `O_NOFOLLOW` does not stop) is refused before
+///   anything is done to it. A lock file this process may read but not write
 ///   is opened read-only (`flock(2)` needs no write access). One it cannot open at all (left
 ///   by an older version run as another user) is reported with its owner and the fix, never
 ///   bypassed: locking anything else would not exclude the processes that lock the file.
