@@ -331,8 +331,7 @@ fn an_encrypted_seed_list_read_during_a_rotation_uses_the_new_key() {
         }
     };
     let feed = opened(&mut child).expect("the seeder ended before opening the file");
-    rotate_key(&key_path, &[d.join("other.enc")], |_| std::ops::ControlFlow::Continue(()))
-        .unwrap();
+    rotate_key(&key_path, &[d.join("other.enc")], |_| std::ops::ControlFlow::Continue(())).unwrap();
     let token = encrypt(&Key::from_file(&key_path).unwrap(), CONFIG.as_bytes()).unwrap();
     feed.send(token.clone()).unwrap();
     if let Some(again) = opened(&mut child) {

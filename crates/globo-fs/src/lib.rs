@@ -373,8 +373,12 @@ fn open_lock_file(dir: &File, name: &OsStr, shown: &Path) -> Result<(File, bool)
     let mut error = Errno::NOENT;
     // A lock file removed between the two opens is created again; a few rounds at most.
     for _ in 0..3 {
-        match rustix::fs::openat(dir, name, base | OFlags::RDWR | OFlags::CREATE | OFlags::EXCL, mode)
-        {
+        match rustix::fs::openat(
+            dir,
+            name,
+            base | OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
+            mode,
+        ) {
             Ok(fd) => return Ok((File::from(fd), true)),
             Err(Errno::EXIST) => {}
             Err(e) => {
@@ -403,7 +407,9 @@ fn open_lock_file(dir: &File, name: &OsStr, shown: &Path) -> Result<(File, bool)
     let stat = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok();
     let hint = match stat {
         Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink() => {
-            io::Error::other("it is a symbolic link; remove it (a lock file is always a plain file)")
+            io::Error::other(
+                "it is a symbolic link; remove it (a lock file is always a plain file)",
+            )
         }
         Some(st) if error == Errno::ACCESS => io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -423,7 +429,8 @@ fn open_lock_file(dir: &File, name: &OsStr, shown: &Path) -> Result<(File, bool)
 /// file, which `O_NOFOLLOW` does not stop, a FIFO, a device) is refused, so it is never locked
 /// in place of the lock nor given away. Returns whether it belongs to this process's user.
 fn check_lock_file(file: &File, shown: &Path) -> Result<bool, FsError> {
-    let st = rustix::fs::fstat(file).map_err(|e| FsError::new("inspect lock file", shown, e.into()))?;
+    let st =
+        rustix::fs::fstat(file).map_err(|e| FsError::new("inspect lock file", shown, e.into()))?;
     if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file()
         || st.st_nlink != 1
         || st.st_size != 0

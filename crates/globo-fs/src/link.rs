@@ -101,8 +101,8 @@ pub(crate) fn resolve(path: &Path, follow_last: bool) -> Result<Resolved, FsErro
         };
         let last = todo.is_empty();
         if component == ".." && !last {
-            dir = rustix::fs::openat(&dir, "..", walk_flags(), Mode::empty())
-                .map_err(walk_error)?;
+            dir =
+                rustix::fs::openat(&dir, "..", walk_flags(), Mode::empty()).map_err(walk_error)?;
             if !shown.pop() {
                 shown.push("..");
             }
@@ -118,7 +118,8 @@ pub(crate) fn resolve(path: &Path, follow_last: bool) -> Result<Resolved, FsErro
             Err(Errno::NOENT) if last => None,
             Err(e) => return Err(walk_error(e)),
         };
-        let is_link = stat.as_ref().is_some_and(|s| FileType::from_raw_mode(s.st_mode).is_symlink());
+        let is_link =
+            stat.as_ref().is_some_and(|s| FileType::from_raw_mode(s.st_mode).is_symlink());
         if !is_link {
             if last {
                 name = component;
@@ -137,8 +138,10 @@ pub(crate) fn resolve(path: &Path, follow_last: bool) -> Result<Resolved, FsErro
         }
         let uid = stat.as_ref().map_or(0, |s| s.st_uid);
         links.push((shown.join(&component), uid));
-        let text = rustix::fs::readlinkat(&dir, component.as_os_str(), Vec::new())
-            .map_err(|e| FsError::new("read the symbolic link", shown.join(&component), e.into()))?;
+        let text =
+            rustix::fs::readlinkat(&dir, component.as_os_str(), Vec::new()).map_err(|e| {
+                FsError::new("read the symbolic link", shown.join(&component), e.into())
+            })?;
         let text = PathBuf::from(OsStr::from_bytes(text.as_bytes()));
         if push_components(&mut todo, &text, true) {
             dir = open_root(true)?;
@@ -151,7 +154,10 @@ pub(crate) fn resolve(path: &Path, follow_last: bool) -> Result<Resolved, FsErro
             // A link to "." or "/": not a file.
             return Err(refuse(
                 io::ErrorKind::InvalidInput,
-                format!("it is a symbolic link to '{}', which is not a regular file", text.display()),
+                format!(
+                    "it is a symbolic link to '{}', which is not a regular file",
+                    text.display()
+                ),
             ));
         }
     }

@@ -95,6 +95,8 @@ impl RemovableFile {
         }
         rustix::fs::unlinkat(&self.dir, self.name.as_os_str(), AtFlags::empty())
             .map_err(|e| fail(e.into()))?;
-        self.dir.sync_all().map_err(|e| FsError::new("flush folder", crate::parent_dir(&self.path), e))
+        self.dir
+            .sync_all()
+            .map_err(|e| FsError::new("flush folder", crate::parent_dir(&self.path), e))
     }
 }

@@ -252,8 +252,7 @@ fn private(file: &File, dir: &Path) -> Result<(), FsError> {
 /// `O_EXCL` (never through a link); `shown` names the folder in errors.
 fn named_temp(dir: &File, shown: &Path) -> Result<(File, OsString), FsError> {
     let fail = |e: Errno| FsError::new("create a temporary file in", shown, e.into());
-    let flags =
-        OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     for _ in 0..NAME_ATTEMPTS {
         let temp_name = random_temp_name().map_err(fail)?;
         match rustix::fs::openat(dir, temp_name.as_os_str(), flags, Mode::RUSR | Mode::WUSR) {

@@ -598,8 +598,9 @@ fn swap(app: &Path, etc: &Path) {
 
 #[test]
 fn a_folder_swapped_for_a_link_after_the_check_redirects_no_write_lock_or_removal() {
-    if !root_or_skip("a_folder_swapped_for_a_link_after_the_check_redirects_no_write_lock_or_removal")
-    {
+    if !root_or_skip(
+        "a_folder_swapped_for_a_link_after_the_check_redirects_no_write_lock_or_removal",
+    ) {
         return;
     }
     for job in ["write_atomic", "stream", "lock", "remove", "remove-replaced"] {

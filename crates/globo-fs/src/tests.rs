@@ -167,9 +167,12 @@ fn lock_serialises_holders() {
     assert!(other.try_lock().is_ok());
 }
 
+/// A test's action at a step between a walk and the act on its result.
+type Hook = Box<dyn FnMut(&str)>;
+
 thread_local! {
     /// What [`run_hook`] runs on this test thread, with the step it was called at.
-    static HOOK: std::cell::RefCell<Option<Box<dyn FnMut(&str)>>> =
+    static HOOK: std::cell::RefCell<Option<Hook>> =
         const { std::cell::RefCell::new(None) };
 }
 
