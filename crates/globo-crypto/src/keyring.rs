@@ -108,8 +108,9 @@ pub fn next_key_path(key_path: &Path) -> PathBuf {
 /// The key file `key_path` stands for: the regular file at the end of its symbolic links
 /// ([`globo_fs::resolve_link`]), or `key_path` itself. A rotation writes `secret.key.next` and
 /// the retired keys beside that file, so every path to a shared key sees the same rotation.
-/// A link that may not be written through is read through as given (the rotation then refuses
-/// to replace it).
+/// A link that may not be followed for writing is read through as given (reading it changes
+/// nothing); a rotation through it fails before anything is written
+/// ([`crate::KeyFileStore::open`]).
 pub(crate) fn key_file_path(key_path: &Path) -> PathBuf {
     globo_fs::resolve_link(key_path).unwrap_or_else(|_| key_path.to_path_buf())
 }
