@@ -347,3 +347,72 @@ fn a_selector_alone_that_leaves_no_credentials_is_named_in_the_error() {
     assert!(message.contains("process environment sets AWS_ROLE_ARN"), "{message}");
     assert!(!message.contains("testing"), "{message}");
 }
+
+/// Feeds `config.enc`, a FIFO, to a reader `child` that opens it: returns once the reader has
+/// opened it (after loading its keys), with a sender for the token to write, or `None` if the
+/// child ended without opening it again. A thread does the blocking open; the test never
+/// waits on a clock, only on the child or the open.
+#[cfg(unix)]
+fn fifo_opened(
+    fifo: &Path,
+    child: &mut std::process::Child,
+) -> Option<std::sync::mpsc::Sender<String>> {
+    use std::io::Write as _;
+    use std::sync::mpsc;
+    let (opened_tx, opened) = mpsc::channel();
+    let (token, token_rx) = mpsc::channel::<String>();
+    let fifo = fifo.to_path_buf();
+    std::thread::spawn(move || {
+        // Blocks until the reader opens the FIFO.
+        let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let _ = opened_tx.send(());
+        if let Ok(token) = token_rx.recv() {
+            let _ = writer.write_all(token.as_bytes());
+        }
+    });
+    loop {
+        match opened.recv_timeout(std::time::Duration::from_millis(20)) {
+            Ok(()) => return Some(token),
+            Err(_) if child.try_wait().unwrap().is_some() => return None,
+            Err(_) => {}
+        }
+    }
+}
+
+/// `config show --mode prod` overtaken by a whole prod `rotate-key` between loading the key
+/// from the secret and opening the file: it retries with the keys current now (the key is
+/// loaded, then the test rotates, then the file arrives under the new key). Deterministic: the
+/// file is a FIFO, so `show` waits on it while the rotation runs.
+#[cfg(unix)]
+#[test]
+fn prod_show_overtaken_by_a_rotation_retries_with_the_new_key() {
+    let Some(moto) = globo_testkit::moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let dir = prod_dir(&endpoint);
+    let d = dir.path();
+    ok(&app(d, &["config", "init-key"], &[]));
+    ok(&app(d, &["config", "encrypt", "config.json", "--out", "other.enc"], &[]));
+    let fifo = d.join("config.enc");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+
+    let mut command = globo_testkit::isolated_command(env!("CARGO_BIN_EXE_app"), d);
+    command
+        .args(["config", "show", "--raw"])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut show = command.spawn().unwrap();
+    let feed = fifo_opened(&fifo, &mut show).expect("show ended before opening the file");
+    // show holds the old key now; the rotation replaces it and re-encrypts other.enc.
+    ok(&app(d, &["config", "rotate-key", "other.enc"], &[]));
+    let new = stage_key(&endpoint, "FERNET_KEY", "AWSCURRENT").unwrap();
+    let token = globo::crypto::encrypt(&new, CONFIG.as_bytes()).unwrap();
+    feed.send(token.clone()).unwrap();
+    // A reader that retries opens the file again (the old code failed here instead).
+    if let Some(again) = fifo_opened(&fifo, &mut show) {
+        again.send(token).unwrap();
+    }
+    let out = show.wait_with_output().unwrap();
+    assert_eq!(ok(&out), CONFIG);
+}

@@ -79,8 +79,10 @@ fn report(error: &(dyn Error + 'static)) -> ExitCode {
 fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
     let entries = match &cli.encrypted {
         Some(encrypted) => {
-            let keys = LoadedKeys::load(&cli.key_file)?;
-            let config = decrypt_file_to_memory(keys.keyring(), encrypted)?;
+            // A rotate-key may run meanwhile: read_with retries with the keys current now.
+            let config = LoadedKeys::read_with(&cli.key_file, |keys| {
+                decrypt_file_to_memory(keys.keyring(), encrypted)
+            })?;
             seed::seed_entries(&config)?
         }
         None => {

@@ -343,3 +343,74 @@ fn a_seed_key_that_does_not_decrypt_the_encrypted_config_is_refused() {
     assert!(!message.contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="), "{message}");
     assert_eq!(secret_names(&endpoint), Vec::<String>::new(), "something was seeded");
 }
+
+/// `mock-aws-seed --encrypted` overtaken by a whole `rotate-key` between loading the key file
+/// and opening the ciphertext retries with the key current now. Deterministic: the ciphertext
+/// is a FIFO, so the seeder waits on it while the rotation runs.
+#[cfg(unix)]
+#[test]
+fn an_encrypted_seed_list_read_during_a_rotation_uses_the_new_key() {
+    use globo::crypto::{Key, KeyFile, encrypt, encrypt_file, rotate_key};
+    use std::io::Write as _;
+    use std::sync::mpsc;
+
+    let Some(moto) = globo_testkit::moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key_path = d.join("secret.key");
+    KeyFile::create_new(&key_path, &Key::generate().unwrap()).unwrap();
+    std::fs::write(d.join("config.json"), CONFIG).unwrap();
+    encrypt_file(&Key::from_file(&key_path).unwrap(), &d.join("config.json"), &d.join("other.enc"))
+        .unwrap();
+    let fifo = d.join("config.enc");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-aws-seed"))
+        .args(["--encrypted", "config.enc", "--key-file", "secret.key"])
+        .current_dir(d)
+        .env_clear()
+        .env("HOME", d)
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opens the FIFO for writing once the seeder opens it (after loading its keys); `None`
+    // if the seeder ended first. Waits on the child or the open, never on a clock.
+    let opened = |child: &mut std::process::Child| -> Option<mpsc::Sender<String>> {
+        let (opened_tx, opened) = mpsc::channel();
+        let (token, token_rx) = mpsc::channel::<String>();
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            let _ = opened_tx.send(());
+            if let Ok(token) = token_rx.recv() {
+                let _ = writer.write_all(token.as_bytes());
+            }
+        });
+        loop {
+            match opened.recv_timeout(std::time::Duration::from_millis(20)) {
+                Ok(()) => return Some(token),
+                Err(_) if child.try_wait().unwrap().is_some() => return None,
+                Err(_) => {}
+            }
+        }
+    };
+    let feed = opened(&mut child).expect("the seeder ended before opening the file");
+    rotate_key(&key_path, &[d.join("other.enc")], |_| std::ops::ControlFlow::Continue(())).unwrap();
+    let token = encrypt(&Key::from_file(&key_path).unwrap(), CONFIG.as_bytes()).unwrap();
+    feed.send(token.clone()).unwrap();
+    if let Some(again) = opened(&mut child) {
+        again.send(token).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "created PAYMENT_GATEWAY_API_KEY\ncreated EMAIL_SERVICE_API_KEY\ncreated FERNET_KEY\n"
+    );
+}

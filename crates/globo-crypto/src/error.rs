@@ -98,6 +98,20 @@ pub enum CryptoError {
         path: PathBuf,
     },
 
+    /// The plaintext to delete has other names (hard links): deleting one name would leave the
+    /// content on disk under the others, so nothing is deleted.
+    #[error(
+        "'{}' has {links} names (hard links); deleting one would leave the plaintext on disk \
+         under the others, so it is kept",
+        path.display()
+    )]
+    PlaintextHardLinked {
+        /// The plaintext, left untouched.
+        path: PathBuf,
+        /// How many names the file has.
+        links: u64,
+    },
+
     /// The plaintext was kept because the file on disk no longer matches what the ciphertext
     /// decrypts to (it changed after encryption, or the ciphertext was not written correctly).
     #[error(

@@ -42,14 +42,6 @@ fn open_ciphertext(path: &Path) -> Result<File, CryptoError> {
     })
 }
 
-/// Opens the plaintext file for reading.
-fn open_plaintext(path: &Path) -> Result<File, CryptoError> {
-    File::open(path).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => CryptoError::PlaintextNotFound { path: path.to_path_buf() },
-        _ => CryptoError::io("read", path, e),
-    })
-}
-
 /// Whether `reader` yields exactly `expected`, read in 64 KiB pieces (zeroized after use).
 fn same_content(reader: &mut impl std::io::Read, expected: &[u8]) -> std::io::Result<bool> {
     let mut buf = Zeroizing::new(vec![0u8; 64 << 10]);
@@ -175,10 +167,16 @@ pub fn decrypt_file_with_max_age(
 ///
 /// Refused before anything is written, so a caller can check it before encrypting: a missing
 /// file ([`CryptoError::PlaintextNotFound`]), anything but a regular file (a pipe such as
-/// `/dev/stdin`, a FIFO, a device, a folder: [`CryptoError::NotRegularFile`]), and a link that
-/// may not be followed (dangling, a loop, owned by someone other than root or the target's
-/// owner: [`CryptoError::File`]).
+/// `/dev/stdin`, a FIFO, a device, a folder: [`CryptoError::NotRegularFile`]), a file with
+/// other names ([`CryptoError::PlaintextHardLinked`]: deleting one name would not delete the
+/// plaintext), and a link that may not be followed (dangling, a loop, a link on the path owned
+/// by someone other than root or the file's owner: [`CryptoError::File`]).
 pub fn removable_plaintext(plaintext: &Path) -> Result<PathBuf, CryptoError> {
+    open_removable(plaintext).map(|file| file.path().to_path_buf())
+}
+
+/// Opens the plaintext to delete, once, by descriptor ([`globo_fs::RemovableFile`]).
+fn open_removable(plaintext: &Path) -> Result<globo_fs::RemovableFile, CryptoError> {
     match std::fs::metadata(plaintext) {
         Ok(metadata) if metadata.is_file() => {}
         Ok(_) => return Err(CryptoError::NotRegularFile { path: plaintext.to_path_buf() }),
@@ -187,16 +185,17 @@ pub fn removable_plaintext(plaintext: &Path) -> Result<PathBuf, CryptoError> {
         {
             return Err(CryptoError::PlaintextNotFound { path: plaintext.to_path_buf() });
         }
-        // A dangling link or a loop: resolve_link says which.
+        // A dangling link or a loop: the walk says which.
         Err(_) => {}
     }
-    let target = globo_fs::resolve_link(plaintext)?;
-    // The file at the end of the links, as it is now (not through the links again).
-    match std::fs::symlink_metadata(&target) {
-        Ok(metadata) if metadata.is_file() => Ok(target),
-        Ok(_) => Err(CryptoError::NotRegularFile { path: plaintext.to_path_buf() }),
-        Err(e) => Err(CryptoError::io("inspect", &target, e)),
+    let file = globo_fs::RemovableFile::open(plaintext)?;
+    if file.links() > 1 {
+        return Err(CryptoError::PlaintextHardLinked {
+            path: plaintext.to_path_buf(),
+            links: file.links(),
+        });
     }
+    Ok(file)
 }
 
 /// Deletes the plaintext once `ciphertext`, read back from disk, decrypts to exactly its bytes;
@@ -206,7 +205,11 @@ pub fn removable_plaintext(plaintext: &Path) -> Result<PathBuf, CryptoError> {
 /// deleted is the one [`removable_plaintext`] names: when `plaintext` is a symbolic link, the
 /// regular file at its end is checked and deleted (deleting the link alone would leave the
 /// plaintext on disk) and the link stays; a pipe, a FIFO or a device is never deleted
-/// ([`CryptoError::NotRegularFile`]). If the check fails the plaintext is kept and
+/// ([`CryptoError::NotRegularFile`]), nor a file with other names
+/// ([`CryptoError::PlaintextHardLinked`]). The file is opened once; the comparison reads that
+/// descriptor, and the name is deleted relative to the folder found when it was opened, only
+/// if it still names that very file ([`globo_fs::RemovableFile`]): a folder swapped for a link
+/// meanwhile cannot redirect the deletion. If the check fails the plaintext is kept and
 /// [`CryptoError::VerificationFailed`] (or the decryption error) is returned. A plaintext that
 /// is one of `keys` itself is never deleted ([`CryptoError::KeyFileProtected`]).
 pub fn remove_plaintext_verified(
@@ -217,28 +220,44 @@ pub fn remove_plaintext_verified(
     if same_file(plaintext, ciphertext) {
         return Err(CryptoError::SameFile { path: plaintext.to_path_buf() });
     }
-    let target = removable_plaintext(plaintext)?;
-    if let Ok(file) = crate::KeyFile::load(&target)
-        && keys.keys().iter().any(|k| k.same_as(file.key()))
+    // The plaintext is opened first (a missing one is reported before any decryption), then
+    // compared piece by piece with the decryption: memory holds the plaintext once, not twice.
+    let mut original = open_removable(plaintext)?;
+    let target = original.path().to_path_buf();
+    if let Ok(Some(key)) = key_in(original.file())
+        && keys.keys().iter().any(|k| k.same_as(&key))
     {
         // The ciphertext would be locked under the very key being deleted.
         return Err(CryptoError::KeyFileProtected { path: plaintext.to_path_buf() });
     }
-    // The plaintext is opened first (a missing one is reported before any decryption), then
-    // compared piece by piece with the decryption: memory holds the plaintext once, not twice.
-    let mut original = open_plaintext(&target)?;
     let decrypted = decrypt_file_to_memory(keys, ciphertext)?;
-    let same =
-        same_content(&mut original, &decrypted).map_err(|e| CryptoError::io("read", &target, e))?;
+    let same = same_content(original.file(), &decrypted)
+        .map_err(|e| CryptoError::io("read", &target, e))?;
     if !same {
         return Err(CryptoError::VerificationFailed {
             plaintext: plaintext.to_path_buf(),
             ciphertext: ciphertext.to_path_buf(),
         });
     }
-    std::fs::remove_file(&target).map_err(|e| CryptoError::io("remove", &target, e))?;
-    sync_parent(&target)?;
+    original.remove()?;
     Ok(target)
+}
+
+/// The Fernet key the open file holds, if it is a key file; the file is read from its start
+/// and left at its start.
+fn key_in(file: &mut File) -> std::io::Result<Option<Key>> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    // Read as KeyFile::load reads: anything longer than a key file is not one.
+    let limit = crate::key::MAX_KEY_FILE_LEN;
+    let mut text = Zeroizing::new(Vec::with_capacity(limit as usize + 1));
+    file.seek(SeekFrom::Start(0))?;
+    file.take(limit + 1).read_to_end(&mut text)?;
+    file.seek(SeekFrom::Start(0))?;
+    if text.len() as u64 > limit {
+        return Ok(None);
+    }
+    let Ok(text) = std::str::from_utf8(&text) else { return Ok(None) };
+    Ok(Key::from_base64(text).ok())
 }
 
 /// Flushes the folder holding `path`, so a removal survives a power loss.

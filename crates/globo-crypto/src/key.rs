@@ -14,7 +14,7 @@ use crate::token::STRICT_URL_SAFE;
 pub const ENCODED_KEY_LEN: usize = 44;
 
 /// A key file larger than this is certainly not a key; it is not read into memory.
-const MAX_KEY_FILE_LEN: u64 = 4096;
+pub(crate) const MAX_KEY_FILE_LEN: u64 = 4096;
 
 /// A Fernet key: a 128-bit HMAC-SHA256 signing key and a 128-bit AES encryption key.
 ///
@@ -156,9 +156,26 @@ impl KeyFile {
     /// Never replaces anything: an existing file is [`CryptoError::KeyFileExists`] and is left
     /// untouched.
     pub fn create_new(path: &Path, key: &Key) -> Result<Self, CryptoError> {
+        Self::create(path, key, None)
+    }
+
+    /// [`create_new`](Self::create_new), and the new file gets the owner and group of the key
+    /// file `like` it derives from (a rotation's `secret.key.next` and retired keys), where
+    /// this process may ([`globo_fs::create_new_like`]): a rotation interrupted while run as
+    /// root leaves files the service can still read.
+    pub fn create_new_like(path: &Path, key: &Key, like: &Path) -> Result<Self, CryptoError> {
+        Self::create(path, key, Some(like))
+    }
+
+    fn create(path: &Path, key: &Key, like: Option<&Path>) -> Result<Self, CryptoError> {
         use secrecy::ExposeSecret as _;
         let encoded = key.to_base64();
-        match globo_fs::create_new(path, encoded.expose_secret().as_bytes()) {
+        let bytes = encoded.expose_secret().as_bytes();
+        let created = match like {
+            Some(like) => globo_fs::create_new_like(path, bytes, like),
+            None => globo_fs::create_new(path, bytes),
+        };
+        match created {
             Ok(()) => {
                 Ok(Self { path: path.to_path_buf(), key: key.clone(), loose_permissions: None })
             }

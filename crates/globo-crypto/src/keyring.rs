@@ -108,16 +108,61 @@ pub fn next_key_path(key_path: &Path) -> PathBuf {
 /// The key file `key_path` stands for: the regular file at the end of its symbolic links
 /// ([`globo_fs::resolve_link`]), or `key_path` itself. A rotation writes `secret.key.next` and
 /// the retired keys beside that file, so every path to a shared key sees the same rotation.
-/// A link that may not be written through is read through as given (the rotation then refuses
-/// to replace it).
+/// A link that may not be followed for writing is read through as given (reading it changes
+/// nothing); a rotation through it fails before anything is written
+/// ([`crate::KeyFileStore::open`]).
 pub(crate) fn key_file_path(key_path: &Path) -> PathBuf {
     globo_fs::resolve_link(key_path).unwrap_or_else(|_| key_path.to_path_buf())
 }
 
-/// How many times [`LoadedKeys::read_with`] runs its reader at most. Each run after the first
+/// How many times [`read_with_current_keys`] runs its reader at most. Each run after the first
 /// needs a rotation to have changed the keys since the previous one, so this is only reached
 /// by a reader slower than 15 rotations in a row.
 const READ_ATTEMPTS: usize = 16;
+
+/// Runs `read` with the keys `load` gives, and again with the keys current now if a key
+/// rotation overtook it: the retry of [`LoadedKeys::read_with`] for any key source (a key file,
+/// a secret in a secrets manager).
+///
+/// When `read` fails with [`CryptoError::Decryption`], `load` runs again: if the keys changed
+/// (a rotation ran in between), `read` runs again with them; if not, the failure is real (a
+/// wrong key, a tampered file) and is returned. Keys are random and never come back, so
+/// unchanged keys mean no rotation step happened meanwhile. `read` runs at most 16 times and
+/// should only read. A failure of `load` is the outer error; the result of the last `read` is
+/// the inner result.
+///
+/// ```
+/// # fn main() -> Result<(), globo_crypto::CryptoError> {
+/// use globo_crypto::{Key, Keyring, read_with_current_keys};
+/// let key = Key::generate()?;
+/// let token = globo_crypto::encrypt(&key, b"{}")?;
+/// let plain = read_with_current_keys(
+///     || Ok::<_, globo_crypto::CryptoError>(Keyring::new(key.clone())),
+///     |keys| globo_crypto::decrypt(keys, &token),
+/// )??;
+/// assert_eq!(plain.as_slice(), b"{}");
+/// # Ok(()) }
+/// ```
+pub fn read_with_current_keys<K: KeySet, T, E>(
+    mut load: impl FnMut() -> Result<K, E>,
+    mut read: impl FnMut(&K) -> Result<T, CryptoError>,
+) -> Result<Result<T, CryptoError>, E> {
+    let mut keys = load()?;
+    for _ in 1..READ_ATTEMPTS {
+        match read(&keys) {
+            Err(CryptoError::Decryption) => {
+                let now = load()?;
+                let (a, b) = (keys.keys(), now.keys());
+                if a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y)) {
+                    return Ok(Err(CryptoError::Decryption));
+                }
+                keys = now;
+            }
+            other => return Ok(other),
+        }
+    }
+    Ok(read(&keys))
+}
 
 /// The keys on disk for a key file, as every command should load them.
 ///
@@ -128,6 +173,12 @@ const READ_ATTEMPTS: usize = 16;
 pub struct LoadedKeys {
     keyring: Keyring,
     files: Vec<KeyFile>,
+}
+
+impl KeySet for LoadedKeys {
+    fn keys(&self) -> &[Key] {
+        self.keyring.keys()
+    }
 }
 
 impl LoadedKeys {
@@ -185,28 +236,9 @@ impl LoadedKeys {
     /// ```
     pub fn read_with<T>(
         key_path: &Path,
-        mut read: impl FnMut(&LoadedKeys) -> Result<T, CryptoError>,
+        read: impl FnMut(&LoadedKeys) -> Result<T, CryptoError>,
     ) -> Result<T, CryptoError> {
-        let mut keys = Self::load(key_path)?;
-        for _ in 1..READ_ATTEMPTS {
-            match read(&keys) {
-                Err(CryptoError::Decryption) => {
-                    let now = Self::load(key_path)?;
-                    if now.same_keys(&keys) {
-                        return Err(CryptoError::Decryption);
-                    }
-                    keys = now;
-                }
-                other => return other,
-            }
-        }
-        read(&keys)
-    }
-
-    /// Whether both hold the same keys in the same order.
-    fn same_keys(&self, other: &LoadedKeys) -> bool {
-        let (a, b) = (self.keyring.keys(), other.keyring.keys());
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y))
+        read_with_current_keys(|| Self::load(key_path), read)?
     }
 
     /// The keyring (next key first during a rotation).

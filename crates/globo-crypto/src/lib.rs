@@ -29,8 +29,9 @@
 //!   Tokens are the same as the in-memory functions give; from 1 MiB the work is pipelined over
 //!   two threads.
 //! - [`Keyring`], [`LoadedKeys`], [`rotate_key`]: several keys and crash-safe rotation (a
-//!   reader running meanwhile uses [`LoadedKeys::read_with`], which retries with the keys
-//!   current now; a symbolically linked key file stays linked);
+//!   reader running meanwhile uses [`LoadedKeys::read_with`], or [`read_with_current_keys`]
+//!   for any key source, which retries with the keys current now; a symbolically linked key
+//!   file stays linked);
 //!   [`rotate_with_store`] runs the same rotation over any [`KeyStore`] (a key file, or a
 //!   secrets manager as in `globo-secrets`).
 //! - [`inspect`]: a token's timestamp and size, without the key.
@@ -52,7 +53,7 @@ pub use file::{
     removable_plaintext, remove_plaintext_verified,
 };
 pub use key::{ENCODED_KEY_LEN, Key, KeyFile};
-pub use keyring::{KeyLock, KeySet, Keyring, LoadedKeys, next_key_path};
+pub use keyring::{KeyLock, KeySet, Keyring, LoadedKeys, next_key_path, read_with_current_keys};
 pub use plaintext::Plaintext;
 pub use rotation::{
     KeyFileStore, KeyStore, RotationReport, RotationStep, StoredKeys, rotate_key, rotate_with_store,

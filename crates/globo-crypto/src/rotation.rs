@@ -171,10 +171,11 @@ impl KeyFileStore {
     /// Takes the exclusive lock of `key_path` (blocking until no other rotation or encryption
     /// holds it). When `key_path` is a symbolic link, the store is the key file at its end:
     /// the new key replaces that file (the link stays), and `.next` and the retired keys are
-    /// written beside it.
+    /// written beside it. A link that may not be followed ([`globo_fs::resolve_link`]) is
+    /// refused here, before anything is written.
     pub fn open(key_path: &Path) -> Result<Self, CryptoError> {
         let lock = globo_fs::ExclusiveLock::acquire(key_path)?;
-        Ok(Self { key_path: crate::keyring::key_file_path(key_path), _lock: lock })
+        Ok(Self { key_path: globo_fs::resolve_link(key_path)?, _lock: lock })
     }
 
     fn load_now(&self) -> Result<StoredKeys, CryptoError> {
@@ -213,7 +214,8 @@ impl KeyStore for KeyFileStore {
     }
 
     fn stage(&mut self, next: &Key) -> impl Future<Output = Result<(), CryptoError>> + Send {
-        std::future::ready(KeyFile::create_new(&next_key_path(&self.key_path), next).map(drop))
+        let next_path = next_key_path(&self.key_path);
+        std::future::ready(KeyFile::create_new_like(&next_path, next, &self.key_path).map(drop))
     }
 
     fn retire(
@@ -284,7 +286,7 @@ fn write_retired(key_path: &Path, key: &Key) -> Result<PathBuf, CryptoError> {
     for n in 1..1000 {
         let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
         let path = key_path.with_file_name(name);
-        match KeyFile::create_new(&path, key) {
+        match KeyFile::create_new_like(&path, key, key_path) {
             Ok(_) => return Ok(path),
             Err(CryptoError::KeyFileExists { .. }) => continue,
             Err(e) => return Err(e),

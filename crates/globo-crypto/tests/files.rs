@@ -161,3 +161,27 @@ fn removing_a_plaintext_through_a_link_removes_its_target_and_never_a_device() {
     }
     assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
 }
+
+/// A plaintext with another name (a hard link) is refused before anything is deleted: deleting
+/// one name would leave the plaintext on disk under the other while claiming it is gone.
+#[test]
+fn a_hard_linked_plaintext_is_refused_and_kept_under_every_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::generate().unwrap();
+    let plain = dir.path().join("config.json");
+    let copy = dir.path().join("backup.json");
+    std::fs::write(&plain, b"{\"v\": 1}").unwrap();
+    std::fs::hard_link(&plain, &copy).unwrap();
+    let err = globo_crypto::removable_plaintext(&plain).unwrap_err();
+    assert!(matches!(err, CryptoError::PlaintextHardLinked { links: 2, .. }), "{err}");
+    let enc = dir.path().join("config.enc");
+    encrypt_file(&key, &plain, &enc).unwrap();
+    let err = remove_plaintext_verified(&key, &plain, &enc).unwrap_err();
+    assert!(matches!(err, CryptoError::PlaintextHardLinked { .. }), "{err}");
+    assert!(err.to_string().contains("2 names"), "{err}");
+    assert!(plain.exists() && copy.exists());
+    // With one name left, it is deleted.
+    std::fs::remove_file(&copy).unwrap();
+    remove_plaintext_verified(&key, &plain, &enc).unwrap();
+    assert!(!plain.exists());
+}

@@ -221,3 +221,98 @@ fn readers_never_fail_while_rotations_run() {
     assert!(reads > ROTATIONS, "the readers hardly ran ({reads} reads)");
     assert_eq!(failures.into_inner(), 0, "reads that failed during rotations, of {reads}");
 }
+
+/// The deterministic form of the race above: a whole rotation runs between the moment the
+/// reader loads the keys and the moment it opens the file (inside the first call of the
+/// reader), so a reader that loads the keys once fails every time.
+#[test]
+fn a_read_that_a_whole_rotation_overtakes_retries_with_the_new_keys() {
+    use std::cell::Cell;
+    let s = setup();
+    let (file, content) = s.files[0].clone();
+    let calls = Cell::new(0);
+    let plain = LoadedKeys::read_with(&s.key_path, |keys| {
+        calls.set(calls.get() + 1);
+        if calls.get() == 1 {
+            rotate_key(&s.key_path, std::slice::from_ref(&file), |_| ControlFlow::Continue(()))
+                .unwrap();
+        }
+        decrypt_file_to_memory(keys.keyring(), &file)
+    })
+    .unwrap();
+    assert_eq!(plain.as_slice(), content.as_slice());
+    assert_eq!(calls.get(), 2);
+}
+
+/// Whether this test runs as root (CI does; with CI=true anything else is a failure).
+#[cfg(unix)]
+fn root_or_skip(test: &str) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() == Some(0) {
+        return true;
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{test} needs root (CI runs as root)");
+    false
+}
+
+/// A key link that may not be followed (it belongs to another user than the key's owner) is
+/// refused before anything is written: no `.next` beside the link or the key, no file
+/// re-encrypted, and the shared key still opens every file.
+#[cfg(unix)]
+#[test]
+fn a_rotation_through_a_refused_key_link_changes_nothing() {
+    if !root_or_skip("a_rotation_through_a_refused_key_link_changes_nothing") {
+        return;
+    }
+    let s = setup();
+    let app = s.dir.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    let key_link = app.join("secret.key");
+    std::os::unix::fs::symlink(&s.key_path, &key_link).unwrap();
+    std::os::unix::fs::lchown(&key_link, Some(4321), Some(8765)).unwrap();
+    let before: Vec<Vec<u8>> = s.files.iter().map(|(p, _)| std::fs::read(p).unwrap()).collect();
+
+    let err = rotate_key(&key_link, &paths(&s), |_| ControlFlow::Continue(())).unwrap_err();
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(e) = source {
+        chain = format!("{chain}: {e}");
+        source = e.source();
+    }
+    assert!(chain.contains("owner uid 4321"), "{chain}");
+    let after: Vec<Vec<u8>> = s.files.iter().map(|(p, _)| std::fs::read(p).unwrap()).collect();
+    assert_eq!(before, after, "a file was re-encrypted");
+    assert_all_readable(&s);
+    assert!(!next_key_path(&s.key_path).exists() && !next_key_path(&key_link).exists());
+    assert_eq!(std::fs::read_dir(&app).unwrap().count(), 1, "only the link in app/");
+}
+
+/// A rotation run as root on a service's key (uid 4321, gid 8765): the `.next` key it stages
+/// and the retired key it keeps belong to the service too, so after a rotation interrupted
+/// there the service can still read every key file.
+#[cfg(unix)]
+#[test]
+fn new_key_files_of_a_rotation_run_as_root_belong_to_the_key_owner() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !root_or_skip("new_key_files_of_a_rotation_run_as_root_belong_to_the_key_owner") {
+        return;
+    }
+    let s = setup();
+    std::os::unix::fs::chown(&s.key_path, Some(4321), Some(8765)).unwrap();
+    let owner = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    // Interrupted right after staging the next key.
+    let err = rotate_key(&s.key_path, &paths(&s), |step| match step.name().as_str() {
+        "next-key" => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .unwrap_err();
+    assert!(matches!(err, CryptoError::RotationInterrupted { .. }), "{err}");
+    assert_eq!(owner(&next_key_path(&s.key_path)), (4321, 8765), "secret.key.next");
+    let report = rotate_key(&s.key_path, &paths(&s), |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(owner(&report.retired_key.unwrap()), (4321, 8765), "the retired key");
+    assert_eq!(owner(&s.key_path), (4321, 8765), "secret.key");
+    assert_all_readable(&s);
+}

@@ -82,32 +82,54 @@
 //!
 //! # Symbolic links
 //!
-//! A deployment may link `secret.key`, `config.enc` or `users.json` to shared storage, so a
-//! replacing write never detaches a link: [`write_atomic`] and [`AtomicFile`] follow the chain
-//! of links ([`resolve_link`]) and replace the regular file at its end, atomically, with the
-//! temporary file in that file's folder; the link stays as it was. The file keeps its owner
-//! and group (above). Refused, with an error naming the path and the reason, and nothing
-//! written: a dangling link (its target is not created), a link to anything but a regular file
-//! (a folder, a FIFO, a device), a loop, and a link owned by someone other than root or the
-//! target's owner (the rule of Linux's `fs.protected_symlinks`: a link planted by another user
-//! must not redirect a write made as root or as the victim). [`create_new`] never creates
-//! anything through a link: it fails with [`io::ErrorKind::AlreadyExists`] if the destination
-//! is a link, even a dangling one, so a new key is never written where a planted link points.
-//! [`ExclusiveLock`] locks `<target>.lock` beside the link's target, so the link and the target
-//! exclude each other, and refuses a lock file that is itself a link. The destination's folder
-//! is resolved like any path (a link to a folder is followed).
+//! A deployment may link `secret.key`, `config.enc` or `users.json` (or their folder) to shared
+//! storage, so a replacing write never detaches a link: [`write_atomic`] and [`AtomicFile`]
+//! follow the links and replace the regular file at their end, atomically, with the temporary
+//! file in that file's folder; the link stays as it was. The file keeps its owner and group
+//! (above).
+//!
+//! **By descriptor.** The path is walked one component at a time, each folder opened relative
+//! to the previous one without following a link (`openat(2)` with `O_NOFOLLOW |
+//! O_DIRECTORY`); a link met on the way, to a folder or as the last component, is read
+//! (`readlinkat(2)`) and its text walked the same way. Every later step (the temporary file,
+//! the link and rename that publish it, the lock file, and the unlink of [`RemovableFile`]) is
+//! relative to the final folder's descriptor, so a folder of the path renamed or replaced by a
+//! link after the walk cannot redirect it.
+//!
+//! **The owner rule.** Every symbolic link the walk follows, to a folder as much as to the
+//! file, must belong to root or to the owner of the file at the end of the path (to the owner
+//! of the folder it will be created in, while it does not exist). So a link planted by another
+//! user, in any component of the path, cannot make globo, run as root or as the victim, write,
+//! lock or delete a file of the victim's. This is globo's own rule, applied in every folder; it
+//! is not Linux's `fs.protected_symlinks` (which applies only in sticky world-writable
+//! folders and compares the link's owner with the process following it).
+//!
+//! Refused, with an error naming the path and the reason, and nothing written: a dangling link
+//! (its target is not created), a link to anything but a regular file (a folder, a FIFO, a
+//! device), more than 40 links (a loop), and a link that breaks the owner rule.
+//! [`create_new`] never creates anything through a link as the last component: it fails with
+//! [`io::ErrorKind::AlreadyExists`] if the destination is a link, even a dangling one, so a new
+//! key is never written where a planted link points. [`ExclusiveLock`] locks `<target>.lock`
+//! beside the link's target, so the link and the target exclude each other; it refuses a link
+//! that breaks these rules, and a lock file that is a link, or not an empty regular file with a
+//! single name (a hard link to another file).
 #![forbid(unsafe_code)]
+#[cfg(not(unix))]
+compile_error!("globo-fs walks paths by descriptor (openat, readlinkat): it needs a Unix system");
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 mod link;
+mod remove;
 mod small;
 mod stale;
 mod temp;
 
 pub use link::resolve_link;
+pub use remove::RemovableFile;
 pub use small::{RegularFileRead, SMALL_FILE_PIPE_WAIT, read_small, read_small_regular};
 pub use stale::{STALE_TEMP_AGE, remove_stale_temp_files};
 use temp::{Kind, Publish, Temp};
@@ -155,18 +177,6 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Flushes a folder so that a rename or link inside it survives a power loss.
-fn sync_dir(dir: &Path) -> Result<(), FsError> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| FsError::new("flush folder", dir, e))?;
-    }
-    let _ = dir;
-    Ok(())
-}
-
 /// Writes `bytes` to a new temporary file and publishes it at `path`; returns which kind of
 /// temporary file was used.
 fn write_with(
@@ -177,11 +187,9 @@ fn write_with(
 ) -> Result<Kind, FsError> {
     // A new file is never created through a link (the link's name is taken, so the no-clobber
     // link fails); a replacement replaces the file at the end of the links.
-    let target = match how {
-        Publish::Replace => resolve_link(path)?,
-        Publish::NoClobber => path.to_path_buf(),
-    };
-    let mut temp = Temp::create(&target, prefer_unnamed)?;
+    let target = link::resolve(path, how == Publish::Replace)?;
+    link::test_hook("resolved");
+    let mut temp = Temp::create(target, prefer_unnamed)?;
     temp.write_all(bytes)?;
     let kind = temp.kind();
     temp.persist(how)?;
@@ -204,6 +212,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 /// including when it is a dangling symbolic link: an existing file (a key) is never replaced.
 pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     write_with(path, bytes, Publish::NoClobber, true).map(drop)
+}
+
+/// [`create_new`], and the new file gets the owner and group of the existing file `like` (the
+/// file it derives from, such as the key file a `secret.key.next` or a retired key comes
+/// from), where this process may set them (root, or a group it belongs to): the rule of a
+/// replaced file, so that a file created as root beside a service's files stays readable by
+/// the service. Without the right, or if `like` cannot be inspected, the file belongs to the
+/// writer, like any new file. Mode `0600`.
+pub fn create_new_like(path: &Path, bytes: &[u8], like: &Path) -> Result<(), FsError> {
+    let target = link::resolve(path, false)?;
+    link::test_hook("resolved");
+    let mut temp = Temp::create(target, true)?;
+    temp.write_all(bytes)?;
+    if let Ok(reference) = fs::metadata(like) {
+        use std::os::unix::fs::MetadataExt as _;
+        temp::adopt_owner(temp.file_mut(), reference.uid(), reference.gid());
+    }
+    temp.persist(Publish::NoClobber)
 }
 
 /// A file written in pieces that replaces `path` atomically when committed: the streaming form
@@ -239,8 +265,9 @@ impl AtomicFile {
     }
 
     fn create_with(path: &Path, prefer_unnamed: bool) -> Result<Self, FsError> {
-        let target = resolve_link(path)?;
-        Ok(Self { temp: Temp::create(&target, prefer_unnamed)?, path: path.to_path_buf() })
+        let target = link::resolve(path, true)?;
+        link::test_hook("resolved");
+        Ok(Self { temp: Temp::create(target, prefer_unnamed)?, path: path.to_path_buf() })
     }
 
     /// The path this file will replace, as given (if it is a symbolic link, the file at the end
@@ -280,10 +307,14 @@ impl Write for AtomicFile {
 ///   is refused.
 /// - **Owner.** The lock file gets the owner and group of the file it guards (of that file's
 ///   folder while the file does not exist yet), where this process may set them (root, or a
-///   group it belongs to), mode `0600`; an existing lock file of another owner is given back
-///   the same way. So an administrator running `app register` as root on a service's files
-///   never leaves a lock the service cannot open, and a lock left that way by an older version
-///   is repaired the next time root takes it. A lock file this process may read but not write
+///   group it belongs to), mode `0600`. An existing lock file is given to the data's owner
+///   the same way only if it belongs to this process's own user (a root-owned lock left by an
+///   older version, repaired the next time root takes it); a file planted under the lock's
+///   name by someone else is never given away. So an administrator running `app register` as
+///   root on a service's files never leaves a lock the service cannot open. A lock file that
+///   is not an empty regular file with a single name (a hard link to another file, such as
+///   `ln /etc/sudoers users.json.lock`, which `O_NOFOLLOW` does not stop) is refused before
+///   anything is done to it. A lock file this process may read but not write
 ///   is opened read-only (`flock(2)` needs no write access). One it cannot open at all (left
 ///   by an older version run as another user) is reported with its owner and the fix, never
 ///   bypassed: locking anything else would not exclude the processes that lock the file.
@@ -295,13 +326,23 @@ pub struct ExclusiveLock {
 
 impl ExclusiveLock {
     /// Blocks until this process holds the lock guarding `path`.
+    ///
+    /// Fails, before anything is created, when `path` is a link that may not be followed (see
+    /// [`resolve_link`]): a lock beside the link itself would not exclude the processes going
+    /// through it, and the write the lock is for would be refused anyway.
     pub fn acquire(path: &Path) -> Result<Self, FsError> {
-        // A link that cannot be written through is locked beside itself: every write through
-        // it is refused anyway.
-        let data = resolve_link(path).unwrap_or_else(|_| path.to_path_buf());
-        let lock_path = lock_path_for(&data);
-        let file = open_lock_file(&lock_path)?;
-        give_to_data_owner(&file, &data);
+        let data = link::resolve(path, true)?;
+        link::test_hook("resolved");
+        let lock_path = lock_path_for(&data.path);
+        let mut lock_name = data.name.clone();
+        lock_name.push(".lock");
+        let (file, created) = open_lock_file(&data.dir, &lock_name, &lock_path)?;
+        let ours = check_lock_file(&file, &lock_path)?;
+        // Only a lock file this process created, or one of its own user, is given away: a
+        // file planted under the lock's name must never be handed to anyone.
+        if created || ours {
+            give_to_data_owner(&file, &data);
+        }
         file.lock().map_err(|e| FsError::new("lock", &lock_path, e))?;
         Ok(Self { file, path: lock_path })
     }
@@ -319,85 +360,107 @@ impl Drop for ExclusiveLock {
     }
 }
 
-/// Opens (creating it, mode `0600`) the lock file, never through a symbolic link.
-fn open_lock_file(lock_path: &Path) -> Result<File, FsError> {
-    let open = |write: bool| {
-        let mut options = OpenOptions::new();
-        options.read(true);
-        if write {
-            options.write(true).create(true).truncate(false);
+/// Opens the lock file `name` in `dir` (`shown` in messages), never through a symbolic link:
+/// created (mode `0600`, `O_EXCL`) if it does not exist, else opened for writing, or read-only
+/// when this process may read but not write it. Returns the file and whether it was created.
+fn open_lock_file(dir: &File, name: &OsStr, shown: &Path) -> Result<(File, bool), FsError> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    // Never through a symbolic link: in a shared folder a planted link would make us create or
+    // open a file of the attacker's choosing. O_NONBLOCK: a FIFO planted there cannot block.
+    let base = OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    let mode = Mode::RUSR | Mode::WUSR;
+    let mut error = Errno::NOENT;
+    // A lock file removed between the two opens is created again; a few rounds at most.
+    for _ in 0..3 {
+        match rustix::fs::openat(
+            dir,
+            name,
+            base | OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
+            mode,
+        ) {
+            Ok(fd) => return Ok((File::from(fd), true)),
+            Err(Errno::EXIST) => {}
+            Err(e) => {
+                error = e;
+                break;
+            }
         }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            // Never through a symbolic link: in a shared folder a planted link would make us
-            // create or open a file of the attacker's choosing.
-            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        match rustix::fs::openat(dir, name, base | OFlags::RDWR, Mode::empty()) {
+            Ok(fd) => return Ok((File::from(fd), false)),
+            Err(Errno::NOENT) => continue,
+            Err(Errno::ACCESS) => {}
+            Err(e) => {
+                error = e;
+                break;
+            }
         }
-        options.open(lock_path)
-    };
-    let error = match open(true) {
-        Ok(file) => return Ok(file),
-        Err(e) => e,
-    };
-    if error.kind() == io::ErrorKind::PermissionDenied
-        && let Ok(file) = open(false)
-    {
-        return Ok(file);
+        match rustix::fs::openat(dir, name, base | OFlags::RDONLY, Mode::empty()) {
+            Ok(fd) => return Ok((File::from(fd), false)),
+            Err(Errno::NOENT) => continue,
+            Err(e) => {
+                error = e;
+                break;
+            }
+        }
     }
-    let hint = if is_symlink(lock_path) {
-        io::Error::other("it is a symbolic link; remove it (a lock file is always a plain file)")
-    } else if error.kind() == io::ErrorKind::PermissionDenied
-        && let Some(uid) = owner_uid(lock_path)
-    {
-        io::Error::new(
+    let stat = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok();
+    let hint = match stat {
+        Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink() => {
+            io::Error::other(
+                "it is a symbolic link; remove it (a lock file is always a plain file)",
+            )
+        }
+        Some(st) if error == Errno::ACCESS => io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "it belongs to uid {uid} and this user cannot open it (left by an older version \
+                "it belongs to uid {} and this user cannot open it (left by an older version \
                  run as another user?); remove it while no globo process is running, or give it \
-                 to the owner of the file it guards"
+                 to the owner of the file it guards",
+                st.st_uid
             ),
-        )
-    } else {
-        error
+        ),
+        _ => error.into(),
     };
-    Err(FsError::new("open lock file", lock_path, hint))
+    Err(FsError::new("open lock file", shown, hint))
 }
 
-/// The owner of an existing file, not following a link.
-fn owner_uid(path: &Path) -> Option<u32> {
-    #[cfg(unix)]
+/// A lock file is an empty regular file with one name: anything else (a hard link to another
+/// file, which `O_NOFOLLOW` does not stop, a FIFO, a device) is refused, so it is never locked
+/// in place of the lock nor given away. Returns whether it belongs to this process's user.
+fn check_lock_file(file: &File, shown: &Path) -> Result<bool, FsError> {
+    let st =
+        rustix::fs::fstat(file).map_err(|e| FsError::new("inspect lock file", shown, e.into()))?;
+    if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file()
+        || st.st_nlink != 1
+        || st.st_size != 0
     {
-        use std::os::unix::fs::MetadataExt as _;
-        fs::symlink_metadata(path).ok().map(|m| m.uid())
+        return Err(FsError::new(
+            "use lock file",
+            shown,
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "it is not an empty regular file with a single name (a hard link to another \
+                 file?); remove it while no globo process is running",
+            ),
+        ));
     }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        None
-    }
+    Ok(st.st_uid == rustix::process::geteuid().as_raw())
 }
 
 /// Gives the lock file the owner and group of the data file it guards (of its folder while the
 /// data file does not exist), where this process may: a lock must never lock out the owner of
 /// the data it protects. Best effort, as for a replaced file.
-fn give_to_data_owner(lock: &File, data: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        let owner = match fs::metadata(data) {
-            Ok(metadata) if metadata.is_file() => Some(metadata),
-            _ => fs::metadata(parent_dir(data)).ok(),
-        };
-        if let Some(owner) = owner {
-            temp::adopt_owner(lock, owner.uid(), owner.gid());
+fn give_to_data_owner(lock: &File, data: &link::Resolved) {
+    let owner = match &data.stat {
+        Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() => {
+            Some((st.st_uid, st.st_gid))
         }
+        _ => rustix::fs::fstat(&data.dir).ok().map(|st| (st.st_uid, st.st_gid)),
+    };
+    if let Some((uid, gid)) = owner {
+        temp::adopt_owner(lock, uid, gid);
     }
-    let _ = (lock, data);
-}
-
-fn is_symlink(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// The sidecar lock file beside `path`: `users.json` -> `users.json.lock`. (For a `path` that

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::fs::{self, File};
 use std::io::{self, Write as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -565,5 +566,146 @@ fn a_lock_taken_as_root_belongs_to_the_data_owner_who_can_take_it() {
             lock.display(),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+// ---- Links swapped after the check, hard-linked locks. ----
+
+/// A folder `T/app` of the user 4321 with `d/shadow` (hers) and her link
+/// `config.json -> d/shadow`; root's `T/etc/shadow` beside it.
+fn planted(t: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::{chown, lchown, symlink};
+    let app = t.join("app");
+    fs::create_dir_all(app.join("d")).unwrap();
+    fs::create_dir_all(t.join("etc")).unwrap();
+    fs::write(app.join("d/shadow"), OLD).unwrap();
+    fs::write(t.join("etc/shadow"), b"root's secret").unwrap();
+    for p in [app.clone(), app.join("d"), app.join("d/shadow")] {
+        chown(&p, Some(4321), Some(8765)).unwrap();
+    }
+    symlink("d/shadow", app.join("config.json")).unwrap();
+    lchown(app.join("config.json"), Some(4321), Some(8765)).unwrap();
+    (app.join("config.json"), t.join("etc"))
+}
+
+/// What the user 4321 does between globo's check and its act: her folder `d` becomes her link
+/// to root's folder.
+fn swap(app: &Path, etc: &Path) {
+    fs::rename(app.join("d"), app.join("d.old")).unwrap();
+    std::os::unix::fs::symlink(etc, app.join("d")).unwrap();
+    std::os::unix::fs::lchown(app.join("d"), Some(4321), Some(8765)).unwrap();
+}
+
+#[test]
+fn a_folder_swapped_for_a_link_after_the_check_redirects_no_write_lock_or_removal() {
+    if !root_or_skip(
+        "a_folder_swapped_for_a_link_after_the_check_redirects_no_write_lock_or_removal",
+    ) {
+        return;
+    }
+    for job in ["write_atomic", "stream", "lock", "remove", "remove-replaced"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (link, etc) = planted(dir.path());
+        let app = dir.path().join("app");
+        let (app2, etc2) = (app.clone(), etc.clone());
+        let step = if job.starts_with("remove") { "before unlink" } else { "resolved" };
+        let result = crate::tests::with_hook(
+            move |at| {
+                if at == step && job == "remove-replaced" {
+                    // The checked file itself replaced by another under its name.
+                    fs::write(app2.join("d/other"), b"other").unwrap();
+                    fs::rename(app2.join("d/other"), app2.join("d/shadow")).unwrap();
+                } else if at == step {
+                    swap(&app2, &etc2);
+                }
+            },
+            || match job {
+                "write_atomic" => write_atomic(&link, NEW).map(drop),
+                "stream" => AtomicFile::create(&link).and_then(|mut f| {
+                    f.write_all(NEW).unwrap();
+                    f.commit()
+                }),
+                "lock" => ExclusiveLock::acquire(&link).map(drop),
+                _ => RemovableFile::open(&link).and_then(RemovableFile::remove),
+            },
+        );
+        assert_eq!(fs::read(etc.join("shadow")).unwrap(), b"root's secret", "{job}: {result:?}");
+        assert_eq!(fs::read_dir(&etc).unwrap().count(), 1, "{job}: a file appeared in etc");
+        assert_eq!(fs::metadata(etc.join("shadow")).unwrap().uid(), 0, "{job}");
+        match job {
+            // The write landed in the folder that was checked.
+            "write_atomic" | "stream" => {
+                result.unwrap();
+                assert_eq!(fs::read(app.join("d.old/shadow")).unwrap(), NEW, "{job}");
+            }
+            "lock" => {
+                result.unwrap();
+                assert!(app.join("d.old/shadow.lock").exists());
+            }
+            // The file that was checked is removed, from the folder that was checked.
+            "remove" => {
+                result.unwrap();
+                assert!(!app.join("d.old/shadow").exists());
+            }
+            _ => {
+                let err = result.unwrap_err().to_string();
+                assert!(err.contains("replaced by another file"), "{job}: {err}");
+                assert_eq!(fs::read(app.join("d/shadow")).unwrap(), b"other");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_folder_link_of_another_user_on_the_path_is_not_followed() {
+    if !root_or_skip("a_folder_link_of_another_user_on_the_path_is_not_followed") {
+        return;
+    }
+    for job in ["write_atomic", "stream", "lock", "remove", "create_new"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, etc) = planted(dir.path());
+        let app = dir.path().join("app");
+        swap(&app, &etc);
+        // The path given names her folder link: app/d/shadow is root's etc/shadow.
+        let path = app.join("d/shadow");
+        let result = match job {
+            "write_atomic" => write_atomic(&path, NEW).map(drop),
+            "stream" => AtomicFile::create(&path).map(drop),
+            "lock" => ExclusiveLock::acquire(&path).map(drop),
+            "remove" => RemovableFile::open(&path).and_then(RemovableFile::remove),
+            _ => create_new(&app.join("d/new.key"), NEW),
+        };
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("owner uid 4321"), "{job}: {err}");
+        assert_eq!(fs::read(etc.join("shadow")).unwrap(), b"root's secret", "{job}");
+        assert_eq!(fs::read_dir(&etc).unwrap().count(), 1, "{job}: a file appeared in etc");
+    }
+}
+
+#[test]
+fn a_hard_linked_lock_file_is_refused_and_never_given_away() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    if !root_or_skip("a_hard_linked_lock_file_is_refused_and_never_given_away") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let users = d.join("users.json");
+    fs::write(&users, OLD).unwrap();
+    std::os::unix::fs::chown(&users, Some(4321), Some(8765)).unwrap();
+    // Root's file, hard-linked under the lock's name (`ln /etc/sudoers users.json.lock`).
+    for content in [&b"root ALL=(ALL) ALL\n"[..], b""] {
+        let sudoers = d.join("sudoers");
+        fs::write(&sudoers, content).unwrap();
+        fs::set_permissions(&sudoers, fs::Permissions::from_mode(0o440)).unwrap();
+        let lock = d.join("users.json.lock");
+        let _ = fs::remove_file(&lock);
+        fs::hard_link(&sudoers, &lock).unwrap();
+        let err = ExclusiveLock::acquire(&users).unwrap_err().to_string();
+        assert!(err.contains("single name"), "{err}");
+        let meta = fs::metadata(&sudoers).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "the hard-linked file was given away");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o440);
+        assert_eq!(fs::read(&sudoers).unwrap(), content);
     }
 }

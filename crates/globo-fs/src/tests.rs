@@ -166,3 +166,29 @@ fn lock_serialises_holders() {
     drop(guard);
     assert!(other.try_lock().is_ok());
 }
+
+/// A test's action at a step between a walk and the act on its result.
+type Hook = Box<dyn FnMut(&str)>;
+
+thread_local! {
+    /// What [`run_hook`] runs on this test thread, with the step it was called at.
+    static HOOK: std::cell::RefCell<Option<Hook>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Called by `link::test_hook` between a walk and the act on its result.
+pub(crate) fn run_hook(step: &str) {
+    HOOK.with(|hook| {
+        if let Some(hook) = hook.borrow_mut().as_mut() {
+            hook(step);
+        }
+    });
+}
+
+/// Runs `job` with `hook` installed on this thread.
+pub(crate) fn with_hook<T>(hook: impl FnMut(&str) + 'static, job: impl FnOnce() -> T) -> T {
+    HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
+    let out = job();
+    HOOK.with(|h| *h.borrow_mut() = None);
+    out
+}

@@ -309,7 +309,10 @@ fn show(args: &ShowArgs) -> Result<(), Failure> {
                 decrypt(loaded.keyring())
             })
         }
-        KeyHome::Secret(..) => decrypt(&load_keys(&args.key, &home)?),
+        // A prod rotate-key may run meanwhile: retry with the secret's keys current now.
+        KeyHome::Secret(..) => {
+            crypto::read_with_current_keys(|| load_keys(&args.key, &home), decrypt)?
+        }
     };
     let plaintext = plaintext.map_err(|e| match (e, args.max_age) {
         (CryptoError::Decryption, Some(_)) => Failure::msg(
