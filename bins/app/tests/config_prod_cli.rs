@@ -350,7 +350,7 @@ fn a_selector_alone_that_leaves_no_credentials_is_named_in_the_error() {
 
 /// Feeds `config.enc`, a FIFO, to a reader `child` that opens it: returns once the reader has
 /// opened it (after loading its keys), with a sender for the token to write, or `None` if the
-/// child ended without opening it again. A thread does the blocking open; the test never
+/// child ended without opening it. A thread does the blocking open; the test never
 /// waits on a clock, only on the child or the open.
 #[cfg(unix)]
 fn fifo_opened(
@@ -408,11 +408,14 @@ fn prod_show_overtaken_by_a_rotation_retries_with_the_new_key() {
     ok(&app(d, &["config", "rotate-key", "other.enc"], &[]));
     let new = stage_key(&endpoint, "FERNET_KEY", "AWSCURRENT").unwrap();
     let token = globo::crypto::encrypt(&new, CONFIG.as_bytes()).unwrap();
-    feed.send(token.clone()).unwrap();
-    // A reader that retries opens the file again (the old code failed here instead).
-    if let Some(again) = fifo_opened(&fifo, &mut show) {
-        again.send(token).unwrap();
-    }
+    // Before the reader gets its first bytes, the FIFO's name is given to a regular file with
+    // the same token: the reader's retry (the old code failed instead) opens that file, so the
+    // test never has to guess when the retry opens the name again (a second FIFO writer could
+    // pair with the first, still open, read and hang the reader).
+    let settled = d.join("config.enc.new");
+    std::fs::write(&settled, &token).unwrap();
+    std::fs::rename(&settled, &fifo).unwrap();
+    feed.send(token).unwrap();
     let out = show.wait_with_output().unwrap();
     assert_eq!(ok(&out), CONFIG);
 }

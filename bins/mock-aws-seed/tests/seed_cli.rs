@@ -402,11 +402,21 @@ fn an_encrypted_seed_list_read_during_a_rotation_uses_the_new_key() {
     };
     let feed = opened(&mut child).expect("the seeder ended before opening the file");
     rotate_key(&key_path, &[d.join("other.enc")], |_| std::ops::ControlFlow::Continue(())).unwrap();
-    let token = encrypt(&Key::from_file(&key_path).unwrap(), CONFIG.as_bytes()).unwrap();
-    feed.send(token.clone()).unwrap();
-    if let Some(again) = opened(&mut child) {
-        again.send(token).unwrap();
-    }
+    // As in the lab, the seeded FERNET_KEY is the key the configuration is encrypted under:
+    // the key current after the rotation.
+    let new_key = Key::from_file(&key_path).unwrap();
+    let config = CONFIG.replace(
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        secrecy::ExposeSecret::expose_secret(&new_key.to_base64()),
+    );
+    let token = encrypt(&new_key, config.as_bytes()).unwrap();
+    // Before the seeder gets its first bytes, the FIFO's name is given to a regular file with
+    // the same token: its retry (the old code failed instead) and its later check that the seed
+    // key decrypts the file open that file, never a FIFO without a writer.
+    let settled = d.join("config.enc.new");
+    std::fs::write(&settled, &token).unwrap();
+    std::fs::rename(&settled, &fifo).unwrap();
+    feed.send(token).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
