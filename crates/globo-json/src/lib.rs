@@ -38,8 +38,9 @@
 //! exact figure depends on its call stack).
 //!
 //! Every copy of the content this crate makes (the decoded text, the parsed tree, the output)
-//! is zeroized when dropped, and buffers are allocated at their final size so that no
-//! reallocation leaves a stale copy behind. Errors give a position, never content.
+//! is zeroized when dropped, and buffers are allocated at their final size (or an upper bound
+//! of it) so that no reallocation leaves a stale copy behind. Errors give a position, never
+//! content.
 #![forbid(unsafe_code)]
 
 mod error;
@@ -201,12 +202,19 @@ fn decode_utf8(b: &[u8], out: &mut Vec<u32>) -> Result<(), usize> {
 // ---------------------------------------------------------------------------------------------
 // Code points to a tree (the C scanner of CPython's _json module, strict=True).
 
-/// A parsed value. Scalars and keys are held already printed (ASCII, escaped): printing is
-/// injective, so two keys are equal exactly when their printed forms are.
+/// A parsed value. Scalars and keys are held already printed (ASCII, escaped).
 enum Node {
     Scalar(Zeroizing<String>),
     Array(Vec<Node>),
     Object(Vec<(Zeroizing<String>, Node)>),
+}
+
+/// A key as Python compares it (its code points) and as it is printed. Printing is not
+/// injective: U+1F600 and the two lone surrogates U+D83D U+DE00 (decoded from raw bytes, which
+/// Python does not join) both print as `\ud83d\ude00`, yet they are different keys.
+struct Key {
+    chars: Zeroizing<Vec<u32>>,
+    printed: Zeroizing<String>,
 }
 
 struct Parser<'a> {
@@ -259,7 +267,7 @@ impl Parser<'_> {
     fn value(&mut self, depth: usize) -> Result<Node, JsonError> {
         let literal = |text: &str| Node::Scalar(Zeroizing::new(text.to_owned()));
         match self.peek() {
-            Some(0x22) => Ok(Node::Scalar(self.string()?)),
+            Some(0x22) => Ok(Node::Scalar(self.string()?.printed)),
             Some(0x7b) => self.object(depth + 1),
             Some(0x5b) => self.array(depth + 1),
             _ if self.at("null") => {
@@ -329,8 +337,8 @@ impl Parser<'_> {
         }
         self.pos = i;
         // The number is ASCII: digits, sign, '.', 'e'.
-        let literal: Zeroizing<String> =
-            Zeroizing::new(self.s[start..i].iter().filter_map(|&c| char::from_u32(c)).collect());
+        let mut literal = Zeroizing::new(String::with_capacity(i - start));
+        literal.extend(self.s[start..i].iter().filter_map(|&c| char::from_u32(c)));
         if is_float {
             let value: f64 =
                 literal.parse().map_err(|_| self.error_at(start, "expecting value"))?;
@@ -348,13 +356,22 @@ impl Parser<'_> {
         Ok(Node::Scalar(literal))
     }
 
-    /// `scanstring` with `strict=True`, returning the string printed with `ensure_ascii`.
-    fn string(&mut self) -> Result<Zeroizing<String>, JsonError> {
+    /// `scanstring` with `strict=True`: the string's code points and its form printed with
+    /// `ensure_ascii`.
+    fn string(&mut self) -> Result<Key, JsonError> {
         let begin = self.pos;
         self.pos += 1;
-        let mut chars = Zeroizing::new(Vec::<u32>::with_capacity(
-            self.s[self.pos..].iter().position(|&c| c == 0x22).unwrap_or(self.s.len() - self.pos),
-        ));
+        // The decoded string is never longer than its raw form up to the closing quote (an
+        // escape is at least two characters for one), so one allocation holds it.
+        let mut raw_len = 0;
+        while let Some(&c) = self.s.get(self.pos + raw_len) {
+            match c {
+                0x22 => break,
+                0x5c => raw_len += 2,
+                _ => raw_len += 1,
+            }
+        }
+        let mut chars = Zeroizing::new(Vec::<u32>::with_capacity(raw_len));
         loop {
             let Some(c) = self.peek() else {
                 return Err(self.error_at(begin, "unterminated string"));
@@ -412,7 +429,8 @@ impl Parser<'_> {
                 }
             }
         }
-        Ok(escaped(&chars))
+        let printed = escaped(&chars);
+        Ok(Key { chars, printed })
     }
 
     /// Four hex digits at `at` (the `XXXX` of `\uXXXX`).
@@ -445,6 +463,8 @@ impl Parser<'_> {
         // (the hasher's keys are random, so crafted keys cannot all collide).
         let hasher = RandomState::new();
         let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
+        // The code points of each member's key, for comparison (zeroized when dropped).
+        let mut keys: Vec<Zeroizing<Vec<u32>>> = Vec::new();
         if self.peek() == Some(0x7d) {
             self.pos += 1;
             return Ok(Node::Object(members));
@@ -461,12 +481,13 @@ impl Parser<'_> {
             self.pos += 1;
             self.skip_ws();
             let value = self.value(depth)?;
-            let slots = index.entry(hasher.hash_one(key.as_str())).or_default();
-            match slots.iter().find(|&&at| members[at].0 == key) {
+            let slots = index.entry(hasher.hash_one(key.chars.as_slice())).or_default();
+            match slots.iter().find(|&&at| keys[at].as_slice() == key.chars.as_slice()) {
                 Some(&at) => members[at].1 = value,
                 None => {
                     slots.push(members.len());
-                    members.push((key, value));
+                    keys.push(key.chars);
+                    members.push((key.printed, value));
                 }
             }
             self.skip_ws();
@@ -568,10 +589,15 @@ fn float_repr(x: f64) -> Zeroizing<String> {
     // to even: take the length from the shortest form, then the correctly rounded digits of
     // that length (ties to even), unless those no longer read back to `x` (possible only where
     // the rounding interval is lopsided, at a power of two).
-    let shortest = Zeroizing::new(format!("{x:e}"));
+    use std::fmt::Write as _;
+    // Written into buffers that never grow (an f64 in exponent form takes at most 24
+    // characters), so no freed copy of the number is left behind.
+    let mut shortest = Zeroizing::new(String::with_capacity(32));
+    let _ = write!(shortest, "{x:e}");
     let ndigits =
         shortest.split_once('e').map_or(1, |(m, _)| m.chars().filter(char::is_ascii_digit).count());
-    let nearest = Zeroizing::new(format!("{x:.prec$e}", prec = ndigits.saturating_sub(1)));
+    let mut nearest = Zeroizing::new(String::with_capacity(32));
+    let _ = write!(nearest, "{x:.prec$e}", prec = ndigits.saturating_sub(1));
     let sci = if nearest.parse::<f64>().is_ok_and(|y| y == x) { nearest } else { shortest };
     let (negative, unsigned) = match sci.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -579,8 +605,8 @@ fn float_repr(x: f64) -> Zeroizing<String> {
     };
     let (mantissa, exponent) = unsigned.split_once('e').unwrap_or((unsigned, "0"));
     let exponent: i64 = exponent.parse().unwrap_or(0);
-    let digits: Zeroizing<String> =
-        Zeroizing::new(mantissa.chars().filter(|c| *c != '.').collect());
+    let mut digits = Zeroizing::new(String::with_capacity(mantissa.len()));
+    digits.extend(mantissa.chars().filter(|c| *c != '.'));
     let ndigits = digits.len() as i64;
     let decpt = exponent + 1;
     let mut out = Zeroizing::new(String::with_capacity(digits.len() + 24));
@@ -593,7 +619,6 @@ fn float_repr(x: f64) -> Zeroizing<String> {
             out.push('.');
             out.push_str(&digits[1..]);
         }
-        use std::fmt::Write as _;
         let _ = write!(out, "e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs());
     } else if decpt <= 0 {
         out.push_str("0.");
