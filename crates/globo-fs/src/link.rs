@@ -103,9 +103,7 @@ pub(crate) fn resolve(path: &Path, follow_last: bool) -> Result<Resolved, FsErro
         if component == ".." && !last {
             dir =
                 rustix::fs::openat(&dir, "..", walk_flags(), Mode::empty()).map_err(walk_error)?;
-            if !shown.pop() {
-                shown.push("..");
-            }
+            up(&mut shown);
             continue;
         }
         if last && !follow_last {
@@ -214,6 +212,18 @@ pub(crate) fn resolve(path: &Path, follow_last: bool) -> Result<Resolved, FsErro
     }
     let path = if links.is_empty() { path.to_path_buf() } else { target };
     Ok(Resolved { dir: File::from(dir), name, path, stat })
+}
+
+/// `shown`'s parent, for a `..` component: the last component is dropped only when it is a
+/// name (`PathBuf::pop` would also drop a `..`, turning `../..` into nothing); `/..` is `/`.
+fn up(shown: &mut PathBuf) {
+    match shown.components().next_back() {
+        Some(Component::Normal(_)) => {
+            shown.pop();
+        }
+        Some(Component::RootDir | Component::Prefix(_)) => {}
+        Some(Component::ParentDir | Component::CurDir) | None => shown.push(".."),
+    }
 }
 
 /// Appends (or, for a link's text, prepends) the components of `path` to `todo`; returns
