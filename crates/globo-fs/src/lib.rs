@@ -69,7 +69,11 @@
 //! [`AtomicFile`]) keeps the replaced file's owner and group where this process may set them
 //! (as root, or a group it belongs to), so an administrator running `app register` as root on a
 //! service's `users.json` does not leave the service unable to read it; without that right the
-//! new file belongs to the writer, like any new file. A group- or world-readable mode is not
+//! new file belongs to the writer, like any new file. Only a file that cannot have been planted
+//! is inherited from: the very file the walk found (a name created or swapped in before the
+//! publish is ignored), with a single name, owned by root or the folder's owner, or in a folder
+//! of root's that no one else may write. Otherwise (a file of another user in `/tmp` or a shared
+//! folder, a hard-linked file) the new file stays the writer's. A group- or world-readable mode is not
 //! kept: `0600` is the point. Lock files get the owner and group of the file they guard the
 //! same way (see [`ExclusiveLock`]), so a lock taken as root never locks the data's owner out.
 //!
@@ -307,7 +311,9 @@ impl Write for AtomicFile {
 ///   is refused.
 /// - **Owner.** The lock file gets the owner and group of the file it guards (of that file's
 ///   folder while the file does not exist yet), where this process may set them (root, or a
-///   group it belongs to), mode `0600`. An existing lock file is given to the data's owner
+///   group it belongs to), mode `0600`, under the rule of a replaced file (see the
+///   [crate docs](crate#owner-and-mode): a data file another user may have planted, or one
+///   with a second name, gives nothing, and the lock stays the writer's). An existing lock file is given to the data's owner
 ///   the same way only if it belongs to this process's own user (a root-owned lock left by an
 ///   older version, repaired the next time root takes it); a file planted under the lock's
 ///   name by someone else is never given away. So an administrator running `app register` as
@@ -450,11 +456,13 @@ fn check_lock_file(file: &File, shown: &Path) -> Result<bool, FsError> {
 
 /// Gives the lock file the owner and group of the data file it guards (of its folder while the
 /// data file does not exist), where this process may: a lock must never lock out the owner of
-/// the data it protects. Best effort, as for a replaced file.
+/// the data it protects. Best effort, and under the rule of a replaced file
+/// ([`temp::trusted_owner`]): a data file planted by another user, or with a second name, does
+/// not get the lock, which stays the writer's.
 fn give_to_data_owner(lock: &File, data: &link::Resolved) {
     let owner = match &data.stat {
         Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() => {
-            Some((st.st_uid, st.st_gid))
+            temp::trusted_owner(&data.dir, &data.name, st)
         }
         _ => rustix::fs::fstat(&data.dir).ok().map(|st| (st.st_uid, st.st_gid)),
     };

@@ -709,3 +709,75 @@ fn a_hard_linked_lock_file_is_refused_and_never_given_away() {
         assert_eq!(fs::read(&sudoers).unwrap(), content);
     }
 }
+
+/// A folder `shared` (mode `1777`, root's, like `/tmp`) in a folder the service may enter.
+fn sticky_shared_folder() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    let shared = dir.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    (dir, shared)
+}
+
+/// Review: the owner a replaced file keeps was read from the destination's name again at
+/// publish time, with no rule. A name another user (uid 4321) creates between the walk and the
+/// publish, or plants before it in a folder others may write, or hard-links to a file of its
+/// own, never gets the new file (root's new key or hash file): it stays the writer's.
+#[test]
+fn a_name_planted_by_another_user_never_gets_the_new_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !root_or_skip("a_name_planted_by_another_user_never_gets_the_new_file") {
+        return;
+    }
+    let owner = |p: &Path| {
+        let meta = fs::symlink_metadata(p).unwrap();
+        (meta.uid(), meta.gid())
+    };
+    for job in ["write_atomic", "stream", "write_atomic-named", "stream-named"] {
+        // Created by uid 4321 between the walk and the publish.
+        let (_dir, shared) = sticky_shared_folder();
+        let path = shared.join("secret.key");
+        let planted = path.clone();
+        crate::tests::with_hook(
+            move |step| {
+                if step == "resolved" {
+                    let out = as_service("touch", &[&planted]);
+                    assert!(out.status.success(), "{out:?}");
+                }
+            },
+            || run_job(job, &path),
+        );
+        assert_eq!(owner(&path), (0, 0), "{job}: a name created after the walk got the file");
+        assert_eq!(fs::read(&path).unwrap(), NEW, "{job}");
+        // Planted before the walk, in a folder others may write.
+        fs::remove_file(&path).unwrap();
+        let out = as_service("touch", &[&path]);
+        assert!(out.status.success(), "{out:?}");
+        run_job(job, &path);
+        assert_eq!(owner(&path), (0, 0), "{job}: a name planted in a shared folder got the file");
+        // The service's own file in its own folder, but with a second name (a hard link).
+        let (_dir, own) = sticky_shared_folder();
+        fs::set_permissions(&own, fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(&own, Some(4321), Some(8765)).unwrap();
+        let path = own.join("users.json");
+        fs::write(&path, OLD).unwrap();
+        std::os::unix::fs::chown(&path, Some(4321), Some(8765)).unwrap();
+        fs::hard_link(&path, own.join("copy")).unwrap();
+        run_job(job, &path);
+        assert_eq!(owner(&path), (0, 0), "{job}: a hard-linked name got the file");
+        // Its single-named file is kept as it was.
+        fs::remove_file(own.join("copy")).unwrap();
+        std::os::unix::fs::chown(&path, Some(4321), Some(8765)).unwrap();
+        run_job(job, &path);
+        assert_eq!(owner(&path), (4321, 8765), "{job}");
+    }
+    // The lock file follows the same rule: not given to a planted data file's owner.
+    let (_dir, shared) = sticky_shared_folder();
+    let users = shared.join("users.json");
+    let out = as_service("touch", &[&users]);
+    assert!(out.status.success(), "{out:?}");
+    let guard = ExclusiveLock::acquire(&users).unwrap();
+    assert_eq!(owner(guard.path()), (0, 0), "the lock went to a planted file's owner");
+}
