@@ -222,16 +222,24 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 /// file it derives from, such as the key file a `secret.key.next` or a retired key comes
 /// from), where this process may set them (root, or a group it belongs to): the rule of a
 /// replaced file, so that a file created as root beside a service's files stays readable by
-/// the service. Without the right, or if `like` cannot be inspected, the file belongs to the
-/// writer, like any new file. Mode `0600`.
+/// the service. `like` is walked like any path (a symbolic link that may not be followed, see
+/// [`resolve_link`], gives nothing) and its owner is taken only where a replaced file's would
+/// be (see the [crate docs](crate#owner-and-mode)). Without the right, if `like` cannot be
+/// inspected, or if it may have been planted, the file belongs to the writer, like any new
+/// file. Mode `0600`.
 pub fn create_new_like(path: &Path, bytes: &[u8], like: &Path) -> Result<(), FsError> {
     let target = link::resolve(path, false)?;
     link::test_hook("resolved");
     let mut temp = Temp::create(target, true)?;
     temp.write_all(bytes)?;
-    if let Ok(reference) = fs::metadata(like) {
-        use std::os::unix::fs::MetadataExt as _;
-        temp::adopt_owner(temp.file_mut(), reference.uid(), reference.gid());
+    // `like` walked by descriptor, under the owner rule for links, and its owner taken under
+    // the rule of a replaced file: a planted link or file gives nothing.
+    if let Ok(reference) = link::resolve(like, true)
+        && let Some(stat) = &reference.stat
+        && rustix::fs::FileType::from_raw_mode(stat.st_mode).is_file()
+        && let Some((uid, gid)) = temp::trusted_owner(&reference.dir, &reference.name, stat)
+    {
+        temp::adopt_owner(temp.file_mut(), uid, gid);
     }
     temp.persist(Publish::NoClobber)
 }

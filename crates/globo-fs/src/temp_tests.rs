@@ -781,3 +781,44 @@ fn a_name_planted_by_another_user_never_gets_the_new_file() {
     let guard = ExclusiveLock::acquire(&users).unwrap();
     assert_eq!(owner(guard.path()), (0, 0), "the lock went to a planted file's owner");
 }
+
+/// Review: `create_new_like` took the owner of `like` with `fs::metadata`, following links
+/// without the owner rule. A link planted by another user (uid 4321) to a third user's file
+/// (uid 5555) made root's new file (a `.next` or retired key) that third user's.
+#[test]
+fn create_new_like_takes_no_owner_through_a_planted_link() {
+    if !root_or_skip("create_new_like_takes_no_owner_through_a_planted_link") {
+        return;
+    }
+    let owner = |p: &Path| {
+        let meta = fs::symlink_metadata(p).unwrap();
+        (meta.uid(), meta.gid())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim.key");
+    fs::write(&victim, OLD).unwrap();
+    std::os::unix::fs::chown(&victim, Some(5555), Some(5555)).unwrap();
+    let like = dir.path().join("secret.key");
+    std::os::unix::fs::symlink(&victim, &like).unwrap();
+    std::os::unix::fs::lchown(&like, Some(4321), Some(8765)).unwrap();
+    let new = dir.path().join("secret.key.next");
+    create_new_like(&new, NEW, &like).unwrap();
+    assert_eq!(owner(&new), (0, 0), "the owner came through a planted link");
+    // A file planted in a folder others may write gives nothing either.
+    let (_shared_dir, shared) = sticky_shared_folder();
+    let planted = shared.join("secret.key");
+    let out = as_service("touch", &[&planted]);
+    assert!(out.status.success(), "{out:?}");
+    let new = shared.join("secret.key.next");
+    create_new_like(&new, NEW, &planted).unwrap();
+    assert_eq!(owner(&new), (0, 0), "the owner came from a planted file");
+    // A link of root's to the service's key is followed.
+    let key = dir.path().join("service.key");
+    fs::write(&key, OLD).unwrap();
+    std::os::unix::fs::chown(&key, Some(4321), Some(8765)).unwrap();
+    let link = dir.path().join("link.key");
+    std::os::unix::fs::symlink(&key, &link).unwrap();
+    let new = dir.path().join("link.key.next");
+    create_new_like(&new, NEW, &link).unwrap();
+    assert_eq!(owner(&new), (4321, 8765));
+}
