@@ -135,12 +135,11 @@ impl Temp {
     ///   the content has a temporary name; a kill exactly there leaves that name behind,
     ///   private and complete, for [`crate::remove_stale_temp_files`].
     pub(crate) fn persist(mut self, how: Publish) -> Result<(), FsError> {
-        if how == Publish::Replace {
-            if let Some(walked) = &self.walked
-                && let Some((uid, gid)) = trusted_owner(&self.dir, &self.name, walked)
-            {
-                adopt_owner(&self.file, uid, gid);
-            }
+        if how == Publish::Replace
+            && let Some(walked) = &self.walked
+            && let Some((uid, gid)) = trusted_owner(&self.dir, &self.name, walked)
+        {
+            adopt_owner(&self.file, uid, gid);
         }
         let operation = match how {
             Publish::Replace => "replace",
