@@ -183,7 +183,7 @@ impl Temp {
         }
         crate::crash_point("published");
         self.dir.sync_all().map_err(|e| FsError::new("flush folder", parent_dir(&target), e))?;
-        let _ = stale::remove_stale_temp_files(parent_dir(&target));
+        let _ = stale::remove_stale_in(&self.dir, parent_dir(&target));
         Ok(())
     }
 

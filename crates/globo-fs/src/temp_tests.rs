@@ -822,3 +822,37 @@ fn create_new_like_takes_no_owner_through_a_planted_link() {
     create_new_like(&new, NEW, &link).unwrap();
     assert_eq!(owner(&new), (4321, 8765));
 }
+
+/// Review: the sweep after a write listed and removed by path. A folder of the path replaced
+/// by a link after the walk made it sweep the folder the link points to (another writer's old
+/// temporary file, kept there on purpose); it sweeps the folder written to, by descriptor.
+#[test]
+fn the_sweep_after_a_write_stays_in_the_folder_written_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let app = d.join("app");
+    let elsewhere = d.join("elsewhere");
+    fs::create_dir(&app).unwrap();
+    fs::create_dir(&elsewhere).unwrap();
+    let kept = elsewhere.join(".globo-Other1.tmp");
+    fs::write(&kept, b"someone else's").unwrap();
+    age_file(&kept, STALE_TEMP_AGE * 2);
+    let ours = app.join(".globo-Ours01.tmp");
+    fs::write(&ours, b"residue").unwrap();
+    age_file(&ours, STALE_TEMP_AGE * 2);
+    let path = app.join("users.json");
+    let moved = d.join("moved");
+    let (hook_app, hook_moved, hook_elsewhere) = (app.clone(), moved.clone(), elsewhere.clone());
+    crate::tests::with_hook(
+        move |step| {
+            if step == "resolved" {
+                fs::rename(&hook_app, &hook_moved).unwrap();
+                std::os::unix::fs::symlink(&hook_elsewhere, &hook_app).unwrap();
+            }
+        },
+        || write_atomic(&path, NEW).unwrap(),
+    );
+    assert_eq!(fs::read(moved.join("users.json")).unwrap(), NEW);
+    assert!(kept.exists(), "the sweep followed the link to another folder");
+    assert!(!moved.join(".globo-Ours01.tmp").exists(), "the folder written to was not swept");
+}
