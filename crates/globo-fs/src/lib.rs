@@ -94,8 +94,11 @@
 //!
 //! **By descriptor.** The path is walked one component at a time, each folder opened relative
 //! to the previous one without following a link (`openat(2)` with `O_NOFOLLOW |
-//! O_DIRECTORY`); a link met on the way, to a folder or as the last component, is read
-//! (`readlinkat(2)`) and its text walked the same way. Every later step (the temporary file,
+//! O_DIRECTORY`); a link met on the way, to a folder or as the last component, is opened
+//! itself (`O_PATH | O_NOFOLLOW`), its owner and text read from that one descriptor (`fstat(2)`,
+//! `readlinkat(fd, "")`, so a link swapped meanwhile cannot lend its owner to another's text),
+//! and its text walked the same way. The owner rule (below) is checked before the final folder
+//! is opened for reading. Every later step (the temporary file,
 //! the link and rename that publish it, the lock file, and the unlink of [`RemovableFile`]) is
 //! relative to the final folder's descriptor, so a folder of the path renamed or replaced by a
 //! link after the walk cannot redirect it.

@@ -856,3 +856,96 @@ fn the_sweep_after_a_write_stays_in_the_folder_written_to() {
     assert!(kept.exists(), "the sweep followed the link to another folder");
     assert!(!moved.join(".globo-Ours01.tmp").exists(), "the folder written to was not swept");
 }
+
+/// Review: the walk took a link's owner from one `statat` and its text from a separate
+/// `readlinkat` by name. A link swapped in between (root's link replaced by one of uid 4321's
+/// pointing at root's file) was followed under the first link's owner. The owner and the text
+/// now come from the same link, opened once (`O_PATH | O_NOFOLLOW`).
+#[test]
+fn a_link_swapped_while_it_is_read_is_judged_by_the_link_read() {
+    if !root_or_skip("a_link_swapped_while_it_is_read_is_judged_by_the_link_read") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let shadow = d.join("shadow");
+    fs::write(&shadow, b"root's secret").unwrap();
+    let app = d.join("app");
+    fs::create_dir(&app).unwrap();
+    fs::write(app.join("real.json"), OLD).unwrap();
+    let link = app.join("users.json");
+    std::os::unix::fs::symlink("real.json", &link).unwrap();
+    let (hook_app, hook_shadow) = (app.clone(), shadow.clone());
+    let mut swapped = false;
+    let result = crate::tests::with_hook(
+        move |step| {
+            if step == "link found" && !swapped {
+                swapped = true;
+                let planted = hook_app.join("planted");
+                std::os::unix::fs::symlink(&hook_shadow, &planted).unwrap();
+                std::os::unix::fs::lchown(&planted, Some(4321), Some(8765)).unwrap();
+                fs::rename(&planted, hook_app.join("users.json")).unwrap();
+            }
+        },
+        || write_atomic(&link, NEW),
+    );
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("owner uid 4321"), "{err}");
+    assert_eq!(fs::read(&shadow).unwrap(), b"root's secret");
+}
+
+/// Run by [`the_owner_rule_is_checked_before_the_final_folder_is_opened`] as uid 4321: with
+/// `GLOBO_FS_TEST_OWNER_RULE_PATH` set, writes there and prints the error (run as it is, with
+/// the variable unset, it does nothing).
+#[test]
+fn owner_rule_child() {
+    let Some(path) = std::env::var_os("GLOBO_FS_TEST_OWNER_RULE_PATH") else { return };
+    let outcome = match write_atomic(Path::new(&path), NEW) {
+        Ok(()) => "written".to_string(),
+        Err(e) => e.to_string(),
+    };
+    writeln!(io::stdout(), "OUTCOME: {outcome}").unwrap();
+}
+
+/// Review: the walk opened the final folder for reading before it checked the owner rule of
+/// the links followed. A link planted by uid 5555 into a folder the writer (uid 4321) may
+/// search but not read was refused only by the failed open ("Permission denied"), after
+/// opening whatever the link led to; the owner rule is now checked first, on the walk's
+/// `O_PATH` descriptor, and names the link.
+#[test]
+fn the_owner_rule_is_checked_before_the_final_folder_is_opened() {
+    use std::os::unix::fs::{PermissionsExt as _, chown, lchown, symlink};
+    if !root_or_skip("the_owner_rule_is_checked_before_the_final_folder_is_opened") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::set_permissions(d, fs::Permissions::from_mode(0o711)).unwrap();
+    // The service's folder, and a folder of its it may search and write but not list.
+    let s = d.join("s");
+    let f = d.join("f");
+    for (folder, mode) in [(&s, 0o700), (&f, 0o300)] {
+        fs::create_dir(folder).unwrap();
+        chown(folder, Some(4321), Some(8765)).unwrap();
+        fs::set_permissions(folder, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::write(f.join("users.json"), OLD).unwrap();
+    chown(f.join("users.json"), Some(4321), Some(8765)).unwrap();
+    // Uid 5555's link in the service's folder.
+    let link = s.join("users.json");
+    symlink("../f/users.json", &link).unwrap();
+    lchown(&link, Some(5555), Some(5555)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=4321", "--regid=8765", "--clear-groups"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "temp_tests::owner_rule_child", "--test-threads=1", "--nocapture"])
+        .env("GLOBO_FS_TEST_OWNER_RULE_PATH", &link)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let outcome =
+        stdout.lines().find_map(|l| l.split_once("OUTCOME: ").map(|(_, o)| o)).unwrap_or_default();
+    assert!(outcome.contains("owner uid 5555"), "{outcome:?} ({stdout})");
+    assert_eq!(fs::read(f.join("users.json")).unwrap(), OLD);
+}
