@@ -69,7 +69,11 @@
 //! [`AtomicFile`]) keeps the replaced file's owner and group where this process may set them
 //! (as root, or a group it belongs to), so an administrator running `app register` as root on a
 //! service's `users.json` does not leave the service unable to read it; without that right the
-//! new file belongs to the writer, like any new file. A group- or world-readable mode is not
+//! new file belongs to the writer, like any new file. Only a file that cannot have been planted
+//! is inherited from: the very file the walk found (a name created or swapped in before the
+//! publish is ignored), with a single name, owned by root or the folder's owner, or in a folder
+//! of root's that no one else may write. Otherwise (a file of another user in `/tmp` or a shared
+//! folder, a hard-linked file) the new file stays the writer's. A group- or world-readable mode is not
 //! kept: `0600` is the point. Lock files get the owner and group of the file they guard the
 //! same way (see [`ExclusiveLock`]), so a lock taken as root never locks the data's owner out.
 //!
@@ -90,8 +94,11 @@
 //!
 //! **By descriptor.** The path is walked one component at a time, each folder opened relative
 //! to the previous one without following a link (`openat(2)` with `O_NOFOLLOW |
-//! O_DIRECTORY`); a link met on the way, to a folder or as the last component, is read
-//! (`readlinkat(2)`) and its text walked the same way. Every later step (the temporary file,
+//! O_DIRECTORY`); a link met on the way, to a folder or as the last component, is opened
+//! itself (`O_PATH | O_NOFOLLOW`), its owner and text read from that one descriptor (`fstat(2)`,
+//! `readlinkat(fd, "")`, so a link swapped meanwhile cannot lend its owner to another's text),
+//! and its text walked the same way. The owner rule (below) is checked before the final folder
+//! is opened for reading. Every later step (the temporary file,
 //! the link and rename that publish it, the lock file, and the unlink of [`RemovableFile`]) is
 //! relative to the final folder's descriptor, so a folder of the path renamed or replaced by a
 //! link after the walk cannot redirect it.
@@ -218,16 +225,24 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 /// file it derives from, such as the key file a `secret.key.next` or a retired key comes
 /// from), where this process may set them (root, or a group it belongs to): the rule of a
 /// replaced file, so that a file created as root beside a service's files stays readable by
-/// the service. Without the right, or if `like` cannot be inspected, the file belongs to the
-/// writer, like any new file. Mode `0600`.
+/// the service. `like` is walked like any path (a symbolic link that may not be followed, see
+/// [`resolve_link`], gives nothing) and its owner is taken only where a replaced file's would
+/// be (see the [crate docs](crate#owner-and-mode)). Without the right, if `like` cannot be
+/// inspected, or if it may have been planted, the file belongs to the writer, like any new
+/// file. Mode `0600`.
 pub fn create_new_like(path: &Path, bytes: &[u8], like: &Path) -> Result<(), FsError> {
     let target = link::resolve(path, false)?;
     link::test_hook("resolved");
     let mut temp = Temp::create(target, true)?;
     temp.write_all(bytes)?;
-    if let Ok(reference) = fs::metadata(like) {
-        use std::os::unix::fs::MetadataExt as _;
-        temp::adopt_owner(temp.file_mut(), reference.uid(), reference.gid());
+    // `like` walked by descriptor, under the owner rule for links, and its owner taken under
+    // the rule of a replaced file: a planted link or file gives nothing.
+    if let Ok(reference) = link::resolve(like, true)
+        && let Some(stat) = &reference.stat
+        && rustix::fs::FileType::from_raw_mode(stat.st_mode).is_file()
+        && let Some((uid, gid)) = temp::trusted_owner(&reference.dir, &reference.name, stat)
+    {
+        temp::adopt_owner(temp.file_mut(), uid, gid);
     }
     temp.persist(Publish::NoClobber)
 }
@@ -307,7 +322,9 @@ impl Write for AtomicFile {
 ///   is refused.
 /// - **Owner.** The lock file gets the owner and group of the file it guards (of that file's
 ///   folder while the file does not exist yet), where this process may set them (root, or a
-///   group it belongs to), mode `0600`. An existing lock file is given to the data's owner
+///   group it belongs to), mode `0600`, under the rule of a replaced file (see the
+///   [crate docs](crate#owner-and-mode): a data file another user may have planted, or one
+///   with a second name, gives nothing, and the lock stays the writer's). An existing lock file is given to the data's owner
 ///   the same way only if it belongs to this process's own user (a root-owned lock left by an
 ///   older version, repaired the next time root takes it); a file planted under the lock's
 ///   name by someone else is never given away. So an administrator running `app register` as
@@ -450,11 +467,13 @@ fn check_lock_file(file: &File, shown: &Path) -> Result<bool, FsError> {
 
 /// Gives the lock file the owner and group of the data file it guards (of its folder while the
 /// data file does not exist), where this process may: a lock must never lock out the owner of
-/// the data it protects. Best effort, as for a replaced file.
+/// the data it protects. Best effort, and under the rule of a replaced file
+/// ([`temp::trusted_owner`]): a data file planted by another user, or with a second name, does
+/// not get the lock, which stays the writer's.
 fn give_to_data_owner(lock: &File, data: &link::Resolved) {
     let owner = match &data.stat {
         Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() => {
-            Some((st.st_uid, st.st_gid))
+            temp::trusted_owner(&data.dir, &data.name, st)
         }
         _ => rustix::fs::fstat(&data.dir).ok().map(|st| (st.st_uid, st.st_gid)),
     };

@@ -7,7 +7,9 @@
 //!
 //! The path is walked one component at a time, each folder opened relative to the previous
 //! one without following a link (`openat(2)` with `O_NOFOLLOW | O_DIRECTORY`); a link met on
-//! the way is read (`readlinkat(2)`) and its text walked the same way. The walk ends with a
+//! the way is opened itself (`O_PATH | O_NOFOLLOW` on Linux), its owner and text read from that
+//! one descriptor (`fstat(2)`, `readlinkat(fd, "")`), and its text walked the same way. The
+//! owner rule is checked before the final folder is opened for reading. The walk ends with a
 //! descriptor of the final folder and a name in it, and every later step (the temporary file,
 //! the rename, the lock file, an unlink) is relative to that descriptor: renaming or replacing a
 //! folder of the path afterwards, by a link or otherwise, cannot redirect it.
@@ -24,6 +26,7 @@ use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Component, Path, PathBuf};
 
@@ -103,9 +106,7 @@ pub(crate) fn resolve(path: &Path, follow_last: bool) -> Result<Resolved, FsErro
         if component == ".." && !last {
             dir =
                 rustix::fs::openat(&dir, "..", walk_flags(), Mode::empty()).map_err(walk_error)?;
-            if !shown.pop() {
-                shown.push("..");
-            }
+            up(&mut shown);
             continue;
         }
         if last && !follow_last {
@@ -130,19 +131,17 @@ pub(crate) fn resolve(path: &Path, follow_last: bool) -> Result<Resolved, FsErro
             shown.push(&component);
             continue;
         }
+        test_hook("link found");
         if links.len() == MAX_LINKS {
             return Err(refuse(
                 io::ErrorKind::InvalidInput,
                 format!("it starts a chain of more than {MAX_LINKS} symbolic links (a loop?)"),
             ));
         }
-        let uid = stat.as_ref().map_or(0, |s| s.st_uid);
+        // The owner and the text of one and the same link.
+        let (uid, text) = read_link(&dir, &component)
+            .map_err(|e| FsError::new("read the symbolic link", shown.join(&component), e))?;
         links.push((shown.join(&component), uid));
-        let text =
-            rustix::fs::readlinkat(&dir, component.as_os_str(), Vec::new()).map_err(|e| {
-                FsError::new("read the symbolic link", shown.join(&component), e.into())
-            })?;
-        let text = PathBuf::from(OsStr::from_bytes(text.as_bytes()));
         if push_components(&mut todo, &text, true) {
             dir = open_root(true)?;
             shown = PathBuf::from("/");
@@ -195,14 +194,7 @@ pub(crate) fn resolve(path: &Path, follow_last: bool) -> Result<Resolved, FsErro
             Some(_) => {}
         }
     }
-    // The folder itself, readable (an O_PATH descriptor cannot be flushed or written through).
-    let dir = rustix::fs::openat(
-        &dir,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| FsError::new("open the folder of", path, e.into()))?;
+    // The owner rule, before the folder is opened for real.
     if !links.is_empty() {
         // The owner of the file at the end, or of the folder it will be created in.
         let owner = match &stat {
@@ -212,8 +204,56 @@ pub(crate) fn resolve(path: &Path, follow_last: bool) -> Result<Resolved, FsErro
         check_link_owners(&links, &target, owner)
             .map_err(|why| refuse(io::ErrorKind::PermissionDenied, why))?;
     }
+    // The folder itself, readable (an O_PATH descriptor cannot be flushed or written through).
+    let dir = rustix::fs::openat(
+        &dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| FsError::new("open the folder of", path, e.into()))?;
     let path = if links.is_empty() { path.to_path_buf() } else { target };
     Ok(Resolved { dir: File::from(dir), name, path, stat })
+}
+
+/// The owner and the text of the symbolic link `name` in `dir`. On Linux both come from one
+/// descriptor of the link itself (`O_PATH | O_NOFOLLOW`, then `fstat(2)` and
+/// `readlinkat(fd, "")`), so a link swapped for another between the two reads cannot lend the
+/// first one's owner to the second one's text; a link replaced by anything else meanwhile is an
+/// error.
+fn read_link(dir: &impl AsFd, name: &OsStr) -> Result<(u32, PathBuf), io::Error> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let link = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+        let stat = rustix::fs::fstat(&link)?;
+        if !FileType::from_raw_mode(stat.st_mode).is_symlink() {
+            return Err(io::Error::other(
+                "it was replaced while it was being read (a symbolic link no more)",
+            ));
+        }
+        let text = rustix::fs::readlinkat(&link, "", Vec::new())?;
+        Ok((stat.st_uid, PathBuf::from(OsStr::from_bytes(text.as_bytes()))))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        // No O_PATH: the owner, then the text, by name.
+        let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let text = rustix::fs::readlinkat(dir, name, Vec::new())?;
+        Ok((stat.st_uid, PathBuf::from(OsStr::from_bytes(text.as_bytes()))))
+    }
+}
+
+/// `shown`'s parent, for a `..` component: the last component is dropped only when it is a
+/// name (`PathBuf::pop` would also drop a `..`, turning `../..` into nothing); `/..` is `/`.
+fn up(shown: &mut PathBuf) {
+    match shown.components().next_back() {
+        Some(Component::Normal(_)) => {
+            shown.pop();
+        }
+        Some(Component::RootDir | Component::Prefix(_)) => {}
+        Some(Component::ParentDir | Component::CurDir) | None => shown.push(".."),
+    }
 }
 
 /// Appends (or, for a link's text, prepends) the components of `path` to `todo`; returns

@@ -81,8 +81,9 @@ impl RemovableFile {
         self.links
     }
 
-    /// Deletes the file's name, if it still names the file that was opened, and flushes the
-    /// folder so the removal survives a power loss.
+    /// Deletes the file's name, if it still names the file that was opened and the file has
+    /// no more names than it had then (a hard link added since is refused: the content would
+    /// stay reachable), and flushes the folder so the removal survives a power loss.
     pub fn remove(self) -> Result<(), FsError> {
         link::test_hook("before unlink");
         let fail = |e: io::Error| FsError::new("remove", &self.path, e);
@@ -91,6 +92,16 @@ impl RemovableFile {
         if now.st_dev as u64 != self.dev || now.st_ino as u64 != self.ino {
             return Err(fail(io::Error::other(
                 "it was replaced by another file after it was checked; nothing was removed",
+            )));
+        }
+        // A name added since the check (a hard link made after `open`) would keep the content
+        // reachable after a removal reported as done: checked on the open file, last thing
+        // before the unlink.
+        let names = rustix::fs::fstat(&self.file).map_err(|e| fail(e.into()))?.st_nlink as u64;
+        if names > self.links {
+            return Err(fail(io::Error::other(
+                "it was given another name (a hard link) after it was checked; nothing was \
+                 removed",
             )));
         }
         rustix::fs::unlinkat(&self.dir, self.name.as_os_str(), AtFlags::empty())

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
 use crate::link::Resolved;
@@ -52,6 +52,9 @@ pub(crate) struct Temp {
     name: OsString,
     /// The destination: error messages name it, never the temporary file.
     target: PathBuf,
+    /// What the walk found at the destination (not following a link), if anything: the only
+    /// file whose owner a replacement may keep (see [`trusted_owner`]).
+    walked: Option<Stat>,
 }
 
 impl Drop for Temp {
@@ -67,7 +70,7 @@ impl Temp {
     /// filesystem allow it and `prefer_unnamed` is set, named otherwise. Mode `0600` from the
     /// start.
     pub(crate) fn create(at: Resolved, prefer_unnamed: bool) -> Result<Self, FsError> {
-        let Resolved { dir, name, path: target, .. } = at;
+        let Resolved { dir, name, path: target, stat: walked } = at;
         let shown = parent_dir(&target).to_path_buf();
         let fail = |e: Errno| FsError::new("create a temporary file in", &shown, e.into());
         #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -86,6 +89,7 @@ impl Temp {
                         dir,
                         name,
                         target,
+                        walked,
                     });
                 }
                 // EOPNOTSUPP: the filesystem has no O_TMPFILE (vfat, some network and FUSE
@@ -99,7 +103,7 @@ impl Temp {
         let _ = prefer_unnamed;
         let (file, temp_name) = named_temp(&dir, &shown)?;
         crate::crash_point("created");
-        Ok(Self { file, kind: Kind::Named, temp_name: Some(temp_name), dir, name, target })
+        Ok(Self { file, kind: Kind::Named, temp_name: Some(temp_name), dir, name, target, walked })
     }
 
     /// Which kind of temporary file this is.
@@ -131,8 +135,11 @@ impl Temp {
     ///   the content has a temporary name; a kill exactly there leaves that name behind,
     ///   private and complete, for [`crate::remove_stale_temp_files`].
     pub(crate) fn persist(mut self, how: Publish) -> Result<(), FsError> {
-        if how == Publish::Replace {
-            keep_owner(&self.file, &self.dir, &self.name);
+        if how == Publish::Replace
+            && let Some(walked) = &self.walked
+            && let Some((uid, gid)) = trusted_owner(&self.dir, &self.name, walked)
+        {
+            adopt_owner(&self.file, uid, gid);
         }
         let operation = match how {
             Publish::Replace => "replace",
@@ -176,7 +183,7 @@ impl Temp {
         }
         crate::crash_point("published");
         self.dir.sync_all().map_err(|e| FsError::new("flush folder", parent_dir(&target), e))?;
-        let _ = stale::remove_stale_temp_files(parent_dir(&target));
+        let _ = stale::remove_stale_in(&self.dir, parent_dir(&target));
         Ok(())
     }
 
@@ -198,17 +205,29 @@ impl Temp {
     }
 }
 
-/// Gives the new file the owner and group of the regular file it replaces (`name` in `dir`,
-/// not following a link), where this process may (root, or a group it belongs to): an
-/// administrator running `app register` as root on a service's `users.json` must not leave the
-/// service unable to read it. Best effort: without the right (no `CAP_CHOWN`), the new file
-/// belongs to the writer, as any new file does. The mode stays `0600`.
-fn keep_owner(file: &File, dir: &File, name: &OsStr) {
-    let Ok(old) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else { return };
-    if !FileType::from_raw_mode(old.st_mode).is_file() {
-        return;
+/// The owner and group a new file written as `name` in `dir` may take over from the regular
+/// file the walk found there (`walked`), or `None` (the new file then stays the writer's, as
+/// any new file does). An administrator running `app register` as root on a service's
+/// `users.json` must not leave the service unable to read it; but a name another user created
+/// or swapped in must never be handed root's new content (a key, a password hash). So the
+/// owner is kept only when all of these hold:
+/// - `name` is still the very file the walk found (same device and inode, not following a
+///   link): a name created or replaced since is nobody's to inherit;
+/// - it is a regular file with a single name (a hard link made by its owner would give that
+///   owner the new content under another name);
+/// - its owner is root, or the folder's owner, or the folder is root's and writable by no one
+///   else (then only root can have put the file there). A file of another user in a folder
+///   others may write (`/tmp`, a shared upload folder) may have been planted there.
+pub(crate) fn trusted_owner(dir: &File, name: &OsStr, walked: &Stat) -> Option<(u32, u32)> {
+    let now = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    let same = now.st_dev == walked.st_dev && now.st_ino == walked.st_ino;
+    if !same || !FileType::from_raw_mode(now.st_mode).is_file() || now.st_nlink != 1 {
+        return None;
     }
-    adopt_owner(file, old.st_uid, old.st_gid);
+    let folder = rustix::fs::fstat(dir).ok()?;
+    let only_root_writes = folder.st_uid == 0 && folder.st_mode & 0o022 == 0;
+    (now.st_uid == 0 || now.st_uid == folder.st_uid || only_root_writes)
+        .then_some((now.st_uid, now.st_gid))
 }
 
 /// Gives `file` the owner `uid` and group `gid` where this process may: the owner and group

@@ -709,3 +709,243 @@ fn a_hard_linked_lock_file_is_refused_and_never_given_away() {
         assert_eq!(fs::read(&sudoers).unwrap(), content);
     }
 }
+
+/// A folder `shared` (mode `1777`, root's, like `/tmp`) in a folder the service may enter.
+fn sticky_shared_folder() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    let shared = dir.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    (dir, shared)
+}
+
+/// Review: the owner a replaced file keeps was read from the destination's name again at
+/// publish time, with no rule. A name another user (uid 4321) creates between the walk and the
+/// publish, or plants before it in a folder others may write, or hard-links to a file of its
+/// own, never gets the new file (root's new key or hash file): it stays the writer's.
+#[test]
+fn a_name_planted_by_another_user_never_gets_the_new_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !root_or_skip("a_name_planted_by_another_user_never_gets_the_new_file") {
+        return;
+    }
+    let owner = |p: &Path| {
+        let meta = fs::symlink_metadata(p).unwrap();
+        (meta.uid(), meta.gid())
+    };
+    for job in ["write_atomic", "stream", "write_atomic-named", "stream-named"] {
+        // Created by uid 4321 between the walk and the publish.
+        let (_dir, shared) = sticky_shared_folder();
+        let path = shared.join("secret.key");
+        let planted = path.clone();
+        crate::tests::with_hook(
+            move |step| {
+                if step == "resolved" {
+                    let out = as_service("touch", &[&planted]);
+                    assert!(out.status.success(), "{out:?}");
+                }
+            },
+            || run_job(job, &path),
+        );
+        assert_eq!(owner(&path), (0, 0), "{job}: a name created after the walk got the file");
+        assert_eq!(fs::read(&path).unwrap(), NEW, "{job}");
+        // Planted before the walk, in a folder others may write.
+        fs::remove_file(&path).unwrap();
+        let out = as_service("touch", &[&path]);
+        assert!(out.status.success(), "{out:?}");
+        run_job(job, &path);
+        assert_eq!(owner(&path), (0, 0), "{job}: a name planted in a shared folder got the file");
+        // The service's own file in its own folder, but with a second name (a hard link).
+        let (_dir, own) = sticky_shared_folder();
+        fs::set_permissions(&own, fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(&own, Some(4321), Some(8765)).unwrap();
+        let path = own.join("users.json");
+        fs::write(&path, OLD).unwrap();
+        std::os::unix::fs::chown(&path, Some(4321), Some(8765)).unwrap();
+        fs::hard_link(&path, own.join("copy")).unwrap();
+        run_job(job, &path);
+        assert_eq!(owner(&path), (0, 0), "{job}: a hard-linked name got the file");
+        // Its single-named file is kept as it was.
+        fs::remove_file(own.join("copy")).unwrap();
+        std::os::unix::fs::chown(&path, Some(4321), Some(8765)).unwrap();
+        run_job(job, &path);
+        assert_eq!(owner(&path), (4321, 8765), "{job}");
+    }
+    // The lock file follows the same rule: not given to a planted data file's owner.
+    let (_dir, shared) = sticky_shared_folder();
+    let users = shared.join("users.json");
+    let out = as_service("touch", &[&users]);
+    assert!(out.status.success(), "{out:?}");
+    let guard = ExclusiveLock::acquire(&users).unwrap();
+    assert_eq!(owner(guard.path()), (0, 0), "the lock went to a planted file's owner");
+}
+
+/// Review: `create_new_like` took the owner of `like` with `fs::metadata`, following links
+/// without the owner rule. A link planted by another user (uid 4321) to a third user's file
+/// (uid 5555) made root's new file (a `.next` or retired key) that third user's.
+#[test]
+fn create_new_like_takes_no_owner_through_a_planted_link() {
+    if !root_or_skip("create_new_like_takes_no_owner_through_a_planted_link") {
+        return;
+    }
+    let owner = |p: &Path| {
+        let meta = fs::symlink_metadata(p).unwrap();
+        (meta.uid(), meta.gid())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim.key");
+    fs::write(&victim, OLD).unwrap();
+    std::os::unix::fs::chown(&victim, Some(5555), Some(5555)).unwrap();
+    let like = dir.path().join("secret.key");
+    std::os::unix::fs::symlink(&victim, &like).unwrap();
+    std::os::unix::fs::lchown(&like, Some(4321), Some(8765)).unwrap();
+    let new = dir.path().join("secret.key.next");
+    create_new_like(&new, NEW, &like).unwrap();
+    assert_eq!(owner(&new), (0, 0), "the owner came through a planted link");
+    // A file planted in a folder others may write gives nothing either.
+    let (_shared_dir, shared) = sticky_shared_folder();
+    let planted = shared.join("secret.key");
+    let out = as_service("touch", &[&planted]);
+    assert!(out.status.success(), "{out:?}");
+    let new = shared.join("secret.key.next");
+    create_new_like(&new, NEW, &planted).unwrap();
+    assert_eq!(owner(&new), (0, 0), "the owner came from a planted file");
+    // A link of root's to the service's key is followed.
+    let key = dir.path().join("service.key");
+    fs::write(&key, OLD).unwrap();
+    std::os::unix::fs::chown(&key, Some(4321), Some(8765)).unwrap();
+    let link = dir.path().join("link.key");
+    std::os::unix::fs::symlink(&key, &link).unwrap();
+    let new = dir.path().join("link.key.next");
+    create_new_like(&new, NEW, &link).unwrap();
+    assert_eq!(owner(&new), (4321, 8765));
+}
+
+/// Review: the sweep after a write listed and removed by path. A folder of the path replaced
+/// by a link after the walk made it sweep the folder the link points to (another writer's old
+/// temporary file, kept there on purpose); it sweeps the folder written to, by descriptor.
+#[test]
+fn the_sweep_after_a_write_stays_in_the_folder_written_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let app = d.join("app");
+    let elsewhere = d.join("elsewhere");
+    fs::create_dir(&app).unwrap();
+    fs::create_dir(&elsewhere).unwrap();
+    let kept = elsewhere.join(".globo-Other1.tmp");
+    fs::write(&kept, b"someone else's").unwrap();
+    age_file(&kept, STALE_TEMP_AGE * 2);
+    let ours = app.join(".globo-Ours01.tmp");
+    fs::write(&ours, b"residue").unwrap();
+    age_file(&ours, STALE_TEMP_AGE * 2);
+    let path = app.join("users.json");
+    let moved = d.join("moved");
+    let (hook_app, hook_moved, hook_elsewhere) = (app.clone(), moved.clone(), elsewhere.clone());
+    crate::tests::with_hook(
+        move |step| {
+            if step == "resolved" {
+                fs::rename(&hook_app, &hook_moved).unwrap();
+                std::os::unix::fs::symlink(&hook_elsewhere, &hook_app).unwrap();
+            }
+        },
+        || write_atomic(&path, NEW).unwrap(),
+    );
+    assert_eq!(fs::read(moved.join("users.json")).unwrap(), NEW);
+    assert!(kept.exists(), "the sweep followed the link to another folder");
+    assert!(!moved.join(".globo-Ours01.tmp").exists(), "the folder written to was not swept");
+}
+
+/// Review: the walk took a link's owner from one `statat` and its text from a separate
+/// `readlinkat` by name. A link swapped in between (root's link replaced by one of uid 4321's
+/// pointing at root's file) was followed under the first link's owner. The owner and the text
+/// now come from the same link, opened once (`O_PATH | O_NOFOLLOW`).
+#[test]
+fn a_link_swapped_while_it_is_read_is_judged_by_the_link_read() {
+    if !root_or_skip("a_link_swapped_while_it_is_read_is_judged_by_the_link_read") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let shadow = d.join("shadow");
+    fs::write(&shadow, b"root's secret").unwrap();
+    let app = d.join("app");
+    fs::create_dir(&app).unwrap();
+    fs::write(app.join("real.json"), OLD).unwrap();
+    let link = app.join("users.json");
+    std::os::unix::fs::symlink("real.json", &link).unwrap();
+    let (hook_app, hook_shadow) = (app.clone(), shadow.clone());
+    let mut swapped = false;
+    let result = crate::tests::with_hook(
+        move |step| {
+            if step == "link found" && !swapped {
+                swapped = true;
+                let planted = hook_app.join("planted");
+                std::os::unix::fs::symlink(&hook_shadow, &planted).unwrap();
+                std::os::unix::fs::lchown(&planted, Some(4321), Some(8765)).unwrap();
+                fs::rename(&planted, hook_app.join("users.json")).unwrap();
+            }
+        },
+        || write_atomic(&link, NEW),
+    );
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("owner uid 4321"), "{err}");
+    assert_eq!(fs::read(&shadow).unwrap(), b"root's secret");
+}
+
+/// Run by [`the_owner_rule_is_checked_before_the_final_folder_is_opened`] as uid 4321: with
+/// `GLOBO_FS_TEST_OWNER_RULE_PATH` set, writes there and prints the error (run as it is, with
+/// the variable unset, it does nothing).
+#[test]
+fn owner_rule_child() {
+    let Some(path) = std::env::var_os("GLOBO_FS_TEST_OWNER_RULE_PATH") else { return };
+    let outcome = match write_atomic(Path::new(&path), NEW) {
+        Ok(()) => "written".to_string(),
+        Err(e) => e.to_string(),
+    };
+    writeln!(io::stdout(), "OUTCOME: {outcome}").unwrap();
+}
+
+/// Review: the walk opened the final folder for reading before it checked the owner rule of
+/// the links followed. A link planted by uid 5555 into a folder the writer (uid 4321) may
+/// search but not read was refused only by the failed open ("Permission denied"), after
+/// opening whatever the link led to; the owner rule is now checked first, on the walk's
+/// `O_PATH` descriptor, and names the link.
+#[test]
+fn the_owner_rule_is_checked_before_the_final_folder_is_opened() {
+    use std::os::unix::fs::{PermissionsExt as _, chown, lchown, symlink};
+    if !root_or_skip("the_owner_rule_is_checked_before_the_final_folder_is_opened") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::set_permissions(d, fs::Permissions::from_mode(0o711)).unwrap();
+    // The service's folder, and a folder of its it may search and write but not list.
+    let s = d.join("s");
+    let f = d.join("f");
+    for (folder, mode) in [(&s, 0o700), (&f, 0o300)] {
+        fs::create_dir(folder).unwrap();
+        chown(folder, Some(4321), Some(8765)).unwrap();
+        fs::set_permissions(folder, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::write(f.join("users.json"), OLD).unwrap();
+    chown(f.join("users.json"), Some(4321), Some(8765)).unwrap();
+    // Uid 5555's link in the service's folder.
+    let link = s.join("users.json");
+    symlink("../f/users.json", &link).unwrap();
+    lchown(&link, Some(5555), Some(5555)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=4321", "--regid=8765", "--clear-groups"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "temp_tests::owner_rule_child", "--test-threads=1", "--nocapture"])
+        .env("GLOBO_FS_TEST_OWNER_RULE_PATH", &link)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let outcome =
+        stdout.lines().find_map(|l| l.split_once("OUTCOME: ").map(|(_, o)| o)).unwrap_or_default();
+    assert!(outcome.contains("owner uid 5555"), "{outcome:?} ({stdout})");
+    assert_eq!(fs::read(f.join("users.json")).unwrap(), OLD);
+}

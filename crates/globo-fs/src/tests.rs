@@ -192,3 +192,23 @@ pub(crate) fn with_hook<T>(hook: impl FnMut(&str) + 'static, job: impl FnOnce() 
     HOOK.with(|h| *h.borrow_mut() = None);
     out
 }
+
+/// Review: `RemovableFile::remove` checked the file's identity but not its names again. A hard
+/// link added after the check (the caller refuses a hard-linked plaintext at `open`) would
+/// leave the content reachable after the removal reported success; the removal is refused.
+#[test]
+fn a_hard_link_added_after_open_stops_the_removal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    fs::write(&path, b"plain").unwrap();
+    let removable = crate::RemovableFile::open(&path).unwrap();
+    assert_eq!(removable.links(), 1);
+    fs::hard_link(&path, dir.path().join("kept")).unwrap();
+    let err = removable.remove().unwrap_err().to_string();
+    assert!(err.contains("another name"), "{err}");
+    assert_eq!(fs::read(&path).unwrap(), b"plain");
+    // One with a single name again is removed.
+    fs::remove_file(dir.path().join("kept")).unwrap();
+    crate::RemovableFile::open(&path).unwrap().remove().unwrap();
+    assert!(!path.exists());
+}
