@@ -72,10 +72,12 @@
 //! new file belongs to the writer, like any new file. Only a file that cannot have been planted
 //! is inherited from: the very file the walk found (a name created or swapped in before the
 //! publish is ignored), with a single name, owned by root or the folder's owner, or in a folder
-//! of root's that no one else may write. Otherwise (a file of another user in `/tmp` or a shared
-//! folder, a hard-linked file) the new file stays the writer's. A group- or world-readable mode is not
-//! kept: `0600` is the point. Lock files get the owner and group of the file they guard the
-//! same way (see [`ExclusiveLock`]), so a lock taken as root never locks the data's owner out.
+//! others may not write (`root:app 0770`, `deploy:www 2775`: a service's usual home). Otherwise
+//! (a file of another user in `/tmp` or another world-writable folder, a hard-linked file) the
+//! new file stays the writer's. A group- or world-readable mode is not kept: `0600` is the
+//! point. Lock files get the owner and group of the file they guard (the file the walk found,
+//! whatever folder it is in: a lock is empty, so it gives nothing away), else of its folder, so
+//! a lock taken as root never locks the data's owner out (see [`ExclusiveLock`]).
 //!
 //! # Reading small files
 //!
@@ -466,17 +468,19 @@ fn check_lock_file(file: &File, shown: &Path) -> Result<bool, FsError> {
 }
 
 /// Gives the lock file the owner and group of the data file it guards (of its folder while the
-/// data file does not exist), where this process may: a lock must never lock out the owner of
-/// the data it protects. Best effort, and under the rule of a replaced file
-/// ([`temp::trusted_owner`]): a data file planted by another user, or with a second name, does
-/// not get the lock, which stays the writer's.
+/// data file does not exist, or is no longer the file the walk found), where this process may:
+/// a lock must never lock out the owner of the data it protects. Best effort. The lock is
+/// empty, so the stricter rule of a replaced file's content ([`temp::trusted_owner`]) is not
+/// needed: see [`temp::walked_owner`].
 fn give_to_data_owner(lock: &File, data: &link::Resolved) {
-    let owner = match &data.stat {
+    let walked = match &data.stat {
         Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() => {
-            temp::trusted_owner(&data.dir, &data.name, st)
+            temp::walked_owner(&data.dir, &data.name, st)
         }
-        _ => rustix::fs::fstat(&data.dir).ok().map(|st| (st.st_uid, st.st_gid)),
+        _ => None,
     };
+    let owner =
+        walked.or_else(|| rustix::fs::fstat(&data.dir).ok().map(|st| (st.st_uid, st.st_gid)));
     if let Some((uid, gid)) = owner {
         temp::adopt_owner(lock, uid, gid);
     }

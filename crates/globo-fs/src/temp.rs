@@ -215,9 +215,13 @@ impl Temp {
 ///   link): a name created or replaced since is nobody's to inherit;
 /// - it is a regular file with a single name (a hard link made by its owner would give that
 ///   owner the new content under another name);
-/// - its owner is root, or the folder's owner, or the folder is root's and writable by no one
-///   else (then only root can have put the file there). A file of another user in a folder
-///   others may write (`/tmp`, a shared upload folder) may have been planted there.
+/// - its owner is root, or the folder's owner, or the folder is not writable by others (mode
+///   bit `o+w` clear). Only a folder anyone may write (`/tmp`, a shared upload folder) lets
+///   another user plant a name there, so a file of another user in such a folder may be a
+///   plant, and does not get the new content. A folder its group may write (`root:app 0770`,
+///   `deploy:www 2775`) is the usual home of a service's files: the group's members are the
+///   service and its operators, and a service's `users.json` there keeps its owner when root
+///   writes it.
 pub(crate) fn trusted_owner(dir: &File, name: &OsStr, walked: &Stat) -> Option<(u32, u32)> {
     let now = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
     let same = now.st_dev == walked.st_dev && now.st_ino == walked.st_ino;
@@ -225,9 +229,19 @@ pub(crate) fn trusted_owner(dir: &File, name: &OsStr, walked: &Stat) -> Option<(
         return None;
     }
     let folder = rustix::fs::fstat(dir).ok()?;
-    let only_root_writes = folder.st_uid == 0 && folder.st_mode & 0o022 == 0;
-    (now.st_uid == 0 || now.st_uid == folder.st_uid || only_root_writes)
+    let others_cannot_plant = folder.st_mode & 0o002 == 0;
+    (now.st_uid == 0 || now.st_uid == folder.st_uid || others_cannot_plant)
         .then_some((now.st_uid, now.st_gid))
+}
+
+/// The owner and group of the file the walk found at `name` in `dir`, if the name still holds
+/// that very regular file. For a lock file, which is always empty: handing it to a planted
+/// file's owner gives nothing away (that owner could already keep the lock busy), while
+/// refusing would leave a root-owned lock that locks the data's owner out for good.
+pub(crate) fn walked_owner(dir: &File, name: &OsStr, walked: &Stat) -> Option<(u32, u32)> {
+    let now = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    let same = now.st_dev == walked.st_dev && now.st_ino == walked.st_ino;
+    (same && FileType::from_raw_mode(now.st_mode).is_file()).then_some((now.st_uid, now.st_gid))
 }
 
 /// Gives `file` the owner `uid` and group `gid` where this process may: the owner and group

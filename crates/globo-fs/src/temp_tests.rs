@@ -773,13 +773,16 @@ fn a_name_planted_by_another_user_never_gets_the_new_file() {
         run_job(job, &path);
         assert_eq!(owner(&path), (4321, 8765), "{job}");
     }
-    // The lock file follows the same rule: not given to a planted data file's owner.
+    // The lock file is empty: it goes to the owner of the data file the walk found, even in a
+    // shared folder (a root-owned 0600 lock would lock that owner out for good; an empty lock
+    // gives nothing away, and a planter could pre-create the lock name anyway).
     let (_dir, shared) = sticky_shared_folder();
     let users = shared.join("users.json");
     let out = as_service("touch", &[&users]);
     assert!(out.status.success(), "{out:?}");
     let guard = ExclusiveLock::acquire(&users).unwrap();
-    assert_eq!(owner(guard.path()), (0, 0), "the lock went to a planted file's owner");
+    assert_eq!(owner(guard.path()), (4321, 8765), "the lock locks the data's owner out");
+    assert_eq!(fs::metadata(guard.path()).unwrap().len(), 0);
 }
 
 /// Review: `create_new_like` took the owner of `like` with `fs::metadata`, following links
@@ -948,4 +951,47 @@ fn the_owner_rule_is_checked_before_the_final_folder_is_opened() {
         stdout.lines().find_map(|l| l.split_once("OUTCOME: ").map(|(_, o)| o)).unwrap_or_default();
     assert!(outcome.contains("owner uid 5555"), "{outcome:?} ({stdout})");
     assert_eq!(fs::read(f.join("users.json")).unwrap(), OLD);
+}
+
+/// A service's files in a folder its group may write (`root:app 0770`, `deploy:www 2775`):
+/// root replacing them keeps the service as owner, and the lock it takes is the service's, so
+/// the service can still read its data and take the lock afterwards. (A stricter rule once gave
+/// such a file to root, mode 0600, and left a root-owned lock: the service was locked out.)
+#[test]
+fn root_keeps_a_service_owner_in_a_group_writable_folder_and_never_locks_it_out() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    if !root_or_skip("root_keeps_a_service_owner_in_a_group_writable_folder_and_never_locks_it_out")
+    {
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    for (folder_mode, folder_owner) in [(0o2770, (0, 8765)), (0o2775, (5555, 8765))] {
+        let dir = base.path().join(format!("app-{folder_mode:o}"));
+        fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(folder_owner.0), Some(folder_owner.1)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(folder_mode)).unwrap();
+        let path = dir.join("users.json");
+        fs::write(&path, OLD).unwrap();
+        std::os::unix::fs::chown(&path, Some(4321), Some(8765)).unwrap();
+        {
+            let _lock = ExclusiveLock::acquire(&path).unwrap();
+            write_atomic(&path, NEW).unwrap();
+        }
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (4321, 8765), "data file, folder {folder_mode:o}");
+        let lock = fs::symlink_metadata(lock_path_for(&path)).unwrap();
+        assert_eq!((lock.uid(), lock.gid()), (4321, 8765), "lock file, folder {folder_mode:o}");
+        // The service reads its file and takes its lock (flock(1) as uid 4321).
+        let out = as_service("cat", &[&path]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.stdout, NEW);
+        let out = Command::new("setpriv")
+            .args(["--reuid=4321", "--regid=8765", "--clear-groups", "flock", "-n"])
+            .arg(lock_path_for(&path))
+            .arg("true")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "flock: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }

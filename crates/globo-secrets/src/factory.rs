@@ -25,7 +25,7 @@ impl FromStr for Mode {
     type Err = SecretsError;
 
     /// `local` or `prod`, nothing else: a typo such as `prd` is an error, never a fallback.
-    /// The message repeats the text only if it is a short plain word (see [`Mode::parse_from`]).
+    /// The message repeats the text only if it is a short plain word (see `Mode::parse_from`).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Self::parse_from(text, "")
     }
