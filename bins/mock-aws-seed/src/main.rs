@@ -86,9 +86,8 @@ fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
             seed::seed_entries(&config)?
         }
         None => {
-            let config = std::fs::read(&cli.config)
-                .map_err(|e| format!("cannot read '{}': {e}", cli.config.display()))?;
-            seed::seed_entries(&config)?
+            // Bounded, zeroized, and a FIFO without a writer is refused (issue 11 item 7).
+            seed::read_seed_config(&cli.config)?
         }
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -68,7 +68,9 @@ fn failures_go_to_stderr_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let out = seed(dir.path(), &["--config", "missing.json"], "http://127.0.0.1:9");
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("cannot read 'missing.json'"), "{}", text(&out.stderr));
+    let message = text(&out.stderr);
+    assert!(message.contains("cannot read the configuration file 'missing.json'"), "{message}");
+    assert!(message.contains("caused by: no such file"), "{message}");
 
     std::fs::write(dir.path().join("config.json"), CONFIG).unwrap();
     let out = seed(dir.path(), &[], "http://127.0.0.1:9");
@@ -422,5 +424,44 @@ fn an_encrypted_seed_list_read_during_a_rotation_uses_the_new_key() {
     assert_eq!(
         text(&out.stdout),
         "created PAYMENT_GATEWAY_API_KEY\ncreated EMAIL_SERVICE_API_KEY\ncreated FERNET_KEY\n"
+    );
+}
+
+/// Issue 11 item 7: one bounded small-file reader for every small secret file. The seed
+/// configuration holds secrets; read with `std::fs::read`, a FIFO without a writer blocked the
+/// seeder forever and a huge file was read whole. Nothing is seeded (the endpoint is never
+/// reached: a silent one).
+#[cfg(unix)]
+#[test]
+fn a_seed_config_that_is_a_fifo_or_too_large_is_refused_without_waiting() {
+    let endpoint = globo_testkit::silent_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("config.json");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let run = |dir: &Path| {
+        let mut command = globo_testkit::isolated_command(env!("CARGO_BIN_EXE_mock-aws-seed"), dir);
+        command
+            .args(["--config", "config.json"])
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing");
+        globo_testkit::output_guarded(&mut command, None)
+    };
+    let out = run(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let message = text(&out.stderr);
+    assert!(message.contains("cannot read the configuration file 'config.json'"), "{message}");
+    assert!(out.stdout.is_empty());
+
+    let big = tempfile::tempdir().unwrap();
+    let padding = " ".repeat(2 * 1024 * 1024);
+    std::fs::write(big.path().join("config.json"), format!("{CONFIG}{padding}")).unwrap();
+    let out = run(big.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot read the configuration file"),
+        "{}",
+        text(&out.stderr)
     );
 }

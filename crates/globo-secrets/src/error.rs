@@ -312,6 +312,17 @@ pub enum SecretsError {
         #[source]
         source: std::io::Error,
     },
+    /// The configuration file holding `seed_secrets` cannot be read (missing, permissions, a
+    /// folder, larger than [`MAX_SEED_CONFIG_LEN`](crate::seed::MAX_SEED_CONFIG_LEN), a FIFO
+    /// with no writer).
+    #[error("cannot read the configuration file '{}'", path.display())]
+    ConfigUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Creating the secret holding a Fernet key was refused because it already exists.
     #[error(
         "secret '{name}' already exists in AWS Secrets Manager; replacing the key it holds would \

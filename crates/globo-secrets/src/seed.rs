@@ -337,6 +337,25 @@ pub async fn create_or_update(
     Seeder::new(provider).seed(name, value).await
 }
 
+/// The largest configuration file [`read_seed_config`] reads: 1 MiB, like a `.env` file (a few
+/// settings and secrets).
+pub const MAX_SEED_CONFIG_LEN: u64 = 1024 * 1024;
+
+/// The `seed_secrets` entries of a configuration file (`config.json`), read with globo-fs's one
+/// bounded small-file reader ([`globo_fs::read_small`]): at most [`MAX_SEED_CONFIG_LEN`] bytes
+/// into a zeroizing buffer, a FIFO with no writer refused instead of waiting forever, a pipe
+/// (`--config <(command)`) read to its end. See [`seed_entries`] for the format.
+pub fn read_seed_config(path: &Path) -> Result<Vec<(String, SecretString)>, SecretsError> {
+    let unreadable = |source| SecretsError::ConfigUnreadable { path: path.to_path_buf(), source };
+    match globo_fs::read_small(path, MAX_SEED_CONFIG_LEN) {
+        Ok(Some(bytes)) => seed_entries(&bytes),
+        Ok(None) => {
+            Err(unreadable(std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")))
+        }
+        Err(e) => Err(unreadable(e.into_io_error())),
+    }
+}
+
 /// The `seed_secrets` object of the lab's configuration JSON, as (name, value) pairs in file
 /// order. Every value must be a string; errors name the key, never the value.
 pub fn seed_entries(config_json: &[u8]) -> Result<Vec<(String, SecretString)>, SecretsError> {
