@@ -348,37 +348,6 @@ fn a_selector_alone_that_leaves_no_credentials_is_named_in_the_error() {
     assert!(!message.contains("testing"), "{message}");
 }
 
-/// Feeds `config.enc`, a FIFO, to a reader `child` that opens it: returns once the reader has
-/// opened it (after loading its keys), with a sender for the token to write, or `None` if the
-/// child ended without opening it. A thread does the blocking open; the test never
-/// waits on a clock, only on the child or the open.
-#[cfg(unix)]
-fn fifo_opened(
-    fifo: &Path,
-    child: &mut std::process::Child,
-) -> Option<std::sync::mpsc::Sender<String>> {
-    use std::io::Write as _;
-    use std::sync::mpsc;
-    let (opened_tx, opened) = mpsc::channel();
-    let (token, token_rx) = mpsc::channel::<String>();
-    let fifo = fifo.to_path_buf();
-    std::thread::spawn(move || {
-        // Blocks until the reader opens the FIFO.
-        let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-        let _ = opened_tx.send(());
-        if let Ok(token) = token_rx.recv() {
-            let _ = writer.write_all(token.as_bytes());
-        }
-    });
-    loop {
-        match opened.recv_timeout(std::time::Duration::from_millis(20)) {
-            Ok(()) => return Some(token),
-            Err(_) if child.try_wait().unwrap().is_some() => return None,
-            Err(_) => {}
-        }
-    }
-}
-
 /// `config show --mode prod` overtaken by a whole prod `rotate-key` between loading the key
 /// from the secret and opening the file: it retries with the keys current now (the key is
 /// loaded, then the test rotates, then the file arrives under the new key). Deterministic: the
@@ -403,7 +372,8 @@ fn prod_show_overtaken_by_a_rotation_retries_with_the_new_key() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut show = command.spawn().unwrap();
-    let feed = fifo_opened(&fifo, &mut show).expect("show ended before opening the file");
+    let feed = globo_testkit::fifo_opened_by(&fifo, &mut show)
+        .expect("show ended before opening the file");
     // show holds the old key now; the rotation replaces it and re-encrypts other.enc.
     ok(&app(d, &["config", "rotate-key", "other.enc"], &[]));
     let new = stage_key(&endpoint, "FERNET_KEY", "AWSCURRENT").unwrap();

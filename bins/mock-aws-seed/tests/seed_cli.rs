@@ -353,8 +353,6 @@ fn a_seed_key_that_does_not_decrypt_the_encrypted_config_is_refused() {
 #[test]
 fn an_encrypted_seed_list_read_during_a_rotation_uses_the_new_key() {
     use globo::crypto::{Key, KeyFile, encrypt, encrypt_file, rotate_key};
-    use std::io::Write as _;
-    use std::sync::mpsc;
 
     let Some(moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();
@@ -381,28 +379,8 @@ fn an_encrypted_seed_list_read_during_a_rotation_uses_the_new_key() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Opens the FIFO for writing once the seeder opens it (after loading its keys); `None`
-    // if the seeder ended first. Waits on the child or the open, never on a clock.
-    let opened = |child: &mut std::process::Child| -> Option<mpsc::Sender<String>> {
-        let (opened_tx, opened) = mpsc::channel();
-        let (token, token_rx) = mpsc::channel::<String>();
-        let fifo = fifo.clone();
-        std::thread::spawn(move || {
-            let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-            let _ = opened_tx.send(());
-            if let Ok(token) = token_rx.recv() {
-                let _ = writer.write_all(token.as_bytes());
-            }
-        });
-        loop {
-            match opened.recv_timeout(std::time::Duration::from_millis(20)) {
-                Ok(()) => return Some(token),
-                Err(_) if child.try_wait().unwrap().is_some() => return None,
-                Err(_) => {}
-            }
-        }
-    };
-    let feed = opened(&mut child).expect("the seeder ended before opening the file");
+    let feed = globo_testkit::fifo_opened_by(&fifo, &mut child)
+        .expect("the seeder ended before opening the file");
     rotate_key(&key_path, &[d.join("other.enc")], |_| std::ops::ControlFlow::Continue(())).unwrap();
     // As in the lab, the seeded FERNET_KEY is the key the configuration is encrypted under:
     // the key current after the rotation.

@@ -33,6 +33,8 @@ pub use aws::{
     EMULATOR_CREDENTIAL, EMULATOR_REGION, block_on, emulator_config, moto, silent_endpoint,
 };
 pub use fernet::{fernet_files_both_ways, random_bytes};
+#[cfg(unix)]
+pub use process::fifo_opened_by;
 pub use process::{HANG_GUARD, isolated_command, output_guarded};
 
 use std::io::Write;

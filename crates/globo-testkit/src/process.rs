@@ -74,3 +74,30 @@ fn read_all(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
         data
     })
 }
+
+/// Waits until the process `child` opens the FIFO `fifo` for reading: a thread opens it for
+/// writing (which blocks until a reader comes), so the test waits on the child or the open,
+/// never on a clock. Returns a sender for the text to write into the FIFO (sent, then the FIFO
+/// is closed), or `None` if the child ended without opening it. Used to hold a reader at a
+/// known point (after it loaded its keys, before it reads the file).
+#[cfg(unix)]
+pub fn fifo_opened_by(fifo: &Path, child: &mut Child) -> Option<std::sync::mpsc::Sender<String>> {
+    use std::sync::mpsc;
+    let (opened_tx, opened) = mpsc::channel();
+    let (text, text_rx) = mpsc::channel::<String>();
+    let fifo = fifo.to_path_buf();
+    std::thread::spawn(move || {
+        let Ok(mut writer) = std::fs::OpenOptions::new().write(true).open(&fifo) else { return };
+        let _ = opened_tx.send(());
+        if let Ok(text) = text_rx.recv() {
+            let _ = writer.write_all(text.as_bytes());
+        }
+    });
+    loop {
+        match opened.recv_timeout(Duration::from_millis(20)) {
+            Ok(()) => return Some(text),
+            Err(_) if child.try_wait().ok().flatten().is_some() => return None,
+            Err(_) => {}
+        }
+    }
+}
