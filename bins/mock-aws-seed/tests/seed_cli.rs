@@ -163,26 +163,7 @@ fn env_file_supplies_the_aws_settings_the_process_leaves_unset() {
 /// `GetSecretValue` answers: moto 5.2 can leave two versions labelled AWSCURRENT).
 fn version_stages(endpoint: &str, name: &str) -> Vec<(String, Vec<String>)> {
     globo_testkit::block_on(async {
-        let provider = provider(endpoint).await;
-        let listed = provider
-            .client()
-            .list_secret_version_ids()
-            .secret_id(name)
-            .include_deprecated(true)
-            .send()
-            .await
-            .unwrap();
-        let mut versions: Vec<(String, Vec<String>)> = listed
-            .versions()
-            .iter()
-            .map(|v| {
-                let mut stages = v.version_stages().to_vec();
-                stages.sort();
-                (v.version_id().unwrap().to_owned(), stages)
-            })
-            .collect();
-        versions.sort();
-        versions
+        globo_testkit::version_stages(provider(endpoint).await.client(), name).await
     })
 }
 

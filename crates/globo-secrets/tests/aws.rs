@@ -415,25 +415,7 @@ async fn a_password_in_the_endpoint_url_is_never_repeated() {
 
 /// Each version id of `name` with its stages, sorted (`ListSecretVersionIds`).
 async fn version_stages(provider: &AwsProvider, name: &str) -> Vec<(String, Vec<String>)> {
-    let listed = provider
-        .client()
-        .list_secret_version_ids()
-        .secret_id(name)
-        .include_deprecated(true)
-        .send()
-        .await
-        .unwrap();
-    let mut versions: Vec<(String, Vec<String>)> = listed
-        .versions()
-        .iter()
-        .map(|v| {
-            let mut stages = v.version_stages().to_vec();
-            stages.sort();
-            (v.version_id().unwrap().to_owned(), stages)
-        })
-        .collect();
-    versions.sort();
-    versions
+    globo_testkit::version_stages(provider.client(), name).await
 }
 
 #[tokio::test]

@@ -70,3 +70,30 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         .expect("a tokio runtime")
         .block_on(future)
 }
+
+/// Each version id of the secret `name` with its stages, both sorted, from
+/// `ListSecretVersionIds` (deprecated versions included): what tests check instead of only
+/// what `GetSecretValue` answers, since moto 5.2 can leave two versions labelled AWSCURRENT.
+pub async fn version_stages(
+    client: &aws_sdk_secretsmanager::Client,
+    name: &str,
+) -> Vec<(String, Vec<String>)> {
+    let listed = client
+        .list_secret_version_ids()
+        .secret_id(name)
+        .include_deprecated(true)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("ListSecretVersionIds {name}: {e}"));
+    let mut versions: Vec<(String, Vec<String>)> = listed
+        .versions()
+        .iter()
+        .map(|v| {
+            let mut stages = v.version_stages().to_vec();
+            stages.sort();
+            (v.version_id().unwrap_or_default().to_owned(), stages)
+        })
+        .collect();
+    versions.sort();
+    versions
+}

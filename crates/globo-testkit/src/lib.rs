@@ -31,6 +31,7 @@ mod process;
 
 pub use aws::{
     EMULATOR_CREDENTIAL, EMULATOR_REGION, block_on, emulator_config, moto, silent_endpoint,
+    version_stages,
 };
 pub use fernet::{fernet_files_both_ways, random_bytes};
 #[cfg(unix)]
