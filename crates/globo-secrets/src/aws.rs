@@ -289,8 +289,8 @@ impl AwsProvider {
 
     /// Maps an SDK failure to our error kinds; the raw HTTP response is never part of it, and
     /// the SDK error is kept only as a [redacted](crate::error::redacted_scrubbing) chain (it can quote the request, and so a
-    /// secret value being written).
-    pub(crate) fn map_error<E>(
+    /// secret value being written). For calls made through [`AwsProvider::client`].
+    pub fn map_error<E>(
         &self,
         name: &str,
         version: &VersionSelector,
@@ -306,7 +306,7 @@ impl AwsProvider {
     /// `UpdateSecret`, `UpdateSecretVersionStage`): messages say "Failed to store", and the
     /// value `written`, should the service's answer echo it, is replaced by `[REDACTED]` in
     /// every kept layer.
-    pub(crate) fn map_write_error<E>(
+    pub fn map_write_error<E>(
         &self,
         name: &str,
         written: Option<&SecretString>,
@@ -450,8 +450,9 @@ impl AwsProvider {
     }
 }
 
-/// AWS's rules for a secret name or ARN: letters, digits and `/_+=.@-`, plus `:` in ARNs.
-pub(crate) fn check_aws_name(name: &str) -> Result<(), SecretsError> {
+/// AWS's rules for a secret name or ARN: letters, digits and `/_+=.@-`, plus `:` in ARNs
+/// ([`SecretsError::InvalidName`] otherwise).
+pub fn check_aws_name(name: &str) -> Result<(), SecretsError> {
     check_name(name)?;
     if name.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c)) {
         Ok(())
