@@ -56,7 +56,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let code = report(&*error);
-            if let Some(SecretsError::SeedValueRejected { .. }) = error.downcast_ref::<SecretsError>()
+            if let Some(SecretsError::SeedValueRejected { .. }) =
+                error.downcast_ref::<SecretsError>()
             {
                 let _ = writeln!(
                     std::io::stderr().lock(),

@@ -72,7 +72,9 @@ impl BlockingKeySource {
     /// [`KeySource::create`], blocking.
     pub fn create(&self, key: &Key) -> Result<(), KeysError> {
         match &self.source {
-            KeySource::File(path) => globo_crypto::KeyFile::create_new(path, key).map(drop).map_err(KeysError::from),
+            KeySource::File(path) => {
+                globo_crypto::KeyFile::create_new(path, key).map(drop).map_err(KeysError::from)
+            }
             #[cfg(feature = "aws")]
             other => self.block_on(other.create(key)),
         }

@@ -1,6 +1,6 @@
 //! Where a service's Fernet key lives, in one call: a key file in local mode, an AWS Secrets
-//! Manager secret in production, chosen the way `app config` chooses it (`--mode`, else
-//! `APP_MODE`, else `.env`, else local).
+//! Manager secret in production, chosen the way the globo CLI chooses it (an explicit mode,
+//! else `APP_MODE`, else `.env`, else local).
 //!
 //! ```
 //! use globo_keys::{KeySource, KeySourceConfig, KeyWarning};

@@ -154,8 +154,7 @@ impl SecretsManagerKeyStore {
             self.provider.client().get_secret_value().secret_id(&self.name).version_stage(&stage);
         let output: GetSecretValueOutput =
             request.send().await.map_err(|e| self.provider.map_error(&self.name, &selector, e))?;
-        let invalid =
-            || KeysError::NotAFernetKey { name: self.name.clone(), stage: stage.clone() };
+        let invalid = || KeysError::NotAFernetKey { name: self.name.clone(), stage: stage.clone() };
         let text = output.secret_string.map(SecretString::from).ok_or_else(invalid)?;
         let key = Key::from_secret(&text).map_err(|_| invalid())?;
         let id = output.version_id.ok_or_else(invalid)?;

@@ -6,16 +6,15 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use globo_crypto::{
-    CryptoError, Key, KeyFile, KeyLock, KeySet, Keyring, LoadedKeys, RotationReport,
-    RotationStep,
+    CryptoError, Key, KeyFile, KeyLock, Keyring, LoadedKeys, RotationReport, RotationStep,
 };
 use globo_secrets::{EnvFile, Environment, Mode, mode_without_env_file, resolve_mode};
 
 use crate::KeysError;
 #[cfg(feature = "aws")]
-use crate::secrets_manager::AWS_PENDING;
-#[cfg(feature = "aws")]
 use crate::SecretsManagerKeyStore;
+#[cfg(feature = "aws")]
+use crate::secrets_manager::AWS_PENDING;
 
 /// The secret holding the Fernet key in prod mode when no other name is configured.
 pub const DEFAULT_KEY_SECRET: &str = "FERNET_KEY";
@@ -23,7 +22,7 @@ pub const DEFAULT_KEY_SECRET: &str = "FERNET_KEY";
 /// wins over it).
 pub const KEY_SECRET_VAR: &str = "GLOBO_FERNET_KEY_SECRET";
 
-/// What decides where the key lives: the same settings as `app config`'s `--mode`,
+/// What decides where the key lives: the settings the globo CLI takes as `--mode`,
 /// `--key-file`, `--key-secret` and `--env-file`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySourceConfig {
@@ -308,6 +307,7 @@ const READ_ATTEMPTS: usize = 16;
 
 #[cfg(feature = "aws")]
 fn same_keys(a: &Keyring, b: &Keyring) -> bool {
+    use globo_crypto::KeySet as _;
     let (a, b) = (a.keys(), b.keys());
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y))
 }

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use globo_crypto::{CryptoError, Key, KeyFile, RotationStep, decrypt_file_to_memory, encrypt_file};
 use globo_keys::{
-    BlockingKeySource, KEY_SECRET_VAR, KeyLocation, KeySource, KeySourceConfig, KeyWarning,
-    KeysError,
+    BlockingKeySource, KeyLocation, KeySource, KeySourceConfig, KeyWarning, KeysError,
 };
 use globo_secrets::{Environment, Mode, SecretsError};
 
 /// `.env` for the emulator at `endpoint`, with `APP_MODE=mode`.
+#[cfg(feature = "aws")]
 fn emulator_dotenv(endpoint: &str, mode: &str) -> String {
     format!(
         "APP_MODE={mode}\nAWS_ENDPOINT_URL={endpoint}\nAWS_REGION=us-east-1\n\
@@ -23,12 +23,7 @@ fn emulator_dotenv(endpoint: &str, mode: &str) -> String {
 }
 
 fn config(dir: &Path, mode: Option<Mode>, env_file: PathBuf) -> KeySourceConfig {
-    KeySourceConfig {
-        mode,
-        key_file: dir.join("secret.key"),
-        key_secret: None,
-        env_file,
-    }
+    KeySourceConfig { mode, key_file: dir.join("secret.key"), key_secret: None, env_file }
 }
 
 fn encrypted(dir: &Path, key: &Key, name: &str) -> PathBuf {
@@ -116,6 +111,7 @@ fn local_mode_warns_as_data_creates_once_and_reads_through_a_rotation() {
     assert!(loaded.warnings.is_empty() && loaded.keyring.primary().same_as(next.key()));
 }
 
+#[cfg(feature = "aws")]
 #[tokio::test]
 async fn app_mode_from_the_env_file_chooses_the_secret_and_its_settings() {
     let Some(moto) = globo_testkit::moto() else { return };
@@ -139,7 +135,7 @@ async fn app_mode_from_the_env_file_chooses_the_secret_and_its_settings() {
     assert!(!d.join("secret.key").exists(), "prod mode wrote a key file");
 
     // The secret's name from the environment when the caller gives none; the caller's wins.
-    let named = Environment::from_pairs([(KEY_SECRET_VAR, "OTHER_KEY")]);
+    let named = Environment::from_pairs([(globo_keys::KEY_SECRET_VAR, "OTHER_KEY")]);
     let source = KeySource::resolve(&config(d, None, env_file.clone()), &named).await.unwrap();
     assert!(matches!(&source, KeySource::SecretsManager(s) if s.name() == "OTHER_KEY"));
     let mut explicit = config(d, None, env_file.clone());
@@ -160,6 +156,7 @@ async fn app_mode_from_the_env_file_chooses_the_secret_and_its_settings() {
     assert!(matches!(source, KeySource::File(_)));
 }
 
+#[cfg(feature = "aws")]
 #[test]
 fn prod_mode_blocking_rotates_warns_and_reads_with_the_keys_current_now() {
     let Some(moto) = globo_testkit::moto() else { return };
@@ -217,4 +214,14 @@ fn prod_mode_blocking_rotates_warns_and_reads_with_the_keys_current_now() {
     assert_eq!(runs, 2);
     let loaded = source.load().unwrap();
     assert!(!loaded.keyring.primary().same_as(current.keyring.primary()));
+}
+
+#[cfg(not(feature = "aws"))]
+#[test]
+fn prod_mode_without_the_aws_feature_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = Environment::from_pairs(Vec::<(String, String)>::new());
+    let prod = config(dir.path(), Some(Mode::Prod), dir.path().join(".env"));
+    let error = BlockingKeySource::resolve(&prod, &empty).unwrap_err();
+    assert!(matches!(error, KeysError::BackendNotCompiled), "{error:?}");
 }

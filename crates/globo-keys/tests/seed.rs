@@ -129,9 +129,7 @@ async fn the_seeder_never_replaces_a_fernet_key() {
     let client = provider.client();
     client.create_secret().name("FERNET_KEY").secret_string("REPLACE-ME").send().await.unwrap();
     let error = seeder.seed("FERNET_KEY", &placeholder).await.unwrap_err();
-    assert!(
-        matches!(&error, SecretsError::SeedValueRejected { name, .. } if name == "FERNET_KEY")
-    );
+    assert!(matches!(&error, SecretsError::SeedValueRejected { name, .. } if name == "FERNET_KEY"));
     assert!(error.to_string().contains("'FERNET_KEY' is not a Fernet key"), "{error}");
     assert!(!error.to_string().contains("REPLACE-ME"), "{error}");
     assert!(seeder.check(&[("FERNET_KEY".into(), placeholder.clone())]).is_err());
@@ -260,14 +258,18 @@ async fn a_key_secret_with_the_old_description_is_still_recognised() {
         );
         let plan = seeder.plan(&[(name.to_owned(), SecretString::from("x"))]).await;
         assert!(plan.is_err(), "{name}");
-        let key = SecretString::from(Key::generate().unwrap().to_base64().expose_secret().to_owned());
+        let key =
+            SecretString::from(Key::generate().unwrap().to_base64().expose_secret().to_owned());
         let plan = seeder.plan(&[(name.to_owned(), key)]).await.unwrap();
         assert!(plan.steps()[0].is_guarded(), "{name}");
         assert_eq!(plan.steps()[0].outcome(), SeedOutcome::Updated, "{name}");
     }
     // A plain seeder (no guard) knows nothing of keys.
     let plain = Seeder::new(&provider);
-    assert_eq!(plain.seed("OLD_KEY", &SecretString::from("v")).await.unwrap(), SeedOutcome::Updated);
+    assert_eq!(
+        plain.seed("OLD_KEY", &SecretString::from("v")).await.unwrap(),
+        SeedOutcome::Updated
+    );
 
     // A key secret the guard creates carries the new description.
     let key = Key::generate().unwrap();
@@ -302,5 +304,7 @@ async fn a_seeded_key_must_decrypt_the_encrypted_configuration() {
     let plan = seeder.plan(&[("FERNET_KEY".to_owned(), text(&key))]).await.unwrap();
     check_seed_keys_decrypt(&plan, &encrypted).unwrap();
     // Nothing was written by planning.
-    assert!(SecretsManagerKeyStore::new(provider, "FERNET_KEY").unwrap().load_keys().await.is_err());
+    assert!(
+        SecretsManagerKeyStore::new(provider, "FERNET_KEY").unwrap().load_keys().await.is_err()
+    );
 }

@@ -279,7 +279,6 @@ async fn versions_with(provider: &AwsProvider, name: &str, stage: &str) -> usize
     listed.versions().iter().filter(|v| v.version_stages().iter().any(|s| s == stage)).count()
 }
 
-
 #[tokio::test]
 async fn a_guard_keeps_what_its_check_accepts_and_nothing_else() {
     use globo_secrets::seed::{Guard, Seeder};
@@ -533,7 +532,6 @@ async fn a_service_error_echoing_the_written_value_is_scrubbed() {
             assert!(!text.contains(form.as_str()), "{form} in {text}");
         }
     }
-
 }
 
 #[tokio::test]

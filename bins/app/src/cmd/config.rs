@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use globo::crypto::{self, CryptoError, Key, Keyring, RotationReport, RotationStep, Zeroizing};
 use globo::keys::{
-    BlockingKeySource, DEFAULT_KEY_SECRET, KEY_SECRET_VAR, KeyLocation, KeySource,
-    KeySourceConfig, KeyWarning, KeysError,
+    BlockingKeySource, DEFAULT_KEY_SECRET, KEY_SECRET_VAR, KeyLocation, KeySource, KeySourceConfig,
+    KeyWarning, KeysError,
 };
 use globo::secrets::{Environment, Mode};
 
