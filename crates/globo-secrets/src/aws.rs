@@ -287,9 +287,10 @@ impl AwsProvider {
         }
     }
 
-    /// Maps an SDK failure to our error kinds; the raw HTTP response is never part of it, and
-    /// the SDK error is kept only as a [redacted](crate::error::redacted_scrubbing) chain (it can quote the request, and so a
-    /// secret value being written). For calls made through [`AwsProvider::client`].
+    /// Maps an SDK failure of a call made through [`AwsProvider::client`] to this crate's
+    /// error kinds; the raw HTTP response is never part of it, and the SDK error is kept only
+    /// as a redacted chain of its messages (it can quote the request, and so a secret value
+    /// being written).
     pub fn map_error<E>(
         &self,
         name: &str,
