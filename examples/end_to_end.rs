@@ -28,7 +28,7 @@ use std::sync::OnceLock;
 
 use globo::auth::{AuthError, UserStore};
 use globo::crypto::{Key, KeyFile, decrypt_file_to_memory, encrypt_file};
-use globo::secrets::fernet_key::SecretsManagerKeyStore;
+use globo::keys::{DEFAULT_KEY_SECRET, KeySource, KeySourceConfig};
 use globo::secrets::{AwsProvider, AwsSettings, Environment, Mode, provider_for, seed};
 use globo_emulator::{Emulator, EmulatorError, Options};
 use secrecy::{ExposeSecret, SecretString};
@@ -227,10 +227,12 @@ fn steps(dir: &Path) -> Result<(), Failure> {
         let entries = seed::seed_entries(&plaintext)?;
         let provider = runtime
             .block_on(AwsProvider::from_settings(&AwsSettings::resolve(&env_file, &env)?))?;
+        // The key secret is guarded: created from a valid key, never replaced afterwards.
+        let seeder = globo::keys::seed::key_seeder(&provider, DEFAULT_KEY_SECRET);
         let mut done = Vec::new();
         for (name, value) in entries {
-            let value = if name == "FERNET_KEY" { key.to_base64() } else { value };
-            let outcome = runtime.block_on(seed::create_or_update(&provider, &name, &value))?;
+            let value = if name == DEFAULT_KEY_SECRET { key.to_base64() } else { value };
+            let outcome = runtime.block_on(seeder.seed(&name, &value))?;
             done.push(format!("{} {name}", outcome.as_str()));
         }
         Ok(done.join(", "))
@@ -246,10 +248,16 @@ fn steps(dir: &Path) -> Result<(), Failure> {
     // 11. The configuration, with the key held in Secrets Manager (no key file needed).
     std::fs::remove_file(&key_path)?;
     steps.run("decrypt the configuration with the key in Secrets Manager", || {
-        let store =
-            runtime.block_on(SecretsManagerKeyStore::from_settings(None, &env_file, &env))?;
-        let keys = runtime.block_on(store.load_keys())?;
-        let plaintext = decrypt_file_to_memory(&keys.keyring(), &config_enc)?;
+        // What a service does: one call finds the key's home (prod: the secret FERNET_KEY).
+        let config = KeySourceConfig {
+            mode: Some(Mode::Prod),
+            key_secret: Some(DEFAULT_KEY_SECRET.to_owned()),
+            env_file: env_file.clone(),
+            ..KeySourceConfig::default()
+        };
+        let source = runtime.block_on(KeySource::resolve(&config, &env))?;
+        let keys = runtime.block_on(source.load())?;
+        let plaintext = decrypt_file_to_memory(&keys.keyring, &config_enc)?;
         let value: serde_json::Value = serde_json::from_slice(&plaintext)?;
         let database = value.get("database_url").and_then(|v| v.as_str()).is_some();
         if !database {

@@ -3,7 +3,7 @@
 //! `updated NAME` for each. The secret holding the Fernet key (`FERNET_KEY`, or
 //! `--key-secret`) is only ever created, from a valid key: once it exists, `init-key` and
 //! `rotate-key` manage it, and a different seed value prints `kept NAME: managed by
-//! rotate-key` (see `globo_secrets::seed`). Every secret is read before anything is written;
+//! rotate-key` (see `globo_secrets::seed`, guarded by `globo_keys::seed`). Every secret is read before anything is written;
 //! with `--encrypted`, a key about to be written into a key secret must decrypt that file. Endpoint, region and credentials come from the standard AWS
 //! settings (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_PROFILE`, ...) of the process
 //! environment; a settings group the process leaves unset is taken from the `.env` file
@@ -16,9 +16,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use globo::crypto::{LoadedKeys, decrypt_file_to_memory};
-use globo::secrets::fernet_key::{DEFAULT_KEY_SECRET, KEY_SECRET_VAR};
-use globo::secrets::seed::{SeedOutcome, Seeder};
+use globo::crypto::decrypt_file_to_memory;
+use globo::keys::{BlockingKeySource, DEFAULT_KEY_SECRET, KEY_SECRET_VAR};
+use globo::secrets::seed::SeedOutcome;
 use globo::secrets::{AwsProvider, AwsSettings, Environment, SecretsError, seed};
 
 /// Seed the lab's secrets into AWS Secrets Manager (or the emulator).
@@ -56,7 +56,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let code = report(&*error);
-            if let Some(SecretsError::SeedNotAKey { .. }) = error.downcast_ref::<SecretsError>() {
+            if let Some(SecretsError::SeedValueRejected { .. }) =
+                error.downcast_ref::<SecretsError>()
+            {
                 let _ = writeln!(
                     std::io::stderr().lock(),
                     "hint: put the key in seed_secrets (e.g. the content of secret.key), or \
@@ -79,10 +81,9 @@ fn report(error: &(dyn Error + 'static)) -> ExitCode {
 fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
     let entries = match &cli.encrypted {
         Some(encrypted) => {
-            // A rotate-key may run meanwhile: read_with retries with the keys current now.
-            let config = LoadedKeys::read_with(&cli.key_file, |keys| {
-                decrypt_file_to_memory(keys.keyring(), encrypted)
-            })?;
+            // A rotate-key may run meanwhile: the read retries with the keys current now.
+            let config = BlockingKeySource::key_file(&cli.key_file)
+                .read(|_| {}, |keys| decrypt_file_to_memory(keys, encrypted))?;
             seed::seed_entries(&config)?
         }
         None => {
@@ -94,13 +95,13 @@ fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
     runtime.block_on(async {
         let settings = AwsSettings::resolve(&cli.env_file, &Environment::from_process())?;
         let provider = AwsProvider::from_settings(&settings).await?;
-        let seeder = Seeder::new(&provider).with_key_secret(&cli.key_secret);
+        let seeder = globo::keys::seed::key_seeder(&provider, &cli.key_secret);
         // Every secret is read and every outcome decided before anything is written: a bad
         // entry (e.g. the key's placeholder) or a refused read stops the whole list.
         let plan = seeder.plan(&entries).await?;
         if let Some(encrypted) = &cli.encrypted {
             // A key written into a key secret must be the one the configuration is under.
-            plan.check_keys_decrypt(encrypted)?;
+            globo::keys::seed::check_seed_keys_decrypt(&plan, encrypted)?;
         }
         // A failed report (a closed stdout) does not stop the seeding: the list is applied
         // whole (it is idempotent, and half of it is worse than a lost report), then the run

@@ -185,7 +185,7 @@ fn secret_names(endpoint: &str) -> Vec<String> {
 #[test]
 fn reseeding_after_a_rotation_keeps_the_rotated_key_and_every_file_readable() {
     use globo::crypto::{Key, decrypt_file_to_memory, encrypt_file, rotate_with_store};
-    use globo::secrets::fernet_key::SecretsManagerKeyStore;
+    use globo::keys::SecretsManagerKeyStore;
     use secrecy::ExposeSecret as _;
 
     let Some(moto) = globo_testkit::moto() else { return };
@@ -264,7 +264,7 @@ fn a_placeholder_for_the_key_is_an_error_and_nothing_is_seeded() {
 
 #[test]
 fn a_failure_found_while_reading_writes_nothing() {
-    use globo::secrets::fernet_key::KEY_SECRET_DESCRIPTION;
+    use globo::keys::KEY_SECRET_DESCRIPTION;
 
     let Some(moto) = globo_testkit::moto() else { return };
     let endpoint = moto.endpoint_url();

@@ -287,10 +287,11 @@ impl AwsProvider {
         }
     }
 
-    /// Maps an SDK failure to our error kinds; the raw HTTP response is never part of it, and
-    /// the SDK error is kept only as a [redacted](crate::error::redacted_scrubbing) chain (it can quote the request, and so a
-    /// secret value being written).
-    pub(crate) fn map_error<E>(
+    /// Maps an SDK failure of a call made through [`AwsProvider::client`] to this crate's
+    /// error kinds; the raw HTTP response is never part of it, and the SDK error is kept only
+    /// as a redacted chain of its messages (it can quote the request, and so a secret value
+    /// being written).
+    pub fn map_error<E>(
         &self,
         name: &str,
         version: &VersionSelector,
@@ -306,7 +307,7 @@ impl AwsProvider {
     /// `UpdateSecret`, `UpdateSecretVersionStage`): messages say "Failed to store", and the
     /// value `written`, should the service's answer echo it, is replaced by `[REDACTED]` in
     /// every kept layer.
-    pub(crate) fn map_write_error<E>(
+    pub fn map_write_error<E>(
         &self,
         name: &str,
         written: Option<&SecretString>,
@@ -450,8 +451,9 @@ impl AwsProvider {
     }
 }
 
-/// AWS's rules for a secret name or ARN: letters, digits and `/_+=.@-`, plus `:` in ARNs.
-pub(crate) fn check_aws_name(name: &str) -> Result<(), SecretsError> {
+/// AWS's rules for a secret name or ARN: letters, digits and `/_+=.@-`, plus `:` in ARNs
+/// ([`SecretsError::InvalidName`] otherwise).
+pub fn check_aws_name(name: &str) -> Result<(), SecretsError> {
     check_name(name)?;
     if name.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c)) {
         Ok(())

@@ -323,28 +323,6 @@ pub enum SecretsError {
         #[source]
         source: std::io::Error,
     },
-    /// Creating the secret holding a Fernet key was refused because it already exists.
-    #[error(
-        "secret '{name}' already exists in AWS Secrets Manager; replacing the key it holds would \
-         make every file encrypted under it unreadable. To change the key, use `app config \
-         rotate-key --mode prod`, which re-encrypts the files first"
-    )]
-    AlreadyExists {
-        /// The secret's name.
-        name: String,
-    },
-    /// The secret that should hold a Fernet key holds something else (its content is not
-    /// repeated).
-    #[error(
-        "secret '{name}' ({stage}) does not hold a Fernet key: expected 44 characters of URL-safe \
-         base64 (32 bytes) as its SecretString; create it with `app config init-key --mode prod`"
-    )]
-    NotAFernetKey {
-        /// The secret's name.
-        name: String,
-        /// The version stage read, e.g. `AWSCURRENT`.
-        stage: String,
-    },
     /// A setting is wrong: unknown `APP_MODE`, half a key pair, a malformed seed list...
     #[error("malformed configuration: {0}")]
     Config(String),
@@ -405,34 +383,18 @@ pub enum SecretsError {
         /// the body, e.g. an HTML page, is not AWS JSON.)
         status: u16,
     },
-    /// A seed value for a secret that holds a Fernet key is not a Fernet key (the value is not
-    /// repeated). Nothing was written for it.
+    /// A seed value for a guarded secret (see `seed::Guard`, e.g. one holding an encryption
+    /// key) does not pass the guard's check (the value is not repeated). Nothing was written.
     #[error(
-        "the seed value for secret '{name}' is not a Fernet key (expected 44 characters of \
-         URL-safe base64 encoding 32 bytes): '{name}' holds the configuration's Fernet key, so \
-         only a valid key may be written to it; nothing was written"
+        "the seed value for secret '{name}' is not {expected}: '{name}' is guarded, so only such \
+         a value may be written to it; nothing was written"
     )]
-    SeedNotAKey {
+    SeedValueRejected {
         /// The secret's name.
         name: String,
-    },
-    /// The Fernet key a seed list would write into a key secret does not decrypt the
-    /// encrypted configuration the list was read from (the key is not repeated). Nothing was
-    /// written.
-    #[error(
-        "the seed value for secret '{name}' is a Fernet key, but it does not decrypt '{}': \
-         writing it would leave the configuration unreadable in prod mode; put the key the file \
-         is encrypted under in seed_secrets; nothing was written",
-        file.display()
-    )]
-    SeedKeyMismatch {
-        /// The secret's name.
-        name: String,
-        /// The encrypted configuration.
-        file: PathBuf,
-        /// Why decryption failed (opaque for a wrong key).
-        #[source]
-        source: globo_crypto::CryptoError,
+        /// What the guard accepts, e.g. `a Fernet key (44 characters of URL-safe base64
+        /// encoding 32 bytes)`.
+        expected: String,
     },
     /// The secret is binary (`SecretBinary`) but text was asked for.
     #[error("secret '{name}' is binary; read it with get_value() (or get_bytes())")]

@@ -48,10 +48,10 @@
 //! [`EnvFile`] is one reading of a file, bounded to [`MAX_ENV_FILE_LEN`], that a FIFO with no
 //! writer cannot block.
 //!
-//! # The Fernet key in Secrets Manager
-//! [`fernet_key::SecretsManagerKeyStore`] holds the configuration's Fernet key as a secret
-//! (`FERNET_KEY`) instead of a key file, and rotates it crash-safely with staging labels
-//! (`AWSPENDING`, `AWSCURRENT`, `AWSPREVIOUS`) through `globo_crypto::rotate_with_store`.
+//! # Keys
+//! This crate holds no encryption key logic: the Fernet key held in Secrets Manager (and its
+//! rotation) lives in `globo-keys`, which supplies the seeder's guard for key secrets
+//! ([`seed::Guard`]).
 //!
 //! # Text and binary secrets
 //! [`SecretsProvider::get`] returns a [`SecretString`](secrecy::SecretString) (the lab's
@@ -68,7 +68,6 @@ mod cache;
 pub mod dotenv;
 mod error;
 mod factory;
-pub mod fernet_key;
 mod local;
 mod memory;
 mod provider;
@@ -79,6 +78,7 @@ mod value;
 pub use aws::{
     ATTEMPT_TIMEOUT, AWS_CURRENT, AwsProvider, CONNECT_TIMEOUT, MAX_ATTEMPTS, OPERATION_TIMEOUT,
     READ_TIMEOUT, VersionSelector, aws_config_loader, aws_config_loader_for, bounded_timeouts,
+    check_aws_name,
 };
 pub use cache::{CacheConfig, CachingProvider};
 pub use error::{Operation, SecretsError};

@@ -1,39 +1,136 @@
 //! Idempotent seeding of secrets (the `mock-aws-seed` tool's logic), which never replaces a
-//! Fernet key.
+//! *guarded* secret's value once it holds one.
 //!
-//! A secret that holds the configuration's Fernet key is managed by `init-key` and
-//! `rotate-key`: files are encrypted under its current version, so writing another key over it
-//! would make them unreadable (a seed list written before a rotation holds the pre-rotation
-//! key). A [`Seeder`] therefore treats these *key secrets* apart:
+//! Some secrets must not be overwritten by a seed list once they exist: a secret holding an
+//! encryption key is managed by key rotation (files are encrypted under its current version,
+//! so writing another key over it would make them unreadable, and a seed list written before a
+//! rotation holds the pre-rotation key). This crate knows nothing of keys: the caller describes
+//! such secrets with a [`Guard`] (`globo-keys` supplies the one for Fernet keys), and a
+//! [`Seeder`] given it treats these *guarded secrets* apart:
 //!
-//! - which they are: [`DEFAULT_KEY_SECRET`], the names added with [`Seeder::with_key_secret`],
-//!   any existing secret whose name or ARN (as DescribeSecret returns it) is one of those, and
-//!   any existing secret whose description is [`KEY_SECRET_DESCRIPTION`] (set by `init-key`,
-//!   by the seeder when it creates a key secret, and by every rotation);
-//! - a seed value for a key secret must be a Fernet key ([`SecretsError::SeedNotAKey`]
-//!   otherwise);
-//! - an absent key secret is created (with that description); an existing one that holds the
-//!   same key is [`SeedOutcome::Unchanged`].
-//! - **any** existing secret whose `AWSCURRENT` value is a Fernet key other than the seed
-//!   value is [`SeedOutcome::Kept`], whatever its name or description: nothing is written. A
-//!   key secret made by the AWS CLI, Terraform or an older seeder and then rotated would
-//!   otherwise get its pre-rotation key back.
+//! - which they are: the guard's names ([`Guard::with_name`]), any existing secret whose name
+//!   or ARN (as DescribeSecret returns it) is one of those, and any existing secret whose
+//!   description the guard recognises ([`Guard::recognising`]);
+//! - a seed value for a guarded secret must pass the guard's check
+//!   ([`SecretsError::SeedValueRejected`] otherwise);
+//! - an absent guarded secret is created (with the guard's description); an existing one that
+//!   holds the same value is [`SeedOutcome::Unchanged`].
+//! - **any** existing secret whose `AWSCURRENT` value passes the guard's check and differs from
+//!   the seed value is [`SeedOutcome::Kept`], whatever its name or description: nothing is
+//!   written. A key secret made by the AWS CLI, Terraform or an older seeder and then rotated
+//!   would otherwise get its pre-rotation key back.
 //!
-//! Other secrets are created, left unchanged or updated to the seed value.
+//! Other secrets are created, left unchanged or updated to the seed value. A seeder without a
+//! guard treats every secret so.
 //!
 //! Seeding a list is two passes: [`Seeder::plan`] reads every secret and decides every
-//! outcome without writing anything, so a failure it finds (a bad entry, a key secret whose
-//! seed value is not a key, access denied) leaves the whole list unseeded; [`Seeder::apply`]
+//! outcome without writing anything, so a failure it finds (a bad entry, a guarded secret whose
+//! seed value fails the check, access denied) leaves the whole list unseeded; [`Seeder::apply`]
 //! then writes step by step.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use globo_crypto::Key;
-
-use crate::fernet_key::{DEFAULT_KEY_SECRET, KEY_SECRET_DESCRIPTION};
 use crate::{AwsProvider, SecretValue, SecretsError, VersionSelector, aws::check_aws_name};
+
+/// Which secrets a [`Seeder`] must never overwrite once they hold a value that passes `check`
+/// (see the [module documentation](self)).
+///
+/// `Debug` shows the names and descriptions, not the check.
+#[derive(Clone)]
+pub struct Guard {
+    names: Vec<String>,
+    description: String,
+    recognised: Vec<String>,
+    expected: String,
+    check: Arc<dyn Fn(&SecretString) -> bool + Send + Sync>,
+}
+
+impl Guard {
+    /// A guard for the values `check` accepts, described as `expected` in errors (e.g. `a
+    /// Fernet key (44 characters of URL-safe base64 encoding 32 bytes)`). Guarded secrets the
+    /// seeder creates get `description`, by which it recognises them later whatever their name.
+    pub fn new(
+        description: impl Into<String>,
+        expected: impl Into<String>,
+        check: impl Fn(&SecretString) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        let description = description.into();
+        Self {
+            names: Vec::new(),
+            recognised: vec![description.clone()],
+            description,
+            expected: expected.into(),
+            check: Arc::new(check),
+        }
+    }
+
+    /// Also guards the secret `name` (by name or ARN).
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        if !self.names.contains(&name) {
+            self.names.push(name);
+        }
+        self
+    }
+
+    /// Also recognises an existing secret whose description is `description` as guarded (e.g.
+    /// the text an earlier version gave such secrets).
+    #[must_use]
+    pub fn recognising(mut self, description: impl Into<String>) -> Self {
+        let description = description.into();
+        if !self.recognised.contains(&description) {
+            self.recognised.push(description);
+        }
+        self
+    }
+
+    /// Whether `name` is guarded by name (an existing secret can also be by its description).
+    pub fn guards_name(&self, name: &str) -> bool {
+        self.names.iter().any(|k| k == name)
+    }
+
+    /// The description given to guarded secrets the seeder creates.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Whether an existing secret's `description` marks it as guarded.
+    pub fn recognises(&self, description: &str) -> bool {
+        self.recognised.iter().any(|d| d == description)
+    }
+
+    /// Whether `value` passes the guard's check.
+    pub fn accepts(&self, value: &SecretString) -> bool {
+        (self.check)(value)
+    }
+
+    /// `Ok` if `value` passes the check, else [`SecretsError::SeedValueRejected`] naming
+    /// `name` (never the value).
+    fn require(&self, name: &str, value: &SecretString) -> Result<(), SecretsError> {
+        if self.accepts(value) {
+            Ok(())
+        } else {
+            Err(SecretsError::SeedValueRejected {
+                name: name.to_owned(),
+                expected: self.expected.clone(),
+            })
+        }
+    }
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("names", &self.names)
+            .field("recognised", &self.recognised)
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
+    }
+}
 
 /// What [`Seeder::seed`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +142,8 @@ pub enum SeedOutcome {
     Unchanged,
     /// The secret held another value; a new current version was written (`PutSecretValue`).
     Updated,
-    /// The secret holds a Fernet key other than the seed value: key rotation manages it, so
-    /// nothing was written.
+    /// The secret holds a value its [`Guard`] protects (e.g. a Fernet key), other than the
+    /// seed value: something else (key rotation) manages it, so nothing was written.
     Kept,
 }
 
@@ -63,45 +160,54 @@ impl SeedOutcome {
     }
 }
 
-/// Seeds secrets through one provider, guarding the secrets that hold a Fernet key (see the
-/// [module documentation](self)).
+/// Seeds secrets through one provider, never overwriting the secrets its [`Guard`] protects
+/// (see the [module documentation](self)).
 #[derive(Debug, Clone)]
 pub struct Seeder<'a> {
     provider: &'a AwsProvider,
-    key_secrets: Vec<String>,
+    guard: Option<Guard>,
 }
 
 impl<'a> Seeder<'a> {
-    /// A seeder whose key secret is [`DEFAULT_KEY_SECRET`].
+    /// A seeder with no guarded secret: every secret is created, left unchanged or updated.
     pub fn new(provider: &'a AwsProvider) -> Self {
-        Self { provider, key_secrets: vec![DEFAULT_KEY_SECRET.to_owned()] }
+        Self { provider, guard: None }
     }
 
-    /// Also treats `name` as a key secret (e.g. the configured `GLOBO_FERNET_KEY_SECRET`).
+    /// Protects the secrets `guard` describes.
     #[must_use]
-    pub fn with_key_secret(mut self, name: impl Into<String>) -> Self {
-        let name = name.into();
-        if !self.key_secrets.contains(&name) {
-            self.key_secrets.push(name);
-        }
+    pub fn with_guard(mut self, guard: Guard) -> Self {
+        self.guard = Some(guard);
         self
     }
 
-    /// Whether `name` is a key secret by name (an existing secret can also be one by its
-    /// description).
-    pub fn is_key_secret(&self, name: &str) -> bool {
-        self.key_secrets.iter().any(|k| k == name)
+    /// Also guards `name` (e.g. a configured key secret name). No effect without a guard.
+    #[must_use]
+    pub fn with_guarded_name(mut self, name: impl Into<String>) -> Self {
+        self.guard = self.guard.map(|guard| guard.with_name(name));
+        self
+    }
+
+    /// Whether `name` is guarded by name (an existing secret can also be by its description).
+    pub fn is_guarded(&self, name: &str) -> bool {
+        self.guard.as_ref().is_some_and(|guard| guard.guards_name(name))
+    }
+
+    /// Checks `value` against the guard when `name` is guarded.
+    fn require(&self, guarded: bool, name: &str, value: &SecretString) -> Result<(), SecretsError> {
+        match &self.guard {
+            Some(guard) if guarded => guard.require(name, value),
+            _ => Ok(()),
+        }
     }
 
     /// Checks a whole seed list without contacting AWS: every name is a valid secret name and
-    /// every value for a key secret (by name) is a Fernet key. [`Seeder::plan`] does this and
+    /// every value for a guarded secret (by name) passes the guard. [`Seeder::plan`] does this and
     /// more (it reads every secret); this is the offline part alone.
     pub fn check(&self, entries: &[(String, SecretString)]) -> Result<(), SecretsError> {
         for (name, value) in entries {
             check_aws_name(name)?;
-            if self.is_key_secret(name) {
-                fernet_key(name, value)?;
-            }
+            self.require(self.is_guarded(name), name, value)?;
         }
         Ok(())
     }
@@ -109,7 +215,7 @@ impl<'a> Seeder<'a> {
     /// The read-only first pass over a whole seed list: checks every entry, then reads every
     /// secret (`DescribeSecret`, and `GetSecretValue` of its `AWSCURRENT` version) and decides
     /// what [`Seeder::apply`] will do with it. Nothing is written: any failure here (a bad
-    /// entry, a key secret whose seed value is not a key, access denied, an unreachable
+    /// entry, a guarded secret whose seed value fails the guard, access denied, an unreachable
     /// endpoint) means nothing of the list is seeded.
     pub async fn plan(&self, entries: &[(String, SecretString)]) -> Result<SeedPlan, SecretsError> {
         self.check(entries)?;
@@ -132,15 +238,13 @@ impl<'a> Seeder<'a> {
     }
 
     async fn plan_one(&self, name: &str, value: &SecretString) -> Result<SeedStep, SecretsError> {
-        let named_key = self.is_key_secret(name);
-        if named_key {
-            fernet_key(name, value)?;
-        }
-        let step = |outcome, key_secret, arn| SeedStep {
+        let named = self.is_guarded(name);
+        self.require(named, name, value)?;
+        let step = |outcome, guarded, arn| SeedStep {
             name: name.to_owned(),
             value: value.clone(),
             outcome,
-            key_secret,
+            guarded,
             arn,
         };
         let current = VersionSelector::Current;
@@ -150,19 +254,21 @@ impl<'a> Seeder<'a> {
             Err(e) => {
                 let error = self.provider.map_error(name, &current, e);
                 return if error.is_not_found() {
-                    Ok(step(SeedOutcome::Created, named_key, None))
+                    Ok(step(SeedOutcome::Created, named, None))
                 } else {
                     Err(error)
                 };
             }
         };
-        // A key secret also by the name or ARN AWS has for it, or by globo's description.
-        let key_secret = named_key
-            || described.description() == Some(KEY_SECRET_DESCRIPTION)
+        // Guarded also by the name or ARN AWS has for it, or by a description the guard knows.
+        let guarded = named
+            || described
+                .description()
+                .is_some_and(|d| self.guard.as_ref().is_some_and(|guard| guard.recognises(d)))
             || [described.name(), described.arn()]
                 .into_iter()
                 .flatten()
-                .any(|known| self.is_key_secret(known));
+                .any(|known| self.is_guarded(known));
         let arn = described.arn().map(str::to_owned);
         let existing = match self.provider.get_version(name, &current).await {
             Ok(existing) => Some(existing),
@@ -174,24 +280,27 @@ impl<'a> Seeder<'a> {
             Some(SecretValue::Text(text)) if text.expose_secret() == value.expose_secret() => {
                 SeedOutcome::Unchanged
             }
-            // Any secret holding a Fernet key, whatever its name or description, may have
-            // files encrypted under it (a key secret made by an older seeder, the AWS CLI or
-            // Terraform, then rotated): never write over it.
-            Some(SecretValue::Text(text)) if Key::from_secret(text).is_ok() => SeedOutcome::Kept,
+            // Any secret holding a guarded value (a Fernet key), whatever its name or
+            // description, may have files encrypted under it (a key secret made by an older
+            // seeder, the AWS CLI or Terraform, then rotated): never write over it.
+            Some(SecretValue::Text(text))
+                if self.guard.as_ref().is_some_and(|guard| guard.accepts(text)) =>
+            {
+                SeedOutcome::Kept
+            }
             _ => {
-                if key_secret {
-                    // It holds no key, so nothing can be encrypted under it: a key may be
-                    // written (e.g. over the placeholder an older seeder stored), nothing else.
-                    fernet_key(name, value)?;
-                }
+                // It holds no guarded value, so nothing depends on it: a value passing the
+                // guard may be written (e.g. over the placeholder an older seeder stored),
+                // nothing else.
+                self.require(guarded, name, value)?;
                 SeedOutcome::Updated
             }
         };
-        Ok(step(outcome, key_secret, arn))
+        Ok(step(outcome, guarded, arn))
     }
 
-    /// Carries out one step of a [`SeedPlan`]: `CreateSecret` (a key secret gets
-    /// [`KEY_SECRET_DESCRIPTION`]), `PutSecretValue`, or nothing. Returns what it did.
+    /// Carries out one step of a [`SeedPlan`]: `CreateSecret` (a guarded secret gets the
+    /// guard's description), `PutSecretValue`, or nothing. Returns what it did.
     pub async fn apply(&self, step: &SeedStep) -> Result<SeedOutcome, SecretsError> {
         let name = step.name.as_str();
         match step.outcome {
@@ -202,8 +311,8 @@ impl<'a> Seeder<'a> {
                     .create_secret()
                     .name(name)
                     .secret_string(step.value.expose_secret());
-                if step.key_secret {
-                    request = request.description(KEY_SECRET_DESCRIPTION);
+                if let Some(guard) = self.guard.as_ref().filter(|_| step.guarded) {
+                    request = request.description(guard.description());
                 }
                 request
                     .send()
@@ -226,7 +335,7 @@ impl<'a> Seeder<'a> {
     }
 
     /// Makes `name` hold `value` as its `AWSCURRENT` text, writing only when needed and never
-    /// over a Fernet key (see the [module documentation](self)): [`Seeder::plan`] and
+    /// over a guarded value (see the [module documentation](self)): [`Seeder::plan`] and
     /// [`Seeder::apply`] for one entry. Run twice with the same value it returns
     /// [`SeedOutcome::Unchanged`] (the lab's seeder failed instead).
     pub async fn seed(
@@ -256,27 +365,13 @@ impl SeedPlan {
         &self.steps
     }
 
-    /// Checks that every key this plan would write into a key secret (creating it, or
-    /// replacing the placeholder it holds) decrypts `encrypted`, the configuration file the
-    /// seed list was read from: a seed list holding another key than the one the file is
-    /// encrypted under would leave the configuration unreadable in prod mode. Reads the file
-    /// only; [`SecretsError::SeedKeyMismatch`] names the secret and the file, never the key.
-    pub fn check_keys_decrypt(&self, encrypted: &Path) -> Result<(), SecretsError> {
-        for step in &self.steps {
-            let writes = matches!(step.outcome, SeedOutcome::Created | SeedOutcome::Updated);
-            if !(step.key_secret && writes) {
-                continue;
-            }
-            let key = fernet_key(&step.name, &step.value)?;
-            if let Err(source) = globo_crypto::decrypt_file_to_memory(&key, encrypted) {
-                return Err(SecretsError::SeedKeyMismatch {
-                    name: step.name.clone(),
-                    file: encrypted.to_path_buf(),
-                    source,
-                });
-            }
-        }
-        Ok(())
+    /// The steps that write into a guarded secret (creating it, or replacing a value the
+    /// guard does not protect, such as a placeholder): where a caller checks, for example,
+    /// that a key about to be written decrypts the files it should.
+    pub fn guarded_writes(&self) -> impl Iterator<Item = &SeedStep> {
+        self.steps.iter().filter(|step| {
+            step.guarded && matches!(step.outcome, SeedOutcome::Created | SeedOutcome::Updated)
+        })
     }
 }
 
@@ -286,7 +381,7 @@ pub struct SeedStep {
     name: String,
     value: SecretString,
     outcome: SeedOutcome,
-    key_secret: bool,
+    guarded: bool,
     arn: Option<String>,
 }
 
@@ -301,9 +396,9 @@ impl SeedStep {
         self.outcome
     }
 
-    /// Whether the secret holds (or will hold) the configuration's Fernet key.
-    pub fn is_key_secret(&self) -> bool {
-        self.key_secret
+    /// Whether the secret is guarded (holds, or will hold, e.g. an encryption key).
+    pub fn is_guarded(&self) -> bool {
+        self.guarded
     }
 
     /// The value that will be written (for [`SeedOutcome::Created`] and
@@ -318,17 +413,12 @@ impl std::fmt::Debug for SeedStep {
         f.debug_struct("SeedStep")
             .field("name", &self.name)
             .field("outcome", &self.outcome)
-            .field("key_secret", &self.key_secret)
+            .field("guarded", &self.guarded)
             .finish_non_exhaustive()
     }
 }
 
-/// `value` as the Fernet key to seed into `name`, or [`SecretsError::SeedNotAKey`].
-fn fernet_key(name: &str, value: &SecretString) -> Result<Key, SecretsError> {
-    Key::from_secret(value).map_err(|_| SecretsError::SeedNotAKey { name: name.to_owned() })
-}
-
-/// [`Seeder::seed`] with a [`Seeder::new`]: [`DEFAULT_KEY_SECRET`] is the key secret.
+/// [`Seeder::seed`] with a [`Seeder::new`] (no guard).
 pub async fn create_or_update(
     provider: &AwsProvider,
     name: &str,

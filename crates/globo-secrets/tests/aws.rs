@@ -280,52 +280,52 @@ async fn versions_with(provider: &AwsProvider, name: &str, stage: &str) -> usize
 }
 
 #[tokio::test]
-async fn the_seeder_never_replaces_a_fernet_key() {
-    use globo_crypto::Key;
-    use globo_secrets::fernet_key::SecretsManagerKeyStore;
-    use globo_secrets::seed::Seeder;
+async fn a_guard_keeps_what_its_check_accepts_and_nothing_else() {
+    use globo_secrets::seed::{Guard, Seeder};
 
     let Some(moto) = globo_testkit::moto() else { return };
     let provider = provider_for(&moto.endpoint_url()).await;
-    let key_text = |key: &Key| SecretString::from(key.to_base64().expose_secret().to_owned());
+    // A caller's guard: values starting with "tok-" are protected; globo-secrets knows no more.
+    let guard = Guard::new("a protected token", "a token (tok-...)", |v: &SecretString| {
+        v.expose_secret().starts_with("tok-")
+    })
+    .with_name("TOKEN")
+    .recognising("an older description");
+    let seeder = Seeder::new(&provider).with_guard(guard);
+    assert!(seeder.is_guarded("TOKEN") && !seeder.is_guarded("OTHER"));
 
-    // A key secret under another name, made by init-key: recognised by its description.
-    let key = Key::generate().unwrap();
-    let store = SecretsManagerKeyStore::new(provider.clone(), "CUSTOM_KEY").unwrap();
-    store.create(&key).await.unwrap();
-    let seeder = Seeder::new(&provider);
-    assert!(!seeder.is_key_secret("CUSTOM_KEY"));
-    let other = key_text(&Key::generate().unwrap());
-    assert_eq!(seeder.seed("CUSTOM_KEY", &other).await.unwrap(), SeedOutcome::Kept);
-    let placeholder = SecretString::from("REPLACE-ME");
-    assert_eq!(seeder.seed("CUSTOM_KEY", &placeholder).await.unwrap(), SeedOutcome::Kept);
-    assert_eq!(seeder.seed("CUSTOM_KEY", &key_text(&key)).await.unwrap(), SeedOutcome::Unchanged);
-    assert_eq!(versions_with(&provider, "CUSTOM_KEY", "AWSCURRENT").await, 1);
-    assert!(store.load_keys().await.unwrap().current.same_as(&key));
+    // By name: only an accepted value may be seeded; a created one gets the description.
+    let error = seeder.seed("TOKEN", &SecretString::from("nope")).await.unwrap_err();
+    assert!(matches!(&error, SecretsError::SeedValueRejected { name, .. } if name == "TOKEN"));
+    assert!(error.to_string().contains("is not a token (tok-...)"), "{error}");
+    assert!(!error.to_string().contains("nope"), "{error}");
+    let first = SecretString::from("tok-1");
+    assert_eq!(seeder.seed("TOKEN", &first).await.unwrap(), SeedOutcome::Created);
+    let described = provider.client().describe_secret().secret_id("TOKEN").send().await.unwrap();
+    assert_eq!(described.description(), Some("a protected token"));
+    // Once it holds an accepted value, another one is kept, not written.
+    let second = SecretString::from("tok-2");
+    assert_eq!(seeder.seed("TOKEN", &second).await.unwrap(), SeedOutcome::Kept);
+    assert_eq!(versions_with(&provider, "TOKEN", "AWSCURRENT").await, 1);
 
-    // FERNET_KEY holding no key (what an older seeder stored): only a key may replace it.
+    // By a recognised description, under any name.
     let client = provider.client();
-    client.create_secret().name("FERNET_KEY").secret_string("REPLACE-ME").send().await.unwrap();
-    let error = seeder.seed("FERNET_KEY", &placeholder).await.unwrap_err();
-    assert!(matches!(&error, SecretsError::SeedNotAKey { name } if name == "FERNET_KEY"));
-    assert!(!error.to_string().contains("REPLACE-ME"), "{error}");
-    assert!(seeder.check(&[("FERNET_KEY".into(), placeholder.clone())]).is_err());
-    assert_eq!(seeder.seed("FERNET_KEY", &key_text(&key)).await.unwrap(), SeedOutcome::Updated);
-    assert_eq!(seeder.seed("FERNET_KEY", &other).await.unwrap(), SeedOutcome::Kept);
-    let store = SecretsManagerKeyStore::new(provider.clone(), "FERNET_KEY").unwrap();
-    assert!(store.load_keys().await.unwrap().current.same_as(&key));
-    assert_eq!(versions_with(&provider, "FERNET_KEY", "AWSCURRENT").await, 1);
-
-    // A created key secret carries the description, so a seeder configured for it or not
-    // keeps it later.
-    let seeder = seeder.with_key_secret("APP_KEY");
-    assert_eq!(seeder.seed("APP_KEY", &key_text(&key)).await.unwrap(), SeedOutcome::Created);
+    client
+        .create_secret()
+        .name("LEGACY")
+        .description("an older description")
+        .secret_string("placeholder")
+        .send()
+        .await
+        .unwrap();
+    let error = seeder.seed("LEGACY", &SecretString::from("v2")).await.unwrap_err();
+    assert!(matches!(error, SecretsError::SeedValueRejected { .. }), "{error:?}");
+    // Anything else is updated, and a seeder without a guard updates everything.
+    client.create_secret().name("OTHER").secret_string("tok-9").send().await.unwrap();
+    assert_eq!(seeder.seed("OTHER", &first).await.unwrap(), SeedOutcome::Kept);
     let plain = Seeder::new(&provider);
-    assert_eq!(plain.seed("APP_KEY", &other).await.unwrap(), SeedOutcome::Kept);
-    // Other secrets are still updated.
-    client.create_secret().name("API_KEY").secret_string("v1").send().await.unwrap();
-    let v2 = SecretString::from("v2");
-    assert_eq!(plain.seed("API_KEY", &v2).await.unwrap(), SeedOutcome::Updated);
+    assert_eq!(plain.seed("OTHER", &first).await.unwrap(), SeedOutcome::Updated);
+    assert_eq!(plain.seed("TOKEN", &SecretString::from("v")).await.unwrap(), SeedOutcome::Updated);
 }
 
 /// Answers every request like an ordinary web server: `404 Not Found` and an HTML page.
@@ -411,71 +411,6 @@ async fn a_password_in_the_endpoint_url_is_never_repeated() {
         message.contains("'http://[REDACTED]@[bad'") && !message.contains("hunter2"),
         "{message}"
     );
-}
-
-/// Each version id of `name` with its stages, sorted (`ListSecretVersionIds`).
-async fn version_stages(provider: &AwsProvider, name: &str) -> Vec<(String, Vec<String>)> {
-    globo_testkit::version_stages(provider.client(), name).await
-}
-
-#[tokio::test]
-async fn a_rotated_key_secret_made_without_description_is_kept_under_any_name() {
-    use globo_crypto::{Key, encrypt_file, rotate_with_store};
-    use globo_secrets::fernet_key::{KEY_SECRET_DESCRIPTION, SecretsManagerKeyStore};
-    use globo_secrets::seed::Seeder;
-
-    let Some(moto) = globo_testkit::moto() else { return };
-    let provider = provider_for(&moto.endpoint_url()).await;
-    // A key secret made by hand (aws CLI, Terraform, an older seeder): no description.
-    let old_key = Key::generate().unwrap();
-    let old_text = SecretString::from(old_key.to_base64().expose_secret().to_owned());
-    let created = provider
-        .client()
-        .create_secret()
-        .name("APP_FERNET")
-        .secret_string(old_text.expose_secret())
-        .send()
-        .await
-        .unwrap();
-    let arn = created.arn().unwrap().to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let plain = dir.path().join("config.json");
-    std::fs::write(&plain, b"{}").unwrap();
-    let files = vec![dir.path().join("config.enc")];
-    encrypt_file(&old_key, &plain, &files[0]).unwrap();
-    let mut store = SecretsManagerKeyStore::new(provider.clone(), "APP_FERNET").unwrap();
-    rotate_with_store(&mut store, &files, |_| std::ops::ControlFlow::Continue(())).await.unwrap();
-    // Rotation marked it as a key secret.
-    let described =
-        provider.client().describe_secret().secret_id("APP_FERNET").send().await.unwrap();
-    assert_eq!(described.description(), Some(KEY_SECRET_DESCRIPTION));
-    let rotated = version_stages(&provider, "APP_FERNET").await;
-
-    // Reseeded with the pre-rotation key by a seeder not told its name, by name and by ARN.
-    let seeder = Seeder::new(&provider);
-    assert!(!seeder.is_key_secret("APP_FERNET"));
-    for name in ["APP_FERNET", arn.as_str()] {
-        assert_eq!(seeder.seed(name, &old_text).await.unwrap(), SeedOutcome::Kept, "{name}");
-    }
-    assert_eq!(version_stages(&provider, "APP_FERNET").await, rotated, "a version was written");
-    assert_eq!(versions_with(&provider, "APP_FERNET", "AWSCURRENT").await, 1);
-    let current = store.load_keys().await.unwrap().current;
-    assert!(!current.same_as(&old_key));
-
-    // A secret holding a Fernet key is kept even without the description (an identity
-    // that could not set it, or a key secret never rotated).
-    let fresh = Key::generate().unwrap();
-    provider
-        .client()
-        .create_secret()
-        .name("PLAIN_KEY")
-        .secret_string(fresh.to_base64().expose_secret())
-        .send()
-        .await
-        .unwrap();
-    let before = version_stages(&provider, "PLAIN_KEY").await;
-    assert_eq!(seeder.seed("PLAIN_KEY", &old_text).await.unwrap(), SeedOutcome::Kept);
-    assert_eq!(version_stages(&provider, "PLAIN_KEY").await, before);
 }
 
 #[tokio::test]
@@ -579,8 +514,6 @@ fn error_texts(error: &SecretsError) -> Vec<String> {
 
 #[tokio::test]
 async fn a_service_error_echoing_the_written_value_is_scrubbed() {
-    use globo_crypto::Key;
-    use globo_secrets::fernet_key::SecretsManagerKeyStore;
     use globo_secrets::seed::Seeder;
 
     let provider = provider_for(&echoing_endpoint()).await;
@@ -598,15 +531,6 @@ async fn a_service_error_echoing_the_written_value_is_scrubbed() {
         for form in &forms {
             assert!(!text.contains(form.as_str()), "{form} in {text}");
         }
-    }
-
-    let key = Key::generate().unwrap();
-    let key_text = key.to_base64().expose_secret().to_owned();
-    let store = SecretsManagerKeyStore::new(provider, "FERNET_KEY").unwrap();
-    let error = store.create(&key).await.unwrap_err();
-    for text in error_texts(&error) {
-        assert!(!text.contains(&key_text), "{text}");
-        assert!(!text.contains(&aws_smithy_types::base64::encode(key_text.as_bytes())), "{text}");
     }
 }
 

@@ -1,8 +1,8 @@
 //! globo keeps data at rest safe: Argon2id password storage, Fernet encryption of local files,
-//! and one secrets interface that reads `.env` in development and AWS Secrets Manager in
-//! production.
+//! one secrets interface that reads `.env` in development and AWS Secrets Manager in
+//! production, and the key's home (a key file, or a Secrets Manager secret) in one call.
 //!
-//! This crate re-exports the three libraries, plus [`with_causes`] to report their errors and
+//! This crate re-exports the four libraries, plus [`with_causes`] to report their errors and
 //! [`harden_process`] for programs that hold secrets; depend on one of them directly when that
 //! is all you need.
 #![forbid(unsafe_code)]
@@ -15,6 +15,7 @@ pub use process::harden_process;
 
 pub use globo_auth as auth;
 pub use globo_crypto as crypto;
+pub use globo_keys as keys;
 pub use globo_secrets as secrets;
 
 use std::error::Error;

