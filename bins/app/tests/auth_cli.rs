@@ -3,15 +3,14 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 
 const APP: &str = env!("CARGO_BIN_EXE_app");
 
 /// Starts `app <args>` in `dir` with the cheap test profile, feeding `stdin`.
 fn spawn(dir: &Path, args: &[&str], stdin: &str) -> Child {
-    let mut child = Command::new(APP)
+    let mut child = globo_testkit::isolated_command(APP, dir)
         .args(args)
-        .current_dir(dir)
         .env("GLOBO_PASSWORD_PROFILE", "test-only-insecure")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -219,10 +218,8 @@ fn the_insecure_test_profile_is_announced_on_stderr() {
     assert!(out.status.success());
     assert!(text(&out.stderr).starts_with(INSECURE_WARNING), "{}", text(&out.stderr));
     // The default profile says nothing.
-    let out = Command::new(APP)
+    let out = globo_testkit::isolated_command(APP, d)
         .args(["verify", "bob", "--password-stdin", "--profile", "rfc9106-low-memory"])
-        .current_dir(d)
-        .env_remove("GLOBO_PASSWORD_PROFILE")
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -52,11 +52,9 @@ impl Rng {
 }
 
 fn spawn(dir: &Path, args: &[&str], stdin: &str) -> Child {
-    let mut child = Command::new(APP)
+    let mut child = globo_testkit::isolated_command(APP, dir)
         .args(args)
-        .current_dir(dir)
         .env("GLOBO_PASSWORD_PROFILE", "test-only-insecure")
-        .env_remove("GLOBO_TEST_CRASH_AT")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
