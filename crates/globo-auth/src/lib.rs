@@ -7,8 +7,8 @@
 //! strings for a service with its own storage.
 //!
 //! ```
+//! use globo_auth::secrecy::SecretString; // re-exported: no `secrecy` dependency needed
 //! use globo_auth::{AuthError, Profile, UserStore};
-//! use secrecy::SecretString;
 //!
 //! # fn main() -> Result<(), AuthError> {
 //! # let dir = tempfile::tempdir().map_err(|e| globo_fs::FsError::new("create", ".", e))?;
@@ -139,6 +139,8 @@ pub use policy::{
     MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,
     check_new_password, check_new_password_for_user, check_username, is_common_password,
 };
+/// The `secrecy` crate, whose [`SecretString`](secrecy::SecretString) carries every password
+/// in and out of this crate: a service needs no dependency of its own to name it.
 pub use secrecy;
 pub use store::{MAX_LOGIN_USERNAME_BYTES, UserStore, Verified};
 pub use username::{MAX_USERNAME_CHARS, Username};

@@ -90,6 +90,8 @@ pub use remove::RemovableFile;
 pub use small::{RegularFileRead, SMALL_FILE_PIPE_WAIT, read_small, read_small_regular};
 pub use stale::{STALE_TEMP_AGE, remove_stale_temp_files};
 use temp::{Kind, Publish, Temp};
+/// The `zeroize` crate, whose [`Zeroizing`](zeroize::Zeroizing) buffers [`read_small`] returns.
+pub use zeroize;
 
 /// The folder a path lives in (`.` for a bare file name).
 fn parent_dir(path: &Path) -> &Path {

@@ -49,7 +49,8 @@ const FIRST_PIPE_BUFFER: u64 = 8 * 1024;
 /// let path = dir.path().join(".env");
 /// assert!(globo_fs::read_small(&path, 1024)?.is_none());
 /// globo_fs::write_atomic(&path, b"A=1\n")?;
-/// assert_eq!(globo_fs::read_small(&path, 1024)?.as_deref().map(|b| b.as_slice()), Some(&b"A=1\n"[..]));
+/// let read: Option<globo_fs::zeroize::Zeroizing<Vec<u8>>> = globo_fs::read_small(&path, 1024)?;
+/// assert_eq!(read.as_deref().map(|b| b.as_slice()), Some(&b"A=1\n"[..]));
 /// assert!(globo_fs::read_small(&path, 2).is_err());
 /// # Ok(()) }
 /// ```
