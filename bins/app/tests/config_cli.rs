@@ -3,7 +3,7 @@
 //! `cryptography` and `json` where the lab's behaviour is defined by them.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const DECRYPTION_FAILED: &str =
     "error: Decryption failed: ciphertext is corrupt or the key is wrong.\n";
