@@ -313,3 +313,22 @@ fn a_login_prints_the_stored_name_it_matched() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(text(&out.stdout), "Password verified for 'alice\\u{200b}'.\n");
 }
+
+/// A failed file operation is reported as the operation and path, then the operating
+/// system's reason, each once (issue 12: the reason was printed on two lines, in the file
+/// error's own message and again as its cause).
+#[test]
+fn a_file_error_shows_the_path_and_the_os_reason_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = ["register", "alice", "--password-stdin", "--users-file", "missing/users.json"];
+    let out = run(d, &args, "a fine passphrase\n");
+    assert_eq!(out.status.code(), Some(1));
+    let reason = std::io::Error::from_raw_os_error(2).to_string(); // ENOENT
+    let stderr = stderr(&out);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.first(), Some(&"error: cannot access the users file"), "{stderr}");
+    assert!(lines.get(1).is_some_and(|l| l.contains("missing/users.json")), "{stderr}");
+    assert_eq!(lines.last(), Some(&format!("  caused by: {reason}").as_str()), "{stderr}");
+    assert_eq!(stderr.matches(&reason).count(), 1, "{stderr}");
+}
