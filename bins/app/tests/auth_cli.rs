@@ -3,15 +3,14 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 
 const APP: &str = env!("CARGO_BIN_EXE_app");
 
 /// Starts `app <args>` in `dir` with the cheap test profile, feeding `stdin`.
 fn spawn(dir: &Path, args: &[&str], stdin: &str) -> Child {
-    let mut child = Command::new(APP)
+    let mut child = globo_testkit::isolated_command(APP, dir)
         .args(args)
-        .current_dir(dir)
         .env("GLOBO_PASSWORD_PROFILE", "test-only-insecure")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -219,10 +218,8 @@ fn the_insecure_test_profile_is_announced_on_stderr() {
     assert!(out.status.success());
     assert!(text(&out.stderr).starts_with(INSECURE_WARNING), "{}", text(&out.stderr));
     // The default profile says nothing.
-    let out = Command::new(APP)
+    let out = globo_testkit::isolated_command(APP, d)
         .args(["verify", "bob", "--password-stdin", "--profile", "rfc9106-low-memory"])
-        .current_dir(d)
-        .env_remove("GLOBO_PASSWORD_PROFILE")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -315,4 +312,23 @@ fn a_login_prints_the_stored_name_it_matched() {
     let out = run(d, &["verify", "alice", "--password-stdin"], "a fine passphrase\n");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(text(&out.stdout), "Password verified for 'alice\\u{200b}'.\n");
+}
+
+/// A failed file operation is reported as the operation and path, then the operating
+/// system's reason, each once (issue 12: the reason was printed on two lines, in the file
+/// error's own message and again as its cause).
+#[test]
+fn a_file_error_shows_the_path_and_the_os_reason_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = ["register", "alice", "--password-stdin", "--users-file", "missing/users.json"];
+    let out = run(d, &args, "a fine passphrase\n");
+    assert_eq!(out.status.code(), Some(1));
+    let reason = std::io::Error::from_raw_os_error(2).to_string(); // ENOENT
+    let stderr = stderr(&out);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.first(), Some(&"error: cannot access the users file"), "{stderr}");
+    assert!(lines.get(1).is_some_and(|l| l.contains("missing/users.json")), "{stderr}");
+    assert_eq!(lines.last(), Some(&format!("  caused by: {reason}").as_str()), "{stderr}");
+    assert_eq!(stderr.matches(&reason).count(), 1, "{stderr}");
 }

@@ -3,7 +3,7 @@
 //! `cryptography` and `json` where the lab's behaviour is defined by them.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const DECRYPTION_FAILED: &str =
     "error: Decryption failed: ciphertext is corrupt or the key is wrong.\n";
@@ -13,8 +13,8 @@ fn app(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn app_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_app"));
-    cmd.current_dir(dir).args(args).env_remove("GLOBO_TEST_CRASH_AT");
+    let mut cmd = globo_testkit::isolated_command(env!("CARGO_BIN_EXE_app"), dir);
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

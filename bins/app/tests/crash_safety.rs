@@ -9,7 +9,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use globo::auth::{Profile, UserStore};
@@ -52,11 +52,9 @@ impl Rng {
 }
 
 fn spawn(dir: &Path, args: &[&str], stdin: &str) -> Child {
-    let mut child = Command::new(APP)
+    let mut child = globo_testkit::isolated_command(APP, dir)
         .args(args)
-        .current_dir(dir)
         .env("GLOBO_PASSWORD_PROFILE", "test-only-insecure")
-        .env_remove("GLOBO_TEST_CRASH_AT")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

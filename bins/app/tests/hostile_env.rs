@@ -490,10 +490,9 @@ fn a_secrets_endpoint_that_never_answers_fails_within_seconds() {
 /// Runs `app` under a 1 GiB address-space limit, so a command that reads without bound fails
 /// with "out of memory" instead of exhausting the machine.
 fn app_memory_limited(dir: &Path, args: &str) -> Output {
-    Command::new("bash")
+    globo_testkit::isolated_command("bash", dir)
         .arg("-c")
         .arg(format!("ulimit -v 1048576; exec '{APP}' {args}"))
-        .current_dir(dir)
         .output()
         .unwrap()
 }

@@ -152,12 +152,10 @@ fn the_process_is_not_dumpable_and_writes_files_as_an_unprivileged_user() {
     std::fs::create_dir(&dir).unwrap();
     std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
 
-    let mut child = Command::new("setpriv")
+    let mut child = globo_testkit::isolated_command("setpriv", &dir)
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
         .arg(APP)
         .args(["register", "carol", "--password-stdin"])
-        .current_dir(&dir)
-        .env_clear()
         .env("GLOBO_PASSWORD_PROFILE", "test-only-insecure")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -312,4 +310,84 @@ fn ctrl_c_after_the_prompt_still_exits_130() {
     // Before: "blocked\nstill running after SIGINT\nsignal 9": the Ctrl-C was swallowed.
     assert_eq!(text(&report).trim(), "blocked\nexit 130");
     assert!(!dir.path().join("users.json").exists());
+}
+
+/// Set in the environment of the test binary's own child run by
+/// [`the_developers_settings_never_reach_app`]: that run is the probe.
+const ISOLATION_PROBE: &str = "GLOBO_TEST_ISOLATION_PROBE";
+
+/// Every `app` and `mock-aws-seed` test starts its binary through one helper,
+/// `globo_testkit::isolated_command` (environment cleared, then `PATH`, `HOME` = the test's
+/// folder and what the test sets), so a developer's `APP_MODE=prod` or AWS settings cannot
+/// change what a test sees. Proved without touching this process's environment: the test
+/// binary runs itself (this test only) with those settings in its environment, and that run
+/// starts `app secrets get` through the helper, which must still read `.env` in local mode.
+/// With the helper the `app` tests used before (`Command::new(APP).current_dir(dir)`), `app`
+/// ran in prod mode against the unreachable endpoint.
+#[test]
+fn the_developers_settings_never_reach_app() {
+    if std::env::var_os(ISOLATION_PROBE).is_some() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "PAYMENT_GATEWAY_API_KEY=local-dev-payment-key-123456\n",
+        )
+        .unwrap();
+        let mut app = globo_testkit::isolated_command(APP, dir.path());
+        app.args(["secrets", "get", "PAYMENT_GATEWAY_API_KEY"]);
+        let out = globo_testkit::output_guarded(&mut app, None);
+        assert!(out.status.success(), "app failed: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "local-dev-payment-key-123456\n");
+        return;
+    }
+    let this_test = "the_developers_settings_never_reach_app";
+    let mut probe = Command::new(std::env::current_exe().unwrap());
+    probe
+        .args([this_test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ISOLATION_PROBE, "1")
+        // What a developer's shell may hold: each would change the answer if it leaked.
+        .env("APP_MODE", "prod")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "developer")
+        .env("AWS_SECRET_ACCESS_KEY", "developer")
+        .env("PAYMENT_GATEWAY_API_KEY", "the-developers-own-value");
+    let out = globo_testkit::output_guarded(&mut probe, None);
+    let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "the probe failed:\n{report}");
+    // The probe really ran (a filter that matched nothing would also succeed).
+    assert!(report.contains("1 passed"), "the probe did not run:\n{report}");
+}
+
+/// The source side of the same rule: no `app` or `mock-aws-seed` test file starts a program
+/// with a bare `Command::new` (which inherits the developer's environment), apart from the
+/// system tools that set the test up (`mkfifo`, `mount`, `umount`) and the probe above.
+#[test]
+fn every_test_starts_programs_through_the_isolated_helper() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let allowed =
+        ["Command::new(\"mkfifo\")", "Command::new(\"mount\")", "Command::new(\"umount\")"];
+    let mut offenders = Vec::new();
+    for folder in ["app/tests", "mock-aws-seed/tests"] {
+        for entry in std::fs::read_dir(root.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).unwrap();
+            for (number, line) in source.lines().enumerate() {
+                let Some(at) = line.find("Command::new(") else { continue };
+                // Comments and string literals (this test's own) start nothing.
+                if line.trim_start().starts_with("//") || line[..at].ends_with('"') {
+                    continue;
+                }
+                let call = &line[at..];
+                let probe = call.starts_with("Command::new(std::env::current_exe()");
+                if !probe && !allowed.iter().any(|a| call.starts_with(a)) {
+                    offenders.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "use globo_testkit::isolated_command:\n{}", offenders.join("\n"));
 }

@@ -5,11 +5,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn seed(dir: &Path, args: &[&str], endpoint: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mock-aws-seed"))
+    globo_testkit::isolated_command(env!("CARGO_BIN_EXE_mock-aws-seed"), dir)
         .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("HOME", dir)
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -137,10 +134,7 @@ fn env_file_supplies_the_aws_settings_the_process_leaves_unset() {
     std::fs::write(dir.path().join(".env"), dotenv).unwrap();
     let run = |extra: &[(&str, &str)]| {
         // No --env-file: `.env` in the working folder is the default, as in the lab.
-        Command::new(env!("CARGO_BIN_EXE_mock-aws-seed"))
-            .current_dir(dir.path())
-            .env_clear()
-            .env("HOME", dir.path())
+        globo_testkit::isolated_command(env!("CARGO_BIN_EXE_mock-aws-seed"), dir.path())
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .envs(extra.iter().copied())
             .output()
@@ -347,11 +341,8 @@ fn an_encrypted_seed_list_read_during_a_rotation_uses_the_new_key() {
     let fifo = d.join("config.enc");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-aws-seed"))
+    let mut child = globo_testkit::isolated_command(env!("CARGO_BIN_EXE_mock-aws-seed"), d)
         .args(["--encrypted", "config.enc", "--key-file", "secret.key"])
-        .current_dir(d)
-        .env_clear()
-        .env("HOME", d)
         .env("AWS_ENDPOINT_URL", &endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")

@@ -97,12 +97,9 @@ fn the_process_is_not_dumpable() {
     std::os::unix::fs::chown(dir.join("config.json"), Some(65534), Some(65534)).unwrap();
 
     // An endpoint that accepts and never answers: the seeder waits there, holding the values.
-    let mut command = Command::new("setpriv");
+    let mut command = globo_testkit::isolated_command("setpriv", &dir);
     command
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", SEED])
-        .current_dir(&dir)
-        .env_clear()
-        .env("HOME", &dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     aws_env(&mut command, &globo_testkit::silent_endpoint());

@@ -49,7 +49,7 @@ async fn run(port: u16) -> ExitCode {
                 }
                 _ => "",
             };
-            say(format_args!("error: {error}{hint}"));
+            say(format_args!("error: {}{hint}", globo_emulator::Report::new(&error)));
             return ExitCode::FAILURE;
         }
         Err(error) => {

@@ -189,3 +189,168 @@ impl From<globo_fs::FsError> for AuthError {
         Self::File { source }
     }
 }
+
+/// What kind of failure an [`AuthError`] is, for a service that maps errors to responses
+/// (HTTP statuses, say) without listing variants: new variants get a kind, so such a mapping
+/// never needs changing. See [`AuthError::kind`].
+///
+/// | kind | variants | a web service answers |
+/// | --- | --- | --- |
+/// | [`Credentials`](AuthErrorKind::Credentials) | [`InvalidCredentials`](AuthError::InvalidCredentials) | 401, the same for an unknown user and a wrong password (OWASP ASVS 5.0 V6.3.8) |
+/// | [`InvalidInput`](AuthErrorKind::InvalidInput) | a refused username or new password, a login password over the bound | 400 or 422, with the message (it names no password) |
+/// | [`Conflict`](AuthErrorKind::Conflict) | [`UserExists`](AuthError::UserExists) | 409 |
+/// | [`Operational`](AuthErrorKind::Operational) | the users file, a stored hash, the configuration, the system | 500; log the [`Report`](crate::Report), do not show it |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// The username is unknown or the password does not match (deliberately one kind).
+    Credentials,
+    /// What the caller supplied is refused by policy: a new username or password, or a login
+    /// password longer than [`MAX_LOGIN_PASSWORD_BYTES`](crate::MAX_LOGIN_PASSWORD_BYTES).
+    /// The caller can fix it and try again.
+    InvalidInput,
+    /// A registration asked for a name that is already taken.
+    Conflict,
+    /// The server side failed: the users file (missing folder, unreadable, corrupt, too
+    /// large), a stored hash that cannot be used, an unknown profile name in the
+    /// configuration, the random number generator, or a bug. Not the caller's fault.
+    Operational,
+}
+
+impl AuthError {
+    /// The kind of failure: what a service needs to choose its response (see
+    /// [`AuthErrorKind`]).
+    ///
+    /// ```
+    /// use globo_auth::{AuthError, AuthErrorKind};
+    /// assert_eq!(AuthError::InvalidCredentials.kind(), AuthErrorKind::Credentials);
+    /// assert!(AuthError::PasswordTooCommon.is_invalid_input());
+    /// ```
+    pub fn kind(&self) -> AuthErrorKind {
+        match self {
+            Self::InvalidCredentials => AuthErrorKind::Credentials,
+            Self::InvalidUsername { .. }
+            | Self::PasswordTooShort { .. }
+            | Self::PasswordTooLong { .. }
+            | Self::PasswordExceedsLoginLimit { .. }
+            | Self::PasswordTooCommon
+            | Self::PasswordContainsUsername { .. }
+            | Self::PasswordIsReversedUsername => AuthErrorKind::InvalidInput,
+            Self::UserExists { .. } => AuthErrorKind::Conflict,
+            // A hash reaches globo from storage: when it is unusable, the data is at fault.
+            Self::MalformedHash { .. }
+            | Self::UnsupportedHash { .. }
+            | Self::HashExceedsLimits { .. }
+            | Self::BadEntry { .. }
+            | Self::CorruptUsersFile { .. }
+            | Self::NotAnObject { .. }
+            | Self::UsersFileTooLarge { .. }
+            | Self::File { .. }
+            | Self::UnknownProfile { .. }
+            | Self::Random { .. }
+            | Self::Argon2 { .. } => AuthErrorKind::Operational,
+        }
+    }
+
+    /// Whether this is the opaque authentication failure (unknown user or wrong password).
+    pub fn is_credentials_failure(&self) -> bool {
+        self.kind() == AuthErrorKind::Credentials
+    }
+
+    /// Whether the caller's input was refused by policy (see [`AuthErrorKind::InvalidInput`]).
+    pub fn is_invalid_input(&self) -> bool {
+        self.kind() == AuthErrorKind::InvalidInput
+    }
+
+    /// Whether the server side failed (see [`AuthErrorKind::Operational`]).
+    pub fn is_operational(&self) -> bool {
+        self.kind() == AuthErrorKind::Operational
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// One of each variant with the kind a service must see for it.
+    fn every_variant() -> Vec<(AuthError, AuthErrorKind)> {
+        use AuthErrorKind::*;
+        let path = PathBuf::from("users.json");
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        vec![
+            (AuthError::InvalidCredentials, Credentials),
+            (AuthError::UserExists { username: "alice".into() }, Conflict),
+            (AuthError::InvalidUsername { reason: "empty", code_point: None }, InvalidInput),
+            (AuthError::PasswordTooShort { min: 8 }, InvalidInput),
+            (AuthError::PasswordTooLong { max: 1024 }, InvalidInput),
+            (AuthError::PasswordExceedsLoginLimit { max_bytes: 16384 }, InvalidInput),
+            (AuthError::PasswordTooCommon, InvalidInput),
+            (AuthError::PasswordContainsUsername { username: "alice".into() }, InvalidInput),
+            (AuthError::PasswordIsReversedUsername, InvalidInput),
+            (AuthError::MalformedHash { reason: "salt" }, Operational),
+            (AuthError::UnsupportedHash { reason: "keyid" }, Operational),
+            (AuthError::HashExceedsLimits { parameter: "lanes", value: 99, max: 64 }, Operational),
+            (
+                AuthError::BadEntry {
+                    path: path.clone(),
+                    username: "alice".into(),
+                    source: Box::new(AuthError::MalformedHash { reason: "salt" }),
+                },
+                Operational,
+            ),
+            (
+                AuthError::CorruptUsersFile { path: path.clone(), source: Box::new(io()) },
+                Operational,
+            ),
+            (AuthError::NotAnObject { path: path.clone() }, Operational),
+            (AuthError::UsersFileTooLarge { path: path.clone(), max: 1 }, Operational),
+            (AuthError::File { source: globo_fs::FsError::new("read", path, io()) }, Operational),
+            (AuthError::UnknownProfile { name: "fast".into() }, Operational),
+            (AuthError::Random { source: Box::new(io()) }, Operational),
+            (AuthError::Argon2 { source: Box::new(io()) }, Operational),
+        ]
+    }
+
+    /// The variant's position in the enum. No wildcard: a new variant does not compile until
+    /// it is listed here, and the coverage check below then asks for a sample with its kind.
+    fn variant_index(error: &AuthError) -> usize {
+        match error {
+            AuthError::InvalidCredentials => 0,
+            AuthError::UserExists { .. } => 1,
+            AuthError::InvalidUsername { .. } => 2,
+            AuthError::PasswordTooShort { .. } => 3,
+            AuthError::PasswordTooLong { .. } => 4,
+            AuthError::PasswordExceedsLoginLimit { .. } => 5,
+            AuthError::PasswordTooCommon => 6,
+            AuthError::PasswordContainsUsername { .. } => 7,
+            AuthError::PasswordIsReversedUsername => 8,
+            AuthError::MalformedHash { .. } => 9,
+            AuthError::UnsupportedHash { .. } => 10,
+            AuthError::HashExceedsLimits { .. } => 11,
+            AuthError::BadEntry { .. } => 12,
+            AuthError::CorruptUsersFile { .. } => 13,
+            AuthError::NotAnObject { .. } => 14,
+            AuthError::UsersFileTooLarge { .. } => 15,
+            AuthError::File { .. } => 16,
+            AuthError::UnknownProfile { .. } => 17,
+            AuthError::Random { .. } => 18,
+            AuthError::Argon2 { .. } => 19,
+        }
+    }
+    const VARIANTS: usize = 20;
+
+    #[test]
+    fn every_variant_has_the_kind_a_service_maps_to_a_status() {
+        let samples = every_variant();
+        let mut seen: Vec<usize> = samples.iter().map(|(e, _)| variant_index(e)).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..VARIANTS).collect::<Vec<_>>(), "a variant without a sample");
+        for (error, kind) in &samples {
+            assert_eq!(error.kind(), *kind, "{error:?}");
+            assert_eq!(error.is_credentials_failure(), *kind == AuthErrorKind::Credentials);
+            assert_eq!(error.is_invalid_input(), *kind == AuthErrorKind::InvalidInput);
+            assert_eq!(error.is_operational(), *kind == AuthErrorKind::Operational);
+        }
+    }
+}

@@ -1,8 +1,14 @@
-//! Argon2id password storage over the lab's users file (`users.json`).
+//! Store and verify passwords: [`UserStore::register`] keeps an Argon2id hash of a new
+//! user's password (after the password policy), [`UserStore::verify`] checks a login against
+//! it and upgrades a weaker hash on the way. Unknown user and wrong password fail alike
+//! ([`AuthError::InvalidCredentials`]); [`AuthError::kind`] tells a service which response to
+//! give. The store is a JSON users file (`users.json`) that the lab's Python app (passlib over
+//! argon2-cffi) reads and writes too; [`hash_password`] and [`verify_password`] work on PHC
+//! strings for a service with its own storage.
 //!
 //! ```
+//! use globo_auth::secrecy::SecretString; // re-exported: no `secrecy` dependency needed
 //! use globo_auth::{AuthError, Profile, UserStore};
-//! use secrecy::SecretString;
 //!
 //! # fn main() -> Result<(), AuthError> {
 //! # let dir = tempfile::tempdir().map_err(|e| globo_fs::FsError::new("create", ".", e))?;
@@ -25,6 +31,21 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # What a call costs
+//! Hashing and verifying run Argon2, which is slow and memory-hard by design: each
+//! [`UserStore::register`], [`UserStore::verify`] (known user or not), [`hash_password`] and
+//! [`verify_password`] blocks the calling thread for one Argon2 run (in a release build about 14 ms
+//! with `owasp-min`, 80 to 115 ms with the default profile, see docs/benchmarks.md; seconds
+//! in an unoptimised build, see below) and allocates its memory cost, `m` KiB
+//! (64 MiB with the default profile; up to [`Limits`]'s 256 MiB for a stored hash). In async
+//! code call them from `spawn_blocking`, and bound how many run at once: each one holds its
+//! `m` KiB until it returns. With the `parallel` feature, the first computation starts
+//! rayon's global thread pool (one thread per CPU, or `RAYON_NUM_THREADS`) and each runs its
+//! `p` lanes on it; without it, everything runs on the calling thread and no thread is
+//! started. The store's methods also read the users file whole (up to
+//! [`UserStore::MAX_FILE_LEN`], allocated at its size) and, when they change it, replace it
+//! atomically under an exclusive lock that waits for any other writer.
+//!
 //! # The users file
 //! A JSON object mapping each username to a PHC string, exactly as the lab (passlib over
 //! argon2-cffi) writes it: `{"alice": "$argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>"}`.
@@ -46,15 +67,10 @@
 //! (`m=1048576`) are therefore refused with [`AuthError::HashExceedsLimits`].
 //!
 //! # Timing
-//! Tags are compared in constant time (`subtle`). An unknown username is checked against a
-//! dummy hash shaped like the file's typical entry (the parameters most users share; the
-//! store's profile when the file is empty), made from random bytes (no Argon2 run is needed
-//! to make it) and reused while that shape stays the same. So an unknown user costs one Argon2
-//! run with the same parameters as a typical known user. The lab hashed then verified, which
-//! made unknown users about 1.9 times slower. A user whose hash has other parameters than
-//! most costs what those parameters cost, which tells an observer that this user exists: a
-//! weaker hash is upgraded at that user's next login (never to lower costs than it had), so
-//! keep one parameter set per file.
+//! Tags are compared in constant time, and an unknown username costs one Argon2 run with a
+//! typical known user's parameters (against a dummy hash shaped like the file's typical
+//! entry), so the response time does not tell which usernames exist; keep one parameter set
+//! per file. Why and how: [docs/passwords.md](https://github.com/globo-rs/globo/blob/main/docs/passwords.md).
 //!
 //! # Password policy
 //! Per NIST SP 800-63B and OWASP ASVS ([`check_new_password`]): at least 8 and at most 1024
@@ -101,22 +117,11 @@
 //! (or `[profile.dev.package."*"] opt-level = 3` for every dependency). Your own code stays
 //! unoptimised and debuggable.
 //!
-//! # Compatibility decisions
-//! globo parses PHC strings itself, following the reference C library (`phc-winner-argon2`,
-//! which argon2-cffi and therefore passlib use), where it and the `argon2` crate differ:
-//! - A hash without `v=` is version 0x10 (as in the PHC format spec and the reference code);
-//!   the `argon2`/`password-hash` crates assume 0x13, which fails such lab-era hashes.
-//! - Tags of 4 to 9 bytes are accepted (the reference minimum is 4; argon2-cffi's cheapest
-//!   profile makes 4-byte tags); `password-hash` refuses tags under 10 bytes.
-//! - Parameters must be `m`, `t`, `p` in this order, all present, as decimal numbers without
-//!   leading zeros; `m` must be at least `8·p`; salts at least 8 bytes; base64 without padding
-//!   and with zero trailing bits. Versions other than 16 and 19 are refused (the reference
-//!   computes something for `v=42`; globo reports it as unsupported).
-//! - `keyid=` is refused as unsupported: it names a secret key (pepper) that globo does not
-//!   hold, and the reference decoder refuses it too.
-//! - `data=` (at most 32 bytes) is honoured as Argon2 associated data, as the PHC spec, the
-//!   `argon2` crate and passlib's pure-Python backend do. The reference decoder refuses it, and
-//!   passlib over argon2-cffi drops it; globo never writes it and rehashes it away on login.
+//! # Compatibility
+//! globo parses PHC strings itself, following the reference C library that argon2-cffi and
+//! passlib use where it and the `argon2` crate differ (a hash without `v=` is version 0x10,
+//! tags of 4 to 9 bytes are accepted, `data=` is honoured, `keyid=` refused); the list is in
+//! [docs/passwords.md](https://github.com/globo-rs/globo/blob/main/docs/passwords.md).
 #![forbid(unsafe_code)]
 
 mod error;
@@ -126,12 +131,16 @@ mod policy;
 mod store;
 pub mod username;
 
-pub use error::AuthError;
+pub use error::{AuthError, AuthErrorKind};
+pub use globo_report::{Report, with_causes};
 pub use params::{HashParams, Limits, Profile};
 pub use phc::{hash_password, is_hash_obsolete, verify_password, verify_password_with_limits};
 pub use policy::{
     MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,
     check_new_password, check_new_password_for_user, check_username, is_common_password,
 };
+/// The `secrecy` crate, whose [`SecretString`](secrecy::SecretString) carries every password
+/// in and out of this crate: a service needs no dependency of its own to name it.
+pub use secrecy;
 pub use store::{MAX_LOGIN_USERNAME_BYTES, UserStore, Verified};
 pub use username::{MAX_USERNAME_CHARS, Username};

@@ -270,6 +270,10 @@ fn encode(params: &HashParams, salt: &[u8], tag: &[u8]) -> String {
 /// argon2-cffi and passlib verify. The password is hashed exactly as given (no normalisation,
 /// no truncation); [`UserStore::register`](crate::UserStore::register) applies the password
 /// policy first.
+///
+/// **Cost:** blocks for one Argon2 run and allocates its memory cost, `m` KiB (64 MiB with
+/// the default profile); with the `parallel` feature its `p` lanes run on rayon's global
+/// thread pool, started at the first use (see the [crate docs](crate#what-a-call-costs)).
 pub fn hash_password(password: impl AsRef<[u8]>, profile: Profile) -> Result<String, AuthError> {
     hash_with_params(password.as_ref(), &profile.params())
 }
@@ -307,11 +311,16 @@ pub(crate) fn dummy_hash(params: &HashParams) -> Result<String, AuthError> {
 /// `Ok(())` when it matches; [`AuthError::InvalidCredentials`] when it does not; a
 /// `MalformedHash`, `UnsupportedHash` or `HashExceedsLimits` error when the hash cannot be
 /// used. Accepts Argon2id, Argon2i and Argon2d, versions 0x10 and 0x13.
+///
+/// **Cost:** blocks for one Argon2 run and allocates the hash's memory cost, `m` KiB (at most
+/// [`Limits::DEFAULT`]'s 256 MiB, checked before allocating); with the `parallel` feature its `p` lanes run on rayon's global
+/// thread pool, started at the first use (see the [crate docs](crate#what-a-call-costs)).
 pub fn verify_password(password: impl AsRef<[u8]>, hash: &str) -> Result<(), AuthError> {
     verify_password_with_limits(password, hash, &Limits::DEFAULT)
 }
 
-/// [`verify_password`] with explicit [`Limits`].
+/// [`verify_password`] with explicit [`Limits`]: blocks for one Argon2 run and allocates up
+/// to `limits`' memory bound (checked before allocating).
 pub fn verify_password_with_limits(
     password: impl AsRef<[u8]>,
     hash: &str,

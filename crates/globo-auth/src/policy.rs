@@ -43,7 +43,9 @@ fn common_passwords() -> &'static HashSet<&'static str> {
 /// Whether `password`, compared case-insensitively, is on the shipped list of 19,640 common
 /// passwords (Django's list, BSD-3-Clause; see `data/SOURCE.md` in the crate).
 ///
-/// Leading and trailing whitespace is ignored for this comparison only.
+/// Leading and trailing whitespace is ignored for this comparison only. Allocates a zeroized
+/// lowercase copy of `password` (its size); the first call builds the list's set (about
+/// 20,000 entries, kept for the life of the process).
 pub fn is_common_password(password: &str) -> bool {
     let lower = Zeroizing::new(password.to_lowercase());
     let set = common_passwords();
@@ -64,7 +66,7 @@ pub fn check_username(username: &str) -> Result<(), AuthError> {
 ///
 /// This does not know the username: a new password for a user is checked with
 /// [`check_new_password_for_user`], which [`UserStore::register`](crate::UserStore::register)
-/// uses.
+/// uses. Allocates as [`is_common_password`] does, for a password within the length bounds.
 pub fn check_new_password(password: &SecretString) -> Result<(), AuthError> {
     let password = password.expose_secret();
     let chars = password.chars().count();

@@ -111,7 +111,8 @@ impl UserStore {
         self.profile
     }
 
-    /// The registered usernames, in file order.
+    /// The registered usernames, in file order. Reads the users file whole (allocated at its
+    /// size, at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)).
     pub fn usernames(&self) -> Result<Vec<String>, AuthError> {
         Ok(self.read()?.keys().cloned().collect())
     }
@@ -127,6 +128,11 @@ impl UserStore {
     /// Unicode normalisation, width or invisible characters is taken too, whatever form the
     /// stored one is in. [`verify`](Self::verify) applies no policy besides a bound on the
     /// password's length, so existing users keep logging in.
+    ///
+    /// **Cost:** waits for the users file's exclusive lock (held by any other writer), reads
+    /// the file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)), runs Argon2 once
+    /// (blocking, `m` KiB allocated, `p` rayon threads with the `parallel` feature: see the
+    /// [crate docs](crate#what-a-call-costs)) and rewrites the file with `fsync`.
     pub fn register(&self, username: &str, password: &SecretString) -> Result<(), AuthError> {
         let username = Username::prepare(username)?;
         policy::check_new_password_for_user(username.as_str(), password)?;
@@ -177,6 +183,12 @@ impl UserStore {
     /// password the lab accepted. A user whose entry is not a usable hash gets
     /// [`AuthError::BadEntry`], naming the user: that is an operational problem for the
     /// administrator, not a login failure.
+    ///
+    /// **Cost:** reads the users file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN))
+    /// and runs Argon2 once, known user or not (blocking, the hash's `m` KiB allocated, `p`
+    /// rayon threads with the `parallel` feature: see the
+    /// [crate docs](crate#what-a-call-costs)); a rehash runs Argon2 a second time and
+    /// rewrites the file under its lock.
     pub fn verify(&self, username: &str, password: &SecretString) -> Result<Verified, AuthError> {
         let secret = password.expose_secret();
         if secret.len() > MAX_LOGIN_PASSWORD_BYTES {
@@ -231,7 +243,7 @@ impl UserStore {
     /// their first name. Only a lab file can hold such names (registration refuses them).
     /// A login by any spelling but the exact stored one fails for all of them as for an
     /// unknown user ([`verify`](Self::verify)), so this is how an operator finds the names to
-    /// rename.
+    /// rename. Reads the users file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)).
     pub fn ambiguous_names(&self) -> Result<Vec<Vec<String>>, AuthError> {
         let users = self.read()?;
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();

@@ -71,7 +71,7 @@ pub struct Username(String);
 impl Username {
     /// Enforces the profile on `name`: maps it to its one accepted form, or says why it is
     /// refused ([`AuthError::InvalidUsername`], naming the first refused code point when
-    /// there is one).
+    /// there is one). Input over 1 KiB is refused before anything is allocated for it.
     pub fn prepare(name: &str) -> Result<Self, AuthError> {
         if name.is_empty() {
             return Err(invalid("it is empty", None));
@@ -125,7 +125,8 @@ impl From<Username> for String {
 /// The form in which two usernames are compared: `name` width-mapped as RFC 8265 maps it,
 /// without default-ignorable code points, in NFC. Defined for any string, so that names
 /// stored before the profile (the lab accepted any string) are found by any spelling that
-/// looks the same. Case is kept. For a [`Username`] it is the name itself.
+/// looks the same. Case is kept. For a [`Username`] it is the name itself. Borrows an ASCII
+/// name; allocates a copy of the size of any other.
 pub fn comparison_key(name: &str) -> Cow<'_, str> {
     // ASCII is its own key: no width mapping, no ignorable, already NFC. Most names are.
     if name.is_ascii() {

@@ -60,7 +60,7 @@ fn a_device_or_fifo_users_file_is_refused_without_blocking() {
         for result in [store.usernames().map(drop), store.register("alice", &password())] {
             let error = result.unwrap_err();
             assert!(matches!(error, AuthError::File { .. }), "{error:?}");
-            let cause = std::error::Error::source(&error).unwrap().to_string();
+            let cause = globo_auth::with_causes(std::error::Error::source(&error).unwrap());
             assert!(cause.contains("not a regular file"), "{cause}");
         }
     };
@@ -127,7 +127,7 @@ fn a_fifo_swapped_in_under_the_users_file_is_refused_never_waited_for() {
         for _ in 0..20_000 {
             if let Err(error) = store.usernames() {
                 assert!(matches!(error, AuthError::File { .. }), "{error:?}");
-                let cause = std::error::Error::source(&error).unwrap().to_string();
+                let cause = globo_auth::with_causes(std::error::Error::source(&error).unwrap());
                 assert!(cause.contains("not a regular file"), "{cause}");
             }
         }

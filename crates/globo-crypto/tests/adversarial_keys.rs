@@ -22,7 +22,7 @@ fn mkfifo(path: &Path) {
 
 fn assert_not_regular(result: Result<impl std::fmt::Debug, globo_crypto::CryptoError>) {
     let error = result.unwrap_err();
-    let text = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+    let text = globo_fs::with_causes(&error);
     assert!(text.contains("not a regular file"), "{text}");
 }
 

@@ -47,7 +47,7 @@ fn a_fifo_swapped_in_under_the_key_file_is_refused_never_waited_for() {
             match KeyFile::load(&path) {
                 Ok(_) => read += 1,
                 Err(error) => {
-                    let text = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+                    let text = globo_fs::with_causes(&error);
                     assert!(text.contains("not a regular file"), "{text}");
                     refused += 1;
                 }

@@ -24,7 +24,7 @@ pub enum EmulatorError {
     #[error("GLOBO_MOTO_SERVER is set to '{}', which does not exist; fix or unset it", .0.display())]
     BadOverride(PathBuf),
     /// The emulator process could not be started.
-    #[error("cannot start '{}': {source}", program.display())]
+    #[error("cannot start '{}'", program.display())]
     Spawn {
         /// The program that was run.
         program: PathBuf,
@@ -104,6 +104,6 @@ pub enum EmulatorError {
         problem: String,
     },
     /// No free loopback port could be reserved.
-    #[error("cannot reserve a free port on 127.0.0.1: {0}")]
+    #[error("cannot reserve a free port on 127.0.0.1")]
     NoFreePort(#[source] io::Error),
 }

@@ -44,6 +44,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use error::EmulatorError;
+pub use globo_report::{Report, with_causes};
 
 /// The lab's emulator port (`cargo run --bin mock-aws` listens on `127.0.0.1:5000`).
 pub const LAB_PORT: u16 = 5000;

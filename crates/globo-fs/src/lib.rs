@@ -1,13 +1,20 @@
-//! Crash-safe file primitives shared by globo's crates.
+//! Write files atomically, read small files within a bound, and lock read-modify-write
+//! cycles: the file primitives every globo crate uses, for a service that keeps keys,
+//! password hashes or ciphertext on disk.
 //!
-//! Every file globo writes goes through [`write_atomic`], [`create_new`] or [`AtomicFile`]: the
-//! bytes land in a private temporary file in the destination's folder, are flushed to disk, and
-//! only then take the destination's name. A crash at any instant leaves either the complete old
-//! file or the complete new one, never a truncated mix.
-//!
-//! Read-modify-write cycles hold an [`ExclusiveLock`] on a sidecar `<file>.lock`: the data file
-//! itself is replaced by rename, so a lock on its inode would not exclude a process that opened
-//! the new one.
+//! - [`write_atomic`] replaces a file: readers, and a crash at any instant, see the complete
+//!   old content or the complete new one, never a truncated mix. Mode `0600`.
+//! - [`create_new`] creates a file that must not exist yet (a new key): an existing file, or
+//!   a symbolic link, is never replaced. [`create_new_like`] also copies another file's owner.
+//! - [`AtomicFile`] is [`write_atomic`] written in pieces (a large ciphertext).
+//! - [`ExclusiveLock`] serialises read-modify-write cycles on a sidecar `<file>.lock` (the data
+//!   file itself is replaced by rename, so a lock on it would not exclude the next writer).
+//! - [`read_small`] and [`read_small_regular`] read a `.env`, a key file or a users file whole,
+//!   within a size bound, into a zeroized buffer; a FIFO nobody writes to is refused instead
+//!   of blocking forever.
+//! - [`RemovableFile`] deletes a file only if it is still the one that was checked;
+//!   [`loose_permissions`] reports a group- or world-accessible mode; [`resolve_link`] says
+//!   where a write through a link would land.
 //!
 //! ```
 //! # fn main() -> Result<(), globo_fs::FsError> {
@@ -19,109 +26,47 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Errors are one type, [`FsError`]: the operation and the path in its message, the
+//! operating system's error as its `source()`; print it with [`Report`] to see both.
+//!
+//! # Blocking and memory
+//!
+//! Every function blocks on file-system I/O (call them from `spawn_blocking` in async code);
+//! none starts a thread. Writes flush the file and its folder to disk (`fsync`) before they
+//! return: milliseconds on a local disk, more on network storage. [`ExclusiveLock::acquire`]
+//! waits as long as another process holds the lock. [`read_small`] waits up to
+//! [`SMALL_FILE_PIPE_WAIT`] for a pipe's writer and allocates up to its bound (a regular
+//! file's size, capped by the bound). Writes hold no copy of the bytes they are given.
+//!
 //! # Temporary files
 //!
-//! The temporary file can hold a Fernet key (`secret.key`), password hashes (`users.json`) or
-//! ciphertext, so a killed writer must not leave it lying around.
-//!
-//! **Linux: unnamed.** The temporary file is opened with `O_TMPFILE` in the destination's
-//! folder, mode `0600` (set with `fchmod`, so the umask cannot change it). It has no name in any
-//! folder while it is written and flushed (`fsync`); a process killed (SIGKILL, a crash, a
-//! power loss) before the end leaves nothing on disk, and the kernel frees the space. Only then
-//! does it get a name, with `linkat(2)` (`AT_EMPTY_PATH`, or `/proc/self/fd/N` where the kernel
-//! before 6.10 or a missing capability refuses that), relative to a descriptor of the folder
-//! opened at the start:
-//! - [`create_new`] links it straight to the destination. The link fails if anything, even a
-//!   dangling symbolic link, is there, so an existing file is never replaced, and there is no
-//!   moment at which the content has any other name.
-//! - [`write_atomic`] and [`AtomicFile::commit`] link it to a random `.globo-XXXXXX.tmp` name,
-//!   then `renameat(2)` that over the destination; Linux has no call that links over an
-//!   existing name. The two system calls follow each other directly: a kill exactly between
-//!   them leaves a complete, private (`0600`) `.globo-*.tmp` file, which the sweep below
-//!   removes. A failed rename removes the temporary name at once.
-//!
-//! Finally the folder is flushed (`fsync`), so the new name survives a power loss. A power
-//! loss between the link and the flush of the folder can also leave the temporary name.
-//!
-//! **Fallback: named.** Where `O_TMPFILE` is not available (not Linux; a filesystem that
-//! answers `EOPNOTSUPP`, such as vfat, some network and FUSE filesystems, or overlayfs before
-//! Linux 6.6; a kernel before 3.11, which answers `EISDIR`; or `EINVAL`), the temporary file is
-//! a named `.globo-XXXXXX.tmp` created with `O_EXCL` and mode `0600`, written, flushed and
-//! renamed (or, for [`create_new`], linked without replacing) as before. If the unnamed file
-//! cannot be linked (no `/proc` and no permission for `AT_EMPTY_PATH`), its content is copied
-//! into such a named file. On this path a killed writer leaves its `.globo-*.tmp` file behind,
-//! private and never the data file itself. Other failures (read-only folder, no space, no
-//! permission) are reported, never turned into a fallback.
-//!
-//! **Stale temporary files** (left by the fallback, by a kill between link and rename, or by
-//! globo versions before this one) are removed by [`remove_stale_temp_files`], which every
-//! successful write runs on its destination's folder (errors ignored: cleaning up never makes
-//! a write fail). It removes only regular files of the current user with a globo temporary
-//! name that have not been modified for [`STALE_TEMP_AGE`] (one hour), never a symbolic link.
-//! A writer that is alive modifies its temporary file as it writes and renames it away right
-//! after, so a file another process is using is never removed; no lock is needed, because the
-//! locks guard one data file each while a folder's temporary files belong to all of them. A
-//! residue therefore lives until the first write in its folder after it is an hour old.
+//! A write goes to a private temporary file in the destination's folder, unnamed on Linux
+//! (`O_TMPFILE`), so a writer killed half-way leaves nothing; elsewhere, or on filesystems
+//! without `O_TMPFILE`, a named `.globo-XXXXXX.tmp` (mode `0600`) that later writes in that
+//! folder remove once it is [`STALE_TEMP_AGE`] old ([`remove_stale_temp_files`]).
 //!
 //! # Owner and mode
 //!
-//! Every file written has mode `0600`. A file that replaces another ([`write_atomic`],
-//! [`AtomicFile`]) keeps the replaced file's owner and group where this process may set them
-//! (as root, or a group it belongs to), so an administrator running `app register` as root on a
-//! service's `users.json` does not leave the service unable to read it; without that right the
-//! new file belongs to the writer, like any new file. Only a file that cannot have been planted
-//! is inherited from: the very file the walk found (a name created or swapped in before the
-//! publish is ignored), with a single name, owned by root or the folder's owner, or in a folder
-//! others may not write (`root:app 0770`, `deploy:www 2775`: a service's usual home). Otherwise
-//! (a file of another user in `/tmp` or another world-writable folder, a hard-linked file) the
-//! new file stays the writer's. A group- or world-readable mode is not kept: `0600` is the
-//! point. Lock files get the owner and group of the file they guard (the file the walk found,
-//! whatever folder it is in: a lock is empty, so it gives nothing away), else of its folder, so
-//! a lock taken as root never locks the data's owner out (see [`ExclusiveLock`]).
-//!
-//! # Reading small files
-//!
-//! [`read_small`] reads a small file (a `.env`, a key file) whole, within a size bound, into a
-//! zeroized buffer. It opens with `O_NONBLOCK`, so a FIFO nobody writes to is refused at once
-//! instead of blocking forever, while a pipe with a writer (`--env-file <(cmd)`) is read to
-//! its end within [`SMALL_FILE_PIPE_WAIT`] (a writer silent for longer is an error).
+//! Every file written has mode `0600`. A file that replaces another keeps the replaced
+//! file's owner and group where this process may set them (as root, or a group it belongs
+//! to), so `app register` run as root on a service's `users.json` leaves the service able to
+//! read it; only from a file that cannot have been planted (the very file the walk found,
+//! with a single name, owned by root or the folder's owner, or in a folder others may not
+//! write). Lock files get the owner and group of the file they guard.
 //!
 //! # Symbolic links
 //!
-//! A deployment may link `secret.key`, `config.enc` or `users.json` (or their folder) to shared
-//! storage, so a replacing write never detaches a link: [`write_atomic`] and [`AtomicFile`]
-//! follow the links and replace the regular file at their end, atomically, with the temporary
-//! file in that file's folder; the link stays as it was. The file keeps its owner and group
-//! (above).
+//! A deployment may link `secret.key`, `config.enc` or `users.json` (or their folder) to
+//! shared storage: writes follow the links and replace the regular file at their end, and the
+//! link stays. Paths are walked one component at a time by descriptor, and every link must
+//! belong to root or to the owner of the file at the end (the owner rule), so a link planted
+//! by another user cannot redirect a write, a lock or a delete. Dangling links, links to
+//! anything but a regular file, and loops are refused; [`create_new`] never creates through a
+//! link.
 //!
-//! **By descriptor.** The path is walked one component at a time, each folder opened relative
-//! to the previous one without following a link (`openat(2)` with `O_NOFOLLOW |
-//! O_DIRECTORY`); a link met on the way, to a folder or as the last component, is opened
-//! itself (`O_PATH | O_NOFOLLOW`), its owner and text read from that one descriptor (`fstat(2)`,
-//! `readlinkat(fd, "")`, so a link swapped meanwhile cannot lend its owner to another's text),
-//! and its text walked the same way. The owner rule (below) is checked before the final folder
-//! is opened for reading. Every later step (the temporary file,
-//! the link and rename that publish it, the lock file, and the unlink of [`RemovableFile`]) is
-//! relative to the final folder's descriptor, so a folder of the path renamed or replaced by a
-//! link after the walk cannot redirect it.
-//!
-//! **The owner rule.** Every symbolic link the walk follows, to a folder as much as to the
-//! file, must belong to root or to the owner of the file at the end of the path (to the owner
-//! of the folder it will be created in, while it does not exist). So a link planted by another
-//! user, in any component of the path, cannot make globo, run as root or as the victim, write,
-//! lock or delete a file of the victim's. This is globo's own rule, applied in every folder; it
-//! is not Linux's `fs.protected_symlinks` (which applies only in sticky world-writable
-//! folders and compares the link's owner with the process following it).
-//!
-//! Refused, with an error naming the path and the reason, and nothing written: a dangling link
-//! (its target is not created), a link to anything but a regular file (a folder, a FIFO, a
-//! device), more than 40 links (a loop), and a link that breaks the owner rule.
-//! [`create_new`] never creates anything through a link as the last component: it fails with
-//! [`io::ErrorKind::AlreadyExists`] if the destination is a link, even a dangling one, so a new
-//! key is never written where a planted link points. [`ExclusiveLock`] locks `<target>.lock`
-//! beside the link's target, so the link and the target exclude each other; it refuses a link
-//! that breaks these rules, and a lock file that is a link, or not an empty regular file with a
-//! single name (a hard link to another file).
+//! How all of this is done (the system calls, kernel versions and filesystems, the owner
+//! rule, the races each step closes) is in
+//! [docs/files.md](https://github.com/globo-rs/globo/blob/main/docs/files.md).
 #![forbid(unsafe_code)]
 #[cfg(not(unix))]
 compile_error!("globo-fs walks paths by descriptor (openat, readlinkat): it needs a Unix system");
@@ -131,52 +76,22 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+mod error;
 mod link;
 mod remove;
 mod small;
 mod stale;
 mod temp;
 
+pub use error::FsError;
+pub use globo_report::{Report, with_causes};
 pub use link::resolve_link;
 pub use remove::RemovableFile;
 pub use small::{RegularFileRead, SMALL_FILE_PIPE_WAIT, read_small, read_small_regular};
 pub use stale::{STALE_TEMP_AGE, remove_stale_temp_files};
 use temp::{Kind, Publish, Temp};
-
-/// A file operation that failed, with the path it failed on.
-///
-/// The message names the operation and the path; the underlying [`io::Error`] is the
-/// [`source`](std::error::Error::source). File contents never appear in it.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot {operation} '{}': {source}", path.display())]
-pub struct FsError {
-    operation: &'static str,
-    path: PathBuf,
-    #[source]
-    source: io::Error,
-}
-
-impl FsError {
-    /// Wraps `source`, recording what was being done (`"read"`, `"write"`, ...) and to which path.
-    pub fn new(operation: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Self { operation, path: path.into(), source }
-    }
-
-    /// The path the operation failed on.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// What kind of I/O failure this was (for example [`io::ErrorKind::AlreadyExists`]).
-    pub fn kind(&self) -> io::ErrorKind {
-        self.source.kind()
-    }
-
-    /// The underlying I/O error, for callers that report the path themselves.
-    pub fn into_io_error(self) -> io::Error {
-        self.source
-    }
-}
+/// The `zeroize` crate, whose [`Zeroizing`](zeroize::Zeroizing) buffers [`read_small`] returns.
+pub use zeroize;
 
 /// The folder a path lives in (`.` for a bare file name).
 fn parent_dir(path: &Path) -> &Path {
@@ -210,6 +125,9 @@ fn write_with(
 /// Readers see the complete old content or the complete new one. If `path` is a symbolic link,
 /// the regular file at the end of the links is replaced, in its own folder, and the link stays
 /// (see [`resolve_link`] for the links that are refused).
+///
+/// Blocks until the file and its folder are flushed to disk (`fsync`); no copy of `bytes` is
+/// made.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     write_with(path, bytes, Publish::Replace, true).map(drop)
 }
@@ -219,6 +137,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 /// The content is complete before the name appears, so a reader never sees a partial file.
 /// Fails with [`io::ErrorKind::AlreadyExists`] (see [`FsError::kind`]) when the path exists,
 /// including when it is a dangling symbolic link: an existing file (a key) is never replaced.
+///
+/// Blocks until the file and its folder are flushed to disk (`fsync`).
 pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     write_with(path, bytes, Publish::NoClobber, true).map(drop)
 }
@@ -231,7 +151,7 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 /// [`resolve_link`], gives nothing) and its owner is taken only where a replaced file's would
 /// be (see the [crate docs](crate#owner-and-mode)). Without the right, if `like` cannot be
 /// inspected, or if it may have been planted, the file belongs to the writer, like any new
-/// file. Mode `0600`.
+/// file. Mode `0600`. Blocks until the file and its folder are flushed to disk (`fsync`).
 pub fn create_new_like(path: &Path, bytes: &[u8], like: &Path) -> Result<(), FsError> {
     let target = link::resolve(path, false)?;
     link::test_hook("resolved");
@@ -294,6 +214,8 @@ impl AtomicFile {
     }
 
     /// Flushes the content to disk and atomically replaces `path` with it (mode `0600`).
+    /// Blocks until the file and its folder are flushed (`fsync`): for a large file, as long
+    /// as the disk takes to write it.
     pub fn commit(self) -> Result<(), FsError> {
         self.temp.persist(Publish::Replace)
     }
@@ -344,7 +266,8 @@ pub struct ExclusiveLock {
 }
 
 impl ExclusiveLock {
-    /// Blocks until this process holds the lock guarding `path`.
+    /// Blocks until this process holds the lock guarding `path`: as long as another process
+    /// holds it, with no timeout (a lock is held for one read-modify-write cycle).
     ///
     /// Fails, before anything is created, when `path` is a link that may not be followed (see
     /// [`resolve_link`]): a lock beside the link itself would not exclude the processes going

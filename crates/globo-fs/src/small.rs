@@ -1,7 +1,7 @@
 //! Reading a small file (a `.env`, a key file) whole, with a size bound, without ever blocking
 //! forever on a pipe: neither one that nobody writes to nor one whose writer stays silent.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -40,13 +40,17 @@ const FIRST_PIPE_BUFFER: u64 = 8 * 1024;
 /// `max_len + 1` bytes are read, so an endless or huge file cannot exhaust memory. A folder
 /// is an error. Messages name the path, never content.
 ///
+/// Blocks on the read; on a pipe, up to [`SMALL_FILE_PIPE_WAIT`] in total. Allocates up to
+/// `max_len + 1` bytes: a regular file's size (plus one), a pipe's data in doubling buffers.
+///
 /// ```
 /// # fn main() -> Result<(), globo_fs::FsError> {
 /// let dir = tempfile::tempdir().map_err(|e| globo_fs::FsError::new("create", ".", e))?;
 /// let path = dir.path().join(".env");
 /// assert!(globo_fs::read_small(&path, 1024)?.is_none());
 /// globo_fs::write_atomic(&path, b"A=1\n")?;
-/// assert_eq!(globo_fs::read_small(&path, 1024)?.as_deref().map(|b| b.as_slice()), Some(&b"A=1\n"[..]));
+/// let read: Option<globo_fs::zeroize::Zeroizing<Vec<u8>>> = globo_fs::read_small(&path, 1024)?;
+/// assert_eq!(read.as_deref().map(|b| b.as_slice()), Some(&b"A=1\n"[..]));
 /// assert!(globo_fs::read_small(&path, 2).is_err());
 /// # Ok(()) }
 /// ```
@@ -64,6 +68,7 @@ pub type RegularFileRead = (Zeroizing<Vec<u8>>, std::fs::Metadata);
 /// checked on the file opened (with `O_NONBLOCK`, so opening a FIFO never blocks), not on the
 /// path before opening it, so nothing swapped in between is read. Also returns the
 /// metadata of the file read (its permissions, say), not of whatever the path names now.
+/// Allocates the file's size plus one byte, at most `max_len + 1`.
 pub fn read_small_regular(path: &Path, max_len: u64) -> Result<Option<RegularFileRead>, FsError> {
     let Some((file, metadata)) = open_small(path)? else { return Ok(None) };
     if !metadata.is_file() {
@@ -179,17 +184,18 @@ fn grow(buffer: &mut Zeroizing<Vec<u8>>, filled: usize, len: usize) {
     *buffer = bigger;
 }
 
-/// Opens for reading with `O_NONBLOCK` (and `O_NOCTTY`), so opening a FIFO without a writer
-/// returns at once instead of waiting for one.
+/// Opens for reading with `O_NONBLOCK` (and `O_NOCTTY`, `O_CLOEXEC`), so opening a FIFO
+/// without a writer returns at once instead of waiting for one.
+#[cfg(unix)]
 fn open_nonblocking(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
-    }
-    options.open(path)
+    use rustix::fs::{CWD, Mode, OFlags, openat};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    Ok(File::from(openat(CWD, path, flags, Mode::empty())?))
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    File::open(path)
 }
 
 #[cfg(unix)]
@@ -242,6 +248,7 @@ fn wait_for_data(_file: &File, _deadline: Instant, _pipe_wait: Duration) -> io::
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use std::fs::OpenOptions;
 
     fn mkfifo(path: &Path) {
         use rustix::fs::{CWD, FileType, Mode, mknodat};
@@ -266,7 +273,7 @@ mod tests {
         let result = wait.recv_timeout(Duration::from_secs(60)).expect("read_small hung");
         let error = result.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut, "{error}");
-        let message = error.to_string();
+        let message = crate::with_causes(&error);
         assert!(message.contains(&path.display().to_string()), "{message}");
         assert!(message.contains("no data from the pipe within 0.2 s"), "{message}");
     }

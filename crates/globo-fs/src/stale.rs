@@ -39,7 +39,8 @@ pub const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
 /// [`write_atomic`](crate::write_atomic), [`create_new`](crate::create_new) and
 /// [`AtomicFile::commit`](crate::AtomicFile::commit) call this on the destination's folder
 /// after every successful write, ignoring its errors. Call it directly to report what was
-/// removed, for example from a maintenance command.
+/// removed, for example from a maintenance command. Blocks while it lists the whole folder
+/// (time grows with the number of entries); allocates only the paths it returns.
 ///
 /// ```
 /// # fn main() -> Result<(), globo_fs::FsError> {

@@ -196,7 +196,7 @@ fn failures_leave_nothing_behind() {
     // A missing folder is reported with its path.
     let err = write_atomic(&dir.path().join("missing/users.json"), b"{}").unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
-    assert!(err.to_string().contains("missing"), "{err}");
+    assert!(crate::with_causes(&err).contains("missing"), "{err}");
 }
 
 #[test]
@@ -522,7 +522,7 @@ fn a_link_planted_by_another_user_is_not_written_through() {
             "write_atomic" => write_atomic(&link, NEW).unwrap_err(),
             _ => AtomicFile::create(&link).unwrap_err(),
         };
-        assert!(err.to_string().contains("owner uid 4321"), "{job}: {err}");
+        assert!(crate::with_causes(&err).contains("owner uid 4321"), "{job}: {err}");
     }
     assert_eq!(fs::read(&victim).unwrap(), OLD);
     assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
@@ -648,7 +648,7 @@ fn a_folder_swapped_for_a_link_after_the_check_redirects_no_write_lock_or_remova
                 assert!(!app.join("d.old/shadow").exists());
             }
             _ => {
-                let err = result.unwrap_err().to_string();
+                let err = crate::with_causes(&result.unwrap_err());
                 assert!(err.contains("replaced by another file"), "{job}: {err}");
                 assert_eq!(fs::read(app.join("d/shadow")).unwrap(), b"other");
             }
@@ -675,7 +675,7 @@ fn a_folder_link_of_another_user_on_the_path_is_not_followed() {
             "remove" => RemovableFile::open(&path).and_then(RemovableFile::remove),
             _ => create_new(&app.join("d/new.key"), NEW),
         };
-        let err = result.unwrap_err().to_string();
+        let err = crate::with_causes(&result.unwrap_err());
         assert!(err.contains("owner uid 4321"), "{job}: {err}");
         assert_eq!(fs::read(etc.join("shadow")).unwrap(), b"root's secret", "{job}");
         assert_eq!(fs::read_dir(&etc).unwrap().count(), 1, "{job}: a file appeared in etc");
@@ -701,7 +701,7 @@ fn a_hard_linked_lock_file_is_refused_and_never_given_away() {
         let lock = d.join("users.json.lock");
         let _ = fs::remove_file(&lock);
         fs::hard_link(&sudoers, &lock).unwrap();
-        let err = ExclusiveLock::acquire(&users).unwrap_err().to_string();
+        let err = crate::with_causes(&ExclusiveLock::acquire(&users).unwrap_err());
         assert!(err.contains("single name"), "{err}");
         let meta = fs::metadata(&sudoers).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (0, 0), "the hard-linked file was given away");
@@ -892,7 +892,7 @@ fn a_link_swapped_while_it_is_read_is_judged_by_the_link_read() {
         },
         || write_atomic(&link, NEW),
     );
-    let err = result.unwrap_err().to_string();
+    let err = crate::with_causes(&result.unwrap_err());
     assert!(err.contains("owner uid 4321"), "{err}");
     assert_eq!(fs::read(&shadow).unwrap(), b"root's secret");
 }
@@ -905,7 +905,7 @@ fn owner_rule_child() {
     let Some(path) = std::env::var_os("GLOBO_FS_TEST_OWNER_RULE_PATH") else { return };
     let outcome = match write_atomic(Path::new(&path), NEW) {
         Ok(()) => "written".to_string(),
-        Err(e) => e.to_string(),
+        Err(e) => format!("{:#}", crate::Report::new(&e)),
     };
     writeln!(io::stdout(), "OUTCOME: {outcome}").unwrap();
 }

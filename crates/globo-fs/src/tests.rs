@@ -101,7 +101,7 @@ fn a_write_through_a_dangling_link_a_loop_or_a_link_to_a_non_file_is_refused() {
     for (name, why) in cases {
         for job in 0..4 {
             let err = replace_with(job, &d.join(name), b"new").unwrap_err();
-            let message = err.to_string();
+            let message = crate::with_causes(&err);
             assert!(message.contains(name) && message.contains(why), "{name} {job}: {message}");
             assert!(fs::symlink_metadata(d.join(name)).unwrap().file_type().is_symlink());
         }
@@ -151,7 +151,7 @@ fn a_symlinked_lock_file_is_refused_and_its_target_untouched() {
     let target = dir.path().join("elsewhere");
     std::os::unix::fs::symlink(&target, lock_path_for(&path)).unwrap();
     let err = ExclusiveLock::acquire(&path).unwrap_err();
-    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert!(crate::with_causes(&err).contains("symbolic link"), "{err}");
     assert!(!target.exists(), "the link's target must not be created");
 }
 
@@ -204,7 +204,7 @@ fn a_hard_link_added_after_open_stops_the_removal() {
     let removable = crate::RemovableFile::open(&path).unwrap();
     assert_eq!(removable.links(), 1);
     fs::hard_link(&path, dir.path().join("kept")).unwrap();
-    let err = removable.remove().unwrap_err().to_string();
+    let err = crate::with_causes(&removable.remove().unwrap_err());
     assert!(err.contains("another name"), "{err}");
     assert_eq!(fs::read(&path).unwrap(), b"plain");
     // One with a single name again is removed.

@@ -28,15 +28,15 @@ fn reads_a_regular_file_and_reports_a_missing_one_as_none() {
     assert_eq!(read_small(&path, 4).unwrap().unwrap().as_slice(), b"A=1\n");
     let error = read_small(&path, 3).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidData);
-    assert!(error.to_string().contains("larger than 3 bytes"), "{error}");
-    assert!(!error.to_string().contains("A=1"), "{error}");
+    assert!(globo_fs::with_causes(&error).contains("larger than 3 bytes"), "{error}");
+    assert!(!globo_fs::with_causes(&error).contains("A=1"), "{error}");
 }
 
 #[test]
 fn a_folder_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let error = read_small(dir.path(), 16).unwrap_err();
-    assert!(error.to_string().contains("folder"), "{error}");
+    assert!(globo_fs::with_causes(&error).contains("folder"), "{error}");
 }
 
 #[cfg(unix)]
@@ -61,7 +61,7 @@ fn a_fifo_without_a_writer_is_refused_not_waited_for() {
     mkfifo(&path);
     let error = read_guarded(&path, 1024).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::WouldBlock, "{error}");
-    let message = error.to_string();
+    let message = globo_fs::with_causes(&error);
     assert!(message.contains(&path.display().to_string()), "{message}");
     assert!(message.contains("no writer"), "{message}");
 }

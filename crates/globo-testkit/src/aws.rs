@@ -21,7 +21,10 @@ pub fn moto() -> Option<Emulator> {
     match Emulator::start(Options::default()) {
         Ok(emulator) => Some(emulator),
         Err(error) => {
-            crate::missing(&format!("the moto emulator ({error})"));
+            crate::missing(&format!(
+                "the moto emulator ({:#})",
+                globo_emulator::Report::new(&error)
+            ));
             None
         }
     }

@@ -2,9 +2,9 @@
 //! one secrets interface that reads `.env` in development and AWS Secrets Manager in
 //! production, and the key's home (a key file, or a Secrets Manager secret) in one call.
 //!
-//! This crate re-exports the four libraries, plus [`with_causes`] to report their errors and
-//! [`harden_process`] for programs that hold secrets; depend on one of them directly when that
-//! is all you need.
+//! This crate re-exports the four libraries, plus [`with_causes`] and [`Report`] to report
+//! their errors and [`harden_process`] for programs that hold secrets; depend on one of them
+//! directly when that is all you need (each re-exports `Report` and `with_causes` too).
 #![forbid(unsafe_code)]
 
 mod error;
@@ -18,27 +18,20 @@ pub use globo_crypto as crypto;
 pub use globo_keys as keys;
 pub use globo_secrets as secrets;
 
-use std::error::Error;
-use std::fmt::Write as _;
-
+#[doc(inline)]
+pub use globo_report::Report;
 /// An error's message followed by its `source()` chain, one indented `caused by:` line each:
 /// how the binaries and the demo report a failure. globo's errors never hold a password, key or
-/// secret value, so the report is safe to print or log.
+/// secret value, so the report is safe to print or log. Re-exported from globo-report, whose
+/// [`Report`] is the same as a `Display` adapter (every globo library re-exports both).
 ///
 /// ```
 /// let error = globo::crypto::KeyFile::load("no-such.key".as_ref()).unwrap_err();
 /// let report = globo::with_causes(&error);
 /// assert!(report.starts_with("key file 'no-such.key' not found"));
 /// ```
-pub fn with_causes(error: &(dyn Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let _ = write!(message, "\n  caused by: {cause}");
-        source = cause.source();
-    }
-    message
-}
+#[doc(inline)]
+pub use globo_report::with_causes;
 
 // The README's Rust examples are compiled and run as doc tests of this crate.
 #[cfg(doctest)]
