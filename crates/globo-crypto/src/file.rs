@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::keyring::decrypt_raw;
-use crate::stream::{self, StreamError};
-use crate::token::{RawToken, unix_now};
+use crate::fernet::{self, Opened, StreamError, Threads};
+use crate::time::unix_now;
 use crate::{CryptoError, Key, KeySet, Plaintext, TokenInfo};
 
 /// Reads the token stored in a ciphertext file.
@@ -95,16 +94,11 @@ pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<()
     let mut iv = [0u8; 16];
     getrandom::fill(&mut iv).map_err(|_| CryptoError::Random)?;
     let out = globo_fs::AtomicFile::create(ciphertext)?;
-    let sink = stream::WriteSink::new(out);
-    // Writing to the file costs about as much as the page faults of a new large buffer.
-    let mode = if size.is_none_or(|n| n >= stream::PARALLEL_MIN) {
-        stream::EncryptMode::MacWhileEncrypting
-    } else {
-        stream::EncryptMode::Serial
-    };
+    let sink = fernet::WriteSink::new(out, fernet::CHUNK);
     // Streamed: the plaintext is read in chunks and the token written as it is made, so memory
     // stays bounded whatever the file's size; the file replaces `ciphertext` only once complete.
-    let out = stream::encrypt_stream(key, &iv, unix_now(), &mut input, sink, size, mode)
+    let threads = Threads::for_len(size);
+    let out = fernet::encrypt_stream(key, &iv, unix_now(), &mut input, sink, size, threads)
         .map_err(|e| match e {
             StreamError::Read(e) => CryptoError::io("read", plaintext, e),
             StreamError::Write(e) => CryptoError::io("write", ciphertext, e),
@@ -126,28 +120,29 @@ pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<()
 /// only then decrypted in place: peak memory is about the size of the plaintext. The same
 /// strictness as [`read_token_file`] and [`crate::decrypt`] applies.
 pub fn decrypt_file_to_memory(keys: &impl KeySet, path: &Path) -> Result<Plaintext, CryptoError> {
-    decrypt_file(keys, path, None).map(Plaintext::from)
+    decrypt_file(keys.keys(), path, None).map(|opened| Plaintext::from(opened.plaintext))
 }
 
+/// Decrypts a ciphertext file with the one decoder (see `fernet::decrypt`).
 fn decrypt_file(
-    keys: &impl KeySet,
+    keys: &[Key],
     path: &Path,
     age: Option<(u64, u64)>,
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+) -> Result<Opened, CryptoError> {
     let file = open_ciphertext(path)?;
     let metadata = file.metadata().map_err(|e| CryptoError::io("read", path, e))?;
     if !metadata.is_file() {
-        // A pipe or a device (`--in /dev/stdin`) has no length to size the buffer with: read
-        // it whole, within a bound.
-        return crate::decrypt_str(keys, &read_unsized_token(file, path)?, age);
+        // A pipe or a device (`/dev/stdin`) has no length to size the buffer with: read it
+        // whole, within a bound.
+        return fernet::open_token(keys, &read_unsized_token(file, path)?, age);
     }
     let len = usize::try_from(metadata.len()).map_err(|_| CryptoError::Decryption)?;
     // A token is a multiple of 4 characters; one more can only be the trailing newline.
     let newline = len % 4 == 1;
     let chars = if newline { len - 1 } else { len };
-    let parallel = chars / 4 * 3 >= stream::PARALLEL_MIN;
-    let source = stream::ReaderSource::new(file, newline);
-    stream::decrypt_stream(keys.keys(), age, chars, source, parallel).map_err(|e| match e {
+    let threads = Threads::for_len(Some(chars / 4 * 3));
+    let source = fernet::ReaderSource::new(file, newline);
+    fernet::decrypt_stream(keys, age, chars, source, threads).map_err(|e| match e {
         StreamError::Read(e) => CryptoError::io("read", path, e),
         _ => CryptoError::Decryption,
     })
@@ -159,7 +154,8 @@ pub fn decrypt_file_with_max_age(
     path: &Path,
     max_age_secs: u64,
 ) -> Result<Plaintext, CryptoError> {
-    decrypt_file(keys, path, Some((max_age_secs, unix_now()))).map(Plaintext::from)
+    decrypt_file(keys.keys(), path, Some((max_age_secs, unix_now())))
+        .map(|opened| Plaintext::from(opened.plaintext))
 }
 
 /// The file [`remove_plaintext_verified`] would delete for `plaintext`: `plaintext` itself, or,
@@ -284,8 +280,8 @@ pub fn inspect_file(path: &Path) -> Result<TokenInfo, CryptoError> {
         let len = usize::try_from(metadata.len()).map_err(|_| CryptoError::MalformedToken)?;
         let newline = len % 4 == 1;
         let chars = if newline { len - 1 } else { len };
-        let source = stream::ReaderSource::new(file, newline);
-        return match stream::inspect_stream(chars, source) {
+        let source = fernet::ReaderSource::new(file, newline);
+        return match fernet::inspect_stream(chars, source) {
             Ok((timestamp, ciphertext_len)) => Ok(TokenInfo { timestamp, ciphertext_len }),
             Err(StreamError::Read(e)) => Err(CryptoError::io("read", path, e)),
             Err(_) => Err(CryptoError::MalformedToken),
@@ -341,16 +337,19 @@ fn read_unsized_token(file: File, path: &Path) -> Result<String, CryptoError> {
     String::from_utf8(text).map_err(|_| CryptoError::Decryption)
 }
 
+/// Re-encrypts the file at `path` under `keys`' primary key, keeping its timestamp; `false`
+/// when it already is under the primary key. Decrypted by the one decoder, as
+/// [`decrypt_file_to_memory`] decrypts it.
 pub(crate) fn reencrypt_file(keys: &crate::Keyring, path: &Path) -> Result<bool, CryptoError> {
-    let token = read_token_file(path)?;
-    let raw = RawToken::parse(&token)
-        .map_err(|_| CryptoError::RotationUndecryptable { path: path.to_path_buf() })?;
-    if raw.decrypt(keys.primary(), None).is_ok() {
+    let opened = decrypt_file(keys.keys(), path, None).map_err(|e| match e {
+        CryptoError::Decryption => CryptoError::RotationUndecryptable { path: path.to_path_buf() },
+        other => other,
+    })?;
+    if opened.key_index == 0 {
         return Ok(false);
     }
-    let plaintext = decrypt_raw(keys, &raw, None)
-        .map_err(|_| CryptoError::RotationUndecryptable { path: path.to_path_buf() })?;
-    let rotated = crate::token::encrypt_at_time(keys.primary(), &plaintext, raw.timestamp())?;
+    let plaintext = opened.plaintext;
+    let rotated = fernet::encrypt_at_time(keys.primary(), &plaintext, opened.timestamp)?;
     // Check the new token before it replaces the old one.
     let check = crate::decrypt(keys.primary(), &rotated)?;
     if check.as_slice() != plaintext.as_slice() {

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::CryptoError;
-use crate::token::STRICT_URL_SAFE;
+use crate::fernet::STRICT_URL_SAFE;
 
 /// Length of an encoded key: 32 bytes in URL-safe base64 with padding.
 pub const ENCODED_KEY_LEN: usize = 44;

@@ -2,9 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use zeroize::Zeroizing;
-
-use crate::token::{self, RawToken};
 use crate::{CryptoError, Key, KeyFile};
 
 /// Something that holds the keys a token may be decrypted with: a [`Key`] or a [`Keyring`].
@@ -56,11 +53,11 @@ impl Keyring {
     }
 
     /// Re-encrypts a token under the primary key, keeping its timestamp (as Python's
-    /// `MultiFernet.rotate`). The token may be under any key of the ring.
+    /// `MultiFernet.rotate`). The token may be under any key of the ring; it is decrypted as
+    /// [`crate::decrypt`] decrypts it. Allocates about twice the token's size.
     pub fn rotate(&self, token: &str) -> Result<String, CryptoError> {
-        let raw = RawToken::parse(token)?;
-        let plaintext = decrypt_raw(self, &raw, None)?;
-        token::encrypt_at_time(self.primary(), &plaintext, raw.timestamp())
+        let opened = crate::fernet::open_token(&self.keys, token, None)?;
+        crate::fernet::encrypt_at_time(self.primary(), &opened.plaintext, opened.timestamp)
     }
 }
 
@@ -68,19 +65,6 @@ impl From<Key> for Keyring {
     fn from(key: Key) -> Self {
         Self::new(key)
     }
-}
-
-pub(crate) fn decrypt_raw(
-    keys: &impl KeySet,
-    raw: &RawToken,
-    age: Option<(u64, u64)>,
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    for key in keys.keys() {
-        if let Ok(plaintext) = raw.decrypt(key, age) {
-            return Ok(plaintext);
-        }
-    }
-    Err(CryptoError::Decryption)
 }
 
 /// The keyring for a current key and a staged next one, as every reader and writer uses it:

@@ -38,14 +38,15 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod fernet;
 mod file;
 mod key;
 mod keyring;
+#[cfg(test)]
+mod one_decoder_tests;
 mod plaintext;
 mod rotation;
-mod stream;
 mod time;
-mod token;
 
 pub use error::CryptoError;
 pub use file::{
@@ -62,12 +63,10 @@ pub use rotation::{
 /// The zeroizing buffer decryption returns, re-exported so callers need no `zeroize` dependency.
 pub use zeroize::Zeroizing;
 
-use crate::token::RawToken;
-
 /// Encrypts `plaintext` into a Fernet token (URL-safe base64 text) timestamped now, with a
 /// fresh random IV. Fails only if the OS random number generator does.
 pub fn encrypt(key: &Key, plaintext: &[u8]) -> Result<String, CryptoError> {
-    token::encrypt_at_time(key, plaintext, token::unix_now())
+    fernet::encrypt_at_time(key, plaintext, time::unix_now())
 }
 
 /// Decrypts a token with any of `keys` (a [`Key`] or a [`Keyring`]), whatever its age.
@@ -75,7 +74,7 @@ pub fn encrypt(key: &Key, plaintext: &[u8]) -> Result<String, CryptoError> {
 /// Any failure (wrong key, tampering, truncation, a non-canonical encoding, surrounding
 /// whitespace) is [`CryptoError::Decryption`].
 pub fn decrypt(keys: &impl KeySet, token: &str) -> Result<Plaintext, CryptoError> {
-    decrypt_str(keys, token, None).map(Plaintext::from)
+    fernet::open_token(keys.keys(), token, None).map(|opened| Plaintext::from(opened.plaintext))
 }
 
 /// Like [`decrypt`], and also fails (with the same opaque error) when the token's timestamp is
@@ -86,19 +85,8 @@ pub fn decrypt_with_max_age(
     token: &str,
     max_age_secs: u64,
 ) -> Result<Plaintext, CryptoError> {
-    decrypt_str(keys, token, Some((max_age_secs, token::unix_now()))).map(Plaintext::from)
-}
-
-/// Decrypts a token held in memory through the single-pass decoder (`stream.rs`).
-pub(crate) fn decrypt_str(
-    keys: &impl KeySet,
-    token: &str,
-    age: Option<(u64, u64)>,
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    let parallel = token.len() / 4 * 3 >= stream::PARALLEL_MIN;
-    let source = stream::SliceSource::new(token.as_bytes());
-    stream::decrypt_stream(keys.keys(), age, token.len(), source, parallel)
-        .map_err(|_| CryptoError::Decryption)
+    fernet::open_token(keys.keys(), token, Some((max_age_secs, time::unix_now())))
+        .map(|opened| Plaintext::from(opened.plaintext))
 }
 
 /// What anyone can read from a token without the key: when it was made and how big it is.
@@ -130,6 +118,7 @@ impl TokenInfo {
 /// Reads a token's timestamp and size without decrypting it. A string that is not the
 /// canonical encoding of a structurally valid token is [`CryptoError::MalformedToken`].
 pub fn inspect(token: &str) -> Result<TokenInfo, CryptoError> {
-    let raw = RawToken::parse(token).map_err(|_| CryptoError::MalformedToken)?;
-    Ok(TokenInfo { timestamp: raw.timestamp(), ciphertext_len: raw.ciphertext_len() })
+    let (timestamp, ciphertext_len) = fernet::inspect_token(token)?;
+    Ok(TokenInfo { timestamp, ciphertext_len })
 }
+

@@ -281,7 +281,7 @@ fn write_retired(key_path: &Path, key: &Key) -> Result<PathBuf, CryptoError> {
     let base = format!(
         "{}{}",
         retired_prefix(key_path),
-        crate::time::compact_utc(crate::token::unix_now())
+        crate::time::compact_utc(crate::time::unix_now())
     );
     for n in 1..1000 {
         let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
