@@ -124,11 +124,7 @@ pub fn decrypt_file_to_memory(keys: &impl KeySet, path: &Path) -> Result<Plainte
 }
 
 /// Decrypts a ciphertext file with the one decoder (see `fernet::decrypt`).
-fn decrypt_file(
-    keys: &[Key],
-    path: &Path,
-    age: Option<(u64, u64)>,
-) -> Result<Opened, CryptoError> {
+fn decrypt_file(keys: &[Key], path: &Path, age: Option<(u64, u64)>) -> Result<Opened, CryptoError> {
     let file = open_ciphertext(path)?;
     let metadata = file.metadata().map_err(|e| CryptoError::io("read", path, e))?;
     if !metadata.is_file() {

@@ -121,4 +121,3 @@ pub fn inspect(token: &str) -> Result<TokenInfo, CryptoError> {
     let (timestamp, ciphertext_len) = fernet::inspect_token(token)?;
     Ok(TokenInfo { timestamp, ciphertext_len })
 }
-

@@ -137,8 +137,8 @@ fn every_route_agrees_on_every_keyring_and_token() {
     let mut compared = 0;
     for size in [0usize, 5, 16, 1000, crate::fernet::PARALLEL_MIN + 7] {
         let plaintext: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-        let token = crate::fernet::encrypt_from_parts(&right, &plaintext, 1_700_000_000, &[9; 16])
-            .unwrap();
+        let token =
+            crate::fernet::encrypt_from_parts(&right, &plaintext, 1_700_000_000, &[9; 16]).unwrap();
         // Large tokens: the valid token and a few edits only (each route reads it whole).
         let tokens = if size > 100_000 {
             vec![token.clone(), variants(&token)[1].clone(), token[..token.len() - 4].into()]
@@ -151,7 +151,10 @@ fn every_route_agrees_on_every_keyring_and_token() {
                 let all = outcomes(&ring, t, dir.path());
                 let (_, first) = &all[0];
                 for (name, outcome) in &all[1..] {
-                    assert_eq!(outcome, first, "{name} vs decrypt: size {size}, ring {keys:?}, #{i}");
+                    assert_eq!(
+                        outcome, first,
+                        "{name} vs decrypt: size {size}, ring {keys:?}, #{i}"
+                    );
                 }
                 if i == 0 {
                     let expected = decrypts.then(|| (plaintext.clone(), 1_700_000_000));

@@ -6,7 +6,6 @@ use std::io;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
-
 /// URL-safe base64 that accepts only the canonical encoding: the alphabet `A-Z a-z 0-9 - _`,
 /// exactly the right number of `=`, zero padding bits, nothing else (no whitespace, no junk).
 /// Lenient decoders let one token have many spellings (fernet/spec PR #11).

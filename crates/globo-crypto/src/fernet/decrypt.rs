@@ -27,8 +27,8 @@ use hmac::Mac as _;
 use zeroize::Zeroizing;
 
 use super::base64::{decode_full_quads, decode_last_quad};
-use super::format::{Aes128CbcDec, BLOCK, HEADER_LEN, HmacSha256, TAG_LEN, VERSION, fresh, mac};
 use super::format::raw_len;
+use super::format::{Aes128CbcDec, BLOCK, HEADER_LEN, HmacSha256, TAG_LEN, VERSION, fresh, mac};
 use super::io::{CharSource, StreamError};
 use super::pipeline::{self, PIECE_CHARS, Threads};
 use crate::Key;
@@ -267,8 +267,7 @@ pub(crate) fn decrypt_stream(
     // matched; among those that match, the first whose padding is valid decrypts.
     let mut matched = None;
     for (i, (key, m)) in keys.iter().zip(auth.macs).enumerate() {
-        if m.verify_slice(tag).is_ok() && matched.is_none() && padding_valid(key, &iv, ciphertext)
-        {
+        if m.verify_slice(tag).is_ok() && matched.is_none() && padding_valid(key, &iv, ciphertext) {
             matched = Some(i);
         }
     }

@@ -328,9 +328,8 @@ mod tests {
     fn stream_token(key: &Key, plaintext: &[u8], iv: &[u8; 16], threads: Threads) -> String {
         let mut input = plaintext;
         let sink = StringSink::with_capacity(token_len(plaintext.len()));
-        let out = encrypt_stream(key, iv, 1_234, &mut input, sink, None, threads)
-            .unwrap()
-            .into_string();
+        let out =
+            encrypt_stream(key, iv, 1_234, &mut input, sink, None, threads).unwrap().into_string();
         assert_eq!(out.len(), token_len(plaintext.len()), "token_len is exact");
         assert_eq!(out.capacity(), out.len(), "never reallocated");
         out
@@ -341,9 +340,8 @@ mod tests {
         let sink = WriteSink::new(Vec::new(), CHUNK);
         // The exact size as the hint here; none in `stream_token`.
         let hint = Some(plaintext.len());
-        let out = encrypt_stream(key, iv, 1_234, &mut input, sink, hint, threads)
-            .unwrap()
-            .into_inner();
+        let out =
+            encrypt_stream(key, iv, 1_234, &mut input, sink, hint, threads).unwrap().into_inner();
         String::from_utf8(out).unwrap()
     }
 
