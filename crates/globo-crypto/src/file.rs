@@ -18,6 +18,9 @@ use crate::{CryptoError, Key, KeySet, Plaintext, TokenInfo};
 /// alphabet, so it also accepts newlines inside the token); globo accepts only what is
 /// unambiguous. A missing file is [`CryptoError::CiphertextNotFound`]; a file that is not text
 /// is [`CryptoError::Decryption`].
+///
+/// Blocks on file I/O and allocates the whole file, whatever its size: to decrypt a file, use
+/// [`decrypt_file_to_memory`], which never holds the token's text.
 pub fn read_token_file(path: &Path) -> Result<String, CryptoError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -73,7 +76,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// `0600`). The plaintext file is left in place; see [`remove_plaintext_verified`].
 ///
 /// Refuses ([`CryptoError::KeyFileProtected`]) to write over a file that holds a Fernet key
-/// (`--out secret.key` by mistake), and ([`CryptoError::SameFile`]) over its own plaintext.
+/// (an output named `secret.key` by mistake), and ([`CryptoError::SameFile`]) over its own
+/// plaintext.
+///
+/// Blocks on file I/O. Memory stays a few 96 KiB chunks whatever the file's size. With the
+/// `parallel` feature, a file of 1 MiB or more (or a pipe, whose size is unknown) is encrypted
+/// on a scoped thread while this one encodes and writes.
 pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<(), CryptoError> {
     if same_file(plaintext, ciphertext) {
         return Err(CryptoError::SameFile { path: plaintext.to_path_buf() });
@@ -119,6 +127,9 @@ pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<()
 /// (the text of the token is never held whole), which is authenticated over the whole token and
 /// only then decrypted in place: peak memory is about the size of the plaintext. The same
 /// strictness as [`read_token_file`] and [`crate::decrypt`] applies.
+///
+/// Blocks on file I/O; allocates the plaintext's size (a pipe or a device, which has no size,
+/// is read whole first, up to 512 MiB). Uses threads as [`crate::decrypt`] does.
 pub fn decrypt_file_to_memory(keys: &impl KeySet, path: &Path) -> Result<Plaintext, CryptoError> {
     decrypt_file(keys.keys(), path, None).map(|opened| Plaintext::from(opened.plaintext))
 }
@@ -145,6 +156,7 @@ fn decrypt_file(keys: &[Key], path: &Path, age: Option<(u64, u64)>) -> Result<Op
 }
 
 /// Decrypts a ciphertext file into memory, refusing a token older than `max_age_secs` seconds.
+/// Blocks, allocates and uses threads as [`decrypt_file_to_memory`] does.
 pub fn decrypt_file_with_max_age(
     keys: &impl KeySet,
     path: &Path,
@@ -162,7 +174,7 @@ pub fn decrypt_file_with_max_age(
 /// `/dev/stdin`, a FIFO, a device, a folder: [`CryptoError::NotRegularFile`]), a file with
 /// other names ([`CryptoError::PlaintextHardLinked`]: deleting one name would not delete the
 /// plaintext), and a link that may not be followed (dangling, a loop, a link on the path owned
-/// by someone other than root or the file's owner: [`CryptoError::File`]).
+/// by someone other than root or the file's owner: [`CryptoError::File`]). Blocks on file I/O.
 pub fn removable_plaintext(plaintext: &Path) -> Result<PathBuf, CryptoError> {
     open_removable(plaintext).map(|file| file.path().to_path_buf())
 }
@@ -204,6 +216,9 @@ fn open_removable(plaintext: &Path) -> Result<globo_fs::RemovableFile, CryptoErr
 /// meanwhile cannot redirect the deletion. If the check fails the plaintext is kept and
 /// [`CryptoError::VerificationFailed`] (or the decryption error) is returned. A plaintext that
 /// is one of `keys` itself is never deleted ([`CryptoError::KeyFileProtected`]).
+///
+/// Blocks on file I/O; allocates the plaintext's size once (the decryption), compared with the
+/// file in 64 KiB pieces.
 pub fn remove_plaintext_verified(
     keys: &impl KeySet,
     plaintext: &Path,
@@ -268,6 +283,9 @@ pub(crate) fn sync_parent(path: &Path) -> Result<(), CryptoError> {
 }
 
 /// What a ciphertext file's token reveals without the key (see [`crate::inspect`]).
+///
+/// Blocks on file I/O; reads the file in 96 KiB pieces (a pipe or a device is read whole
+/// first, up to 512 MiB).
 pub fn inspect_file(path: &Path) -> Result<TokenInfo, CryptoError> {
     let file = open_ciphertext(path)?;
     let metadata = file.metadata().map_err(|e| CryptoError::io("read", path, e))?;

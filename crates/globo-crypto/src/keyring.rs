@@ -47,14 +47,15 @@ impl Keyring {
         &self.keys[0]
     }
 
-    /// Encrypts with the primary key.
+    /// Encrypts with the primary key; allocates and uses threads as [`crate::encrypt`] does.
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<String, CryptoError> {
         crate::encrypt(self.primary(), plaintext)
     }
 
     /// Re-encrypts a token under the primary key, keeping its timestamp (as Python's
     /// `MultiFernet.rotate`). The token may be under any key of the ring; it is decrypted as
-    /// [`crate::decrypt`] decrypts it. Allocates about twice the token's size.
+    /// [`crate::decrypt`] decrypts it. Allocates the plaintext and the new token (together
+    /// about twice the token's size); uses threads as [`crate::decrypt`] does.
     pub fn rotate(&self, token: &str) -> Result<String, CryptoError> {
         let opened = crate::fernet::open_token(&self.keys, token, None)?;
         crate::fernet::encrypt_at_time(self.primary(), &opened.plaintext, opened.timestamp)
@@ -112,7 +113,7 @@ const READ_ATTEMPTS: usize = 16;
 /// (a rotation ran in between), `read` runs again with them; if not, the failure is real (a
 /// wrong key, a tampered file) and is returned. Keys are random and never come back, so
 /// unchanged keys mean no rotation step happened meanwhile. `read` runs at most 16 times and
-/// should only read. A failure of `load` is the outer error; the result of the last `read` is
+/// should only read. Blocks for as long as `load` and `read` do. A failure of `load` is the outer error; the result of the last `read` is
 /// the inner result.
 ///
 /// ```
@@ -167,7 +168,7 @@ impl KeySet for LoadedKeys {
 
 impl LoadedKeys {
     /// Loads `key_path` and, if present, its `.next` companion (beside the file at the end of
-    /// `key_path`'s symbolic links, if it is one).
+    /// `key_path`'s symbolic links, if it is one). Blocks on file I/O (two small reads).
     pub fn load(key_path: &Path) -> Result<Self, CryptoError> {
         let key_path = &key_file_path(key_path);
         // The next key is read first: a rotation installs it as the key file before removing
