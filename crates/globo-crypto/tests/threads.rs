@@ -45,6 +45,7 @@ fn a_second_thread_only_with_the_parallel_feature() {
 
     // `before` counts this thread; `during` adds the feeder and the encryption's threads.
     let expected = if cfg!(feature = "parallel") { 2 } else { 1 };
-    assert_eq!(during - before, expected, "threads: {before} before, {during} during");
+    let added = during as isize - before as isize;
+    assert_eq!(added, expected, "threads: {before} before, {during} during");
     assert!(decrypt_file_to_memory(&key, &enc).unwrap().as_slice() == data.as_slice());
 }
