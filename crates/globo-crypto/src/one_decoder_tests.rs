@@ -1,9 +1,10 @@
 //! Every route that opens a token goes through the one decoder, so they all agree: `decrypt`,
-//! `decrypt_with_max_age`, `Keyring::rotate`, `decrypt_file_to_memory` (with and without the
-//! trailing newline), and the rotation's re-encryption of a file, over keyrings with the
-//! matching key in every position, wrong keys only, a key that shares the matching key's
-//! signing half (its tag verifies, its padding does not), tampered tokens, non-canonical
-//! spellings, and sizes on both sides of the parallel limit.
+//! `decrypt_with_max_age`, `Keyring::rotate`, `decrypt_file_to_memory` and
+//! `decrypt_file_with_max_age` (with and without the trailing newline), and the rotation's
+//! re-encryption of a file, over keyrings with the matching key in every position, wrong keys
+//! only, a key that shares the matching key's signing half (its tag verifies, its padding does
+//! not), tampered tokens, non-canonical spellings, and sizes on both sides of the parallel
+//! limit.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -11,7 +12,10 @@ use std::path::Path;
 use base64::Engine as _;
 
 use crate::file::reencrypt_file;
-use crate::{CryptoError, Key, Keyring, decrypt, decrypt_file_to_memory, decrypt_with_max_age};
+use crate::{
+    CryptoError, Key, Keyring, decrypt, decrypt_file_to_memory, decrypt_file_with_max_age,
+    decrypt_with_max_age,
+};
 
 /// A fixed key (the test is deterministic: a wrong AES key yields valid padding for about one
 /// token in 256, and these keys and plaintexts are known not to).
@@ -93,6 +97,8 @@ fn outcomes(ring: &Keyring, token: &str, dir: &Path) -> Vec<(&'static str, Outco
     for (name, text) in [("file", token.to_string()), ("file+newline", format!("{token}\n"))] {
         std::fs::write(&path, &text).unwrap();
         v.push((name, with_ts(decrypt_file_to_memory(ring, &path))));
+        let aged = decrypt_file_with_max_age(ring, &path, u64::MAX);
+        v.push(("decrypt_file_with_max_age", with_ts(aged)));
     }
     // The rotation's re-encryption of a file; "already under the primary key" leaves it as is.
     std::fs::write(&path, token).unwrap();
