@@ -85,9 +85,10 @@
 //! which thread, and the measured reasons) is described in `docs/fernet-pipeline.md` in the
 //! repository; `src/fernet/mod.rs` lists which module owns what.
 //!
-//! globo ports a Python lab ("Secure Data at Rest"): `app config init-key`, `encrypt` and `show`
-//! are this crate's key file, [`encrypt_file`] and [`decrypt_file_to_memory`]; the lab's
-//! `config.enc` files and keys work unchanged.
+//! Context: globo ports a Python lab ("Secure Data at Rest"), whose configuration commands
+//! (create a key, encrypt the configuration, show it) are this crate's [`KeyFile`],
+//! [`encrypt_file`] and [`decrypt_file_to_memory`]; the lab's key and `config.enc` files work
+//! unchanged.
 #![forbid(unsafe_code)]
 
 mod error;
