@@ -1,7 +1,8 @@
 //! Encrypt and decrypt throughput of globo-crypto against Python `cryptography` (the lab's
 //! library, OpenSSL underneath) at 1 KiB, 1 MiB and 256 MiB, in one run, side by side.
 //!
-//! Run: `cargo bench -p globo-crypto --bench throughput`. Each figure is the median of several
+//! Run: `cargo bench -p globo-crypto --features parallel --bench throughput` (as `app` ships
+//! it; without `--features parallel` every token is made on one thread). Each figure is the median of several
 //! timed operations on tokens in memory (`encrypt` returns the token string, `decrypt` takes it:
 //! base64 included, as both libraries' APIs do). Besides the table, one machine-readable line
 //! per figure: `BENCH fernet op=<encrypt|decrypt> size=<bytes> impl=<globo|python> median_ns=<n>`
@@ -181,6 +182,8 @@ fn main() {
     });
 
     println!("Fernet throughput, median per operation (token string in/out, base64 included)");
+    let threads = if cfg!(feature = "parallel") { "two from 1 MiB (parallel)" } else { "one" };
+    println!("threads per token: {threads}");
     if let Some((version, _)) = &python {
         println!("peer: Python cryptography {version}");
         println!("BENCH version name=python-cryptography value={version}");

@@ -36,7 +36,7 @@ pub enum CryptoError {
     },
 
     /// The key file does not exist.
-    #[error("key file '{}' not found: create one with `app config init-key`", path.display())]
+    #[error("key file '{}' not found", path.display())]
     KeyFileNotFound {
         /// The missing key file.
         path: PathBuf,
@@ -45,8 +45,7 @@ pub enum CryptoError {
     /// Creating a key file was refused because one already exists.
     #[error(
         "key file '{}' already exists; replacing it would make every file encrypted under it \
-         unreadable. To change the key, use `app config rotate-key`, which re-encrypts the files \
-         first",
+         unreadable. To change the key, rotate it, which re-encrypts the files first",
         path.display()
     )]
     KeyFileExists {
@@ -130,7 +129,7 @@ pub enum CryptoError {
     #[error(
         "'{}' cannot be decrypted with the current or the next key; rotation stopped (every \
          file is still readable with the key files on disk). Remove it from the list or restore \
-         its key, then run rotate-key again",
+         its key, then run the rotation again",
         path.display()
     )]
     RotationUndecryptable {

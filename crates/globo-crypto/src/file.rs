@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::keyring::decrypt_raw;
-use crate::stream::{self, StreamError};
-use crate::token::{RawToken, unix_now};
+use crate::fernet::{self, Opened, StreamError, Threads};
+use crate::time::unix_now;
 use crate::{CryptoError, Key, KeySet, Plaintext, TokenInfo};
 
 /// Reads the token stored in a ciphertext file.
@@ -19,6 +18,9 @@ use crate::{CryptoError, Key, KeySet, Plaintext, TokenInfo};
 /// alphabet, so it also accepts newlines inside the token); globo accepts only what is
 /// unambiguous. A missing file is [`CryptoError::CiphertextNotFound`]; a file that is not text
 /// is [`CryptoError::Decryption`].
+///
+/// Blocks on file I/O and allocates the whole file, whatever its size: to decrypt a file, use
+/// [`decrypt_file_to_memory`], which never holds the token's text.
 pub fn read_token_file(path: &Path) -> Result<String, CryptoError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -74,7 +76,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// `0600`). The plaintext file is left in place; see [`remove_plaintext_verified`].
 ///
 /// Refuses ([`CryptoError::KeyFileProtected`]) to write over a file that holds a Fernet key
-/// (`--out secret.key` by mistake), and ([`CryptoError::SameFile`]) over its own plaintext.
+/// (an output named `secret.key` by mistake), and ([`CryptoError::SameFile`]) over its own
+/// plaintext.
+///
+/// Blocks on file I/O. Memory stays a few 96 KiB chunks whatever the file's size. With the
+/// `parallel` feature, a file of 1 MiB or more (or a pipe, whose size is unknown) is encrypted
+/// on a scoped thread while this one encodes and writes.
 pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<(), CryptoError> {
     if same_file(plaintext, ciphertext) {
         return Err(CryptoError::SameFile { path: plaintext.to_path_buf() });
@@ -95,16 +102,11 @@ pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<()
     let mut iv = [0u8; 16];
     getrandom::fill(&mut iv).map_err(|_| CryptoError::Random)?;
     let out = globo_fs::AtomicFile::create(ciphertext)?;
-    let sink = stream::WriteSink::new(out);
-    // Writing to the file costs about as much as the page faults of a new large buffer.
-    let mode = if size.is_none_or(|n| n >= stream::PARALLEL_MIN) {
-        stream::EncryptMode::MacWhileEncrypting
-    } else {
-        stream::EncryptMode::Serial
-    };
+    let sink = fernet::WriteSink::new(out, fernet::CHUNK);
     // Streamed: the plaintext is read in chunks and the token written as it is made, so memory
     // stays bounded whatever the file's size; the file replaces `ciphertext` only once complete.
-    let out = stream::encrypt_stream(key, &iv, unix_now(), &mut input, sink, size, mode)
+    let threads = Threads::for_len(size);
+    let out = fernet::encrypt_stream(key, &iv, unix_now(), &mut input, sink, size, threads)
         .map_err(|e| match e {
             StreamError::Read(e) => CryptoError::io("read", plaintext, e),
             StreamError::Write(e) => CryptoError::io("write", ciphertext, e),
@@ -125,41 +127,43 @@ pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<()
 /// (the text of the token is never held whole), which is authenticated over the whole token and
 /// only then decrypted in place: peak memory is about the size of the plaintext. The same
 /// strictness as [`read_token_file`] and [`crate::decrypt`] applies.
+///
+/// Blocks on file I/O; allocates the plaintext's size (a pipe or a device, which has no size,
+/// is read whole first, up to 512 MiB). Uses threads as [`crate::decrypt`] does.
 pub fn decrypt_file_to_memory(keys: &impl KeySet, path: &Path) -> Result<Plaintext, CryptoError> {
-    decrypt_file(keys, path, None).map(Plaintext::from)
+    decrypt_file(keys.keys(), path, None).map(|opened| Plaintext::from(opened.plaintext))
 }
 
-fn decrypt_file(
-    keys: &impl KeySet,
-    path: &Path,
-    age: Option<(u64, u64)>,
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+/// Decrypts a ciphertext file with the one decoder (see `fernet::decrypt`).
+fn decrypt_file(keys: &[Key], path: &Path, age: Option<(u64, u64)>) -> Result<Opened, CryptoError> {
     let file = open_ciphertext(path)?;
     let metadata = file.metadata().map_err(|e| CryptoError::io("read", path, e))?;
     if !metadata.is_file() {
-        // A pipe or a device (`--in /dev/stdin`) has no length to size the buffer with: read
-        // it whole, within a bound.
-        return crate::decrypt_str(keys, &read_unsized_token(file, path)?, age);
+        // A pipe or a device (`/dev/stdin`) has no length to size the buffer with: read it
+        // whole, within a bound.
+        return fernet::open_token(keys, &read_unsized_token(file, path)?, age);
     }
     let len = usize::try_from(metadata.len()).map_err(|_| CryptoError::Decryption)?;
     // A token is a multiple of 4 characters; one more can only be the trailing newline.
     let newline = len % 4 == 1;
     let chars = if newline { len - 1 } else { len };
-    let parallel = chars / 4 * 3 >= stream::PARALLEL_MIN;
-    let source = stream::ReaderSource::new(file, newline);
-    stream::decrypt_stream(keys.keys(), age, chars, source, parallel).map_err(|e| match e {
+    let threads = Threads::for_len(Some(chars / 4 * 3));
+    let source = fernet::ReaderSource::new(file, newline);
+    fernet::decrypt_stream(keys, age, chars, source, threads).map_err(|e| match e {
         StreamError::Read(e) => CryptoError::io("read", path, e),
         _ => CryptoError::Decryption,
     })
 }
 
 /// Decrypts a ciphertext file into memory, refusing a token older than `max_age_secs` seconds.
+/// Blocks, allocates and uses threads as [`decrypt_file_to_memory`] does.
 pub fn decrypt_file_with_max_age(
     keys: &impl KeySet,
     path: &Path,
     max_age_secs: u64,
 ) -> Result<Plaintext, CryptoError> {
-    decrypt_file(keys, path, Some((max_age_secs, unix_now()))).map(Plaintext::from)
+    decrypt_file(keys.keys(), path, Some((max_age_secs, unix_now())))
+        .map(|opened| Plaintext::from(opened.plaintext))
 }
 
 /// The file [`remove_plaintext_verified`] would delete for `plaintext`: `plaintext` itself, or,
@@ -170,7 +174,7 @@ pub fn decrypt_file_with_max_age(
 /// `/dev/stdin`, a FIFO, a device, a folder: [`CryptoError::NotRegularFile`]), a file with
 /// other names ([`CryptoError::PlaintextHardLinked`]: deleting one name would not delete the
 /// plaintext), and a link that may not be followed (dangling, a loop, a link on the path owned
-/// by someone other than root or the file's owner: [`CryptoError::File`]).
+/// by someone other than root or the file's owner: [`CryptoError::File`]). Blocks on file I/O.
 pub fn removable_plaintext(plaintext: &Path) -> Result<PathBuf, CryptoError> {
     open_removable(plaintext).map(|file| file.path().to_path_buf())
 }
@@ -212,6 +216,9 @@ fn open_removable(plaintext: &Path) -> Result<globo_fs::RemovableFile, CryptoErr
 /// meanwhile cannot redirect the deletion. If the check fails the plaintext is kept and
 /// [`CryptoError::VerificationFailed`] (or the decryption error) is returned. A plaintext that
 /// is one of `keys` itself is never deleted ([`CryptoError::KeyFileProtected`]).
+///
+/// Blocks on file I/O; allocates the plaintext's size once (the decryption), compared with the
+/// file in 64 KiB pieces.
 pub fn remove_plaintext_verified(
     keys: &impl KeySet,
     plaintext: &Path,
@@ -276,6 +283,9 @@ pub(crate) fn sync_parent(path: &Path) -> Result<(), CryptoError> {
 }
 
 /// What a ciphertext file's token reveals without the key (see [`crate::inspect`]).
+///
+/// Blocks on file I/O; reads the file in 96 KiB pieces (a pipe or a device is read whole
+/// first, up to 512 MiB).
 pub fn inspect_file(path: &Path) -> Result<TokenInfo, CryptoError> {
     let file = open_ciphertext(path)?;
     let metadata = file.metadata().map_err(|e| CryptoError::io("read", path, e))?;
@@ -284,8 +294,8 @@ pub fn inspect_file(path: &Path) -> Result<TokenInfo, CryptoError> {
         let len = usize::try_from(metadata.len()).map_err(|_| CryptoError::MalformedToken)?;
         let newline = len % 4 == 1;
         let chars = if newline { len - 1 } else { len };
-        let source = stream::ReaderSource::new(file, newline);
-        return match stream::inspect_stream(chars, source) {
+        let source = fernet::ReaderSource::new(file, newline);
+        return match fernet::inspect_stream(chars, source) {
             Ok((timestamp, ciphertext_len)) => Ok(TokenInfo { timestamp, ciphertext_len }),
             Err(StreamError::Read(e)) => Err(CryptoError::io("read", path, e)),
             Err(_) => Err(CryptoError::MalformedToken),
@@ -341,16 +351,19 @@ fn read_unsized_token(file: File, path: &Path) -> Result<String, CryptoError> {
     String::from_utf8(text).map_err(|_| CryptoError::Decryption)
 }
 
+/// Re-encrypts the file at `path` under `keys`' primary key, keeping its timestamp; `false`
+/// when it already is under the primary key. Decrypted by the one decoder, as
+/// [`decrypt_file_to_memory`] decrypts it.
 pub(crate) fn reencrypt_file(keys: &crate::Keyring, path: &Path) -> Result<bool, CryptoError> {
-    let token = read_token_file(path)?;
-    let raw = RawToken::parse(&token)
-        .map_err(|_| CryptoError::RotationUndecryptable { path: path.to_path_buf() })?;
-    if raw.decrypt(keys.primary(), None).is_ok() {
+    let opened = decrypt_file(keys.keys(), path, None).map_err(|e| match e {
+        CryptoError::Decryption => CryptoError::RotationUndecryptable { path: path.to_path_buf() },
+        other => other,
+    })?;
+    if opened.key_index == 0 {
         return Ok(false);
     }
-    let plaintext = decrypt_raw(keys, &raw, None)
-        .map_err(|_| CryptoError::RotationUndecryptable { path: path.to_path_buf() })?;
-    let rotated = crate::token::encrypt_at_time(keys.primary(), &plaintext, raw.timestamp())?;
+    let plaintext = opened.plaintext;
+    let rotated = fernet::encrypt_at_time(keys.primary(), &plaintext, opened.timestamp)?;
     // Check the new token before it replaces the old one.
     let check = crate::decrypt(keys.primary(), &rotated)?;
     if check.as_slice() != plaintext.as_slice() {

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::CryptoError;
-use crate::token::STRICT_URL_SAFE;
+use crate::fernet::STRICT_URL_SAFE;
 
 /// Length of an encoded key: 32 bytes in URL-safe base64 with padding.
 pub const ENCODED_KEY_LEN: usize = 44;
@@ -93,7 +93,7 @@ impl Key {
         SecretString::from(STRICT_URL_SAFE.encode(bytes.as_slice()))
     }
 
-    /// Reads a key file (see [`KeyFile::load`]) and returns only the key.
+    /// Reads a key file (see [`KeyFile::load`]) and returns only the key. Blocks on file I/O.
     pub fn from_file(path: &Path) -> Result<Self, CryptoError> {
         Ok(KeyFile::load(path)?.into_key())
     }
@@ -129,6 +129,8 @@ pub struct KeyFile {
 impl KeyFile {
     /// Reads the key file at `path`.
     ///
+    /// Blocks on file I/O (one read of at most 4 KiB; a FIFO is refused, never waited on).
+    ///
     /// A missing file is [`CryptoError::KeyFileNotFound`]; content that is not a key is
     /// [`CryptoError::InvalidKeyFile`], which never repeats the content. Permission bits that let
     /// group or others access the file are recorded in [`KeyFile::loose_permissions`] so the
@@ -154,7 +156,7 @@ impl KeyFile {
     /// Writes `key` to a new file at `path` (mode `0600`, complete before the name appears).
     ///
     /// Never replaces anything: an existing file is [`CryptoError::KeyFileExists`] and is left
-    /// untouched.
+    /// untouched. Blocks on file I/O (the file and its folder are flushed to disk).
     pub fn create_new(path: &Path, key: &Key) -> Result<Self, CryptoError> {
         Self::create(path, key, None)
     }

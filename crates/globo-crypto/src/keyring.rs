@@ -2,9 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use zeroize::Zeroizing;
-
-use crate::token::{self, RawToken};
 use crate::{CryptoError, Key, KeyFile};
 
 /// Something that holds the keys a token may be decrypted with: a [`Key`] or a [`Keyring`].
@@ -50,17 +47,18 @@ impl Keyring {
         &self.keys[0]
     }
 
-    /// Encrypts with the primary key.
+    /// Encrypts with the primary key; allocates and uses threads as [`crate::encrypt`] does.
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<String, CryptoError> {
         crate::encrypt(self.primary(), plaintext)
     }
 
     /// Re-encrypts a token under the primary key, keeping its timestamp (as Python's
-    /// `MultiFernet.rotate`). The token may be under any key of the ring.
+    /// `MultiFernet.rotate`). The token may be under any key of the ring; it is decrypted as
+    /// [`crate::decrypt`] decrypts it. Allocates the plaintext and the new token (together
+    /// about twice the token's size); uses threads as [`crate::decrypt`] does.
     pub fn rotate(&self, token: &str) -> Result<String, CryptoError> {
-        let raw = RawToken::parse(token)?;
-        let plaintext = decrypt_raw(self, &raw, None)?;
-        token::encrypt_at_time(self.primary(), &plaintext, raw.timestamp())
+        let opened = crate::fernet::open_token(&self.keys, token, None)?;
+        crate::fernet::encrypt_at_time(self.primary(), &opened.plaintext, opened.timestamp)
     }
 }
 
@@ -68,19 +66,6 @@ impl From<Key> for Keyring {
     fn from(key: Key) -> Self {
         Self::new(key)
     }
-}
-
-pub(crate) fn decrypt_raw(
-    keys: &impl KeySet,
-    raw: &RawToken,
-    age: Option<(u64, u64)>,
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    for key in keys.keys() {
-        if let Ok(plaintext) = raw.decrypt(key, age) {
-            return Ok(plaintext);
-        }
-    }
-    Err(CryptoError::Decryption)
 }
 
 /// The keyring for a current key and a staged next one, as every reader and writer uses it:
@@ -128,7 +113,7 @@ const READ_ATTEMPTS: usize = 16;
 /// (a rotation ran in between), `read` runs again with them; if not, the failure is real (a
 /// wrong key, a tampered file) and is returned. Keys are random and never come back, so
 /// unchanged keys mean no rotation step happened meanwhile. `read` runs at most 16 times and
-/// should only read. A failure of `load` is the outer error; the result of the last `read` is
+/// should only read. Blocks for as long as `load` and `read` do. A failure of `load` is the outer error; the result of the last `read` is
 /// the inner result.
 ///
 /// ```
@@ -183,7 +168,7 @@ impl KeySet for LoadedKeys {
 
 impl LoadedKeys {
     /// Loads `key_path` and, if present, its `.next` companion (beside the file at the end of
-    /// `key_path`'s symbolic links, if it is one).
+    /// `key_path`'s symbolic links, if it is one). Blocks on file I/O (two small reads).
     pub fn load(key_path: &Path) -> Result<Self, CryptoError> {
         let key_path = &key_file_path(key_path);
         // The next key is read first: a rotation installs it as the key file before removing

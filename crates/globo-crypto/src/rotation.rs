@@ -281,7 +281,7 @@ fn write_retired(key_path: &Path, key: &Key) -> Result<PathBuf, CryptoError> {
     let base = format!(
         "{}{}",
         retired_prefix(key_path),
-        crate::time::compact_utc(crate::token::unix_now())
+        crate::time::compact_utc(crate::time::unix_now())
     );
     for n in 1..1000 {
         let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
@@ -304,6 +304,9 @@ fn write_retired(key_path: &Path, key: &Key) -> Result<PathBuf, CryptoError> {
 /// may stop the rotation there ([`ControlFlow::Break`], giving
 /// [`CryptoError::RotationInterrupted`]), which leaves the same state a crash would; tests use
 /// it, a CLI can report progress with it.
+///
+/// Blocks until it holds the lock, then on file I/O; holds one file's plaintext at a time
+/// (decrypted and re-encrypted in memory, with threads as [`crate::decrypt`] uses them).
 pub fn rotate_key(
     key_path: &Path,
     files: &[PathBuf],
@@ -337,7 +340,8 @@ pub fn rotate_key(
 /// file at every instant. Before changing anything, every file is checked to decrypt with the
 /// stored keys ([`CryptoError::RotationUndecryptable`] otherwise). `observer` sees each step
 /// once it is durable and may stop there ([`CryptoError::RotationInterrupted`]), leaving the
-/// state a crash would. File I/O is synchronous (it blocks the calling thread).
+/// state a crash would. File I/O is synchronous (it blocks the calling thread); one file's
+/// plaintext is held at a time, and threads are used as [`crate::decrypt`] uses them.
 pub async fn rotate_with_store<S: KeyStore>(
     store: &mut S,
     files: &[PathBuf],

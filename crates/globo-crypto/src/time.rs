@@ -1,6 +1,12 @@
 //! Unix seconds to UTC calendar dates, for retired-key names and token inspection (no time
 //! zone database is needed for UTC).
 
+/// Seconds since the Unix epoch now (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
 #[cfg(test)]
 pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {

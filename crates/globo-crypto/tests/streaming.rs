@@ -10,8 +10,9 @@ use std::path::Path;
 use globo_crypto::{CryptoError, Key, decrypt, decrypt_file_to_memory, encrypt_file};
 use secrecy::ExposeSecret as _;
 
-/// The chunk of plaintext the encoder works on (`stream::CHUNK`) and the size from which work
-/// is pipelined over threads (`stream::PARALLEL_MIN`).
+/// The chunk of plaintext the encoder works on (`fernet::pipeline::CHUNK`) and the size from
+/// which work is pipelined over threads with the `parallel` feature
+/// (`fernet::pipeline::PARALLEL_MIN`).
 const CHUNK: usize = 48 * 2048;
 const PARALLEL_MIN: usize = 1 << 20;
 

@@ -203,7 +203,21 @@ fn failure(error: &CryptoError) -> Failure {
         CryptoError::CiphertextNotFound { path } => {
             Failure::msg(format!("Ciphertext file '{}' not found.", path.display()))
         }
-        other => Failure::from_error(other),
+        other => match cli_hint(other) {
+            Some(hint) => Failure::msg(format!("{other}{hint}")),
+            None => Failure::from_error(other),
+        },
+    }
+}
+
+/// The `app` command that fixes `error`, for the errors the library words without naming a
+/// command (globo-crypto is used by services that have no `app`).
+fn cli_hint(error: &CryptoError) -> Option<&'static str> {
+    match error {
+        CryptoError::KeyFileNotFound { .. } => Some(": create one with `app config init-key`"),
+        CryptoError::KeyFileExists { .. } => Some(" (`app config rotate-key`)"),
+        CryptoError::RotationUndecryptable { .. } => Some(" (`app config rotate-key`)"),
+        _ => None,
     }
 }
 

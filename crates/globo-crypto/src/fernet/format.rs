@@ -1,0 +1,63 @@
+//! The token's layout, sizes and primitives: what every other module of the codec builds on.
+//!
+//! Token: `0x80 || timestamp (u64, big endian) || IV (16) || AES-128-CBC(PKCS#7) || HMAC-SHA256`
+//! over everything before the tag, all in URL-safe base64 with padding
+//! (<https://github.com/fernet/spec/blob/master/Spec.md>).
+
+use zeroize::Zeroizing;
+
+use crate::Key;
+
+pub(crate) const VERSION: u8 = 0x80;
+pub(crate) const HEADER_LEN: usize = 1 + 8 + 16;
+pub(crate) const TAG_LEN: usize = 32;
+pub(crate) const BLOCK: usize = 16;
+/// A token's timestamp may be this far in the future when a maximum age is checked (as in
+/// Python `cryptography`'s `_MAX_CLOCK_SKEW`).
+pub(crate) const MAX_CLOCK_SKEW: u64 = 60;
+
+pub(crate) type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+pub(crate) type Aes128CbcEnc = cbc::Encryptor<aes::Aes128>;
+pub(crate) type Aes128CbcDec = cbc::Decryptor<aes::Aes128>;
+
+/// The HMAC of `key`'s signing half, fed nothing yet.
+pub(crate) fn mac(key: &Key) -> HmacSha256 {
+    // HMAC zero-pads a key shorter than the hash's block size (RFC 2104 section 2), so the
+    // 16-byte signing key padded to 64 bytes is the same key, and this constructor cannot fail.
+    let mut padded = Zeroizing::new([0u8; 64]);
+    padded[..16].copy_from_slice(key.signing());
+    <HmacSha256 as hmac::digest::KeyInit>::new(padded.as_ref().into())
+}
+
+/// A token's header: version, timestamp, IV.
+pub(crate) fn header(timestamp: u64, iv: &[u8; 16]) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[0] = VERSION;
+    header[1..9].copy_from_slice(&timestamp.to_be_bytes());
+    header[9..].copy_from_slice(iv);
+    header
+}
+
+/// The length of the token (in characters) for a plaintext of `len` bytes.
+pub(crate) fn token_len(len: usize) -> usize {
+    let raw = HEADER_LEN + (len / BLOCK + 1) * BLOCK + TAG_LEN;
+    raw.div_ceil(3) * 4
+}
+
+/// The length in bytes of the only structurally valid token `chars` characters long, if any:
+/// `chars / 4 * 3` minus 0 to 2 padding bytes, at least one block, a whole number of blocks.
+pub(crate) fn raw_len(chars: usize) -> Option<usize> {
+    if !chars.is_multiple_of(4) {
+        return None;
+    }
+    let max = chars / 4 * 3;
+    (max.saturating_sub(2)..=max).find(|&n| {
+        n >= HEADER_LEN + BLOCK + TAG_LEN && (n - HEADER_LEN - TAG_LEN).is_multiple_of(BLOCK)
+    })
+}
+
+/// Whether a token made at `timestamp` is acceptable at `now` for a maximum age: not expired,
+/// and at most [`MAX_CLOCK_SKEW`] seconds in the future (Python `cryptography`'s rule).
+pub(crate) fn fresh(timestamp: u64, max_age: u64, now: u64) -> bool {
+    timestamp.saturating_add(max_age) >= now && now.saturating_add(MAX_CLOCK_SKEW) >= timestamp
+}
