@@ -133,3 +133,8 @@ pub fn inspect(token: &str) -> Result<TokenInfo, CryptoError> {
     let raw = RawToken::parse(token).map_err(|_| CryptoError::MalformedToken)?;
     Ok(TokenInfo { timestamp: raw.timestamp(), ciphertext_len: raw.ciphertext_len() })
 }
+
+// The crate page's examples (README.md, shipped in the package) run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

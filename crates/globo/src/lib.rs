@@ -39,7 +39,8 @@ pub fn with_causes(error: &(dyn Error + 'static)) -> String {
     message
 }
 
-// The README's Rust examples are compiled and run as doc tests of this crate.
+// The crate page's examples (README.md, shipped in the package) run as doc tests. The
+// repository's README is outside the package; its examples run as doc tests of globo-testkit.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
