@@ -144,3 +144,8 @@ pub use policy::{
 pub use secrecy;
 pub use store::{MAX_LOGIN_USERNAME_BYTES, UserStore, Verified};
 pub use username::{MAX_USERNAME_CHARS, Username};
+
+// The crate page's examples (README.md, shipped in the package) run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -185,3 +185,8 @@ pub fn inspect(token: &str) -> Result<TokenInfo, CryptoError> {
     let (timestamp, ciphertext_len) = fernet::inspect_token(token)?;
     Ok(TokenInfo { timestamp, ciphertext_len })
 }
+
+// The crate page's examples (README.md, shipped in the package) run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -463,3 +463,8 @@ mod tests;
 
 #[cfg(all(test, unix))]
 mod temp_tests;
+
+// The crate page's examples (README.md, shipped in the package) run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

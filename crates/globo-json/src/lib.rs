@@ -784,3 +784,8 @@ mod tests {
         assert!(matches!(python_pretty(deep.as_bytes()), Err(JsonError::TooDeep { .. })));
     }
 }
+
+// The crate page's examples (README.md, shipped in the package) run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

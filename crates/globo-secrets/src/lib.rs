@@ -98,3 +98,8 @@ pub use value::SecretValue;
 pub use aws_config::SdkConfig;
 /// Static credentials and regions, for building an [`SdkConfig`] by hand.
 pub use aws_sdk_secretsmanager::config::{Credentials, Region};
+
+// The crate page's examples (README.md, shipped in the package) run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

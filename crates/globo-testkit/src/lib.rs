@@ -165,3 +165,11 @@ impl Python {
         out.stdout
     }
 }
+
+// The repository README's Rust examples (each a whole program, for users who depend on the
+// crates by path) are compiled and run as doc tests here: this crate is never packaged, so it
+// may include a file outside its folder (the globo facade, which ran them before, is packaged,
+// and a package holds only its own folder).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -33,7 +33,8 @@ pub use globo_report::Report;
 #[doc(inline)]
 pub use globo_report::with_causes;
 
-// The README's Rust examples are compiled and run as doc tests of this crate.
+// The crate page's examples (README.md, shipped in the package) run as doc tests. The
+// repository's README is outside the package; its examples run as doc tests of globo-testkit.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
