@@ -130,3 +130,8 @@ mod tests {
         assert_eq!(with_causes(&Layer("alone", None)), "alone");
     }
 }
+
+// The crate page's example (README.md, shipped in the package) runs as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
