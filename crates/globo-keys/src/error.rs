@@ -25,8 +25,8 @@ pub enum KeysError {
     /// Creating the secret holding a Fernet key was refused because it already exists.
     #[error(
         "secret '{name}' already exists in AWS Secrets Manager; replacing the key it holds would \
-         make every file encrypted under it unreadable. To change the key, rotate it instead: a \
-         rotation re-encrypts the files first"
+         make every file encrypted under it unreadable. To change the key, rotate it, which \
+         re-encrypts the files first"
     )]
     AlreadyExists {
         /// The secret's name.
@@ -84,6 +84,14 @@ pub enum KeysError {
          include (globo-keys was compiled without its 'aws' feature)"
     )]
     BackendNotCompiled,
+    /// A blocking call ([`crate::BlockingKeySource`]) was made on a thread that runs an async
+    /// runtime, where blocking on a future panics (and would stall the runtime): use
+    /// [`crate::KeySource`] there, or call from `spawn_blocking`.
+    #[error(
+        "the blocking key source was called from inside an async runtime, where it must not \
+         block; use the asynchronous key source there"
+    )]
+    InsideAsyncRuntime,
     /// The runtime that reaches the secrets backend could not be started.
     #[error("cannot start the async runtime")]
     Runtime {

@@ -3,7 +3,7 @@
 //! else `APP_MODE`, else `.env`, else local).
 //!
 //! ```
-//! use globo_keys::{KeySource, KeySourceConfig, KeyWarning};
+//! use globo_keys::{KeySource, KeySourceConfig, KeyWarning, KeysError};
 //! use globo_secrets::{Environment, Mode};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -11,11 +11,8 @@
 //! # let dir = tempfile::tempdir()?;
 //! # let key_file = dir.path().join("secret.key");
 //! # let config_enc = dir.path().join("config.enc");
-//! let config = KeySourceConfig {
-//!     mode: Some(Mode::Local), // None: APP_MODE, then .env, decide
-//!     key_file,
-//!     ..KeySourceConfig::default()
-//! };
+//! // Without .mode(..): APP_MODE, then .env, decide.
+//! let config = KeySourceConfig::new().mode(Mode::Local).key_file(key_file);
 //! let source = KeySource::resolve(&config, &Environment::from_process()).await?;
 //! source.create(&globo_crypto::Key::generate()?).await?; // once, at deployment
 //!
@@ -24,7 +21,13 @@
 //!     eprintln!("warning: {warning}"); // e.g. KeyWarning::LoosePermissions { path, bits }
 //! }
 //! # std::fs::write(dir.path().join("config.json"), b"{}")?;
-//! globo_crypto::encrypt_file(loaded.keyring.primary(), &dir.path().join("config.json"), &config_enc)?;
+//! // Writing: the keys loaded under the key file's lock, so no rotation retires them meanwhile.
+//! source
+//!     .write(|w: &KeyWarning| eprintln!("warning: {w}"), |keys| {
+//!         let plain = dir.path().join("config.json");
+//!         globo_crypto::encrypt_file(keys.primary(), &plain, &config_enc).map_err(KeysError::from)
+//!     })
+//!     .await?;
 //!
 //! // Reading during a rotation: retried with the keys current now if one overtook it.
 //! let plaintext = source
