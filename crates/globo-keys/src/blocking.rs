@@ -15,10 +15,11 @@ use crate::{KeySource, KeySourceConfig, KeyWarning, KeysError, LoadedKeyring};
 /// local, does not read `.env`; prod mode starts one current-thread tokio runtime, used by
 /// every call on this value. Every call blocks the calling thread.
 ///
-/// Not for async code: called on a thread that runs a tokio runtime, [`resolve`] and every
-/// call that would block on the prod runtime return [`KeysError::InsideAsyncRuntime`] (in
-/// local mode as in prod, so that the mistake shows in development) instead of panicking;
-/// use [`KeySource`] there. Dropped there, its runtime is shut down in the background.
+/// Not for async code: called on a thread that runs a tokio runtime, [`resolve`] in prod mode
+/// and every call that would block on the prod runtime return
+/// [`KeysError::InsideAsyncRuntime`] instead of panicking; use [`KeySource`] there. (Local
+/// mode starts no runtime and works there, blocking the runtime's thread on file I/O.)
+/// Dropped there, its runtime is shut down in the background.
 ///
 /// [`resolve`]: BlockingKeySource::resolve
 #[derive(Debug)]
@@ -29,14 +30,14 @@ pub struct BlockingKeySource {
 }
 
 impl BlockingKeySource {
-    /// [`KeySource::resolve`], blocking. [`KeysError::InsideAsyncRuntime`] on a thread that
-    /// runs an async runtime.
+    /// [`KeySource::resolve`], blocking. In prod mode, [`KeysError::InsideAsyncRuntime`] on a
+    /// thread that runs an async runtime.
     pub fn resolve(config: &KeySourceConfig, env: &Environment) -> Result<Self, KeysError> {
-        refuse_inside_runtime()?;
         match config.decide(env)? {
             Decided::Local => Ok(Self::local(config.key_file.clone())),
             #[cfg(feature = "aws")]
             Decided::Prod(file) => {
+                refuse_inside_runtime()?;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

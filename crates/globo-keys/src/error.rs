@@ -25,8 +25,8 @@ pub enum KeysError {
     /// Creating the secret holding a Fernet key was refused because it already exists.
     #[error(
         "secret '{name}' already exists in AWS Secrets Manager; replacing the key it holds would \
-         make every file encrypted under it unreadable. To change the key, rotate it, which \
-         re-encrypts the files first"
+         make every file encrypted under it unreadable. To change the key, rotate it instead: a \
+         rotation re-encrypts the files first"
     )]
     AlreadyExists {
         /// The secret's name.
