@@ -35,8 +35,7 @@ use crate::secrets_manager::{
 };
 
 /// What a key secret's seed value must be, for the seeder's error.
-const EXPECTED: &str =
-    "a Fernet key (expected 44 characters of URL-safe base64 encoding 32 bytes)";
+const EXPECTED: &str = "a Fernet key (expected 44 characters of URL-safe base64 encoding 32 bytes)";
 /// What a key secret holds, for the seeder's error.
 const HELD: &str = "the configuration's Fernet key";
 

@@ -92,9 +92,8 @@ fn local_mode_warns_as_data_creates_once_and_reads_through_a_rotation() {
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     // Writing: the keys, loaded under the key file's lock, with the load's warnings.
     let mut warned = Vec::new();
-    let same = source.write(|w| warned.push(w.clone()), |keys| {
-        Ok::<_, KeysError>(keys.primary().same_as(&key))
-    });
+    let same = source
+        .write(|w| warned.push(w.clone()), |keys| Ok::<_, KeysError>(keys.primary().same_as(&key)));
     assert!(same.unwrap() && warned.is_empty());
 
     // Stopped after re-encrypting the file: a pending rotation, reported as data.

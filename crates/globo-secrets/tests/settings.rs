@@ -242,7 +242,10 @@ async fn a_process_endpoint_wins_over_the_env_file() {
     })
     .await
     .unwrap();
-    seed::Seeder::unguarded(&seeder).seed("API_KEY", &SecretString::from("from-emulator")).await.unwrap();
+    seed::Seeder::unguarded(&seeder)
+        .seed("API_KEY", &SecretString::from("from-emulator"))
+        .await
+        .unwrap();
 
     let env = Environment::from_pairs([("AWS_ENDPOINT_URL", endpoint.as_str())]);
     let provider = provider_for(Some(Mode::Prod), &path, &env).await.unwrap();

@@ -80,7 +80,9 @@ impl KeyArgs {
 /// arrives inside `CryptoError::KeyStore`), the CLI's hint on its own line.
 fn keys_failure(error: &KeysError) -> Failure {
     match error {
-        KeysError::Crypto(e @ (CryptoError::Decryption | CryptoError::CiphertextNotFound { .. })) => {
+        KeysError::Crypto(
+            e @ (CryptoError::Decryption | CryptoError::CiphertextNotFound { .. }),
+        ) => {
             return failure(e);
         }
         KeysError::AlreadyExists { name } => {
@@ -98,9 +100,8 @@ fn keys_failure(error: &KeysError) -> Failure {
         }
         _ => {}
     }
-    let chain = std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| {
-        e.source()
-    });
+    let chain =
+        std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| e.source());
     let hint = chain.filter_map(|e| e.downcast_ref::<KeysError>()).find_map(|e| match e {
         KeysError::NotAFernetKey { .. } => Some(INIT_KEY_PROD),
         KeysError::PendingKeyReplaced { .. } => Some(
@@ -414,4 +415,31 @@ fn inspect(args: &InspectArgs) -> Result<(), Failure> {
         range.end()
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key store's error reaches the CLI inside `CryptoError::KeyStore`: its hint is found
+    /// down the source chain.
+    #[test]
+    fn a_pending_key_replaced_inside_a_key_store_error_gets_its_hint() {
+        let replaced =
+            KeysError::PendingKeyReplaced { name: "FERNET_KEY".into(), version: "v2".into() };
+        let error = KeysError::Crypto(CryptoError::KeyStore {
+            store: "secret 'FERNET_KEY' in AWS Secrets Manager".into(),
+            operation: "promoting the new key to AWSCURRENT",
+            source: Box::new(replaced),
+        });
+        let shown = format!("{:?}", keys_failure(&error));
+        assert!(shown.contains("caused by: the AWSPENDING version"), "{shown}");
+        assert!(
+            shown.contains(
+                "\\nhint: the rotation is `app config rotate-key --mode prod`; run it again with \
+                 the same files"
+            ),
+            "{shown}"
+        );
+    }
 }
