@@ -157,12 +157,12 @@ impl Drop for BlockingKeySource {
 
 /// [`KeysError::InsideAsyncRuntime`] on a thread that runs a tokio runtime, where blocking on
 /// a future panics. (Without the `aws` feature there is no runtime to block on.)
+#[cfg(feature = "aws")]
 fn refuse_inside_runtime() -> Result<(), KeysError> {
-    #[cfg(feature = "aws")]
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(KeysError::InsideAsyncRuntime);
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Err(KeysError::InsideAsyncRuntime),
+        Err(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// A prod source is only ever built with its runtime; kept as an error rather than a panic.
