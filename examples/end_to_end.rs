@@ -228,7 +228,7 @@ fn steps(dir: &Path) -> Result<(), Failure> {
         let provider = runtime
             .block_on(AwsProvider::from_settings(&AwsSettings::resolve(&env_file, &env)?))?;
         // The key secret is guarded: created from a valid key, never replaced afterwards.
-        let seeder = globo::keys::seed::key_seeder(&provider, DEFAULT_KEY_SECRET);
+        let seeder = globo::keys::seed::KeySeeder::new(&provider, DEFAULT_KEY_SECRET);
         let mut done = Vec::new();
         for (name, value) in entries {
             let value = if name == DEFAULT_KEY_SECRET { key.to_base64() } else { value };
@@ -249,12 +249,10 @@ fn steps(dir: &Path) -> Result<(), Failure> {
     std::fs::remove_file(&key_path)?;
     steps.run("decrypt the configuration with the key in Secrets Manager", || {
         // What a service does: one call finds the key's home (prod: the secret FERNET_KEY).
-        let config = KeySourceConfig {
-            mode: Some(Mode::Prod),
-            key_secret: Some(DEFAULT_KEY_SECRET.to_owned()),
-            env_file: env_file.clone(),
-            ..KeySourceConfig::default()
-        };
+        let config = KeySourceConfig::new()
+            .mode(Mode::Prod)
+            .key_secret(DEFAULT_KEY_SECRET)
+            .env_file(&env_file);
         let source = runtime.block_on(KeySource::resolve(&config, &env))?;
         let keys = runtime.block_on(source.load())?;
         let plaintext = decrypt_file_to_memory(&keys.keyring, &config_enc)?;

@@ -126,7 +126,7 @@ fn seed_secret(endpoint: &str, name: &str, value: &str) {
     globo_testkit::block_on(async {
         let config = globo_testkit::emulator_config(aws_config_loader().await, endpoint).await;
         let provider = AwsProvider::from_sdk_config(&config).unwrap();
-        seed::create_or_update(&provider, name, &SecretString::from(value)).await.unwrap();
+        seed::Seeder::unguarded(&provider).seed(name, &SecretString::from(value)).await.unwrap();
     });
 }
 

@@ -3,8 +3,9 @@
 //! `updated NAME` for each. The secret holding the Fernet key (`FERNET_KEY`, or
 //! `--key-secret`) is only ever created, from a valid key: once it exists, `init-key` and
 //! `rotate-key` manage it, and a different seed value prints `kept NAME: managed by
-//! rotate-key` (see `globo_secrets::seed`, guarded by `globo_keys::seed`). Every secret is read before anything is written;
-//! with `--encrypted`, a key about to be written into a key secret must decrypt that file. Endpoint, region and credentials come from the standard AWS
+//! rotate-key` (see `globo_keys::seed::KeySeeder`). Every secret is read before anything is
+//! written; with `--encrypted`, a key about to be written into a key secret must decrypt that
+//! file. Endpoint, region and credentials come from the standard AWS
 //! settings (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_PROFILE`, ...) of the process
 //! environment; a settings group the process leaves unset is taken from the `.env` file
 //! (`--env-file`, default `.env`; a missing file is fine), the same rule as `app ... --mode
@@ -17,7 +18,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use globo::crypto::decrypt_file_to_memory;
-use globo::keys::{BlockingKeySource, DEFAULT_KEY_SECRET, KEY_SECRET_VAR};
+use globo::keys::seed::KeySeeder;
+use globo::keys::{BlockingKeySource, DEFAULT_KEY_SECRET, KEY_SECRET_VAR, KeysError};
 use globo::secrets::seed::SeedOutcome;
 use globo::secrets::{AwsProvider, AwsSettings, Environment, SecretsError, seed};
 
@@ -56,9 +58,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let code = report(&*error);
-            if let Some(SecretsError::SeedValueRejected { .. }) =
-                error.downcast_ref::<SecretsError>()
-            {
+            if is_rejected_seed_value(&*error) {
                 let _ = writeln!(
                     std::io::stderr().lock(),
                     "hint: put the key in seed_secrets (e.g. the content of secret.key), or \
@@ -68,6 +68,15 @@ fn main() -> ExitCode {
             code
         }
     }
+}
+
+/// Whether `error` is a seed value a key secret's guard refused, bare or from globo-keys.
+fn is_rejected_seed_value(error: &(dyn Error + 'static)) -> bool {
+    let secrets = match error.downcast_ref::<KeysError>() {
+        Some(KeysError::Secrets(e)) => Some(e),
+        _ => error.downcast_ref::<SecretsError>(),
+    };
+    matches!(secrets, Some(SecretsError::SeedValueRejected { .. }))
 }
 
 /// Prints the error and its causes to stderr (best effort: a closed stderr must not become a
@@ -95,14 +104,11 @@ fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
     runtime.block_on(async {
         let settings = AwsSettings::resolve(&cli.env_file, &Environment::from_process())?;
         let provider = AwsProvider::from_settings(&settings).await?;
-        let seeder = globo::keys::seed::key_seeder(&provider, &cli.key_secret);
+        let seeder = KeySeeder::new(&provider, &cli.key_secret);
         // Every secret is read and every outcome decided before anything is written: a bad
-        // entry (e.g. the key's placeholder) or a refused read stops the whole list.
-        let plan = seeder.plan(&entries).await?;
-        if let Some(encrypted) = &cli.encrypted {
-            // A key written into a key secret must be the one the configuration is under.
-            globo::keys::seed::check_seed_keys_decrypt(&plan, encrypted)?;
-        }
+        // entry (e.g. the key's placeholder) or a refused read stops the whole list. With
+        // --encrypted, a key written into a key secret must be the one the file is under.
+        let plan = seeder.plan(&entries, cli.encrypted.as_deref()).await?;
         // A failed report (a closed stdout) does not stop the seeding: the list is applied
         // whole (it is idempotent, and half of it is worse than a lost report), then the run
         // exits 1 with the write error. A failed step still stops the run at once.

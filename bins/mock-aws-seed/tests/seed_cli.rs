@@ -415,3 +415,23 @@ fn a_seed_config_that_is_a_fifo_or_too_large_is_refused_without_waiting() {
         text(&out.stderr)
     );
 }
+
+/// The whole stderr for a key secret's placeholder: the library's sentence says what the
+/// secret holds (as before globo-keys), the tool adds its hint on its own line.
+#[test]
+fn a_placeholder_for_the_key_reads_as_one_message_and_one_hint() {
+    let Some(moto) = globo_testkit::moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let config = CONFIG.replace("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "REPLACE-ME");
+    std::fs::write(dir.path().join("config.json"), &config).unwrap();
+    let out = seed(dir.path(), &[], &moto.endpoint_url());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stderr),
+        "mock-aws-seed: error: the seed value for secret 'FERNET_KEY' is not a Fernet key \
+         (expected 44 characters of URL-safe base64 encoding 32 bytes): 'FERNET_KEY' holds the \
+         configuration's Fernet key, so only a valid one may be written to it; nothing was \
+         written\nhint: put the key in seed_secrets (e.g. the content of secret.key), or remove \
+         the entry and create the key with `app config init-key --mode prod`\n"
+    );
+}

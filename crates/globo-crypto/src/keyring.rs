@@ -253,6 +253,7 @@ impl LoadedKeys {
 /// encrypted under them, so that a concurrent rotation cannot finish in between and leave the
 /// new file under the retired key.
 #[derive(Debug)]
+#[must_use = "the lock is released when dropped"]
 pub struct KeyLock {
     _lock: globo_fs::ExclusiveLock,
 }

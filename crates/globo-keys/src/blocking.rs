@@ -3,18 +3,25 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use globo_crypto::{CryptoError, Key, KeyLock, Keyring, RotationReport, RotationStep};
+use globo_crypto::{CryptoError, Key, Keyring, RotationReport, RotationStep};
 use globo_secrets::Environment;
 
-use crate::source::{Decided, load_file, read_file};
+use crate::source::{Decided, load_file, read_file, write_file};
 use crate::{KeySource, KeySourceConfig, KeyWarning, KeysError, LoadedKeyring};
 
 /// A [`KeySource`] with the means to call it from synchronous code.
 ///
 /// Local mode starts no runtime (a key file needs none) and, when `mode` or `APP_MODE` says
 /// local, does not read `.env`; prod mode starts one current-thread tokio runtime, used by
-/// every call on this value. Do not use it from inside an async runtime (tokio refuses to
-/// block there): use [`KeySource`] there.
+/// every call on this value. Every call blocks the calling thread.
+///
+/// Not for async code: called on a thread that runs a tokio runtime, [`resolve`] in prod mode
+/// and every call that would block on the prod runtime return
+/// [`KeysError::InsideAsyncRuntime`] instead of panicking; use [`KeySource`] there. (Local
+/// mode starts no runtime and works there, blocking the runtime's thread on file I/O.)
+/// Dropped there, its runtime is shut down in the background.
+///
+/// [`resolve`]: BlockingKeySource::resolve
 #[derive(Debug)]
 pub struct BlockingKeySource {
     source: KeySource,
@@ -23,12 +30,14 @@ pub struct BlockingKeySource {
 }
 
 impl BlockingKeySource {
-    /// [`KeySource::resolve`], blocking.
+    /// [`KeySource::resolve`], blocking. In prod mode, [`KeysError::InsideAsyncRuntime`] on a
+    /// thread that runs an async runtime.
     pub fn resolve(config: &KeySourceConfig, env: &Environment) -> Result<Self, KeysError> {
         match config.decide(env)? {
             Decided::Local => Ok(Self::local(config.key_file.clone())),
             #[cfg(feature = "aws")]
             Decided::Prod(file) => {
+                refuse_inside_runtime()?;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -80,9 +89,18 @@ impl BlockingKeySource {
         }
     }
 
-    /// [`KeySource::write_lock`].
-    pub fn write_lock(&self) -> Result<Option<KeyLock>, KeysError> {
-        self.source.write_lock()
+    /// [`KeySource::write`], blocking: for a key file, waits for the file's lock while a
+    /// rotation runs.
+    pub fn write<T, E: From<KeysError>>(
+        &self,
+        on_warning: impl FnMut(&KeyWarning),
+        write: impl FnOnce(&Keyring) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match &self.source {
+            KeySource::File(path) => write_file(path, on_warning, write),
+            #[cfg(feature = "aws")]
+            other => self.block_on(other.write(on_warning, write)),
+        }
     }
 
     /// [`KeySource::rotate`], blocking.
@@ -95,6 +113,7 @@ impl BlockingKeySource {
             KeySource::File(path) => Ok(globo_crypto::rotate_key(path, files, observer)?),
             #[cfg(feature = "aws")]
             other => {
+                refuse_inside_runtime()?;
                 let runtime = self.runtime.as_ref().ok_or_else(no_runtime)?;
                 runtime.block_on(other.rotate(files, observer))
             }
@@ -115,11 +134,34 @@ impl BlockingKeySource {
     }
 
     #[cfg(feature = "aws")]
-    fn block_on<T>(
+    fn block_on<T, E: From<KeysError>>(
         &self,
-        future: impl std::future::Future<Output = Result<T, KeysError>>,
-    ) -> Result<T, KeysError> {
+        future: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        refuse_inside_runtime()?;
         self.runtime.as_ref().ok_or_else(no_runtime)?.block_on(future)
+    }
+}
+
+#[cfg(feature = "aws")]
+impl Drop for BlockingKeySource {
+    fn drop(&mut self) {
+        // Dropping a runtime where blocking is not allowed panics: let it stop on its own.
+        if let Some(runtime) = self.runtime.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// [`KeysError::InsideAsyncRuntime`] on a thread that runs a tokio runtime, where blocking on
+/// a future panics. (Without the `aws` feature there is no runtime to block on.)
+#[cfg(feature = "aws")]
+fn refuse_inside_runtime() -> Result<(), KeysError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Err(KeysError::InsideAsyncRuntime),
+        Err(_) => Ok(()),
     }
 }
 

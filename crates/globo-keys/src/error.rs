@@ -84,6 +84,14 @@ pub enum KeysError {
          include (globo-keys was compiled without its 'aws' feature)"
     )]
     BackendNotCompiled,
+    /// A blocking call ([`crate::BlockingKeySource`]) was made on a thread that runs an async
+    /// runtime, where blocking on a future panics (and would stall the runtime): use
+    /// [`crate::KeySource`] there, or call from `spawn_blocking`.
+    #[error(
+        "the blocking key source was called from inside an async runtime, where it must not \
+         block; use the asynchronous key source there"
+    )]
+    InsideAsyncRuntime,
     /// The runtime that reaches the secrets backend could not be started.
     #[error("cannot start the async runtime")]
     Runtime {

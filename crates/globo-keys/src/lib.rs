@@ -3,7 +3,7 @@
 //! else `APP_MODE`, else `.env`, else local).
 //!
 //! ```
-//! use globo_keys::{KeySource, KeySourceConfig, KeyWarning};
+//! use globo_keys::{KeySource, KeySourceConfig, KeyWarning, KeysError};
 //! use globo_secrets::{Environment, Mode};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -11,11 +11,8 @@
 //! # let dir = tempfile::tempdir()?;
 //! # let key_file = dir.path().join("secret.key");
 //! # let config_enc = dir.path().join("config.enc");
-//! let config = KeySourceConfig {
-//!     mode: Some(Mode::Local), // None: APP_MODE, then .env, decide
-//!     key_file,
-//!     ..KeySourceConfig::default()
-//! };
+//! // Without .mode(..): APP_MODE, then .env, decide.
+//! let config = KeySourceConfig::new().mode(Mode::Local).key_file(key_file);
 //! let source = KeySource::resolve(&config, &Environment::from_process()).await?;
 //! source.create(&globo_crypto::Key::generate()?).await?; // once, at deployment
 //!
@@ -24,7 +21,13 @@
 //!     eprintln!("warning: {warning}"); // e.g. KeyWarning::LoosePermissions { path, bits }
 //! }
 //! # std::fs::write(dir.path().join("config.json"), b"{}")?;
-//! globo_crypto::encrypt_file(loaded.keyring.primary(), &dir.path().join("config.json"), &config_enc)?;
+//! // Writing: the keys loaded under the key file's lock, so no rotation retires them meanwhile.
+//! source
+//!     .write(|w: &KeyWarning| eprintln!("warning: {w}"), |keys| {
+//!         let plain = dir.path().join("config.json");
+//!         globo_crypto::encrypt_file(keys.primary(), &plain, &config_enc).map_err(KeysError::from)
+//!     })
+//!     .await?;
 //!
 //! // Reading during a rotation: retried with the keys current now if one overtook it.
 //! let plaintext = source
@@ -39,26 +42,36 @@
 //! # Sources
 //! - [`KeySource::File`]: the key file (`secret.key`), plus `secret.key.next` while a rotation
 //!   is in progress; rotated with [`globo_crypto::rotate_key`] under the file's lock.
-//! - [`KeySource::SecretsManager`] (feature `aws`, on by default): the secret `FERNET_KEY` (or
+//! - `KeySource::SecretsManager` (feature `aws`, on by default): the secret `FERNET_KEY` (or
 //!   [`KEY_SECRET_VAR`]), `AWSCURRENT` plus `AWSPENDING` during a rotation
-//!   ([`SecretsManagerKeyStore`], rotated through staging labels).
+//!   (`SecretsManagerKeyStore`, rotated through staging labels).
 //! - The KMS and Vault Transit sources (issue 18) will be further variants of [`KeySource`],
 //!   each with its own module and cargo feature beside `secrets_manager`.
 //!
 //! [`KeySource::resolve`] decides the source: local mode needs nothing from `.env`, so when
 //! the mode or `APP_MODE` says local the file is not read. [`KeySource::load`] returns the
 //! keys with [`KeyWarning`]s as data (loose key file permissions, an interrupted rotation);
-//! nothing is printed. [`KeySource::create`] never replaces a key; [`KeySource::rotate`] is
-//! crash-safe; [`KeySource::read`] retries a read overtaken by a rotation.
+//! nothing is printed. [`KeySource::create`] never replaces a key (nor does the seeder: see
+//! Seeding); [`KeySource::rotate`] is crash-safe; [`KeySource::read`] retries a read
+//! overtaken by a rotation; [`KeySource::write`] loads the keys under the key file's lock, so
+//! that no rotation retires them while a file is encrypted.
+//!
+//! # Blocking
+//! With a key file, the `async` calls `load`, `create`, `read`, `write` and `rotate` do their
+//! file I/O on the calling thread: they block it, and `write` waits for the key file's lock
+//! while a rotation of that key runs. In prod mode, [`KeySource::resolve`] builds the AWS
+//! client through the SDK's configuration chain, which may query the EC2 instance metadata
+//! service when no region or credentials are set otherwise.
 //!
 //! # Synchronous callers
 //! [`BlockingKeySource`] offers the same calls, blocking. Local mode starts no runtime; prod
 //! mode starts one current-thread tokio runtime. (The `app` CLI uses it.)
 //!
 //! # Seeding
-//! [`seed`] supplies globo-secrets' seeder with the guard for key secrets (never replace a
-//! Fernet key; recognise key secrets by [`KEY_SECRET_DESCRIPTION`] and its older wording) and
-//! checks that a seeded key decrypts the configuration.
+//! `seed` (feature `aws`) supplies globo-secrets' seeder with the guard for key secrets
+//! (never replace a Fernet key; recognise key secrets by `KEY_SECRET_DESCRIPTION` and its older
+//! wording): `seed::KeySeeder` plans a seed list and checks that a seeded key decrypts the
+//! configuration in one call.
 //!
 //! # Errors
 //! One type, [`KeysError`]. Messages name the key file or secret, never a key, and name no

@@ -23,21 +23,24 @@ pub const DEFAULT_KEY_SECRET: &str = "FERNET_KEY";
 pub const KEY_SECRET_VAR: &str = "GLOBO_FERNET_KEY_SECRET";
 
 /// What decides where the key lives: the settings the globo CLI takes as `--mode`,
-/// `--key-file`, `--key-secret` and `--env-file`.
+/// `--key-file`, `--key-secret` and `--env-file`. Built from [`KeySourceConfig::new`] (every
+/// setting at its default) and the setters; further sources (KMS, Vault) will add settings
+/// without breaking callers.
+///
+/// ```
+/// use globo_keys::KeySourceConfig;
+/// use globo_secrets::Mode;
+///
+/// let config = KeySourceConfig::new().mode(Mode::Local).key_file("/etc/app/secret.key");
+/// # let _ = config;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeySourceConfig {
-    /// The mode if the caller fixes it; `None`: `APP_MODE` from the environment, else the last
-    /// `APP_MODE` of `env_file`, else local (see [`globo_secrets::resolve_mode`]).
-    pub mode: Option<Mode>,
-    /// Local mode: the key file (default `secret.key`).
-    pub key_file: PathBuf,
-    /// Prod mode: the secret holding the key; `None`: the environment variable
-    /// [`KEY_SECRET_VAR`], else [`DEFAULT_KEY_SECRET`].
-    pub key_secret: Option<String>,
-    /// The `.env` file (default `.env`): `APP_MODE`, and in prod mode the AWS settings the
-    /// environment does not set. Never the key itself. Not read when `mode` or `APP_MODE`
-    /// says local.
-    pub env_file: PathBuf,
+    mode: Option<Mode>,
+    pub(crate) key_file: PathBuf,
+    key_secret: Option<String>,
+    env_file: PathBuf,
 }
 
 impl Default for KeySourceConfig {
@@ -48,6 +51,47 @@ impl Default for KeySourceConfig {
             key_secret: None,
             env_file: PathBuf::from(".env"),
         }
+    }
+}
+
+impl KeySourceConfig {
+    /// Every setting at its default: the mode from `APP_MODE`, else the last `APP_MODE` of
+    /// `.env`, else local; the key file `secret.key`; the secret named by [`KEY_SECRET_VAR`],
+    /// else [`DEFAULT_KEY_SECRET`]; the `.env` file `.env`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fixes the mode. Unset: `APP_MODE` from the environment, else the last `APP_MODE` of
+    /// the `.env` file, else local (see [`globo_secrets::resolve_mode`]).
+    #[must_use]
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// Local mode: the key file (default `secret.key`).
+    #[must_use]
+    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_file = path.into();
+        self
+    }
+
+    /// Prod mode: the secret holding the key. Unset: the environment variable
+    /// [`KEY_SECRET_VAR`], else [`DEFAULT_KEY_SECRET`].
+    #[must_use]
+    pub fn key_secret(mut self, name: impl Into<String>) -> Self {
+        self.key_secret = Some(name.into());
+        self
+    }
+
+    /// The `.env` file (default `.env`): `APP_MODE`, and in prod mode the AWS settings the
+    /// environment does not set. Never the key itself. Not read when the mode or `APP_MODE`
+    /// says local.
+    #[must_use]
+    pub fn env_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.env_file = path.into();
+        self
     }
 }
 
@@ -175,8 +219,11 @@ impl KeySourceConfig {
 impl KeySource {
     /// Where the key lives for `config`, with `env` the process environment
     /// ([`Environment::from_process`]) or a test's. In prod mode this builds the AWS client
-    /// (no request is sent yet); local mode does no I/O beyond reading `.env` when the mode is
-    /// not fixed by `config.mode` or `APP_MODE`.
+    /// (no request is sent to Secrets Manager yet) through the AWS SDK's configuration chain,
+    /// which reads the AWS profile files and, when no region or credentials are set otherwise,
+    /// may query the EC2 instance metadata service (a network request, with its own
+    /// timeouts). Local mode does no I/O beyond reading `.env` (synchronously, bounded) when
+    /// the mode is not fixed by [`KeySourceConfig::mode`] or `APP_MODE`.
     pub async fn resolve(config: &KeySourceConfig, env: &Environment) -> Result<Self, KeysError> {
         match config.decide(env)? {
             Decided::Local => Ok(Self::File(config.key_file.clone())),
@@ -214,8 +261,8 @@ impl KeySource {
     }
 
     /// The current key and, during a rotation, the next one (primary), with warnings. A key
-    /// file is read synchronously (the call blocks briefly); a secret is two `GetSecretValue`
-    /// calls.
+    /// file is read synchronously: the call blocks the calling thread (briefly: two small
+    /// files) although it is `async`. A secret is two `GetSecretValue` calls.
     pub async fn load(&self) -> Result<LoadedKeyring, KeysError> {
         match self {
             Self::File(path) => load_file(path),
@@ -227,6 +274,8 @@ impl KeySource {
     /// Creates the key's home holding `key`: a new key file (mode 0600), or the secret
     /// (`CreateSecret`). Never replaces an existing key: that would make every file encrypted
     /// under it unreadable ([`CryptoError::KeyFileExists`], [`KeysError::AlreadyExists`]).
+    /// A key file is written synchronously (atomically, with `fsync`): the call blocks the
+    /// calling thread although it is `async`.
     pub async fn create(&self, key: &Key) -> Result<(), KeysError> {
         match self {
             Self::File(path) => KeyFile::create_new(path, key).map(drop).map_err(KeysError::from),
@@ -235,15 +284,31 @@ impl KeySource {
         }
     }
 
-    /// The lock to hold while loading the keys and writing a file encrypted under them, so that
-    /// a concurrent rotation cannot retire the key in between: the key file's exclusive lock,
-    /// or `None` for a secret (Secrets Manager has no lock; an encryption during a rotation
-    /// uses the pending key, which the rotation makes current).
-    pub fn write_lock(&self) -> Result<Option<KeyLock>, KeysError> {
+    /// Runs `write` (e.g. an encryption) with the keys current now, excluding a concurrent
+    /// rotation meanwhile, so that it cannot retire the key in between and leave the new file
+    /// under a retired key: for a key file, under the file's exclusive lock ([`KeyLock`]),
+    /// taken before the keys are loaded and released when `write` returns. Secrets Manager
+    /// has no lock: an encryption during a rotation uses the pending key, which the rotation
+    /// makes current. `on_warning` sees the warnings of the load. `write` encrypts under the
+    /// keyring's primary key (the next one during a rotation).
+    ///
+    /// Blocks: for a key file, the lock, the load and `write` run on the calling thread, and
+    /// the lock waits while a rotation of that key runs (which may take as long as
+    /// re-encrypting its files). In an async service, call it from `spawn_blocking` if a
+    /// rotation may run meanwhile.
+    pub async fn write<T, E: From<KeysError>>(
+        &self,
+        on_warning: impl FnMut(&KeyWarning),
+        write: impl FnOnce(&Keyring) -> Result<T, E>,
+    ) -> Result<T, E> {
         match self {
-            Self::File(path) => Ok(Some(KeyLock::acquire(path)?)),
+            Self::File(path) => write_file(path, on_warning, write),
             #[cfg(feature = "aws")]
-            Self::SecretsManager(_) => Ok(None),
+            Self::SecretsManager(store) => {
+                let loaded = load_secret(store).await?;
+                loaded.warnings.iter().for_each(on_warning);
+                write(&loaded.keyring)
+            }
         }
     }
 
@@ -269,6 +334,10 @@ impl KeySource {
     /// current then if a rotation overtook it (the retry of [`LoadedKeys::read_with`] and
     /// [`globo_crypto::read_with_current_keys`]: at most 16 runs, a real failure returned as
     /// is). `on_warning` sees the warnings of the first load. `read` should only read.
+    ///
+    /// Blocks: `read` runs on the calling thread, and for a key file so does every load (two
+    /// small files each), although the call is `async`. It takes no lock, so it never waits
+    /// for a rotation.
     pub async fn read<T>(
         &self,
         mut on_warning: impl FnMut(&KeyWarning),
@@ -316,6 +385,17 @@ pub(crate) fn load_file(path: &Path) -> Result<LoadedKeyring, KeysError> {
     let loaded = LoadedKeys::load(path)?;
     let warnings = file_warnings(&loaded);
     Ok(LoadedKeyring { keyring: loaded.into_keyring(), warnings })
+}
+
+pub(crate) fn write_file<T, E: From<KeysError>>(
+    path: &Path,
+    on_warning: impl FnMut(&KeyWarning),
+    write: impl FnOnce(&Keyring) -> Result<T, E>,
+) -> Result<T, E> {
+    let _lock = KeyLock::acquire(path).map_err(KeysError::from)?;
+    let loaded = load_file(path)?;
+    loaded.warnings.iter().for_each(on_warning);
+    write(&loaded.keyring)
 }
 
 pub(crate) fn read_file<T>(

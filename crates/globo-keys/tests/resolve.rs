@@ -23,7 +23,11 @@ fn emulator_dotenv(endpoint: &str, mode: &str) -> String {
 }
 
 fn config(dir: &Path, mode: Option<Mode>, env_file: PathBuf) -> KeySourceConfig {
-    KeySourceConfig { mode, key_file: dir.join("secret.key"), key_secret: None, env_file }
+    let config = KeySourceConfig::new().key_file(dir.join("secret.key")).env_file(env_file);
+    match mode {
+        Some(mode) => config.mode(mode),
+        None => config,
+    }
 }
 
 fn encrypted(dir: &Path, key: &Key, name: &str) -> PathBuf {
@@ -86,7 +90,11 @@ fn local_mode_warns_as_data_creates_once_and_reads_through_a_rotation() {
         [KeyWarning::LoosePermissions { path: key_file.clone(), bits: 0o044 }]
     );
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert!(source.write_lock().unwrap().is_some());
+    // Writing: the keys, loaded under the key file's lock, with the load's warnings.
+    let mut warned = Vec::new();
+    let same = source
+        .write(|w| warned.push(w.clone()), |keys| Ok::<_, KeysError>(keys.primary().same_as(&key)));
+    assert!(same.unwrap() && warned.is_empty());
 
     // Stopped after re-encrypting the file: a pending rotation, reported as data.
     let file = encrypted(d, &key, "config");
@@ -131,15 +139,15 @@ async fn app_mode_from_the_env_file_chooses_the_secret_and_its_settings() {
     assert!(matches!(error, KeysError::AlreadyExists { .. }), "{error:?}");
     let loaded = source.load().await.unwrap();
     assert!(loaded.keyring.primary().same_as(&key) && loaded.warnings.is_empty());
-    assert!(source.write_lock().unwrap().is_none());
+    let same = source.write(|_| {}, |keys| Ok::<_, KeysError>(keys.primary().same_as(&key)));
+    assert!(same.await.unwrap());
     assert!(!d.join("secret.key").exists(), "prod mode wrote a key file");
 
     // The secret's name from the environment when the caller gives none; the caller's wins.
     let named = Environment::from_pairs([(globo_keys::KEY_SECRET_VAR, "OTHER_KEY")]);
     let source = KeySource::resolve(&config(d, None, env_file.clone()), &named).await.unwrap();
     assert!(matches!(&source, KeySource::SecretsManager(s) if s.name() == "OTHER_KEY"));
-    let mut explicit = config(d, None, env_file.clone());
-    explicit.key_secret = Some("THIRD_KEY".into());
+    let explicit = config(d, None, env_file.clone()).key_secret("THIRD_KEY");
     let source = KeySource::resolve(&explicit, &named).await.unwrap();
     assert!(matches!(&source, KeySource::SecretsManager(s) if s.name() == "THIRD_KEY"));
 
@@ -224,4 +232,34 @@ fn prod_mode_without_the_aws_feature_is_an_error() {
     let prod = config(dir.path(), Some(Mode::Prod), dir.path().join(".env"));
     let error = BlockingKeySource::resolve(&prod, &empty).unwrap_err();
     assert!(matches!(error, KeysError::BackendNotCompiled), "{error:?}");
+}
+
+/// Blocking on a future inside a tokio runtime panics (and a runtime dropped there too): in
+/// prod mode the blocking source refuses with a typed error instead; local mode needs no
+/// runtime and works.
+#[cfg(feature = "aws")]
+#[test]
+fn the_blocking_source_refuses_to_block_inside_an_async_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env_file = d.join(".env");
+    // No request is sent: resolving builds the client only.
+    std::fs::write(&env_file, emulator_dotenv("http://127.0.0.1:9", "prod")).unwrap();
+    let empty = Environment::from_pairs(Vec::<(String, String)>::new());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let prod = config(d, Some(Mode::Prod), env_file.clone());
+    let result = runtime.block_on(async { BlockingKeySource::resolve(&prod, &empty) });
+    let error = result.unwrap_err();
+    assert!(matches!(error, KeysError::InsideAsyncRuntime), "{error:?}");
+    assert!(error.to_string().contains("inside an async runtime"), "{error}");
+    let local = config(d, Some(Mode::Local), env_file);
+    let result = runtime.block_on(async { BlockingKeySource::resolve(&local, &empty) });
+    assert!(matches!(result.unwrap().source(), KeySource::File(_)));
+    // Resolved outside, then called and dropped inside one: an error, not a panic.
+    let source = BlockingKeySource::resolve(&prod, &empty).unwrap();
+    runtime.block_on(async move {
+        let error = source.load().unwrap_err();
+        assert!(matches!(error, KeysError::InsideAsyncRuntime), "{error:?}");
+        drop(source);
+    });
 }

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use globo_keys::seed::{check_seed_keys_decrypt, key_secret_guard, key_seeder};
+use globo_keys::seed::{KeySeeder, key_secret_guard};
 use globo_keys::{
     DEFAULT_KEY_SECRET, KEY_SECRET_DESCRIPTION, KeysError, LEGACY_KEY_SECRET_DESCRIPTIONS,
     SecretsManagerKeyStore,
@@ -115,7 +115,7 @@ async fn the_seeder_never_replaces_a_fernet_key() {
     let key = Key::generate().unwrap();
     let store = SecretsManagerKeyStore::new(provider.clone(), "CUSTOM_KEY").unwrap();
     store.create(&key).await.unwrap();
-    let seeder = key_seeder(&provider, DEFAULT_KEY_SECRET);
+    let seeder = KeySeeder::new(&provider, DEFAULT_KEY_SECRET);
     assert!(!seeder.is_guarded("CUSTOM_KEY"));
     let other = key_text(&Key::generate().unwrap());
     assert_eq!(seeder.seed("CUSTOM_KEY", &other).await.unwrap(), SeedOutcome::Kept);
@@ -129,10 +129,16 @@ async fn the_seeder_never_replaces_a_fernet_key() {
     let client = provider.client();
     client.create_secret().name("FERNET_KEY").secret_string("REPLACE-ME").send().await.unwrap();
     let error = seeder.seed("FERNET_KEY", &placeholder).await.unwrap_err();
-    assert!(matches!(&error, SecretsError::SeedValueRejected { name, .. } if name == "FERNET_KEY"));
+    assert!(
+        matches!(&error, KeysError::Secrets(SecretsError::SeedValueRejected { name, .. }) if name == "FERNET_KEY")
+    );
     assert!(error.to_string().contains("'FERNET_KEY' is not a Fernet key"), "{error}");
+    assert!(
+        error.to_string().contains("'FERNET_KEY' holds the configuration's Fernet key"),
+        "{error}"
+    );
     assert!(!error.to_string().contains("REPLACE-ME"), "{error}");
-    assert!(seeder.check(&[("FERNET_KEY".into(), placeholder.clone())]).is_err());
+    assert!(seeder.seeder().check(&[("FERNET_KEY".into(), placeholder.clone())]).is_err());
     assert_eq!(seeder.seed("FERNET_KEY", &key_text(&key)).await.unwrap(), SeedOutcome::Updated);
     assert_eq!(seeder.seed("FERNET_KEY", &other).await.unwrap(), SeedOutcome::Kept);
     let store = SecretsManagerKeyStore::new(provider.clone(), "FERNET_KEY").unwrap();
@@ -141,9 +147,10 @@ async fn the_seeder_never_replaces_a_fernet_key() {
 
     // A created key secret carries the description, so a seeder configured for it or not
     // keeps it later.
-    let seeder = seeder.with_guarded_name("APP_KEY");
+    let seeder =
+        KeySeeder::with_guard(&provider, key_secret_guard(DEFAULT_KEY_SECRET).with_name("APP_KEY"));
     assert_eq!(seeder.seed("APP_KEY", &key_text(&key)).await.unwrap(), SeedOutcome::Created);
-    let plain = key_seeder(&provider, DEFAULT_KEY_SECRET);
+    let plain = KeySeeder::new(&provider, DEFAULT_KEY_SECRET);
     assert_eq!(plain.seed("APP_KEY", &other).await.unwrap(), SeedOutcome::Kept);
     // Other secrets are still updated.
     client.create_secret().name("API_KEY").secret_string("v1").send().await.unwrap();
@@ -183,7 +190,7 @@ async fn a_rotated_key_secret_made_without_description_is_kept_under_any_name() 
     let rotated = version_stages(&provider, "APP_FERNET").await;
 
     // Reseeded with the pre-rotation key by a seeder not told its name, by name and by ARN.
-    let seeder = key_seeder(&provider, DEFAULT_KEY_SECRET);
+    let seeder = KeySeeder::new(&provider, DEFAULT_KEY_SECRET);
     assert!(!seeder.is_guarded("APP_FERNET"));
     for name in ["APP_FERNET", arn.as_str()] {
         assert_eq!(seeder.seed(name, &old_text).await.unwrap(), SeedOutcome::Kept, "{name}");
@@ -249,23 +256,23 @@ async fn a_key_secret_with_the_old_description_is_still_recognised() {
             .send()
             .await
             .unwrap();
-        let seeder = key_seeder(&provider, DEFAULT_KEY_SECRET);
+        let seeder = KeySeeder::new(&provider, DEFAULT_KEY_SECRET);
         assert!(!seeder.is_guarded(name));
         let error = seeder.seed(name, &SecretString::from("REPLACE-ME-TOO")).await.unwrap_err();
         assert!(
-            matches!(&error, SecretsError::SeedValueRejected { name: n, .. } if n == name),
+            matches!(&error, KeysError::Secrets(SecretsError::SeedValueRejected { name: n, .. }) if n == name),
             "{name}: {error:?}"
         );
-        let plan = seeder.plan(&[(name.to_owned(), SecretString::from("x"))]).await;
+        let plan = seeder.plan(&[(name.to_owned(), SecretString::from("x"))], None).await;
         assert!(plan.is_err(), "{name}");
         let key =
             SecretString::from(Key::generate().unwrap().to_base64().expose_secret().to_owned());
-        let plan = seeder.plan(&[(name.to_owned(), key)]).await.unwrap();
+        let plan = seeder.plan(&[(name.to_owned(), key)], None).await.unwrap();
         assert!(plan.steps()[0].is_guarded(), "{name}");
         assert_eq!(plan.steps()[0].outcome(), SeedOutcome::Updated, "{name}");
     }
-    // A plain seeder (no guard) knows nothing of keys.
-    let plain = Seeder::new(&provider);
+    // Only an explicitly unguarded seeder knows nothing of keys.
+    let plain = Seeder::unguarded(&provider);
     assert_eq!(
         plain.seed("OLD_KEY", &SecretString::from("v")).await.unwrap(),
         SeedOutcome::Updated
@@ -274,7 +281,7 @@ async fn a_key_secret_with_the_old_description_is_still_recognised() {
     // A key secret the guard creates carries the new description.
     let key = Key::generate().unwrap();
     let text = SecretString::from(key.to_base64().expose_secret().to_owned());
-    let seeder = key_seeder(&provider, "CREATED_KEY");
+    let seeder = KeySeeder::new(&provider, "CREATED_KEY");
     assert_eq!(seeder.seed("CREATED_KEY", &text).await.unwrap(), SeedOutcome::Created);
     let described = client.describe_secret().secret_id("CREATED_KEY").send().await.unwrap();
     assert_eq!(described.description(), Some(KEY_SECRET_DESCRIPTION));
@@ -295,14 +302,16 @@ async fn a_seeded_key_must_decrypt_the_encrypted_configuration() {
     encrypt_file(&key, &plain, &encrypted).unwrap();
     let text = |key: &Key| SecretString::from(key.to_base64().expose_secret().to_owned());
 
-    let seeder = key_seeder(&provider, DEFAULT_KEY_SECRET);
+    let seeder = KeySeeder::new(&provider, DEFAULT_KEY_SECRET);
     let other = Key::generate().unwrap();
-    let plan = seeder.plan(&[("FERNET_KEY".to_owned(), text(&other))]).await.unwrap();
-    let error = check_seed_keys_decrypt(&plan, &encrypted).unwrap_err();
+    let list = [("FERNET_KEY".to_owned(), text(&other))];
+    let error = seeder.plan(&list, Some(&encrypted)).await.unwrap_err();
     assert!(matches!(&error, KeysError::SeedKeyMismatch { name, .. } if name == "FERNET_KEY"));
     assert!(!error.to_string().contains(text(&other).expose_secret()), "{error}");
-    let plan = seeder.plan(&[("FERNET_KEY".to_owned(), text(&key))]).await.unwrap();
-    check_seed_keys_decrypt(&plan, &encrypted).unwrap();
+    // Without the file there is nothing to check the key against.
+    assert_eq!(seeder.plan(&list, None).await.unwrap().steps().len(), 1);
+    let plan = seeder.plan(&[("FERNET_KEY".to_owned(), text(&key))], Some(&encrypted)).await;
+    assert_eq!(plan.unwrap().steps()[0].outcome(), SeedOutcome::Created);
     // Nothing was written by planning.
     assert!(
         SecretsManagerKeyStore::new(provider, "FERNET_KEY").unwrap().load_keys().await.is_err()

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use globo_emulator::{Emulator, Options};
-use globo_secrets::seed::create_or_update;
+use globo_secrets::seed::Seeder;
 use globo_secrets::{
     AwsProvider, CachingProvider, Environment, LocalProvider, SecretsProvider, aws_config_loader,
 };
@@ -80,7 +80,7 @@ fn main() {
     let aws = runtime.block_on(async {
         let config = globo_testkit::emulator_config(aws_config_loader().await, &endpoint).await;
         let aws = AwsProvider::from_sdk_config(&config).unwrap();
-        create_or_update(&aws, NAME, &SecretString::from(PROD_VALUE)).await.unwrap();
+        Seeder::unguarded(&aws).seed(NAME, &SecretString::from(PROD_VALUE)).await.unwrap();
         aws
     });
 

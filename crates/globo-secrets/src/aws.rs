@@ -307,6 +307,10 @@ impl AwsProvider {
     /// `UpdateSecret`, `UpdateSecretVersionStage`): messages say "Failed to store", and the
     /// value `written`, should the service's answer echo it, is replaced by `[REDACTED]` in
     /// every kept layer.
+    ///
+    /// Only `written` is redacted: a caller that sends another secret in the same request
+    /// (or passes `None` for a call that carries one) gets that text through unredacted if the
+    /// service echoes it. Pass the exact value the request carries.
     pub fn map_write_error<E>(
         &self,
         name: &str,

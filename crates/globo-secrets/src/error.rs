@@ -386,15 +386,17 @@ pub enum SecretsError {
     /// A seed value for a guarded secret (see `seed::Guard`, e.g. one holding an encryption
     /// key) does not pass the guard's check (the value is not repeated). Nothing was written.
     #[error(
-        "the seed value for secret '{name}' is not {expected}: '{name}' is guarded, so only such \
-         a value may be written to it; nothing was written"
+        "the seed value for secret '{name}' is not {expected}: '{name}' holds {held}, so only a \
+         valid one may be written to it; nothing was written"
     )]
     SeedValueRejected {
         /// The secret's name.
         name: String,
-        /// What the guard accepts, e.g. `a Fernet key (44 characters of URL-safe base64
-        /// encoding 32 bytes)`.
+        /// What the guard accepts, e.g. `a Fernet key (expected 44 characters of URL-safe
+        /// base64 encoding 32 bytes)`.
         expected: String,
+        /// What the secret holds, e.g. `the configuration's Fernet key` (`seed::Guard::holding`).
+        held: String,
     },
     /// The secret is binary (`SecretBinary`) but text was asked for.
     #[error("secret '{name}' is binary; read it with get_value() (or get_bytes())")]

@@ -20,8 +20,9 @@
 //!   written. A key secret made by the AWS CLI, Terraform or an older seeder and then rotated
 //!   would otherwise get its pre-rotation key back.
 //!
-//! Other secrets are created, left unchanged or updated to the seed value. A seeder without a
-//! guard treats every secret so.
+//! Other secrets are created, left unchanged or updated to the seed value. Every
+//! [`Seeder::new`] is given a guard; only the explicitly named [`Seeder::unguarded`] treats
+//! every secret so.
 //!
 //! Seeding a list is two passes: [`Seeder::plan`] reads every secret and decides every
 //! outcome without writing anything, so a failure it finds (a bad entry, a guarded secret whose
@@ -45,6 +46,7 @@ pub struct Guard {
     description: String,
     recognised: Vec<String>,
     expected: String,
+    held: String,
     check: Arc<dyn Fn(&SecretString) -> bool + Send + Sync>,
 }
 
@@ -63,6 +65,7 @@ impl Guard {
             recognised: vec![description.clone()],
             description,
             expected: expected.into(),
+            held: "a guarded value".to_owned(),
             check: Arc::new(check),
         }
     }
@@ -74,6 +77,14 @@ impl Guard {
         if !self.names.contains(&name) {
             self.names.push(name);
         }
+        self
+    }
+
+    /// What guarded secrets hold, for the seeder's error (e.g. `the configuration's Fernet
+    /// key`; default `a guarded value`).
+    #[must_use]
+    pub fn holding(mut self, held: impl Into<String>) -> Self {
+        self.held = held.into();
         self
     }
 
@@ -117,6 +128,7 @@ impl Guard {
             Err(SecretsError::SeedValueRejected {
                 name: name.to_owned(),
                 expected: self.expected.clone(),
+                held: self.held.clone(),
             })
         }
     }
@@ -128,6 +140,7 @@ impl std::fmt::Debug for Guard {
             .field("names", &self.names)
             .field("recognised", &self.recognised)
             .field("expected", &self.expected)
+            .field("held", &self.held)
             .finish_non_exhaustive()
     }
 }
@@ -169,23 +182,19 @@ pub struct Seeder<'a> {
 }
 
 impl<'a> Seeder<'a> {
-    /// A seeder with no guarded secret: every secret is created, left unchanged or updated.
-    pub fn new(provider: &'a AwsProvider) -> Self {
+    /// A seeder that never overwrites the secrets `guard` protects (see the
+    /// [module documentation](self)). The ordinary constructor: a seeder is given its guard
+    /// when it is made, so none can be forgotten.
+    pub fn new(provider: &'a AwsProvider, guard: Guard) -> Self {
+        Self { provider, guard: Some(guard) }
+    }
+
+    /// A seeder that protects nothing: every secret is created, left unchanged or
+    /// **overwritten** with its seed value, even one holding an encryption key (files
+    /// encrypted under that key become unreadable). For secrets known to hold no such value
+    /// (test fixtures, plain settings); otherwise use [`Seeder::new`] with a guard.
+    pub fn unguarded(provider: &'a AwsProvider) -> Self {
         Self { provider, guard: None }
-    }
-
-    /// Protects the secrets `guard` describes.
-    #[must_use]
-    pub fn with_guard(mut self, guard: Guard) -> Self {
-        self.guard = Some(guard);
-        self
-    }
-
-    /// Also guards `name` (e.g. a configured key secret name). No effect without a guard.
-    #[must_use]
-    pub fn with_guarded_name(mut self, name: impl Into<String>) -> Self {
-        self.guard = self.guard.map(|guard| guard.with_name(name));
-        self
     }
 
     /// Whether `name` is guarded by name (an existing secret can also be by its description).
@@ -416,15 +425,6 @@ impl std::fmt::Debug for SeedStep {
             .field("guarded", &self.guarded)
             .finish_non_exhaustive()
     }
-}
-
-/// [`Seeder::seed`] with a [`Seeder::new`] (no guard).
-pub async fn create_or_update(
-    provider: &AwsProvider,
-    name: &str,
-    value: &SecretString,
-) -> Result<SeedOutcome, SecretsError> {
-    Seeder::new(provider).seed(name, value).await
 }
 
 /// The largest configuration file [`read_seed_config`] reads: 1 MiB, like a `.env` file (a few

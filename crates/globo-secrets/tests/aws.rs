@@ -138,19 +138,19 @@ async fn seeding_is_idempotent() {
     assert_eq!(names, ["PAYMENT_GATEWAY_API_KEY", "EMAIL_SERVICE_API_KEY", "FERNET_KEY"]);
     for (name, value) in &entries {
         assert_eq!(
-            seed::create_or_update(&provider, name, value).await.unwrap(),
+            seed::Seeder::unguarded(&provider).seed(name, value).await.unwrap(),
             SeedOutcome::Created
         );
     }
     for (name, value) in &entries {
         assert_eq!(
-            seed::create_or_update(&provider, name, value).await.unwrap(),
+            seed::Seeder::unguarded(&provider).seed(name, value).await.unwrap(),
             SeedOutcome::Unchanged
         );
     }
     let new_value = SecretString::from("prod-email-key-v2");
     let outcome =
-        seed::create_or_update(&provider, "EMAIL_SERVICE_API_KEY", &new_value).await.unwrap();
+        seed::Seeder::unguarded(&provider).seed("EMAIL_SERVICE_API_KEY", &new_value).await.unwrap();
     assert_eq!(outcome, SeedOutcome::Updated);
     assert_eq!(
         provider.get("EMAIL_SERVICE_API_KEY").await.unwrap().expose_secret(),
@@ -286,12 +286,13 @@ async fn a_guard_keeps_what_its_check_accepts_and_nothing_else() {
     let Some(moto) = globo_testkit::moto() else { return };
     let provider = provider_for(&moto.endpoint_url()).await;
     // A caller's guard: values starting with "tok-" are protected; globo-secrets knows no more.
-    let guard = Guard::new("a protected token", "a token (tok-...)", |v: &SecretString| {
-        v.expose_secret().starts_with("tok-")
-    })
-    .with_name("TOKEN")
-    .recognising("an older description");
-    let seeder = Seeder::new(&provider).with_guard(guard);
+    let tokens = || {
+        Guard::new("a protected token", "a token (tok-...)", |v: &SecretString| {
+            v.expose_secret().starts_with("tok-")
+        })
+    };
+    let guard = tokens().with_name("TOKEN").recognising("an older description");
+    let seeder = Seeder::new(&provider, guard);
     assert!(seeder.is_guarded("TOKEN") && !seeder.is_guarded("OTHER"));
 
     // By name: only an accepted value may be seeded; a created one gets the description.
@@ -320,10 +321,16 @@ async fn a_guard_keeps_what_its_check_accepts_and_nothing_else() {
         .unwrap();
     let error = seeder.seed("LEGACY", &SecretString::from("v2")).await.unwrap_err();
     assert!(matches!(error, SecretsError::SeedValueRejected { .. }), "{error:?}");
-    // Anything else is updated, and a seeder without a guard updates everything.
+    // Any secret holding an accepted value is kept, whatever its name.
     client.create_secret().name("OTHER").secret_string("tok-9").send().await.unwrap();
     assert_eq!(seeder.seed("OTHER", &first).await.unwrap(), SeedOutcome::Kept);
-    let plain = Seeder::new(&provider);
+    // The ordinary constructor takes a guard: a seeder told no name still keeps it.
+    let ordinary = Seeder::new(&provider, tokens());
+    assert_eq!(ordinary.seed("OTHER", &first).await.unwrap(), SeedOutcome::Kept);
+    assert_eq!(ordinary.seed("TOKEN", &second).await.unwrap(), SeedOutcome::Kept);
+    assert_eq!(versions_with(&provider, "OTHER", "AWSCURRENT").await, 1);
+    // Only the explicitly unguarded seeder overwrites everything.
+    let plain = Seeder::unguarded(&provider);
     assert_eq!(plain.seed("OTHER", &first).await.unwrap(), SeedOutcome::Updated);
     assert_eq!(plain.seed("TOKEN", &SecretString::from("v")).await.unwrap(), SeedOutcome::Updated);
 }
@@ -523,8 +530,10 @@ async fn a_service_error_echoing_the_written_value_is_scrubbed() {
         serde_json::to_string(secret).unwrap().trim_matches('"').to_owned(),
         aws_smithy_types::base64::encode(secret.as_bytes()),
     ];
-    let error =
-        Seeder::new(&provider).seed("API_KEY", &SecretString::from(secret)).await.unwrap_err();
+    let error = Seeder::unguarded(&provider)
+        .seed("API_KEY", &SecretString::from(secret))
+        .await
+        .unwrap_err();
     let texts = error_texts(&error);
     assert!(texts.iter().any(|t| t.contains("[REDACTED]")), "{texts:#?}");
     for text in &texts {
@@ -570,7 +579,7 @@ async fn messages_name_the_endpoint_variable_used_and_say_store_for_writes() {
     // A failed write says "store", a failed read "fetch".
     let provider = provider_for(&echoing_endpoint()).await;
     let error =
-        Seeder::new(&provider).seed("API_KEY", &SecretString::from("v1")).await.unwrap_err();
+        Seeder::unguarded(&provider).seed("API_KEY", &SecretString::from("v1")).await.unwrap_err();
     let message = error.to_string();
     assert!(
         message.starts_with("Failed to store secret 'API_KEY' in AWS Secrets Manager: "),

@@ -210,7 +210,7 @@ async fn prod_mode_reads_the_emulator_configured_in_env_file_but_never_its_value
     let seeder = AwsProvider::from_settings(&settings).await.unwrap();
     assert!(!format!("{seeder:?}").contains("testing-secret-access-key"));
     let prod_value = SecretString::from("prod-payment-key-9f8e7d6c5b4a3210");
-    seed::create_or_update(&seeder, "PAYMENT_GATEWAY_API_KEY", &prod_value).await.unwrap();
+    seed::Seeder::unguarded(&seeder).seed("PAYMENT_GATEWAY_API_KEY", &prod_value).await.unwrap();
 
     // APP_MODE=prod and every AWS setting come from .env; the value comes from the emulator.
     let provider = provider_for(None, &path, &Environment::empty()).await.unwrap();
@@ -242,7 +242,10 @@ async fn a_process_endpoint_wins_over_the_env_file() {
     })
     .await
     .unwrap();
-    seed::create_or_update(&seeder, "API_KEY", &SecretString::from("from-emulator")).await.unwrap();
+    seed::Seeder::unguarded(&seeder)
+        .seed("API_KEY", &SecretString::from("from-emulator"))
+        .await
+        .unwrap();
 
     let env = Environment::from_pairs([("AWS_ENDPOINT_URL", endpoint.as_str())]);
     let provider = provider_for(Some(Mode::Prod), &path, &env).await.unwrap();

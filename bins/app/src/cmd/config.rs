@@ -62,34 +62,63 @@ impl KeyArgs {
             Some(text) => Some(text.parse::<Mode>().map_err(|e| Failure::from_error(&e))?),
             None => None,
         };
-        let config = KeySourceConfig {
-            mode,
-            key_file: self.key_file.clone(),
-            key_secret: Some(self.key_secret.clone()),
-            env_file: self.env_file.clone(),
-        };
+        let mut config = KeySourceConfig::new()
+            .key_file(&self.key_file)
+            .key_secret(&self.key_secret)
+            .env_file(&self.env_file);
+        if let Some(mode) = mode {
+            config = config.mode(mode);
+        }
         BlockingKeySource::resolve(&config, &Environment::from_process())
             .map_err(|e| keys_failure(&e))
     }
 }
 
-/// Maps a globo-keys error to the lab's message (for a crypto error) or the library's own
-/// message, with the CLI's hint where the library, which names no command, leaves it out.
+/// Maps a globo-keys error to the lab's message (for a decryption failure), the CLI's own
+/// sentence where the library's neutral one leaves the command out, or the library's message
+/// with its causes and, for an error found anywhere in its source chain (a key store's error
+/// arrives inside `CryptoError::KeyStore`), the CLI's hint on its own line.
 fn keys_failure(error: &KeysError) -> Failure {
-    let hint = match error {
-        KeysError::Crypto(e) => return failure(e),
-        KeysError::AlreadyExists { .. } => {
-            "To change the key, use `app config rotate-key --mode prod`, which re-encrypts the \
-             files first."
+    match error {
+        KeysError::Crypto(
+            e @ (CryptoError::Decryption | CryptoError::CiphertextNotFound { .. }),
+        ) => {
+            return failure(e);
         }
-        KeysError::NotAFernetKey { .. } => "Create it with `app config init-key --mode prod`.",
-        KeysError::PendingKeyReplaced { .. } => {
-            "Then run `app config rotate-key --mode prod` with the same files."
+        KeysError::AlreadyExists { name } => {
+            return Failure::msg(format!(
+                "secret '{name}' already exists in AWS Secrets Manager; replacing the key it \
+                 holds would make every file encrypted under it unreadable. To change the key, \
+                 use `app config rotate-key --mode prod`, which re-encrypts the files first"
+            ));
         }
-        _ => return Failure::from_error(error),
-    };
-    Failure::msg(format!("{}\nhint: {hint}", globo::with_causes(error)))
+        KeysError::NotAFernetKey { .. } => {
+            return Failure::msg(format!("{error}; {INIT_KEY_PROD}"));
+        }
+        KeysError::Runtime { source } => {
+            return Failure::msg(format!("cannot start the async runtime: {source}"));
+        }
+        _ => {}
+    }
+    let chain =
+        std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| e.source());
+    let hint = chain.filter_map(|e| e.downcast_ref::<KeysError>()).find_map(|e| match e {
+        KeysError::NotAFernetKey { .. } => Some(INIT_KEY_PROD),
+        KeysError::PendingKeyReplaced { .. } => Some(
+            "the rotation is `app config rotate-key --mode prod`; run it again with the same \
+             files",
+        ),
+        _ => None,
+    });
+    let message = globo::with_causes(error);
+    match hint {
+        Some(hint) => Failure::msg(format!("{message}\nhint: {hint}")),
+        None => Failure::msg(message),
+    }
 }
+
+/// How the CLI creates a key secret.
+const INIT_KEY_PROD: &str = "create it with `app config init-key --mode prod`";
 
 /// Arguments of `app config init-key`.
 #[derive(Debug, clap::Args)]
@@ -243,41 +272,47 @@ fn init_key(args: &InitKeyArgs) -> Result<(), Failure> {
 
 fn encrypt(args: &EncryptArgs) -> Result<(), Failure> {
     let source = args.key.source()?;
-    // Excludes a concurrent local rotate-key, which could otherwise retire the key just used.
-    // (Secrets Manager has no lock; a prod encryption during a rotation uses the pending key,
-    // which the rotation will make current.)
-    let _lock = source.write_lock().map_err(|e| keys_failure(&e))?;
-    let keys = load_keys(&source)?;
-    if args.remove_plaintext {
-        // Refused before anything is written: a pipe, a FIFO or a device is never deleted.
-        crypto::removable_plaintext(&args.file).map_err(|e| failure(&e))?;
-    }
-    crypto::encrypt_file(keys.primary(), &args.file, &args.out).map_err(|e| failure(&e))?;
-    outln!("Encrypted '{}' to '{}' (mode 0600).", args.file.display(), args.out.display())?;
-    if args.remove_plaintext {
-        let removed = crypto::remove_plaintext_verified(&keys, &args.file, &args.out)
-            .map_err(|e| failure(&e))?;
-        let what = if removed == args.file {
-            format!("'{}'", removed.display())
+    // Holds the key file's lock throughout: a concurrent local rotate-key cannot retire the
+    // key just used. (Secrets Manager has no lock; a prod encryption during a rotation uses
+    // the pending key, which the rotation will make current.)
+    source.write(warn, |keys: &Keyring| -> Result<(), Failure> {
+        if args.remove_plaintext {
+            // Refused before anything is written: a pipe, a FIFO or a device is never deleted.
+            crypto::removable_plaintext(&args.file).map_err(|e| failure(&e))?;
+        }
+        crypto::encrypt_file(keys.primary(), &args.file, &args.out).map_err(|e| failure(&e))?;
+        outln!("Encrypted '{}' to '{}' (mode 0600).", args.file.display(), args.out.display())?;
+        if args.remove_plaintext {
+            let removed = crypto::remove_plaintext_verified(keys, &args.file, &args.out)
+                .map_err(|e| failure(&e))?;
+            let what = if removed == args.file {
+                format!("'{}'", removed.display())
+            } else {
+                format!(
+                    "'{}' (the file the symbolic link '{}' points to; the link is left in place)",
+                    removed.display(),
+                    args.file.display()
+                )
+            };
+            outln!(
+                "Removed the plaintext {what} after checking that '{}' decrypts to the same bytes.",
+                args.out.display()
+            )?;
         } else {
-            format!(
-                "'{}' (the file the symbolic link '{}' points to; the link is left in place)",
-                removed.display(),
+            outln!(
+                "The plaintext '{}' is still on disk: delete it (or use --remove-plaintext) so \
+                 that only the ciphertext ships.",
                 args.file.display()
-            )
-        };
-        outln!(
-            "Removed the plaintext {what} after checking that '{}' decrypts to the same bytes.",
-            args.out.display()
-        )?;
-    } else {
-        outln!(
-            "The plaintext '{}' is still on disk: delete it (or use --remove-plaintext) so that \
-             only the ciphertext ships.",
-            args.file.display()
-        )?;
+            )?;
+        }
+        Ok(())
+    })
+}
+
+impl From<KeysError> for Failure {
+    fn from(error: KeysError) -> Self {
+        keys_failure(&error)
     }
-    Ok(())
 }
 
 fn show(args: &ShowArgs) -> Result<(), Failure> {
@@ -394,4 +429,31 @@ fn inspect(args: &InspectArgs) -> Result<(), Failure> {
         range.end()
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key store's error reaches the CLI inside `CryptoError::KeyStore`: its hint is found
+    /// down the source chain.
+    #[test]
+    fn a_pending_key_replaced_inside_a_key_store_error_gets_its_hint() {
+        let replaced =
+            KeysError::PendingKeyReplaced { name: "FERNET_KEY".into(), version: "v2".into() };
+        let error = KeysError::Crypto(CryptoError::KeyStore {
+            store: "secret 'FERNET_KEY' in AWS Secrets Manager".into(),
+            operation: "promoting the new key to AWSCURRENT",
+            source: Box::new(replaced),
+        });
+        let shown = format!("{:?}", keys_failure(&error));
+        assert!(shown.contains("caused by: the AWSPENDING version"), "{shown}");
+        assert!(
+            shown.contains(
+                "\\nhint: the rotation is `app config rotate-key --mode prod`; run it again with \
+                 the same files"
+            ),
+            "{shown}"
+        );
+    }
 }
