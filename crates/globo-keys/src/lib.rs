@@ -97,3 +97,8 @@ pub use source::{
     DEFAULT_KEY_SECRET, KEY_SECRET_VAR, KeyLocation, KeySource, KeySourceConfig, KeyWarning,
     LoadedKeyring,
 };
+
+// The crate page's example (README.md, shipped in the package) runs as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
