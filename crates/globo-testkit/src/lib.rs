@@ -126,15 +126,30 @@ pub fn python(modules: &[&str]) -> Option<Python> {
     Some(python)
 }
 
+/// The whole environment [`Python::run`] gives the interpreter: this process's `PATH`, `HOME`
+/// and `TMPDIR` (where set), nothing else. The venv needs no variable: the interpreter finds
+/// it through the `pyvenv.cfg` beside it. (Python may add `LC_CTYPE` itself, PEP 538.)
+pub fn python_environment() -> Vec<(&'static str, std::ffi::OsString)> {
+    ["PATH", "HOME", "TMPDIR"]
+        .into_iter()
+        .filter_map(|name| std::env::var_os(name).map(|value| (name, value)))
+        .collect()
+}
+
 impl Python {
     /// The interpreter's path.
     pub fn exe(&self) -> &Path {
         &self.exe
     }
 
-    /// Runs `code` (a Python program) with `args` as `sys.argv[1:]` and `stdin` as its input.
+    /// Runs `code` (a Python program) with `args` as `sys.argv[1:]` and `stdin` as its input,
+    /// in a cleared environment plus what Python needs ([`python_environment`]): a program the
+    /// script starts (`os.execve`) sees none of the developer's settings (`APP_MODE`,
+    /// `GLOBO_PASSWORD_PROFILE`, AWS, ...) unless the script passes them.
     pub fn run(&self, code: &str, args: &[&str], stdin: &[u8]) -> Output {
         let mut child = Command::new(&self.exe)
+            .env_clear()
+            .envs(python_environment())
             .arg("-c")
             .arg(code)
             .args(args)
