@@ -12,7 +12,8 @@
 //!   [`emulator_config`] points an AWS SDK configuration at it; [`silent_endpoint`] is a server
 //!   that never answers; [`block_on`] runs async library code from a synchronous test.
 //! - [`isolated_command`] and [`output_guarded`] run the project's binaries with a cleared
-//!   environment and a hang guard.
+//!   environment and a hang guard; [`unisolated_starts_under`] finds test code that starts a
+//!   program any other way.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -28,6 +29,7 @@
 mod aws;
 mod fernet;
 mod process;
+mod scan;
 
 pub use aws::{
     EMULATOR_CREDENTIAL, EMULATOR_REGION, block_on, emulator_config, moto, silent_endpoint,
@@ -37,6 +39,7 @@ pub use fernet::{fernet_files_both_ways, random_bytes};
 #[cfg(unix)]
 pub use process::fifo_opened_by;
 pub use process::{HANG_GUARD, isolated_command, output_guarded};
+pub use scan::{Probe, unisolated_starts, unisolated_starts_under};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
