@@ -40,8 +40,12 @@ const FIRST_PIPE_BUFFER: u64 = 8 * 1024;
 /// `max_len + 1` bytes are read, so an endless or huge file cannot exhaust memory. A folder
 /// is an error. Messages name the path, never content.
 ///
-/// Blocks on the read; on a pipe, up to [`SMALL_FILE_PIPE_WAIT`] in total. Allocates up to
-/// `max_len + 1` bytes: a regular file's size (plus one), a pipe's data in doubling buffers.
+/// Blocks on the read; on a pipe, up to [`SMALL_FILE_PIPE_WAIT`] in total. Allocates a
+/// regular file's size plus one byte (at most `max_len + 1`), once. A pipe's length is not
+/// known in advance: its data goes into a buffer that doubles (from 8 KiB, capped at
+/// `max_len + 1`), and while it grows the old buffer is held until its bytes are copied and
+/// wiped, so the peak is about 1.5 times the final buffer and always under
+/// `2 × (max_len + 1)` bytes.
 ///
 /// ```
 /// # fn main() -> Result<(), globo_fs::FsError> {
