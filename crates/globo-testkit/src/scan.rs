@@ -52,7 +52,8 @@ pub fn unisolated_starts_under(folder: &Path, probes: &[Probe<'_>]) -> Vec<Strin
 /// environment, as (line number, trimmed line). Caught:
 /// - every `Command::new` on a line, under any name the file gives `Command` (`use
 ///   std::process::Command as Cmd`), or as a function value (`.map(Command::new)`), except
-///   the [`SETUP_TOOLS`] and, in a [`Probe`]'s function only, `Command::new(std::env::current_exe()`;
+///   the setup tools `mkfifo`, `mount` and `umount` and, in a [`Probe`]'s function only,
+///   `Command::new(std::env::current_exe()`;
 /// - in any line, so in the Python scripts a test keeps in string constants: `os.exec*`
 ///   other than `os.execve`, `subprocess`, `os.system`, `os.popen`, `os.spawn*` and
 ///   `os.posix_spawn*`.
