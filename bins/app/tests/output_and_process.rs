@@ -228,7 +228,7 @@ app, folder = sys.argv[1], sys.argv[2]
 pid, fd = pty.fork()
 if pid == 0:
     os.chdir(folder)
-    os.execv(app, [app, "register", "zed"])
+    os.execve(app, [app, "register", "zed"], {"PATH": os.environ["PATH"], "HOME": folder})
 seen, deadline = b"", time.time() + 30  # bounds on waiting, not timing assertions
 while b"Password: " not in seen and time.time() < deadline:
     if select.select([fd], [], [], 0.5)[0]:
@@ -263,8 +263,8 @@ fcntl.flock(held, fcntl.LOCK_EX)
 pid, fd = pty.fork()
 if pid == 0:
     os.chdir(folder)
-    os.environ["GLOBO_PASSWORD_PROFILE"] = "test-only-insecure"
-    os.execv(app, [app, "register", "zed"])
+    settings = {"GLOBO_PASSWORD_PROFILE": "test-only-insecure"}
+    os.execve(app, [app, "register", "zed"], {"PATH": os.environ["PATH"], "HOME": folder, **settings})
 deadline = time.time() + 30  # bounds on waiting, not timing assertions
 def wait_for(prompt):
     seen = b""
@@ -359,35 +359,22 @@ fn the_developers_settings_never_reach_app() {
     assert!(report.contains("1 passed"), "the probe did not run:\n{report}");
 }
 
-/// The source side of the same rule: no `app` or `mock-aws-seed` test file starts a program
-/// with a bare `Command::new` (which inherits the developer's environment), apart from the
-/// system tools that set the test up (`mkfifo`, `mount`, `umount`) and the probe above.
+/// The source side of the same rule: no `app` or `mock-aws-seed` test file (sub-folders
+/// included) starts a program with a bare `Command::new` under any name (which inherits the
+/// developer's environment), apart from the system tools that set the test up (`mkfifo`,
+/// `mount`, `umount`) and the probe above; and no Python script in them starts one other than
+/// by `os.execve` with an explicit environment. The rules and their planted examples:
+/// `globo_testkit::unisolated_starts`.
 #[test]
 fn every_test_starts_programs_through_the_isolated_helper() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let allowed =
-        ["Command::new(\"mkfifo\")", "Command::new(\"mount\")", "Command::new(\"umount\")"];
+    let probe = globo_testkit::Probe {
+        file: "output_and_process.rs",
+        function: "the_developers_settings_never_reach_app",
+    };
     let mut offenders = Vec::new();
     for folder in ["app/tests", "mock-aws-seed/tests"] {
-        for entry in std::fs::read_dir(root.join(folder)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let source = std::fs::read_to_string(&path).unwrap();
-            for (number, line) in source.lines().enumerate() {
-                let Some(at) = line.find("Command::new(") else { continue };
-                // Comments and string literals (this test's own) start nothing.
-                if line.trim_start().starts_with("//") || line[..at].ends_with('"') {
-                    continue;
-                }
-                let call = &line[at..];
-                let probe = call.starts_with("Command::new(std::env::current_exe()");
-                if !probe && !allowed.iter().any(|a| call.starts_with(a)) {
-                    offenders.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
-                }
-            }
-        }
+        offenders.extend(globo_testkit::unisolated_starts_under(&root.join(folder), &[probe]));
     }
     assert!(offenders.is_empty(), "use globo_testkit::isolated_command:\n{}", offenders.join("\n"));
 }

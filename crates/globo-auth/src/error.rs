@@ -198,8 +198,19 @@ impl From<globo_fs::FsError> for AuthError {
 /// | --- | --- | --- |
 /// | [`Credentials`](AuthErrorKind::Credentials) | [`InvalidCredentials`](AuthError::InvalidCredentials) | 401, the same for an unknown user and a wrong password (OWASP ASVS 5.0 V6.3.8) |
 /// | [`InvalidInput`](AuthErrorKind::InvalidInput) | a refused username or new password, a login password over the bound | 400 or 422, with the message (it names no password) |
-/// | [`Conflict`](AuthErrorKind::Conflict) | [`UserExists`](AuthError::UserExists) | 409 |
+/// | [`Conflict`](AuthErrorKind::Conflict) | [`UserExists`](AuthError::UserExists) | 409, where registered names may be known (see below) |
 /// | [`Operational`](AuthErrorKind::Operational) | the users file, a stored hash, the configuration, the system | 500; log the [`Report`](crate::Report), do not show it |
+///
+/// Two kinds tell that a name is registered, whatever the status:
+/// - A 409 for [`UserExists`](AuthError::UserExists) names a registered user to whoever
+///   registers. ASVS 5.0 V6.3.8 extends the anti-enumeration rule to registration: a service
+///   that must not reveal registered names answers a registration the same way whether the
+///   name is taken or not (say, 202 and "check your e-mail"), and tells the owner out of band.
+/// - [`BadEntry`](AuthError::BadEntry) (an unusable stored hash) comes only for a name that
+///   is in the users file. [`UserStore::verify`](crate::UserStore::verify) runs the same dummy
+///   verification as for an unknown user before returning it, so the time taken does not
+///   single the name out, but a distinct 500 does: a service that must not reveal names
+///   answers it like [`Credentials`](AuthErrorKind::Credentials) (401) and logs the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AuthErrorKind {

@@ -37,7 +37,8 @@
 //! [`verify_password`] blocks the calling thread for one Argon2 run (in a release build about 14 ms
 //! with `owasp-min`, 80 to 115 ms with the default profile, see docs/benchmarks.md; seconds
 //! in an unoptimised build, see below) and allocates its memory cost, `m` KiB
-//! (64 MiB with the default profile; up to [`Limits`]'s 256 MiB for a stored hash). In async
+//! (64 MiB with the default profile; for a stored hash, up to 256 MiB with the default
+//! [`Limits`], or what [`UserStore::with_limits`] allows). In async
 //! code call them from `spawn_blocking`, and bound how many run at once: each one holds its
 //! `m` KiB until it returns. With the `parallel` feature, the first computation starts
 //! rayon's global thread pool (one thread per CPU, or `RAYON_NUM_THREADS`) and each runs its
@@ -69,8 +70,11 @@
 //! # Timing
 //! Tags are compared in constant time, and an unknown username costs one Argon2 run with a
 //! typical known user's parameters (against a dummy hash shaped like the file's typical
-//! entry), so the response time does not tell which usernames exist; keep one parameter set
-//! per file. Why and how: [docs/passwords.md](https://github.com/globo-rs/globo/blob/main/docs/passwords.md).
+//! entry), so the response time does not tell which usernames exist. A user whose hash has
+//! other parameters than most costs what those parameters cost, which tells an observer that
+//! this user exists: keep one parameter set per file (a login upgrades a weaker hash). A user
+//! whose entry is unusable gets [`AuthError::BadEntry`] after the same dummy run, but its
+//! kind differs from a login failure (see [`AuthErrorKind`]). Why and how: [docs/passwords.md](https://github.com/globo-rs/globo/blob/main/docs/passwords.md).
 //!
 //! # Password policy
 //! Per NIST SP 800-63B and OWASP ASVS ([`check_new_password`]): at least 8 and at most 1024

@@ -131,8 +131,9 @@ impl UserStore {
     ///
     /// **Cost:** waits for the users file's exclusive lock (held by any other writer), reads
     /// the file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)), runs Argon2 once
-    /// (blocking, `m` KiB allocated, `p` rayon threads with the `parallel` feature: see the
-    /// [crate docs](crate#what-a-call-costs)) and rewrites the file with `fsync`.
+    /// (blocking, `m` KiB allocated; with the `parallel` feature its `p` lanes run on rayon's
+    /// global pool, one thread per CPU: see the [crate docs](crate#what-a-call-costs)) and
+    /// rewrites the file with `fsync`.
     pub fn register(&self, username: &str, password: &SecretString) -> Result<(), AuthError> {
         let username = Username::prepare(username)?;
         policy::check_new_password_for_user(username.as_str(), password)?;
@@ -181,13 +182,15 @@ impl UserStore {
     /// is refused ([`AuthError::PasswordExceedsLoginLimit`]) before the file is read or
     /// anything is hashed; no other password policy applies, so lab users log in with any
     /// password the lab accepted. A user whose entry is not a usable hash gets
-    /// [`AuthError::BadEntry`], naming the user: that is an operational problem for the
-    /// administrator, not a login failure.
+    /// [`AuthError::BadEntry`], naming the user, after the same dummy verification as an
+    /// unknown user: that is an operational problem for the administrator, not a login
+    /// failure (its kind does tell that the name exists: see
+    /// [`AuthErrorKind`](crate::AuthErrorKind)).
     ///
     /// **Cost:** reads the users file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN))
-    /// and runs Argon2 once, known user or not (blocking, the hash's `m` KiB allocated, `p`
-    /// rayon threads with the `parallel` feature: see the
-    /// [crate docs](crate#what-a-call-costs)); a rehash runs Argon2 a second time and
+    /// and runs Argon2 once, known user or not (blocking, the hash's `m` KiB allocated; with
+    /// the `parallel` feature its `p` lanes run on rayon's global pool, one thread per CPU:
+    /// see the [crate docs](crate#what-a-call-costs)); a rehash runs Argon2 a second time and
     /// rewrites the file under its lock.
     pub fn verify(&self, username: &str, password: &SecretString) -> Result<Verified, AuthError> {
         let secret = password.expose_secret();
@@ -206,19 +209,24 @@ impl UserStore {
             find_user(&users, username)
         };
         let Some((username, entry)) = found else {
-            let dummy = self.dummy_for(typical)?;
-            let _ = dummy.matches(secret.as_bytes())?;
+            self.dummy_verification(typical, secret.as_bytes())?;
             return Err(AuthError::InvalidCredentials);
         };
         std::hint::black_box(typical);
-        let stored = entry.as_str().ok_or_else(|| {
-            self.bad_entry(
-                username,
-                AuthError::MalformedHash { reason: "the value is not a string" },
-            )
-        })?;
-        let parsed =
-            ParsedHash::parse(stored, &self.limits).map_err(|e| self.bad_entry(username, e))?;
+        let usable = match entry.as_str() {
+            None => Err(AuthError::MalformedHash { reason: "the value is not a string" }),
+            Some(stored) => ParsedHash::parse(stored, &self.limits).map(|parsed| (stored, parsed)),
+        };
+        let (stored, parsed) = match usable {
+            Ok(usable) => usable,
+            Err(e) => {
+                // The same Argon2 run as for an unknown user first, so the time taken does
+                // not single out a name with an unusable entry (the error kind still does:
+                // see AuthErrorKind).
+                self.dummy_verification(typical, secret.as_bytes())?;
+                return Err(self.bad_entry(username, e));
+            }
+        };
         if !parsed.matches(secret.as_bytes())? {
             return Err(AuthError::InvalidCredentials);
         }
@@ -300,6 +308,14 @@ impl UserStore {
         };
         *cached = Some((key.to_owned(), dummy.clone()));
         Ok(dummy)
+    }
+
+    /// The verification an unknown user costs: `password` against the dummy hash shaped like
+    /// `typical`, its answer ignored.
+    fn dummy_verification(&self, typical: Option<&str>, password: &[u8]) -> Result<(), AuthError> {
+        let dummy = self.dummy_for(typical)?;
+        let _ = dummy.matches(password)?;
+        Ok(())
     }
 
     fn bad_entry(&self, username: &str, source: AuthError) -> AuthError {
@@ -476,6 +492,26 @@ mod tests {
             let result = store.verify(name, &SecretString::from(password));
             assert!(matches!(result, Err(AuthError::InvalidCredentials)), "{result:?}");
             assert!(cached_dummy(&store).is_some(), "no dummy verification for {name:?}");
+        }
+    }
+
+    /// Review (hostile, point 2): a user whose entry is unusable gets `BadEntry` only after
+    /// the dummy verification an unknown user gets, so the work done does not tell such a
+    /// name apart. Before, `BadEntry` came back before any Argon2 run (no dummy was made).
+    #[test]
+    fn a_bad_entry_is_reported_after_the_dummy_verification() {
+        let good = phc::hash_password("bob's password", Profile::TestOnlyInsecure).unwrap();
+        for bad in [serde_json::json!(42), serde_json::json!("$argon2id$v=19$m=8,t=1,p=1$nonsense")]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("users.json");
+            let users = serde_json::json!({"bob": good, "mallory": bad});
+            std::fs::write(&path, users.to_string()).unwrap();
+            let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+            assert!(cached_dummy(&store).is_none());
+            let result = store.verify("mallory", &SecretString::from("any password"));
+            assert!(matches!(result, Err(AuthError::BadEntry { .. })), "{result:?}");
+            assert!(cached_dummy(&store).is_some(), "no dummy verification for {bad}");
         }
     }
 

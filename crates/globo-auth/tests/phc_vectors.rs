@@ -1,6 +1,6 @@
 //! Every entry of `testdata/vectors/argon2/phc.json` (see its SOURCE.md) with its expected
 //! outcome in globo. Where the file's `valid` flag and globo differ, the reason is a documented
-//! decision (crate docs, "Compatibility decisions"): 1 GiB hashes exceed the memory limit,
+//! decision (docs/passwords.md, "Compatibility decisions"): 1 GiB hashes exceed the memory limit,
 //! `keyid=` is unsupported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -33,10 +33,15 @@
 //!
 //! Every function blocks on file-system I/O (call them from `spawn_blocking` in async code);
 //! none starts a thread. Writes flush the file and its folder to disk (`fsync`) before they
-//! return: milliseconds on a local disk, more on network storage. [`ExclusiveLock::acquire`]
-//! waits as long as another process holds the lock. [`read_small`] waits up to
-//! [`SMALL_FILE_PIPE_WAIT`] for a pipe's writer and allocates up to its bound (a regular
-//! file's size, capped by the bound). Writes hold no copy of the bytes they are given.
+//! return: milliseconds on a local disk, more on network storage. Every successful write then
+//! lists its destination folder once to remove stale temporary files
+//! ([`remove_stale_temp_files`]; errors ignored): time grows with the folder's entries, so
+//! keep data files out of crowded folders. [`ExclusiveLock::acquire`] waits as long as another
+//! process holds the lock. [`read_small`] waits up to [`SMALL_FILE_PIPE_WAIT`] for a pipe's
+//! writer and allocates a regular file's size plus one byte (capped at the bound plus one);
+//! a pipe's buffer doubles as data comes, and while it grows the old and the new buffer are
+//! both held, so the peak stays under twice the bound. Writes hold no copy of the bytes they
+//! are given.
 //!
 //! # Temporary files
 //!
@@ -126,8 +131,9 @@ fn write_with(
 /// the regular file at the end of the links is replaced, in its own folder, and the link stays
 /// (see [`resolve_link`] for the links that are refused).
 ///
-/// Blocks until the file and its folder are flushed to disk (`fsync`); no copy of `bytes` is
-/// made.
+/// Blocks until the file and its folder are flushed to disk (`fsync`), then lists the folder
+/// once to remove stale temporary files ([`remove_stale_temp_files`], errors ignored); no copy
+/// of `bytes` is made.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     write_with(path, bytes, Publish::Replace, true).map(drop)
 }
@@ -138,7 +144,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 /// Fails with [`io::ErrorKind::AlreadyExists`] (see [`FsError::kind`]) when the path exists,
 /// including when it is a dangling symbolic link: an existing file (a key) is never replaced.
 ///
-/// Blocks until the file and its folder are flushed to disk (`fsync`).
+/// Blocks until the file and its folder are flushed to disk (`fsync`), then lists the folder
+/// once to remove stale temporary files ([`remove_stale_temp_files`], errors ignored).
 pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     write_with(path, bytes, Publish::NoClobber, true).map(drop)
 }
@@ -151,7 +158,8 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
 /// [`resolve_link`], gives nothing) and its owner is taken only where a replaced file's would
 /// be (see the [crate docs](crate#owner-and-mode)). Without the right, if `like` cannot be
 /// inspected, or if it may have been planted, the file belongs to the writer, like any new
-/// file. Mode `0600`. Blocks until the file and its folder are flushed to disk (`fsync`).
+/// file. Mode `0600`. Blocks until the file and its folder are flushed to disk (`fsync`), then
+/// lists the folder once to remove stale temporary files ([`remove_stale_temp_files`]).
 pub fn create_new_like(path: &Path, bytes: &[u8], like: &Path) -> Result<(), FsError> {
     let target = link::resolve(path, false)?;
     link::test_hook("resolved");
@@ -215,7 +223,8 @@ impl AtomicFile {
 
     /// Flushes the content to disk and atomically replaces `path` with it (mode `0600`).
     /// Blocks until the file and its folder are flushed (`fsync`): for a large file, as long
-    /// as the disk takes to write it.
+    /// as the disk takes to write it; then lists the folder once to remove stale temporary
+    /// files ([`remove_stale_temp_files`], errors ignored).
     pub fn commit(self) -> Result<(), FsError> {
         self.temp.persist(Publish::Replace)
     }

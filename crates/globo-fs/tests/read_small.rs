@@ -80,7 +80,7 @@ fn a_fifo_with_a_writer_is_read_to_its_end() {
     let mut fifo = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
     let _keep = {
         use std::os::unix::fs::OpenOptionsExt as _;
-        std::fs::OpenOptions::new().read(true).custom_flags(libc_nonblock()).open(&path).unwrap()
+        std::fs::OpenOptions::new().read(true).custom_flags(o_nonblock()).open(&path).unwrap()
     };
     let writer = std::thread::spawn(move || {
         fifo.write_all(b"A=1\n").unwrap();
@@ -94,7 +94,7 @@ fn a_fifo_with_a_writer_is_read_to_its_end() {
 }
 
 #[cfg(unix)]
-fn libc_nonblock() -> i32 {
+fn o_nonblock() -> i32 {
     rustix::fs::OFlags::NONBLOCK.bits() as i32
 }
 
@@ -124,7 +124,7 @@ fn a_pipe_longer_than_the_first_buffer_is_read_whole() {
     // Keeps the written bytes alive even if the writer is done before the reader opens.
     let _keep = {
         use std::os::unix::fs::OpenOptionsExt as _;
-        std::fs::OpenOptions::new().read(true).custom_flags(libc_nonblock()).open(&path).unwrap()
+        std::fs::OpenOptions::new().read(true).custom_flags(o_nonblock()).open(&path).unwrap()
     };
     let content: Vec<u8> = (0..40_000u32).map(|i| b'a' + (i % 26) as u8).collect();
     let expected = content.clone();

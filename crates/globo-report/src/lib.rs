@@ -2,9 +2,10 @@
 //! [`source()`](std::error::Error::source) chain on an indented `caused by:` line.
 //!
 //! A service logs or returns a globo error with [`Report`] (or [`with_causes`], its
-//! `String`); globo's binaries print failures the same way. globo's libraries re-export both
-//! (`globo_auth::Report`, `globo_fs::Report`, `globo::with_causes`, ...), so a service that
-//! takes one crate piecemeal has the formatter without naming this one.
+//! `String`); globo's binaries print failures the same way. globo-auth, globo-fs,
+//! globo-emulator, globo-crypto, globo-secrets and globo-keys re-export both, as does the
+//! facade (`globo_auth::Report`, `globo_fs::Report`, `globo::with_causes`, ...), so a service
+//! that takes one crate piecemeal has the formatter without naming this one.
 //!
 //! ```
 //! use std::{error::Error, fmt, io};
@@ -45,12 +46,30 @@
 #![forbid(unsafe_code)]
 
 use std::error::Error;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// Displays an error followed by its [`source()`](Error::source) chain: the message, then one
-/// `\n  caused by: <cause>` line per cause. The alternate form (`{:#}`) joins them on one
-/// line with `: ` instead, for log records. `Debug` prints the same as `Display`, so
-/// `Result<(), Report>` from `main` and `{:?}` in logs read as a report too.
+/// `\n  caused by: <cause>` line per cause. A message that spans several lines keeps its
+/// shape: its further lines are indented by two spaces (the error's own) or four (a cause's),
+/// so they never read as a new cause or a new error. The alternate form (`{:#}`) joins
+/// everything on one line with `: ` instead (line breaks inside a message become spaces), for
+/// log records. `Debug` prints the same as `Display`, so `{:?}` in logs reads as a report too.
+///
+/// A `Report` borrows its error, so it is made where the error is handled, not returned; a
+/// binary's `main` reports and exits:
+///
+/// ```
+/// # fn run() -> Result<(), std::io::Error> { Ok(()) }
+/// fn main() -> std::process::ExitCode {
+///     match run() {
+///         Ok(()) => std::process::ExitCode::SUCCESS,
+///         Err(error) => {
+///             eprintln!("error: {}", globo_report::Report::new(&error));
+///             std::process::ExitCode::FAILURE
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy)]
 pub struct Report<'a> {
     error: &'a (dyn Error + 'static),
@@ -70,13 +89,37 @@ impl<'a> Report<'a> {
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let separator = if f.alternate() { ": " } else { "\n  caused by: " };
+        let one_line = f.alternate();
+        let (separator, error_indent, cause_indent) =
+            if one_line { (": ", " ", " ") } else { ("\n  caused by: ", "\n  ", "\n    ") };
         let mut chain = self.chain();
         if let Some(error) = chain.next() {
-            write!(f, "{error}")?;
+            write!(LineBreaks { out: f, replacement: error_indent }, "{error}")?;
         }
         for cause in chain {
-            write!(f, "{separator}{cause}")?;
+            f.write_str(separator)?;
+            write!(LineBreaks { out: f, replacement: cause_indent }, "{cause}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes through to `out`, with every line break replaced by `replacement` (a line break and
+/// an indentation, or a space).
+struct LineBreaks<'a, 'b> {
+    out: &'a mut fmt::Formatter<'b>,
+    replacement: &'static str,
+}
+
+impl fmt::Write for LineBreaks<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut lines = text.split('\n');
+        if let Some(first) = lines.next() {
+            self.out.write_str(first)?;
+        }
+        for line in lines {
+            self.out.write_str(self.replacement)?;
+            self.out.write_str(line)?;
         }
         Ok(())
     }
@@ -128,6 +171,25 @@ mod tests {
         assert_eq!(format!("{:?}", Report::new(&error)), with_causes(&error));
         assert_eq!(Report::new(&error).chain().count(), 3);
         assert_eq!(with_causes(&Layer("alone", None)), "alone");
+    }
+
+    /// Review: a message with line breaks (a parser's excerpt, say) printed its further lines
+    /// at the left margin, where they read as a new error; in the one-line form they broke the
+    /// log record.
+    #[test]
+    fn a_message_on_several_lines_keeps_its_lines_under_it() {
+        let error = Layer(
+            "cannot parse 'config.json'\nat line 2",
+            Some(Box::new(Layer("expected ':'\n  {\"a\" 1}", None))),
+        );
+        assert_eq!(
+            with_causes(&error),
+            "cannot parse 'config.json'\n  at line 2\n  caused by: expected ':'\n      {\"a\" 1}"
+        );
+        assert_eq!(
+            format!("{:#}", Report::new(&error)),
+            "cannot parse 'config.json' at line 2: expected ':'   {\"a\" 1}"
+        );
     }
 }
 

@@ -12,7 +12,8 @@
 //!   [`emulator_config`] points an AWS SDK configuration at it; [`silent_endpoint`] is a server
 //!   that never answers; [`block_on`] runs async library code from a synchronous test.
 //! - [`isolated_command`] and [`output_guarded`] run the project's binaries with a cleared
-//!   environment and a hang guard.
+//!   environment and a hang guard; [`unisolated_starts_under`] finds test code that starts a
+//!   program any other way.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -28,6 +29,7 @@
 mod aws;
 mod fernet;
 mod process;
+mod scan;
 
 pub use aws::{
     EMULATOR_CREDENTIAL, EMULATOR_REGION, block_on, emulator_config, moto, silent_endpoint,
@@ -37,6 +39,7 @@ pub use fernet::{fernet_files_both_ways, random_bytes};
 #[cfg(unix)]
 pub use process::fifo_opened_by;
 pub use process::{HANG_GUARD, isolated_command, output_guarded};
+pub use scan::{Probe, unisolated_starts, unisolated_starts_under};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -126,15 +129,30 @@ pub fn python(modules: &[&str]) -> Option<Python> {
     Some(python)
 }
 
+/// The whole environment [`Python::run`] gives the interpreter: this process's `PATH`, `HOME`
+/// and `TMPDIR` (where set), nothing else. The venv needs no variable: the interpreter finds
+/// it through the `pyvenv.cfg` beside it. (Python may add `LC_CTYPE` itself, PEP 538.)
+pub fn python_environment() -> Vec<(&'static str, std::ffi::OsString)> {
+    ["PATH", "HOME", "TMPDIR"]
+        .into_iter()
+        .filter_map(|name| std::env::var_os(name).map(|value| (name, value)))
+        .collect()
+}
+
 impl Python {
     /// The interpreter's path.
     pub fn exe(&self) -> &Path {
         &self.exe
     }
 
-    /// Runs `code` (a Python program) with `args` as `sys.argv[1:]` and `stdin` as its input.
+    /// Runs `code` (a Python program) with `args` as `sys.argv[1:]` and `stdin` as its input,
+    /// in a cleared environment plus what Python needs ([`python_environment`]): a program the
+    /// script starts (`os.execve`) sees none of the developer's settings (`APP_MODE`,
+    /// `GLOBO_PASSWORD_PROFILE`, AWS, ...) unless the script passes them.
     pub fn run(&self, code: &str, args: &[&str], stdin: &[u8]) -> Output {
         let mut child = Command::new(&self.exe)
+            .env_clear()
+            .envs(python_environment())
             .arg("-c")
             .arg(code)
             .args(args)

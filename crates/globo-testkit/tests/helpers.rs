@@ -31,6 +31,22 @@ fn isolated_command_sets_only_path_and_home() {
     assert!(text.contains(&format!("HOME={}\n", dir.path().display())), "{text}");
 }
 
+/// A program a Python script starts (the `app` pty tests `os.execve` it) inherits Python's
+/// environment: it must hold none of the developer's settings. This test process always has
+/// some beyond the allowed ones (cargo's `CARGO_*`, the runner's, `CI`, `GLOBO_PYTHON`).
+#[test]
+fn python_runs_in_a_cleared_environment() {
+    let Some(py) = globo_testkit::python(&["os"]) else { return };
+    let out =
+        py.run_ok("import os, sys; sys.stdout.write('\\n'.join(sorted(os.environ)))", &[], b"");
+    let text = String::from_utf8(out).unwrap();
+    let names: BTreeSet<&str> = text.lines().collect();
+    // LC_CTYPE: Python sets it itself when it coerces the C locale (PEP 538).
+    let allowed = BTreeSet::from(["HOME", "LC_CTYPE", "PATH", "TMPDIR"]);
+    assert!(names.is_subset(&allowed), "python saw {names:?}");
+    assert!(names.contains("PATH"), "python saw {names:?}");
+}
+
 #[test]
 fn fernet_files_both_ways_catches_a_wrong_decryption() {
     let Some(py) = globo_testkit::python(&["cryptography"]) else { return };

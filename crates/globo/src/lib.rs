@@ -4,7 +4,8 @@
 //!
 //! This crate re-exports the four libraries, plus [`with_causes`] and [`Report`] to report
 //! their errors and [`harden_process`] for programs that hold secrets; depend on one of them
-//! directly when that is all you need (each re-exports `Report` and `with_causes` too).
+//! directly when that is all you need (globo-auth, globo-fs, globo-emulator, globo-crypto,
+//! globo-secrets and globo-keys each re-export `Report` and `with_causes` too).
 #![forbid(unsafe_code)]
 
 mod error;
@@ -23,7 +24,8 @@ pub use globo_report::Report;
 /// An error's message followed by its `source()` chain, one indented `caused by:` line each:
 /// how the binaries and the demo report a failure. globo's errors never hold a password, key or
 /// secret value, so the report is safe to print or log. Re-exported from globo-report, whose
-/// [`Report`] is the same as a `Display` adapter (every globo library re-exports both).
+/// [`Report`] is the same as a `Display` adapter (globo-auth, globo-fs, globo-emulator,
+/// globo-crypto, globo-secrets and globo-keys re-export both).
 ///
 /// ```
 /// let error = globo::crypto::KeyFile::load("no-such.key".as_ref()).unwrap_err();
