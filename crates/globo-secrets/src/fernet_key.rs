@@ -213,16 +213,10 @@ impl SecretsManagerKeyStore {
     async fn pending_holding(&self, expected: &Key) -> Result<Version, SecretsError> {
         match self.pending().await? {
             Some(pending) if pending.key.same_as(expected) => Ok(pending),
-            _ => Err(SecretsError::Config(format!(
-                "the {AWS_PENDING} version of secret '{name}' no longer holds the key this \
-                 rotation staged (is another rotation running?); nothing was promoted. Files \
-                 already re-encrypted are under version {version}: once no other rotation runs, \
-                 give it the label back (aws secretsmanager update-secret-version-stage \
-                 --secret-id {name} --version-stage {AWS_PENDING} --move-to-version-id \
-                 {version}) and run rotate-key again",
-                name = self.name,
-                version = self.staged_version.as_deref().unwrap_or("<unknown>"),
-            ))),
+            _ => Err(SecretsError::PendingVersionMoved {
+                name: self.name.clone(),
+                staged_version: self.staged_version.clone(),
+            }),
         }
     }
 

@@ -25,17 +25,27 @@
 //! outcome without writing anything, so a failure it finds (a bad entry, a key secret whose
 //! seed value is not a key, access denied) leaves the whole list unseeded; [`Seeder::apply`]
 //! then writes step by step.
+//!
+//! Reading a seed list ([`read_seed_config`], [`seed_entries`]) needs no backend; the
+//! [`Seeder`] and its types need the `aws` feature.
 
 use std::path::Path;
 
-use secrecy::{ExposeSecret, SecretString};
+#[cfg(feature = "aws")]
+use secrecy::ExposeSecret;
+use secrecy::SecretString;
 
+#[cfg(feature = "aws")]
 use globo_crypto::Key;
 
+use crate::SecretsError;
+#[cfg(feature = "aws")]
 use crate::fernet_key::{DEFAULT_KEY_SECRET, KEY_SECRET_DESCRIPTION};
-use crate::{AwsProvider, SecretValue, SecretsError, VersionSelector, aws::check_aws_name};
+#[cfg(feature = "aws")]
+use crate::{AwsProvider, SecretValue, VersionSelector, aws::check_aws_name};
 
 /// What [`Seeder::seed`] did.
+#[cfg(feature = "aws")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SeedOutcome {
@@ -50,6 +60,7 @@ pub enum SeedOutcome {
     Kept,
 }
 
+#[cfg(feature = "aws")]
 impl SeedOutcome {
     /// `created`, `unchanged`, `updated` or `kept`: what the seeding tool prints before the
     /// name.
@@ -65,12 +76,14 @@ impl SeedOutcome {
 
 /// Seeds secrets through one provider, guarding the secrets that hold a Fernet key (see the
 /// [module documentation](self)).
+#[cfg(feature = "aws")]
 #[derive(Debug, Clone)]
 pub struct Seeder<'a> {
     provider: &'a AwsProvider,
     key_secrets: Vec<String>,
 }
 
+#[cfg(feature = "aws")]
 impl<'a> Seeder<'a> {
     /// A seeder whose key secret is [`DEFAULT_KEY_SECRET`].
     pub fn new(provider: &'a AwsProvider) -> Self {
@@ -120,10 +133,7 @@ impl<'a> Seeder<'a> {
             // The same secret by name and by ARN: the second write would undo the first.
             let identity = step.arn.clone().unwrap_or_else(|| name.clone());
             if seen.contains(&identity) {
-                return Err(SecretsError::Config(format!(
-                    "the seed list names secret '{name}' twice (by name and by ARN); nothing \
-                     was written"
-                )));
+                return Err(SecretsError::SeedSecretTwice { name: name.clone() });
             }
             seen.push(identity);
             steps.push(step);
@@ -245,11 +255,13 @@ impl<'a> Seeder<'a> {
 
 /// What [`Seeder::plan`] decided for a whole seed list, in list order; nothing is written
 /// until each step is given to [`Seeder::apply`].
+#[cfg(feature = "aws")]
 #[derive(Debug)]
 pub struct SeedPlan {
     steps: Vec<SeedStep>,
 }
 
+#[cfg(feature = "aws")]
 impl SeedPlan {
     /// The steps, in the order of the seed list.
     pub fn steps(&self) -> &[SeedStep] {
@@ -281,6 +293,7 @@ impl SeedPlan {
 }
 
 /// One entry of a [`SeedPlan`]. `Debug` shows the name and the outcome, never the value.
+#[cfg(feature = "aws")]
 #[derive(Clone)]
 pub struct SeedStep {
     name: String,
@@ -290,6 +303,7 @@ pub struct SeedStep {
     arn: Option<String>,
 }
 
+#[cfg(feature = "aws")]
 impl SeedStep {
     /// The secret's name (as the seed list gives it).
     pub fn name(&self) -> &str {
@@ -313,6 +327,7 @@ impl SeedStep {
     }
 }
 
+#[cfg(feature = "aws")]
 impl std::fmt::Debug for SeedStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeedStep")
@@ -324,11 +339,13 @@ impl std::fmt::Debug for SeedStep {
 }
 
 /// `value` as the Fernet key to seed into `name`, or [`SecretsError::SeedNotAKey`].
+#[cfg(feature = "aws")]
 fn fernet_key(name: &str, value: &SecretString) -> Result<Key, SecretsError> {
     Key::from_secret(value).map_err(|_| SecretsError::SeedNotAKey { name: name.to_owned() })
 }
 
 /// [`Seeder::seed`] with a [`Seeder::new`]: [`DEFAULT_KEY_SECRET`] is the key secret.
+#[cfg(feature = "aws")]
 pub async fn create_or_update(
     provider: &AwsProvider,
     name: &str,
@@ -361,23 +378,19 @@ pub fn read_seed_config(path: &Path) -> Result<Vec<(String, SecretString)>, Secr
 pub fn seed_entries(config_json: &[u8]) -> Result<Vec<(String, SecretString)>, SecretsError> {
     let config: serde_json::Value = serde_json::from_slice(config_json).map_err(|e| {
         // serde_json's message can quote input text; keep only the position.
-        SecretsError::Config(format!(
-            "the configuration is not valid JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
+        SecretsError::SeedConfigNotJson { line: e.line(), column: e.column() }
     })?;
     let Some(seeds) = config.get("seed_secrets") else {
-        return Err(SecretsError::Config("the configuration has no 'seed_secrets' object".into()));
+        return Err(SecretsError::SeedConfigMissing);
     };
     let Some(seeds) = seeds.as_object() else {
-        return Err(SecretsError::Config("'seed_secrets' must be an object of name: value".into()));
+        return Err(SecretsError::SeedConfigNotObject);
     };
     seeds
         .iter()
         .map(|(name, value)| match value.as_str() {
             Some(text) => Ok((name.clone(), SecretString::from(text))),
-            None => Err(SecretsError::Config(format!("seed_secrets.{name} must be a string"))),
+            None => Err(SecretsError::SeedValueNotString { name: name.clone() }),
         })
         .collect()
 }
