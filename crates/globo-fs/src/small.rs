@@ -187,7 +187,8 @@ fn open_nonblocking(path: &Path) -> io::Result<File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+        // Small positive constants (0o4000, 0o400): the cast to the C int changes no bit.
+        options.custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32);
     }
     options.open(path)
 }
