@@ -449,8 +449,9 @@ pub enum SecretsError {
     },
     /// A mode is neither `local` nor `prod`. Fails closed: never a fallback to either.
     #[error(
-        "malformed configuration: unknown mode{}{origin}: use 'local' or 'prod'",
-        match value { Some(value) => format!(" '{value}'"), None => " (value not shown)".to_owned() }
+        "malformed configuration: unknown mode{}{}: use 'local' or 'prod'",
+        match value { Some(value) => format!(" '{value}'"), None => " (value not shown)".to_owned() },
+        origin.words()
     )]
     UnknownMode {
         /// The mode as given, only when it is a short plain word (at most 16 ASCII letters,
@@ -463,8 +464,8 @@ pub enum SecretsError {
     /// The mode needs a backend this build of globo-secrets does not include: its cargo
     /// feature is off (e.g. `prod` without the `aws` feature).
     #[error(
-        "malformed configuration: {mode} mode reads secrets from {backend}, which this build \
-         does not include (the '{feature}' feature of globo-secrets is off)"
+        "{mode} mode reads secrets from {backend}, which this build does not include (the \
+         '{feature}' feature of globo-secrets is off)"
     )]
     BackendNotBuilt {
         /// The mode that was asked for.
@@ -570,19 +571,17 @@ pub enum ModeOrigin {
     },
 }
 
-impl std::fmt::Display for ModeOrigin {
-    /// The words that follow "unknown mode" in the message: empty for [`ModeOrigin::Text`].
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl ModeOrigin {
+    /// What follows the mode in [`SecretsError::UnknownMode`]'s message: nothing for text,
+    /// else ` in ...`.
+    fn words(&self) -> String {
         match self {
-            Self::Text => Ok(()),
-            Self::Environment => f.write_str(" in the environment variable APP_MODE"),
-            Self::EnvFile { path, line } => {
-                write!(f, " in APP_MODE at '{}'", path.display())?;
-                match line {
-                    Some(line) => write!(f, " line {line}"),
-                    None => Ok(()),
-                }
+            Self::Text => String::new(),
+            Self::Environment => " in the environment variable APP_MODE".to_owned(),
+            Self::EnvFile { path, line: Some(line) } => {
+                format!(" in APP_MODE at '{}' line {line}", path.display())
             }
+            Self::EnvFile { path, line: None } => format!(" in APP_MODE at '{}'", path.display()),
         }
     }
 }

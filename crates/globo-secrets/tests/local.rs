@@ -305,8 +305,8 @@ async fn prod_mode_without_the_aws_feature_is_a_typed_error() {
         );
         assert_eq!(
             error.to_string(),
-            "malformed configuration: prod mode reads secrets from AWS Secrets Manager, which \
-             this build does not include (the 'aws' feature of globo-secrets is off)"
+            "prod mode reads secrets from AWS Secrets Manager, which this build does not \
+             include (the 'aws' feature of globo-secrets is off)"
         );
     }
     // Local mode and the mode resolution itself need no backend.

@@ -5,6 +5,14 @@
 //! This crate re-exports the three libraries, plus [`with_causes`] to report their errors and
 //! [`harden_process`] for programs that hold secrets; depend on one of them directly when that
 //! is all you need.
+//!
+//! # Features
+//! | Feature | Default | Adds |
+//! | --- | --- | --- |
+//! | `aws` | yes | AWS Secrets Manager in [`secrets`] (globo-secrets' `aws` feature: prod mode, the seeder, the Fernet key secret) |
+//!
+//! With `default-features = false` the secrets backends are off and [`secrets`] reads `.env`
+//! and the process environment only (see globo-secrets' crate page).
 #![forbid(unsafe_code)]
 
 mod error;
