@@ -10,6 +10,7 @@ use std::path::PathBuf;
 pub(crate) type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The text that replaces a layer of an SDK error chain that formatted the request.
+#[cfg(feature = "aws")]
 pub(crate) const WITHHELD: &str =
     "(detail withheld: it quoted the request, which can hold a secret value)";
 
@@ -21,18 +22,21 @@ pub(crate) const WITHHELD: &str =
 /// whose `Debug` holds the body, i.e. the `SecretString` of a `CreateSecret` or
 /// `PutSecretValue`. Every SDK error this crate keeps goes through [`redacted_scrubbing`], so no
 /// message chain printed by a caller can carry a request.
+#[cfg(feature = "aws")]
 #[derive(Debug)]
 pub(crate) struct Redacted {
     message: String,
     next: Option<Box<Redacted>>,
 }
 
+#[cfg(feature = "aws")]
 impl std::fmt::Display for Redacted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
 }
 
+#[cfg(feature = "aws")]
 impl std::error::Error for Redacted {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.next.as_deref().map(|next| next as &(dyn std::error::Error + 'static))
@@ -40,15 +44,18 @@ impl std::error::Error for Redacted {
 }
 
 /// Whether a message formats an HTTP request or body (`Request { body: SdkBody { ... } }`).
+#[cfg(feature = "aws")]
 fn quotes_a_request(message: &str) -> bool {
     message.contains("SdkBody") || message.contains("Request {")
 }
 
 /// The text that replaces a value being written wherever an error layer repeats it.
+#[cfg(feature = "aws")]
 pub(crate) const REDACTED: &str = "[REDACTED]";
 
 /// The forms in which a service or proxy can echo `value` back: as sent (the JSON body of
 /// `PutSecretValue`/`CreateSecret` holds it JSON-escaped) and base64-encoded.
+#[cfg(feature = "aws")]
 fn echo_forms(value: &str) -> Vec<String> {
     let mut forms = vec![value.to_owned()];
     if let Ok(json) = serde_json::to_string(value) {
@@ -64,6 +71,7 @@ fn echo_forms(value: &str) -> Vec<String> {
 }
 
 /// `text` with every form of `written` (see [`echo_forms`]) replaced by [`REDACTED`].
+#[cfg(feature = "aws")]
 pub(crate) fn scrub(text: &str, written: Option<&secrecy::SecretString>) -> String {
     use secrecy::ExposeSecret as _;
     let Some(written) = written else { return text.to_owned() };
@@ -77,6 +85,7 @@ pub(crate) fn scrub(text: &str, written: Option<&secrecy::SecretString>) -> Stri
 /// Copies `error` and its `source()` chain into a [`Redacted`] chain, also replacing in every layer's text the value being written (`written`: the
 /// `SecretString` of a `CreateSecret` or `PutSecretValue`) by [`REDACTED`]: a service error
 /// (moto, a proxy) may echo the request's input in its message.
+#[cfg(feature = "aws")]
 pub(crate) fn redacted_scrubbing(
     error: &(dyn std::error::Error + 'static),
     written: Option<&secrecy::SecretString>,
@@ -323,9 +332,6 @@ pub enum SecretsError {
         #[source]
         source: std::io::Error,
     },
-    /// A setting is wrong: unknown `APP_MODE`, half a key pair, a malformed seed list...
-    #[error("malformed configuration: {0}")]
-    Config(String),
     /// No AWS region is configured anywhere the SDK looks (environment, `.env`, profile,
     /// instance metadata), so no Secrets Manager endpoint can be chosen.
     #[error(
@@ -404,6 +410,126 @@ pub enum SecretsError {
         /// The secret's name.
         name: String,
     },
+    /// A mode is neither `local` nor `prod`. Fails closed: never a fallback to either.
+    #[error(
+        "malformed configuration: unknown mode{}{}: use 'local' or 'prod'",
+        match value { Some(value) => format!(" '{value}'"), None => " (value not shown)".to_owned() },
+        origin.words()
+    )]
+    UnknownMode {
+        /// The mode as given, only when it is a short plain word (at most 16 ASCII letters,
+        /// digits, `-` or `_`, e.g. `prd`); `None` otherwise, since a mode read from a
+        /// malformed `.env` can span the lines after it, secrets included.
+        value: Option<String>,
+        /// Where the mode came from.
+        origin: ModeOrigin,
+    },
+    /// The mode needs a backend this build of globo-secrets does not include: its cargo
+    /// feature is off (e.g. `prod` without the `aws` feature).
+    #[error(
+        "{mode} mode reads secrets from {backend}, which this build does not include (the \
+         '{feature}' feature of globo-secrets is off)"
+    )]
+    BackendNotBuilt {
+        /// The mode that was asked for.
+        mode: crate::Mode,
+        /// The backend's human name, e.g. `AWS Secrets Manager`.
+        backend: &'static str,
+        /// The cargo feature that adds it, e.g. `aws`.
+        feature: &'static str,
+    },
+    /// An environment variable that must be read is set, but its value is not UTF-8 (it
+    /// does not count as unset: for `APP_MODE` that would fall back to `.env` or local mode).
+    #[error(
+        "malformed configuration: the environment variable {name} is set but its value is not \
+         valid UTF-8: set it to UTF-8 text or unset it"
+    )]
+    EnvVarNotUtf8 {
+        /// The variable's name.
+        name: String,
+    },
+    /// Half a pair of static AWS credentials is set (`AWS_ACCESS_KEY_ID` without
+    /// `AWS_SECRET_ACCESS_KEY` or the reverse): a mistake, never a reason to fall back
+    /// silently to another identity.
+    #[error(
+        "malformed configuration: {set} is set{} without {missing}: set both, or neither (and \
+         use AWS_PROFILE or a role)",
+        match env_file { Some(path) => format!(" in '{}'", path.display()), None => String::new() }
+    )]
+    IncompleteCredentials {
+        /// The variable that is set.
+        set: &'static str,
+        /// The variable that is missing.
+        missing: &'static str,
+        /// The `.env` file the pair came from, or `None` for the process environment.
+        env_file: Option<PathBuf>,
+    },
+    /// A configuration holding a seed list is not valid JSON. Only the position is kept:
+    /// the parser's message can quote the input, values included.
+    #[error(
+        "malformed configuration: the configuration is not valid JSON (line {line}, column \
+         {column})"
+    )]
+    SeedConfigNotJson {
+        /// The line of the first error (1-based).
+        line: usize,
+        /// The column of the first error (1-based).
+        column: usize,
+    },
+    /// The configuration has no `seed_secrets` member.
+    #[error("malformed configuration: the configuration has no 'seed_secrets' object")]
+    SeedConfigMissing,
+    /// `seed_secrets` is not a JSON object of name: value.
+    #[error("malformed configuration: 'seed_secrets' must be an object of name: value")]
+    SeedConfigNotObject,
+    /// A value of `seed_secrets` is not a string (the value is not repeated).
+    #[error("malformed configuration: seed_secrets.{name} must be a string")]
+    SeedValueNotString {
+        /// The secret's name (the member's key).
+        name: String,
+    },
+    /// A seed list names one secret twice (by name and by ARN): the second write would undo
+    /// the first. Nothing was written.
+    #[error(
+        "malformed configuration: the seed list names secret '{name}' twice (by name and by \
+         ARN); nothing was written"
+    )]
+    SeedSecretTwice {
+        /// The secret's name, as the later entry gives it.
+        name: String,
+    },
+}
+
+/// Where a mode came from, as [`SecretsError::UnknownMode`] names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModeOrigin {
+    /// Text given to [`Mode::from_str`](std::str::FromStr::from_str) (a flag, a setting).
+    Text,
+    /// The process environment's `APP_MODE`.
+    Environment,
+    /// The last `APP_MODE` of a `.env` file.
+    EnvFile {
+        /// The file.
+        path: PathBuf,
+        /// The line it is on, when known.
+        line: Option<usize>,
+    },
+}
+
+impl ModeOrigin {
+    /// What follows the mode in [`SecretsError::UnknownMode`]'s message: nothing for text,
+    /// else ` in ...`.
+    fn words(&self) -> String {
+        match self {
+            Self::Text => String::new(),
+            Self::Environment => " in the environment variable APP_MODE".to_owned(),
+            Self::EnvFile { path, line: Some(line) } => {
+                format!(" in APP_MODE at '{}' line {line}", path.display())
+            }
+            Self::EnvFile { path, line: None } => format!(" in APP_MODE at '{}'", path.display()),
+        }
+    }
 }
 
 impl SecretsError {
@@ -425,7 +551,7 @@ impl SecretsError {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "aws"))]
 mod tests {
     use super::*;
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use crate::{
-    AwsProvider, AwsSettings, EnvFileSource, Environment, LocalProvider, SecretsError,
-    SecretsProvider,
-};
+use crate::error::ModeOrigin;
+#[cfg(feature = "aws")]
+use crate::{AwsProvider, AwsSettings};
+use crate::{EnvFileSource, Environment, LocalProvider, SecretsError, SecretsProvider};
 
 /// Where secrets come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +17,9 @@ use crate::{
 pub enum Mode {
     /// Development: the process environment over `.env`.
     Local,
-    /// Production: AWS Secrets Manager through the standard AWS configuration chain.
+    /// Production: AWS Secrets Manager through the standard AWS configuration chain (the
+    /// `aws` feature; without it, [`provider_for`] fails with
+    /// [`SecretsError::BackendNotBuilt`]).
     Prod,
 }
 
@@ -27,30 +29,24 @@ impl FromStr for Mode {
     /// `local` or `prod`, nothing else: a typo such as `prd` is an error, never a fallback.
     /// The message repeats the text only if it is a short plain word (see `Mode::parse_from`).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::parse_from(text, "")
+        Self::parse_from(text, ModeOrigin::Text)
     }
 }
 
 impl Mode {
-    /// `text` as a mode; an error says `source` (e.g. " in the environment variable APP_MODE")
-    /// and what is allowed. The text itself is repeated only when it is a short plain word
+    /// `text` as a mode; an error ([`SecretsError::UnknownMode`]) says where it came from and
+    /// what is allowed. The text itself is repeated only when it is a short plain word
     /// (`prd`): a mode that came from a malformed `.env` can hold the lines after it, secrets
     /// included (`APP_MODE='prod` opens a quote that a later `'` closes), and a mode with
     /// other characters is shown as "(value not shown)".
-    fn parse_from(text: &str, source: &str) -> Result<Self, SecretsError> {
+    fn parse_from(text: &str, origin: ModeOrigin) -> Result<Self, SecretsError> {
         match text {
             "local" => Ok(Self::Local),
             "prod" => Ok(Self::Prod),
-            other => {
-                let shown = if is_plain_word(other) {
-                    format!(" '{other}'")
-                } else {
-                    " (value not shown)".to_owned()
-                };
-                Err(SecretsError::Config(format!(
-                    "unknown mode{shown}{source}: use 'local' or 'prod'"
-                )))
-            }
+            other => Err(SecretsError::UnknownMode {
+                value: is_plain_word(other).then(|| other.to_owned()),
+                origin,
+            }),
         }
     }
 }
@@ -94,13 +90,13 @@ pub fn resolve_mode(
     match mode.expose_secret() {
         "local" => Ok(Mode::Local),
         "prod" => Ok(Mode::Prod),
-        _ => {
-            let line = file.line_of("APP_MODE").map(|n| format!(" line {n}")).unwrap_or_default();
-            Err(SecretsError::Config(format!(
-                "unknown mode (value not shown) in APP_MODE at '{}'{line}: use 'local' or 'prod'",
-                file.path().display()
-            )))
-        }
+        _ => Err(SecretsError::UnknownMode {
+            value: None,
+            origin: ModeOrigin::EnvFile {
+                path: file.path().to_path_buf(),
+                line: file.line_of("APP_MODE"),
+            },
+        }),
     }
 }
 
@@ -119,10 +115,7 @@ pub fn mode_without_env_file(
         return Err(Environment::not_utf8_error("APP_MODE"));
     }
     match env.get("APP_MODE") {
-        Some(mode) => {
-            Mode::parse_from(mode.expose_secret(), " in the environment variable APP_MODE")
-                .map(Some)
-        }
+        Some(mode) => Mode::parse_from(mode.expose_secret(), ModeOrigin::Environment).map(Some),
         None => Ok(None),
     }
 }
@@ -143,7 +136,9 @@ pub fn mode_without_env_file(
 ///   lab's `load_dotenv(override=False)` then boto3). A process configured by its deployment
 ///   (environment, role) is therefore never redirected by a stray `.env`; a host with no AWS
 ///   settings at all and a development `.env` would follow the file, which is why production
-///   hosts should not carry one (see `docs/key-modes.md`).
+///   hosts should not carry one (see `docs/key-modes.md`). Without the `aws` feature, prod
+///   mode is [`SecretsError::BackendNotBuilt`] (after the mode itself was checked), never a
+///   fallback to local.
 pub async fn provider_for(
     explicit: Option<Mode>,
     env_file: &(impl EnvFileSource + ?Sized),
@@ -152,8 +147,29 @@ pub async fn provider_for(
     let file = env_file.load_env_file(env)?;
     match resolve_mode(explicit, &*file, env)? {
         Mode::Local => Ok(Arc::new(LocalProvider::from_env_file(&file, env))),
-        Mode::Prod => {
-            Ok(Arc::new(AwsProvider::from_settings(&AwsSettings::resolve(&*file, env)?).await?))
-        }
+        Mode::Prod => prod_provider(&file, env).await,
     }
+}
+
+/// Production's provider: AWS Secrets Manager with the settings of [`AwsSettings::resolve`].
+#[cfg(feature = "aws")]
+async fn prod_provider(
+    file: &crate::EnvFile,
+    env: &Environment,
+) -> Result<Arc<dyn SecretsProvider>, SecretsError> {
+    Ok(Arc::new(AwsProvider::from_settings(&AwsSettings::resolve(file, env)?).await?))
+}
+
+/// Production's provider in a build without a production backend: a typed error, never a
+/// fallback to local (a Vault backend would be chosen here too, behind its own feature).
+#[cfg(not(feature = "aws"))]
+async fn prod_provider(
+    _file: &crate::EnvFile,
+    _env: &Environment,
+) -> Result<Arc<dyn SecretsProvider>, SecretsError> {
+    Err(SecretsError::BackendNotBuilt {
+        mode: Mode::Prod,
+        backend: "AWS Secrets Manager",
+        feature: "aws",
+    })
 }

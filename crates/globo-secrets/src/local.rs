@@ -74,10 +74,7 @@ impl Environment {
 
     /// The error for reading `name` when it is set but not UTF-8.
     pub(crate) fn not_utf8_error(name: &str) -> SecretsError {
-        SecretsError::Config(format!(
-            "the environment variable {name} is set but its value is not valid UTF-8: set it to \
-             UTF-8 text or unset it"
-        ))
+        SecretsError::EnvVarNotUtf8 { name: name.to_owned() }
     }
 }
 

@@ -28,13 +28,20 @@
 //! outcome without writing anything, so a failure it finds (a bad entry, a guarded secret whose
 //! seed value fails the check, access denied) leaves the whole list unseeded; [`Seeder::apply`]
 //! then writes step by step.
+//!
+//! Reading a seed list ([`read_seed_config`], [`seed_entries`]) needs no backend; the
+//! [`Seeder`] and its types need the `aws` feature.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use secrecy::{ExposeSecret, SecretString};
+#[cfg(feature = "aws")]
+use secrecy::ExposeSecret;
+use secrecy::SecretString;
 
-use crate::{AwsProvider, SecretValue, SecretsError, VersionSelector, aws::check_aws_name};
+use crate::SecretsError;
+#[cfg(feature = "aws")]
+use crate::{AwsProvider, SecretValue, VersionSelector, aws::check_aws_name};
 
 /// Which secrets a [`Seeder`] must never overwrite once they hold a value that passes `check`
 /// (see the [module documentation](self)).
@@ -119,6 +126,7 @@ impl Guard {
         (self.check)(value)
     }
 
+    #[cfg(feature = "aws")]
     /// `Ok` if `value` passes the check, else [`SecretsError::SeedValueRejected`] naming
     /// `name` (never the value).
     fn require(&self, name: &str, value: &SecretString) -> Result<(), SecretsError> {
@@ -145,6 +153,7 @@ impl std::fmt::Debug for Guard {
     }
 }
 
+#[cfg(feature = "aws")]
 /// What [`Seeder::seed`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -160,6 +169,7 @@ pub enum SeedOutcome {
     Kept,
 }
 
+#[cfg(feature = "aws")]
 impl SeedOutcome {
     /// `created`, `unchanged`, `updated` or `kept`: what the seeding tool prints before the
     /// name.
@@ -173,6 +183,7 @@ impl SeedOutcome {
     }
 }
 
+#[cfg(feature = "aws")]
 /// Seeds secrets through one provider, never overwriting the secrets its [`Guard`] protects
 /// (see the [module documentation](self)).
 #[derive(Debug, Clone)]
@@ -181,6 +192,7 @@ pub struct Seeder<'a> {
     guard: Option<Guard>,
 }
 
+#[cfg(feature = "aws")]
 impl<'a> Seeder<'a> {
     /// A seeder that never overwrites the secrets `guard` protects (see the
     /// [module documentation](self)). The ordinary constructor: a seeder is given its guard
@@ -235,10 +247,7 @@ impl<'a> Seeder<'a> {
             // The same secret by name and by ARN: the second write would undo the first.
             let identity = step.arn.clone().unwrap_or_else(|| name.clone());
             if seen.contains(&identity) {
-                return Err(SecretsError::Config(format!(
-                    "the seed list names secret '{name}' twice (by name and by ARN); nothing \
-                     was written"
-                )));
+                return Err(SecretsError::SeedSecretTwice { name: name.clone() });
             }
             seen.push(identity);
             steps.push(step);
@@ -361,6 +370,7 @@ impl<'a> Seeder<'a> {
     }
 }
 
+#[cfg(feature = "aws")]
 /// What [`Seeder::plan`] decided for a whole seed list, in list order; nothing is written
 /// until each step is given to [`Seeder::apply`].
 #[derive(Debug)]
@@ -368,6 +378,7 @@ pub struct SeedPlan {
     steps: Vec<SeedStep>,
 }
 
+#[cfg(feature = "aws")]
 impl SeedPlan {
     /// The steps, in the order of the seed list.
     pub fn steps(&self) -> &[SeedStep] {
@@ -384,6 +395,7 @@ impl SeedPlan {
     }
 }
 
+#[cfg(feature = "aws")]
 /// One entry of a [`SeedPlan`]. `Debug` shows the name and the outcome, never the value.
 #[derive(Clone)]
 pub struct SeedStep {
@@ -394,6 +406,7 @@ pub struct SeedStep {
     arn: Option<String>,
 }
 
+#[cfg(feature = "aws")]
 impl SeedStep {
     /// The secret's name (as the seed list gives it).
     pub fn name(&self) -> &str {
@@ -417,6 +430,7 @@ impl SeedStep {
     }
 }
 
+#[cfg(feature = "aws")]
 impl std::fmt::Debug for SeedStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeedStep")
@@ -451,23 +465,19 @@ pub fn read_seed_config(path: &Path) -> Result<Vec<(String, SecretString)>, Secr
 pub fn seed_entries(config_json: &[u8]) -> Result<Vec<(String, SecretString)>, SecretsError> {
     let config: serde_json::Value = serde_json::from_slice(config_json).map_err(|e| {
         // serde_json's message can quote input text; keep only the position.
-        SecretsError::Config(format!(
-            "the configuration is not valid JSON (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
+        SecretsError::SeedConfigNotJson { line: e.line(), column: e.column() }
     })?;
     let Some(seeds) = config.get("seed_secrets") else {
-        return Err(SecretsError::Config("the configuration has no 'seed_secrets' object".into()));
+        return Err(SecretsError::SeedConfigMissing);
     };
     let Some(seeds) = seeds.as_object() else {
-        return Err(SecretsError::Config("'seed_secrets' must be an object of name: value".into()));
+        return Err(SecretsError::SeedConfigNotObject);
     };
     seeds
         .iter()
         .map(|(name, value)| match value.as_str() {
             Some(text) => Ok((name.clone(), SecretString::from(text))),
-            None => Err(SecretsError::Config(format!("seed_secrets.{name} must be a string"))),
+            None => Err(SecretsError::SeedValueNotString { name: name.clone() }),
         })
         .collect()
 }

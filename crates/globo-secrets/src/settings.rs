@@ -189,25 +189,23 @@ impl AwsSettings {
     /// Half a pair of static credentials is a configuration mistake, not a reason to fall
     /// back silently to another identity.
     fn check(&self) -> Result<(), SecretsError> {
-        let origin = self.origin(IDENTITY_GROUP);
+        let incomplete = |set, missing| SecretsError::IncompleteCredentials {
+            set,
+            missing,
+            env_file: self.env_file_of(IDENTITY_GROUP),
+        };
         match (&self.access_key_id, &self.secret_access_key) {
-            (Some(_), None) => Err(SecretsError::Config(format!(
-                "AWS_ACCESS_KEY_ID is set{origin} without AWS_SECRET_ACCESS_KEY: set both, or \
-                 neither (and use AWS_PROFILE or a role)"
-            ))),
-            (None, Some(_)) => Err(SecretsError::Config(format!(
-                "AWS_SECRET_ACCESS_KEY is set{origin} without AWS_ACCESS_KEY_ID: set both, or \
-                 neither (and use AWS_PROFILE or a role)"
-            ))),
+            (Some(_), None) => Err(incomplete("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")),
+            (None, Some(_)) => Err(incomplete("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID")),
             _ => Ok(()),
         }
     }
 
-    /// ` in '<file>'` when group `group` came from a `.env` file, else ``.
-    fn origin(&self, group: usize) -> String {
+    /// The `.env` file group `group` came from, if it came from one.
+    fn env_file_of(&self, group: usize) -> Option<PathBuf> {
         match &self.sources[group] {
-            Some(SettingSource::EnvFile(path)) => format!(" in '{}'", path.display()),
-            _ => String::new(),
+            Some(SettingSource::EnvFile(path)) => Some(path.clone()),
+            _ => None,
         }
     }
 

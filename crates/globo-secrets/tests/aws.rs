@@ -591,3 +591,36 @@ async fn messages_name_the_endpoint_variable_used_and_say_store_for_writes() {
         "{message}"
     );
 }
+
+/// Issue 12 point 4: a seed list naming one secret by name and by ARN is its own variant
+/// (the second write would undo the first), and nothing is written.
+#[tokio::test]
+async fn a_seed_list_naming_one_secret_twice_is_typed_and_writes_nothing() {
+    use globo_secrets::seed::Seeder;
+
+    let Some(moto) = globo_testkit::moto() else { return };
+    let provider = provider_for(&moto.endpoint_url()).await;
+    let created = provider
+        .client()
+        .create_secret()
+        .name("TWICE")
+        .secret_string("first")
+        .send()
+        .await
+        .unwrap();
+    let arn = created.arn().unwrap().to_owned();
+    let entries = vec![
+        ("TWICE".to_owned(), SecretString::from("second")),
+        (arn.clone(), SecretString::from("third")),
+    ];
+    let error = Seeder::unguarded(&provider).plan(&entries).await.unwrap_err();
+    assert!(matches!(&error, SecretsError::SeedSecretTwice { name } if *name == arn), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "malformed configuration: the seed list names secret '{arn}' twice (by name and by \
+             ARN); nothing was written"
+        )
+    );
+    assert_eq!(provider.get("TWICE").await.unwrap().expose_secret(), "first");
+}

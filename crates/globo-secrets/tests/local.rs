@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use globo_secrets::{
-    EnvFile, Environment, LocalProvider, Mode, SecretValue, SecretsError, SecretsProvider,
-    provider_for, read_env_file, resolve_mode,
+    EnvFile, Environment, LocalProvider, Mode, ModeOrigin, SecretValue, SecretsError,
+    SecretsProvider, provider_for, read_env_file, resolve_mode,
 };
 use secrecy::ExposeSecret;
 
@@ -132,7 +132,10 @@ async fn an_app_mode_that_is_not_utf8_is_an_error() {
     ]);
     assert!(env.is_set_but_not_utf8("APP_MODE"));
     let error = resolve_mode(None, &path, &env).unwrap_err();
-    assert!(matches!(error, SecretsError::Config(_)), "{error:?}");
+    assert!(
+        matches!(&error, SecretsError::EnvVarNotUtf8 { name } if name == "APP_MODE"),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("APP_MODE"), "{error}");
     assert!(error.to_string().contains("not valid UTF-8"), "{error}");
     assert!(provider_for(None, &path, &env).await.is_err());
@@ -234,7 +237,9 @@ async fn an_unknown_mode_is_an_error_not_a_fallback() {
     let dir = tempfile::tempdir().unwrap();
     let path = env_file(dir.path(), "APP_MODE=prd\nPAYMENT_GATEWAY_API_KEY=dev\n");
     let error = provider_for(None, &path, &Environment::empty()).await.unwrap_err();
-    assert!(matches!(error, SecretsError::Config(_)));
+    let SecretsError::UnknownMode { value, origin } = &error else { panic!("{error:?}") };
+    assert_eq!(value, &None, "a mode read from .env is never repeated");
+    assert_eq!(origin, &ModeOrigin::EnvFile { path: path.clone(), line: Some(1) });
     assert_eq!(
         error.to_string(),
         format!(
@@ -246,6 +251,68 @@ async fn an_unknown_mode_is_an_error_not_a_fallback() {
     let env = Environment::from_pairs([("APP_MODE", "Production")]);
     assert!(provider_for(None, &dir.path().join("none"), &env).await.is_err());
     assert!("PROD".parse::<Mode>().is_err());
+}
+
+/// Issue 12 point 4: an unknown mode is its own variant, with the value (only when it is a
+/// plain word) and where it came from as fields; the message is the one it always was.
+#[test]
+fn an_unknown_mode_is_typed_with_its_origin_and_keeps_its_message() {
+    let error = "prd".parse::<Mode>().unwrap_err();
+    assert!(
+        matches!(&error, SecretsError::UnknownMode { value: Some(v), origin: ModeOrigin::Text } if v == "prd"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "malformed configuration: unknown mode 'prd': use 'local' or 'prod'"
+    );
+
+    let env = Environment::from_pairs([("APP_MODE", "prod\nSECRET=hunter2")]);
+    let error = resolve_mode(None, Path::new("missing.env"), &env).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SecretsError::UnknownMode { value: None, origin: ModeOrigin::Environment }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "malformed configuration: unknown mode (value not shown) in the environment variable \
+         APP_MODE: use 'local' or 'prod'"
+    );
+}
+
+/// Issue 12 point 3: without the `aws` feature prod mode is a typed error naming the missing
+/// feature, never a fallback to local (the file's values are not served).
+#[cfg(not(feature = "aws"))]
+#[tokio::test]
+async fn prod_mode_without_the_aws_feature_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = env_file(dir.path(), "APP_MODE=prod\nPAYMENT_GATEWAY_API_KEY=dev\n");
+    for explicit in [None, Some(Mode::Prod)] {
+        let error = provider_for(explicit, &path, &Environment::empty()).await.err().unwrap();
+        assert!(
+            matches!(
+                &error,
+                SecretsError::BackendNotBuilt {
+                    mode: Mode::Prod,
+                    backend: "AWS Secrets Manager",
+                    feature: "aws"
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "prod mode reads secrets from AWS Secrets Manager, which this build does not \
+             include (the 'aws' feature of globo-secrets is off)"
+        );
+    }
+    // Local mode and the mode resolution itself need no backend.
+    assert_eq!(resolve_mode(None, &path, &Environment::empty()).unwrap(), Mode::Prod);
+    let local = provider_for(Some(Mode::Local), &path, &Environment::empty()).await.unwrap();
+    assert_eq!(local.get("PAYMENT_GATEWAY_API_KEY").await.unwrap().expose_secret(), "dev");
 }
 
 #[tokio::test]

@@ -171,13 +171,47 @@ fn the_selector_that_kept_env_file_keys_out_is_recorded() {
     assert_eq!(settings.env_identity_dropped_by, None);
 }
 
+/// Issue 12 point 4: half a pair set in the process environment names no file.
+#[test]
+fn half_a_credential_pair_in_the_process_is_typed_without_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Environment::from_pairs([("AWS_ACCESS_KEY_ID", "AKIAHUNTER2")]);
+    let error = AwsSettings::resolve(&dir.path().join("none.env"), &env).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SecretsError::IncompleteCredentials {
+                set: "AWS_ACCESS_KEY_ID",
+                missing: "AWS_SECRET_ACCESS_KEY",
+                env_file: None,
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "malformed configuration: AWS_ACCESS_KEY_ID is set without AWS_SECRET_ACCESS_KEY: set \
+         both, or neither (and use AWS_PROFILE or a role)"
+    );
+}
+
 #[test]
 fn half_a_credential_pair_is_an_error_that_names_no_value() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_env(dir.path(), "AWS_SECRET_ACCESS_KEY=hunter2-secret-access-key\n");
     let error = AwsSettings::resolve(&path, &Environment::empty()).unwrap_err();
     let message = error.to_string();
-    assert!(matches!(error, SecretsError::Config(_)), "{error:?}");
+    assert!(
+        matches!(
+            &error,
+            SecretsError::IncompleteCredentials {
+                set: "AWS_SECRET_ACCESS_KEY",
+                missing: "AWS_ACCESS_KEY_ID",
+                env_file: Some(file),
+            } if *file == path
+        ),
+        "{error:?}"
+    );
     assert!(message.contains("without AWS_ACCESS_KEY_ID") && message.contains(".env"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
 }

@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::net::{Ipv4Addr, TcpListener};
 
+#[cfg(feature = "aws")]
 use aws_config::{ConfigLoader, SdkConfig};
+#[cfg(feature = "aws")]
 use aws_sdk_secretsmanager::config::{Credentials, Region};
 use globo_emulator::{Emulator, Options};
 
@@ -34,6 +36,7 @@ pub fn moto() -> Option<Emulator> {
 /// with the emulator's `endpoint`, [`EMULATOR_REGION`] and the static [`EMULATOR_CREDENTIAL`]
 /// set explicitly, so neither the developer's AWS settings nor the process environment play a
 /// part (and the environment is not modified).
+#[cfg(feature = "aws")]
 pub async fn emulator_config(loader: ConfigLoader, endpoint: &str) -> SdkConfig {
     loader
         .endpoint_url(endpoint)
@@ -77,6 +80,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// Each version id of the secret `name` with its stages, both sorted, from
 /// `ListSecretVersionIds` (deprecated versions included): what tests check instead of only
 /// what `GetSecretValue` answers, since moto 5.2 can leave two versions labelled AWSCURRENT.
+#[cfg(feature = "aws")]
 pub async fn version_stages(
     client: &aws_sdk_secretsmanager::Client,
     name: &str,

@@ -9,8 +9,9 @@
 //! - [`fernet_files_both_ways`] exchanges Fernet files of random bytes with Python
 //!   `cryptography`, both ways.
 //! - [`moto`] starts the local AWS emulator, with the same rule as [`python`] when it cannot;
-//!   [`emulator_config`] points an AWS SDK configuration at it; [`silent_endpoint`] is a server
-//!   that never answers; [`block_on`] runs async library code from a synchronous test.
+//!   [`emulator_config`] points an AWS SDK configuration at it (feature `aws`, on by default;
+//!   globo-secrets' tests without AWS turn it off); [`silent_endpoint`] is a server that never
+//!   answers; [`block_on`] runs async library code from a synchronous test.
 //! - [`isolated_command`] and [`output_guarded`] run the project's binaries with a cleared
 //!   environment and a hang guard; [`unisolated_starts_under`] finds test code that starts a
 //!   program any other way.
@@ -31,10 +32,9 @@ mod fernet;
 mod process;
 mod scan;
 
-pub use aws::{
-    EMULATOR_CREDENTIAL, EMULATOR_REGION, block_on, emulator_config, moto, silent_endpoint,
-    version_stages,
-};
+pub use aws::{EMULATOR_CREDENTIAL, EMULATOR_REGION, block_on, moto, silent_endpoint};
+#[cfg(feature = "aws")]
+pub use aws::{emulator_config, version_stages};
 pub use fernet::{fernet_files_both_ways, random_bytes};
 #[cfg(unix)]
 pub use process::fifo_opened_by;

@@ -80,6 +80,7 @@ fn fernet_files_both_ways_catches_a_wrong_decryption() {
     assert!(caught.is_err(), "a token under another key passed");
 }
 
+#[cfg(feature = "aws")]
 #[test]
 fn emulator_config_sets_the_endpoint_region_and_credentials() {
     let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());

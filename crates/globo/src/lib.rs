@@ -6,6 +6,16 @@
 //! their errors and [`harden_process`] for programs that hold secrets; depend on one of them
 //! directly when that is all you need (globo-auth, globo-fs, globo-emulator, globo-crypto,
 //! globo-secrets and globo-keys each re-export `Report` and `with_causes` too).
+//!
+//! # Features
+//! | Feature | Default | Adds |
+//! | --- | --- | --- |
+//! | `aws` | yes | AWS Secrets Manager in [`secrets`] (prod mode, the seeder) and in [`keys`] (the Fernet key held in a secret): globo-secrets' and globo-keys' `aws` features |
+//! | `parallel` | no | globo-crypto's `parallel` (tokens of 1 MiB or more over two threads) and globo-auth's `parallel` (an Argon2 hash's lanes on rayon's pool) |
+//!
+//! With `default-features = false` the secrets backends are off: [`secrets`] reads `.env`
+//! and the process environment only, and [`keys`] knows the key file only (see the crate
+//! pages of globo-secrets and globo-keys).
 #![forbid(unsafe_code)]
 
 mod error;
