@@ -96,8 +96,6 @@ mod fernet;
 mod file;
 mod key;
 mod keyring;
-#[cfg(test)]
-mod one_decoder_tests;
 mod plaintext;
 mod rotation;
 mod time;
