@@ -66,8 +66,8 @@
 //! Every function is synchronous. Those taking a path block on file I/O, and [`KeyLock`],
 //! [`KeyFileStore::open`] and [`rotate_key`] block until they hold the key file's lock: in an
 //! async runtime, call them from a blocking task (`tokio::task::spawn_blocking`). Encryption
-//! allocates the token (4/3 of the plaintext, plus 88 bytes) in memory, or a few chunks for a
-//! file; decryption allocates the plaintext's size; each item's documentation says what it
+//! allocates the token (at most 4/3 of the plaintext's size plus 100 bytes) in memory, or a few
+//! chunks for a file; decryption allocates the plaintext's size; each item's documentation says what it
 //! holds.
 //!
 //! Threads are a build option, the cargo feature **`parallel`** (off by default): with it, a
@@ -116,10 +116,12 @@ pub use rotation::{
 pub use zeroize::Zeroizing;
 
 /// Encrypts `plaintext` into a Fernet token (URL-safe base64 text) timestamped now, with a
-/// fresh random IV. Fails only if the OS random number generator does.
+/// fresh random IV. Fails only if the OS random number generator does, or if the token would
+/// not fit in the address space ([`CryptoError::TooLarge`], on a 32-bit target).
 ///
-/// Allocates the token: 4/3 of the plaintext's size plus 88 bytes. With the `parallel`
-/// feature, a plaintext of 1 MiB or more is encrypted on this thread and one scoped thread.
+/// Allocates the token: at most 4/3 of the plaintext's size plus 100 bytes (100 bytes for an
+/// empty plaintext). With the `parallel` feature, a plaintext of 1 MiB or more is encrypted on
+/// this thread and one scoped thread.
 pub fn encrypt(key: &Key, plaintext: &[u8]) -> Result<String, CryptoError> {
     fernet::encrypt_at_time(key, plaintext, time::unix_now())
 }
