@@ -1,19 +1,47 @@
-//! globo-crypto starts a second thread only when built with its `parallel` feature: the
-//! thread count of this process is read while `encrypt_file` is in the middle of a large input
-//! it reads from a FIFO. Alone in its test binary, so no other test's threads are counted.
-//! `scripts/test` runs globo-crypto's tests with and without the feature, so both ways are
-//! checked in CI.
+//! globo-crypto starts a second thread only when built with its `parallel` feature, on every
+//! route that can take one: `encrypt_file` reading a large input from a FIFO, and `encrypt`,
+//! `decrypt` and `decrypt_file_to_memory` on 2 MiB. Alone in its test binary, and one test
+//! function, so no other test's threads are counted. `scripts/test` runs globo-crypto's tests
+//! with and without the feature, so both ways are checked in CI.
+//!
+//! Linux only: the thread count is read from `/proc/self/status`, the FIFO made with `mkfifo`.
+#![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use globo_crypto::{Key, decrypt_file_to_memory, encrypt_file};
+use globo_crypto::{Key, decrypt, decrypt_file_to_memory, encrypt, encrypt_file};
 
 /// This process's threads, from `/proc/self/status`.
 fn threads() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
     line["Threads:".len()..].trim().parse().unwrap()
+}
+
+/// The most threads seen beside this one and a sampler while `call` runs, `rounds` times (the
+/// sampler reads the count without pause; with the feature, the calls are repeated until it has
+/// seen the second thread, at most `rounds` times, as a call is over in milliseconds).
+fn most_threads_added(rounds: usize, call: &dyn Fn()) -> usize {
+    let before = threads();
+    let (stop, most) = (AtomicBool::new(false), AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Acquire) {
+                most.fetch_max(threads(), Ordering::AcqRel);
+            }
+        });
+        for _ in 0..rounds {
+            call();
+            // The sampler itself is one more.
+            if most.load(Ordering::Acquire) > before + 1 {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Release);
+    });
+    most.into_inner().saturating_sub(before + 1)
 }
 
 #[test]
@@ -48,4 +76,22 @@ fn a_second_thread_only_with_the_parallel_feature() {
     let added = during as isize - before as isize;
     assert_eq!(added, expected, "threads: {before} before, {during} during");
     assert!(decrypt_file_to_memory(&key, &enc).unwrap().as_slice() == data.as_slice());
+
+    // In memory and from a file, 2 MiB (above the 1 MiB limit): one more thread with the
+    // feature (seen at least once, never two), none without it (in any call).
+    let data = &data[..2 << 20];
+    let token = encrypt(&key, data).unwrap();
+    let file = dir.path().join("two.enc");
+    std::fs::write(&file, &token).unwrap();
+    let (expected, rounds) = if cfg!(feature = "parallel") { (1, 200) } else { (0, 3) };
+    let cases: [(&str, &dyn Fn()); 3] = [
+        ("encrypt", &|| assert!(encrypt(&key, data).is_ok())),
+        ("decrypt", &|| assert!(decrypt(&key, &token).unwrap().as_slice() == data)),
+        ("decrypt_file_to_memory", &|| {
+            assert!(decrypt_file_to_memory(&key, &file).unwrap().as_slice() == data);
+        }),
+    ];
+    for (name, call) in cases {
+        assert_eq!(most_threads_added(rounds, call), expected, "{name}");
+    }
 }
