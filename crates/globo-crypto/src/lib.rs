@@ -67,8 +67,14 @@
 //! [`KeyFileStore::open`] and [`rotate_key`] block until they hold the key file's lock: in an
 //! async runtime, call them from a blocking task (`tokio::task::spawn_blocking`). Encryption
 //! allocates the token (at most 4/3 of the plaintext's size plus 100 bytes) in memory, or a few
-//! chunks for a file; decryption allocates the plaintext's size; each item's documentation says what it
-//! holds.
+//! chunks for a file; decryption allocates the plaintext's size; each item's documentation
+//! says what it holds.
+//!
+//! What is wiped from memory when dropped: keys, decrypted plaintext, the decoder's buffers, the
+//! AES key schedules and the HMAC-SHA256 states (both hash states that absorbed the key, and the
+//! block buffer: the `zeroize` features of `aes`, `cbc`, `hmac` and `sha2`). Not wiped: the
+//! 64-byte key blocks (the signing key XOR ipad/opad) that `hmac` builds on the stack while an
+//! HMAC is set up, once per key per call, and any copy the allocator, the kernel or swap makes.
 //!
 //! Threads are a build option, the cargo feature **`parallel`** (off by default): with it, a
 //! token of 1 MiB or more is pipelined over the calling thread and one scoped thread, joined

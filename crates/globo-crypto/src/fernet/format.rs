@@ -26,7 +26,7 @@ pub(crate) fn mac(key: &Key) -> HmacSha256 {
     // 16-byte signing key padded to 64 bytes is the same key, and this constructor cannot fail.
     let mut padded = Zeroizing::new([0u8; 64]);
     padded[..16].copy_from_slice(key.signing());
-    <HmacSha256 as hmac::digest::KeyInit>::new(padded.as_ref().into())
+    <HmacSha256 as hmac::KeyInit>::new((&*padded).into())
 }
 
 /// A token's header: version, timestamp, IV.
@@ -80,6 +80,19 @@ mod tests {
         }
         let fits = largest_buffer / 4 * 3 - 100;
         assert!(token_len(fits).is_some_and(|n| n <= largest_buffer && n > fits));
+    }
+
+    /// An HMAC-SHA256 holds two hash states that absorbed the key (inner and outer) and a block
+    /// buffer; all three wipe themselves when dropped (the `zeroize` features of `hmac` and
+    /// `sha2`), so the per-key HMACs the decoder keeps leave no key-derived state behind. A
+    /// compile-time check: it does not build without those features.
+    #[test]
+    fn hmac_state_is_zeroized_on_drop() {
+        fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroized_on_drop::<<sha2::Sha256 as hmac::EagerHash>::Core>();
+        zeroized_on_drop::<
+            hmac::digest::block_api::Buffer<hmac::block_api::HmacCore<sha2::Sha256>>,
+        >();
     }
 
     /// What the crate documentation says a token costs: at most `4/3 * n + 100` characters,
