@@ -90,9 +90,8 @@ mod tests {
     fn hmac_state_is_zeroized_on_drop() {
         fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
         zeroized_on_drop::<<sha2::Sha256 as hmac::EagerHash>::Core>();
-        zeroized_on_drop::<
-            hmac::digest::block_api::Buffer<hmac::block_api::HmacCore<sha2::Sha256>>,
-        >();
+        zeroized_on_drop::<hmac::digest::block_api::Buffer<hmac::block_api::HmacCore<sha2::Sha256>>>(
+        );
     }
 
     /// What the crate documentation says a token costs: at most `4/3 * n + 100` characters,
