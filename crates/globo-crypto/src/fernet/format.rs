@@ -88,10 +88,11 @@ mod tests {
     /// compile-time check: it does not build without those features.
     #[test]
     fn hmac_state_is_zeroized_on_drop() {
+        use hmac::block_api::HmacCore;
+        use hmac::digest::block_api::Buffer;
         fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
         zeroized_on_drop::<<sha2::Sha256 as hmac::EagerHash>::Core>();
-        zeroized_on_drop::<hmac::digest::block_api::Buffer<hmac::block_api::HmacCore<sha2::Sha256>>>(
-        );
+        zeroized_on_drop::<Buffer<HmacCore<sha2::Sha256>>>();
     }
 
     /// What the crate documentation says a token costs: at most `4/3 * n + 100` characters,
