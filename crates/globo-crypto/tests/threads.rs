@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use globo_crypto::{Key, decrypt, decrypt_file_to_memory, encrypt, encrypt_file};
 
@@ -26,34 +26,35 @@ fn thread_ids() -> std::collections::BTreeSet<String> {
     entries.map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
 }
 
-/// The most threads seen at once, beside those alive (or still exiting) before and a sampler,
+/// Whether a thread other than those alive (or still exiting) before and a sampler is seen
 /// while `call` runs, `rounds` times. Threads are told apart by id, so one that a previous call
-/// joined but the kernel still lists is not counted. The sampler reads the ids without pause;
-/// with the feature, the calls are repeated until it has seen the second thread, at most
-/// `rounds` times, as a call is over in milliseconds.
-fn most_threads_added(rounds: usize, call: &dyn Fn()) -> usize {
+/// joined but the kernel still lists is not taken for a new one. The sampler reads the ids
+/// without pause; with the feature, the calls are repeated until it has seen the second thread,
+/// at most `rounds` times, as a call is over in milliseconds. (How many at once is not asked: a
+/// thread the previous round joined may still be listed beside the next round's.)
+fn another_thread_seen(rounds: usize, call: &dyn Fn()) -> bool {
     let before = thread_ids();
-    let (stop, most) = (AtomicBool::new(false), AtomicUsize::new(0));
+    let (stop, seen) = (AtomicBool::new(false), AtomicBool::new(false));
     std::thread::scope(|scope| {
         scope.spawn(|| {
             // "<pid>/task/<tid>": this sampler's own id.
             let me = std::fs::read_link("/proc/thread-self").unwrap();
             let me = me.file_name().unwrap().to_str().unwrap().to_owned();
             while !stop.load(Ordering::Acquire) {
-                let added =
-                    thread_ids().iter().filter(|t| !before.contains(*t) && **t != me).count();
-                most.fetch_max(added, Ordering::AcqRel);
+                if thread_ids().iter().any(|t| !before.contains(t) && *t != me) {
+                    seen.store(true, Ordering::Release);
+                }
             }
         });
         for _ in 0..rounds {
             call();
-            if most.load(Ordering::Acquire) > 0 {
+            if seen.load(Ordering::Acquire) {
                 break;
             }
         }
         stop.store(true, Ordering::Release);
     });
-    most.into_inner()
+    seen.into_inner()
 }
 
 #[test]
@@ -89,13 +90,13 @@ fn a_second_thread_only_with_the_parallel_feature() {
     assert_eq!(added, expected, "threads: {before} before, {during} during");
     assert!(decrypt_file_to_memory(&key, &enc).unwrap().as_slice() == data.as_slice());
 
-    // In memory and from a file, 2 MiB (above the 1 MiB limit): one more thread with the
-    // feature (seen at least once, never two), none without it (in any call).
+    // In memory and from a file, 2 MiB (above the 1 MiB limit): another thread with the
+    // feature (seen at least once), none without it (in any call).
     let data = &data[..2 << 20];
     let token = encrypt(&key, data).unwrap();
     let file = dir.path().join("two.enc");
     std::fs::write(&file, &token).unwrap();
-    let (expected, rounds) = if cfg!(feature = "parallel") { (1, 200) } else { (0, 3) };
+    let (expected, rounds) = if cfg!(feature = "parallel") { (true, 200) } else { (false, 3) };
     let cases: [(&str, &dyn Fn()); 3] = [
         ("encrypt", &|| assert!(encrypt(&key, data).is_ok())),
         ("decrypt", &|| assert!(decrypt(&key, &token).unwrap().as_slice() == data)),
@@ -104,6 +105,6 @@ fn a_second_thread_only_with_the_parallel_feature() {
         }),
     ];
     for (name, call) in cases {
-        assert_eq!(most_threads_added(rounds, call), expected, "{name}");
+        assert_eq!(another_thread_seen(rounds, call), expected, "{name}");
     }
 }
