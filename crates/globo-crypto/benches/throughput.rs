@@ -55,7 +55,7 @@ fn label(size: usize) -> String {
 fn components() {
     use aes::cipher::{BlockEncryptMut as _, KeyIvInit as _, block_padding::NoPadding};
     use base64::Engine as _;
-    use hmac::Mac as _;
+    use hmac::{KeyInit as _, Mac as _};
     const N: usize = 16 << 20;
     let engine = base64::engine::general_purpose::URL_SAFE;
     let mut data = vec![0u8; N];

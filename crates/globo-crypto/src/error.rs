@@ -168,6 +168,11 @@ pub enum CryptoError {
     )]
     Interrupted,
 
+    /// The data is too large for this platform: its token (or the plaintext of a file) would not
+    /// fit in the address space (possible only on a 32-bit target).
+    #[error("the data is too large to encrypt or decrypt in memory on this platform")]
+    TooLarge,
+
     /// A file operation failed; the cause (with the operation and path) is the source.
     #[error("file operation failed on '{}'", path.display())]
     File {

@@ -110,6 +110,7 @@ pub fn encrypt_file(key: &Key, plaintext: &Path, ciphertext: &Path) -> Result<()
         .map_err(|e| match e {
             StreamError::Read(e) => CryptoError::io("read", plaintext, e),
             StreamError::Write(e) => CryptoError::io("write", ciphertext, e),
+            StreamError::TooLarge => CryptoError::TooLarge,
             StreamError::Decryption | StreamError::Pipeline => CryptoError::io(
                 "encrypt",
                 plaintext,
@@ -143,7 +144,7 @@ fn decrypt_file(keys: &[Key], path: &Path, age: Option<(u64, u64)>) -> Result<Op
         // whole, within a bound.
         return fernet::open_token(keys, &read_unsized_token(file, path)?, age);
     }
-    let len = usize::try_from(metadata.len()).map_err(|_| CryptoError::Decryption)?;
+    let len = usize::try_from(metadata.len()).map_err(|_| CryptoError::TooLarge)?;
     // A token is a multiple of 4 characters; one more can only be the trailing newline.
     let newline = len % 4 == 1;
     let chars = if newline { len - 1 } else { len };
@@ -291,7 +292,7 @@ pub fn inspect_file(path: &Path) -> Result<TokenInfo, CryptoError> {
     let metadata = file.metadata().map_err(|e| CryptoError::io("read", path, e))?;
     let token = if metadata.is_file() {
         // Read in pieces and checked as decryption would, without holding the token.
-        let len = usize::try_from(metadata.len()).map_err(|_| CryptoError::MalformedToken)?;
+        let len = usize::try_from(metadata.len()).map_err(|_| CryptoError::TooLarge)?;
         let newline = len % 4 == 1;
         let chars = if newline { len - 1 } else { len };
         let source = fernet::ReaderSource::new(file, newline);

@@ -66,9 +66,15 @@
 //! Every function is synchronous. Those taking a path block on file I/O, and [`KeyLock`],
 //! [`KeyFileStore::open`] and [`rotate_key`] block until they hold the key file's lock: in an
 //! async runtime, call them from a blocking task (`tokio::task::spawn_blocking`). Encryption
-//! allocates the token (4/3 of the plaintext, plus 88 bytes) in memory, or a few chunks for a
-//! file; decryption allocates the plaintext's size; each item's documentation says what it
-//! holds.
+//! allocates the token (at most 4/3 of the plaintext's size plus 100 bytes) in memory, or a few
+//! chunks for a file; decryption allocates the plaintext's size; each item's documentation
+//! says what it holds.
+//!
+//! What is wiped from memory when dropped: keys, decrypted plaintext, the decoder's buffers, the
+//! AES key schedules and the HMAC-SHA256 states (both hash states that absorbed the key, and the
+//! block buffer: the `zeroize` features of `aes`, `cbc`, `hmac` and `sha2`). Not wiped: the
+//! 64-byte key blocks (the signing key XOR ipad/opad) that `hmac` builds on the stack while an
+//! HMAC is set up, once per key per call, and any copy the allocator, the kernel or swap makes.
 //!
 //! Threads are a build option, the cargo feature **`parallel`** (off by default): with it, a
 //! token of 1 MiB or more is pipelined over the calling thread and one scoped thread, joined
@@ -96,8 +102,6 @@ mod fernet;
 mod file;
 mod key;
 mod keyring;
-#[cfg(test)]
-mod one_decoder_tests;
 mod plaintext;
 mod rotation;
 mod time;
@@ -118,10 +122,12 @@ pub use rotation::{
 pub use zeroize::Zeroizing;
 
 /// Encrypts `plaintext` into a Fernet token (URL-safe base64 text) timestamped now, with a
-/// fresh random IV. Fails only if the OS random number generator does.
+/// fresh random IV. Fails only if the OS random number generator does, or if the token would
+/// not fit in the address space ([`CryptoError::TooLarge`], on a 32-bit target).
 ///
-/// Allocates the token: 4/3 of the plaintext's size plus 88 bytes. With the `parallel`
-/// feature, a plaintext of 1 MiB or more is encrypted on this thread and one scoped thread.
+/// Allocates the token: at most 4/3 of the plaintext's size plus 100 bytes (100 bytes for an
+/// empty plaintext). With the `parallel` feature, a plaintext of 1 MiB or more is encrypted on
+/// this thread and one scoped thread.
 pub fn encrypt(key: &Key, plaintext: &[u8]) -> Result<String, CryptoError> {
     fernet::encrypt_at_time(key, plaintext, time::unix_now())
 }

@@ -113,7 +113,7 @@ fn keyring_decrypts_with_any_key_and_encrypts_with_the_first() {
 fn token_at(key: &Key, timestamp: u64, plaintext: &[u8]) -> String {
     use aes::cipher::{BlockEncryptMut as _, KeyIvInit as _, block_padding::Pkcs7};
     use base64::Engine as _;
-    use hmac::Mac as _;
+    use hmac::{KeyInit as _, Mac as _};
     let raw =
         base64::engine::general_purpose::URL_SAFE.decode(key.to_base64().expose_secret()).unwrap();
     let iv = [9u8; 16];

@@ -396,6 +396,63 @@ mod tests {
         }
     }
 
+    /// A reader whose input ends (`Ok(0)`) after each of its parts but the last, then goes on
+    /// with the next: a file rewritten while it is read, a FUSE file system.
+    struct Gaps<'a>(Vec<&'a [u8]>);
+
+    impl std::io::Read for Gaps<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some(part) = self.0.first_mut() else { return Ok(0) };
+            if part.is_empty() {
+                self.0.remove(0);
+                return Ok(0);
+            }
+            let n = buf.len().min(part.len());
+            buf[..n].copy_from_slice(&part[..n]);
+            *part = &part[n..];
+            Ok(n)
+        }
+    }
+
+    /// A read that ends early in the middle of a token (`Ok(0)`, then more input) ends the
+    /// token there: it is refused, by inspection and decryption alike, whatever follows; no
+    /// piece is decoded from fewer characters than the token's length calls for, so the last
+    /// quad is never taken from the wrong place.
+    #[test]
+    fn a_read_that_ends_in_the_middle_of_a_token_is_refused() {
+        let key = Key::generate().unwrap();
+        let keys = std::slice::from_ref(&key);
+        for size in [0usize, 5, 100, PIECE_CHARS / 4 * 3 + 100] {
+            let token = encrypt_reference(&key, &random(size), 9, &[1; 16]);
+            let t = token.as_bytes();
+            let n = t.len();
+            // Within the first 36 characters, at the start of the middle, at a quad boundary
+            // inside it (inside the second piece for the largest), just before the last quad.
+            let mut cuts = vec![20, 36, 40, n / 2 / 4 * 4, n / 2 + 1, n - 8, n - 4];
+            if n > PIECE_CHARS + 40 {
+                cuts.push(36 + PIECE_CHARS + 8);
+            }
+            for cut in cuts {
+                // The input resumes with the rest of the token, or with its last quad only
+                // (what the old decoder, sizing each piece from what it got, then took for the
+                // last quad, and accepted as a complete token).
+                for rest in [&t[cut..], &t[n - 4..]] {
+                    let parts = || Gaps(vec![&t[..cut], rest]);
+                    let inspected = inspect_stream(n, ReaderSource::new(parts(), false));
+                    assert!(matches!(inspected, Err(StreamError::Decryption)), "{size} {cut}");
+                    for threads in crate::fernet::testing::THREADS {
+                        let source = ReaderSource::new(parts(), false);
+                        let result = decrypt_stream(keys, None, n, source, threads);
+                        assert!(matches!(result, Err(StreamError::Decryption)), "{size} {cut}");
+                    }
+                }
+            }
+            // The same reader with no gap gives the token back.
+            let whole = ReaderSource::new(Gaps(vec![t]), false);
+            assert!(decrypt_stream(keys, None, n, whole, Threads::One).is_ok());
+        }
+    }
+
     /// The padding check on the last block alone agrees with decrypting everything.
     #[test]
     fn padding_check_agrees_with_full_decryption() {

@@ -33,8 +33,12 @@ pub(crate) fn encrypt_from_parts(
     iv: &[u8; 16],
 ) -> Result<String, CryptoError> {
     let threads = Threads::for_len(Some(plaintext.len()));
-    // Reading a slice and writing to memory cannot fail: only a worker thread can (a panic).
-    encrypt_to_string(key, iv, timestamp, plaintext, threads).map_err(|_| CryptoError::Interrupted)
+    // Reading a slice and writing to memory cannot fail: only the token's size can be too
+    // large for the address space, or a worker thread stop (a panic).
+    encrypt_to_string(key, iv, timestamp, plaintext, threads).map_err(|e| match e {
+        StreamError::TooLarge => CryptoError::TooLarge,
+        _ => CryptoError::Interrupted,
+    })
 }
 
 /// Encrypts with a fresh random IV and the given timestamp.
@@ -126,7 +130,7 @@ fn start<S: CharSink>(
 /// A multiple of 48 larger than the expected size, so that one read finds the end (a small
 /// input needs no 96 KiB buffer to fill and zeroize); [`CHUNK`] when the size is unknown.
 fn chunk_len(size_hint: Option<usize>) -> usize {
-    size_hint.map_or(CHUNK, |n| CHUNK.min((n / 48 + 1) * 48))
+    size_hint.map_or(CHUNK, |n| CHUNK.min((n / 48).saturating_add(1).saturating_mul(48)))
 }
 
 /// Encrypts everything `input` yields into a token for `sink`, with the given timestamp and IV,
@@ -187,7 +191,7 @@ fn encrypt_to_string_touching(
     threads: Threads,
     touch_first: usize,
 ) -> Result<String, StreamError> {
-    let total = token_len(plaintext.len());
+    let total = token_len(plaintext.len()).ok_or(StreamError::TooLarge)?;
     let mut input = plaintext;
     if threads == Threads::One {
         let started = start(key, iv, timestamp, StringSink::with_capacity(total))?;
@@ -197,7 +201,7 @@ fn encrypt_to_string_touching(
     // Zeroed memory from the allocator (`calloc`): for a large buffer, fresh pages that cost
     // nothing until first written.
     let mut out = vec![0u8; total];
-    let (head, mut regions) = TokenRegions::cut(&mut out, plaintext.len());
+    let (head, mut regions) = TokenRegions::cut(&mut out, plaintext.len())?;
     regions.fault_first(touch_first);
     let started = start(key, iv, timestamp, BufferSink::new(head))?;
     encrypt_pipelined(started, &mut input, regions, CHUNK, MacStage::WithEncoding)?;
@@ -327,10 +331,10 @@ mod tests {
 
     fn stream_token(key: &Key, plaintext: &[u8], iv: &[u8; 16], threads: Threads) -> String {
         let mut input = plaintext;
-        let sink = StringSink::with_capacity(token_len(plaintext.len()));
+        let sink = StringSink::with_capacity(token_len(plaintext.len()).unwrap());
         let out =
             encrypt_stream(key, iv, 1_234, &mut input, sink, None, threads).unwrap().into_string();
-        assert_eq!(out.len(), token_len(plaintext.len()), "token_len is exact");
+        assert_eq!(Some(out.len()), token_len(plaintext.len()), "token_len is exact");
         assert_eq!(out.capacity(), out.len(), "never reallocated");
         out
     }
@@ -369,7 +373,7 @@ mod tests {
                     assert_eq!(token.capacity(), token.len(), "{size}: never reallocated");
                 }
             }
-            assert_eq!(token_len(size), reference.len());
+            assert_eq!(token_len(size), Some(reference.len()));
             for result in crate::fernet::testing::decrypt_every_way(&key, &reference) {
                 assert!(result.unwrap().as_slice() == plaintext.as_slice(), "{size}");
             }

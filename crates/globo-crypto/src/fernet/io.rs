@@ -17,6 +17,8 @@ pub(crate) enum StreamError {
     Decryption,
     /// A pipeline stage stopped without an error of its own (a thread panicked).
     Pipeline,
+    /// The token would be longer than the address space allows.
+    TooLarge,
 }
 
 impl From<NotCanonical> for StreamError {
@@ -41,7 +43,10 @@ pub(crate) fn fill(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Where the characters of a token come from.
 pub(crate) trait CharSource {
-    /// The next `n` characters (fewer only at the end of the input).
+    /// Exactly the next `n` characters; [`StreamError::Decryption`] if the input ends first (a
+    /// truncated token, or a reader whose input ended, `Ok(0)`, before the length it was
+    /// sized with). Never fewer: the decoder sizes every piece from `n`, so a short piece would
+    /// shift where every later character is read from.
     fn take(&mut self, n: usize) -> Result<&[u8], StreamError>;
     /// Checks that nothing is left after the token (a file may end with one `\n`).
     fn finish(self) -> Result<(), StreamError>;
@@ -60,7 +65,7 @@ impl<'a> SliceSource<'a> {
 
 impl CharSource for SliceSource<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], StreamError> {
-        let (head, rest) = self.rest.split_at(n.min(self.rest.len()));
+        let (head, rest) = self.rest.split_at_checked(n).ok_or(StreamError::Decryption)?;
         self.rest = rest;
         Ok(head)
     }
@@ -87,8 +92,10 @@ impl<R: Read> ReaderSource<R> {
 impl<R: Read> CharSource for ReaderSource<R> {
     fn take(&mut self, n: usize) -> Result<&[u8], StreamError> {
         self.buf.resize(n, 0);
+        // `fill` stops early only where the input ends (`Ok(0)`): the token ends there, even if
+        // a later read would return more (a file rewritten while it is read).
         let got = fill(&mut self.input, &mut self.buf).map_err(StreamError::Read)?;
-        Ok(&self.buf[..got])
+        if got == n { Ok(&self.buf) } else { Err(StreamError::Decryption) }
     }
 
     fn finish(mut self) -> Result<(), StreamError> {

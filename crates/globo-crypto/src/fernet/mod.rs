@@ -12,7 +12,9 @@
 //! - `prefault`: the output cut into regions per chunk, faulted in ahead for a token made in
 //!   memory;
 //! - `encrypt`: the encoder, serial or pipelined (one pipeline for files and memory);
-//! - `decrypt`: the one decoder, for decryption, rotation and inspection alike.
+//! - `decrypt`: the one decoder, for decryption, rotation and inspection alike;
+//! - `one_decoder_tests` (tests only): every public route that opens a token agrees with the
+//!   others, through this one decoder.
 //!
 //! How the pipeline is laid out and why: `docs/fernet-pipeline.md`.
 
@@ -21,6 +23,8 @@ mod decrypt;
 mod encrypt;
 mod format;
 mod io;
+#[cfg(test)]
+mod one_decoder_tests;
 mod pipeline;
 mod prefault;
 #[cfg(test)]

@@ -96,13 +96,18 @@ pub(crate) struct TokenRegions<'a> {
 
 impl<'a> TokenRegions<'a> {
     /// Cuts `out` (exactly the token's length for a plaintext of `plaintext_len` bytes, see
-    /// [`super::format::token_len`]) into the header's region and the chunks' regions.
-    pub(crate) fn cut(out: &'a mut [u8], plaintext_len: usize) -> (&'a mut [u8], Self) {
+    /// [`super::format::token_len`]) into the header's region and the chunks' regions;
+    /// [`StreamError::Pipeline`] if `out` is too short for them (never wraps or panics).
+    pub(crate) fn cut(
+        out: &'a mut [u8],
+        plaintext_len: usize,
+    ) -> Result<(&'a mut [u8], Self), StreamError> {
         let full_chunks = plaintext_len / CHUNK;
-        let (head, rest) = out.split_at_mut(HEADER_CHARS);
-        let (middle, tail) = rest.split_at_mut(full_chunks * CHUNK_CHARS);
+        let middle_len = full_chunks.checked_mul(CHUNK_CHARS).ok_or(StreamError::Pipeline)?;
+        let (head, rest) = out.split_at_mut_checked(HEADER_CHARS).ok_or(StreamError::Pipeline)?;
+        let (middle, tail) = rest.split_at_mut_checked(middle_len).ok_or(StreamError::Pipeline)?;
         let regions = middle.chunks_mut(CHUNK_CHARS).chain(std::iter::once(tail));
-        (head, Self { regions, ahead: VecDeque::new() })
+        Ok((head, Self { regions, ahead: VecDeque::new() }))
     }
 
     /// Faults in the first `n` regions now (tests use it to take the path where the encoder
@@ -174,5 +179,21 @@ impl CharSink for BufferSink<'_> {
         encode_into(raw, out)?;
         self.filled = end;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A buffer too short for the plaintext's chunks is an error, never a wrapped length or a
+    /// panic.
+    #[test]
+    fn cutting_a_buffer_too_short_is_an_error() {
+        let mut out = vec![0u8; HEADER_CHARS + CHUNK_CHARS];
+        assert!(TokenRegions::cut(&mut out, CHUNK).is_ok());
+        assert!(TokenRegions::cut(&mut out, 2 * CHUNK).is_err());
+        assert!(TokenRegions::cut(&mut out[..HEADER_CHARS - 1], 0).is_err());
+        assert!(TokenRegions::cut(&mut out, usize::MAX).is_err());
     }
 }

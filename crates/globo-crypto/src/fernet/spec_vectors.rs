@@ -120,7 +120,7 @@ fn spec_vectors_through_the_stream() {
         let timestamp = crate::inspect(token).unwrap().timestamp;
         for threads in THREADS {
             let mut input = src;
-            let sink = StringSink::with_capacity(token_len(src.len()));
+            let sink = StringSink::with_capacity(token_len(src.len()).unwrap());
             let out = encrypt_stream(&key, &iv, timestamp, &mut input, sink, None, threads)
                 .unwrap()
                 .into_string();
