@@ -111,12 +111,16 @@ pub use file::{
     decrypt_file_to_memory, decrypt_file_with_max_age, encrypt_file, inspect_file, read_token_file,
     removable_plaintext, remove_plaintext_verified,
 };
+/// Error reports (an error and its causes, one a line), for services that take this crate alone.
+pub use globo_report::{Report, with_causes};
 pub use key::{ENCODED_KEY_LEN, Key, KeyFile};
 pub use keyring::{KeyLock, KeySet, Keyring, LoadedKeys, next_key_path, read_with_current_keys};
 pub use plaintext::Plaintext;
 pub use rotation::{
     KeyFileStore, KeyStore, RotationReport, RotationStep, StoredKeys, rotate_key, rotate_with_store,
 };
+/// `Key::from_secret` and `Key::to_base64` take and return its `SecretString`.
+pub use secrecy;
 
 /// The zeroizing buffer decryption returns, re-exported so callers need no `zeroize` dependency.
 pub use zeroize::Zeroizing;

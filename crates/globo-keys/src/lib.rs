@@ -45,7 +45,7 @@
 //! - `KeySource::SecretsManager` (feature `aws`, on by default): the secret `FERNET_KEY` (or
 //!   [`KEY_SECRET_VAR`]), `AWSCURRENT` plus `AWSPENDING` during a rotation
 //!   (`SecretsManagerKeyStore`, rotated through staging labels).
-//! - The KMS and Vault Transit sources (issue 18) will be further variants of [`KeySource`],
+//! - The KMS and Vault Transit sources (planned) will be further variants of [`KeySource`],
 //!   each with its own module and cargo feature beside `secrets_manager`.
 //!
 //! [`KeySource::resolve`] decides the source: local mode needs nothing from `.env`, so when
@@ -88,6 +88,10 @@ mod source;
 
 pub use blocking::BlockingKeySource;
 pub use error::KeysError;
+/// Error reports (an error and its causes, one a line), for services that take this crate alone.
+pub use globo_report::{Report, with_causes};
+/// Keys and seed values travel as its `SecretString`.
+pub use secrecy;
 #[cfg(feature = "aws")]
 pub use secrets_manager::{
     AWS_PENDING, AWS_PREVIOUS, KEY_SECRET_DESCRIPTION, LEGACY_KEY_SECRET_DESCRIPTIONS,

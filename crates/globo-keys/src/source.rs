@@ -99,7 +99,7 @@ impl KeySourceConfig {
 ///
 /// Each source loads the current key and, during a rotation, the next one as one
 /// [`Keyring`]; creates a key once (never replacing one); and rotates crash-safely
-/// ([`globo_crypto::rotate_with_store`]). The KMS and Vault Transit sources of issue 18 will
+/// ([`globo_crypto::rotate_with_store`]). The KMS and Vault Transit sources (planned) will
 /// be further variants here, each behind its own cargo feature like `aws`.
 #[derive(Debug)]
 #[non_exhaustive]

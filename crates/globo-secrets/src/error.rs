@@ -313,7 +313,7 @@ pub enum SecretsError {
     },
     /// The `.env` file exists but cannot be read (permissions, a folder, larger than
     /// `MAX_ENV_FILE_LEN`, a FIFO with no writer).
-    #[error("cannot read '{}': {source}", path.display())]
+    #[error("cannot read '{}'", path.display())]
     EnvFileUnreadable {
         /// The file.
         path: PathBuf,

@@ -64,15 +64,24 @@
 //! structured fields (e.g. [`SecretsError::UnknownMode`], [`SecretsError::IncompleteCredentials`]),
 //! so a service can match on it; messages name no command of globo's CLI.
 //!
+//! # Blocking and memory
+//! Reading `.env` is synchronous file I/O on the calling thread, also inside the `async`
+//! functions: [`EnvFile::read`], [`read_env_file`], [`LocalProvider::new`], [`resolve_mode`]
+//! and [`provider_for`] block it for the time of one bounded read (at most
+//! [`MAX_ENV_FILE_LEN`] bytes held; a pipe or FIFO is waited for up to 10 seconds, then
+//! refused). A service reads `.env` once at start-up, or from `spawn_blocking`. AWS calls are
+//! `async` and bounded by the timeouts of `bounded_timeouts` (feature `aws`); a
+//! [`CachingProvider`] holds every cached value in memory until it expires.
+//!
 //! # Features
 //! Each backend is a cargo feature, so a service compiles only the backends it uses. With
 //! `default-features = false` the crate reads `.env` and the process environment only: 30 crates
-//! in all (`cargo tree -e normal`, this crate included), against 166 with `aws`.
+//! in all (`cargo tree -e normal`, this crate included), against 150 with `aws`.
 //!
 //! | Feature | Default | Adds |
 //! | --- | --- | --- |
 //! | *(none)* | always | [`LocalProvider`], [`dotenv`], [`EnvFile`], [`Environment`], [`Mode`], [`resolve_mode`], [`provider_for`] (prod mode is [`SecretsError::BackendNotBuilt`] without a backend), [`CachingProvider`], [`InMemoryProvider`], [`SecretValue`], [`seed::read_seed_config`] and [`seed::seed_entries`] |
-//! | `aws` | yes | AWS Secrets Manager: `AwsProvider`, `AwsSettings`, `aws_config_loader`, prod mode in [`provider_for`], `seed::Seeder`, `fernet_key` (the AWS SDK with its rustls HTTPS client) |
+//! | `aws` | yes | AWS Secrets Manager: `AwsProvider`, `AwsSettings`, `aws_config_loader`, prod mode in [`provider_for`], `seed::Seeder` (the AWS SDK with its rustls HTTPS client; the Fernet key held in a secret is globo-keys') |
 //! | `vault` | | HashiCorp Vault: not written yet; it will be a feature of its own, like `aws` |
 //!
 //! ```toml
@@ -109,11 +118,15 @@ pub use aws::{
 pub use cache::{CacheConfig, CachingProvider};
 pub use error::{ModeOrigin, Operation, SecretsError};
 pub use factory::{Mode, mode_without_env_file, provider_for, resolve_mode};
+/// Error reports (an error and its causes, one a line), for services that take this crate alone.
+pub use globo_report::{Report, with_causes};
 pub use local::{
     EnvFile, EnvFileSource, Environment, LocalProvider, MAX_ENV_FILE_LEN, read_env_file,
 };
 pub use memory::InMemoryProvider;
 pub use provider::SecretsProvider;
+/// [`SecretsProvider::get`] returns its `SecretString`.
+pub use secrecy;
 #[cfg(feature = "aws")]
 pub use settings::{
     AWS_IDENTITY_SELECTORS, AWS_SETTING_GROUPS, AwsSettings, IGNORE_ENDPOINTS_VAR, SettingSource,

@@ -461,7 +461,7 @@ pub fn read_seed_config(path: &Path) -> Result<Vec<(String, SecretString)>, Secr
 }
 
 /// The `seed_secrets` object of the lab's configuration JSON, as (name, value) pairs in file
-/// order. Every value must be a string; errors name the key, never the value.
+/// order. Allocates by input size (the parsed JSON document, then the pairs). Every value must be a string; errors name the key, never the value.
 pub fn seed_entries(config_json: &[u8]) -> Result<Vec<(String, SecretString)>, SecretsError> {
     let config: serde_json::Value = serde_json::from_slice(config_json).map_err(|e| {
         // serde_json's message can quote input text; keep only the position.

@@ -10,7 +10,8 @@ use globo_secrets::{Environment, LocalProvider, MAX_ENV_FILE_LEN, SecretsError, 
 fn assert_too_large(result: Result<impl std::fmt::Debug, SecretsError>) {
     match result {
         Err(error @ SecretsError::EnvFileUnreadable { .. }) => {
-            let message = error.to_string();
+            // The whole report: the size bound is the cause's text (printed once, as a cause).
+            let message = globo_secrets::with_causes(&error);
             assert!(
                 message.contains(&format!("larger than {MAX_ENV_FILE_LEN} bytes")),
                 "{message}"

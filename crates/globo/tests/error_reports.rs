@@ -1,7 +1,8 @@
 //! Error reports print every cause once: a message never repeats the text of its `source()`
 //! (issue 12 point 4: `FsError` printed its OS error twice, once in its own message and once
 //! as the cause). Runs `with_causes` over representative errors of each crate that has
-//! sources: globo-fs, globo-auth, globo-emulator, globo-crypto, and the facade's own.
+//! sources: globo-fs, globo-auth, globo-emulator, globo-crypto, globo-secrets, and the
+//! facade's own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::error::Error;
@@ -106,6 +107,16 @@ fn emulator_errors_print_their_os_error_once() {
     let os = std::io::Error::from(std::io::ErrorKind::AddrNotAvailable);
     let error = globo_emulator::EmulatorError::NoFreePort(os);
     assert_each_cause_once("no free port", &error);
+}
+
+#[test]
+fn secrets_errors_print_their_os_error_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder where the .env file should be.
+    let env = globo::secrets::Environment::empty();
+    let error = globo::secrets::LocalProvider::new(dir.path(), &env).unwrap_err();
+    let report = assert_each_cause_once("a folder as .env", &error);
+    assert!(report.contains(&dir.path().display().to_string()), "{report}");
 }
 
 #[test]

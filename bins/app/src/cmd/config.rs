@@ -85,6 +85,9 @@ fn keys_failure(error: &KeysError) -> Failure {
         ) => {
             return failure(e);
         }
+        // The key file's own errors (missing, exists, a rotation that cannot decrypt): the
+        // library's sentence with the command that fixes it, as `failure` words them.
+        KeysError::Crypto(e) if cli_hint(e).is_some() => return failure(e),
         KeysError::AlreadyExists { name } => {
             return Failure::msg(format!(
                 "secret '{name}' already exists in AWS Secrets Manager; replacing the key it \
