@@ -19,21 +19,19 @@ use crate::{CryptoError, Key, KeySet, Plaintext, TokenInfo};
 /// unambiguous. A missing file is [`CryptoError::CiphertextNotFound`]; a file that is not text
 /// is [`CryptoError::Decryption`].
 ///
-/// Blocks on file I/O and allocates the whole file, whatever its size: to decrypt a file, use
+/// The file must be a regular file (or a link to one) of at most 512 MiB: a FIFO, a device or
+/// a folder is refused without a read (a FIFO with no writer would block the read forever),
+/// and a larger file is refused before it is read (both an I/O error naming the file). Blocks
+/// on file I/O and allocates the file's size: to decrypt a file, use
 /// [`decrypt_file_to_memory`], which never holds the token's text.
 pub fn read_token_file(path: &Path) -> Result<String, CryptoError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(CryptoError::CiphertextNotFound { path: path.to_path_buf() });
-        }
-        Err(e) => return Err(CryptoError::io("read", path, e)),
+    let (bytes, _) = match globo_fs::read_small_regular(path, MAX_UNSIZED_TOKEN) {
+        Ok(Some(read)) => read,
+        Ok(None) => return Err(CryptoError::CiphertextNotFound { path: path.to_path_buf() }),
+        Err(e) => return Err(CryptoError::io("read", path, e.into_io_error())),
     };
-    let mut text = String::from_utf8(bytes).map_err(|_| CryptoError::Decryption)?;
-    if text.ends_with('\n') {
-        text.pop();
-    }
-    Ok(text)
+    let text = std::str::from_utf8(&bytes).map_err(|_| CryptoError::Decryption)?;
+    Ok(text.strip_suffix('\n').unwrap_or(text).to_owned())
 }
 
 /// Opens a ciphertext file for reading.
@@ -310,7 +308,8 @@ pub fn inspect_file(path: &Path) -> Result<TokenInfo, CryptoError> {
     crate::inspect(&token)
 }
 
-/// The largest token read from a pipe or a device, which has no length to check first.
+/// The largest token read from a pipe or a device, which has no length to check first, and
+/// the largest file [`read_token_file`] reads.
 const MAX_UNSIZED_TOKEN: u64 = 512 << 20;
 
 /// Reads a token from a pipe or a device, in chunks, with the newline rule of

@@ -47,7 +47,7 @@
 //!   reader running meanwhile uses [`LoadedKeys::read_with`], or [`read_with_current_keys`]
 //!   for any key source, which retries with the keys current now; a symbolically linked key
 //!   file stays linked); [`rotate_with_store`] runs the same rotation over any [`KeyStore`] (a
-//!   key file, or a secrets manager as in `globo-secrets`).
+//!   key file, or a secrets manager as in `globo-keys`).
 //! - [`inspect`], [`inspect_file`]: a token's timestamp and size, without the key.
 //!
 //! # One decoder, several keys

@@ -21,7 +21,7 @@
 //! the file at the end of the link, and `.next` and the retired keys lie beside that file.
 //!
 //! The orchestration is generic over a [`KeyStore`] ([`rotate_with_store`]): the key file
-//! ([`KeyFileStore`]) is one store; `globo-secrets` implements another on AWS Secrets Manager
+//! ([`KeyFileStore`]) is one store; `globo-keys` implements another on AWS Secrets Manager
 //! (staging labels `AWSPENDING` / `AWSCURRENT` / `AWSPREVIOUS`), with the same guarantees.
 
 use std::future::Future;

@@ -53,6 +53,26 @@ fn refuses_to_overwrite_its_own_plaintext() {
     assert_eq!(std::fs::read(&plain).unwrap(), b"{}");
 }
 
+/// `read_token_file` refuses a FIFO at once, without waiting for a writer (`std::fs::read` on
+/// it blocked forever) and without a read.
+#[test]
+fn read_token_file_refuses_a_fifo_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.enc");
+    let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(made.success());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let reader_path = path.clone();
+    std::thread::spawn(move || sender.send(read_token_file(&reader_path).map(|_| ())));
+    let result = receiver
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("read_token_file blocked on a FIFO with no writer");
+    let error = result.unwrap_err();
+    let report = globo_crypto::with_causes(&error);
+    assert!(report.contains("not a regular file"), "{report}");
+    assert!(report.contains("config.enc"), "{report}");
+}
+
 /// One trailing newline in the file is accepted (what an editor adds); anything more is not.
 #[test]
 fn token_file_newline_policy() {
