@@ -75,7 +75,7 @@
 //!
 //! # Features
 //! Each backend is a cargo feature, so a service compiles only the backends it uses. With
-//! `default-features = false` the crate reads `.env` and the process environment only: 30 crates
+//! `default-features = false` the crate reads `.env` and the process environment only: 31 crates
 //! in all (`cargo tree -e normal`, this crate included), against 150 with `aws`.
 //!
 //! | Feature | Default | Adds |
