@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use globo::crypto::decrypt_file_to_memory;
+use globo::crypto::{CryptoError, decrypt_file_to_memory};
 use globo::keys::seed::KeySeeder;
 use globo::keys::{BlockingKeySource, DEFAULT_KEY_SECRET, KEY_SECRET_VAR, KeysError};
 use globo::secrets::seed::SeedOutcome;
@@ -58,6 +58,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let code = report(&*error);
+            if is_missing_key_file(&*error) {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "hint: --encrypted needs the key the file is encrypted under: create one \
+                     with `app config init-key`, or pass --key-file"
+                );
+            }
             if is_rejected_seed_value(&*error) {
                 let _ = writeln!(
                     std::io::stderr().lock(),
@@ -68,6 +75,24 @@ fn main() -> ExitCode {
             code
         }
     }
+}
+
+/// Whether `error` (or a cause of it) is a missing key file: globo-crypto words it without
+/// naming a command, the seeder adds the CLI's.
+fn is_missing_key_file(error: &(dyn Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        // KeysError::Crypto is transparent (its source is the inner error's source): look inside.
+        let crypto = match e.downcast_ref::<KeysError>() {
+            Some(KeysError::Crypto(inner)) => Some(inner),
+            _ => e.downcast_ref::<CryptoError>(),
+        };
+        if matches!(crypto, Some(CryptoError::KeyFileNotFound { .. })) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Whether `error` is a seed value a key secret's guard refused, bare or from globo-keys.

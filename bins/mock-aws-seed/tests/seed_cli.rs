@@ -435,3 +435,20 @@ fn a_placeholder_for_the_key_reads_as_one_message_and_one_hint() {
          the entry and create the key with `app config init-key --mode prod`\n"
     );
 }
+
+/// `--encrypted` without the key file: the library's neutral message, then the CLI's hint
+/// naming the command that creates one (the message named it before the library went neutral).
+#[test]
+fn a_missing_key_file_gets_the_init_key_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.enc"), "not read").unwrap();
+    let out = seed(
+        dir.path(),
+        &["--encrypted", "config.enc", "--key-file", "missing.key"],
+        "http://127.0.0.1:9",
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("key file 'missing.key' not found"), "{stderr}");
+    assert!(stderr.contains("hint: ") && stderr.contains("`app config init-key`"), "{stderr}");
+}

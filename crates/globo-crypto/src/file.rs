@@ -19,19 +19,25 @@ use crate::{CryptoError, Key, KeySet, Plaintext, TokenInfo};
 /// unambiguous. A missing file is [`CryptoError::CiphertextNotFound`]; a file that is not text
 /// is [`CryptoError::Decryption`].
 ///
-/// The file must be a regular file (or a link to one) of at most 512 MiB: a FIFO, a device or
-/// a folder is refused without a read (a FIFO with no writer would block the read forever),
-/// and a larger file is refused before it is read (both an I/O error naming the file). Blocks
-/// on file I/O and allocates the file's size: to decrypt a file, use
-/// [`decrypt_file_to_memory`], which never holds the token's text.
+/// The file must be a regular file (or a link to one) of at most 512 MiB (the token of a
+/// plaintext of about 384 MiB): a FIFO, a device or a folder is refused without a read (a FIFO
+/// with no writer would block the read forever), and a larger file is refused before it is
+/// read (both an I/O error naming the file). [`decrypt_file_to_memory`] and
+/// [`inspect_file`] have neither limit (they stream the token, and read pipes too): use them
+/// to decrypt or inspect a file. Blocks on file I/O and allocates the file's size once.
 pub fn read_token_file(path: &Path) -> Result<String, CryptoError> {
-    let (bytes, _) = match globo_fs::read_small_regular(path, MAX_UNSIZED_TOKEN) {
+    let (mut bytes, _) = match globo_fs::read_small_regular(path, MAX_UNSIZED_TOKEN) {
         Ok(Some(read)) => read,
         Ok(None) => return Err(CryptoError::CiphertextNotFound { path: path.to_path_buf() }),
         Err(e) => return Err(CryptoError::io("read", path, e.into_io_error())),
     };
-    let text = std::str::from_utf8(&bytes).map_err(|_| CryptoError::Decryption)?;
-    Ok(text.strip_suffix('\n').unwrap_or(text).to_owned())
+    // Ciphertext: the buffer is moved out of its zeroizing wrapper, not copied.
+    let mut text =
+        String::from_utf8(std::mem::take(&mut *bytes)).map_err(|_| CryptoError::Decryption)?;
+    if text.ends_with('\n') {
+        text.pop();
+    }
+    Ok(text)
 }
 
 /// Opens a ciphertext file for reading.
