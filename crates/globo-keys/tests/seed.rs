@@ -3,9 +3,6 @@
 //! replaced; and a write error echoing a key is scrubbed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-
 use globo_keys::seed::{KeySeeder, key_secret_guard};
 use globo_keys::{
     DEFAULT_KEY_SECRET, KEY_SECRET_DESCRIPTION, KeysError, LEGACY_KEY_SECRET_DESCRIPTIONS,
@@ -38,69 +35,6 @@ async fn versions_with(provider: &AwsProvider, name: &str, stage: &str) -> usize
 /// Each version id of `name` with its stages, sorted (`ListSecretVersionIds`).
 async fn version_stages(provider: &AwsProvider, name: &str) -> Vec<(String, Vec<String>)> {
     globo_testkit::version_stages(provider.client(), name).await
-}
-
-/// Answers `DescribeSecret` with `ResourceNotFoundException` and every other call with a
-/// `400 ValidationException` whose message echoes the request's `SecretString`, raw and
-/// base64-encoded (as a careless service or proxy might).
-fn echoing_endpoint() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                let (head, body) = loop {
-                    let n = stream.read(&mut buf).unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request).into_owned();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let head = text[..end].to_ascii_lowercase();
-                        let length = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap_or(0usize));
-                        if request.len() >= end + 4 + length {
-                            break (head, text[end + 4..].to_owned());
-                        }
-                    }
-                };
-                let (code, message) = if head.contains("secretsmanager.describesecret") {
-                    ("ResourceNotFoundException", "no such secret".to_owned())
-                } else {
-                    let input: serde_json::Value = serde_json::from_str(&body).unwrap();
-                    let secret = input["SecretString"].as_str().unwrap_or_default().to_owned();
-                    let b64 = b64(secret.as_bytes());
-                    ("ValidationException", format!("Invalid SecretString {secret} ({b64})"))
-                };
-                let body = serde_json::json!({"__type": code, "message": message}).to_string();
-                let response = format!(
-                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
-                     x-amzn-RequestId: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes());
-            });
-        }
-    });
-    format!("http://127.0.0.1:{port}")
-}
-
-/// Every layer of `error`, its `Display` and its `Debug`.
-fn error_texts(error: &(impl std::error::Error + 'static)) -> Vec<String> {
-    let mut texts = vec![format!("{error:?}")];
-    let mut layer: Option<&dyn std::error::Error> = Some(error);
-    while let Some(current) = layer {
-        texts.push(current.to_string());
-        texts.push(format!("{current:?}"));
-        layer = current.source();
-    }
-    texts
 }
 
 #[tokio::test]
@@ -220,12 +154,12 @@ async fn a_rotated_key_secret_made_without_description_is_kept_under_any_name() 
 async fn a_service_error_echoing_the_written_value_is_scrubbed() {
     use globo_crypto::Key;
 
-    let provider = provider_for(&echoing_endpoint()).await;
+    let provider = provider_for(&globo_testkit::echoing_endpoint()).await;
     let key = Key::generate().unwrap();
     let key_text = key.to_base64().expose_secret().to_owned();
     let store = SecretsManagerKeyStore::new(provider, "FERNET_KEY").unwrap();
     let error = store.create(&key).await.unwrap_err();
-    for text in error_texts(&error) {
+    for text in globo_testkit::error_texts(&error) {
         assert!(!text.contains(&key_text), "{text}");
         assert!(!text.contains(&b64(key_text.as_bytes())), "{text}");
     }

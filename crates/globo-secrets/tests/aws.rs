@@ -455,75 +455,11 @@ async fn a_password_holding_a_slash_in_the_endpoint_url_is_never_repeated() {
     }
 }
 
-/// Answers `DescribeSecret` with `ResourceNotFoundException` and every other call with a
-/// `400 ValidationException` whose message echoes the request's `SecretString`, raw and
-/// base64-encoded (as a careless service or proxy might).
-fn echoing_endpoint() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                let (head, body) = loop {
-                    let n = stream.read(&mut buf).unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request).into_owned();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let head = text[..end].to_ascii_lowercase();
-                        let length = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap_or(0usize));
-                        if request.len() >= end + 4 + length {
-                            break (head, text[end + 4..].to_owned());
-                        }
-                    }
-                };
-                let (code, message) = if head.contains("secretsmanager.describesecret") {
-                    ("ResourceNotFoundException", "no such secret".to_owned())
-                } else {
-                    let input: serde_json::Value = serde_json::from_str(&body).unwrap();
-                    let secret = input["SecretString"].as_str().unwrap_or_default().to_owned();
-                    let b64 = aws_sdk_secretsmanager::primitives::Blob::new(secret.as_bytes());
-                    let b64 = aws_smithy_types::base64::encode(b64.as_ref());
-                    ("ValidationException", format!("Invalid SecretString {secret} ({b64})"))
-                };
-                let body = serde_json::json!({"__type": code, "message": message}).to_string();
-                let response = format!(
-                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
-                     x-amzn-RequestId: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes());
-            });
-        }
-    });
-    format!("http://127.0.0.1:{port}")
-}
-
-/// Every layer of `error`, its `Display` and its `Debug`.
-fn error_texts(error: &SecretsError) -> Vec<String> {
-    let mut texts = vec![format!("{error:?}")];
-    let mut layer: Option<&dyn std::error::Error> = Some(error);
-    while let Some(current) = layer {
-        texts.push(current.to_string());
-        texts.push(format!("{current:?}"));
-        layer = current.source();
-    }
-    texts
-}
-
 #[tokio::test]
 async fn a_service_error_echoing_the_written_value_is_scrubbed() {
     use globo_secrets::seed::Seeder;
 
-    let provider = provider_for(&echoing_endpoint()).await;
+    let provider = provider_for(&globo_testkit::echoing_endpoint()).await;
     let secret = "hunter2\"quoted\\-echo-secret";
     let forms = [
         secret.to_owned(),
@@ -534,7 +470,7 @@ async fn a_service_error_echoing_the_written_value_is_scrubbed() {
         .seed("API_KEY", &SecretString::from(secret))
         .await
         .unwrap_err();
-    let texts = error_texts(&error);
+    let texts = globo_testkit::error_texts(&error);
     assert!(texts.iter().any(|t| t.contains("[REDACTED]")), "{texts:#?}");
     for text in &texts {
         for form in &forms {
@@ -577,7 +513,7 @@ async fn messages_name_the_endpoint_variable_used_and_say_store_for_writes() {
     assert!(message.contains("check that AWS_ENDPOINT_URL names"), "{message}");
 
     // A failed write says "store", a failed read "fetch".
-    let provider = provider_for(&echoing_endpoint()).await;
+    let provider = provider_for(&globo_testkit::echoing_endpoint()).await;
     let error =
         Seeder::unguarded(&provider).seed("API_KEY", &SecretString::from("v1")).await.unwrap_err();
     let message = error.to_string();

@@ -28,6 +28,7 @@
 #![allow(clippy::print_stderr, clippy::expect_used, clippy::unwrap_used)]
 
 mod aws;
+mod echo;
 mod fernet;
 mod process;
 mod scan;
@@ -35,6 +36,7 @@ mod scan;
 pub use aws::{EMULATOR_CREDENTIAL, EMULATOR_REGION, block_on, moto, silent_endpoint};
 #[cfg(feature = "aws")]
 pub use aws::{emulator_config, version_stages};
+pub use echo::{echoing_endpoint, error_texts};
 pub use fernet::{fernet_files_both_ways, random_bytes};
 #[cfg(unix)]
 pub use process::fifo_opened_by;
