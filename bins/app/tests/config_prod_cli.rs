@@ -219,7 +219,7 @@ fn prod_rotate_key_survives_a_kill_at_every_step() {
 /// records the headers of every Secrets Manager request, so a test can see which credentials
 /// signed it.
 fn container_role_and_secrets_manager() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -229,27 +229,8 @@ fn container_role_and_secrets_manager() -> (String, std::sync::Arc<std::sync::Mu
             let Ok(mut stream) = stream else { return };
             let record = record.clone();
             std::thread::spawn(move || {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                let head = loop {
-                    let n = stream.read(&mut buf).unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request).into_owned();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                let l = l.to_ascii_lowercase();
-                                l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
-                            })
-                            .unwrap_or(0usize);
-                        if request.len() >= end + 4 + length {
-                            break text[..end].to_owned();
-                        }
-                    }
+                let Some((head, _)) = globo_testkit::read_http_request(&mut stream) else {
+                    return;
                 };
                 let body = if head.starts_with("GET /creds") {
                     r#"{"AccessKeyId":"ASIAGLOBOCONTAINERROLE","SecretAccessKey":"container-secret","Token":"container-session-token","Expiration":"2099-01-01T00:00:00Z"}"#

@@ -201,27 +201,9 @@ fn canned_error_endpoint(status: &'static str, code: &'static str) -> String {
 }
 
 fn answer(mut stream: TcpStream, status: &str, code: &str) {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        // Read the headers, then the body by Content-Length, so the client sees a full exchange.
-        let n = stream.read(&mut buf).unwrap_or(0);
-        if n == 0 {
-            return;
-        }
-        request.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))
-                })
-                .unwrap_or(0usize);
-            if request.len() >= end + 4 + length {
-                break;
-            }
-        }
+    // The whole request first, so the client sees a full exchange.
+    if globo_testkit::read_http_request(&mut stream).is_none() {
+        return;
     }
     let body = format!(r#"{{"__type":"{code}","message":"canned {code}"}}"#);
     let response = format!(

@@ -1,7 +1,7 @@
 //! Test doubles and probes for the AWS error paths, shared by the suites that need them.
 
 use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 
 use base64::Engine as _;
 
@@ -16,26 +16,8 @@ pub fn echoing_endpoint() -> String {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
             std::thread::spawn(move || {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                let (head, body) = loop {
-                    let n = stream.read(&mut buf).unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request).into_owned();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let head = text[..end].to_ascii_lowercase();
-                        let length = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap_or(0usize));
-                        if request.len() >= end + 4 + length {
-                            break (head, text[end + 4..].to_owned());
-                        }
-                    }
-                };
+                let Some((head, body)) = read_http_request(&mut stream) else { return };
+                let head = head.to_ascii_lowercase();
                 let (code, message) = if head.contains("secretsmanager.describesecret") {
                     ("ResourceNotFoundException", "no such secret".to_owned())
                 } else {
@@ -68,4 +50,32 @@ pub fn error_texts(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
         layer = current.source();
     }
     texts
+}
+
+/// Reads one HTTP request from `stream`: its head (request line and headers, as sent) and its
+/// body (by `Content-Length`), so a fake endpoint answers only after the client sent it all.
+/// `None` when the client closes the connection first.
+pub fn read_http_request(stream: &mut TcpStream) -> Option<(String, String)> {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        request.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&request).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let l = l.to_ascii_lowercase();
+                    l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0usize))
+                })
+                .unwrap_or(0);
+            if request.len() >= end + 4 + length {
+                return Some((text[..end].to_owned(), text[end + 4..].to_owned()));
+            }
+        }
+    }
 }

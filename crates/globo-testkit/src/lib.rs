@@ -36,7 +36,7 @@ mod scan;
 pub use aws::{EMULATOR_CREDENTIAL, EMULATOR_REGION, block_on, moto, silent_endpoint};
 #[cfg(feature = "aws")]
 pub use aws::{emulator_config, version_stages};
-pub use echo::{echoing_endpoint, error_texts};
+pub use echo::{echoing_endpoint, error_texts, read_http_request};
 pub use fernet::{fernet_files_both_ways, random_bytes};
 #[cfg(unix)]
 pub use process::fifo_opened_by;
