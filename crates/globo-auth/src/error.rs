@@ -23,6 +23,15 @@ pub enum AuthError {
         username: String,
     },
 
+    /// The operation names a user who is not in the store (an operator's command: delete,
+    /// reset, unlock). Logins never give it: an unknown user fails as
+    /// [`AuthError::InvalidCredentials`].
+    #[error("no user '{username}' in the store")]
+    NoSuchUser {
+        /// The name given.
+        username: String,
+    },
+
     /// A new username does not fit RFC 8265's UsernameCasePreserved profile (see
     /// [`Username::prepare`](crate::Username::prepare)): it is empty, too long, or contains
     /// a space, a control, an invisible (default-ignorable) character or another character
@@ -199,6 +208,7 @@ impl From<globo_fs::FsError> for AuthError {
 /// | [`Credentials`](AuthErrorKind::Credentials) | [`InvalidCredentials`](AuthError::InvalidCredentials) | 401, the same for an unknown user and a wrong password (OWASP ASVS 5.0 V6.3.8) |
 /// | [`InvalidInput`](AuthErrorKind::InvalidInput) | a refused username or new password, a login password over the bound | 400 or 422, with the message (it names no password) |
 /// | [`Conflict`](AuthErrorKind::Conflict) | [`UserExists`](AuthError::UserExists) | 409, where registered names may be known (see below) |
+/// | [`NotFound`](AuthErrorKind::NotFound) | [`NoSuchUser`](AuthError::NoSuchUser), from operators' commands only | 404 |
 /// | [`Operational`](AuthErrorKind::Operational) | the users file, a stored hash, the configuration, the system | 500; log the [`Report`](crate::Report), do not show it |
 ///
 /// Two kinds tell that a name is registered, whatever the status:
@@ -222,6 +232,9 @@ pub enum AuthErrorKind {
     InvalidInput,
     /// A registration asked for a name that is already taken.
     Conflict,
+    /// An operator's command named a user who is not in the store
+    /// ([`NoSuchUser`](AuthError::NoSuchUser)); never returned by a login.
+    NotFound,
     /// The server side failed: the users file (missing folder, unreadable, corrupt, too
     /// large), a stored hash that cannot be used, an unknown profile name in the
     /// configuration, the random number generator, or a bug. Not the caller's fault.
@@ -248,6 +261,7 @@ impl AuthError {
             | Self::PasswordContainsUsername { .. }
             | Self::PasswordIsReversedUsername => AuthErrorKind::InvalidInput,
             Self::UserExists { .. } => AuthErrorKind::Conflict,
+            Self::NoSuchUser { .. } => AuthErrorKind::NotFound,
             // A hash reaches globo from storage: when it is unusable, the data is at fault.
             Self::MalformedHash { .. }
             | Self::UnsupportedHash { .. }
@@ -292,6 +306,7 @@ mod tests {
         vec![
             (AuthError::InvalidCredentials, Credentials),
             (AuthError::UserExists { username: "alice".into() }, Conflict),
+            (AuthError::NoSuchUser { username: "alice".into() }, NotFound),
             (AuthError::InvalidUsername { reason: "empty", code_point: None }, InvalidInput),
             (AuthError::PasswordTooShort { min: 8 }, InvalidInput),
             (AuthError::PasswordTooLong { max: 1024 }, InvalidInput),
@@ -347,9 +362,10 @@ mod tests {
             AuthError::UnknownProfile { .. } => 17,
             AuthError::Random { .. } => 18,
             AuthError::Argon2 { .. } => 19,
+            AuthError::NoSuchUser { .. } => 20,
         }
     }
-    const VARIANTS: usize = 20;
+    const VARIANTS: usize = 21;
 
     #[test]
     fn every_variant_has_the_kind_a_service_maps_to_a_status() {
