@@ -32,6 +32,16 @@ pub enum AuthError {
         username: String,
     },
 
+    /// A password change found the user's record changed (or removed) by someone else after
+    /// the current password was verified; nothing was written. Verify and change again.
+    #[error(
+        "the record of user '{username}' changed during the password change; nothing was changed, try again"
+    )]
+    ConcurrentChange {
+        /// The user, as stored.
+        username: String,
+    },
+
     /// A new username does not fit RFC 8265's UsernameCasePreserved profile (see
     /// [`Username::prepare`](crate::Username::prepare)): it is empty, too long, or contains
     /// a space, a control, an invisible (default-ignorable) character or another character
@@ -207,7 +217,7 @@ impl From<globo_fs::FsError> for AuthError {
 /// | --- | --- | --- |
 /// | [`Credentials`](AuthErrorKind::Credentials) | [`InvalidCredentials`](AuthError::InvalidCredentials) | 401, the same for an unknown user and a wrong password (OWASP ASVS 5.0 V6.3.8) |
 /// | [`InvalidInput`](AuthErrorKind::InvalidInput) | a refused username or new password, a login password over the bound | 400 or 422, with the message (it names no password) |
-/// | [`Conflict`](AuthErrorKind::Conflict) | [`UserExists`](AuthError::UserExists) | 409, where registered names may be known (see below) |
+/// | [`Conflict`](AuthErrorKind::Conflict) | [`UserExists`](AuthError::UserExists), [`ConcurrentChange`](AuthError::ConcurrentChange) | 409, where registered names may be known (see below) |
 /// | [`NotFound`](AuthErrorKind::NotFound) | [`NoSuchUser`](AuthError::NoSuchUser), from operators' commands only | 404 |
 /// | [`Operational`](AuthErrorKind::Operational) | the users file, a stored hash, the configuration, the system | 500; log the [`Report`](crate::Report), do not show it |
 ///
@@ -230,7 +240,8 @@ pub enum AuthErrorKind {
     /// password longer than [`MAX_LOGIN_PASSWORD_BYTES`](crate::MAX_LOGIN_PASSWORD_BYTES).
     /// The caller can fix it and try again.
     InvalidInput,
-    /// A registration asked for a name that is already taken.
+    /// A registration asked for a name that is already taken, or a password change met a
+    /// concurrent change of the same record.
     Conflict,
     /// An operator's command named a user who is not in the store
     /// ([`NoSuchUser`](AuthError::NoSuchUser)); never returned by a login.
@@ -260,7 +271,7 @@ impl AuthError {
             | Self::PasswordTooCommon
             | Self::PasswordContainsUsername { .. }
             | Self::PasswordIsReversedUsername => AuthErrorKind::InvalidInput,
-            Self::UserExists { .. } => AuthErrorKind::Conflict,
+            Self::UserExists { .. } | Self::ConcurrentChange { .. } => AuthErrorKind::Conflict,
             Self::NoSuchUser { .. } => AuthErrorKind::NotFound,
             // A hash reaches globo from storage: when it is unusable, the data is at fault.
             Self::MalformedHash { .. }
@@ -307,6 +318,7 @@ mod tests {
             (AuthError::InvalidCredentials, Credentials),
             (AuthError::UserExists { username: "alice".into() }, Conflict),
             (AuthError::NoSuchUser { username: "alice".into() }, NotFound),
+            (AuthError::ConcurrentChange { username: "alice".into() }, Conflict),
             (AuthError::InvalidUsername { reason: "empty", code_point: None }, InvalidInput),
             (AuthError::PasswordTooShort { min: 8 }, InvalidInput),
             (AuthError::PasswordTooLong { max: 1024 }, InvalidInput),
@@ -363,9 +375,10 @@ mod tests {
             AuthError::Random { .. } => 18,
             AuthError::Argon2 { .. } => 19,
             AuthError::NoSuchUser { .. } => 20,
+            AuthError::ConcurrentChange { .. } => 21,
         }
     }
-    const VARIANTS: usize = 21;
+    const VARIANTS: usize = 22;
 
     #[test]
     fn every_variant_has_the_kind_a_service_maps_to_a_status() {

@@ -103,6 +103,26 @@
 //! share a key, only their exact spellings log in; any other spelling fails as an unknown user
 //! ([`AuthError::InvalidCredentials`]), and [`UserStore::ambiguous_names`] lists such names.
 //!
+//! # Account lifecycle
+//! A user changes their own password with [`UserStore::change_password`]: the current
+//! password is verified exactly as a login ([`UserStore::verify_from`]: an unknown user and a
+//! wrong password are both [`AuthError::InvalidCredentials`]), the new one must pass the
+//! new-password policy, and the new hash is written only if the record is still the one
+//! verified ([`AuthError::ConcurrentChange`] otherwise; OWASP ASVS 5.0 V6.2.3). An operator
+//! resets a password without the current one ([`UserStore::reset_password`]), deletes a user
+//! ([`UserStore::delete`]) and lists them ([`UserStore::usernames`]); an operator's command
+//! naming nobody fails with [`AuthError::NoSuchUser`]. Every change is a read-modify-write
+//! under the users file's lock, written atomically in the lab's format.
+//!
+//! # Security events
+//! The store emits `tracing` events named in the OWASP Logging Vocabulary, with the target
+//! [`SECURITY_EVENTS_TARGET`] (`globo_auth::security`): `authn_login_success`,
+//! `authn_password_change`, `authn_password_change_fail`, `user_created`, `user_deleted`, ...
+//! with the username (as stored when known) and the caller's source. No event carries a
+//! password, a hash or a pepper. Nothing is printed unless the application installs a
+//! `tracing` subscriber; the table of events is in
+//! [docs/passwords.md](https://github.com/globo-rs/globo/blob/main/docs/passwords.md).
+//!
 //! # Debug builds
 //! Argon2 is memory-hard by design and unoptimised code makes it unusable: one
 //! [`UserStore::verify`] with the default profile took 3.7 to 4.1 s in a debug build of a crate

@@ -9,10 +9,13 @@ use std::sync::Mutex;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
 
+use crate::events::Event;
 use crate::phc::{self, ParsedHash};
 use crate::policy::{self, MAX_LOGIN_PASSWORD_BYTES};
 use crate::username::{Username, comparison_key};
 use crate::{AuthError, HashParams, Limits, Profile};
+
+mod lifecycle;
 
 type Users = Map<String, Value>;
 
@@ -49,6 +52,9 @@ pub struct Verified {
     username: String,
     rehashed: bool,
     rehash_error: Option<AuthError>,
+    /// The user's record as it stood after this verification (the new hash when rehashed):
+    /// what a password change may replace. Redacted in `Debug`.
+    record: SecretString,
 }
 
 impl Verified {
@@ -151,7 +157,9 @@ impl UserStore {
             return Err(AuthError::UserExists { username: username.into_string() });
         }
         users.insert(username.as_str().to_owned(), Value::String(hash));
-        self.write(&users)
+        self.write(&users)?;
+        Event::UserCreated { username: username.as_str(), source: "" }.emit();
+        Ok(())
     }
 
     /// Checks `password` for `username`.
@@ -243,19 +251,23 @@ impl UserStore {
         if !parsed.matches(secret.as_bytes())? {
             return Err(AuthError::InvalidCredentials);
         }
+        Event::LoginSuccess { username, source: source.unwrap_or("") }.emit();
         if !parsed.is_obsolete(&self.profile.params()) {
             return Ok(Verified {
                 username: username.to_owned(),
                 rehashed: false,
                 rehash_error: None,
+                record: SecretString::from(stored),
             });
         }
         let params = parsed.rehash_params(self.profile.params());
-        let (rehashed, rehash_error) = match self.rehash(username, stored, password, &params) {
-            Ok(rehashed) => (rehashed, None),
-            Err(e) => (false, Some(e)),
+        let (record, rehash_error) = match self.rehash(username, stored, password, &params) {
+            Ok(record) => (record, None),
+            Err(e) => (None, Some(e)),
         };
-        Ok(Verified { username: username.to_owned(), rehashed, rehash_error })
+        let rehashed = record.is_some();
+        let record = SecretString::from(record.as_deref().unwrap_or(stored));
+        Ok(Verified { username: username.to_owned(), rehashed, rehash_error, record })
     }
 
     /// The groups of stored names that share a
@@ -282,24 +294,25 @@ impl UserStore {
         Ok(groups.into_iter().map(|(_, names)| names).filter(|names| names.len() > 1).collect())
     }
 
-    /// Replaces `old` by a fresh hash if the entry still holds `old`; returns whether it did.
+    /// Replaces `old` by a fresh hash if the entry still holds `old`; returns the new hash
+    /// when it did.
     fn rehash(
         &self,
         username: &str,
         old: &str,
         password: &SecretString,
         params: &HashParams,
-    ) -> Result<bool, AuthError> {
+    ) -> Result<Option<String>, AuthError> {
         let hash = phc::hash_with_params(password.expose_secret().as_bytes(), params)?;
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
         match users.get_mut(username) {
-            Some(entry) if entry.as_str() == Some(old) => *entry = Value::String(hash),
+            Some(entry) if entry.as_str() == Some(old) => *entry = Value::String(hash.clone()),
             // Changed or removed by someone else since we read it: theirs wins.
-            _ => return Ok(false),
+            _ => return Ok(None),
         }
         self.write(&users)?;
-        Ok(true)
+        Ok(Some(hash))
     }
 
     /// The dummy hash shaped like `typical` (or like the profile's hashes when there is no
@@ -431,12 +444,13 @@ mod tests {
         // Another process replaced the hash after we verified the one we read.
         let stale = phc::hash_password("wonderland password", Profile::TestOnlyInsecure).unwrap();
         let params = Profile::TestOnlyInsecure.params();
-        assert!(!store.rehash("alice", &stale, &password, &params).unwrap());
-        assert!(!store.rehash("bob", &stale, &password, &params).unwrap());
+        assert!(store.rehash("alice", &stale, &password, &params).unwrap().is_none());
+        assert!(store.rehash("bob", &stale, &password, &params).unwrap().is_none());
         assert_eq!(std::fs::read(&path).unwrap(), before);
         // With the entry unchanged, it is replaced.
         let current = store.read().unwrap()["alice"].as_str().unwrap().to_owned();
-        assert!(store.rehash("alice", &current, &password, &params).unwrap());
+        let new = store.rehash("alice", &current, &password, &params).unwrap().unwrap();
+        assert_eq!(store.read().unwrap()["alice"].as_str(), Some(new.as_str()));
         assert_ne!(std::fs::read(&path).unwrap(), before);
     }
 

@@ -1,0 +1,142 @@
+//! An account's life after registration: password change (by the user), password reset and
+//! deletion (by an operator). Each is a read-modify-write of the users file under its lock,
+//! written atomically, in the lab's format, like `register`.
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::Value;
+
+use super::{MAX_LOGIN_USERNAME_BYTES, UserStore, Users, find_user};
+use crate::events::Event;
+use crate::{AuthError, phc, policy};
+
+impl UserStore {
+    /// Removes `username` from the store and returns the name as it was stored.
+    ///
+    /// The user is found as [`verify`](Self::verify) finds one: the stored name equal to
+    /// `username`, else the one stored name with the same
+    /// [`comparison_key`](crate::username::comparison_key). When there is none (or several,
+    /// none of them exactly `username`: name the one meant exactly), this is an operator's
+    /// mistake and fails with [`AuthError::NoSuchUser`]; the file is not touched. The other
+    /// entries keep their order and their bytes. Emits `user_deleted`.
+    ///
+    /// **Cost:** waits for the users file's exclusive lock, reads the file whole (at most
+    /// [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)) and rewrites it with `fsync`. No Argon2 run.
+    pub fn delete(&self, username: &str) -> Result<String, AuthError> {
+        let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
+        let mut users = self.read()?;
+        let stored = stored_name(&users, username)?;
+        users.shift_remove(&stored);
+        self.write(&users)?;
+        Event::UserDeleted { username: &stored, source: "" }.emit();
+        Ok(stored)
+    }
+
+    /// A user's own password change: `current` must verify for `username` (OWASP ASVS 5.0
+    /// V6.2.3) and `new` must pass the new-password policy for that user
+    /// ([`check_new_password_for_user`](crate::check_new_password_for_user)). Returns the
+    /// name as stored.
+    ///
+    /// `current` is checked by [`verify_from`](Self::verify_from) with `source`, so it costs,
+    /// counts and fails exactly as a login does: an unknown user and a wrong current password
+    /// are both [`AuthError::InvalidCredentials`] (a user, not an operator, runs this). The
+    /// new hash replaces the record under the users file's lock only if the record is still
+    /// the one just verified; if someone changed or removed it meanwhile, nothing is written
+    /// and the call fails with [`AuthError::ConcurrentChange`]. Emits
+    /// `authn_password_change` on success and `authn_password_change_fail` on any failure
+    /// (besides the login events of the verification).
+    ///
+    /// **Cost:** a [`verify_from`](Self::verify_from), one more Argon2 run for the new hash
+    /// (outside the lock), then the lock, a read and a rewrite of the users file.
+    pub fn change_password(
+        &self,
+        username: &str,
+        current: &SecretString,
+        new: &SecretString,
+        source: Option<&str>,
+    ) -> Result<String, AuthError> {
+        let source_key = source.unwrap_or("");
+        let verified = match self.verify_from(username, current, source) {
+            Ok(verified) => verified,
+            Err(e) => {
+                Event::PasswordChangeFail { username, source: source_key }.emit();
+                return Err(e);
+            }
+        };
+        let stored = verified.username();
+        let result = self.new_record_for(stored, new).and_then(|hash| {
+            let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
+            let mut users = self.read()?;
+            match users.get_mut(stored) {
+                Some(entry) if entry.as_str() == Some(verified.record.expose_secret()) => {
+                    *entry = Value::String(hash);
+                }
+                _ => return Err(AuthError::ConcurrentChange { username: stored.to_owned() }),
+            }
+            self.write(&users)
+        });
+        match result {
+            Ok(()) => {
+                Event::PasswordChange { username: stored, source: source_key, by_operator: false }
+                    .emit();
+                Ok(stored.to_owned())
+            }
+            Err(e) => {
+                Event::PasswordChangeFail { username: stored, source: source_key }.emit();
+                Err(e)
+            }
+        }
+    }
+
+    /// An operator's password reset: `username`'s record gets a hash of `new`, which must
+    /// pass the new-password policy for that user; no current password is asked for. Returns
+    /// the name as stored.
+    ///
+    /// The user is found as by [`delete`](Self::delete); an unknown one is
+    /// [`AuthError::NoSuchUser`] and the file is not touched. Emits `authn_password_change`
+    /// (with `by_operator`) on success and `authn_password_change_fail` on any failure.
+    ///
+    /// **Cost:** reads the users file, runs Argon2 once (outside the lock), then waits for the
+    /// lock, reads and rewrites the file.
+    pub fn reset_password(&self, username: &str, new: &SecretString) -> Result<String, AuthError> {
+        let result =
+            self.read().and_then(|users| stored_name(&users, username)).and_then(|stored| {
+                let hash = self.new_record_for(&stored, new)?;
+                let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
+                let mut users = self.read()?;
+                match users.get_mut(&stored) {
+                    Some(entry) => *entry = Value::String(hash),
+                    // Deleted meanwhile: a reset never brings a user back.
+                    None => return Err(AuthError::NoSuchUser { username: stored }),
+                }
+                self.write(&users)?;
+                Ok(stored)
+            });
+        match &result {
+            Ok(stored) => {
+                Event::PasswordChange { username: stored, source: "", by_operator: true }.emit();
+            }
+            Err(_) => Event::PasswordChangeFail { username, source: "" }.emit(),
+        }
+        result
+    }
+
+    /// The record for a new password of `stored` (a name as stored): the new-password policy
+    /// for that user, then a hash with the store's profile. The one place change and reset
+    /// make a record.
+    fn new_record_for(&self, stored: &str, new: &SecretString) -> Result<String, AuthError> {
+        policy::check_new_password_for_user(stored, new)?;
+        phc::hash_password(new.expose_secret(), self.profile)
+    }
+}
+
+/// The stored name an operator's `username` designates, found as a login finds it (a name
+/// over [`MAX_LOGIN_USERNAME_BYTES`] only by its exact spelling); [`AuthError::NoSuchUser`]
+/// when there is none.
+fn stored_name(users: &Users, username: &str) -> Result<String, AuthError> {
+    let found = if username.len() > MAX_LOGIN_USERNAME_BYTES {
+        users.get_key_value(username).map(|(name, _)| name.as_str())
+    } else {
+        find_user(users, username).map(|(name, _)| name)
+    };
+    found.map(str::to_owned).ok_or_else(|| AuthError::NoSuchUser { username: username.to_owned() })
+}
