@@ -143,6 +143,46 @@ fn users_files_move_between_the_lab_and_globo() {
     assert_eq!(String::from_utf8(out).unwrap(), "True\nTrue\nTrue\nFalse\n");
 }
 
+/// Issue 13 lifecycle: a password change, a reset and a deletion made by globo leave a file
+/// the lab reads and verifies: the new passwords verify in passlib, the old ones do not, the
+/// deleted user is gone and the others are untouched.
+#[test]
+fn lifecycle_changes_leave_a_users_file_the_lab_reads() {
+    let Some(python) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    let path_arg = path.to_str().unwrap();
+    python.run_ok(
+        PY_LAB_REGISTER,
+        &[path_arg],
+        "alice:wonderland rabbit\nbob:builder-of-things\ndave:dave's lab password\nerin:erin's lab password"
+            .as_bytes(),
+    );
+    let store = UserStore::new(&path);
+    let secret = SecretString::from;
+    store
+        .change_password(
+            "alice",
+            &secret("wonderland rabbit"),
+            &secret("through the looking glass"),
+            None,
+        )
+        .unwrap();
+    store.reset_password("bob", &secret("an operator's fresh passphrase")).unwrap();
+    store.delete("dave").unwrap();
+    let out = python.run_ok(
+        &format!("{PY_LAB_VERIFY}print(list(users))\n"),
+        &[path_arg],
+        "alice:through the looking glass\nalice:wonderland rabbit\nbob:an operator's fresh passphrase\n\
+         bob:builder-of-things\nerin:erin's lab password"
+            .as_bytes(),
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "True\nFalse\nTrue\nFalse\nTrue\n['alice', 'bob', 'erin']\n"
+    );
+}
+
 /// Prints the name of the exception passlib raises when hashing stdin's password, or `ok`.
 const PY_LAB_REFUSES: &str = r#"
 import sys

@@ -64,15 +64,7 @@ impl UserStore {
         };
         let stored = verified.username();
         let result = self.new_record_for(stored, new).and_then(|hash| {
-            let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
-            let mut users = self.read()?;
-            match users.get_mut(stored) {
-                Some(entry) if entry.as_str() == Some(verified.record.expose_secret()) => {
-                    *entry = Value::String(hash);
-                }
-                _ => return Err(AuthError::ConcurrentChange { username: stored.to_owned() }),
-            }
-            self.write(&users)
+            self.replace_record(stored, Some(verified.record.expose_secret()), hash)
         });
         match result {
             Ok(()) => {
@@ -101,14 +93,7 @@ impl UserStore {
         let result =
             self.read().and_then(|users| stored_name(&users, username)).and_then(|stored| {
                 let hash = self.new_record_for(&stored, new)?;
-                let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
-                let mut users = self.read()?;
-                match users.get_mut(&stored) {
-                    Some(entry) => *entry = Value::String(hash),
-                    // Deleted meanwhile: a reset never brings a user back.
-                    None => return Err(AuthError::NoSuchUser { username: stored }),
-                }
-                self.write(&users)?;
+                self.replace_record(&stored, None, hash)?;
                 Ok(stored)
             });
         match &result {
@@ -118,6 +103,31 @@ impl UserStore {
             Err(_) => Event::PasswordChangeFail { username, source: "" }.emit(),
         }
         result
+    }
+
+    /// Under the lock, replaces the record of `stored` (a name as stored) by `hash`: only if
+    /// it is still `expected` ([`AuthError::ConcurrentChange`] otherwise), or, with no
+    /// `expected`, if the user still exists ([`AuthError::NoSuchUser`] otherwise: a reset
+    /// never brings a deleted user back).
+    fn replace_record(
+        &self,
+        stored: &str,
+        expected: Option<&str>,
+        hash: String,
+    ) -> Result<(), AuthError> {
+        let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
+        let mut users = self.read()?;
+        match (users.get_mut(stored), expected) {
+            (Some(entry), None) => *entry = Value::String(hash),
+            (Some(entry), Some(expected)) if entry.as_str() == Some(expected) => {
+                *entry = Value::String(hash);
+            }
+            (_, Some(_)) => {
+                return Err(AuthError::ConcurrentChange { username: stored.to_owned() });
+            }
+            (None, None) => return Err(AuthError::NoSuchUser { username: stored.to_owned() }),
+        }
+        self.write(&users)
     }
 
     /// The record for a new password of `stored` (a name as stored): the new-password policy
@@ -139,4 +149,46 @@ fn stored_name(users: &Users, username: &str) -> Result<String, AuthError> {
         find_user(users, username).map(|(name, _)| name)
     };
     found.map(str::to_owned).ok_or_else(|| AuthError::NoSuchUser { username: username.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::Profile;
+
+    /// A password change writes only over the record it verified: a record replaced or
+    /// removed by someone else in between is kept as it is, and the change fails.
+    #[test]
+    fn a_record_changed_since_it_was_verified_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+        store.register("alice", &SecretString::from("wonderland password one")).unwrap();
+        let verified =
+            store.verify("alice", &SecretString::from("wonderland password one")).unwrap();
+        let verified_record = verified.record.expose_secret().to_owned();
+        // Someone resets alice's password after our verification.
+        store.reset_password("alice", &SecretString::from("an operator's new passphrase")).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let hash = phc::hash_password("my own new passphrase", Profile::TestOnlyInsecure).unwrap();
+        let result = store.replace_record("alice", Some(&verified_record), hash.clone());
+        assert!(
+            matches!(&result, Err(AuthError::ConcurrentChange { username }) if username == "alice"),
+            "{result:?}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // Unchanged: replaced.
+        let current = store.read().unwrap()["alice"].as_str().unwrap().to_owned();
+        store.replace_record("alice", Some(&current), hash.clone()).unwrap();
+        assert_eq!(store.read().unwrap()["alice"].as_str(), Some(hash.as_str()));
+        // Removed meanwhile: the same conflict for a change, NoSuchUser for a reset.
+        store.delete("alice").unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let result = store.replace_record("alice", Some(&hash), hash.clone());
+        assert!(matches!(result, Err(AuthError::ConcurrentChange { .. })), "{result:?}");
+        let result = store.replace_record("alice", None, hash);
+        assert!(matches!(result, Err(AuthError::NoSuchUser { .. })), "{result:?}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
 }

@@ -1,0 +1,368 @@
+//! The account lifecycle (delete, change_password, reset_password) and the security events
+//! every store operation emits (issue 13).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use globo_auth::{AuthError, AuthErrorKind, Profile, SECURITY_EVENTS_TARGET, UserStore};
+use secrecy::SecretString;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Level, Metadata};
+
+const TEST: Profile = Profile::TestOnlyInsecure;
+const ALICE_PW: &str = "wonderland rabbit hole";
+const BOB_PW: &str = "builder of many things";
+const CAROL_PW: &str = "christmas songs at night";
+/// New passwords: at least 15 characters (the single-factor minimum of NIST SP 800-63B-4).
+const NEW_PW: &str = "a brand new passphrase";
+/// On the common-passwords list, and long enough for any minimum.
+const COMMON_PW: &str = "1q2w3e4r5t6y7u8i9o0p";
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s)
+}
+
+fn temp_users() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    (dir, path)
+}
+
+fn users(path: &Path) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+/// The users file as the store writes it: pretty JSON (the lab's `indent=2` shape), a newline.
+fn lab_format(users: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
+    let mut json = serde_json::to_vec_pretty(users).unwrap();
+    json.push(b'\n');
+    json
+}
+
+/// alice, bob and carol, registered in that order.
+fn three_users(path: &Path) -> UserStore {
+    let store = UserStore::new(path).with_profile(TEST);
+    for (name, password) in [("alice", ALICE_PW), ("bob", BOB_PW), ("carol", CAROL_PW)] {
+        store.register(name, &secret(password)).unwrap();
+    }
+    store
+}
+
+/// One captured event: its target, level and fields (`Debug` form; strings as they are).
+#[derive(Debug, Clone)]
+struct Captured {
+    target: String,
+    level: Level,
+    fields: BTreeMap<String, String>,
+}
+
+impl Captured {
+    fn field(&self, name: &str) -> &str {
+        self.fields.get(name).map_or("<missing>", String::as_str)
+    }
+}
+
+/// A `tracing` subscriber that keeps every event.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<Captured>>>);
+
+impl Capture {
+    /// Runs `f` with this subscriber as the thread's default.
+    fn during<T>(&self, f: impl FnOnce() -> T) -> T {
+        tracing::subscriber::with_default(self.clone(), f)
+    }
+
+    /// The security events captured so far, and forgets them.
+    fn take(&self) -> Vec<Captured> {
+        let events = std::mem::take(&mut *self.0.lock().unwrap());
+        events.into_iter().filter(|e| e.target == SECURITY_EVENTS_TARGET).collect()
+    }
+
+    /// The `event` fields of [`Capture::take`].
+    fn names(&self) -> Vec<String> {
+        self.take().into_iter().map(|e| e.field("event").to_owned()).collect()
+    }
+}
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        let metadata = event.metadata();
+        self.0.lock().unwrap().push(Captured {
+            target: metadata.target().to_owned(),
+            level: *metadata.level(),
+            fields,
+        });
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+#[test]
+fn delete_removes_only_that_user_and_keeps_the_lab_format() {
+    let (_dir, path) = temp_users();
+    let store = three_users(&path);
+    let mut expected = users(&path);
+    let capture = Capture::default();
+    let removed = capture.during(|| store.delete("bob")).unwrap();
+    assert_eq!(removed, "bob");
+    expected.shift_remove("bob");
+    // The others keep their order and their records, and the file its shape.
+    assert_eq!(fs::read(&path).unwrap(), lab_format(&expected));
+    assert_eq!(store.usernames().unwrap(), ["alice", "carol"]);
+    let events = capture.take();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].field("event"), "user_deleted:bob");
+    assert_eq!(events[0].field("username"), "\"bob\"");
+    assert_eq!(events[0].field("source"), "\"\"");
+    assert_eq!(events[0].level, Level::WARN);
+    assert!(matches!(store.verify("bob", &secret(BOB_PW)), Err(AuthError::InvalidCredentials)));
+    store.verify("alice", &secret(ALICE_PW)).unwrap();
+    // The last user leaves an empty object, still a users file.
+    store.delete("alice").unwrap();
+    store.delete("carol").unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap(), "{}\n");
+    assert!(store.usernames().unwrap().is_empty());
+}
+
+#[test]
+fn operators_commands_refuse_an_unknown_user_and_change_nothing() {
+    let (_dir, path) = temp_users();
+    let store = three_users(&path);
+    let before = fs::read(&path).unwrap();
+    let capture = Capture::default();
+    for result in capture
+        .during(|| [store.delete("mallory"), store.reset_password("mallory", &secret(NEW_PW))])
+    {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(&error, AuthError::NoSuchUser { username } if username == "mallory"),
+            "{error:?}"
+        );
+        assert_eq!(error.to_string(), "no user 'mallory' in the store");
+        assert_eq!(error.kind(), AuthErrorKind::NotFound);
+    }
+    assert_eq!(fs::read(&path).unwrap(), before);
+    // A failed reset is a failed password change; a failed delete deletes nobody.
+    assert_eq!(capture.names(), ["authn_password_change_fail:mallory"]);
+
+    // No users file at all: the same answer, and no file is created.
+    let (_dir, missing) = temp_users();
+    let store = UserStore::new(&missing).with_profile(TEST);
+    assert!(matches!(store.delete("alice"), Err(AuthError::NoSuchUser { .. })));
+    assert!(matches!(
+        store.reset_password("alice", &secret(NEW_PW)),
+        Err(AuthError::NoSuchUser { .. })
+    ));
+    assert!(!missing.exists());
+}
+
+#[test]
+fn operators_commands_find_a_lab_name_as_a_login_does() {
+    let (_dir, path) = temp_users();
+    let hash = |p: &str| globo_auth::hash_password(p, TEST).unwrap();
+    // The lab stored "josé" in NFD; "jo" twice, differing only by an invisible character.
+    let lab = serde_json::json!({
+        "jose\u{301}": hash("first lab password"),
+        "jo": hash("second lab password"),
+        "jo\u{200B}": hash("third lab password"),
+    });
+    fs::write(&path, lab.to_string()).unwrap();
+    let store = UserStore::new(&path).with_profile(TEST);
+    // Found by its NFC spelling, reported as stored.
+    assert_eq!(store.reset_password("jos\u{e9}", &secret(NEW_PW)).unwrap(), "jose\u{301}");
+    store.verify("jose\u{301}", &secret(NEW_PW)).unwrap();
+    // Two names share "jo\u{2060}"'s key and neither is it: nobody is picked.
+    let before = fs::read(&path).unwrap();
+    assert!(matches!(store.delete("jo\u{2060}"), Err(AuthError::NoSuchUser { .. })));
+    assert_eq!(fs::read(&path).unwrap(), before);
+    // The exact spelling always designates its own user.
+    assert_eq!(store.delete("jo\u{200B}").unwrap(), "jo\u{200B}");
+    assert_eq!(store.delete("jos\u{e9}").unwrap(), "jose\u{301}");
+    assert_eq!(store.usernames().unwrap(), ["jo"]);
+}
+
+#[test]
+fn change_password_needs_the_current_password_and_fails_like_a_login() {
+    let (_dir, path) = temp_users();
+    let store = three_users(&path);
+    let before = fs::read(&path).unwrap();
+    let capture = Capture::default();
+    // A wrong current password and an unknown user: the login failure, nothing written.
+    for (name, current) in [("alice", "not alice's password"), ("mallory", ALICE_PW)] {
+        let result =
+            capture.during(|| store.change_password(name, &secret(current), &secret(NEW_PW), None));
+        assert!(matches!(result, Err(AuthError::InvalidCredentials)), "{name}: {result:?}");
+        assert_eq!(fs::read(&path).unwrap(), before);
+        let events = capture.take();
+        let fail = events.last().unwrap();
+        assert_eq!(fail.field("event"), format!("authn_password_change_fail:{name}"));
+        assert_eq!(fail.level, Level::WARN);
+    }
+    // The right one: changed, with the name as stored.
+    let changed = capture.during(|| {
+        store.change_password("alice", &secret(ALICE_PW), &secret(NEW_PW), Some("192.0.2.7"))
+    });
+    assert_eq!(changed.unwrap(), "alice");
+    let events = capture.take();
+    let names: Vec<&str> = events.iter().map(|e| e.field("event")).collect();
+    assert_eq!(names, ["authn_login_success:alice", "authn_password_change:alice"]);
+    let change = &events[1];
+    assert_eq!(change.field("by_operator"), "false");
+    assert_eq!(change.field("source"), "\"192.0.2.7\"");
+    assert_eq!(change.level, Level::INFO);
+    store.verify("alice", &secret(NEW_PW)).unwrap();
+    assert!(matches!(store.verify("alice", &secret(ALICE_PW)), Err(AuthError::InvalidCredentials)));
+    // Only alice's record changed, in the lab's format.
+    let mut expected: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&before).unwrap();
+    expected["alice"] = users(&path)["alice"].clone();
+    assert_eq!(fs::read(&path).unwrap(), lab_format(&expected));
+    assert!(expected["alice"].as_str().unwrap().starts_with("$argon2id$v=19$m=8,t=1,p=1$"));
+}
+
+#[test]
+fn a_new_password_must_pass_the_new_password_rules_for_that_user() {
+    let (_dir, path) = temp_users();
+    let store = three_users(&path);
+    let before = fs::read(&path).unwrap();
+    let capture = Capture::default();
+    let refused: [(&str, fn(&AuthError) -> bool); 3] = [
+        ("short", |e| matches!(e, AuthError::PasswordTooShort { .. })),
+        (COMMON_PW, |e| matches!(e, AuthError::PasswordTooCommon)),
+        (
+            "my name is Alice, hello there",
+            |e| matches!(e, AuthError::PasswordContainsUsername { username } if username == "alice"),
+        ),
+    ];
+    for (new, is_expected) in refused {
+        let change = capture
+            .during(|| store.change_password("alice", &secret(ALICE_PW), &secret(new), None));
+        let reset = capture.during(|| store.reset_password("alice", &secret(new)));
+        for result in [change.map(drop), reset.map(drop)] {
+            let error = result.unwrap_err();
+            assert!(is_expected(&error), "{new:?}: {error:?}");
+            assert_eq!(error.kind(), AuthErrorKind::InvalidInput);
+        }
+        assert_eq!(fs::read(&path).unwrap(), before, "{new:?} changed the file");
+        let names = capture.names();
+        assert_eq!(
+            names,
+            [
+                "authn_login_success:alice",
+                "authn_password_change_fail:alice",
+                "authn_password_change_fail:alice"
+            ]
+        );
+    }
+}
+
+#[test]
+fn reset_password_needs_no_current_password_and_says_an_operator_did_it() {
+    let (_dir, path) = temp_users();
+    let store = three_users(&path);
+    let before = users(&path);
+    let capture = Capture::default();
+    assert_eq!(capture.during(|| store.reset_password("bob", &secret(NEW_PW))).unwrap(), "bob");
+    let events = capture.take();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].field("event"), "authn_password_change:bob");
+    assert_eq!(events[0].field("by_operator"), "true");
+    store.verify("bob", &secret(NEW_PW)).unwrap();
+    assert!(matches!(store.verify("bob", &secret(BOB_PW)), Err(AuthError::InvalidCredentials)));
+    let after = users(&path);
+    assert_eq!(after["alice"], before["alice"]);
+    assert_eq!(after["carol"], before["carol"]);
+    assert_eq!(after.keys().collect::<Vec<_>>(), ["alice", "bob", "carol"]);
+}
+
+/// The record a change replaces is the one its own verification left: when that login
+/// upgraded an obsolete hash, the change goes over the upgraded record (no false conflict).
+#[test]
+fn a_change_goes_over_the_hash_its_own_login_upgraded() {
+    let (_dir, path) = temp_users();
+    three_users(&path);
+    let store = UserStore::new(&path).with_profile(Profile::OwaspMinimum);
+    store.change_password("carol", &secret(CAROL_PW), &secret(NEW_PW), None).unwrap();
+    let record = users(&path)["carol"].as_str().unwrap().to_owned();
+    assert!(record.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{record}");
+    store.verify("carol", &secret(NEW_PW)).unwrap();
+}
+
+#[test]
+fn register_and_verify_emit_user_created_and_login_success_with_the_stored_name() {
+    let (_dir, path) = temp_users();
+    let store = UserStore::new(&path).with_profile(TEST);
+    let capture = Capture::default();
+    // A fullwidth, NFD name is stored width-mapped and in NFC.
+    capture.during(|| store.register("\u{ff4a}ose\u{301}", &secret(NEW_PW))).unwrap();
+    let events = capture.take();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].field("event"), "user_created:jos\u{e9}");
+    assert_eq!(events[0].field("username"), "\"jos\u{e9}\"");
+    capture.during(|| store.verify_from("jose\u{301}", &secret(NEW_PW), Some("10.1.2.3"))).unwrap();
+    let events = capture.take();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].field("event"), "authn_login_success:jos\u{e9}");
+    assert_eq!(events[0].field("source"), "\"10.1.2.3\"");
+    assert_eq!(events[0].level, Level::INFO);
+    // A refused registration creates nobody.
+    let _ = capture.during(|| store.register("jos\u{e9}", &secret(NEW_PW)));
+    assert!(capture.take().is_empty());
+}
+
+/// No event, whatever its outcome, holds a password, a hash, or any part of a hash's salt
+/// or tag.
+#[test]
+fn no_event_holds_a_password_or_a_hash() {
+    let (_dir, path) = temp_users();
+    let capture = Capture::default();
+    let store = capture.during(|| three_users(&path));
+    let mut records: Vec<String> = users(&path).values().map(|v| v.to_string()).collect();
+    capture.during(|| {
+        let _ = store.verify("alice", &secret(ALICE_PW));
+        let _ = store.verify("alice", &secret(BOB_PW));
+        let _ = store.change_password("alice", &secret(BOB_PW), &secret(NEW_PW), Some("src"));
+        let _ = store.change_password("alice", &secret(ALICE_PW), &secret(COMMON_PW), None);
+        let _ = store.change_password("alice", &secret(ALICE_PW), &secret(NEW_PW), None);
+        let _ = store.reset_password("bob", &secret(CAROL_PW));
+        let _ = store.reset_password("bob", &secret("bob bob bob bob bob"));
+        let _ = store.delete("carol");
+    });
+    records.extend(users(&path).values().map(|v| v.to_string()));
+    let events = capture.take();
+    assert!(events.len() >= 10, "{events:?}");
+    let text = format!("{events:?}");
+    for password in [ALICE_PW, BOB_PW, CAROL_PW, NEW_PW, COMMON_PW, "bob bob bob"] {
+        assert!(!text.contains(password), "an event holds {password:?}: {text}");
+    }
+    for record in &records {
+        for part in record.trim_matches('"').rsplit('$').take(2) {
+            assert!(!text.contains(part), "an event holds {part:?} of {record}: {text}");
+        }
+    }
+}
