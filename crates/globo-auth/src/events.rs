@@ -43,45 +43,45 @@ impl Event<'_> {
         match self {
             Event::LoginSuccess { username, source } => info!(
                 target: TARGET, event = %format_args!("authn_login_success:{}", username.escape_debug()),
-                username = ?username, source = ?source, "user login successful"
+                username = %username.escape_debug(), source = %source.escape_debug(), "user login successful"
             ),
             Event::LoginSuccessAfterFail { username, source, attempts } => info!(
                 target: TARGET,
                 event = %format_args!("authn_login_successafterfail:{},{}", username.escape_debug(), attempts),
-                username = ?username, source = ?source, attempts, "user login successful after failed attempts"
+                username = %username.escape_debug(), source = %source.escape_debug(), attempts, "user login successful after failed attempts"
             ),
             Event::LoginFail { username, source, attempts } => warn!(
                 target: TARGET, event = %format_args!("authn_login_fail:{}", username.escape_debug()),
-                username = ?username, source = ?source, attempts, "user login failed"
+                username = %username.escape_debug(), source = %source.escape_debug(), attempts, "user login failed"
             ),
             Event::LoginLock { username, source, attempts } => warn!(
                 target: TARGET, event = %format_args!("authn_login_lock:{},{}", username.escape_debug(), attempts),
-                username = ?username, source = ?source, attempts, "user login locked after too many failed attempts"
+                username = %username.escape_debug(), source = %source.escape_debug(), attempts, "user login locked after too many failed attempts"
             ),
             Event::RateLimitExceeded { username, source } => warn!(
                 target: TARGET,
                 event = %format_args!("excess_rate_limit_exceeded:{},{}", username.escape_debug(), source.escape_debug()),
-                username = ?username, source = ?source, "login attempt refused: too many failed attempts"
+                username = %username.escape_debug(), source = %source.escape_debug(), "login attempt refused: too many failed attempts"
             ),
             Event::PasswordChange { username, source, by_operator } => info!(
                 target: TARGET, event = %format_args!("authn_password_change:{}", username.escape_debug()),
-                username = ?username, source = ?source, by_operator, "user password changed"
+                username = %username.escape_debug(), source = %source.escape_debug(), by_operator, "user password changed"
             ),
             Event::PasswordChangeFail { username, source } => warn!(
                 target: TARGET, event = %format_args!("authn_password_change_fail:{}", username.escape_debug()),
-                username = ?username, source = ?source, "user password change failed"
+                username = %username.escape_debug(), source = %source.escape_debug(), "user password change failed"
             ),
             Event::UserCreated { username, source } => warn!(
                 target: TARGET, event = %format_args!("user_created:{}", username.escape_debug()),
-                username = ?username, source = ?source, "user created"
+                username = %username.escape_debug(), source = %source.escape_debug(), "user created"
             ),
             Event::UserUpdated { username, source, what } => warn!(
                 target: TARGET, event = %format_args!("user_updated:{}", username.escape_debug()),
-                username = ?username, source = ?source, what, "user updated"
+                username = %username.escape_debug(), source = %source.escape_debug(), what, "user updated"
             ),
             Event::UserDeleted { username, source } => warn!(
                 target: TARGET, event = %format_args!("user_deleted:{}", username.escape_debug()),
-                username = ?username, source = ?source, "user deleted"
+                username = %username.escape_debug(), source = %source.escape_debug(), "user deleted"
             ),
         }
     }
