@@ -2,6 +2,7 @@
 
 mod cmd;
 mod failure;
+mod logging;
 mod out;
 mod prompt;
 
@@ -38,6 +39,11 @@ Exit codes:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+
+    /// How security events (and other logs) are written on stderr when RUST_LOG enables
+    /// them, e.g. RUST_LOG=globo_auth=info; with RUST_LOG unset nothing is logged.
+    #[arg(long, global = true, value_enum, env = "GLOBO_LOG_FORMAT", default_value = "text")]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +54,9 @@ enum Command {
     /// Check a user's password; exit 0 when it matches, 1 otherwise.
     #[command(alias = "login")]
     Verify(cmd::auth::VerifyArgs),
+    /// List, delete users, change or reset their passwords.
+    #[command(subcommand)]
+    Users(cmd::users::UsersCommand),
     /// Encrypt, show and rotate the Fernet-encrypted configuration.
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),
@@ -72,9 +81,13 @@ fn main() -> ExitCode {
         return Failure::from_error(&error).report();
     }
     let cli = Cli::parse();
+    if let Err(failure) = logging::init(cli.log_format) {
+        return failure.report();
+    }
     let result = match cli.command {
         Command::Register(args) => cmd::auth::register(args),
         Command::Verify(args) => cmd::auth::verify(args),
+        Command::Users(command) => cmd::users::run(command),
         Command::Config(command) => cmd::config::run(command),
         Command::Secrets(command) => cmd::secrets::run(command),
         Command::Completions { shell } => completions(shell),

@@ -22,7 +22,7 @@ const MAX_STDIN_PASSWORD_BYTES: u64 = MAX_LOGIN_PASSWORD_BYTES as u64 + 2;
 pub(crate) struct StoreArgs {
     /// Read the password from one line of standard input instead of a no-echo prompt.
     #[arg(long)]
-    password_stdin: bool,
+    pub(crate) password_stdin: bool,
 
     /// The users file (a JSON object mapping usernames to Argon2 hashes).
     #[arg(long, value_name = "PATH", default_value = "users.json")]
@@ -56,7 +56,7 @@ pub(crate) struct VerifyArgs {
 }
 
 impl StoreArgs {
-    fn store(&self) -> UserStore {
+    pub(crate) fn store(&self) -> UserStore {
         if self.profile == Profile::TestOnlyInsecure {
             warnln!(
                 "warning: using the test-only-insecure Argon2 profile (m=8 KiB, t=1): hashes \
@@ -92,7 +92,7 @@ fn read_password(args: &StoreArgs, confirm: bool) -> Result<SecretString, Failur
 }
 
 /// Reads one line of stdin; `new` says which limit an overlong line is reported against.
-fn read_password_line(new: bool) -> Result<SecretString, Failure> {
+pub(crate) fn read_password_line(new: bool) -> Result<SecretString, Failure> {
     // Room for the whole bounded line up front, so no reallocation leaves an unzeroed copy.
     let mut line = Zeroizing::new(String::with_capacity(MAX_STDIN_PASSWORD_BYTES as usize + 1));
     std::io::stdin()
@@ -113,7 +113,7 @@ fn read_password_line(new: bool) -> Result<SecretString, Failure> {
 }
 
 /// The lab's messages for the outcomes users see; everything else with its causes.
-fn failure(error: &AuthError) -> Failure {
+pub(crate) fn failure(error: &AuthError) -> Failure {
     match error {
         AuthError::InvalidCredentials => Failure::msg("Invalid username or password."),
         AuthError::UserExists { username } => {
@@ -149,7 +149,7 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
 
 /// `name` with invisible and control characters written as `\u{...}` (quotes kept as they
 /// are), so a stored name that differs from the typed one only invisibly shows how.
-fn visible(name: &str) -> String {
+pub(crate) fn visible(name: &str) -> String {
     name.chars()
         .map(|c| if c == '\'' || c == '"' { c.to_string() } else { c.escape_debug().to_string() })
         .collect()

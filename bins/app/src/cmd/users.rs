@@ -1,0 +1,183 @@
+//! `app users`: an account's life after `register` (list, delete, passwd, reset).
+
+use std::io::{BufRead as _, IsTerminal as _, Read as _};
+use std::path::PathBuf;
+
+use globo::auth::UserStore;
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::cmd::auth::{StoreArgs, failure, read_password_line, visible};
+use crate::failure::Failure;
+use crate::out::{outln, warnln};
+
+/// The longest name line read back for a confirmation, in bytes (a username is at most 64
+/// code points; a lab name may be longer, but not this long).
+const MAX_CONFIRMATION_BYTES: u64 = 4096;
+
+/// `app users ...`: operators' and users' commands on the users file.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum UsersCommand {
+    /// Print the registered usernames, one per line (control and invisible characters
+    /// escaped as \u{...}).
+    List(FileArgs),
+    /// Delete a user. At a terminal, asks to type the name again; otherwise --yes is needed.
+    Delete(DeleteArgs),
+    /// Change a user's password: the current one, then the new one (at least 15 characters,
+    /// not a common password, not containing the username). With --password-stdin, two
+    /// lines: the current password, then the new one.
+    Passwd(PasswdArgs),
+    /// Set a user's password without the current one (an operator's reset); the new password
+    /// follows the same rules. Prompts twice, or reads one line with --password-stdin.
+    Reset(ResetArgs),
+}
+
+/// The users file, for commands that need nothing else.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FileArgs {
+    /// The users file (a JSON object mapping usernames to Argon2 hashes).
+    #[arg(long, value_name = "PATH", default_value = "users.json")]
+    users_file: PathBuf,
+}
+
+/// Arguments of `app users delete`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DeleteArgs {
+    /// The user to delete.
+    username: String,
+
+    /// Delete without asking to type the name again (needed when stdin is not a terminal).
+    #[arg(long)]
+    yes: bool,
+
+    #[command(flatten)]
+    file: FileArgs,
+}
+
+/// Arguments of `app users passwd`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PasswdArgs {
+    /// The user whose password changes.
+    username: String,
+
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Arguments of `app users reset`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ResetArgs {
+    /// The user whose password is reset.
+    username: String,
+
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+pub(crate) fn run(command: UsersCommand) -> Result<(), Failure> {
+    match command {
+        UsersCommand::List(args) => list(&args),
+        UsersCommand::Delete(args) => delete(&args),
+        UsersCommand::Passwd(args) => passwd(&args),
+        UsersCommand::Reset(args) => reset(&args),
+    }
+}
+
+fn list(args: &FileArgs) -> Result<(), Failure> {
+    let names = UserStore::new(&args.users_file).usernames().map_err(|e| failure(&e))?;
+    for name in names {
+        outln!("{}", visible(&name))?;
+    }
+    Ok(())
+}
+
+fn delete(args: &DeleteArgs) -> Result<(), Failure> {
+    if !args.yes {
+        confirm_deletion(&args.username)?;
+    }
+    let deleted =
+        UserStore::new(&args.file.users_file).delete(&args.username).map_err(|e| failure(&e))?;
+    outln!("User '{}' deleted.", visible(&deleted))?;
+    Ok(())
+}
+
+/// A user cannot be lost by a slip: at a terminal the name must be typed again, and without
+/// a terminal to ask at, `--yes` must say so.
+fn confirm_deletion(username: &str) -> Result<(), Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::msg(format!(
+            "Standard input is not a terminal, so the deletion cannot be confirmed: pass --yes \
+             to delete user '{}'.",
+            visible(username)
+        )));
+    }
+    warnln!("To delete user '{}', type the name again:", visible(username));
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_CONFIRMATION_BYTES)
+        .read_line(&mut line)
+        .map_err(|e| Failure::msg(format!("Cannot read the confirmation: {e}")))?;
+    let typed = line.strip_suffix('\n').unwrap_or(&line);
+    let typed = typed.strip_suffix('\r').unwrap_or(typed);
+    if typed != username {
+        return Err(Failure::msg("The name typed does not match: nothing was deleted."));
+    }
+    Ok(())
+}
+
+fn passwd(args: &PasswdArgs) -> Result<(), Failure> {
+    let (current, new) = if args.store.password_stdin {
+        let current = read_password_line(false)?;
+        let new = read_password_line(true)?;
+        if new.expose_secret().is_empty() {
+            return Err(Failure::msg(
+                "Standard input must hold two lines: the current password, then the new one \
+                 (the second is missing or empty). Nothing was changed.",
+            ));
+        }
+        (current, new)
+    } else {
+        require_terminal()?;
+        let current = crate::prompt::password("Current password: ")?;
+        (current, prompt_new_password()?)
+    };
+    let changed = args
+        .store
+        .store()
+        .change_password(&args.username, &current, &new, None)
+        .map_err(|e| failure(&e))?;
+    outln!("Password changed for '{}'.", visible(&changed))?;
+    Ok(())
+}
+
+fn reset(args: &ResetArgs) -> Result<(), Failure> {
+    let new = if args.store.password_stdin {
+        read_password_line(true)?
+    } else {
+        require_terminal()?;
+        prompt_new_password()?
+    };
+    let reset = args.store.store().reset_password(&args.username, &new).map_err(|e| failure(&e))?;
+    outln!("Password reset for '{}'.", visible(&reset))?;
+    Ok(())
+}
+
+fn require_terminal() -> Result<(), Failure> {
+    if std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    Err(Failure::msg(
+        "Standard input is not a terminal: pass --password-stdin to read the passwords from it, \
+         or run the command in a terminal to be prompted.",
+    ))
+}
+
+/// The new password, typed twice at no-echo prompts.
+fn prompt_new_password() -> Result<SecretString, Failure> {
+    let new = crate::prompt::password("New password: ")?;
+    let again = crate::prompt::password("Confirm new password: ")?;
+    if new.expose_secret() != again.expose_secret() {
+        return Err(Failure::msg("Passwords do not match. Nothing was changed."));
+    }
+    Ok(new)
+}
