@@ -122,6 +122,53 @@ fn auth_error_paths_never_print_the_password() {
     fails_without_leaking(d, &["register", "frank", "--password-stdin"], &line, &env, s);
 }
 
+/// Issue 13: the users commands' error paths, and logins, with every log enabled in both
+/// formats (the security events on stderr): no password, and no salt or tag of any stored
+/// hash, is printed.
+#[test]
+fn users_commands_and_security_events_never_print_a_password_or_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let line = format!("{PASSWORD}\n");
+    let none: &[(&str, &str)] = &[];
+    assert!(app(d, &["register", "alice", "--password-stdin"], &line, none).status.success());
+    let record = std::fs::read_to_string(d.join("users.json")).unwrap();
+    let hash: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let hash = hash["alice"].as_str().unwrap().to_owned();
+    let parts: Vec<&str> = hash.rsplitn(3, '$').collect();
+    let (tag, salt) = (parts[0], parts[1]);
+    let new = "Leak-Test-New-Passphrase-51c0";
+    for format in ["text", "json"] {
+        let env = [("RUST_LOG", "trace"), ("GLOBO_LOG_FORMAT", format)];
+        let s = &[PASSWORD, new, tag, salt];
+        let passwd = ["users", "passwd", "alice", "--password-stdin"];
+        // Wrong current password, unknown user, refused new passwords.
+        fails_without_leaking(d, &passwd, &format!("{PASSWORD}-wrong\n{new}\n"), &env, s);
+        let unknown = ["users", "passwd", "mallory", "--password-stdin"];
+        fails_without_leaking(d, &unknown, &format!("{PASSWORD}\n{new}\n"), &env, s);
+        fails_without_leaking(
+            d,
+            &passwd,
+            &format!("{PASSWORD}\n1q2w3e4r5t6y7u8i9o0p\n"),
+            &env,
+            &[PASSWORD, "1q2w3e4r5t6y7u8i9o0p", tag, salt],
+        );
+        fails_without_leaking(d, &passwd, &format!("{PASSWORD}\nalice-{new}\n"), &env, s);
+        let reset = ["users", "reset", "mallory", "--password-stdin"];
+        fails_without_leaking(d, &reset, &format!("{new}\n"), &env, s);
+        let reset = ["users", "reset", "alice", "--password-stdin"];
+        fails_without_leaking(d, &reset, "Sh0rt!\n", &env, &["Sh0rt!", PASSWORD, tag, salt]);
+        fails_without_leaking(d, &["users", "delete", "mallory", "--yes"], "", &env, s);
+        fails_without_leaking(d, &["verify", "alice", "--password-stdin"], "wrong\n", &env, s);
+        // A login that succeeds logs its event, and still nothing secret.
+        let out = app(d, &["verify", "alice", "--password-stdin"], &line, &env);
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("authn_login_success:alice"), "{stderr}");
+        assert_clean("a login's log", &stderr, s);
+    }
+}
+
 #[test]
 fn config_error_paths_never_print_a_key_or_the_plaintext() {
     let dir = tempfile::tempdir().unwrap();
