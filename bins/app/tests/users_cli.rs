@@ -470,3 +470,117 @@ fn each_users_command_logs_its_event_and_no_password_or_hash() {
         }
     }
 }
+
+/// Runs `app <argv[3] as JSON>` on a pseudo-terminal in folder `argv[2]`, and for each step
+/// `[prompt, typed, raw]` of `argv[4]` waits for `prompt` (and, for a no-echo prompt, for the
+/// terminal to leave canonical mode), then types `typed` and Enter. Prints the exit code,
+/// then everything app wrote on the terminal.
+const ON_A_TERMINAL: &str = r#"
+import json, os, pty, select, sys, termios, time
+app, folder, args, steps = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+pid, fd = pty.fork()
+if pid == 0:
+    os.chdir(folder)
+    env = {"PATH": os.environ["PATH"], "HOME": folder, "GLOBO_PASSWORD_PROFILE": "test-only-insecure"}
+    os.execve(app, [app] + args, env)
+seen, mark, deadline = b"", 0, time.time() + 30  # bounds on waiting, not timing assertions
+def read_some():
+    global seen
+    if select.select([fd], [], [], 0.2)[0]:
+        try:
+            data = os.read(fd, 1024)
+        except OSError:
+            return False
+        seen += data.replace(b"\r", b"")  # the terminal writes "\r\n" for "\n"
+        return bool(data)
+    return True
+for prompt, typed, raw in steps:
+    while prompt.encode() not in seen[mark:] and time.time() < deadline:
+        read_some()
+    mark = seen.index(prompt.encode(), mark) + len(prompt)
+    while raw and termios.tcgetattr(fd)[3] & termios.ICANON and time.time() < deadline:
+        time.sleep(0.01)
+    os.write(fd, typed.encode() + b"\n")
+while read_some() and time.time() < deadline:
+    pass
+_, status = os.waitpid(pid, 0)
+print(os.WEXITSTATUS(status))
+print(seen.decode(), end="")
+"#;
+
+/// `app <args>` on a terminal, answering each `(prompt, typed, raw)`; returns the exit code
+/// and the terminal's text (typed passwords are not echoed, a typed name is).
+fn on_a_terminal(dir: &Path, args: &[&str], steps: &[(&str, &str, bool)]) -> Option<(i32, String)> {
+    let python = globo_testkit::python(&["pty", "termios", "json"])?;
+    let args = serde_json::to_string(args).unwrap();
+    let steps = serde_json::to_string(steps).unwrap();
+    let out = python.run_ok(ON_A_TERMINAL, &[APP, dir.to_str().unwrap(), &args, &steps], b"");
+    let out = text(&out);
+    let (code, shown) = out.split_once('\n').unwrap();
+    let shown = shown.lines().filter(|l| !l.starts_with(INSECURE_WARNING)).collect::<Vec<_>>();
+    Some((code.parse().unwrap(), shown.join("\n")))
+}
+
+#[test]
+fn at_a_terminal_delete_asks_for_the_name_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    alice_and_bob(d);
+    let before = std::fs::read(d.join("users.json")).unwrap();
+    let ask = "To delete user 'bob', type the name again:";
+    // The whole line, so that what is typed next is echoed after it.
+    let asked = format!("{ask}\n");
+    let ask_line = asked.as_str();
+    let Some((code, shown)) =
+        on_a_terminal(d, &["users", "delete", "bob"], &[(ask_line, "bobby", false)])
+    else {
+        return;
+    };
+    assert_eq!(code, 1, "{shown}");
+    assert_eq!(
+        shown,
+        format!("{ask}\nbobby\nerror: The name typed does not match: nothing was deleted.")
+    );
+    assert_eq!(std::fs::read(d.join("users.json")).unwrap(), before);
+    let (code, shown) =
+        on_a_terminal(d, &["users", "delete", "bob"], &[(ask_line, "bob", false)]).unwrap();
+    assert_eq!((code, shown.as_str()), (0, format!("{ask}\nbob\nUser 'bob' deleted.").as_str()));
+    assert_eq!(app(d, &["users", "list"], "").stdout, b"alice\n");
+}
+
+#[test]
+fn at_a_terminal_passwd_and_reset_prompt_without_echo_and_confirm_the_new_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    alice_and_bob(d);
+    let before = std::fs::read(d.join("users.json")).unwrap();
+    let steps = [
+        ("Current password: ", ALICE_PW, true),
+        ("New password: ", NEW_PW, true),
+        ("Confirm new password: ", "a different passphrase", true),
+    ];
+    let Some((code, shown)) = on_a_terminal(d, &["users", "passwd", "alice"], &steps) else {
+        return;
+    };
+    assert_eq!(code, 1, "{shown}");
+    assert!(shown.ends_with("error: Passwords do not match. Nothing was changed."), "{shown}");
+    assert_eq!(std::fs::read(d.join("users.json")).unwrap(), before);
+
+    let steps = [
+        ("Current password: ", ALICE_PW, true),
+        ("New password: ", NEW_PW, true),
+        ("Confirm new password: ", NEW_PW, true),
+    ];
+    let (code, shown) = on_a_terminal(d, &["users", "passwd", "alice"], &steps).unwrap();
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.ends_with("Password changed for 'alice'."), "{shown}");
+    assert!(!shown.contains(ALICE_PW) && !shown.contains(NEW_PW), "{shown}");
+    assert!(verifies(d, "alice", NEW_PW));
+
+    let steps = [("New password: ", NEW_PW, true), ("Confirm new password: ", NEW_PW, true)];
+    let (code, shown) = on_a_terminal(d, &["users", "reset", "bob"], &steps).unwrap();
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.ends_with("Password reset for 'bob'."), "{shown}");
+    assert!(!shown.contains(NEW_PW), "{shown}");
+    assert!(verifies(d, "bob", NEW_PW));
+}
