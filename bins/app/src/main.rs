@@ -17,6 +17,10 @@ const AFTER_HELP: &str = "\
 Examples:
   app register alice                       prompt for a password (twice), add alice to users.json
   printf '%s\\n' \"$PW\" | app verify alice --password-stdin
+  app users passwd alice                   prompt for alice's current password, then a new one
+  app users delete bob                     type the name again to delete bob (--yes in scripts)
+  RUST_LOG=globo_auth=info app --log-format json verify alice
+                                           security events as JSON lines on stderr
   app config init-key                      write a new Fernet key to secret.key
   app config encrypt config.json --remove-plaintext
   app config show                          decrypt config.enc in memory and print the JSON
