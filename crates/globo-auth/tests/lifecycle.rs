@@ -259,7 +259,8 @@ fn a_new_password_must_pass_the_new_password_rules_for_that_user() {
     let store = three_users(&path);
     let before = fs::read(&path).unwrap();
     let capture = Capture::default();
-    let refused: [(&str, fn(&AuthError) -> bool); 3] = [
+    type IsExpected = fn(&AuthError) -> bool;
+    let refused: [(&str, IsExpected); 3] = [
         ("short", |e| matches!(e, AuthError::PasswordTooShort { .. })),
         (COMMON_PW, |e| matches!(e, AuthError::PasswordTooCommon)),
         (
