@@ -132,6 +132,7 @@ mod error;
 // Wired into the store by the issue 13 work (throttling, lifecycle).
 #[allow(dead_code)]
 mod events;
+mod normalize;
 mod params;
 mod phc;
 mod policy;
@@ -141,11 +142,13 @@ pub mod username;
 pub use error::{AuthError, AuthErrorKind};
 pub use events::TARGET as SECURITY_EVENTS_TARGET;
 pub use globo_report::{Report, with_causes};
+pub use normalize::normalize_password;
 pub use params::{HashParams, Limits, Profile};
 pub use phc::{hash_password, is_hash_obsolete, verify_password, verify_password_with_limits};
 pub use policy::{
     MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,
-    check_new_password, check_new_password_for_user, check_username, is_common_password,
+    MIN_SECOND_FACTOR_PASSWORD_CHARS, PasswordPolicy, check_new_password,
+    check_new_password_for_user, check_username, is_common_password,
 };
 /// The `secrecy` crate, whose [`SecretString`](secrecy::SecretString) carries every password
 /// in and out of this crate: a service needs no dependency of its own to name it.
