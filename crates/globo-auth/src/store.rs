@@ -155,8 +155,9 @@ impl UserStore {
     /// stored one is in. [`verify`](Self::verify) applies no policy besides a bound on the
     /// password's length, so existing users keep logging in.
     ///
-    /// **Cost:** waits for the users file's exclusive lock (held by any other writer), reads
-    /// the file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)), runs Argon2 once
+    /// **Cost:** normalises the password (linear in its length), waits for the users file's
+    /// exclusive lock (held by any other writer), reads the file whole (at most
+    /// [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)), runs Argon2 once
     /// (blocking, `m` KiB allocated; with the `parallel` feature its `p` lanes run on rayon's
     /// global pool, one thread per CPU: see the [crate docs](crate#what-a-call-costs)) and
     /// rewrites the file with `fsync`.
@@ -191,6 +192,13 @@ impl UserStore {
     /// the stored hash is obsolete ([`is_hash_obsolete`](crate::is_hash_obsolete)), it is
     /// replaced, under the lock and only if the entry has not changed meanwhile.
     ///
+    /// The password is tried in its NFKC form ([`normalize_password`](crate::normalize_password),
+    /// the form new hashes are made of) and, only when NFKC changes it, as given: hashes of
+    /// raw bytes (the lab's passlib, globo before normalisation) keep verifying, and a match on
+    /// the raw bytes replaces the hash by one of the NFKC form, as for an obsolete hash. The
+    /// unknown-user and unusable-entry paths run the dummy check once per form too, so the
+    /// number of Argon2 runs depends on the input, never on the name.
+    ///
     /// The user is the stored name equal to `username`, else the one stored name with the
     /// same [`comparison_key`](crate::username::comparison_key) (so a lab user stored in
     /// NFD, or with an invisible character, logs in by any spelling that looks the same). The
@@ -214,9 +222,10 @@ impl UserStore {
     /// [`AuthErrorKind`](crate::AuthErrorKind)).
     ///
     /// **Cost:** reads the users file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN))
-    /// and runs Argon2 once, known user or not (blocking, the hash's `m` KiB allocated; with
-    /// the `parallel` feature its `p` lanes run on rayon's global pool, one thread per CPU:
-    /// see the [crate docs](crate#what-a-call-costs)); a rehash runs Argon2 a second time and
+    /// and runs Argon2 once, known user or not, or twice for a password that NFKC changes
+    /// unless its NFKC form matches (blocking, the hash's `m` KiB allocated; with the
+    /// `parallel` feature its `p` lanes run on rayon's global pool, one thread per CPU: see
+    /// the [crate docs](crate#what-a-call-costs)); a rehash runs Argon2 once more and
     /// rewrites the file under its lock.
     pub fn verify(&self, username: &str, password: &SecretString) -> Result<Verified, AuthError> {
         self.verify_from(username, password, None)
