@@ -48,6 +48,10 @@ pub const MAX_PASSWORD_CHARS: usize = 1024;
 /// code points of at most four bytes into one), so the bound costs no valid password anything.
 pub const MAX_LOGIN_PASSWORD_BYTES: usize = 4 * 4096;
 
+// The bound on new passwords before normalising (see above): MAX_PASSWORD_CHARS composed code
+// points of at most 4 code points of 4 bytes each fit under it.
+const _: () = assert!(MAX_PASSWORD_CHARS * 4 * 4 <= MAX_LOGIN_PASSWORD_BYTES);
+
 /// The blocklist, one lowercase password per line (see `data/SOURCE.md`).
 const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
 
@@ -574,7 +578,6 @@ mod tests {
             .max()
             .unwrap();
         assert!(longest <= 4, "{longest}");
-        assert!(MAX_PASSWORD_CHARS * 4 * 4 <= MAX_LOGIN_PASSWORD_BYTES);
         let over = SecretString::from("a".repeat(MAX_LOGIN_PASSWORD_BYTES + 1));
         for policy in PasswordPolicy::ALL {
             assert!(matches!(policy.check(&over), Err(AuthError::PasswordTooLong { max: 1024 })));

@@ -63,8 +63,9 @@ impl Verified {
         &self.username
     }
 
-    /// Whether the stored hash was obsolete and has been replaced by one made with the store's
-    /// profile.
+    /// Whether the stored hash was obsolete, or made of the password's raw bytes where NFKC
+    /// changes them (a lab hash), and has been replaced by one of the NFKC form made with the
+    /// store's profile.
     pub fn rehashed(&self) -> bool {
         self.rehashed
     }
