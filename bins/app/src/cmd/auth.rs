@@ -38,7 +38,12 @@ pub(crate) struct StoreArgs {
     /// What a new password must be: single-factor (at least 15 characters, NIST SP
     /// 800-63B-4), or with-second-factor (at least 8; only when every login of these users
     /// also needs a second factor). Logins are never held to it.
-    #[arg(long, env = "GLOBO_PASSWORD_POLICY", default_value = "single-factor")]
+    #[arg(
+        long,
+        value_name = "POLICY",
+        env = "GLOBO_PASSWORD_POLICY",
+        default_value = "single-factor"
+    )]
     password_policy: PasswordPolicy,
 }
 
