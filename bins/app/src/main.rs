@@ -52,8 +52,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Register a new user (password from a no-echo prompt or --password-stdin): 8 to 1024
-    /// characters, not a common password, not containing the username.
+    /// Register a new user (password from a no-echo prompt or --password-stdin): 15 to 1024
+    /// characters (8 with --password-policy with-second-factor), not a common password, not
+    /// containing the username.
     Register(cmd::auth::RegisterArgs),
     /// Check a user's password; exit 0 when it matches, 1 otherwise.
     #[command(alias = "login")]

@@ -181,6 +181,14 @@ pub enum AuthError {
         name: String,
     },
 
+    /// A password policy name that is not one of
+    /// [`PasswordPolicy::ALL`](crate::PasswordPolicy::ALL)'s names.
+    #[error("unknown password policy '{name}'; use single-factor or with-second-factor")]
+    UnknownPasswordPolicy {
+        /// The name given.
+        name: String,
+    },
+
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Random {
@@ -247,8 +255,8 @@ pub enum AuthErrorKind {
     /// ([`NoSuchUser`](AuthError::NoSuchUser)); never returned by a login.
     NotFound,
     /// The server side failed: the users file (missing folder, unreadable, corrupt, too
-    /// large), a stored hash that cannot be used, an unknown profile name in the
-    /// configuration, the random number generator, or a bug. Not the caller's fault.
+    /// large), a stored hash that cannot be used, an unknown profile or password policy
+    /// name in the configuration, the random number generator, or a bug. Not the caller's fault.
     Operational,
 }
 
@@ -283,6 +291,7 @@ impl AuthError {
             | Self::UsersFileTooLarge { .. }
             | Self::File { .. }
             | Self::UnknownProfile { .. }
+            | Self::UnknownPasswordPolicy { .. }
             | Self::Random { .. }
             | Self::Argon2 { .. } => AuthErrorKind::Operational,
         }
@@ -345,6 +354,7 @@ mod tests {
             (AuthError::UsersFileTooLarge { path: path.clone(), max: 1 }, Operational),
             (AuthError::File { source: globo_fs::FsError::new("read", path, io()) }, Operational),
             (AuthError::UnknownProfile { name: "fast".into() }, Operational),
+            (AuthError::UnknownPasswordPolicy { name: "two-factor".into() }, Operational),
             (AuthError::Random { source: Box::new(io()) }, Operational),
             (AuthError::Argon2 { source: Box::new(io()) }, Operational),
         ]
@@ -376,9 +386,10 @@ mod tests {
             AuthError::Argon2 { .. } => 19,
             AuthError::NoSuchUser { .. } => 20,
             AuthError::ConcurrentChange { .. } => 21,
+            AuthError::UnknownPasswordPolicy { .. } => 22,
         }
     }
-    const VARIANTS: usize = 22;
+    const VARIANTS: usize = 23;
 
     #[test]
     fn every_variant_has_the_kind_a_service_maps_to_a_status() {

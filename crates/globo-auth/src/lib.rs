@@ -33,7 +33,8 @@
 //!
 //! # What a call costs
 //! Hashing and verifying run Argon2, which is slow and memory-hard by design: each
-//! [`UserStore::register`], [`UserStore::verify`] (known user or not), [`hash_password`] and
+//! [`UserStore::register`], [`UserStore::verify`] (known user or not; two runs for a password
+//! that NFKC changes, see "Password policy"), [`hash_password`] and
 //! [`verify_password`] blocks the calling thread for one Argon2 run (in a release build about 14 ms
 //! with `owasp-min`, 80 to 115 ms with the default profile, see docs/benchmarks.md; seconds
 //! in an unoptimised build, see below) and allocates its memory cost, `m` KiB
@@ -68,27 +69,41 @@
 //! (`m=1048576`) are therefore refused with [`AuthError::HashExceedsLimits`].
 //!
 //! # Timing
-//! Tags are compared in constant time, and an unknown username costs one Argon2 run with a
-//! typical known user's parameters (against a dummy hash shaped like the file's typical
-//! entry), so the response time does not tell which usernames exist. A user whose hash has
-//! other parameters than most costs what those parameters cost, which tells an observer that
-//! this user exists: keep one parameter set per file (a login upgrades a weaker hash). A user
+//! Tags are compared in constant time, and an unknown username costs what a wrong password
+//! for a typical known user costs: as many Argon2 runs (one, or two for a password that NFKC
+//! changes, decided by the input alone) with that user's parameters, against a dummy hash
+//! shaped like the file's typical entry, so the response time does not tell which usernames
+//! exist. A user whose hash has other parameters than most costs what those parameters cost,
+//! which tells an observer that this user exists: keep one parameter set per file (a login
+//! upgrades a weaker hash). A user
 //! whose entry is unusable gets [`AuthError::BadEntry`] after the same dummy run, but its
 //! kind differs from a login failure (see [`AuthErrorKind`]). Why and how: [docs/passwords.md](https://github.com/globo-rs/globo/blob/main/docs/passwords.md).
 //!
 //! # Password policy
-//! Per NIST SP 800-63B and OWASP ASVS ([`check_new_password`]): at least 8 and at most 1024
-//! characters, counted as Unicode code points; no composition rules; never truncated or
-//! normalised (passlib does not normalise either, so normalising would break lab hashes);
-//! refused when, compared case-insensitively, it is one of the 19,640 common passwords of
-//! Django's list (BSD-3-Clause, shipped in `data/`, see `data/SOURCE.md`). A new password
-//! must also not contain the username, nor be the username reversed, compared ignoring case
-//! ([`check_new_password_for_user`], NIST's "context-specific words"), when the username has
+//! A store holds every new password to its [`PasswordPolicy`]
+//! ([`UserStore::with_password_policy`]), after NIST SP 800-63B-4 §3.1.1.2 and OWASP ASVS:
+//! [`PasswordPolicy::SingleFactor`], the default, asks for at least 15 characters (the SHALL
+//! for a password that logs a user in on its own); [`PasswordPolicy::WithSecondFactor`]
+//! asks for 8, and is only for services where every login also needs a second factor. Both
+//! allow at most 1024 characters, impose no composition rules, never truncate, and refuse,
+//! compared case-insensitively, the 19,640 common passwords of Django's list (BSD-3-Clause,
+//! shipped in `data/`, see `data/SOURCE.md`). A new password must also not contain the
+//! username, nor be the username reversed, compared ignoring case
+//! ([`PasswordPolicy::check_for_user`], NIST's "context-specific words"), when the username has
 //! at least 3 code points: shorter names are parts of too many good passwords. The username
-//! is taken in its RFC 8265 form ([`username::comparison_key`]).
+//! is taken in its RFC 8265 form ([`username::comparison_key`]). [`check_new_password`] and
+//! [`check_new_password_for_user`] are the default policy's checks.
 //!
-//! Logins are held to none of this, so lab users with older, shorter passwords, or passwords
-//! that contain their name, can still log in. Their only bound is against abuse:
+//! Characters are Unicode code points of the password's NFKC form
+//! ([`normalize_password`], NIST's SHOULD), and that form is what is hashed, so `ｃａｆé` and
+//! `cafe` plus a combining accent are one password. At login the NFKC form is tried first
+//! and, only when NFKC changes the input, its raw bytes too: hashes the lab (passlib) and
+//! earlier globo made of raw bytes keep verifying, and such a login replaces the hash by one
+//! of the NFKC form ([`Verified::rehashed`]). Python peers add
+//! `unicodedata.normalize("NFKC", password)`; why and what it costs: docs/passwords.md.
+//!
+//! Logins are held to none of the policy, so lab users with older, shorter passwords, or
+//! passwords that contain their name, can still log in. Their only bound is against abuse:
 //! [`MAX_LOGIN_PASSWORD_BYTES`] (16,384 bytes of UTF-8), above the longest password the lab
 //! could store (passlib takes up to 4,096 code points), checked before anything is read or
 //! hashed.
@@ -152,6 +167,7 @@ mod error;
 // Wired into the store by the issue 13 work (throttling, lifecycle).
 #[allow(dead_code)]
 mod events;
+mod normalize;
 mod params;
 mod phc;
 mod policy;
@@ -161,11 +177,13 @@ pub mod username;
 pub use error::{AuthError, AuthErrorKind};
 pub use events::TARGET as SECURITY_EVENTS_TARGET;
 pub use globo_report::{Report, with_causes};
+pub use normalize::normalize_password;
 pub use params::{HashParams, Limits, Profile};
 pub use phc::{hash_password, is_hash_obsolete, verify_password, verify_password_with_limits};
 pub use policy::{
     MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,
-    check_new_password, check_new_password_for_user, check_username, is_common_password,
+    MIN_SECOND_FACTOR_PASSWORD_CHARS, PasswordPolicy, check_new_password,
+    check_new_password_for_user, check_username, is_common_password,
 };
 /// The `secrecy` crate, whose [`SecretString`](secrecy::SecretString) carries every password
 /// in and out of this crate: a service needs no dependency of its own to name it.

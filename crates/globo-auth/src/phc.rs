@@ -268,8 +268,9 @@ fn encode(params: &HashParams, salt: &[u8], tag: &[u8]) -> String {
 ///
 /// Returns a PHC string such as `$argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>`, which
 /// argon2-cffi and passlib verify. The password is hashed exactly as given (no normalisation,
-/// no truncation); [`UserStore::register`](crate::UserStore::register) applies the password
-/// policy first.
+/// no truncation): pass [`normalize_password`](crate::normalize_password)'s NFKC form, as
+/// [`UserStore::register`](crate::UserStore::register) does after applying the password
+/// policy.
 ///
 /// **Cost:** blocks for one Argon2 run and allocates its memory cost, `m` KiB (64 MiB with
 /// the default profile); with the `parallel` feature its `p` lanes run on rayon's global

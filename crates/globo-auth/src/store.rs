@@ -10,10 +10,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
 
 use crate::events::Event;
+use crate::normalize::{self, Form};
 use crate::phc::{self, ParsedHash};
-use crate::policy::{self, MAX_LOGIN_PASSWORD_BYTES};
+use crate::policy::MAX_LOGIN_PASSWORD_BYTES;
 use crate::username::{Username, comparison_key};
-use crate::{AuthError, HashParams, Limits, Profile};
+use crate::{AuthError, HashParams, Limits, PasswordPolicy, Profile};
 
 mod lifecycle;
 
@@ -37,8 +38,12 @@ pub struct UserStore {
     path: PathBuf,
     profile: Profile,
     limits: Limits,
+    password_policy: PasswordPolicy,
     /// The dummy hash for unknown users, with the shape key it was made for.
     dummy: Mutex<Option<(String, ParsedHash)>>,
+    /// How many Argon2 checks logins ran (tests count them per path).
+    #[cfg(test)]
+    checks: std::sync::atomic::AtomicUsize,
 }
 
 /// A successful verification, and who it was for.
@@ -64,8 +69,9 @@ impl Verified {
         &self.username
     }
 
-    /// Whether the stored hash was obsolete and has been replaced by one made with the store's
-    /// profile.
+    /// Whether the stored hash was obsolete, or made of the password's raw bytes where NFKC
+    /// changes them (a lab hash), and has been replaced by one of the NFKC form made with the
+    /// store's profile.
     pub fn rehashed(&self) -> bool {
         self.rehashed
     }
@@ -88,7 +94,10 @@ impl UserStore {
             path: path.into(),
             profile: Profile::default(),
             limits: Limits::DEFAULT,
+            password_policy: PasswordPolicy::default(),
             dummy: Mutex::new(None),
+            #[cfg(test)]
+            checks: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -105,6 +114,20 @@ impl UserStore {
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Holds every new password to `policy` ([`PasswordPolicy::SingleFactor`], 15
+    /// characters, by default). Choose [`PasswordPolicy::WithSecondFactor`] only when every
+    /// login of this store's users also needs a second factor. Logins are never held to it.
+    #[must_use]
+    pub fn with_password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.password_policy = policy;
+        self
+    }
+
+    /// The policy new passwords are held to.
+    pub fn password_policy(&self) -> PasswordPolicy {
+        self.password_policy
     }
 
     /// The users file.
@@ -126,23 +149,28 @@ impl UserStore {
     /// Adds `username` with a hash of `password`. The name stored is `username` enforced as an
     /// RFC 8265 username: [`Username::prepare`]`(username)`, width-mapped and in NFC.
     ///
+    /// The password is checked against the store's [`PasswordPolicy`] and hashed in its
+    /// NFKC form ([`normalize_password`](crate::normalize_password)), which is what the
+    /// policy counts: at login, any spelling with the same NFKC form verifies.
+    ///
     /// Fails with a policy error if the username or password is not acceptable
-    /// ([`Username::prepare`], [`check_new_password_for_user`](crate::check_new_password_for_user):
-    /// among others, a password containing the username is refused), and with
+    /// ([`Username::prepare`], [`PasswordPolicy::check_for_user`]: among others, a password
+    /// shorter than the policy's minimum or containing the username is refused), and with
     /// [`AuthError::UserExists`] if a stored name has the same
     /// [`comparison_key`](crate::username::comparison_key): a name that differs only in
     /// Unicode normalisation, width or invisible characters is taken too, whatever form the
     /// stored one is in. [`verify`](Self::verify) applies no policy besides a bound on the
     /// password's length, so existing users keep logging in.
     ///
-    /// **Cost:** waits for the users file's exclusive lock (held by any other writer), reads
-    /// the file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)), runs Argon2 once
+    /// **Cost:** normalises the password (linear in its length), waits for the users file's
+    /// exclusive lock (held by any other writer), reads the file whole (at most
+    /// [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)), runs Argon2 once
     /// (blocking, `m` KiB allocated; with the `parallel` feature its `p` lanes run on rayon's
     /// global pool, one thread per CPU: see the [crate docs](crate#what-a-call-costs)) and
     /// rewrites the file with `fsync`.
     pub fn register(&self, username: &str, password: &SecretString) -> Result<(), AuthError> {
         let username = Username::prepare(username)?;
-        policy::check_new_password_for_user(username.as_str(), password)?;
+        let password = self.check_new(username.as_str(), password)?;
         let exists =
             |users: &Users| users.keys().any(|stored| comparison_key(stored) == username.as_str());
         // Cheap early answer for a taken name; the check that counts is under the lock.
@@ -150,7 +178,7 @@ impl UserStore {
             return Err(AuthError::UserExists { username: username.into_string() });
         }
         // Hash outside the lock: it is the slow part and needs no shared state.
-        let hash = phc::hash_password(password.expose_secret(), self.profile)?;
+        let hash = phc::hash_password(password.expose_secret().as_bytes(), self.profile)?;
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
         if exists(&users) {
@@ -172,6 +200,13 @@ impl UserStore {
     /// parameters cost, so keep one parameter set per file. When the password matches and
     /// the stored hash is obsolete ([`is_hash_obsolete`](crate::is_hash_obsolete)), it is
     /// replaced, under the lock and only if the entry has not changed meanwhile.
+    ///
+    /// The password is tried in its NFKC form ([`normalize_password`](crate::normalize_password),
+    /// the form new hashes are made of) and, only when NFKC changes it, as given: hashes of
+    /// raw bytes (the lab's passlib, globo before normalisation) keep verifying, and a match on
+    /// the raw bytes replaces the hash by one of the NFKC form, as for an obsolete hash. The
+    /// unknown-user and unusable-entry paths run the dummy check once per form too, so the
+    /// number of Argon2 runs depends on the input, never on the name.
     ///
     /// The user is the stored name equal to `username`, else the one stored name with the
     /// same [`comparison_key`](crate::username::comparison_key) (so a lab user stored in
@@ -196,9 +231,10 @@ impl UserStore {
     /// [`AuthErrorKind`](crate::AuthErrorKind)).
     ///
     /// **Cost:** reads the users file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN))
-    /// and runs Argon2 once, known user or not (blocking, the hash's `m` KiB allocated; with
-    /// the `parallel` feature its `p` lanes run on rayon's global pool, one thread per CPU:
-    /// see the [crate docs](crate#what-a-call-costs)); a rehash runs Argon2 a second time and
+    /// and runs Argon2 once, known user or not, or twice for a password that NFKC changes
+    /// unless its NFKC form matches (blocking, the hash's `m` KiB allocated; with the
+    /// `parallel` feature its `p` lanes run on rayon's global pool, one thread per CPU: see
+    /// the [crate docs](crate#what-a-call-costs)); a rehash runs Argon2 once more and
     /// rewrites the file under its lock.
     pub fn verify(&self, username: &str, password: &SecretString) -> Result<Verified, AuthError> {
         self.verify_from(username, password, None)
@@ -229,30 +265,58 @@ impl UserStore {
         } else {
             find_user(&users, username)
         };
-        let Some((username, entry)) = found else {
-            self.dummy_verification(typical, secret.as_bytes())?;
-            return Err(AuthError::InvalidCredentials);
+        // The user's hash, or why there is none to check: an unknown user (`None`) or an
+        // unusable entry.
+        let target = match found {
+            None => Err(None),
+            Some((username, entry)) => match entry.as_str() {
+                None => Err(Some((
+                    username,
+                    AuthError::MalformedHash { reason: "the value is not a string" },
+                ))),
+                Some(stored) => ParsedHash::parse(stored, &self.limits)
+                    .map(|parsed| (username, stored, parsed))
+                    .map_err(|e| Some((username, e))),
+            },
         };
-        std::hint::black_box(typical);
-        let usable = match entry.as_str() {
-            None => Err(AuthError::MalformedHash { reason: "the value is not a string" }),
-            Some(stored) => ParsedHash::parse(stored, &self.limits).map(|parsed| (stored, parsed)),
-        };
-        let (stored, parsed) = match usable {
-            Ok(usable) => usable,
-            Err(e) => {
-                // The same Argon2 run as for an unknown user first, so the time taken does
-                // not single out a name with an unusable entry (the error kind still does:
-                // see AuthErrorKind).
-                self.dummy_verification(typical, secret.as_bytes())?;
-                return Err(self.bad_entry(username, e));
+        let dummy;
+        let hash = match &target {
+            Ok((_, _, parsed)) => {
+                std::hint::black_box(typical);
+                parsed
+            }
+            Err(_) => {
+                dummy = self.dummy_for(typical)?;
+                &dummy
             }
         };
-        if !parsed.matches(secret.as_bytes())? {
-            return Err(AuthError::InvalidCredentials);
+        // One loop for every case: the password's NFKC form, then its raw form when NFKC
+        // changes it (hashes of raw bytes from the lab, passlib and earlier globo). An
+        // unknown user or an unusable entry is checked against the dummy hash as many times
+        // (1 or 2, by the input alone) as a wrong password against a real one, so the time
+        // taken does not single such a name out (the error kind of an unusable entry still
+        // does: see AuthErrorKind).
+        let candidates = normalize::candidates(password);
+        let mut matched = None;
+        for (form, bytes) in candidates.iter() {
+            #[cfg(test)]
+            self.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if hash.matches(bytes)? {
+                matched = Some(form);
+                break;
+            }
         }
+        let (username, stored, parsed) = match target {
+            Ok(found) => found,
+            Err(None) => return Err(AuthError::InvalidCredentials),
+            Err(Some((username, e))) => return Err(self.bad_entry(username, e)),
+        };
+        let Some(form) = matched else {
+            return Err(AuthError::InvalidCredentials);
+        };
         Event::LoginSuccess { username, source: source.unwrap_or("") }.emit();
-        if !parsed.is_obsolete(&self.profile.params()) {
+        // A hash of the raw form is replaced by one of the NFKC form, as an obsolete one is.
+        if form == Form::Normalized && !parsed.is_obsolete(&self.profile.params()) {
             return Ok(Verified {
                 username: username.to_owned(),
                 rehashed: false,
@@ -261,10 +325,11 @@ impl UserStore {
             });
         }
         let params = parsed.rehash_params(self.profile.params());
-        let (record, rehash_error) = match self.rehash(username, stored, password, &params) {
-            Ok(record) => (record, None),
-            Err(e) => (None, Some(e)),
-        };
+        let (record, rehash_error) =
+            match self.rehash(username, stored, candidates.normalized(), &params) {
+                Ok(record) => (record, None),
+                Err(e) => (None, Some(e)),
+            };
         let rehashed = record.is_some();
         let record = SecretString::from(record.as_deref().unwrap_or(stored));
         Ok(Verified { username: username.to_owned(), rehashed, rehash_error, record })
@@ -336,12 +401,14 @@ impl UserStore {
         Ok(dummy)
     }
 
-    /// The verification an unknown user costs: `password` against the dummy hash shaped like
-    /// `typical`, its answer ignored.
-    fn dummy_verification(&self, typical: Option<&str>, password: &[u8]) -> Result<(), AuthError> {
-        let dummy = self.dummy_for(typical)?;
-        let _ = dummy.matches(password)?;
-        Ok(())
+    /// Checks a new password for `username` against the store's policy and returns the form
+    /// to hash (its NFKC form). Every path that stores a new password goes through here.
+    pub(crate) fn check_new(
+        &self,
+        username: &str,
+        password: &SecretString,
+    ) -> Result<SecretString, AuthError> {
+        self.password_policy.checked_for_user(username, password)
     }
 
     fn bad_entry(&self, username: &str, source: AuthError) -> AuthError {
@@ -540,6 +607,49 @@ mod tests {
             assert!(matches!(result, Err(AuthError::BadEntry { .. })), "{result:?}");
             assert!(cached_dummy(&store).is_some(), "no dummy verification for {bad}");
         }
+    }
+
+    /// NIST SP 800-63B-4 §3.1.1.2 (normalise) without a new timing signal: a login tries
+    /// the NFKC form, then the raw input only when NFKC changes it, and an unknown user or an
+    /// unusable entry runs the dummy check as many times as a wrong password runs the real
+    /// one: the count depends on the input alone. Before, every path ran exactly one check
+    /// (the NFD input below gave 1 where 2 are expected).
+    #[test]
+    fn every_path_runs_as_many_checks_as_the_input_has_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let raw = "cafe\u{301} au lait, no sugar";
+        let lab = phc::hash_password(raw, Profile::TestOnlyInsecure).unwrap();
+        let users = serde_json::json!({"alice": lab, "mallory": 42});
+        std::fs::write(&path, users.to_string()).unwrap();
+        let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+        let checks = |name: &str, password: &str| {
+            let before = store.checks.load(std::sync::atomic::Ordering::Relaxed);
+            let result = store.verify(name, &SecretString::from(password));
+            (store.checks.load(std::sync::atomic::Ordering::Relaxed) - before, result)
+        };
+        for (password, forms) in [("plain ascii words", 1), ("other cafe\u{301} words", 2)] {
+            let (n, result) = checks("alice", password);
+            assert!(matches!(result, Err(AuthError::InvalidCredentials)), "{result:?}");
+            assert_eq!(n, forms, "wrong password {password:?}");
+            let (n, result) = checks("nobody", password);
+            assert!(matches!(result, Err(AuthError::InvalidCredentials)), "{result:?}");
+            assert_eq!(n, forms, "unknown user {password:?}");
+            let (n, result) = checks("mallory", password);
+            assert!(matches!(result, Err(AuthError::BadEntry { .. })), "{result:?}");
+            assert_eq!(n, forms, "unusable entry {password:?}");
+        }
+        // The lab's raw hash matches on the second check and is upgraded to the NFKC form;
+        // from then on the first check matches.
+        let (n, result) = checks("alice", raw);
+        assert!(result.unwrap().rehashed());
+        assert_eq!(n, 2);
+        let upgraded = store.read().unwrap()["alice"].as_str().unwrap().to_owned();
+        phc::verify_password("caf\u{e9} au lait, no sugar", &upgraded).unwrap();
+        assert!(phc::verify_password(raw, &upgraded).is_err());
+        let (n, result) = checks("alice", raw);
+        assert!(!result.unwrap().rehashed());
+        assert_eq!(n, 1);
     }
 
     #[test]

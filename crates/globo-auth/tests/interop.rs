@@ -241,3 +241,82 @@ fn a_name_the_lab_stored_in_nfd_is_found_by_its_nfc_spelling() {
     assert!(matches!(err, AuthError::UserExists { .. }), "{err}");
     assert_eq!(store.usernames().unwrap(), ["jose\u{301}"]);
 }
+
+/// Checks a users file as a Python peer that follows globo's normalisation does: for each
+/// `name:password` line, prints whether passlib verifies the password as typed, then its NFKC
+/// form (the one line a peer adds), then argon2-cffi the NFKC form.
+const PY_VERIFY_NFKC: &str = r#"
+import json, sys, unicodedata
+from argon2 import PasswordHasher
+from argon2.exceptions import VerifyMismatchError
+from passlib.hash import argon2
+users = json.load(open(sys.argv[1]))
+for line in sys.stdin.read().splitlines():
+    name, password = line.split(":", 1)
+    normalized = unicodedata.normalize("NFKC", password)  # the one line a peer adds
+    try:
+        by_cffi = PasswordHasher().verify(users[name], normalized)
+    except VerifyMismatchError:
+        by_cffi = False
+    print(argon2.verify(password, users[name]), argon2.verify(normalized, users[name]), by_cffi)
+"#;
+
+/// A password NFKC changes: fullwidth letters, a combining accent, a ligature.
+const NOT_NFKC: &str = "ｃａｆｅ\u{301} au lait, ﬁve sugars";
+const ITS_NFKC: &str = "caf\u{e9} au lait, five sugars";
+
+/// NIST SP 800-63B-4 §3.1.1.2 normalisation against the lab: a lab user whose password NFKC
+/// changes (passlib hashed its raw bytes) still logs in with it, and that login replaces the
+/// hash by one of the NFKC form, which Python verifies after `unicodedata.normalize("NFKC")`.
+#[test]
+fn a_lab_hash_of_a_raw_non_nfkc_password_logs_in_and_is_upgraded() {
+    let Some(python) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    let path_arg = path.to_str().unwrap();
+    python.run_ok(PY_LAB_REGISTER, &[path_arg], format!("alice:{NOT_NFKC}").as_bytes());
+    // The lab hashed the raw bytes: passlib takes the typed form only.
+    let lines = format!("alice:{NOT_NFKC}\nalice:{ITS_NFKC}");
+    let out = python.run_ok(PY_VERIFY_NFKC, &[path_arg], lines.as_bytes());
+    assert_eq!(String::from_utf8(out).unwrap(), "True False False\nFalse False False\n");
+
+    let store = UserStore::new(&path);
+    assert!(matches!(
+        store.verify("alice", &SecretString::from(ITS_NFKC)),
+        Err(AuthError::InvalidCredentials)
+    ));
+    let verified = store.verify("alice", &SecretString::from(NOT_NFKC)).unwrap();
+    assert!(verified.rehashed() && verified.rehash_error().is_none(), "{verified:?}");
+    // Now the hash is of the NFKC form: Python verifies it after the one-line normalisation,
+    // whichever form is typed, and globo takes both forms without rewriting it again.
+    let out = python.run_ok(PY_VERIFY_NFKC, &[path_arg], lines.as_bytes());
+    assert_eq!(String::from_utf8(out).unwrap(), "False True True\nTrue True True\n");
+    for spelling in [NOT_NFKC, ITS_NFKC] {
+        assert!(!store.verify("alice", &SecretString::from(spelling)).unwrap().rehashed());
+    }
+    let out =
+        python.run_ok(PY_VERIFY_NFKC, &[path_arg], "alice:cafe au lait, five sugars".as_bytes());
+    assert_eq!(String::from_utf8(out).unwrap(), "False False False\n");
+}
+
+/// A password globo registers is hashed in its NFKC form: Python verifies it after the
+/// one-line normalisation (`unicodedata.normalize("NFKC", pw)`), and only then when the
+/// password was typed in another form.
+#[test]
+fn a_globo_hash_of_an_nfkc_password_verifies_in_python_after_normalising() {
+    let Some(python) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    let path_arg = path.to_str().unwrap();
+    let store = UserStore::new(&path);
+    store.register("bob", &SecretString::from(NOT_NFKC)).unwrap();
+    store.register("carol", &SecretString::from("plain ascii passphrase")).unwrap();
+    let lines =
+        format!("bob:{NOT_NFKC}\nbob:{ITS_NFKC}\ncarol:plain ascii passphrase\ncarol:plain ascii");
+    let out = python.run_ok(PY_VERIFY_NFKC, &[path_arg], lines.as_bytes());
+    // ASCII is its own NFKC form: lab peers without the line keep working for it.
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "False True True\nTrue True True\nTrue True True\nFalse False False\n"
+    );
+}

@@ -4,10 +4,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use globo_auth::{AuthError, Profile, UserStore, hash_password};
+use globo_auth::{AuthError, PasswordPolicy, Profile, UserStore, hash_password};
 use secrecy::SecretString;
 
 const TEST: Profile = Profile::TestOnlyInsecure;
+const WITH_2FA: PasswordPolicy = PasswordPolicy::WithSecondFactor;
 
 fn secret(s: &str) -> SecretString {
     SecretString::from(s)
@@ -265,13 +266,18 @@ fn new_passwords_follow_nist_800_63b() {
     let store = UserStore::new(&path).with_profile(TEST);
     let register = |name: &str, password: &str| store.register(name, &secret(password));
 
-    // Length counts Unicode code points, not bytes: 7 characters in 14 bytes is too short.
-    let err = register("a", "ééééééé").unwrap_err();
-    assert!(matches!(err, AuthError::PasswordTooShort { min: 8 }));
-    assert_eq!(err.to_string(), "password is too short: use at least 8 characters");
-    assert!(matches!(register("a", "1234567").unwrap_err(), AuthError::PasswordTooShort { .. }));
-    register("b", "éééééééé").unwrap();
-    register("c", "🔑🔑🔑🔑🔑🔑🔑🔑").unwrap();
+    // NIST SP 800-63B-4 §3.1.1.2: 15 characters for a password used as a single factor (the
+    // default policy). Length counts Unicode code points, not bytes: 14 characters in 28
+    // bytes is too short.
+    assert_eq!(store.password_policy(), PasswordPolicy::SingleFactor);
+    let err = register("a", &"é".repeat(14)).unwrap_err();
+    assert!(matches!(err, AuthError::PasswordTooShort { min: 15 }));
+    assert_eq!(err.to_string(), "password is too short: use at least 15 characters");
+    for short in ["1234567", "tulip anvil xy"] {
+        assert!(matches!(register("a", short).unwrap_err(), AuthError::PasswordTooShort { .. }));
+    }
+    register("b", &"é".repeat(15)).unwrap();
+    register("c", &"🔑".repeat(15)).unwrap();
 
     // 64 and 1024 characters are accepted; 1025 are not; nothing is truncated.
     register("d", &"x7".repeat(32)).unwrap();
@@ -286,8 +292,15 @@ fn new_passwords_follow_nist_800_63b() {
     register("g", "just some lowercase words").unwrap();
 
     // Common passwords are refused, case-insensitively; the message does not echo them.
-    for common in ["password123", "PASSWORD123", "Qwertyuiop", "iloveyou1", " 12345678 "] {
+    for common in ["1q2w3e4r5t6y7u8i9o0p", "1Q2W3E4R5T6Y7U8I9O0P", " 123456789987654321 "] {
         let err = register("h", common).unwrap_err();
+        assert!(matches!(err, AuthError::PasswordTooCommon), "{common}: {err}");
+        assert!(!err.to_string().to_lowercase().contains(&common.trim().to_lowercase()));
+    }
+    // Shorter ones too, where 8 characters are allowed (a second factor).
+    let two_factor = UserStore::new(&path).with_profile(TEST).with_password_policy(WITH_2FA);
+    for common in ["password123", "PASSWORD123", "Qwertyuiop", "iloveyou1", " 12345678 "] {
+        let err = two_factor.register("h", &secret(common)).unwrap_err();
         assert!(matches!(err, AuthError::PasswordTooCommon), "{common}: {err}");
         assert!(!err.to_string().to_lowercase().contains(common.trim()));
     }
@@ -310,7 +323,7 @@ fn new_passwords_must_not_contain_the_username() {
         );
         assert!(!err.to_string().contains("horse"), "{err}");
     }
-    let err = store.register("rosalind", &secret("DNILASOR")).unwrap_err();
+    let err = store.register("rosalindfranklin", &secret("NILKNARFDNILASOR")).unwrap_err();
     assert!(matches!(err, AuthError::PasswordIsReversedUsername), "{err}");
     // Nothing was written, and the refused users cannot log in.
     assert_eq!(fs::read(&path).unwrap(), before);
@@ -319,7 +332,7 @@ fn new_passwords_must_not_contain_the_username() {
     // Short names are not checked; other passwords for the same name are fine.
     store.register("al", &secret("al's correct horse")).unwrap();
     store.register("alice", &secret("correct horse battery")).unwrap();
-    store.register("rosalind", &secret("dnilasor and more")).unwrap();
+    store.register("rosalindfranklin", &secret("nilknarfdnilasor and more")).unwrap();
     assert_eq!(users(&path).len(), 4);
 }
 
@@ -400,4 +413,76 @@ fn secrets_do_not_leak_through_debug() {
     let password = secret("hunter2 hunter2");
     assert!(!format!("{password:?}").contains("hunter2"));
     assert!(!format!("{store:?}").contains("hunter2"));
+}
+
+/// NIST SP 800-63B-4 §3.1.1.2 allows 8 characters only for a password that is never the sole
+/// factor: a store says so with `with_password_policy`. Before, there was one policy (8).
+#[test]
+fn a_store_for_a_second_factor_takes_8_characters_and_the_default_15() {
+    let (_dir, path) = temp_users();
+    let single = UserStore::new(&path).with_profile(TEST);
+    let two_factor = UserStore::new(&path).with_profile(TEST).with_password_policy(WITH_2FA);
+    assert_eq!(two_factor.password_policy(), WITH_2FA);
+    for (name, password) in [("ann", "tulip-an"), ("ben", "tulip anvil xy")] {
+        let err = single.register(name, &secret(password)).unwrap_err();
+        assert!(matches!(err, AuthError::PasswordTooShort { min: 15 }), "{password}: {err}");
+        two_factor.register(name, &secret(password)).unwrap();
+        // Logins hold nobody to a policy: the default store lets them in too.
+        single.verify(name, &secret(password)).unwrap();
+    }
+    let err = two_factor.register("cid", &secret("tulip-a")).unwrap_err();
+    assert!(matches!(err, AuthError::PasswordTooShort { min: 8 }), "{err}");
+    // The other rules stay: the username, the blocklist.
+    let err = two_factor.register("alice", &secret("alice-tulip")).unwrap_err();
+    assert!(matches!(err, AuthError::PasswordContainsUsername { .. }), "{err}");
+    assert_eq!(single.usernames().unwrap(), ["ann", "ben"]);
+}
+
+/// NIST SP 800-63B-4 §3.1.1.2 (SHOULD normalise, NFKC): a new password is checked and hashed
+/// in its NFKC form, so the same password typed in another form (fullwidth, a ligature, a
+/// combining accent) logs in. Before, the raw bytes were hashed: the NFKC spelling failed.
+#[test]
+fn new_passwords_are_hashed_in_nfkc_and_every_spelling_logs_in() {
+    let (_dir, path) = temp_users();
+    let store = UserStore::new(&path).with_profile(TEST);
+    let typed = "ｃａｆｅ\u{301} au lait, ﬁve sugars";
+    let nfkc = "caf\u{e9} au lait, five sugars";
+    store.register("alice", &secret(typed)).unwrap();
+    let hash = stored(&path, "alice");
+    globo_auth::verify_password(nfkc, &hash).unwrap();
+    assert!(globo_auth::verify_password(typed, &hash).is_err(), "the raw bytes were hashed");
+    for spelling in [typed, nfkc, "cafe\u{301} au lait, ﬁve sugars"] {
+        let verified = store.verify("alice", &secret(spelling)).unwrap();
+        assert!(!verified.rehashed(), "{spelling:?}");
+    }
+    assert!(store.verify("alice", &secret("cafe au lait, five sugars")).is_err());
+    // The length counted is the NFKC form's: 15 code points typed, 14 after NFKC.
+    let err = store.register("bob", &secret("cafe\u{301} au lait x")).unwrap_err();
+    assert!(matches!(err, AuthError::PasswordTooShort { min: 15 }), "{err}");
+}
+
+/// Hashes of raw bytes (the lab's passlib, globo before normalisation) keep logging in by
+/// the same input, and the first such login replaces the hash by one of the NFKC form, as a
+/// login replaces an obsolete hash. Before, the raw hash stayed (`rehashed()` was false).
+#[test]
+fn a_hash_of_the_raw_password_logs_in_and_is_upgraded_to_nfkc() {
+    let (_dir, path) = temp_users();
+    let raw = "ｗｏｎｄｅｒｌａｎｄ rabbit hole";
+    let nfkc = "wonderland rabbit hole";
+    fs::write(&path, serde_json::json!({ "alice": hash_password(raw, TEST).unwrap() }).to_string())
+        .unwrap();
+    let store = UserStore::new(&path).with_profile(TEST);
+    // Before the upgrade only the bytes that were hashed match.
+    assert!(matches!(store.verify("alice", &secret(nfkc)), Err(AuthError::InvalidCredentials)));
+    let verified = store.verify("alice", &secret(raw)).unwrap();
+    assert!(verified.rehashed() && verified.rehash_error().is_none());
+    let hash = stored(&path, "alice");
+    globo_auth::verify_password(nfkc, &hash).unwrap();
+    assert!(globo_auth::verify_password(raw, &hash).is_err());
+    // Now every spelling logs in, and nothing more is rewritten.
+    for spelling in [raw, nfkc] {
+        assert!(!store.verify("alice", &secret(spelling)).unwrap().rehashed(), "{spelling}");
+    }
+    assert_eq!(stored(&path, "alice"), hash);
+    assert!(store.verify("alice", &secret("wonderland rabbit")).is_err());
 }

@@ -4,7 +4,8 @@ use std::io::{BufRead as _, IsTerminal as _, Read as _};
 use std::path::PathBuf;
 
 use globo::auth::{
-    AuthError, MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, Profile, UserStore, Username,
+    AuthError, MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, PasswordPolicy, Profile, UserStore,
+    Username,
 };
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -33,6 +34,17 @@ pub(crate) struct StoreArgs {
     /// p=1), or test-only-insecure (for test suites only).
     #[arg(long, env = "GLOBO_PASSWORD_PROFILE", default_value = "rfc9106-low-memory")]
     profile: Profile,
+
+    /// What a new password must be: single-factor (at least 15 characters, NIST SP
+    /// 800-63B-4), or with-second-factor (at least 8; only when every login of these users
+    /// also needs a second factor). Logins are never held to it.
+    #[arg(
+        long,
+        value_name = "POLICY",
+        env = "GLOBO_PASSWORD_POLICY",
+        default_value = "single-factor"
+    )]
+    password_policy: PasswordPolicy,
 }
 
 /// Arguments of `app register`.
@@ -64,7 +76,9 @@ impl StoreArgs {
                  GLOBO_PASSWORD_PROFILE or drop --profile."
             );
         }
-        UserStore::new(&self.users_file).with_profile(self.profile)
+        UserStore::new(&self.users_file)
+            .with_profile(self.profile)
+            .with_password_policy(self.password_policy)
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{MAX_LOGIN_USERNAME_BYTES, UserStore, Users, find_user};
 use crate::events::Event;
-use crate::{AuthError, phc, policy};
+use crate::{AuthError, phc};
 
 impl UserStore {
     /// Removes `username` from the store and returns the name as it was stored.
@@ -134,8 +134,9 @@ impl UserStore {
     /// for that user, then a hash with the store's profile. The one place change and reset
     /// make a record.
     fn new_record_for(&self, stored: &str, new: &SecretString) -> Result<String, AuthError> {
-        policy::check_new_password_for_user(stored, new)?;
-        phc::hash_password(new.expose_secret(), self.profile)
+        // The policy checks, and the hash is of, the NFKC form it returns.
+        let normalized = self.check_new(stored, new)?;
+        phc::hash_password(normalized.expose_secret(), self.profile)
     }
 }
 
