@@ -115,6 +115,22 @@ pub enum AuthError {
         max: u64,
     },
 
+    /// A pepper (its text form, or a new version id) is refused; the message never repeats
+    /// the value.
+    #[error("invalid pepper: {reason}")]
+    InvalidPepper {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A stored hash is peppered with a version of the pepper that is not configured (or no
+    /// pepper is configured at all): it cannot be checked until that version is supplied.
+    #[error("the hash is peppered with version '{version}' of the pepper, which is not configured")]
+    PepperUnavailable {
+        /// The version the hash names.
+        version: String,
+    },
+
     /// The users file holds an entry for this user that cannot be used.
     #[error("users file '{}': the entry for user '{username}' is unusable; fix or remove it", path.display())]
     BadEntry {
@@ -272,6 +288,8 @@ impl AuthError {
             | Self::UsersFileTooLarge { .. }
             | Self::File { .. }
             | Self::UnknownProfile { .. }
+            | Self::InvalidPepper { .. }
+            | Self::PepperUnavailable { .. }
             | Self::Random { .. }
             | Self::Argon2 { .. } => AuthErrorKind::Operational,
         }
@@ -330,6 +348,8 @@ mod tests {
                 Operational,
             ),
             (AuthError::NotAnObject { path: path.clone() }, Operational),
+            (AuthError::InvalidPepper { reason: "empty" }, Operational),
+            (AuthError::PepperUnavailable { version: "1".into() }, Operational),
             (AuthError::UsersFileTooLarge { path: path.clone(), max: 1 }, Operational),
             (AuthError::File { source: globo_fs::FsError::new("read", path, io()) }, Operational),
             (AuthError::UnknownProfile { name: "fast".into() }, Operational),
@@ -363,9 +383,11 @@ mod tests {
             AuthError::Random { .. } => 18,
             AuthError::Argon2 { .. } => 19,
             AuthError::NoSuchUser { .. } => 20,
+            AuthError::InvalidPepper { .. } => 21,
+            AuthError::PepperUnavailable { .. } => 22,
         }
     }
-    const VARIANTS: usize = 21;
+    const VARIANTS: usize = 23;
 
     #[test]
     fn every_variant_has_the_kind_a_service_maps_to_a_status() {

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
 
+use crate::pepper::{PepperReport, Peppers};
 use crate::phc::{self, ParsedHash};
 use crate::policy::{self, MAX_LOGIN_PASSWORD_BYTES};
 use crate::username::{Username, comparison_key};
@@ -36,6 +37,8 @@ pub struct UserStore {
     limits: Limits,
     /// The dummy hash for unknown users, with the shape key it was made for.
     dummy: Mutex<Option<(String, ParsedHash)>>,
+    /// The pepper's versions, when one is configured.
+    peppers: Option<Peppers>,
 }
 
 /// A successful verification, and who it was for.
@@ -83,7 +86,25 @@ impl UserStore {
             profile: Profile::default(),
             limits: Limits::DEFAULT,
             dummy: Mutex::new(None),
+            peppers: None,
         }
+    }
+
+    /// Peppers records with `peppers` (see [`Peppers`]): every new record (registration,
+    /// rehash on login) is peppered with its current version, a login on an unpeppered
+    /// record or one under an older version re-peppers it ([`Verified::rehashed`]), and
+    /// records under any of its versions verify. Unpeppered records verify with or without a
+    /// pepper. [`pepper_all`](Self::pepper_all) and
+    /// [`rotate_pepper_all`](Self::rotate_pepper_all) do the same to every record offline.
+    #[must_use]
+    pub fn with_peppers(mut self, peppers: Peppers) -> Self {
+        self.peppers = Some(peppers);
+        self
+    }
+
+    /// The pepper's versions, when one is configured.
+    pub fn peppers(&self) -> Option<&Peppers> {
+        self.peppers.as_ref()
     }
 
     /// Uses `profile` for new hashes and as the policy that older hashes are upgraded to.
@@ -144,7 +165,11 @@ impl UserStore {
             return Err(AuthError::UserExists { username: username.into_string() });
         }
         // Hash outside the lock: it is the slow part and needs no shared state.
-        let hash = phc::hash_password(password.expose_secret(), self.profile)?;
+        let hash = phc::new_record(
+            password.expose_secret().as_bytes(),
+            &self.profile.params(),
+            self.peppers.as_ref(),
+        )?;
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
         if exists(&users) {
@@ -230,8 +255,18 @@ impl UserStore {
             None => Err(AuthError::MalformedHash { reason: "the value is not a string" }),
             Some(stored) => ParsedHash::parse(stored, &self.limits).map(|parsed| (stored, parsed)),
         };
-        let (stored, parsed) = match usable {
+        // A peppered record is unmasked first; a version not configured costs the same dummy
+        // run as an unusable entry before it is reported.
+        let usable = usable.and_then(|(stored, parsed)| {
+            let pepper_outdated = self.pepper_outdated(&parsed);
+            parsed.unpeppered(self.peppers.as_ref()).map(|plain| (stored, plain, pepper_outdated))
+        });
+        let (stored, parsed, pepper_outdated) = match usable {
             Ok(usable) => usable,
+            Err(e @ AuthError::PepperUnavailable { .. }) => {
+                self.dummy_verification(typical, secret.as_bytes())?;
+                return Err(e);
+            }
             Err(e) => {
                 // The same Argon2 run as for an unknown user first, so the time taken does
                 // not single out a name with an unusable entry (the error kind still does:
@@ -243,7 +278,8 @@ impl UserStore {
         if !parsed.matches(secret.as_bytes())? {
             return Err(AuthError::InvalidCredentials);
         }
-        if !parsed.is_obsolete(&self.profile.params()) {
+        let obsolete = parsed.is_obsolete(&self.profile.params());
+        if !obsolete && !pepper_outdated {
             return Ok(Verified {
                 username: username.to_owned(),
                 rehashed: false,
@@ -251,7 +287,13 @@ impl UserStore {
             });
         }
         let params = parsed.rehash_params(self.profile.params());
-        let (rehashed, rehash_error) = match self.rehash(username, stored, password, &params) {
+        let upgraded = if obsolete {
+            self.rehash(username, stored, password, &params)
+        } else {
+            // Only the pepper is out of date: re-mask the tag, no Argon2 run needed.
+            self.repepper(username, stored, &parsed)
+        };
+        let (rehashed, rehash_error) = match upgraded {
             Ok(rehashed) => (rehashed, None),
             Err(e) => (false, Some(e)),
         };
@@ -282,6 +324,80 @@ impl UserStore {
         Ok(groups.into_iter().map(|(_, names)| names).filter(|names| names.len() > 1).collect())
     }
 
+    /// Peppers every unpeppered record with the current version of the store's pepper
+    /// ([`with_peppers`](Self::with_peppers)); records already peppered, under any version,
+    /// are left as they are. No password is needed: the pepper masks the stored tag (see
+    /// [`Peppers`]), so a users file is peppered offline, in one run.
+    ///
+    /// Runs under the users file's exclusive lock and replaces the file in one atomic write
+    /// (nothing is written when nothing changes): interrupted, it leaves the file as it was,
+    /// and running it again is always safe. Entries that are not usable hashes are left as
+    /// they are and listed in [`PepperReport::unusable`]. Fails with
+    /// [`AuthError::InvalidPepper`] when the store has no pepper.
+    ///
+    /// **Cost:** one HMAC-SHA512 per record, no Argon2 run; reads and rewrites the file.
+    pub fn pepper_all(&self) -> Result<PepperReport, AuthError> {
+        self.repepper_all(false)
+    }
+
+    /// Moves every record to the current version of the store's pepper: unpeppered records
+    /// and records under an older version are (re-)peppered, offline, as
+    /// [`pepper_all`](Self::pepper_all) does. Once it has run, every version but the current
+    /// one can be retired ([`Peppers::retain_current_only`]). A record under a version the
+    /// store does not hold fails the whole run with [`AuthError::PepperUnavailable`] before
+    /// anything is written (dropping that version would lock its users out).
+    pub fn rotate_pepper_all(&self) -> Result<PepperReport, AuthError> {
+        self.repepper_all(true)
+    }
+
+    fn repepper_all(&self, rotate: bool) -> Result<PepperReport, AuthError> {
+        let peppers = self
+            .peppers
+            .as_ref()
+            .ok_or(AuthError::InvalidPepper { reason: "no pepper is configured for the store" })?;
+        let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
+        let mut users = self.read()?;
+        let mut report = PepperReport::default();
+        for (name, entry) in &mut users {
+            let Some(parsed) = entry.as_str().and_then(|t| ParsedHash::parse(t, &self.limits).ok())
+            else {
+                report.unusable.push(name.clone());
+                continue;
+            };
+            let keep = match parsed.pepper_version() {
+                None => false,
+                Some(version) => !rotate || version == peppers.current_version(),
+            };
+            if keep {
+                report.unchanged += 1;
+                continue;
+            }
+            let record = parsed.unpeppered(Some(peppers))?.peppered_text(peppers)?;
+            *entry = Value::String(record);
+            report.changed += 1;
+        }
+        if report.changed > 0 {
+            self.write(&users)?;
+        }
+        Ok(report)
+    }
+
+    /// Whether a login on `parsed` should re-pepper it: a pepper is configured and the record
+    /// is not under its current version.
+    fn pepper_outdated(&self, parsed: &ParsedHash) -> bool {
+        self.peppers
+            .as_ref()
+            .is_some_and(|peppers| parsed.pepper_version() != Some(peppers.current_version()))
+    }
+
+    /// Replaces `old` by `plain` peppered with the current version, if the entry still holds
+    /// `old`; returns whether it did.
+    fn repepper(&self, username: &str, old: &str, plain: &ParsedHash) -> Result<bool, AuthError> {
+        let Some(peppers) = &self.peppers else { return Ok(false) };
+        let record = plain.peppered_text(peppers)?;
+        self.replace_entry(username, old, record)
+    }
+
     /// Replaces `old` by a fresh hash if the entry still holds `old`; returns whether it did.
     fn rehash(
         &self,
@@ -290,7 +406,13 @@ impl UserStore {
         password: &SecretString,
         params: &HashParams,
     ) -> Result<bool, AuthError> {
-        let hash = phc::hash_with_params(password.expose_secret().as_bytes(), params)?;
+        let hash =
+            phc::new_record(password.expose_secret().as_bytes(), params, self.peppers.as_ref())?;
+        self.replace_entry(username, old, hash)
+    }
+
+    /// Replaces `old` by `hash` if the entry still holds `old`; returns whether it did.
+    fn replace_entry(&self, username: &str, old: &str, hash: String) -> Result<bool, AuthError> {
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
         match users.get_mut(username) {
@@ -550,5 +672,23 @@ mod tests {
         assert_eq!((params.memory_kib(), params.iterations()), (19456, 2));
         let params = stored.rehash_params(Profile::Rfc9106LowMemory.params());
         assert_eq!((params.memory_kib(), params.iterations()), (65536, 3));
+    }
+
+    /// A record under a pepper version the store does not hold gets `PepperUnavailable`
+    /// only after the dummy verification an unknown user gets (like a bad entry).
+    #[test]
+    fn an_unavailable_pepper_version_is_reported_after_the_dummy_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let key = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+        let peppers = Peppers::parse(&SecretString::from(key)).unwrap();
+        let peppered =
+            UserStore::new(&path).with_profile(Profile::TestOnlyInsecure).with_peppers(peppers);
+        peppered.register("alice", &SecretString::from("a long enough password")).unwrap();
+        let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+        assert!(cached_dummy(&store).is_none());
+        let result = store.verify("alice", &SecretString::from("a long enough password"));
+        assert!(matches!(result, Err(AuthError::PepperUnavailable { .. })), "{result:?}");
+        assert!(cached_dummy(&store).is_some(), "no dummy verification");
     }
 }
