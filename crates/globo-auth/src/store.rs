@@ -62,7 +62,8 @@ impl Verified {
     }
 
     /// Whether the stored hash was obsolete and has been replaced by one made with the store's
-    /// profile.
+    /// profile, or (with a pepper, see [`UserStore::with_peppers`]) was unpeppered or under an
+    /// older pepper version and has been re-peppered with the current one.
     pub fn rehashed(&self) -> bool {
         self.rehashed
     }
@@ -210,7 +211,9 @@ impl UserStore {
     /// [`AuthError::BadEntry`], naming the user, after the same dummy verification as an
     /// unknown user: that is an operational problem for the administrator, not a login
     /// failure (its kind does tell that the name exists: see
-    /// [`AuthErrorKind`](crate::AuthErrorKind)).
+    /// [`AuthErrorKind`](crate::AuthErrorKind)). So does a record peppered with a version
+    /// the store does not hold ([`AuthError::PepperUnavailable`]; see
+    /// [`with_peppers`](Self::with_peppers)).
     ///
     /// **Cost:** reads the users file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN))
     /// and runs Argon2 once, known user or not (blocking, the hash's `m` KiB allocated; with

@@ -41,11 +41,14 @@ use std::path::{Path, PathBuf};
 
 use globo_auth::{AuthError, Peppers};
 use globo_fs::zeroize::Zeroizing;
-use globo_secrets::{EnvFile, Environment, MAX_ENV_FILE_LEN, Mode, SecretsError, dotenv};
+use globo_secrets::{
+    EnvFile, Environment, MAX_ENV_FILE_LEN, Mode, SecretsError, dotenv, mode_without_env_file,
+    resolve_mode,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::KeysError;
 use crate::source::Decided;
-use crate::{KeySourceConfig, KeysError};
 
 /// The secret holding the pepper when no other name is configured.
 pub const DEFAULT_PEPPER_SECRET: &str = "PASSWORD_PEPPER";
@@ -78,7 +81,7 @@ impl PepperSourceConfig {
         Self::default()
     }
 
-    /// Fixes the mode (unset: as [`KeySourceConfig::mode`]).
+    /// Fixes the mode (unset: as [`KeySourceConfig::mode`](crate::KeySourceConfig::mode)).
     #[must_use]
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = Some(mode);
@@ -123,16 +126,11 @@ pub struct PepperSource {
 
 #[derive(Debug)]
 enum Home {
-    Local {
-        name: String,
-        env_file: PathBuf,
-        env: Environment,
-    },
+    /// `read`: the `.env` file as read to decide the mode, reused by `load` (a pipe can be
+    /// read only once).
+    Local { name: String, env_file: PathBuf, env: Environment, read: Option<EnvFile> },
     #[cfg(feature = "aws")]
-    Secret {
-        provider: globo_secrets::AwsProvider,
-        name: String,
-    },
+    Secret { provider: globo_secrets::AwsProvider, name: String },
 }
 
 /// What a write step makes of the pepper found.
@@ -147,12 +145,19 @@ impl PepperSource {
     /// Where the pepper lives for `config`, with `env` the process environment or a test's.
     /// Local mode reads nothing yet; prod mode builds the AWS client (no request sent).
     pub fn resolve(config: &PepperSourceConfig, env: &Environment) -> Result<Self, KeysError> {
-        let mut keys = KeySourceConfig::new().env_file(&config.env_file);
-        if let Some(mode) = config.mode {
-            keys = keys.mode(mode);
-        }
         let name = config.name(env);
-        match keys.decide(env)? {
+        // KeySourceConfig::decide's rule, keeping the reading for local mode too.
+        let decided = mode_without_env_file(config.mode, env)?;
+        let (decided, read) = if decided == Some(Mode::Local) {
+            (Decided::Local, None)
+        } else {
+            let file = EnvFile::read(&config.env_file, env)?;
+            match resolve_mode(decided, &file, env)? {
+                Mode::Prod => (Decided::Prod(file), None),
+                _ => (Decided::Local, Some(file)),
+            }
+        };
+        match decided {
             Decided::Local => {
                 if name.is_empty() || name.contains(['=', '\0']) {
                     return Err(SecretsError::InvalidName {
@@ -161,8 +166,8 @@ impl PepperSource {
                     }
                     .into());
                 }
-                let home =
-                    Home::Local { name, env_file: config.env_file.clone(), env: env.clone() };
+                let env_file = config.env_file.clone();
+                let home = Home::Local { name, env_file, env: env.clone(), read };
                 Ok(Self {
                     home,
                     #[cfg(feature = "aws")]
@@ -207,12 +212,14 @@ impl PepperSource {
     /// must parse ([`Peppers::parse`]); errors never repeat it.
     pub fn load(&self) -> Result<Option<Peppers>, KeysError> {
         match &self.home {
-            Home::Local { name, env_file, env } => {
+            Home::Local { name, env_file, env, read } => {
                 if let Some(peppers) = self.in_environment(name, env)? {
                     return Ok(Some(peppers));
                 }
-                let file = EnvFile::read(env_file, env)?;
-                self.parse_present(file.get(name))
+                match read {
+                    Some(file) => self.parse_present(file.get(name)),
+                    None => self.parse_present(EnvFile::read(env_file, env)?.get(name)),
+                }
             }
             #[cfg(feature = "aws")]
             Home::Secret { provider, name } => self.block_on(async {
@@ -233,7 +240,7 @@ impl PepperSource {
     pub fn create(&self) -> Result<Peppers, KeysError> {
         let created = Peppers::generate("1").map_err(|e| self.invalid(e))?;
         match &self.home {
-            Home::Local { name, env_file, env } => {
+            Home::Local { name, env_file, env, .. } => {
                 self.update_local(name, env_file, env, |found| match found {
                     Some(_) => Err(KeysError::PepperExists { location: self.describe() }),
                     None => Ok(Change::Write(created)),
@@ -307,7 +314,9 @@ impl PepperSource {
         change: impl FnOnce(Option<Peppers>) -> Result<Change, KeysError>,
     ) -> Result<Peppers, KeysError> {
         match &self.home {
-            Home::Local { name, env_file, env } => self.update_local(name, env_file, env, change),
+            Home::Local { name, env_file, env, .. } => {
+                self.update_local(name, env_file, env, change)
+            }
             #[cfg(feature = "aws")]
             Home::Secret { provider, name } => {
                 let found = self.load()?;

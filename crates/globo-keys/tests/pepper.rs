@@ -115,6 +115,22 @@ fn a_pepper_in_the_environment_wins_and_is_never_written_over() {
     assert!(other.load().unwrap().is_none());
 }
 
+/// `--env-file <(cmd)`: a pipe read once decides the mode (none given) and gives the pepper;
+/// reading it again finds nothing (before, `load` read it a second time and failed).
+#[test]
+fn a_piped_env_file_is_read_once_for_the_mode_and_the_pepper() {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd as _;
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    writer.write_all(format!("APP_MODE=local\nPASSWORD_PEPPER=1:{KEY}\n").as_bytes()).unwrap();
+    drop(writer);
+    let path = format!("/dev/fd/{}", reader.as_raw_fd());
+    let config = PepperSourceConfig::new().env_file(&path);
+    let source = PepperSource::resolve(&config, &Environment::empty()).unwrap();
+    assert_eq!(versions(&source.load().unwrap().unwrap()), ["1"]);
+    drop(reader);
+}
+
 #[cfg(feature = "aws")]
 #[test]
 fn prod_mode_keeps_the_pepper_in_secrets_manager() {
