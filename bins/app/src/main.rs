@@ -59,7 +59,7 @@ enum Command {
     /// Check a user's password; exit 0 when it matches, 1 otherwise.
     #[command(alias = "login")]
     Verify(cmd::auth::VerifyArgs),
-    /// List, delete users, change or reset their passwords.
+    /// List and delete users, change or reset their passwords, manage the password pepper.
     #[command(subcommand)]
     Users(cmd::users::UsersCommand),
     /// Encrypt, show and rotate the Fernet-encrypted configuration.

@@ -125,6 +125,22 @@ pub enum AuthError {
         max: u64,
     },
 
+    /// A pepper (its text form, or a new version id) is refused; the message never repeats
+    /// the value.
+    #[error("invalid pepper: {reason}")]
+    InvalidPepper {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A stored hash is peppered with a version of the pepper that is not configured (or no
+    /// pepper is configured at all): it cannot be checked until that version is supplied.
+    #[error("the hash is peppered with version '{version}' of the pepper, which is not configured")]
+    PepperUnavailable {
+        /// The version the hash names.
+        version: String,
+    },
+
     /// The users file holds an entry for this user that cannot be used.
     #[error("users file '{}': the entry for user '{username}' is unusable; fix or remove it", path.display())]
     BadEntry {
@@ -292,6 +308,8 @@ impl AuthError {
             | Self::File { .. }
             | Self::UnknownProfile { .. }
             | Self::UnknownPasswordPolicy { .. }
+            | Self::InvalidPepper { .. }
+            | Self::PepperUnavailable { .. }
             | Self::Random { .. }
             | Self::Argon2 { .. } => AuthErrorKind::Operational,
         }
@@ -351,6 +369,8 @@ mod tests {
                 Operational,
             ),
             (AuthError::NotAnObject { path: path.clone() }, Operational),
+            (AuthError::InvalidPepper { reason: "empty" }, Operational),
+            (AuthError::PepperUnavailable { version: "1".into() }, Operational),
             (AuthError::UsersFileTooLarge { path: path.clone(), max: 1 }, Operational),
             (AuthError::File { source: globo_fs::FsError::new("read", path, io()) }, Operational),
             (AuthError::UnknownProfile { name: "fast".into() }, Operational),
@@ -387,9 +407,11 @@ mod tests {
             AuthError::NoSuchUser { .. } => 20,
             AuthError::ConcurrentChange { .. } => 21,
             AuthError::UnknownPasswordPolicy { .. } => 22,
+            AuthError::InvalidPepper { .. } => 23,
+            AuthError::PepperUnavailable { .. } => 24,
         }
     }
-    const VARIANTS: usize = 23;
+    const VARIANTS: usize = 25;
 
     #[test]
     fn every_variant_has_the_kind_a_service_maps_to_a_status() {

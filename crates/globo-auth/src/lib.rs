@@ -108,6 +108,20 @@
 //! could store (passlib takes up to 4,096 code points), checked before anything is read or
 //! hashed.
 //!
+//! # Pepper
+//! A [`Peppers`] key, held by the secrets provider (never in the users file), encrypts every
+//! stored tag (OWASP Password Storage Cheat Sheet, "Peppering"): the record names its version
+//! (`keyid=`) and its tag is XORed with an HMAC-SHA512 keystream of the record's salt and
+//! parameters. passlib refuses such a record and, with `keyid` removed, its masked tag
+//! matches no password: a stolen users file alone cannot be attacked offline. With
+//! [`UserStore::with_peppers`], new records are peppered with the current version and a
+//! login upgrades unpeppered or older ones; [`UserStore::pepper_all`] and
+//! [`UserStore::rotate_pepper_all`] do it for every record offline, without passwords.
+//! Unpeppered records always verify. A record under a version that is not configured fails
+//! with [`AuthError::PepperUnavailable`] after the same dummy run an unknown user gets. The
+//! format, the reasons and a ten-line Python recipe for argon2-cffi and passlib:
+//! [docs/passwords.md, "Pepper"](https://github.com/globo-rs/globo/blob/main/docs/passwords.md#pepper).
+//!
 //! # Usernames
 //! New usernames are RFC 8265 identifiers ([`Username::prepare`], profile
 //! UsernameCasePreserved: width mapping, NFC, IdentifierClass, bidi rule), with no
@@ -159,7 +173,7 @@
 //! # Compatibility
 //! globo parses PHC strings itself, following the reference C library that argon2-cffi and
 //! passlib use where it and the `argon2` crate differ (a hash without `v=` is version 0x10,
-//! tags of 4 to 9 bytes are accepted, `data=` is honoured, `keyid=` refused); the list is in
+//! tags of 4 to 9 bytes are accepted, `data=` is honoured, `keyid=` names a pepper version, see "Pepper"); the list is in
 //! [docs/passwords.md](https://github.com/globo-rs/globo/blob/main/docs/passwords.md).
 #![forbid(unsafe_code)]
 
@@ -169,6 +183,7 @@ mod error;
 mod events;
 mod normalize;
 mod params;
+mod pepper;
 mod phc;
 mod policy;
 mod store;
@@ -179,6 +194,7 @@ pub use events::TARGET as SECURITY_EVENTS_TARGET;
 pub use globo_report::{Report, with_causes};
 pub use normalize::normalize_password;
 pub use params::{HashParams, Limits, Profile};
+pub use pepper::{MAX_PEPPER_BYTES, MIN_PEPPER_BYTES, PepperReport, Peppers};
 pub use phc::{hash_password, is_hash_obsolete, verify_password, verify_password_with_limits};
 pub use policy::{
     MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,

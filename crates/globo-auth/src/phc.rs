@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
+use crate::pepper::{self, Peppers};
 use crate::{AuthError, HashParams, Limits, Profile};
 
 /// A parsed and bounds-checked Argon2 PHC string. Holding one means hashing with it is safe.
@@ -23,6 +24,10 @@ pub(crate) struct ParsedHash {
     data: Vec<u8>,
     salt: Vec<u8>,
     tag: Vec<u8>,
+    /// The pepper version the tag is masked with (`keyid=`), if any.
+    keyid: Option<String>,
+    /// The text before the last `$` without `keyid=`: what the pepper's keystream covers.
+    head: String,
 }
 
 fn malformed(reason: &'static str) -> AuthError {
@@ -102,11 +107,18 @@ impl ParsedHash {
         let t = decimal(field(fields.next(), "t").ok_or(malformed(order))?, "t is not a u32")?;
         let p = decimal(field(fields.next(), "p").ok_or(malformed(order))?, "p is not a u32")?;
         let mut rest = fields.next();
-        if let Some(keyid) = field(rest, "keyid") {
-            b64(keyid, "keyid is not valid base64")?;
-            return Err(AuthError::UnsupportedHash {
-                reason: "keyid= names a secret key (pepper) that globo does not hold",
-            });
+        let mut keyid = None;
+        if let Some(encoded) = field(rest, "keyid") {
+            let id = b64(encoded, "keyid is not valid base64")?;
+            match String::from_utf8(id) {
+                Ok(id) if pepper::is_version_id(&id) => keyid = Some((encoded, id)),
+                _ => {
+                    return Err(AuthError::UnsupportedHash {
+                        reason: "keyid= does not name a globo pepper version (1 to 8 ASCII letters or digits)",
+                    });
+                }
+            }
+            rest = fields.next();
         }
         let mut data = Vec::new();
         if let Some(encoded) = field(rest, "data") {
@@ -172,7 +184,57 @@ impl ParsedHash {
                 Limits::MAX_TAG_LEN as u64,
             ));
         }
-        Ok(Self { algorithm, version, m_kib, t, p, data, salt, tag })
+        // Validated above: the text before the last '$' holds `,keyid=<encoded>` once, in
+        // the parameters (no other field can contain "keyid=").
+        let head = &hash[..hash.rfind('$').unwrap_or(0)];
+        let (head, keyid) = match keyid {
+            Some((encoded, id)) => (head.replacen(&format!(",keyid={encoded}"), "", 1), Some(id)),
+            None => (head.to_owned(), None),
+        };
+        Ok(Self { algorithm, version, m_kib, t, p, data, salt, tag, keyid, head })
+    }
+
+    /// The pepper version this hash's tag is masked with, if any.
+    pub(crate) fn pepper_version(&self) -> Option<&str> {
+        self.keyid.as_deref()
+    }
+
+    /// This hash with its tag unmasked: itself when it is not peppered, else unmasked with
+    /// its version from `peppers` ([`AuthError::PepperUnavailable`] when there is none).
+    pub(crate) fn unpeppered(&self, peppers: Option<&Peppers>) -> Result<Self, AuthError> {
+        let mut plain = self.clone();
+        if let Some(id) = plain.keyid.take() {
+            let peppers =
+                peppers.ok_or_else(|| AuthError::PepperUnavailable { version: id.clone() })?;
+            peppers.apply(&id, &self.head, &mut plain.tag)?;
+        }
+        Ok(plain)
+    }
+
+    /// The record text of this (unpeppered) hash peppered with `peppers`' current version:
+    /// `keyid=` inserted after `p=`, the tag masked. The rest of the text is kept as it was.
+    pub(crate) fn peppered_text(&self, peppers: &Peppers) -> Result<String, AuthError> {
+        if self.keyid.is_some() {
+            return Err(malformed("the hash is peppered already"));
+        }
+        let id = peppers.current_version();
+        let mut tag = Zeroizing::new(self.tag.clone());
+        peppers.apply(id, &self.head, &mut tag)?;
+        let keyid = format!("keyid={}", B64.encode(id));
+        let head: Vec<String> = self
+            .head
+            .split('$')
+            .map(|part| {
+                if part.starts_with("m=") {
+                    let mut params: Vec<&str> = part.split(',').collect();
+                    params.insert(params.len().min(3), &keyid);
+                    params.join(",")
+                } else {
+                    part.to_owned()
+                }
+            })
+            .collect();
+        Ok(format!("{}${}", head.join("$"), B64.encode(tag.as_slice())))
     }
 
     /// Runs Argon2 over `password` with this hash's parameters and salt; `out` gets the tag.
@@ -208,6 +270,10 @@ impl ParsedHash {
 
     /// Whether `password` matches, compared in constant time.
     pub(crate) fn matches(&self, password: &[u8]) -> Result<bool, AuthError> {
+        // A masked tag never matches: unmask it first (`unpeppered`).
+        if let Some(id) = &self.keyid {
+            return Err(AuthError::PepperUnavailable { version: id.clone() });
+        }
         let mut out = Zeroizing::new(vec![0u8; self.tag.len()]);
         self.compute(password, &mut out)?;
         Ok(bool::from(out.as_slice().ct_eq(&self.tag)))
@@ -225,6 +291,8 @@ impl ParsedHash {
             data: self.data.clone(),
             salt: random(self.salt.len())?.to_vec(),
             tag: random(self.tag.len())?.to_vec(),
+            keyid: None,
+            head: String::new(),
         })
     }
 
@@ -253,15 +321,19 @@ fn random(len: usize) -> Result<Zeroizing<Vec<u8>>, AuthError> {
     Ok(bytes)
 }
 
-fn encode(params: &HashParams, salt: &[u8], tag: &[u8]) -> String {
+/// The text of a new hash up to and including its salt.
+fn head(params: &HashParams, salt: &[u8]) -> String {
     format!(
-        "$argon2id$v=19$m={},t={},p={}${}${}",
+        "$argon2id$v=19$m={},t={},p={}${}",
         params.memory_kib(),
         params.iterations(),
         params.lanes(),
         B64.encode(salt),
-        B64.encode(tag)
     )
+}
+
+fn encode(params: &HashParams, salt: &[u8], tag: &[u8]) -> String {
+    format!("{}${}", head(params, salt), B64.encode(tag))
 }
 
 /// Hashes `password` with `profile`'s parameters and a fresh random salt.
@@ -281,8 +353,25 @@ pub fn hash_password(password: impl AsRef<[u8]>, profile: Profile) -> Result<Str
 
 /// Hashes `password` with `params` (always Argon2id v0x13) and a fresh random salt.
 pub(crate) fn hash_with_params(password: &[u8], params: &HashParams) -> Result<String, AuthError> {
+    Ok(hash_parsed(password, params)?.text())
+}
+
+/// [`hash_with_params`], peppered with `peppers`' current version when there are peppers.
+pub(crate) fn new_record(
+    password: &[u8],
+    params: &HashParams,
+    peppers: Option<&Peppers>,
+) -> Result<String, AuthError> {
+    let parsed = hash_parsed(password, params)?;
+    match peppers {
+        Some(peppers) => parsed.peppered_text(peppers),
+        None => Ok(parsed.text()),
+    }
+}
+
+fn hash_parsed(password: &[u8], params: &HashParams) -> Result<ParsedHash, AuthError> {
     let salt = random(params.salt_len())?;
-    let parsed = ParsedHash {
+    let mut parsed = ParsedHash {
         algorithm: Algorithm::Argon2id,
         version: Version::V0x13,
         m_kib: params.memory_kib(),
@@ -291,10 +380,20 @@ pub(crate) fn hash_with_params(password: &[u8], params: &HashParams) -> Result<S
         data: Vec::new(),
         salt: salt.to_vec(),
         tag: Vec::new(),
+        keyid: None,
+        head: head(params, &salt),
     };
-    let mut tag = Zeroizing::new(vec![0u8; params.tag_len()]);
+    let mut tag = vec![0u8; params.tag_len()];
     parsed.compute(password, &mut tag)?;
-    Ok(encode(params, &salt, &tag))
+    parsed.tag = tag;
+    Ok(parsed)
+}
+
+impl ParsedHash {
+    /// The PHC text of an unpeppered hash made by [`hash_parsed`].
+    fn text(&self) -> String {
+        format!("{}${}", self.head, B64.encode(&self.tag))
+    }
 }
 
 /// A hash string with `params` and random salt and tag: the hash of no password at all.
@@ -311,7 +410,9 @@ pub(crate) fn dummy_hash(params: &HashParams) -> Result<String, AuthError> {
 ///
 /// `Ok(())` when it matches; [`AuthError::InvalidCredentials`] when it does not; a
 /// `MalformedHash`, `UnsupportedHash` or `HashExceedsLimits` error when the hash cannot be
-/// used. Accepts Argon2id, Argon2i and Argon2d, versions 0x10 and 0x13.
+/// used. Accepts Argon2id, Argon2i and Argon2d, versions 0x10 and 0x13. A peppered record
+/// (`keyid=`) is [`AuthError::PepperUnavailable`]: verify it through a
+/// [`UserStore`](crate::UserStore) given the pepper ([`UserStore::with_peppers`](crate::UserStore::with_peppers)).
 ///
 /// **Cost:** blocks for one Argon2 run and allocates the hash's memory cost, `m` KiB (at most
 /// [`Limits::DEFAULT`]'s 256 MiB, checked before allocating); with the `parallel` feature its `p` lanes run on rayon's global
@@ -327,7 +428,7 @@ pub fn verify_password_with_limits(
     hash: &str,
     limits: &Limits,
 ) -> Result<(), AuthError> {
-    let parsed = ParsedHash::parse(hash, limits)?;
+    let parsed = ParsedHash::parse(hash, limits)?.unpeppered(None)?;
     if parsed.matches(password.as_ref())? { Ok(()) } else { Err(AuthError::InvalidCredentials) }
 }
 
@@ -370,6 +471,8 @@ mod tests {
                 data: unhex(&text("ad_hex")),
                 salt: unhex(&text("salt_hex")),
                 tag: unhex(&text("tag_hex")),
+                keyid: None,
+                head: String::new(),
             };
             let mut out = vec![0u8; parsed.tag.len()];
             parsed
@@ -381,5 +484,71 @@ mod tests {
                 .unwrap();
             assert_eq!(out, parsed.tag, "{}", text("source"));
         }
+    }
+
+    fn peppers() -> Peppers {
+        let text = "7:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+        Peppers::parse(&secrecy::SecretString::from(text)).unwrap()
+    }
+
+    /// keyid goes right after `p=`, before `data=`; the rest of the text (a missing `v=`
+    /// included) is kept, and unmasking gives back the tag that verifies.
+    #[test]
+    fn peppering_inserts_keyid_after_p_and_keeps_the_rest_of_the_text() {
+        let peppers = peppers();
+        let cases = [
+            // From the PHC vectors (argon2 crate's tests): version 16 without v=, and data=.
+            (
+                "password",
+                "$argon2i$m=65536,t=2,p=1$c29tZXNhbHQ$9sTbSlTio3Biev89thdrlKKiCaYsjjYVJxGAL3swxpQ",
+            ),
+            (
+                "password",
+                "$argon2d$v=16$m=32,t=2,p=3,data=Dw8PDw8P$AAAAAAAAAAA$KnH4gniiaFnDvlA1xev3yovC4cnrrI6tnHOYtmja90o",
+            ),
+        ];
+        let expected_heads = [
+            "$argon2i$m=65536,t=2,p=1,keyid=Nw$c29tZXNhbHQ$",
+            "$argon2d$v=16$m=32,t=2,p=3,keyid=Nw,data=Dw8PDw8P$AAAAAAAAAAA$",
+        ];
+        for ((password, hash), head) in cases.into_iter().zip(expected_heads) {
+            let parsed = ParsedHash::parse(hash, &Limits::DEFAULT).unwrap();
+            assert!(parsed.matches(password.as_bytes()).unwrap(), "{hash}");
+            let record = parsed.peppered_text(&peppers).unwrap();
+            assert!(record.starts_with(head), "{record}");
+            assert_ne!(record.rsplit('$').next(), hash.rsplit('$').next());
+            let peppered = ParsedHash::parse(&record, &Limits::DEFAULT).unwrap();
+            assert_eq!(peppered.pepper_version(), Some("7"));
+            assert!(
+                peppered.matches(password.as_bytes()).is_err(),
+                "a masked tag is never compared"
+            );
+            let plain = peppered.unpeppered(Some(&peppers)).unwrap();
+            assert_eq!(plain.tag, parsed.tag);
+            assert_eq!(plain.head, parsed.head);
+            assert!(plain.matches(password.as_bytes()).unwrap());
+            assert!(!plain.matches(b"wrong").unwrap());
+            assert!(matches!(
+                peppered.unpeppered(None),
+                Err(AuthError::PepperUnavailable { version }) if version == "7"
+            ));
+            // Peppering twice is refused rather than nesting masks.
+            assert!(peppered.peppered_text(&peppers).is_err());
+        }
+    }
+
+    /// A keyid that is not a globo version id (the PHC vectors' 0xF0F0F0F0) stays
+    /// unsupported; one that is parses and names its version.
+    #[test]
+    fn keyid_must_name_a_version() {
+        let foreign = "$argon2d$v=19$m=65536,t=2,p=1,keyid=8PDw8A$YzI5dFpYTmhiSFFBQUFBQUFBQUFBQQ$Jxy74cswY2mq9y+u+iJcJy8EqOp4t/C7DWDzGwGB3IM";
+        assert!(matches!(
+            ParsedHash::parse(foreign, &Limits::DEFAULT),
+            Err(AuthError::UnsupportedHash { .. })
+        ));
+        let ours = foreign.replace("keyid=8PDw8A", "keyid=djI");
+        let parsed = ParsedHash::parse(&ours, &Limits::DEFAULT).unwrap();
+        assert_eq!(parsed.pepper_version(), Some("v2"));
+        assert_eq!(parsed.head, "$argon2d$v=19$m=65536,t=2,p=1$YzI5dFpYTmhiSFFBQUFBQUFBQUFBQQ");
     }
 }

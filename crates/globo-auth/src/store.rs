@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::events::Event;
 use crate::normalize::{self, Form};
+use crate::pepper::{PepperReport, Peppers};
 use crate::phc::{self, ParsedHash};
 use crate::policy::MAX_LOGIN_PASSWORD_BYTES;
 use crate::username::{Username, comparison_key};
@@ -44,6 +45,8 @@ pub struct UserStore {
     /// How many Argon2 checks logins ran (tests count them per path).
     #[cfg(test)]
     checks: std::sync::atomic::AtomicUsize,
+    /// The pepper's versions, when one is configured.
+    peppers: Option<Peppers>,
 }
 
 /// A successful verification, and who it was for.
@@ -69,9 +72,11 @@ impl Verified {
         &self.username
     }
 
-    /// Whether the stored hash was obsolete, or made of the password's raw bytes where NFKC
-    /// changes them (a lab hash), and has been replaced by one of the NFKC form made with the
-    /// store's profile.
+    /// Whether the stored record has been replaced by a better one: its hash was obsolete,
+    /// or made of the password's raw bytes where NFKC changes them (a lab hash), and is now one
+    /// of the NFKC form made with the store's profile; or (with a pepper, see
+    /// [`UserStore::with_peppers`]) it was unpeppered or under an older pepper version and has
+    /// been re-peppered with the current one.
     pub fn rehashed(&self) -> bool {
         self.rehashed
     }
@@ -98,7 +103,25 @@ impl UserStore {
             dummy: Mutex::new(None),
             #[cfg(test)]
             checks: std::sync::atomic::AtomicUsize::new(0),
+            peppers: None,
         }
+    }
+
+    /// Peppers records with `peppers` (see [`Peppers`]): every new record (registration,
+    /// rehash on login) is peppered with its current version, a login on an unpeppered
+    /// record or one under an older version re-peppers it ([`Verified::rehashed`]), and
+    /// records under any of its versions verify. Unpeppered records verify with or without a
+    /// pepper. [`pepper_all`](Self::pepper_all) and
+    /// [`rotate_pepper_all`](Self::rotate_pepper_all) do the same to every record offline.
+    #[must_use]
+    pub fn with_peppers(mut self, peppers: Peppers) -> Self {
+        self.peppers = Some(peppers);
+        self
+    }
+
+    /// The pepper's versions, when one is configured.
+    pub fn peppers(&self) -> Option<&Peppers> {
+        self.peppers.as_ref()
     }
 
     /// Uses `profile` for new hashes and as the policy that older hashes are upgraded to.
@@ -178,7 +201,11 @@ impl UserStore {
             return Err(AuthError::UserExists { username: username.into_string() });
         }
         // Hash outside the lock: it is the slow part and needs no shared state.
-        let hash = phc::hash_password(password.expose_secret().as_bytes(), self.profile)?;
+        let hash = phc::new_record(
+            password.expose_secret().as_bytes(),
+            &self.profile.params(),
+            self.peppers.as_ref(),
+        )?;
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
         if exists(&users) {
@@ -228,7 +255,9 @@ impl UserStore {
     /// [`AuthError::BadEntry`], naming the user, after the same dummy verification as an
     /// unknown user: that is an operational problem for the administrator, not a login
     /// failure (its kind does tell that the name exists: see
-    /// [`AuthErrorKind`](crate::AuthErrorKind)).
+    /// [`AuthErrorKind`](crate::AuthErrorKind)). So does a record peppered with a version
+    /// the store does not hold ([`AuthError::PepperUnavailable`]; see
+    /// [`with_peppers`](Self::with_peppers)).
     ///
     /// **Cost:** reads the users file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN))
     /// and runs Argon2 once, known user or not, or twice for a password that NFKC changes
@@ -274,14 +303,21 @@ impl UserStore {
                     username,
                     AuthError::MalformedHash { reason: "the value is not a string" },
                 ))),
+                // A peppered record is unmasked first; a version the store does not hold is
+                // reported after the same dummy runs as an unusable entry.
                 Some(stored) => ParsedHash::parse(stored, &self.limits)
-                    .map(|parsed| (username, stored, parsed))
+                    .and_then(|parsed| {
+                        let pepper_outdated = self.pepper_outdated(&parsed);
+                        parsed
+                            .unpeppered(self.peppers.as_ref())
+                            .map(|plain| (username, stored, plain, pepper_outdated))
+                    })
                     .map_err(|e| Some((username, e))),
             },
         };
         let dummy;
         let hash = match &target {
-            Ok((_, _, parsed)) => {
+            Ok((_, _, parsed, _)) => {
                 std::hint::black_box(typical);
                 parsed
             }
@@ -306,9 +342,12 @@ impl UserStore {
                 break;
             }
         }
-        let (username, stored, parsed) = match target {
+        let (username, stored, parsed, pepper_outdated) = match target {
             Ok(found) => found,
             Err(None) => return Err(AuthError::InvalidCredentials),
+            // A pepper version the store does not hold: reported after the same dummy runs
+            // as an unusable entry (an operational problem, not the user's).
+            Err(Some((_, e @ AuthError::PepperUnavailable { .. }))) => return Err(e),
             Err(Some((username, e))) => return Err(self.bad_entry(username, e)),
         };
         let Some(form) = matched else {
@@ -316,7 +355,8 @@ impl UserStore {
         };
         Event::LoginSuccess { username, source: source.unwrap_or("") }.emit();
         // A hash of the raw form is replaced by one of the NFKC form, as an obsolete one is.
-        if form == Form::Normalized && !parsed.is_obsolete(&self.profile.params()) {
+        let obsolete = form == Form::Raw || parsed.is_obsolete(&self.profile.params());
+        if !obsolete && !pepper_outdated {
             return Ok(Verified {
                 username: username.to_owned(),
                 rehashed: false,
@@ -325,11 +365,16 @@ impl UserStore {
             });
         }
         let params = parsed.rehash_params(self.profile.params());
-        let (record, rehash_error) =
-            match self.rehash(username, stored, candidates.normalized(), &params) {
-                Ok(record) => (record, None),
-                Err(e) => (None, Some(e)),
-            };
+        let upgraded = if obsolete {
+            self.rehash(username, stored, candidates.normalized(), &params)
+        } else {
+            // Only the pepper is out of date: re-mask the tag, no Argon2 run needed.
+            self.repepper(username, stored, &parsed)
+        };
+        let (record, rehash_error) = match upgraded {
+            Ok(record) => (record, None),
+            Err(e) => (None, Some(e)),
+        };
         let rehashed = record.is_some();
         let record = SecretString::from(record.as_deref().unwrap_or(stored));
         Ok(Verified { username: username.to_owned(), rehashed, rehash_error, record })
@@ -359,6 +404,85 @@ impl UserStore {
         Ok(groups.into_iter().map(|(_, names)| names).filter(|names| names.len() > 1).collect())
     }
 
+    /// Peppers every unpeppered record with the current version of the store's pepper
+    /// ([`with_peppers`](Self::with_peppers)); records already peppered, under any version,
+    /// are left as they are. No password is needed: the pepper masks the stored tag (see
+    /// [`Peppers`]), so a users file is peppered offline, in one run.
+    ///
+    /// Runs under the users file's exclusive lock and replaces the file in one atomic write
+    /// (nothing is written when nothing changes): interrupted, it leaves the file as it was,
+    /// and running it again is always safe. Entries that are not usable hashes are left as
+    /// they are and listed in [`PepperReport::unusable`]. Fails with
+    /// [`AuthError::InvalidPepper`] when the store has no pepper.
+    ///
+    /// **Cost:** one HMAC-SHA512 per record, no Argon2 run; reads and rewrites the file.
+    pub fn pepper_all(&self) -> Result<PepperReport, AuthError> {
+        self.repepper_all(false)
+    }
+
+    /// Moves every record to the current version of the store's pepper: unpeppered records
+    /// and records under an older version are (re-)peppered, offline, as
+    /// [`pepper_all`](Self::pepper_all) does. Once it has run, every version but the current
+    /// one can be retired ([`Peppers::retain_current_only`]). A record under a version the
+    /// store does not hold fails the whole run with [`AuthError::PepperUnavailable`] before
+    /// anything is written (dropping that version would lock its users out).
+    pub fn rotate_pepper_all(&self) -> Result<PepperReport, AuthError> {
+        self.repepper_all(true)
+    }
+
+    fn repepper_all(&self, rotate: bool) -> Result<PepperReport, AuthError> {
+        let peppers = self
+            .peppers
+            .as_ref()
+            .ok_or(AuthError::InvalidPepper { reason: "no pepper is configured for the store" })?;
+        let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
+        let mut users = self.read()?;
+        let mut report = PepperReport::default();
+        for (name, entry) in &mut users {
+            let Some(parsed) = entry.as_str().and_then(|t| ParsedHash::parse(t, &self.limits).ok())
+            else {
+                report.unusable.push(name.clone());
+                continue;
+            };
+            let keep = match parsed.pepper_version() {
+                None => false,
+                Some(version) => !rotate || version == peppers.current_version(),
+            };
+            if keep {
+                report.unchanged += 1;
+                continue;
+            }
+            let record = parsed.unpeppered(Some(peppers))?.peppered_text(peppers)?;
+            *entry = Value::String(record);
+            report.changed += 1;
+        }
+        if report.changed > 0 {
+            self.write(&users)?;
+        }
+        Ok(report)
+    }
+
+    /// Whether a login on `parsed` should re-pepper it: a pepper is configured and the record
+    /// is not under its current version.
+    fn pepper_outdated(&self, parsed: &ParsedHash) -> bool {
+        self.peppers
+            .as_ref()
+            .is_some_and(|peppers| parsed.pepper_version() != Some(peppers.current_version()))
+    }
+
+    /// Replaces `old` by `plain` peppered with the current version, if the entry still holds
+    /// `old`; returns the new record when it did.
+    fn repepper(
+        &self,
+        username: &str,
+        old: &str,
+        plain: &ParsedHash,
+    ) -> Result<Option<String>, AuthError> {
+        let Some(peppers) = &self.peppers else { return Ok(None) };
+        let record = plain.peppered_text(peppers)?;
+        self.replace_entry(username, old, record)
+    }
+
     /// Replaces `old` by a fresh hash if the entry still holds `old`; returns the new hash
     /// when it did.
     fn rehash(
@@ -368,7 +492,18 @@ impl UserStore {
         password: &SecretString,
         params: &HashParams,
     ) -> Result<Option<String>, AuthError> {
-        let hash = phc::hash_with_params(password.expose_secret().as_bytes(), params)?;
+        let hash =
+            phc::new_record(password.expose_secret().as_bytes(), params, self.peppers.as_ref())?;
+        self.replace_entry(username, old, hash)
+    }
+
+    /// Replaces `old` by `hash` if the entry still holds `old`; returns `hash` when it did.
+    fn replace_entry(
+        &self,
+        username: &str,
+        old: &str,
+        hash: String,
+    ) -> Result<Option<String>, AuthError> {
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
         match users.get_mut(username) {
@@ -674,5 +809,23 @@ mod tests {
         assert_eq!((params.memory_kib(), params.iterations()), (19456, 2));
         let params = stored.rehash_params(Profile::Rfc9106LowMemory.params());
         assert_eq!((params.memory_kib(), params.iterations()), (65536, 3));
+    }
+
+    /// A record under a pepper version the store does not hold gets `PepperUnavailable`
+    /// only after the dummy verification an unknown user gets (like a bad entry).
+    #[test]
+    fn an_unavailable_pepper_version_is_reported_after_the_dummy_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let key = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+        let peppers = Peppers::parse(&SecretString::from(key)).unwrap();
+        let peppered =
+            UserStore::new(&path).with_profile(Profile::TestOnlyInsecure).with_peppers(peppers);
+        peppered.register("alice", &SecretString::from("a long enough password")).unwrap();
+        let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+        assert!(cached_dummy(&store).is_none());
+        let result = store.verify("alice", &SecretString::from("a long enough password"));
+        assert!(matches!(result, Err(AuthError::PepperUnavailable { .. })), "{result:?}");
+        assert!(cached_dummy(&store).is_some(), "no dummy verification");
     }
 }

@@ -320,3 +320,108 @@ fn a_globo_hash_of_an_nfkc_password_verifies_in_python_after_normalising() {
         "False True True\nTrue True True\nTrue True True\nFalse False False\n"
     );
 }
+
+/// The Python recipe of docs/passwords.md, "Pepper": the first ```python block after the
+/// heading, exactly as documented.
+fn documented_pepper_recipe() -> String {
+    let docs =
+        std::fs::read_to_string(globo_testkit::workspace_root().join("docs/passwords.md")).unwrap();
+    let section = &docs[docs.find("\n## Pepper\n").expect("a Pepper section")..];
+    let start = section.find("```python\n").expect("a python block") + "```python\n".len();
+    let end = start + section[start..].find("```").unwrap();
+    section[start..end].to_owned()
+}
+
+/// Given argv = [record, PASSWORD_PEPPER] and the password on stdin, prints, for the record
+/// unpeppered by the recipe, argon2-cffi's and passlib's answers; then what each says of the
+/// raw record and of the record with keyid stripped (its tag still masked).
+const PY_PEPPER_CHECK: &str = r#"
+import sys, argon2, argon2.exceptions
+from passlib.hash import argon2 as passlib_argon2
+password = sys.stdin.buffer.read().decode("utf-8")
+record, peppers = sys.argv[1], load_peppers(sys.argv[2])
+def cffi(h):
+    try:
+        return argon2.PasswordHasher().verify(h, password)
+    except argon2.exceptions.VerifyMismatchError:
+        return False
+    except Exception as e:  # the record is refused: which error
+        return type(e).__name__
+def passlib(h):
+    try:
+        return passlib_argon2.verify(password, h)
+    except Exception as e:
+        return type(e).__name__
+head, tag = record.rsplit("$", 1)
+stripped = "$".join(
+    ",".join(f for f in p.split(",") if not f.startswith("keyid=")) for p in head.split("$")
+) + "$" + tag
+plain = unpepper(record, peppers)
+print(cffi(plain), passlib(plain), cffi(record), passlib(record), cffi(stripped), passlib(stripped))
+"#;
+
+/// Issue 13: the documented Python recipe verifies peppered records with the lab's libraries
+/// (a), both libraries fail on the raw peppered record, and with keyid stripped they answer
+/// "no match" for the right password (b); unpeppered records still verify in them (c).
+#[test]
+fn peppered_records_verify_in_python_through_the_documented_recipe_only() {
+    let Some(python) = peers() else { return };
+    let recipe = documented_pepper_recipe();
+    let program = format!("{recipe}\n{PY_PEPPER_CHECK}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    // Two versions, the second written URL-safe and unpadded (both forms are allowed).
+    let peppers_text = "2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=,1:-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_8";
+    let peppers = globo_auth::Peppers::parse(&SecretString::from(peppers_text)).unwrap();
+    let v1 = globo_auth::Peppers::parse(&SecretString::from(
+        "1:-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_8",
+    ))
+    .unwrap();
+    let old = UserStore::new(&path).with_profile(Profile::OwaspMinimum).with_peppers(v1);
+    let store = UserStore::new(&path).with_profile(Profile::OwaspMinimum).with_peppers(peppers);
+    let mut records = Vec::new();
+    for (i, password) in PASSWORDS.iter().enumerate() {
+        let name = format!("user{i}");
+        // Under version 1, then under version 2 (the current one) by a login.
+        old.register(&name, &SecretString::from(*password)).unwrap();
+        let users: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        records.push((password, users[&name].as_str().unwrap().to_owned()));
+        assert!(store.verify(&name, &SecretString::from(*password)).unwrap().rehashed());
+        let users: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        records.push((password, users[&name].as_str().unwrap().to_owned()));
+    }
+    for (password, record) in &records {
+        assert!(record.contains(",keyid="), "{record}");
+        let out = python.run_ok(&program, &[record, peppers_text], password.as_bytes());
+        assert_eq!(
+            String::from_utf8(out).unwrap().trim(),
+            "True True VerificationError NotImplementedError False False",
+            "{record}"
+        );
+        let wrong = format!("{password}x");
+        let out = python.run_ok(&program, &[record, peppers_text], wrong.as_bytes());
+        assert_eq!(
+            String::from_utf8(out).unwrap().trim(),
+            "False False VerificationError NotImplementedError False False",
+            "{record}"
+        );
+    }
+    // (c) Unpeppered records: what a store without a pepper writes, and what the lab writes,
+    // verify in passlib (the recipe passes them through unchanged), and in a peppered store.
+    let plain_path = dir.path().join("plain.json");
+    let plain = UserStore::new(&plain_path).with_profile(Profile::OwaspMinimum);
+    plain.register("carol", &SecretString::from(PASSWORDS[0])).unwrap();
+    let users: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&plain_path).unwrap()).unwrap();
+    let record = users["carol"].as_str().unwrap();
+    assert!(!record.contains("keyid"));
+    let out = python.run_ok(&program, &[record, peppers_text], PASSWORDS[0].as_bytes());
+    assert_eq!(String::from_utf8(out).unwrap().trim(), "True True True True True True");
+    let lab = String::from_utf8(python.run_ok(PY_HASH, &[], PASSWORDS[1].as_bytes())).unwrap();
+    let lab = lab.lines().next().unwrap();
+    let out = python.run_ok(&program, &[lab, peppers_text], PASSWORDS[1].as_bytes());
+    assert_eq!(String::from_utf8(out).unwrap().trim(), "True True True True True True");
+    globo_auth::verify_password(PASSWORDS[1], lab).unwrap();
+}

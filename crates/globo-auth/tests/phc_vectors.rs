@@ -1,7 +1,7 @@
 //! Every entry of `testdata/vectors/argon2/phc.json` (see its SOURCE.md) with its expected
 //! outcome in globo. Where the file's `valid` flag and globo differ, the reason is a documented
 //! decision (docs/passwords.md, "Compatibility decisions"): 1 GiB hashes exceed the memory limit,
-//! `keyid=` is unsupported.
+//! a `keyid=` that names no globo pepper version is unsupported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use globo_auth::{AuthError, verify_password};

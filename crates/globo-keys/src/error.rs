@@ -77,6 +77,50 @@ pub enum KeysError {
         #[source]
         source: CryptoError,
     },
+    /// The password pepper's text is not valid (see
+    /// [`Peppers::parse`](globo_auth::Peppers::parse)); the value is never repeated.
+    #[error("the password pepper in {location} is not valid")]
+    InvalidPepper {
+        /// Where the pepper is (a variable or a secret).
+        location: String,
+        /// What is wrong with it.
+        #[source]
+        source: globo_auth::AuthError,
+    },
+    /// Creating the password pepper was refused because one exists: replacing it would make
+    /// every peppered record unverifiable.
+    #[error(
+        "{location} already holds a password pepper; replacing it would make every peppered          password unverifiable. To change it, rotate it instead"
+    )]
+    PepperExists {
+        /// Where the pepper is.
+        location: String,
+    },
+    /// A rotation step found no password pepper.
+    #[error("{location} holds no password pepper; create one first")]
+    PepperMissing {
+        /// Where the pepper was looked for.
+        location: String,
+    },
+    /// The password pepper cannot be written where it is (set in the process environment,
+    /// `.env` disabled, or a `.env` statement that cannot be replaced safely). Nothing was
+    /// written.
+    #[error("cannot write the password pepper in {location}: {reason}")]
+    PepperNotWritable {
+        /// Where the pepper is.
+        location: String,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// Locking or replacing the `.env` file failed.
+    #[error("cannot write the .env file '{}'", path.display())]
+    EnvFileWrite {
+        /// The `.env` file.
+        path: PathBuf,
+        /// The failed operation.
+        #[source]
+        source: globo_fs::FsError,
+    },
     /// Production mode was asked for, but this build has no backend for it (the `aws` feature
     /// is off).
     #[error(

@@ -56,6 +56,12 @@
 //! overtaken by a rotation; [`KeySource::write`] loads the keys under the key file's lock, so
 //! that no rotation retires them while a file is encrypted.
 //!
+//! # Password pepper
+//! [`pepper`]: the secret `PASSWORD_PEPPER` (globo-auth's [`Peppers`](globo_auth::Peppers))
+//! in the same place: the environment or `.env` in local mode, AWS Secrets Manager in prod
+//! mode. [`pepper::PepperSource`] loads it, creates it once (never replacing it) and rotates
+//! it in re-runnable steps; `.env` is edited atomically, other lines untouched.
+//!
 //! # Blocking
 //! With a key file, the `async` calls `load`, `create`, `read`, `write` and `rotate` do their
 //! file I/O on the calling thread: they block it, and `write` waits for the key file's lock
@@ -84,6 +90,7 @@
 
 mod blocking;
 mod error;
+pub mod pepper;
 #[cfg(feature = "aws")]
 pub mod secrets_manager;
 #[cfg(feature = "aws")]

@@ -574,6 +574,91 @@ impl<P: Fn(u8) -> bool> NextByte<P> {
     }
 }
 
+/// `text` (a `.env` file) with `name` set to `value`: every one-line statement for `name`
+/// (`NAME=...`, `export NAME=...`) is removed and `NAME='value'` put where the first one was,
+/// or appended at the end; every other line is kept byte for byte. What a program that
+/// keeps a secret in `.env` (a pepper, say) writes back with.
+///
+/// `None` (the caller changes nothing) when that cannot be done safely: `value` holds a
+/// quote, backslash, `$` or line break; the text has a line python-dotenv cannot parse; or
+/// the result would not read back as `text` with only `name` changed (a value for `name`
+/// spread over several lines, or another line that refers to `${NAME}`). The result is
+/// checked by parsing it with `env`, as [`EnvFile::read`](crate::EnvFile::read) would.
+///
+/// ```
+/// use globo_secrets::{Environment, dotenv};
+/// use secrecy::{ExposeSecret as _, SecretString};
+///
+/// let env = Environment::empty();
+/// let text = "# keys\nA=1\nPEPPER=old\nB=2\n";
+/// let new = dotenv::set_value(text, "PEPPER", &SecretString::from("1:abc"), &env).unwrap();
+/// assert_eq!(new.as_str(), "# keys\nA=1\nPEPPER='1:abc'\nB=2\n");
+/// ```
+pub fn set_value(
+    text: &str,
+    name: &str,
+    value: &SecretString,
+    env: &Environment,
+) -> Option<Zeroizing<String>> {
+    let value = value.expose_secret();
+    if name.is_empty() || value.contains(['\'', '\\', '$', '\n', '\r']) {
+        return None;
+    }
+    let before = parse(text, env);
+    if !before.invalid_lines().is_empty() {
+        return None;
+    }
+    let mut out = Zeroizing::new(String::with_capacity(text.len() + name.len() + value.len() + 4));
+    let mut placed = false;
+    for line in text.split_inclusive('\n') {
+        if !assigns(line, name) {
+            out.push_str(line);
+            continue;
+        }
+        if !placed {
+            let ending = if line.ends_with("\r\n") { "\r\n" } else { "\n" };
+            out.push_str(&format!("{name}='{value}'{ending}"));
+            placed = true;
+        }
+    }
+    if !placed {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!("{name}='{value}'\n"));
+    }
+    let after = parse(&out, env);
+    let others = |parsed: &Parsed| -> Vec<(String, Option<Zeroizing<String>>)> {
+        parsed
+            .entries()
+            .iter()
+            .filter(|(key, _)| key != name)
+            .map(|(key, v)| {
+                (key.clone(), v.as_ref().map(|v| Zeroizing::new(v.expose_secret().to_owned())))
+            })
+            .collect()
+    };
+    let same = after.invalid_lines().is_empty()
+        && after.get(name).is_some_and(|v| v.expose_secret() == value)
+        && others(&before) == others(&after);
+    same.then_some(out)
+}
+
+/// Whether `line` starts a statement for `name` (`NAME`, `export NAME` or `'NAME'`, then
+/// whitespace, `=` or the end).
+fn assigns(line: &str, name: &str) -> bool {
+    let rest = line.strip_prefix('\u{feff}').unwrap_or(line).trim_start_matches([' ', '\t']);
+    let rest = match rest.strip_prefix("export") {
+        Some(after) if after.starts_with([' ', '\t']) => after.trim_start_matches([' ', '\t']),
+        _ => rest,
+    };
+    let quoted = format!("'{name}'");
+    let after = rest.strip_prefix(quoted.as_str()).or_else(|| rest.strip_prefix(name));
+    after.is_some_and(|after| {
+        after.is_empty() || after.starts_with([' ', '\t', '=', '\r', '\n', '#'])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,5 +723,35 @@ mod tests {
     #[test]
     fn a_value_less_key_after_a_value_removes_it() {
         assert_eq!(values("A=1\nA\n"), [("A".to_owned(), None)]);
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn set_value_replaces_the_statements_for_the_name_and_keeps_every_other_line() {
+        let env = Environment::empty();
+        let value = SecretString::from("2:abc=,1:def");
+        let set = |text: &str| set_value(text, "PEPPER", &value, &env).map(|t| t.to_string());
+        // Replaced in place; comments, blank lines and others kept byte for byte.
+        assert_eq!(
+            set("# c\r\nA=1\r\nexport PEPPER = old # note\r\n\r\nB='x y'\r\nPEPPER=older\r\n")
+                .unwrap(),
+            "# c\r\nA=1\r\nPEPPER='2:abc=,1:def'\r\n\r\nB='x y'\r\n"
+        );
+        // Appended when absent, after a final line without a newline; an empty file.
+        assert_eq!(set("A=1").unwrap(), "A=1\nPEPPER='2:abc=,1:def'\n");
+        assert_eq!(set("").unwrap(), "PEPPER='2:abc=,1:def'\n");
+        // A longer name that starts with the same letters is another variable.
+        assert_eq!(set("PEPPERS=1\n").unwrap(), "PEPPERS=1\nPEPPER='2:abc=,1:def'\n");
+        // A value over several lines, a line that refers to it, an unparsable line: refused.
+        assert_eq!(set("PEPPER=\"a\nb\"\nA=1\n"), None);
+        assert_eq!(set("PEPPER=old\nCOPY=${PEPPER}\n"), None);
+        assert_eq!(set("A=\"unterminated\n"), None);
+        // Values that cannot be written single-quoted: refused.
+        for bad in ["a'b", "a\\b", "a$b", "a\nb"] {
+            assert_eq!(set_value("", "PEPPER", &SecretString::from(bad), &env), None, "{bad:?}");
+        }
+        // What python-dotenv reads back (checked in set_value) is the value.
+        let text = set("A=1\n").unwrap();
+        assert_eq!(parse(&text, &env).get("PEPPER").unwrap().expose_secret(), "2:abc=,1:def");
     }
 }

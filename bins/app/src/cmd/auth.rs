@@ -45,6 +45,10 @@ pub(crate) struct StoreArgs {
         default_value = "single-factor"
     )]
     password_policy: PasswordPolicy,
+
+    /// The password pepper, used when it exists.
+    #[command(flatten)]
+    pepper: crate::cmd::pepper::PepperSourceArgs,
 }
 
 /// Arguments of `app register`.
@@ -68,7 +72,7 @@ pub(crate) struct VerifyArgs {
 }
 
 impl StoreArgs {
-    pub(crate) fn store(&self) -> UserStore {
+    pub(crate) fn store(&self) -> Result<UserStore, Failure> {
         if self.profile == Profile::TestOnlyInsecure {
             warnln!(
                 "warning: using the test-only-insecure Argon2 profile (m=8 KiB, t=1): hashes \
@@ -76,9 +80,14 @@ impl StoreArgs {
                  GLOBO_PASSWORD_PROFILE or drop --profile."
             );
         }
-        UserStore::new(&self.users_file)
+        let store = UserStore::new(&self.users_file)
             .with_profile(self.profile)
-            .with_password_policy(self.password_policy)
+            .with_password_policy(self.password_policy);
+        // With a pepper, new records are peppered and a login upgrades older ones.
+        Ok(match self.pepper.load()? {
+            Some(peppers) => store.with_peppers(peppers),
+            None => store,
+        })
     }
 }
 
@@ -138,8 +147,10 @@ pub(crate) fn failure(error: &AuthError) -> Failure {
 }
 
 pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
+    // The store (and its pepper) first: a failure to load the pepper is told before any prompt.
+    let store = args.store.store()?;
     let password = read_password(&args.store, true)?;
-    args.store.store().register(&args.username, &password).map_err(|e| failure(&e))?;
+    store.register(&args.username, &password).map_err(|e| failure(&e))?;
     // The name as stored: NFC, fullwidth letters as ordinary ones (RFC 8265).
     let stored = Username::prepare(&args.username).map_or(args.username, Username::into_string);
     outln!("User '{stored}' registered.")?;
@@ -147,8 +158,9 @@ pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
+    let store = args.store.store()?;
     let password = read_password(&args.store, false)?;
-    let verified = args.store.store().verify(&args.username, &password).map_err(|e| failure(&e))?;
+    let verified = store.verify(&args.username, &password).map_err(|e| failure(&e))?;
     // The stored name is who logged in (it may differ from the typed one in Unicode form or
     // invisible characters, which are shown escaped).
     outln!("Password verified for '{}'.", visible(verified.username()))?;

@@ -2,5 +2,6 @@
 
 pub(crate) mod auth;
 pub(crate) mod config;
+pub(crate) mod pepper;
 pub(crate) mod secrets;
 pub(crate) mod users;

@@ -1,4 +1,5 @@
-//! `app users`: an account's life after `register` (list, delete, passwd, reset).
+//! `app users`: an account's life after `register` (list, delete, passwd, reset); the pepper
+//! commands are in `pepper`.
 
 use std::io::{BufRead as _, IsTerminal as _, Read as _};
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use globo::auth::UserStore;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::cmd::auth::{StoreArgs, failure, read_password_line, visible};
+use crate::cmd::pepper::{self, PepperArgs};
 use crate::failure::Failure;
 use crate::out::{outln, warnln};
 
@@ -29,6 +31,16 @@ pub(crate) enum UsersCommand {
     /// Set a user's password without the current one (an operator's reset); the new password
     /// follows the same rules. Prompts twice, or reads one line with --password-stdin.
     Reset(ResetArgs),
+    /// Create the password pepper (version 1) in the mode's secrets provider: PASSWORD_PEPPER
+    /// in .env (local) or AWS Secrets Manager (prod). Never replaces one. New passwords are
+    /// peppered from then on; `app users pepper` peppers the existing ones.
+    InitPepper(PepperArgs),
+    /// Pepper every unpeppered record of the users file with the current pepper, offline (no
+    /// password needed); records already peppered are left as they are.
+    Pepper(PepperArgs),
+    /// Rotate the pepper: add a new version, move every record to it, then drop the old
+    /// versions. Each step is crash-safe; run it again to complete an interrupted rotation.
+    RotatePepper(PepperArgs),
 }
 
 /// The users file, for commands that need nothing else.
@@ -79,6 +91,9 @@ pub(crate) fn run(command: UsersCommand) -> Result<(), Failure> {
         UsersCommand::Delete(args) => delete(&args),
         UsersCommand::Passwd(args) => passwd(&args),
         UsersCommand::Reset(args) => reset(&args),
+        UsersCommand::InitPepper(args) => pepper::init_pepper(&args),
+        UsersCommand::Pepper(args) => pepper::pepper(&args),
+        UsersCommand::RotatePepper(args) => pepper::rotate_pepper(&args),
     }
 }
 
@@ -126,6 +141,8 @@ fn confirm_deletion(username: &str) -> Result<(), Failure> {
 }
 
 fn passwd(args: &PasswdArgs) -> Result<(), Failure> {
+    // The store (and its pepper) first: a missing pepper fails before any prompt.
+    let store = args.store.store()?;
     let (current, new) = if args.store.password_stdin {
         let current = read_password_line(false)?;
         let new = read_password_line(true)?;
@@ -141,23 +158,22 @@ fn passwd(args: &PasswdArgs) -> Result<(), Failure> {
         let current = crate::prompt::password("Current password: ")?;
         (current, prompt_new_password()?)
     };
-    let changed = args
-        .store
-        .store()
-        .change_password(&args.username, &current, &new, None)
-        .map_err(|e| failure(&e))?;
+    let changed =
+        store.change_password(&args.username, &current, &new, None).map_err(|e| failure(&e))?;
     outln!("Password changed for '{}'.", visible(&changed))?;
     Ok(())
 }
 
 fn reset(args: &ResetArgs) -> Result<(), Failure> {
+    // The store (and its pepper) first: a missing pepper fails before any prompt.
+    let store = args.store.store()?;
     let new = if args.store.password_stdin {
         read_password_line(true)?
     } else {
         require_terminal()?;
         prompt_new_password()?
     };
-    let reset = args.store.store().reset_password(&args.username, &new).map_err(|e| failure(&e))?;
+    let reset = store.reset_password(&args.username, &new).map_err(|e| failure(&e))?;
     outln!("Password reset for '{}'.", visible(&reset))?;
     Ok(())
 }

@@ -131,12 +131,17 @@ impl UserStore {
     }
 
     /// The record for a new password of `stored` (a name as stored): the new-password policy
-    /// for that user, then a hash with the store's profile. The one place change and reset
+    /// for that user, then a hash of its NFKC form with the store's profile, peppered when
+    /// the store has a pepper. The one place change and reset
     /// make a record.
     fn new_record_for(&self, stored: &str, new: &SecretString) -> Result<String, AuthError> {
         // The policy checks, and the hash is of, the NFKC form it returns.
         let normalized = self.check_new(stored, new)?;
-        phc::hash_password(normalized.expose_secret(), self.profile)
+        phc::new_record(
+            normalized.expose_secret().as_bytes(),
+            &self.profile.params(),
+            self.peppers.as_ref(),
+        )
     }
 }
 

@@ -1,0 +1,453 @@
+//! Where the password pepper lives: the secret `PASSWORD_PEPPER` of the current mode's
+//! secrets provider, resolved like the Fernet key's home ([`crate::KeySource`]).
+//!
+//! - Local mode: the environment variable, else the `.env` file's line (the lab's
+//!   `load_dotenv(override=False)`: the environment wins). Writes edit `.env` under its lock
+//!   and replace it atomically (mode `0600`), every other line kept byte for byte
+//!   ([`globo_secrets::dotenv::set_value`]). A pepper set in the process environment is
+//!   never written over: it would keep winning over the file.
+//! - Prod mode (feature `aws`): the AWS Secrets Manager secret; created with `CreateSecret`,
+//!   changed with `PutSecretValue` (Secrets Manager keeps the version it replaces as
+//!   `AWSPREVIOUS` until the next change).
+//!
+//! The value is [`Peppers`]' text form, `ID:BASE64[,ID:BASE64...]`, the current version
+//! first. The steps of a rotation are each crash-safe and re-runnable, because the state is
+//! what the secret and the users file hold:
+//!
+//! 1. [`PepperSource::rotate`] adds a new current version, keeping the old ones (when the
+//!    secret already holds several, a rotation is in progress and it adds none);
+//! 2. the caller moves every record to it
+//!    ([`UserStore::rotate_pepper_all`](globo_auth::UserStore::rotate_pepper_all));
+//! 3. [`PepperSource::retire_old`] drops the old versions.
+//!
+//! ```
+//! use globo_keys::pepper::{PepperSource, PepperSourceConfig};
+//! use globo_secrets::{Environment, Mode};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let config = PepperSourceConfig::new().mode(Mode::Local).env_file(dir.path().join(".env"));
+//! let source = PepperSource::resolve(&config, &Environment::empty())?;
+//! assert!(source.load()?.is_none());
+//! let created = source.create()?; // version "1", written to .env
+//! assert_eq!(source.load()?.unwrap().current_version(), created.current_version());
+//! let rotated = source.rotate()?; // "2" current, "1" kept until the records are moved
+//! assert_eq!(rotated.versions().collect::<Vec<_>>(), ["2", "1"]);
+//! assert_eq!(source.retire_old()?.versions().collect::<Vec<_>>(), ["2"]);
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use globo_auth::{AuthError, Peppers};
+use globo_fs::zeroize::Zeroizing;
+use globo_secrets::{
+    EnvFile, Environment, MAX_ENV_FILE_LEN, Mode, SecretsError, dotenv, mode_without_env_file,
+    resolve_mode,
+};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::KeysError;
+use crate::source::Decided;
+
+/// The secret holding the pepper when no other name is configured.
+pub const DEFAULT_PEPPER_SECRET: &str = "PASSWORD_PEPPER";
+/// The environment variable that names the pepper's secret
+/// ([`PepperSourceConfig::secret`] wins over it).
+pub const PEPPER_SECRET_VAR: &str = "GLOBO_PEPPER_SECRET";
+/// The description globo gives a Secrets Manager secret holding the pepper.
+pub const PEPPER_SECRET_DESCRIPTION: &str =
+    "Password pepper of the globo users file (change it only by a pepper rotation)";
+
+/// What decides where the pepper lives: the mode, the secret's name and the `.env` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PepperSourceConfig {
+    mode: Option<Mode>,
+    secret: Option<String>,
+    env_file: PathBuf,
+}
+
+impl Default for PepperSourceConfig {
+    fn default() -> Self {
+        Self { mode: None, secret: None, env_file: PathBuf::from(".env") }
+    }
+}
+
+impl PepperSourceConfig {
+    /// Every setting at its default: the mode from `APP_MODE`, else `.env`, else local; the
+    /// secret named by [`PEPPER_SECRET_VAR`], else [`DEFAULT_PEPPER_SECRET`]; `.env`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fixes the mode (unset: as [`KeySourceConfig::mode`](crate::KeySourceConfig::mode)).
+    #[must_use]
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// The secret (prod) or variable (local) holding the pepper.
+    #[must_use]
+    pub fn secret(mut self, name: impl Into<String>) -> Self {
+        self.secret = Some(name.into());
+        self
+    }
+
+    /// The `.env` file (default `.env`): the pepper in local mode, `APP_MODE` and the AWS
+    /// settings in prod mode.
+    #[must_use]
+    pub fn env_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.env_file = path.into();
+        self
+    }
+
+    fn name(&self, env: &Environment) -> String {
+        match &self.secret {
+            Some(name) => name.clone(),
+            None => env
+                .get(PEPPER_SECRET_VAR)
+                .map_or_else(|| DEFAULT_PEPPER_SECRET.to_owned(), |v| v.expose_secret().to_owned()),
+        }
+    }
+}
+
+/// The pepper's home, resolved from a [`PepperSourceConfig`]. Every call blocks: local mode
+/// does file I/O on the calling thread; prod mode runs its requests on a current-thread tokio
+/// runtime of its own (so, like [`crate::BlockingKeySource`], not from async code). `Debug`
+/// shows where, never a value.
+#[derive(Debug)]
+pub struct PepperSource {
+    home: Home,
+    #[cfg(feature = "aws")]
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+#[derive(Debug)]
+enum Home {
+    /// `read`: the `.env` file as read to decide the mode, reused by `load` (a pipe can be
+    /// read only once).
+    Local { name: String, env_file: PathBuf, env: Environment, read: Option<EnvFile> },
+    #[cfg(feature = "aws")]
+    Secret { provider: globo_secrets::AwsProvider, name: String },
+}
+
+/// What a write step makes of the pepper found.
+enum Change {
+    /// Nothing to write: this is the pepper.
+    Keep(Peppers),
+    /// Write this one.
+    Write(Peppers),
+}
+
+impl PepperSource {
+    /// Where the pepper lives for `config`, with `env` the process environment or a test's.
+    /// Local mode reads nothing yet; prod mode builds the AWS client (no request sent).
+    pub fn resolve(config: &PepperSourceConfig, env: &Environment) -> Result<Self, KeysError> {
+        let name = config.name(env);
+        // KeySourceConfig::decide's rule, keeping the reading for local mode too.
+        let decided = mode_without_env_file(config.mode, env)?;
+        let (decided, read) = if decided == Some(Mode::Local) {
+            (Decided::Local, None)
+        } else {
+            let file = EnvFile::read(&config.env_file, env)?;
+            match resolve_mode(decided, &file, env)? {
+                Mode::Prod => (Decided::Prod(file), None),
+                _ => (Decided::Local, Some(file)),
+            }
+        };
+        match decided {
+            Decided::Local => {
+                if name.is_empty() || name.contains(['=', '\0']) {
+                    return Err(SecretsError::InvalidName {
+                        name: name.escape_debug().to_string(),
+                        reason: "an environment variable name must be non-empty, without '=' or NUL",
+                    }
+                    .into());
+                }
+                let env_file = config.env_file.clone();
+                let home = Home::Local { name, env_file, env: env.clone(), read };
+                Ok(Self {
+                    home,
+                    #[cfg(feature = "aws")]
+                    runtime: None,
+                })
+            }
+            #[cfg(feature = "aws")]
+            Decided::Prod(file) => {
+                globo_secrets::check_aws_name(&name)?;
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    return Err(KeysError::InsideAsyncRuntime);
+                }
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|source| KeysError::Runtime { source })?;
+                let settings = globo_secrets::AwsSettings::resolve(&file, env)?;
+                let provider =
+                    runtime.block_on(globo_secrets::AwsProvider::from_settings(&settings))?;
+                Ok(Self { home: Home::Secret { provider, name }, runtime: Some(runtime) })
+            }
+            #[cfg(not(feature = "aws"))]
+            Decided::Prod(_) => Err(KeysError::BackendNotCompiled),
+        }
+    }
+
+    /// `variable 'NAME' (environment, else '.env')` or `secret 'NAME' in AWS Secrets Manager
+    /// (<endpoint>)`, for messages.
+    pub fn describe(&self) -> String {
+        match &self.home {
+            Home::Local { name, env_file, .. } => {
+                format!("variable '{name}' (the environment, else '{}')", env_file.display())
+            }
+            #[cfg(feature = "aws")]
+            Home::Secret { provider, name } => {
+                format!("secret '{name}' in AWS Secrets Manager ({})", provider.endpoint())
+            }
+        }
+    }
+
+    /// The pepper, or `None` when there is none (no variable or line, no secret). Its text
+    /// must parse ([`Peppers::parse`]); errors never repeat it.
+    pub fn load(&self) -> Result<Option<Peppers>, KeysError> {
+        match &self.home {
+            Home::Local { name, env_file, env, read } => {
+                if let Some(peppers) = self.in_environment(name, env)? {
+                    return Ok(Some(peppers));
+                }
+                match read {
+                    Some(file) => self.parse_present(file.get(name)),
+                    None => self.parse_present(EnvFile::read(env_file, env)?.get(name)),
+                }
+            }
+            #[cfg(feature = "aws")]
+            Home::Secret { provider, name } => self.block_on(async {
+                match provider.get_version(name, &globo_secrets::VersionSelector::Current).await {
+                    Ok(globo_secrets::SecretValue::Text(text)) => self.parse_present(Some(&text)),
+                    Ok(_) => Err(self.invalid(AuthError::InvalidPepper {
+                        reason: "the secret holds binary data, not text",
+                    })),
+                    Err(e) if e.is_not_found() => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            }),
+        }
+    }
+
+    /// Creates the pepper: one version, `1`, of 32 random bytes. Never replaces one: that
+    /// would make every peppered record unverifiable ([`KeysError::PepperExists`]).
+    pub fn create(&self) -> Result<Peppers, KeysError> {
+        let created = Peppers::generate("1").map_err(|e| self.invalid(e))?;
+        match &self.home {
+            Home::Local { name, env_file, env, .. } => {
+                self.update_local(name, env_file, env, |found| match found {
+                    Some(_) => Err(KeysError::PepperExists { location: self.describe() }),
+                    None => Ok(Change::Write(created)),
+                })
+            }
+            #[cfg(feature = "aws")]
+            Home::Secret { provider, name } => self.block_on(async {
+                let written = created.to_secret();
+                let result = provider
+                    .client()
+                    .create_secret()
+                    .name(name)
+                    .description(PEPPER_SECRET_DESCRIPTION)
+                    .secret_string(written.expose_secret())
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(created),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_resource_exists_exception()) =>
+                    {
+                        Err(KeysError::PepperExists { location: self.describe() })
+                    }
+                    Err(e) => Err(provider.map_write_error(name, Some(&written), e).into()),
+                }
+            }),
+        }
+    }
+
+    /// Step 1 of a rotation: adds a new current version (the next number after the highest
+    /// numeric id), keeping the others, and returns the new pepper. When the pepper already
+    /// has several versions, a rotation is in progress: nothing is added and the pepper is
+    /// returned as it is, so running this again after a crash resumes instead of stacking
+    /// versions. [`KeysError::PepperMissing`] when there is no pepper.
+    pub fn rotate(&self) -> Result<Peppers, KeysError> {
+        self.update(|found| {
+            let found =
+                found.ok_or_else(|| KeysError::PepperMissing { location: self.describe() })?;
+            if found.versions().count() > 1 {
+                return Ok(Change::Keep(found));
+            }
+            let next = found
+                .versions()
+                .filter_map(|id| id.parse::<u32>().ok())
+                .max()
+                .unwrap_or(0)
+                .checked_add(1)
+                .filter(|n| *n <= 99_999_999)
+                .unwrap_or(1);
+            let next = found.with_new_current(&next.to_string()).map_err(|e| self.invalid(e))?;
+            Ok(Change::Write(next))
+        })
+    }
+
+    /// Step 3 of a rotation: drops every version but the current one (do it only once every
+    /// record is under the current version). Returns the pepper left.
+    pub fn retire_old(&self) -> Result<Peppers, KeysError> {
+        self.update(|found| {
+            let found =
+                found.ok_or_else(|| KeysError::PepperMissing { location: self.describe() })?;
+            if found.versions().count() == 1 {
+                return Ok(Change::Keep(found));
+            }
+            Ok(Change::Write(found.retain_current_only()))
+        })
+    }
+
+    fn update(
+        &self,
+        change: impl FnOnce(Option<Peppers>) -> Result<Change, KeysError>,
+    ) -> Result<Peppers, KeysError> {
+        match &self.home {
+            Home::Local { name, env_file, env, .. } => {
+                self.update_local(name, env_file, env, change)
+            }
+            #[cfg(feature = "aws")]
+            Home::Secret { provider, name } => {
+                let found = self.load()?;
+                match change(found)? {
+                    Change::Keep(peppers) => Ok(peppers),
+                    Change::Write(peppers) => self.block_on(async {
+                        let written = peppers.to_secret();
+                        provider
+                            .client()
+                            .put_secret_value()
+                            .secret_id(name)
+                            .secret_string(written.expose_secret())
+                            .send()
+                            .await
+                            .map_err(|e| provider.map_write_error(name, Some(&written), e))?;
+                        Ok(peppers)
+                    }),
+                }
+            }
+        }
+    }
+
+    /// A read-modify-write of the `.env` line under the file's exclusive lock.
+    fn update_local(
+        &self,
+        name: &str,
+        env_file: &PathBuf,
+        env: &Environment,
+        change: impl FnOnce(Option<Peppers>) -> Result<Change, KeysError>,
+    ) -> Result<Peppers, KeysError> {
+        if let Some(found) = self.in_environment(name, env)? {
+            // The environment wins over the file: a write there would change nothing.
+            return match change(Some(found))? {
+                Change::Keep(peppers) => Ok(peppers),
+                Change::Write(_) => Err(self.not_writable(
+                    "it is set in the process environment, which wins over the .env file; \
+                     change it where the environment is set",
+                )),
+            };
+        }
+        let _lock = globo_fs::ExclusiveLock::acquire(env_file)
+            .map_err(|source| KeysError::EnvFileWrite { path: env_file.clone(), source })?;
+        let file = EnvFile::read(env_file, env)?;
+        if file.disabled() {
+            return Err(
+                self.not_writable("PYTHON_DOTENV_DISABLED is set, so the .env file is not read")
+            );
+        }
+        let found = self.parse_present(file.get(name))?;
+        let peppers = match change(found)? {
+            Change::Keep(peppers) => return Ok(peppers),
+            Change::Write(peppers) => peppers,
+        };
+        let bytes = read_bytes(env_file)?;
+        // EnvFile::read checked the same file, under the same lock, as UTF-8.
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| SecretsError::EnvFileNotUtf8 { path: env_file.clone(), line: 1 })?;
+        let updated =
+            dotenv::set_value(text, name, &peppers.to_secret(), env).ok_or_else(|| {
+                self.not_writable(
+                "its statement in the .env file cannot be replaced safely (a value over several \
+                 lines, or another line refers to it); edit the file by hand",
+            )
+            })?;
+        globo_fs::write_atomic(env_file, updated.as_bytes())
+            .map_err(|source| KeysError::EnvFileWrite { path: env_file.clone(), source })?;
+        Ok(peppers)
+    }
+
+    /// The pepper the process environment sets, if it sets one.
+    fn in_environment(&self, name: &str, env: &Environment) -> Result<Option<Peppers>, KeysError> {
+        if env.is_set_but_not_utf8(name) {
+            return Err(SecretsError::EnvVarNotUtf8 { name: name.to_owned() }.into());
+        }
+        self.parse_present(env.get(name))
+    }
+
+    /// The pepper in `text`; `None` for no text or an empty one (an empty secret is missing,
+    /// as for every secret of the local provider).
+    fn parse_present(&self, text: Option<&SecretString>) -> Result<Option<Peppers>, KeysError> {
+        match text {
+            Some(text) if !text.expose_secret().trim().is_empty() => {
+                Peppers::parse(text).map(Some).map_err(|e| self.invalid(e))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn invalid(&self, source: AuthError) -> KeysError {
+        KeysError::InvalidPepper { location: self.describe(), source }
+    }
+
+    fn not_writable(&self, reason: &'static str) -> KeysError {
+        KeysError::PepperNotWritable { location: self.describe(), reason }
+    }
+
+    #[cfg(feature = "aws")]
+    fn block_on<T>(
+        &self,
+        future: impl std::future::Future<Output = Result<T, KeysError>>,
+    ) -> Result<T, KeysError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(KeysError::InsideAsyncRuntime);
+        }
+        let runtime = self.runtime.as_ref().ok_or_else(|| KeysError::Runtime {
+            source: std::io::Error::other("the pepper source was resolved without its runtime"),
+        })?;
+        runtime.block_on(future)
+    }
+}
+
+#[cfg(feature = "aws")]
+impl Drop for PepperSource {
+    fn drop(&mut self) {
+        // Dropping a runtime where blocking is not allowed panics: let it stop on its own.
+        if let Some(runtime) = self.runtime.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The `.env` file's bytes (none when it does not exist), read bounded.
+fn read_bytes(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeysError> {
+    match globo_fs::read_small(path, MAX_ENV_FILE_LEN) {
+        Ok(bytes) => Ok(bytes.unwrap_or_default()),
+        Err(e) => Err(SecretsError::EnvFileUnreadable {
+            path: path.to_path_buf(),
+            source: e.into_io_error(),
+        }
+        .into()),
+    }
+}
