@@ -54,6 +54,9 @@ enum Command {
     /// Read secrets from .env (local mode) or AWS Secrets Manager (prod mode).
     #[command(subcommand)]
     Secrets(cmd::secrets::SecretsCommand),
+    /// Operators' commands on the users file (unlock).
+    #[command(subcommand)]
+    Users(cmd::users::UsersCommand),
     /// Print a shell completion script for app to stdout.
     #[command(after_help = "Install, e.g.:\n  \
         bash: app completions bash > ~/.local/share/bash-completion/completions/app\n  \
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::auth::verify(args),
         Command::Config(command) => cmd::config::run(command),
         Command::Secrets(command) => cmd::secrets::run(command),
+        Command::Users(command) => cmd::users::run(command),
         Command::Completions { shell } => completions(shell),
     };
     match result {

@@ -3,3 +3,4 @@
 pub(crate) mod auth;
 pub(crate) mod config;
 pub(crate) mod secrets;
+pub(crate) mod users;
