@@ -16,6 +16,7 @@ const AFTER_HELP: &str = "\
 Examples:
   app register alice                       prompt for a password (twice), add alice to users.json
   printf '%s\\n' \"$PW\" | app verify alice --password-stdin
+  app users unlock alice                   clear alice's failed logins and lock (throttling)
   app config init-key                      write a new Fernet key to secret.key
   app config encrypt config.json --remove-plaintext
   app config show                          decrypt config.enc in memory and print the JSON

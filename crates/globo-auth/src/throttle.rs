@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::AuthError;
@@ -469,60 +468,70 @@ impl State {
         }
     }
 
-    fn to_json(&self) -> Vec<u8> {
-        let records = |map: &HashMap<String, Record>| {
-            let mut sorted: Vec<_> = map.iter().collect();
-            sorted.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(
-                sorted
-                    .into_iter()
-                    .map(|(k, r)| (k.clone(), Value::from(vec![u64::from(r.failures), r.last_ms])))
-                    .collect(),
-            )
+    fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let (accounts, sources) = (sorted_records(&self.accounts), sorted_records(&self.sources));
+        let file = StateFileOut {
+            version: STATE_VERSION,
+            salt: hex(&self.salt),
+            accounts: SortedRecords(&accounts),
+            sources: SortedRecords(&sources),
         };
-        let mut object = Map::new();
-        object.insert("version".into(), Value::from(STATE_VERSION));
-        object.insert("salt".into(), Value::from(hex(&self.salt)));
-        object.insert("accounts".into(), records(&self.accounts));
-        object.insert("sources".into(), records(&self.sources));
-        let mut json = Value::Object(object).to_string().into_bytes();
+        let mut json = serde_json::to_vec(&file)?;
         json.push(b'\n');
-        json
+        Ok(json)
     }
 
     fn parse(bytes: &[u8]) -> Result<Self, (&'static str, Option<serde_json::Error>)> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| ("it is not valid JSON", Some(e)))?;
-        let bad = |reason| (reason, None);
-        let object = value.as_object().ok_or(bad("it is not a JSON object"))?;
-        if object.get("version").and_then(Value::as_u64) != Some(STATE_VERSION) {
-            return Err(bad("its version is not 1"));
+        let file: StateFileIn = serde_json::from_slice(bytes)
+            .map_err(|e| ("it is not the state file's JSON format", Some(e)))?;
+        if file.version != STATE_VERSION {
+            return Err(("its version is not 1", None));
         }
-        let salt = object
-            .get("salt")
-            .and_then(Value::as_str)
-            .and_then(unhex)
+        let salt = unhex(&file.salt)
             .filter(|salt| salt.len() == 32)
-            .ok_or(bad("its salt is not 32 bytes of hex"))?;
-        let records = |name| -> Result<HashMap<String, Record>, _> {
-            let map = object
-                .get(name)
-                .and_then(Value::as_object)
-                .ok_or(bad("a record list is missing"))?;
-            map.iter()
-                .map(|(key, value)| {
-                    let pair = value.as_array().filter(|a| a.len() == 2);
-                    let record = pair.and_then(|a| {
-                        Some(Record {
-                            failures: u32::try_from(a[0].as_u64()?).ok()?,
-                            last_ms: a[1].as_u64()?,
-                        })
-                    });
-                    record.map(|r| (key.clone(), r)).ok_or(bad("a record is not [failures, time]"))
-                })
+            .ok_or(("its salt is not 32 bytes of hex", None))?;
+        let records = |map: HashMap<String, (u32, u64)>| {
+            map.into_iter()
+                .map(|(k, (failures, last_ms))| (k, Record { failures, last_ms }))
                 .collect()
         };
-        Ok(Self { salt, accounts: records("accounts")?, sources: records("sources")? })
+        Ok(Self { salt, accounts: records(file.accounts), sources: records(file.sources) })
+    }
+}
+
+/// A map's records as (key, (failures, last failure)), sorted by key.
+fn sorted_records(map: &HashMap<String, Record>) -> Vec<(&str, (u32, u64))> {
+    let mut sorted: Vec<(&str, (u32, u64))> =
+        map.iter().map(|(k, r)| (k.as_str(), (r.failures, r.last_ms))).collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    sorted
+}
+
+/// The state file as read: every field required, nothing else allowed.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFileIn {
+    version: u64,
+    salt: String,
+    accounts: HashMap<String, (u32, u64)>,
+    sources: HashMap<String, (u32, u64)>,
+}
+
+/// The state file as written (records sorted, so equal states are equal files).
+#[derive(serde::Serialize)]
+struct StateFileOut<'a> {
+    version: u64,
+    salt: String,
+    accounts: SortedRecords<'a>,
+    sources: SortedRecords<'a>,
+}
+
+/// Records written as a JSON object `{"key": [failures, last_failure_ms], ...}`.
+struct SortedRecords<'a>(&'a [(&'a str, (u32, u64))]);
+
+impl serde::Serialize for SortedRecords<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
 }
 
@@ -569,7 +578,11 @@ fn lock(path: &Path) -> Result<globo_fs::ExclusiveLock, AuthError> {
 }
 
 fn write_state(path: &Path, state: &State) -> Result<(), AuthError> {
-    globo_fs::write_atomic(path, &state.to_json())
+    // Serialising strings and numbers cannot fail; report it as a write error if it does.
+    let json = state
+        .to_json()
+        .map_err(|e| globo_fs::FsError::new("serialise", path, io::Error::other(e)));
+    json.and_then(|json| globo_fs::write_atomic(path, &json))
         .map_err(|source| AuthError::ThrottleStateAccess { source })
 }
 
@@ -812,7 +825,7 @@ mod tests {
         state.prune(&ThrottlePolicy::default().source_window(Duration::MAX), at(0));
         assert_eq!(state.sources.len(), MAX_THROTTLE_ENTRIES);
         assert!(!state.sources.contains_key("s9") && state.sources.contains_key("s10"));
-        let parsed = State::parse(&state.to_json()).unwrap();
+        let parsed = State::parse(&state.to_json().unwrap()).unwrap();
         assert_eq!((parsed.salt, parsed.sources), (state.salt, state.sources));
     }
 

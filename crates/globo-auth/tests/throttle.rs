@@ -1,6 +1,7 @@
 //! Login throttling (NIST SP 800-63B-4 §3.2.2): delays, locks, per-source limits, unknown
 //! names, the shared state file, and counting under concurrency (threads and processes).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// print_stdout: the process probe reports its outcome to the parent test on stdout.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -241,8 +242,12 @@ fn a_lock_without_cool_off_lasts_until_an_operator_unlocks() {
         error.to_string(),
         "too many failed login attempts for this account: locked until an operator unlocks it"
     );
-    // Unlock by any spelling that finds the user; a name nobody has is refused.
-    assert!(store.unlock("ａｌｉｃｅ").unwrap());
+    // Unlock by any spelling that finds the user (an event names the stored user); a name
+    // nobody has is refused.
+    let unlocked = events(|| assert!(store.unlock("ａｌｉｃｅ").unwrap()));
+    assert_eq!(unlocked.len(), 1);
+    assert_eq!(unlocked[0]["event"], "user_updated:alice");
+    assert_eq!(unlocked[0]["what"], "unlocked");
     assert!(!store.unlock("alice").unwrap());
     assert!(
         matches!(store.unlock("mallory"), Err(AuthError::NoSuchUser { username }) if username == "mallory")
@@ -475,7 +480,9 @@ fn an_unusable_state_file_refuses_logins_and_is_kept() {
     let state_path = dir.path().join("users.json.throttle");
     let oversized = vec![b' '; 32 * 1024 * 1024 + 1];
     for (content, reason) in [
-        (&b"{not json"[..], "it is not valid JSON"),
+        (&b"{not json"[..], "it is not the state file's JSON format"),
+        (&br#"{"version": 1, "accounts": {}}"#[..], "it is not the state file's JSON format"),
+        (&br#"{"version": 2, "salt": "", "accounts": {}, "sources": {}}"#[..], "version"),
         (&br#"{"version": 1, "salt": "00", "accounts": {}, "sources": {}}"#[..], "salt"),
         (&oversized[..], "larger than 32 MiB"),
     ] {
