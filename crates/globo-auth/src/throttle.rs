@@ -579,9 +579,8 @@ fn lock(path: &Path) -> Result<globo_fs::ExclusiveLock, AuthError> {
 
 fn write_state(path: &Path, state: &State) -> Result<(), AuthError> {
     // Serialising strings and numbers cannot fail; report it as a write error if it does.
-    let json = state
-        .to_json()
-        .map_err(|e| globo_fs::FsError::new("serialise", path, io::Error::other(e)));
+    let json =
+        state.to_json().map_err(|e| globo_fs::FsError::new("serialise", path, io::Error::other(e)));
     json.and_then(|json| globo_fs::write_atomic(path, &json))
         .map_err(|source| AuthError::ThrottleStateAccess { source })
 }
