@@ -21,6 +21,7 @@ Examples:
   app users delete bob                     type the name again to delete bob (--yes in scripts)
   RUST_LOG=globo_auth=info app --log-format json verify alice
                                            security events as JSON lines on stderr
+  app users unlock alice                   clear alice's failed logins and lock (throttling)
   app config init-key                      write a new Fernet key to secret.key
   app config encrypt config.json --remove-plaintext
   app config show                          decrypt config.enc in memory and print the JSON
@@ -59,7 +60,8 @@ enum Command {
     /// Check a user's password; exit 0 when it matches, 1 otherwise.
     #[command(alias = "login")]
     Verify(cmd::auth::VerifyArgs),
-    /// List and delete users, change or reset their passwords, manage the password pepper.
+    /// List and delete users, change or reset their passwords, unlock them, manage the
+    /// password pepper.
     #[command(subcommand)]
     Users(cmd::users::UsersCommand),
     /// Encrypt, show and rotate the Fernet-encrypted configuration.

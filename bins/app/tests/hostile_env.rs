@@ -282,8 +282,14 @@ fn a_read_only_folder_fails_clearly_and_loses_nothing() {
     assert!(message.contains("config.enc") || message.contains("secret.key"), "{message}");
     let message = failed(&app(d, &["config", "rotate-key"], ""));
     assert!(message.contains("secret.key"), "{message}");
+    // A login must be counted before it is checked (throttling, NIST SP 800-63B-4 §3.2.2),
+    // and the count cannot be written: the login is refused, clearly, rather than let through
+    // uncounted (failing closed), and nothing is lost.
+    let message =
+        failed(&app(d, &["verify", "alice", "--password-stdin"], "wonderland passphrase\n"));
+    assert!(message.contains("throttling state file"), "{message}");
+    assert!(message.contains("users.json.throttle"), "{message}");
     // Reading still works.
-    ok(&app(d, &["verify", "alice", "--password-stdin"], "wonderland passphrase\n"));
     ok(&app(d, &["config", "show"], ""));
     drop(restore);
     for (name, bytes) in before {

@@ -1,6 +1,9 @@
 //! The crate's one error type.
 
 use std::path::PathBuf;
+use std::time::SystemTime;
+
+use crate::throttle::{ThrottleScope, throttled_message};
 
 /// Everything that can go wrong in globo-auth.
 ///
@@ -205,6 +208,51 @@ pub enum AuthError {
         name: String,
     },
 
+    /// Too many failed logins for the account, or from the source: the attempt was refused
+    /// before the users file was read or anything hashed, and not counted. Unknown names
+    /// are counted and refused exactly like known ones. The message is the same for every
+    /// name and tells when attempts are accepted again.
+    #[error("{}", throttled_message(*scope, *until, *locked))]
+    Throttled {
+        /// Whether the account or the source is throttled (the account when both are).
+        scope: ThrottleScope,
+        /// When the next attempt is accepted; `None` for a lock that lasts until an operator
+        /// unlocks it.
+        until: Option<SystemTime>,
+        /// Whether this is a lock (the limit was reached) rather than a delay.
+        locked: bool,
+    },
+
+    /// The throttling state file beside the users file cannot be used (not the format
+    /// globo writes, or too large). Logins are refused while it is (failing closed), and
+    /// globo never overwrites it.
+    #[error("throttling state file '{}' is unusable: {reason}; logins are refused until it is restored or removed (globo will not overwrite it)", path.display())]
+    UnusableThrottleState {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+        /// The JSON parser's error, when that is what failed.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// Locking, reading or writing the throttling state file failed (logins are refused
+    /// while it does: failing closed).
+    #[error("cannot access the throttling state file")]
+    ThrottleStateAccess {
+        /// The failed operation, with its path.
+        #[source]
+        source: globo_fs::FsError,
+    },
+
+    /// A [`ThrottlePolicy`](crate::ThrottlePolicy) setting is out of range.
+    #[error("invalid throttling policy: {reason}")]
+    InvalidThrottlePolicy {
+        /// Which setting, and its range.
+        reason: &'static str,
+    },
+
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Random {
@@ -243,6 +291,7 @@ impl From<globo_fs::FsError> for AuthError {
 /// | [`InvalidInput`](AuthErrorKind::InvalidInput) | a refused username or new password, a login password over the bound | 400 or 422, with the message (it names no password) |
 /// | [`Conflict`](AuthErrorKind::Conflict) | [`UserExists`](AuthError::UserExists), [`ConcurrentChange`](AuthError::ConcurrentChange) | 409, where registered names may be known (see below) |
 /// | [`NotFound`](AuthErrorKind::NotFound) | [`NoSuchUser`](AuthError::NoSuchUser), from operators' commands only | 404 |
+/// | [`Throttled`](AuthErrorKind::Throttled) | [`Throttled`](AuthError::Throttled), the same for known and unknown names | 429, with a `Retry-After` from its time when it has one |
 /// | [`Operational`](AuthErrorKind::Operational) | the users file, a stored hash, the configuration, the system | 500; log the [`Report`](crate::Report), do not show it |
 ///
 /// Two kinds tell that a name is registered, whatever the status:
@@ -270,6 +319,9 @@ pub enum AuthErrorKind {
     /// An operator's command named a user who is not in the store
     /// ([`NoSuchUser`](AuthError::NoSuchUser)); never returned by a login.
     NotFound,
+    /// Too many failed logins for the account or from the source
+    /// ([`Throttled`](AuthError::Throttled)): refused before any hashing; retry later.
+    Throttled,
     /// The server side failed: the users file (missing folder, unreadable, corrupt, too
     /// large), a stored hash that cannot be used, an unknown profile or password policy
     /// name in the configuration, the random number generator, or a bug. Not the caller's fault.
@@ -297,6 +349,7 @@ impl AuthError {
             | Self::PasswordIsReversedUsername => AuthErrorKind::InvalidInput,
             Self::UserExists { .. } | Self::ConcurrentChange { .. } => AuthErrorKind::Conflict,
             Self::NoSuchUser { .. } => AuthErrorKind::NotFound,
+            Self::Throttled { .. } => AuthErrorKind::Throttled,
             // A hash reaches globo from storage: when it is unusable, the data is at fault.
             Self::MalformedHash { .. }
             | Self::UnsupportedHash { .. }
@@ -310,6 +363,9 @@ impl AuthError {
             | Self::UnknownPasswordPolicy { .. }
             | Self::InvalidPepper { .. }
             | Self::PepperUnavailable { .. }
+            | Self::UnusableThrottleState { .. }
+            | Self::ThrottleStateAccess { .. }
+            | Self::InvalidThrottlePolicy { .. }
             | Self::Random { .. }
             | Self::Argon2 { .. } => AuthErrorKind::Operational,
         }
@@ -375,6 +431,25 @@ mod tests {
             (AuthError::File { source: globo_fs::FsError::new("read", path, io()) }, Operational),
             (AuthError::UnknownProfile { name: "fast".into() }, Operational),
             (AuthError::UnknownPasswordPolicy { name: "two-factor".into() }, Operational),
+            (
+                AuthError::Throttled {
+                    scope: crate::ThrottleScope::Account,
+                    until: None,
+                    locked: true,
+                },
+                Throttled,
+            ),
+            (
+                AuthError::UnusableThrottleState { path: "t".into(), reason: "x", source: None },
+                Operational,
+            ),
+            (
+                AuthError::ThrottleStateAccess {
+                    source: globo_fs::FsError::new("lock", "t", io()),
+                },
+                Operational,
+            ),
+            (AuthError::InvalidThrottlePolicy { reason: "x" }, Operational),
             (AuthError::Random { source: Box::new(io()) }, Operational),
             (AuthError::Argon2 { source: Box::new(io()) }, Operational),
         ]
@@ -409,9 +484,13 @@ mod tests {
             AuthError::UnknownPasswordPolicy { .. } => 22,
             AuthError::InvalidPepper { .. } => 23,
             AuthError::PepperUnavailable { .. } => 24,
+            AuthError::Throttled { .. } => 25,
+            AuthError::UnusableThrottleState { .. } => 26,
+            AuthError::InvalidThrottlePolicy { .. } => 27,
+            AuthError::ThrottleStateAccess { .. } => 28,
         }
     }
-    const VARIANTS: usize = 25;
+    const VARIANTS: usize = 29;
 
     #[test]
     fn every_variant_has_the_kind_a_service_maps_to_a_status() {

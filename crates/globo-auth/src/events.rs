@@ -2,7 +2,8 @@
 //!
 //! Every event has the target [`TARGET`], a level (OWASP's for the event), and the fields
 //! `event` (the vocabulary form, `authn_login_fail:alice`), `username` (as stored when the
-//! user is known, else as given), `source` (the caller's key: an address, or empty when the
+//! user is known; a failed or refused login names it as given, so the event does not tell
+//! whether the name exists), `source` (the caller's key: an address, or empty when the
 //! caller gave none) and, for some, `attempts` or `version`. The message is OWASP's
 //! description. No event ever carries a password, a hash or a pepper. Names and sources are
 //! written escaped (`escape_debug`), so a name holding a line break cannot forge a log line.

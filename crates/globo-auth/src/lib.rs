@@ -122,6 +122,22 @@
 //! format, the reasons and a ten-line Python recipe for argon2-cffi and passlib:
 //! [docs/passwords.md, "Pepper"](https://github.com/globo-rs/globo/blob/main/docs/passwords.md#pepper).
 //!
+//! # Throttling
+//! Logins are throttled by default (NIST SP 800-63B-4 §3.2.2: at most 100 consecutive
+//! failures per account), per account and per source ([`UserStore::verify_from`]'s key, an
+//! address, say), django-axes style: an attempt is refused when either is delayed or locked.
+//! With [`ThrottlePolicy::default`], an account's first 5 failures cost nothing, each further
+//! one makes the next attempt wait 1 s doubling up to 15 minutes, and the 100th locks it for
+//! 24 hours (or until [`UserStore::unlock`]); a source gets 20 free failures, the same
+//! delays and a 1-hour lock at 100, and is forgotten an hour after its last failure. A
+//! success resets the account only. Refused attempts fail with [`AuthError::Throttled`]
+//! (kind [`AuthErrorKind::Throttled`], a 429) before the users file is read or Argon2 runs,
+//! and unknown names are counted and answered exactly like known ones. The counts live in
+//! `<users file>.throttle` (JSON, account names only as salted SHA-256, written atomically
+//! under its lock), so they survive restarts and every process on the same users file shares
+//! them; [`UserStore::throttle_status`] reads them, [`UserStore::without_throttle`] turns
+//! throttling off for a service that throttles in front of the store.
+//!
 //! # Usernames
 //! New usernames are RFC 8265 identifiers ([`Username::prepare`], profile
 //! UsernameCasePreserved: width mapping, NFC, IdentifierClass, bidi rule), with no
@@ -187,6 +203,7 @@ mod pepper;
 mod phc;
 mod policy;
 mod store;
+mod throttle;
 pub mod username;
 
 pub use error::{AuthError, AuthErrorKind};
@@ -205,6 +222,10 @@ pub use policy::{
 /// in and out of this crate: a service needs no dependency of its own to name it.
 pub use secrecy;
 pub use store::{MAX_LOGIN_USERNAME_BYTES, UserStore, Verified};
+pub use throttle::{
+    MAX_LOCK_AFTER, MAX_THROTTLE_ENTRIES, ThrottlePolicy, ThrottleScope, ThrottleState,
+    ThrottleStatus,
+};
 pub use username::{MAX_USERNAME_CHARS, Username};
 
 // The crate page's examples (README.md, shipped in the package) run as doc tests.

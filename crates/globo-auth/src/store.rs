@@ -4,7 +4,8 @@ use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
@@ -14,6 +15,7 @@ use crate::normalize::{self, Form};
 use crate::pepper::{PepperReport, Peppers};
 use crate::phc::{self, ParsedHash};
 use crate::policy::MAX_LOGIN_PASSWORD_BYTES;
+use crate::throttle::{self, Clock, Reservation, ThrottlePolicy, ThrottleStatus};
 use crate::username::{Username, comparison_key};
 use crate::{AuthError, HashParams, Limits, PasswordPolicy, Profile};
 
@@ -47,6 +49,9 @@ pub struct UserStore {
     checks: std::sync::atomic::AtomicUsize,
     /// The pepper's versions, when one is configured.
     peppers: Option<Peppers>,
+    /// Login throttling; `None` when the caller turned it off.
+    throttle: Option<ThrottlePolicy>,
+    clock: Clock,
 }
 
 /// A successful verification, and who it was for.
@@ -104,6 +109,8 @@ impl UserStore {
             #[cfg(test)]
             checks: std::sync::atomic::AtomicUsize::new(0),
             peppers: None,
+            throttle: Some(ThrottlePolicy::default()),
+            clock: Clock::default(),
         }
     }
 
@@ -151,6 +158,72 @@ impl UserStore {
     /// The policy new passwords are held to.
     pub fn password_policy(&self) -> PasswordPolicy {
         self.password_policy
+    }
+
+    /// Throttles logins with `policy` instead of [`ThrottlePolicy::default`] (see
+    /// [`verify_from`](Self::verify_from)).
+    #[must_use]
+    pub fn with_throttle(mut self, policy: ThrottlePolicy) -> Self {
+        self.throttle = Some(policy);
+        self
+    }
+
+    /// Turns login throttling off: for a service that throttles in front of the store, and
+    /// for measurements. Throttling is on by default (NIST SP 800-63B-4 §3.2.2 makes it a
+    /// SHALL), and the state file is left as it is.
+    #[must_use]
+    pub fn without_throttle(mut self) -> Self {
+        self.throttle = None;
+        self
+    }
+
+    /// Reads the time from `now` instead of the system clock (throttling's delays and
+    /// locks): for tests, and services with a clock of their own.
+    #[must_use]
+    pub fn with_clock(mut self, now: Arc<dyn Fn() -> SystemTime + Send + Sync>) -> Self {
+        self.clock = Clock::new(now);
+        self
+    }
+
+    /// The throttling policy, `None` when throttling is off.
+    pub fn throttle_policy(&self) -> Option<&ThrottlePolicy> {
+        self.throttle.as_ref()
+    }
+
+    /// The throttling state file: `<users file>.throttle`, beside the users file.
+    pub fn throttle_path(&self) -> PathBuf {
+        throttle::state_path(&self.path)
+    }
+
+    /// Clears the throttling record of the stored user `username` (found as
+    /// [`verify`](Self::verify) finds users): its failures, delay and lock. Returns whether
+    /// there was a record. [`AuthError::NoSuchUser`] when no stored user has that name (an
+    /// operator's command: it may tell which names exist). Emits `user_updated`.
+    pub fn unlock(&self, username: &str) -> Result<bool, AuthError> {
+        let users = self.read()?;
+        let Some((stored, _)) = find_user(&users, username) else {
+            return Err(AuthError::NoSuchUser { username: username.to_owned() });
+        };
+        let material = throttle::account_material(stored);
+        let cleared = throttle::clear(&self.throttle_path(), Some(&material), None)?;
+        Event::UserUpdated { username: stored, source: "", what: "unlocked" }.emit();
+        Ok(cleared)
+    }
+
+    /// Clears the throttling record of `source` (see [`verify_from`](Self::verify_from));
+    /// returns whether there was one.
+    pub fn unlock_source(&self, source: &str) -> Result<bool, AuthError> {
+        throttle::clear(&self.throttle_path(), None, Some(source))
+    }
+
+    /// The throttling record of the account `username` would log into, known or not (names
+    /// are counted alike), under the store's policy ([`ThrottlePolicy::default`] when
+    /// throttling is off). Reads the state file, not the users file.
+    pub fn throttle_status(&self, username: &str) -> Result<ThrottleStatus, AuthError> {
+        let default = ThrottlePolicy::default();
+        let policy = self.throttle.as_ref().unwrap_or(&default);
+        let material = throttle::account_material(username);
+        throttle::status(&self.throttle_path(), policy, &material, self.clock.now())
     }
 
     /// The users file.
@@ -272,19 +345,110 @@ impl UserStore {
     /// [`verify`](Self::verify) for an attempt from `source`: the caller's key for where the
     /// attempt comes from (a client address, say), which throttling counts and security
     /// events name. `None` when the caller has none.
+    ///
+    /// **Throttling** (on by default, [`ThrottlePolicy`]; NIST SP 800-63B-4 §3.2.2): before
+    /// the users file is read or anything hashed, the attempt is checked against its
+    /// account's and its source's records in the state file ([`throttle_path`](Self::throttle_path))
+    /// under that file's lock. When either is delayed or locked the attempt fails with
+    /// [`AuthError::Throttled`] and is not counted; otherwise it is counted as a failure of
+    /// both at once (so parallel attempts, from any number of processes, count one each and
+    /// none slips past a limit), then verified. A success clears the account's count and
+    /// takes its own attempt off the source's. Unknown names are counted under their
+    /// [`comparison_key`](crate::username::comparison_key) (a name longer than
+    /// [`MAX_LOGIN_USERNAME_BYTES`], under a hash of its bytes) exactly like known ones, so
+    /// delays, locks, errors and events do not tell names apart. An unusable state file
+    /// refuses every login ([`AuthError::UnusableThrottleState`]).
+    ///
+    /// **Events** (target [`SECURITY_EVENTS_TARGET`](crate::SECURITY_EVENTS_TARGET)):
+    /// `authn_login_success` or `authn_login_successafterfail` (with the failures before
+    /// it), `authn_login_fail` (with the account's failures, 0 when throttling is off),
+    /// `authn_login_lock` when this failure reached a lock limit, and
+    /// `excess_rate_limit_exceeded` for a refused attempt. A success names the user as
+    /// stored; the others, the name as given.
     pub fn verify_from(
         &self,
         username: &str,
         password: &SecretString,
         source: Option<&str>,
     ) -> Result<Verified, AuthError> {
-        let _ = source;
         let secret = password.expose_secret();
         if secret.len() > MAX_LOGIN_PASSWORD_BYTES {
             return Err(AuthError::PasswordExceedsLoginLimit {
                 max_bytes: MAX_LOGIN_PASSWORD_BYTES,
             });
         }
+        // Throttling first: a refused attempt reads no users and runs no Argon2.
+        let reservation = match &self.throttle {
+            Some(policy) => match throttle::reserve(
+                &self.throttle_path(),
+                policy,
+                &throttle::account_material(username),
+                source,
+                self.clock.now(),
+            ) {
+                Ok(reservation) => Some(reservation),
+                Err(e) => {
+                    if matches!(e, AuthError::Throttled { .. }) {
+                        let source = source.unwrap_or("");
+                        Event::RateLimitExceeded { username, source }.emit();
+                    }
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        let result = self.check_password(username, password);
+        self.settle(reservation.as_ref(), username, source, &result)?;
+        result
+    }
+
+    /// Counts a login's outcome: a success clears the account's failures; every outcome is
+    /// a security event.
+    fn settle(
+        &self,
+        reservation: Option<&Reservation>,
+        username: &str,
+        source: Option<&str>,
+        result: &Result<Verified, AuthError>,
+    ) -> Result<(), AuthError> {
+        let counted_source = source;
+        let source = source.unwrap_or("");
+        match result {
+            Ok(verified) => {
+                let username = verified.username();
+                let previous = reservation.map_or(0, |r| r.previous);
+                if let Some(reservation) = reservation {
+                    throttle::succeed(&self.throttle_path(), reservation, counted_source)?;
+                }
+                if previous == 0 {
+                    Event::LoginSuccess { username, source }.emit();
+                } else {
+                    Event::LoginSuccessAfterFail { username, source, attempts: previous }.emit();
+                }
+            }
+            Err(AuthError::InvalidCredentials | AuthError::BadEntry { .. }) => {
+                let attempts = reservation.map_or(0, |r| r.account_failures);
+                Event::LoginFail { username, source, attempts }.emit();
+                if let Some(r) = reservation {
+                    if r.locks_account {
+                        Event::LoginLock { username, source, attempts }.emit();
+                    }
+                    if let (true, Some(attempts)) = (r.locks_source, r.source_failures) {
+                        Event::LoginLock { username, source, attempts }.emit();
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        Ok(())
+    }
+
+    /// [`verify`](Self::verify) without throttling or events.
+    fn check_password(
+        &self,
+        username: &str,
+        password: &SecretString,
+    ) -> Result<Verified, AuthError> {
         let users = self.read()?;
         // Both paths look for the typical entry and compare every name, so those scans cost
         // the same in each.
@@ -353,7 +517,6 @@ impl UserStore {
         let Some(form) = matched else {
             return Err(AuthError::InvalidCredentials);
         };
-        Event::LoginSuccess { username, source: source.unwrap_or("") }.emit();
         // A hash of the raw form is replaced by one of the NFKC form, as an obsolete one is.
         let obsolete = form == Form::Raw || parsed.is_obsolete(&self.profile.params());
         if !obsolete && !pepper_outdated {

@@ -4,8 +4,8 @@ use std::io::{BufRead as _, IsTerminal as _, Read as _};
 use std::path::PathBuf;
 
 use globo::auth::{
-    AuthError, MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, PasswordPolicy, Profile, UserStore,
-    Username,
+    AuthError, MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, PasswordPolicy, Profile,
+    ThrottleScope, UserStore, Username,
 };
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -69,6 +69,11 @@ pub(crate) struct VerifyArgs {
 
     #[command(flatten)]
     store: StoreArgs,
+
+    /// Where the attempt comes from (a client address, say): failed logins are also counted
+    /// per source, and a source with too many is refused for every account.
+    #[arg(long, env = "GLOBO_LOGIN_SOURCE", value_name = "KEY")]
+    source: Option<String>,
 }
 
 impl StoreArgs {
@@ -146,6 +151,28 @@ pub(crate) fn failure(error: &AuthError) -> Failure {
     }
 }
 
+/// [`failure`], and for a refused login the library's message with how to recover: the
+/// same for a known and an unknown name.
+fn login_failure(error: &AuthError, args: &VerifyArgs) -> Failure {
+    let AuthError::Throttled { scope, locked: true, .. } = error else { return failure(error) };
+    let unlock = match (scope, &args.source) {
+        (ThrottleScope::Source, Some(source)) => {
+            format!("app users unlock --source {}", quoted(source))
+        }
+        _ => format!("app users unlock {}", quoted(&args.username)),
+    };
+    Failure::msg(format!("{error}. An operator can lift the lock now with `{unlock}`."))
+}
+
+/// `text` as one shell word (single-quoted unless it is plain).
+fn quoted(text: &str) -> String {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@:/".contains(c)) {
+        text.to_owned()
+    } else {
+        format!("'{}'", visible(text).replace('\'', "'\\''"))
+    }
+}
+
 pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
     // The store (and its pepper) first: a failure to load the pepper is told before any prompt.
     let store = args.store.store()?;
@@ -160,7 +187,9 @@ pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
 pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let store = args.store.store()?;
     let password = read_password(&args.store, false)?;
-    let verified = store.verify(&args.username, &password).map_err(|e| failure(&e))?;
+    let verified = store
+        .verify_from(&args.username, &password, args.source.as_deref())
+        .map_err(|e| login_failure(&e, &args))?;
     // The stored name is who logged in (it may differ from the typed one in Unicode form or
     // invisible characters, which are shown escaped).
     outln!("Password verified for '{}'.", visible(verified.username()))?;

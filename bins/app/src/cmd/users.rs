@@ -41,12 +41,30 @@ pub(crate) enum UsersCommand {
     /// Rotate the pepper: add a new version, move every record to it, then drop the old
     /// versions. Each step is crash-safe; run it again to complete an interrupted rotation.
     RotatePepper(PepperArgs),
+    /// Clear a user's failed logins, delay and lock (or a login source's, with --source).
+    Unlock(UnlockArgs),
 }
 
 /// The users file, for commands that need nothing else.
 #[derive(Debug, clap::Args)]
 pub(crate) struct FileArgs {
     /// The users file (a JSON object mapping usernames to Argon2 hashes).
+    #[arg(long, value_name = "PATH", default_value = "users.json")]
+    users_file: PathBuf,
+}
+
+/// Arguments of `app users unlock`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UnlockArgs {
+    /// The user to unlock (as `app verify` finds users).
+    #[arg(required_unless_present = "source", conflicts_with = "source")]
+    username: Option<String>,
+
+    /// Unlock this login source (the key given to `app verify --source`) instead of a user.
+    #[arg(long, value_name = "KEY")]
+    source: Option<String>,
+
+    /// The users file (its throttling state is `<file>.throttle` beside it).
     #[arg(long, value_name = "PATH", default_value = "users.json")]
     users_file: PathBuf,
 }
@@ -94,6 +112,7 @@ pub(crate) fn run(command: UsersCommand) -> Result<(), Failure> {
         UsersCommand::InitPepper(args) => pepper::init_pepper(&args),
         UsersCommand::Pepper(args) => pepper::pepper(&args),
         UsersCommand::RotatePepper(args) => pepper::rotate_pepper(&args),
+        UsersCommand::Unlock(args) => unlock(args),
     }
 }
 
@@ -196,4 +215,30 @@ fn prompt_new_password() -> Result<SecretString, Failure> {
         return Err(Failure::msg("Passwords do not match. Nothing was changed."));
     }
     Ok(new)
+}
+
+fn unlock(args: UnlockArgs) -> Result<(), Failure> {
+    let store = UserStore::new(&args.users_file);
+    let error = |e: globo::auth::AuthError| failure(&e);
+    match (args.username, args.source) {
+        (_, Some(source)) => {
+            let cleared = store.unlock_source(&source).map_err(error)?;
+            if cleared {
+                outln!("Source '{}' unlocked.", source.escape_debug())?;
+            } else {
+                outln!("Source '{}' had no failed logins.", source.escape_debug())?;
+            }
+        }
+        (Some(username), None) => {
+            let cleared = store.unlock(&username).map_err(error)?;
+            if cleared {
+                outln!("User '{}' unlocked.", username.escape_debug())?;
+            } else {
+                outln!("User '{}' had no failed logins.", username.escape_debug())?;
+            }
+        }
+        // clap requires one of the two.
+        (None, None) => return Err(Failure::msg("Name a user, or a source with --source.")),
+    }
+    Ok(())
 }

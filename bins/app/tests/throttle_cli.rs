@@ -1,0 +1,200 @@
+//! Login throttling through `app verify` (`--source`) and `app users unlock`, run as the real
+//! binary on a state file the library also reads.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use globo::auth::{MAX_LOCK_AFTER, Profile, ThrottlePolicy, UserStore};
+use secrecy::SecretString;
+
+const APP: &str = env!("CARGO_BIN_EXE_app");
+const RIGHT: &str = "a fine long passphrase";
+const WRONG: &str = "not the passphrase at all";
+
+fn spawn(dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Child {
+    let mut child = globo_testkit::isolated_command(APP, dir)
+        .args(args)
+        .env("GLOBO_PASSWORD_PROFILE", "test-only-insecure")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
+    child
+}
+
+fn run(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    spawn(dir, args, stdin, &[]).wait_with_output().unwrap()
+}
+
+/// stderr without the warning the cheap test profile prints.
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|line| !line.starts_with("warning: using the test-only-insecure"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A users file with alice (password [`RIGHT`]).
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    UserStore::new(dir.path().join("users.json"))
+        .with_profile(Profile::TestOnlyInsecure)
+        .register("alice", &SecretString::from(RIGHT))
+        .unwrap();
+    dir
+}
+
+/// The library, at a fixed second, with no delays (so a test reaches a lock at once); the
+/// state it writes is what `app` (default policy) then reads.
+fn library_at(dir: &Path, at: SystemTime) -> UserStore {
+    let policy = ThrottlePolicy::default()
+        .free_failures(MAX_LOCK_AFTER)
+        .source_free_failures(MAX_LOCK_AFTER);
+    UserStore::new(dir.join("users.json"))
+        .with_profile(Profile::TestOnlyInsecure)
+        .with_throttle(policy)
+        .with_clock(Arc::new(move || at))
+}
+
+/// Now, to the second.
+fn this_second() -> SystemTime {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[test]
+fn a_locked_account_answers_like_a_locked_unknown_name_with_how_to_recover() {
+    let dir = setup();
+    let d = dir.path();
+    let library = library_at(d, this_second());
+    for name in ["alice", "zelda"] {
+        for _ in 0..MAX_LOCK_AFTER {
+            let _ = library.verify(name, &SecretString::from(WRONG));
+        }
+    }
+    let known = run(d, &["verify", "alice", "--password-stdin"], &format!("{RIGHT}\n"));
+    let unknown = run(d, &["verify", "zelda", "--password-stdin"], &format!("{RIGHT}\n"));
+    for out in [&known, &unknown] {
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(stdout(out), "");
+    }
+    let message = stderr(&known);
+    assert!(
+        message
+            .starts_with("error: too many failed login attempts for this account: locked until "),
+        "{message}"
+    );
+    assert!(
+        message
+            .ends_with(" UTC. An operator can lift the lock now with `app users unlock alice`.\n"),
+        "{message}"
+    );
+    assert_eq!(stderr(&unknown).replace("zelda", "alice"), message);
+    // The operator's unlock: a stored user only; then the user logs in.
+    let out = run(d, &["users", "unlock", "zelda"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "error: no user 'zelda' in the store\n");
+    let out = run(d, &["users", "unlock", "alice"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "User 'alice' unlocked.\n");
+    let out = run(d, &["users", "unlock", "alice"], "");
+    assert_eq!(stdout(&out), "User 'alice' had no failed logins.\n");
+    let out = run(d, &["verify", "alice", "--password-stdin"], &format!("{RIGHT}\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_locked_source_is_refused_for_every_account_until_unlocked() {
+    let dir = setup();
+    let d = dir.path();
+    let library = library_at(d, this_second());
+    for i in 0..MAX_LOCK_AFTER {
+        let name = format!("guess{i}");
+        let _ = library.verify_from(&name, &SecretString::from(WRONG), Some("198.51.100.7"));
+    }
+    let by_option = run(
+        d,
+        &["verify", "alice", "--password-stdin", "--source", "198.51.100.7"],
+        &format!("{RIGHT}\n"),
+    );
+    let by_env = spawn(
+        d,
+        &["verify", "alice", "--password-stdin"],
+        &format!("{RIGHT}\n"),
+        &[("GLOBO_LOGIN_SOURCE", "198.51.100.7")],
+    )
+    .wait_with_output()
+    .unwrap();
+    for out in [&by_option, &by_env] {
+        assert_eq!(out.status.code(), Some(1));
+        let message = stderr(out);
+        assert!(
+            message.starts_with(
+                "error: too many failed login attempts from this source: locked until "
+            ),
+            "{message}"
+        );
+        assert!(message.ends_with("`app users unlock --source 198.51.100.7`.\n"), "{message}");
+    }
+    // From another source, or none, alice logs in.
+    let out = run(d, &["verify", "alice", "--password-stdin"], &format!("{RIGHT}\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(d, &["users", "unlock", "--source", "198.51.100.7"], "");
+    assert_eq!(stdout(&out), "Source '198.51.100.7' unlocked.\n");
+    let out = run(
+        d,
+        &["verify", "alice", "--password-stdin", "--source", "198.51.100.7"],
+        &format!("{RIGHT}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A name and --source together are a usage error.
+    let out = run(d, &["users", "unlock", "alice", "--source", "x"], "");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn parallel_app_processes_count_each_accepted_attempt_once() {
+    let dir = setup();
+    let d = dir.path();
+    let children: Vec<Child> = (0..100)
+        .map(|_| spawn(d, &["verify", "alice", "--password-stdin"], &format!("{WRONG}\n"), &[]))
+        .collect();
+    let (mut counted, mut refused) = (0, 0);
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let message = stderr(&out);
+        if message == "error: Invalid username or password.\n" {
+            counted += 1;
+        } else {
+            assert!(
+                message.starts_with(
+                    "error: too many failed login attempts for this account: try again after "
+                ),
+                "{message}"
+            );
+            refused += 1;
+        }
+    }
+    // The default policy: five failures pass at once, the rest wait for delays of 1 s, 2 s,
+    // 4 s, ... so however the processes are scheduled some are refused; every attempt that
+    // ran is counted, and no refused one is.
+    assert_eq!(counted + refused, 100);
+    assert!(counted >= 5 && refused > 0, "{counted} counted, {refused} refused");
+    let status = UserStore::new(d.join("users.json")).throttle_status("alice").unwrap();
+    assert_eq!(status.failures, counted);
+}

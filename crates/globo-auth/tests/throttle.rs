@@ -1,0 +1,521 @@
+//! Login throttling (NIST SP 800-63B-4 §3.2.2): delays, locks, per-source limits, unknown
+//! names, the shared state file, and counting under concurrency (threads and processes).
+// print_stdout: the process probe reports its outcome to the parent test on stdout.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use globo_auth::{
+    AuthError, AuthErrorKind, MAX_LOCK_AFTER, Profile, ThrottlePolicy, ThrottleScope,
+    ThrottleState, ThrottleStatus, UserStore,
+};
+use secrecy::SecretString;
+
+const RIGHT: &str = "correct horse battery staple";
+const WRONG: &str = "not the password at all";
+
+fn secret(text: &str) -> SecretString {
+    SecretString::from(text)
+}
+
+/// A fake clock: seconds since the epoch, moved by the test.
+#[derive(Clone)]
+struct FakeClock(Arc<AtomicU64>);
+
+impl FakeClock {
+    fn new() -> Self {
+        Self(Arc::new(AtomicU64::new(1_800_000_000)))
+    }
+    fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst))
+    }
+    fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+    fn at(&self, secs: u64) -> SystemTime {
+        self.now() + Duration::from_secs(secs)
+    }
+}
+
+fn store(path: &Path, policy: ThrottlePolicy, clock: &FakeClock) -> UserStore {
+    let clock = clock.clone();
+    UserStore::new(path)
+        .with_profile(Profile::TestOnlyInsecure)
+        .with_throttle(policy)
+        .with_clock(Arc::new(move || clock.now()))
+}
+
+/// A users file with alice (password [`RIGHT`]) and bob.
+fn users() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    let setup = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure);
+    setup.register("alice", &secret(RIGHT)).unwrap();
+    setup.register("bob", &secret("builder's own long passphrase")).unwrap();
+    (dir, path)
+}
+
+/// No delays: only the lock limit counts.
+fn no_delays() -> ThrottlePolicy {
+    ThrottlePolicy::default().free_failures(MAX_LOCK_AFTER).source_free_failures(MAX_LOCK_AFTER)
+}
+
+fn status(failures: u32, state: ThrottleState) -> (u32, ThrottleState) {
+    (failures, state)
+}
+
+fn of(s: ThrottleStatus) -> (u32, ThrottleState) {
+    (s.failures, s.state)
+}
+
+fn throttled(error: &AuthError) -> (ThrottleScope, Option<SystemTime>, bool) {
+    match error {
+        AuthError::Throttled { scope, until, locked } => (*scope, *until, *locked),
+        other => panic!("expected Throttled, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_hundred_concurrent_wrong_attempts_on_threads_count_a_hundred_and_lock() {
+    let (_dir, path) = users();
+    let clock = FakeClock::new();
+    let policy = no_delays().lock_duration(None);
+    let barrier = Arc::new(Barrier::new(100));
+    let outcomes: Vec<AuthError> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..100)
+            .map(|_| {
+                let (barrier, store) = (barrier.clone(), store(&path, policy.clone(), &clock));
+                scope.spawn(move || {
+                    barrier.wait();
+                    store.verify("alice", &secret(WRONG)).unwrap_err()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Each was counted before it was checked, so all ran and all are counted.
+    assert!(outcomes.iter().all(|e| matches!(e, AuthError::InvalidCredentials)), "{outcomes:?}");
+    let store = store(&path, policy.clone(), &clock);
+    assert_eq!(
+        of(store.throttle_status("alice").unwrap()),
+        status(100, ThrottleState::Locked { until: None })
+    );
+    // The next one, even with the right password, is refused before anything is hashed.
+    let error = store.verify("alice", &secret(RIGHT)).unwrap_err();
+    assert_eq!(throttled(&error), (ThrottleScope::Account, None, true));
+    assert_eq!(error.kind(), AuthErrorKind::Throttled);
+    assert_eq!(store.throttle_status("alice").unwrap().failures, 100);
+}
+
+/// Environment variable that makes [`a_burst_from_many_processes_never_slips_past_the_limit`]
+/// a single attempt in a child process: the users file to try.
+const PROBE: &str = "GLOBO_THROTTLE_PROBE_USERS";
+
+#[test]
+fn a_burst_from_many_processes_never_slips_past_the_limit() {
+    let policy = no_delays().lock_duration(None);
+    if let Some(path) = std::env::var_os(PROBE) {
+        let store = UserStore::new(PathBuf::from(path))
+            .with_profile(Profile::TestOnlyInsecure)
+            .with_throttle(policy);
+        let outcome = match store.verify("alice", &secret(WRONG)) {
+            Err(AuthError::InvalidCredentials) => "counted",
+            Err(AuthError::Throttled { locked: true, .. }) => "refused",
+            other => panic!("unexpected outcome {other:?}"),
+        };
+        println!("probe-outcome={outcome}");
+        return;
+    }
+    let (_dir, path) = users();
+    let this_test = "a_burst_from_many_processes_never_slips_past_the_limit";
+    let children: Vec<_> = (0..120)
+        .map(|_| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([this_test, "--exact", "--nocapture", "--test-threads=1"])
+                .env(PROBE, &path)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let (mut counted, mut refused) = (0, 0);
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        counted += text.matches("probe-outcome=counted").count();
+        refused += text.matches("probe-outcome=refused").count();
+    }
+    // 120 processes at once: exactly the limit ran, every other one was refused.
+    assert_eq!((counted, refused), (100, 20));
+    let status = UserStore::new(&path).with_throttle(policy).throttle_status("alice").unwrap();
+    assert_eq!(of(status), (100, ThrottleState::Locked { until: None }));
+}
+
+#[test]
+fn delays_start_after_the_free_failures_and_double() {
+    let (_dir, path) = users();
+    let clock = FakeClock::new();
+    let store = store(&path, ThrottlePolicy::default(), &clock);
+    for _ in 0..5 {
+        assert!(matches!(
+            store.verify("alice", &secret(WRONG)),
+            Err(AuthError::InvalidCredentials)
+        ));
+    }
+    // The sixth attempt waits 1 s after the fifth failure; refused attempts are not counted.
+    for _ in 0..3 {
+        let error = store.verify("alice", &secret(RIGHT)).unwrap_err();
+        assert_eq!(throttled(&error), (ThrottleScope::Account, Some(clock.at(1)), false));
+    }
+    assert_eq!(
+        of(store.throttle_status("alice").unwrap()),
+        status(5, ThrottleState::Delayed { until: clock.at(1) })
+    );
+    clock.advance(1);
+    assert!(matches!(store.verify("alice", &secret(WRONG)), Err(AuthError::InvalidCredentials)));
+    let error = store.verify("alice", &secret(WRONG)).unwrap_err();
+    assert_eq!(throttled(&error), (ThrottleScope::Account, Some(clock.at(2)), false));
+    clock.advance(1);
+    assert!(store.verify("alice", &secret(WRONG)).unwrap_err().kind() == AuthErrorKind::Throttled);
+    clock.advance(1);
+    assert!(matches!(store.verify("alice", &secret(WRONG)), Err(AuthError::InvalidCredentials)));
+    assert_eq!(
+        of(store.throttle_status("alice").unwrap()),
+        status(7, ThrottleState::Delayed { until: clock.at(4) })
+    );
+    // The message tells when, and nothing about the name.
+    let error = store.verify("alice", &secret(RIGHT)).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "too many failed login attempts for this account: try again after 2027-01-15 08:00:07 UTC"
+    );
+    // Once the delay has passed, the right password logs in and resets the count.
+    clock.advance(4);
+    assert!(store.verify("alice", &secret(RIGHT)).is_ok());
+    assert_eq!(of(store.throttle_status("alice").unwrap()), status(0, ThrottleState::Open));
+}
+
+#[test]
+fn the_limit_locks_the_account_until_its_cool_off_ends() {
+    let (_dir, path) = users();
+    let clock = FakeClock::new();
+    let policy = no_delays().lock_after(10).unwrap().lock_duration(Some(Duration::from_secs(3600)));
+    let store = store(&path, policy, &clock);
+    for _ in 0..10 {
+        assert!(matches!(
+            store.verify("alice", &secret(WRONG)),
+            Err(AuthError::InvalidCredentials)
+        ));
+    }
+    clock.advance(3599);
+    let error = store.verify("alice", &secret(RIGHT)).unwrap_err();
+    assert_eq!(throttled(&error), (ThrottleScope::Account, Some(clock.at(1)), true));
+    assert!(error.to_string().contains("locked until 2027-01-15 09:00:00 UTC"), "{error}");
+    // Other accounts are not affected.
+    assert!(store.verify("bob", &secret("builder's own long passphrase")).is_ok());
+    clock.advance(1);
+    // The lock is over and forgotten: a fresh start.
+    assert_eq!(of(store.throttle_status("alice").unwrap()), status(0, ThrottleState::Open));
+    assert!(matches!(store.verify("alice", &secret(WRONG)), Err(AuthError::InvalidCredentials)));
+    assert_eq!(store.throttle_status("alice").unwrap().failures, 1);
+    assert!(store.verify("alice", &secret(RIGHT)).is_ok());
+}
+
+#[test]
+fn a_lock_without_cool_off_lasts_until_an_operator_unlocks() {
+    let (_dir, path) = users();
+    let clock = FakeClock::new();
+    let policy = no_delays().lock_after(3).unwrap().lock_duration(None);
+    let store = store(&path, policy, &clock);
+    for _ in 0..3 {
+        let _ = store.verify("alice", &secret(WRONG));
+    }
+    clock.advance(10 * 365 * 86_400);
+    let error = store.verify("alice", &secret(RIGHT)).unwrap_err();
+    assert_eq!(throttled(&error), (ThrottleScope::Account, None, true));
+    assert_eq!(
+        error.to_string(),
+        "too many failed login attempts for this account: locked until an operator unlocks it"
+    );
+    // Unlock by any spelling that finds the user (an event names the stored user); a name
+    // nobody has is refused.
+    let unlocked = events(|| assert!(store.unlock("ａｌｉｃｅ").unwrap()));
+    assert_eq!(unlocked.len(), 1);
+    assert_eq!(unlocked[0]["event"], "user_updated:alice");
+    assert_eq!(unlocked[0]["what"], "unlocked");
+    assert!(!store.unlock("alice").unwrap());
+    assert!(
+        matches!(store.unlock("mallory"), Err(AuthError::NoSuchUser { username }) if username == "mallory")
+    );
+    assert!(store.verify("alice", &secret(RIGHT)).is_ok());
+}
+
+#[test]
+fn a_success_resets_the_account_but_not_the_source() {
+    let (_dir, path) = users();
+    let clock = FakeClock::new();
+    let policy = no_delays().source_lock_after(5).unwrap();
+    let store = store(&path, policy, &clock);
+    let from = Some("10.0.0.1");
+    for _ in 0..4 {
+        let _ = store.verify_from("alice", &secret(WRONG), from);
+    }
+    assert_eq!(store.throttle_status("alice").unwrap().failures, 4);
+    // A guesser who holds bob's password logs into bob: alice's count stays, the source's
+    // four failures stay (the success itself is not a failure).
+    store.verify_from("bob", &secret("builder's own long passphrase"), from).unwrap();
+    assert_eq!(store.throttle_status("alice").unwrap().failures, 4);
+    store.verify_from("alice", &secret(RIGHT), from).unwrap();
+    assert_eq!(store.throttle_status("alice").unwrap().failures, 0);
+    // One more failure from the source reaches its limit of five.
+    let _ = store.verify_from("bob", &secret(WRONG), from);
+    let error = store.verify_from("alice", &secret(RIGHT), from).unwrap_err();
+    assert_eq!(throttled(&error).0, ThrottleScope::Source);
+    assert!(throttled(&error).2);
+    // The account itself is fine from elsewhere.
+    store.verify_from("alice", &secret(RIGHT), Some("10.0.0.2")).unwrap();
+    // An operator lifts the source's lock.
+    assert!(store.unlock_source("10.0.0.1").unwrap());
+    store.verify_from("alice", &secret(RIGHT), from).unwrap();
+}
+
+#[test]
+fn a_source_spreading_guesses_over_many_accounts_is_locked() {
+    let (_dir, path) = users();
+    let clock = FakeClock::new();
+    let policy = no_delays().source_lock_after(20).unwrap();
+    let store = store(&path, policy, &clock);
+    let from = Some("203.0.113.9");
+    for i in 0..20 {
+        let name = if i == 0 { "bob".to_owned() } else { format!("user{i}") };
+        assert!(matches!(
+            store.verify_from(&name, &secret(WRONG), from),
+            Err(AuthError::InvalidCredentials)
+        ));
+    }
+    // No account has more than one failure, but the source is locked for every account.
+    let error = store.verify_from("alice", &secret(RIGHT), from).unwrap_err();
+    assert_eq!(throttled(&error), (ThrottleScope::Source, Some(clock.at(3600)), true));
+    assert!(error.to_string().starts_with("too many failed login attempts from this source"));
+    // Another source is not.
+    store.verify_from("alice", &secret(RIGHT), Some("198.51.100.7")).unwrap();
+    // A source is forgotten an hour after its last failure once its lock has ended.
+    clock.advance(3600);
+    store.verify_from("alice", &secret(RIGHT), from).unwrap();
+}
+
+#[test]
+fn an_account_guessed_from_many_sources_is_still_locked() {
+    let (_dir, path) = users();
+    let clock = FakeClock::new();
+    let policy = no_delays().lock_after(30).unwrap();
+    let store = store(&path, policy, &clock);
+    for i in 0..30 {
+        let source = format!("192.0.2.{i}");
+        let _ = store.verify_from("alice", &secret(WRONG), Some(&source));
+    }
+    let error = store.verify_from("alice", &secret(RIGHT), Some("192.0.2.200")).unwrap_err();
+    assert_eq!(throttled(&error).0, ThrottleScope::Account);
+    assert_eq!(store.throttle_status("alice").unwrap().failures, 30);
+}
+
+/// Security events as JSON lines, captured while `run` runs on this thread.
+fn events(run: impl FnOnce()) -> Vec<serde_json::Value> {
+    #[derive(Clone)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer(Arc::new(Mutex::new(Vec::new())));
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .without_time()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, run);
+    let bytes = buffer.0.lock().unwrap().clone();
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|event| event["target"] == globo_auth::SECURITY_EVENTS_TARGET)
+        .map(|event| event["fields"].clone())
+        .collect()
+}
+
+/// The outcome of each attempt, the status after, and the events, for one name.
+fn trace_of(
+    path: &Path,
+    name: &str,
+) -> (Vec<String>, (u32, ThrottleState), Vec<serde_json::Value>) {
+    let clock = FakeClock::new();
+    let policy = ThrottlePolicy::default().free_failures(2).lock_after(4).unwrap();
+    let store = store(path, policy, &clock);
+    let mut outcomes = Vec::new();
+    let events = events(|| {
+        for step in 0..8 {
+            outcomes.push(match store.verify_from(name, &secret(WRONG), Some("192.0.2.1")) {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!("{e:?}"),
+            });
+            clock.advance(if step % 2 == 0 { 0 } else { 10 });
+        }
+    });
+    (outcomes, of(store.throttle_status(name).unwrap()), events)
+}
+
+#[test]
+fn an_unknown_name_is_counted_refused_and_logged_exactly_like_a_known_one() {
+    let (_dir, path) = users();
+    let (known, known_status, known_events) = trace_of(&path, "alice");
+    let (unknown, unknown_status, unknown_events) = trace_of(&path, "zelda");
+    assert_eq!(known, unknown);
+    assert_eq!(known_status, unknown_status);
+    let renamed: Vec<serde_json::Value> = unknown_events
+        .iter()
+        .map(|e| serde_json::from_str(&e.to_string().replace("zelda", "alice")).unwrap())
+        .collect();
+    assert_eq!(known_events, renamed);
+    // What the sequence was: 2 free failures, a delay honoured, one refused, the lock at 4,
+    // then refusals.
+    let names: Vec<&str> = known_events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "authn_login_fail",
+            "authn_login_fail",
+            "authn_login_fail",
+            "excess_rate_limit_exceeded",
+            "authn_login_fail",
+            "authn_login_lock",
+            "excess_rate_limit_exceeded",
+            "excess_rate_limit_exceeded",
+            "excess_rate_limit_exceeded",
+        ]
+    );
+    assert_eq!(known_events[5]["attempts"], 4);
+    // Locked 24 hours from the fourth failure, 20 s into the run.
+    let until = UNIX_EPOCH + Duration::from_secs(1_800_000_000 + 20 + 86_400);
+    assert_eq!(known_status, (4, ThrottleState::Locked { until: Some(until) }));
+}
+
+#[test]
+fn success_events_name_the_stored_user_and_the_failures_before() {
+    let (_dir, path) = users();
+    let clock = FakeClock::new();
+    let store = store(&path, no_delays(), &clock);
+    let events = events(|| {
+        let _ = store.verify_from("alice", &secret(WRONG), Some("192.0.2.1"));
+        let _ = store.verify_from("alice", &secret(WRONG), Some("192.0.2.1"));
+        store.verify_from("ａｌｉｃｅ", &secret(RIGHT), Some("192.0.2.1")).unwrap();
+        store.verify("alice", &secret(RIGHT)).unwrap();
+    });
+    let summary: Vec<(String, String)> = events
+        .iter()
+        .map(|e| (e["event"].as_str().unwrap().to_owned(), e["source"].to_string()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("authn_login_fail:alice".to_owned(), r#""\"192.0.2.1\"""#.to_owned()),
+            ("authn_login_fail:alice".to_owned(), r#""\"192.0.2.1\"""#.to_owned()),
+            ("authn_login_successafterfail:alice,2".to_owned(), r#""\"192.0.2.1\"""#.to_owned()),
+            ("authn_login_success:alice".to_owned(), r#""\"\"""#.to_owned()),
+        ]
+    );
+    assert_eq!(events[1]["attempts"], 2);
+    // No event carries a password.
+    let all = serde_json::Value::from(events).to_string();
+    assert!(!all.contains(WRONG) && !all.contains(RIGHT), "{all}");
+}
+
+#[test]
+fn the_state_survives_a_new_store_and_keeps_no_name_in_the_clear() {
+    let (dir, path) = users();
+    let clock = FakeClock::new();
+    // A password typed into the name field must not end up in the state file.
+    let typed = "my secret password by mistake";
+    for name in ["alice", "alice", typed] {
+        let _ = store(&path, ThrottlePolicy::default(), &clock).verify(name, &secret(WRONG));
+    }
+    let state_path = dir.path().join("users.json.throttle");
+    let fresh = store(&path, ThrottlePolicy::default(), &clock);
+    assert_eq!(fresh.throttle_path(), state_path);
+    assert_eq!(fresh.throttle_status("alice").unwrap().failures, 2);
+    assert_eq!(fresh.throttle_status(typed).unwrap().failures, 1);
+    let text = std::fs::read_to_string(&state_path).unwrap();
+    assert!(!text.contains("alice") && !text.contains("secret"), "{text}");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&state_path).unwrap().permissions().mode() & 0o777, 0o600);
+    // Names longer than the login bound are counted by their bytes, each apart.
+    let long_a = "a".repeat(globo_auth::MAX_LOGIN_USERNAME_BYTES + 1);
+    let long_b = format!("{long_a}b");
+    let _ = fresh.verify(&long_a, &secret(WRONG));
+    let _ = fresh.verify(&long_a, &secret(WRONG));
+    let _ = fresh.verify(&long_b, &secret(WRONG));
+    assert_eq!(fresh.throttle_status(&long_a).unwrap().failures, 2);
+    assert_eq!(fresh.throttle_status(&long_b).unwrap().failures, 1);
+}
+
+#[test]
+fn an_unusable_state_file_refuses_logins_and_is_kept() {
+    let (dir, path) = users();
+    let clock = FakeClock::new();
+    let state_path = dir.path().join("users.json.throttle");
+    let oversized = vec![b' '; 32 * 1024 * 1024 + 1];
+    for (content, reason) in [
+        (&b"{not json"[..], "it is not the state file's JSON format"),
+        (&br#"{"version": 1, "accounts": {}}"#[..], "it is not the state file's JSON format"),
+        (&br#"{"version": 2, "salt": "", "accounts": {}, "sources": {}}"#[..], "version"),
+        (&br#"{"version": 1, "salt": "00", "accounts": {}, "sources": {}}"#[..], "salt"),
+        (&oversized[..], "larger than 32 MiB"),
+    ] {
+        std::fs::write(&state_path, content).unwrap();
+        let store = store(&path, ThrottlePolicy::default(), &clock);
+        // Even the right password: nothing can be counted, so nothing is let through.
+        let error = store.verify("alice", &secret(RIGHT)).unwrap_err();
+        assert!(matches!(error, AuthError::UnusableThrottleState { .. }), "{error:?}");
+        assert_eq!(error.kind(), AuthErrorKind::Operational);
+        let message = error.to_string();
+        assert!(
+            message.contains(&*state_path.to_string_lossy()) && message.contains(reason),
+            "{message}"
+        );
+        assert!(store.unlock("alice").is_err());
+        assert_eq!(std::fs::read(&state_path).unwrap(), content, "the state file was changed");
+    }
+}
+
+#[test]
+fn a_refused_attempt_reads_no_users_and_an_off_store_is_not_throttled() {
+    let (_dir, path) = users();
+    let clock = FakeClock::new();
+    let policy = no_delays().lock_after(1).unwrap();
+    let store = store(&path, policy, &clock);
+    let _ = store.verify("alice", &secret(WRONG));
+    // The users file is now corrupt, yet the answer is the throttle's: it was never read.
+    std::fs::write(&path, "{").unwrap();
+    let error = store.verify("alice", &secret(RIGHT)).unwrap_err();
+    assert!(matches!(error, AuthError::Throttled { .. }), "{error:?}");
+    // Without throttling the store reads the file (and reports it) and counts nothing.
+    let off = UserStore::new(&path).without_throttle();
+    assert!(off.throttle_policy().is_none());
+    assert!(matches!(off.verify("alice", &secret(RIGHT)), Err(AuthError::CorruptUsersFile { .. })));
+    assert_eq!(store.throttle_status("alice").unwrap().failures, 1);
+}
