@@ -377,17 +377,44 @@ fn without_rust_log_no_event_is_printed() {
     }
 }
 
+/// Review (P4f, point 7): the log settings are read only when `RUST_LOG` asks for logs, so a
+/// stale `GLOBO_LOG_FORMAT` never stops a command; then a bad format or filter is refused.
 #[test]
 fn bad_log_settings_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = app(d, &["--log-format", "xml", "users", "list"], "");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("invalid value 'xml' for '--log-format"),
-        "{}",
-        text(&out.stderr)
+    let logs = [("RUST_LOG", "globo_auth=info")];
+    let out = app_env(d, &["--log-format", "xml", "users", "list"], "", &logs);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: the log format 'xml' is not text or json: fix --log-format or GLOBO_LOG_FORMAT.\n"
     );
+    let out = app_env(d, &["users", "list"], "", &[logs[0], ("GLOBO_LOG_FORMAT", "x\ny")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with("error: the log format 'x\\ny' is not"), "{}", stderr(&out));
+    // Without RUST_LOG (or with it empty) the format is not read: the command runs.
+    for env in
+        [&[("GLOBO_LOG_FORMAT", "xml")][..], &[("GLOBO_LOG_FORMAT", "xml"), ("RUST_LOG", "")]]
+    {
+        let out = app_env(d, &["users", "list"], "", env);
+        assert_eq!(ok(&out), "", "{env:?}");
+        assert_eq!(stderr(&out), "", "{env:?}");
+        let out = app_env(d, &["--log-format", "xml", "users", "list"], "", env);
+        assert_eq!(ok(&out), "", "{env:?}");
+    }
+    // Any case.
+    alice_and_bob(d);
+    for format in ["JSON", "Json"] {
+        let out = app_env(
+            d,
+            &["verify", "alice", "--password-stdin"],
+            &format!("{ALICE_PW}\n"),
+            &[logs[0], ("GLOBO_LOG_FORMAT", format)],
+        );
+        ok(&out);
+        assert_eq!(json_lines(&out)[0]["event"], "authn_login_success:alice", "{format}");
+    }
     let out = app_env(d, &["users", "list"], "", &[("RUST_LOG", "globo_auth=loud")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
