@@ -611,3 +611,30 @@ fn at_a_terminal_passwd_and_reset_prompt_without_echo_and_confirm_the_new_passwo
     assert!(!shown.contains(NEW_PW), "{shown}");
     assert!(verifies(d, "bob", NEW_PW));
 }
+
+/// Review (P4f, point 2): a name cannot forge log fields, in JSON or in text: everything
+/// but `[A-Za-z0-9._@-]` and non-ASCII letters is written as `\u{..}`.
+#[test]
+fn a_name_cannot_forge_log_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    alice_and_bob(d);
+    let forged = "x source=198.51.100.1 by_operator=true";
+    let escaped = "x\\u{20}source\\u{3d}198.51.100.1\\u{20}by_operator\\u{3d}true";
+    let args = ["users", "reset", forged, "--password-stdin"];
+    let stdin = format!("{NEW_PW}\n");
+    let json = [("RUST_LOG", "globo_auth=info"), ("GLOBO_LOG_FORMAT", "json")];
+    let out = app_env(d, &args, &stdin, &json);
+    assert_eq!(out.status.code(), Some(1));
+    let events = json_lines(&out);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], format!("authn_password_change_fail:{escaped}"));
+    assert_eq!(events[0]["username"], escaped);
+    assert_eq!(events[0]["source"], "");
+    assert!(events[0].get("by_operator").is_none(), "{events:?}");
+    let out = app_env(d, &args, &stdin, &[("RUST_LOG", "globo_auth=info")]);
+    let err = stderr(&out);
+    let line = err.lines().find(|line| line.contains("globo_auth::security")).unwrap();
+    assert_eq!(line.matches("source=").count(), 1, "{line}");
+    assert!(!line.contains("by_operator=") && line.contains(&format!("username={escaped} ")));
+}

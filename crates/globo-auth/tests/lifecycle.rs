@@ -153,8 +153,85 @@ fn delete_removes_only_that_user_and_keeps_the_lab_format() {
     fs::write(&path, lab.to_string()).unwrap();
     capture.during(|| store.delete("eve\nmallory")).unwrap();
     let events = capture.take();
-    assert_eq!(events[0].field("event"), "user_deleted:eve\\nmallory");
-    assert_eq!(events[0].field("username"), "eve\\nmallory");
+    assert_eq!(events[0].field("event"), "user_deleted:eve\\u{a}mallory");
+    assert_eq!(events[0].field("username"), "eve\\u{a}mallory");
+}
+
+/// A `tracing_subscriber` text log, as `app` writes it, into a buffer.
+#[derive(Clone, Default)]
+struct TextLog(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for TextLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TextLog {
+    fn during<T>(&self, f: impl FnOnce() -> T) -> T {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Review (P4f, point 2): a text log writes field values unquoted, so a name or source
+/// holding a space, `=`, `"`, `,` or `:` could forge fields (`escape_debug` kept them).
+/// Everything but `[A-Za-z0-9._@-]` and non-ASCII letters is written as `\u{..}`, in the
+/// `event` string and in the fields alike.
+#[test]
+fn names_and_sources_cannot_forge_fields_or_lines() {
+    let (_dir, path) = temp_users();
+    let store = three_users(&path);
+    let forged = "x source=198.51.100.1 by_operator=true";
+    let source = "203.0.113.9\" attempts=0,a:b\nnext\\u{41}";
+    let name = "x\\u{20}source\\u{3d}198.51.100.1\\u{20}by_operator\\u{3d}true";
+    let escaped_source = "203.0.113.9\\u{22}\\u{20}attempts\\u{3d}0\\u{2c}a\\u{3a}b\\u{a}next\\u{5c}u\\u{7b}41\\u{7d}";
+    let run = || {
+        assert!(
+            store
+                .change_password(forged, &secret(ALICE_PW), &secret(NEW_PW), Some(source))
+                .is_err()
+        );
+        assert!(store.reset_password(forged, &secret(NEW_PW)).is_err());
+        // Letters of any script stay readable.
+        assert!(store.reset_password("Zoë_Ådne.李-x@y", &secret(NEW_PW)).is_err());
+    };
+    let capture = Capture::default();
+    capture.during(run);
+    let events = capture.take();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[0].field("event"), format!("authn_password_change_fail:{name}"));
+    assert_eq!(events[0].field("username"), name);
+    assert_eq!(events[0].field("source"), escaped_source);
+    assert_eq!(events[1].field("username"), name);
+    assert_eq!(events[1].field("source"), "");
+    assert_eq!(events[2].field("username"), "Zoë_Ådne.李-x@y");
+
+    let log = TextLog::default();
+    log.during(run);
+    let text = log.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for line in &lines[..2] {
+        assert_eq!(line.matches(" source=").count(), 1, "{line}");
+        assert_eq!(line.matches("by_operator=").count(), 0, "{line}");
+        assert_eq!(line.matches("attempts=").count(), 0, "{line}");
+        assert!(line.contains(&format!(" username={name} ")), "{line}");
+    }
+    assert!(lines[0].ends_with(&format!(" source={escaped_source}")), "{}", lines[0]);
 }
 
 #[test]
