@@ -44,6 +44,9 @@ pub struct UserStore {
     /// How many Argon2 checks logins ran (tests count them per path).
     #[cfg(test)]
     checks: std::sync::atomic::AtomicUsize,
+    /// How many records `new_record_for` made (tests check every path goes through it).
+    #[cfg(test)]
+    records_made: std::sync::atomic::AtomicUsize,
 }
 
 /// A successful verification, and who it was for.
@@ -98,6 +101,8 @@ impl UserStore {
             dummy: Mutex::new(None),
             #[cfg(test)]
             checks: std::sync::atomic::AtomicUsize::new(0),
+            #[cfg(test)]
+            records_made: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -162,23 +167,19 @@ impl UserStore {
     /// stored one is in. [`verify`](Self::verify) applies no policy besides a bound on the
     /// password's length, so existing users keep logging in.
     ///
-    /// **Cost:** normalises the password (linear in its length), waits for the users file's
-    /// exclusive lock (held by any other writer), reads the file whole (at most
-    /// [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)), runs Argon2 once
-    /// (blocking, `m` KiB allocated; with the `parallel` feature its `p` lanes run on rayon's
-    /// global pool, one thread per CPU: see the [crate docs](crate#what-a-call-costs)) and
-    /// rewrites the file with `fsync`.
+    /// **Cost:** normalises the password (linear in its length), runs Argon2 once, taken
+    /// name or not (blocking, `m` KiB allocated; with the `parallel` feature its `p` lanes
+    /// run on rayon's global pool, one thread per CPU: see the
+    /// [crate docs](crate#what-a-call-costs)), then waits for the users file's exclusive
+    /// lock (held by any other writer), reads the file whole (at most
+    /// [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)) and rewrites it with `fsync`.
     pub fn register(&self, username: &str, password: &SecretString) -> Result<(), AuthError> {
         let username = Username::prepare(username)?;
-        let password = self.check_new(username.as_str(), password)?;
+        // The one place a new record is made (policy, NFKC), as for a change or a reset.
+        // Outside the lock: the hash is the slow part and needs no shared state.
+        let hash = self.new_record_for(username.as_str(), password)?;
         let exists =
             |users: &Users| users.keys().any(|stored| comparison_key(stored) == username.as_str());
-        // Cheap early answer for a taken name; the check that counts is under the lock.
-        if exists(&self.read()?) {
-            return Err(AuthError::UserExists { username: username.into_string() });
-        }
-        // Hash outside the lock: it is the slow part and needs no shared state.
-        let hash = phc::hash_password(password.expose_secret().as_bytes(), self.profile)?;
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
         if exists(&users) {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use globo_auth::{AuthError, AuthErrorKind, Profile, SECURITY_EVENTS_TARGET, UserStore};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Level, Metadata};
@@ -451,4 +451,33 @@ fn no_event_holds_a_password_or_a_hash() {
             assert!(!text.contains(part), "an event holds {part:?} of {record}: {text}");
         }
     }
+}
+
+/// Review (P4f, point 3): every new record, from register, change and reset alike, is a hash
+/// of the password's NFKC form (NIST SP 800-63B-4 §3.1.1.2), never of the raw input.
+#[test]
+fn register_change_and_reset_hash_the_nfkc_form() {
+    let (_dir, path) = temp_users();
+    let store = UserStore::new(&path).with_profile(TEST);
+    // Fullwidth letters and a ligature: NFKC changes every one of these.
+    let cases = [
+        ("ｗｏｎｄｅｒｌａｎｄ rabbit hole", "wonderland rabbit hole"),
+        ("ﬁrst new passphrase here", "first new passphrase here"),
+        ("Ⅻ operators' passphrase", "XII operators' passphrase"),
+    ];
+    for (raw, nfkc) in cases {
+        assert_eq!(globo_auth::normalize_password(&secret(raw)).expose_secret(), nfkc);
+    }
+    let record = || users(&path)["alice"].as_str().unwrap().to_owned();
+    let is_nfkc_hash = |raw: &str, nfkc: &str| {
+        let record = record();
+        globo_auth::verify_password(nfkc.as_bytes(), &record).unwrap();
+        assert!(globo_auth::verify_password(raw.as_bytes(), &record).is_err(), "{raw}");
+    };
+    store.register("alice", &secret(cases[0].0)).unwrap();
+    is_nfkc_hash(cases[0].0, cases[0].1);
+    store.change_password("alice", &secret(cases[0].1), &secret(cases[1].0), None).unwrap();
+    is_nfkc_hash(cases[1].0, cases[1].1);
+    store.reset_password("alice", &secret(cases[2].0)).unwrap();
+    is_nfkc_hash(cases[2].0, cases[2].1);
 }

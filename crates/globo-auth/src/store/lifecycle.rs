@@ -130,12 +130,19 @@ impl UserStore {
         self.write(&users)
     }
 
-    /// The record for a new password of `stored` (a name as stored): the new-password policy
-    /// for that user, then a hash with the store's profile. The one place change and reset
-    /// make a record.
-    fn new_record_for(&self, stored: &str, new: &SecretString) -> Result<String, AuthError> {
+    /// The record for a new password of `name` (as stored, or as `register` will store it):
+    /// the new-password policy for that user, then a hash of the password's NFKC form with
+    /// the store's profile. The one place a record is made for a new password: register,
+    /// change and reset all call it.
+    pub(super) fn new_record_for(
+        &self,
+        name: &str,
+        new: &SecretString,
+    ) -> Result<String, AuthError> {
+        #[cfg(test)]
+        self.records_made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The policy checks, and the hash is of, the NFKC form it returns.
-        let normalized = self.check_new(stored, new)?;
+        let normalized = self.check_new(name, new)?;
         phc::hash_password(normalized.expose_secret(), self.profile)
     }
 }
@@ -157,6 +164,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::Profile;
+
+    /// Review (P4f, point 3): register, change and reset each make their record through
+    /// `new_record_for` (policy, NFKC, and the pepper once it lands), exactly once.
+    #[test]
+    fn every_new_password_goes_through_new_record_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            UserStore::new(dir.path().join("users.json")).with_profile(Profile::TestOnlyInsecure);
+        let made = || store.records_made.load(std::sync::atomic::Ordering::Relaxed);
+        store.register("alice", &SecretString::from("wonderland password one")).unwrap();
+        assert_eq!(made(), 1, "register");
+        store
+            .change_password(
+                "alice",
+                &SecretString::from("wonderland password one"),
+                &SecretString::from("wonderland password two"),
+                None,
+            )
+            .unwrap();
+        assert_eq!(made(), 2, "change");
+        store.reset_password("alice", &SecretString::from("an operator's new passphrase")).unwrap();
+        assert_eq!(made(), 3, "reset");
+    }
 
     /// A password change writes only over the record it verified: a record replaced or
     /// removed by someone else in between is kept as it is, and the change fails.
