@@ -459,6 +459,24 @@ impl UserStore {
 /// stored name, else the only one with the same comparison key; `None` when there is none or
 /// several. Every stored name is compared, whether or not one matches exactly.
 fn find_user<'a>(users: &'a Users, username: &str) -> Option<(&'a str, &'a Value)> {
+    match lookup(users, username) {
+        Lookup::Found(name, entry) => Some((name, entry)),
+        Lookup::Ambiguous(_) | Lookup::Missing => None,
+    }
+}
+
+/// What a name designates among the stored names.
+enum Lookup<'a> {
+    /// The exact stored name, else the only one with the same comparison key.
+    Found(&'a str, &'a Value),
+    /// This many stored names (two or more) share its comparison key, none exactly it.
+    Ambiguous(usize),
+    /// No stored name has its comparison key.
+    Missing,
+}
+
+/// [`find_user`], telling an ambiguous name from a missing one (for operators' commands).
+fn lookup<'a>(users: &'a Users, username: &str) -> Lookup<'a> {
     let key = comparison_key(username);
     let mut exact = None;
     let mut alike = Vec::new();
@@ -471,9 +489,9 @@ fn find_user<'a>(users: &'a Users, username: &str) -> Option<(&'a str, &'a Value
         }
     }
     match (exact, alike.as_slice()) {
-        (Some(found), _) => Some(found),
-        (None, [found]) => Some(*found),
-        (None, _) => None,
+        (Some((name, entry)), _) | (None, &[(name, entry)]) => Lookup::Found(name, entry),
+        (None, []) => Lookup::Missing,
+        (None, many) => Lookup::Ambiguous(many.len()),
     }
 }
 

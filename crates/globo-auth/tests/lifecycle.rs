@@ -281,10 +281,30 @@ fn operators_commands_find_a_lab_name_as_a_login_does() {
     // Found by its NFC spelling, reported as stored.
     assert_eq!(store.reset_password("jos\u{e9}", &secret(NEW_PW)).unwrap(), "jose\u{301}");
     store.verify("jose\u{301}", &secret(NEW_PW)).unwrap();
-    // Two names share "jo\u{2060}"'s key and neither is it: nobody is picked.
+    // Two names share "jo\u{2060}"'s key and neither is it: nobody is picked, and the
+    // error says why (review P4f, point 4: it said NoSuchUser, as for a missing name).
     let before = fs::read(&path).unwrap();
-    assert!(matches!(store.delete("jo\u{2060}"), Err(AuthError::NoSuchUser { .. })));
+    for result in [
+        store.delete("jo\u{2060}"),
+        store.find("jo\u{2060}"),
+        store.reset_password("jo\u{2060}", &secret(NEW_PW)),
+    ] {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(&error, AuthError::AmbiguousUser { username, candidates: 2 } if username == "jo\u{2060}"),
+            "{error:?}"
+        );
+        assert_eq!(error.kind(), AuthErrorKind::NotFound);
+        assert_eq!(
+            error.to_string(),
+            "'jo\u{2060}' matches 2 stored users whose names differ only in Unicode form, width \
+             or invisible characters; name one exactly as stored"
+        );
+    }
     assert_eq!(fs::read(&path).unwrap(), before);
+    assert_eq!(store.find("jo").unwrap(), "jo");
+    assert_eq!(store.find("jos\u{e9}").unwrap(), "jose\u{301}");
+    assert!(matches!(store.find("mallory"), Err(AuthError::NoSuchUser { .. })));
     // The exact spelling always designates its own user.
     assert_eq!(store.delete("jo\u{200B}").unwrap(), "jo\u{200B}");
     assert_eq!(store.delete("jos\u{e9}").unwrap(), "jose\u{301}");
@@ -480,4 +500,52 @@ fn register_change_and_reset_hash_the_nfkc_form() {
     is_nfkc_hash(cases[1].0, cases[1].1);
     store.reset_password("alice", &secret(cases[2].0)).unwrap();
     is_nfkc_hash(cases[2].0, cases[2].1);
+}
+
+/// Review (P4f, point 5): `delete_exact` deletes the name as stored or nobody. The file may
+/// change between `find` (and the operator's confirmation) and the deletion: another user
+/// whose name looks the same must not be deleted instead.
+#[test]
+fn delete_exact_deletes_that_stored_name_or_nobody() {
+    let (_dir, path) = temp_users();
+    let hash = |p: &str| globo_auth::hash_password(p, TEST).unwrap();
+    fs::write(&path, serde_json::json!({"jose\u{301}": hash("first lab password")}).to_string())
+        .unwrap();
+    let store = UserStore::new(&path).with_profile(TEST);
+    let stored = store.find("jos\u{e9}").unwrap();
+    assert_eq!(stored, "jose\u{301}");
+    // Meanwhile the NFD user is replaced by one stored in NFC.
+    let changed = serde_json::json!({"jos\u{e9}": hash("second lab password"), "bob": hash("b")});
+    fs::write(&path, changed.to_string()).unwrap();
+    let before = fs::read(&path).unwrap();
+    let capture = Capture::default();
+    let result = capture.during(|| store.delete_exact(&stored));
+    assert!(
+        matches!(&result, Err(AuthError::ConcurrentChange { username }) if username == "jose\u{301}"),
+        "{result:?}"
+    );
+    assert_eq!(result.unwrap_err().kind(), AuthErrorKind::Conflict);
+    assert_eq!(fs::read(&path).unwrap(), before);
+    assert!(capture.take().is_empty());
+    // The name as stored is deleted, and only it.
+    capture.during(|| store.delete_exact("jos\u{e9}")).unwrap();
+    assert_eq!(store.usernames().unwrap(), ["bob"]);
+    assert_eq!(capture.names(), ["user_deleted:jos\u{e9}"]);
+}
+
+/// Review (P4f, point 6): a reset that fails after the user was found names the user as
+/// stored in its event, as a successful one does, not the spelling given.
+#[test]
+fn a_failed_reset_of_a_found_user_names_the_stored_user() {
+    let (_dir, path) = temp_users();
+    let hash = globo_auth::hash_password("first lab password", TEST).unwrap();
+    fs::write(&path, serde_json::json!({"jose\u{301}": hash}).to_string()).unwrap();
+    let store = UserStore::new(&path).with_profile(TEST);
+    let capture = Capture::default();
+    let result = capture.during(|| store.reset_password("jos\u{e9}", &secret(COMMON_PW)));
+    assert!(matches!(result, Err(AuthError::PasswordTooCommon)), "{result:?}");
+    let events = capture.take();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].field("event"), "authn_password_change_fail:jose\\u{301}");
+    assert_eq!(events[0].field("username"), "jose\\u{301}");
 }
