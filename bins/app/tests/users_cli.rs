@@ -75,6 +75,15 @@ fn refused(dir: &Path, out: &Output, message: &str, before: &[u8]) {
     assert_eq!(std::fs::read(dir.join("users.json")).unwrap(), before, "the file changed");
 }
 
+/// The hint `app` adds to a name the store does not designate.
+const NAME_EXACTLY: &str = "run `app users list` and name the user exactly as listed (a \
+     `\\u{...}` there is an invisible or combining character; bash types `\\u{200b}` as \
+     $'\\u200b')";
+
+fn no_user(name: &str) -> String {
+    format!("no user '{name}' in the store: {NAME_EXACTLY}")
+}
+
 #[test]
 fn list_prints_one_name_per_line_and_escapes_control_characters() {
     let dir = tempfile::tempdir().unwrap();
@@ -118,7 +127,7 @@ fn delete_needs_confirmation_removes_only_that_user_and_refuses_an_unknown_one()
         &before,
     );
     let out = app(d, &["users", "delete", "mallory", "--yes"], "");
-    refused(d, &out, "no user 'mallory' in the store", &before);
+    refused(d, &out, &no_user("mallory"), &before);
 
     assert_eq!(ok(&app(d, &["users", "delete", "bob", "--yes"], "")), "User 'bob' deleted.\n");
     let mut expected: serde_json::Map<String, serde_json::Value> =
@@ -129,12 +138,7 @@ fn delete_needs_confirmation_removes_only_that_user_and_refuses_an_unknown_one()
     assert!(verifies(d, "alice", ALICE_PW));
     // Gone: a second delete names the missing user.
     let after = std::fs::read(d.join("users.json")).unwrap();
-    refused(
-        d,
-        &app(d, &["users", "delete", "bob", "--yes"], ""),
-        "no user 'bob' in the store",
-        &after,
-    );
+    refused(d, &app(d, &["users", "delete", "bob", "--yes"], ""), &no_user("bob"), &after);
 }
 
 #[test]
@@ -218,12 +222,7 @@ fn reset_sets_a_password_without_the_current_one_and_refuses_an_unknown_user() {
     let before = std::fs::read(d.join("users.json")).unwrap();
     let reset =
         |name: &str, stdin: &str| app(d, &["users", "reset", name, "--password-stdin"], stdin);
-    refused(
-        d,
-        &reset("mallory", &format!("{NEW_PW}\n")),
-        "no user 'mallory' in the store",
-        &before,
-    );
+    refused(d, &reset("mallory", &format!("{NEW_PW}\n")), &no_user("mallory"), &before);
     let out = app(d, &["users", "reset", "bob"], &format!("{NEW_PW}\n"));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("pass --password-stdin"), "{}", stderr(&out));
@@ -573,6 +572,25 @@ fn at_a_terminal_delete_asks_for_the_name_again() {
         on_a_terminal(d, &["users", "delete", "bob"], &[(ask_line, "bob", false)]).unwrap();
     assert_eq!((code, shown.as_str()), (0, format!("{ask}\nbob\nUser 'bob' deleted.").as_str()));
     assert_eq!(app(d, &["users", "list"], "").stdout, b"alice\n");
+
+    // Review (P4f, point 5): a lab name is asked for as stored; the spelling given on the
+    // command line is not the confirmation, the stored name (as shown) is.
+    let hash =
+        |p: &str| globo::auth::hash_password(p, globo::auth::Profile::TestOnlyInsecure).unwrap();
+    let lab = serde_json::json!({"jose\u{301}": hash("first lab password"), "bob": hash("b")});
+    std::fs::write(d.join("users.json"), lab.to_string()).unwrap();
+    let before = std::fs::read(d.join("users.json")).unwrap();
+    let ask = "To delete user 'jose\\u{301}', type the name again:";
+    let asked = format!("{ask}\n");
+    let args = ["users", "delete", "jos\u{e9}"];
+    let (code, shown) = on_a_terminal(d, &args, &[(&asked, "jos\u{e9}", false)]).unwrap();
+    assert_eq!(code, 1, "{shown}");
+    assert!(shown.ends_with("error: The name typed does not match: nothing was deleted."));
+    assert_eq!(std::fs::read(d.join("users.json")).unwrap(), before);
+    let (code, shown) = on_a_terminal(d, &args, &[(&asked, "jose\\u{301}", false)]).unwrap();
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.ends_with("User 'jose\\u{301}' deleted."), "{shown}");
+    assert_eq!(app(d, &["users", "list"], "").stdout, b"bob\n");
 }
 
 #[test]
@@ -637,4 +655,56 @@ fn a_name_cannot_forge_log_fields() {
     let line = err.lines().find(|line| line.contains("globo_auth::security")).unwrap();
     assert_eq!(line.matches("source=").count(), 1, "{line}");
     assert!(!line.contains("by_operator=") && line.contains(&format!("username={escaped} ")));
+}
+
+/// Review (P4f, points 4 and 5): `delete` looks the user up before it asks anything, asks
+/// about the name as stored (shown with `\u{..}` for what cannot be seen), and names an
+/// ambiguous spelling as such, with a hint to name the user exactly as listed.
+#[test]
+fn delete_finds_the_stored_name_before_asking() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hash =
+        |p: &str| globo::auth::hash_password(p, globo::auth::Profile::TestOnlyInsecure).unwrap();
+    let lab = serde_json::json!({
+        "jose\u{301}": hash("first lab password"),
+        "jo": hash("second lab password"),
+        "jo\u{200B}": hash("third lab password"),
+    });
+    std::fs::write(d.join("users.json"), lab.to_string()).unwrap();
+    let before = std::fs::read(d.join("users.json")).unwrap();
+    // An unknown name fails before any question (it asked for --yes first).
+    let out = app(d, &["users", "delete", "mallory"], "");
+    refused(d, &out, &no_user("mallory"), &before);
+    // The question names the user as stored (NFD, the accent shown escaped).
+    let out = app(d, &["users", "delete", "jos\u{e9}"], "");
+    refused(
+        d,
+        &out,
+        "Standard input is not a terminal, so the deletion cannot be confirmed: pass --yes to \
+         delete user 'jose\\u{301}'.",
+        &before,
+    );
+    // Two stored names share the spelling's key, neither is it.
+    for args in [
+        &["users", "delete", "jo\u{2060}"][..],
+        &["users", "reset", "jo\u{2060}", "--password-stdin"],
+    ] {
+        let out = app(d, args, &format!("{NEW_PW}\n"));
+        refused(
+            d,
+            &out,
+            &format!(
+                "'jo\\u{{2060}}' matches 2 stored users whose names differ only in Unicode form, \
+                 width or invisible characters: {NAME_EXACTLY}"
+            ),
+            &before,
+        );
+    }
+    assert_eq!(ok(&app(d, &["users", "list"], "")), "jose\\u{301}\njo\njo\\u{200b}\n");
+    let out = app(d, &["users", "delete", "jos\u{e9}", "--yes"], "");
+    assert_eq!(ok(&out), "User 'jose\\u{301}' deleted.\n");
+    let out = app(d, &["users", "delete", "jo\u{200B}", "--yes"], "");
+    assert_eq!(ok(&out), "User 'jo\\u{200b}' deleted.\n");
+    assert_eq!(users(d).keys().collect::<Vec<_>>(), ["jo"]);
 }

@@ -126,6 +126,11 @@ pub(crate) fn read_password_line(new: bool) -> Result<SecretString, Failure> {
     Ok(SecretString::from(password))
 }
 
+/// How an operator names a user the store did not find.
+const NAME_EXACTLY: &str = "run `app users list` and name the user exactly as listed (a \
+     `\\u{...}` there is an invisible or combining character; bash types `\\u{200b}` as \
+     $'\\u200b')";
+
 /// The lab's messages for the outcomes users see; everything else with its causes.
 pub(crate) fn failure(error: &AuthError) -> Failure {
     match error {
@@ -133,6 +138,16 @@ pub(crate) fn failure(error: &AuthError) -> Failure {
         AuthError::UserExists { username } => {
             Failure::msg(format!("User '{username}' already exists."))
         }
+        // Operators' commands: the name as typed, its invisible characters shown, and how
+        // to find the exact one.
+        AuthError::NoSuchUser { username } => {
+            Failure::msg(format!("no user '{}' in the store: {NAME_EXACTLY}", visible(username)))
+        }
+        AuthError::AmbiguousUser { username, candidates } => Failure::msg(format!(
+            "'{}' matches {candidates} stored users whose names differ only in Unicode form, \
+             width or invisible characters: {NAME_EXACTLY}",
+            visible(username)
+        )),
         other => Failure::from_error(other),
     }
 }
