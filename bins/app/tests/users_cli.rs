@@ -708,3 +708,25 @@ fn delete_finds_the_stored_name_before_asking() {
     assert_eq!(ok(&out), "User 'jo\\u{200b}' deleted.\n");
     assert_eq!(users(d).keys().collect::<Vec<_>>(), ["jo"]);
 }
+
+/// Review (P4f, point 8): `--password-stdin` is shared, but what it reads is not: each
+/// command's help says how many lines (passwd read two while its help said one).
+#[test]
+fn each_commands_help_says_what_password_stdin_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (command, reads) in [
+        (
+            &["users", "passwd"][..],
+            "Read two lines of standard input, the current password then the new one",
+        ),
+        (&["users", "reset"][..], "Read the new password from one line of standard input"),
+        (&["register"][..], "Read the new password from one line of standard input"),
+        (&["verify"][..], "Read the password from one line of standard input"),
+    ] {
+        let help = ok(&app(d, &[command, &["--help"]].concat(), ""));
+        // The help is wrapped to the terminal's width: compare the words.
+        let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains(&format!("--password-stdin {reads}")), "{command:?}: {help}");
+    }
+}

@@ -21,7 +21,8 @@ const MAX_STDIN_PASSWORD_BYTES: u64 = MAX_LOGIN_PASSWORD_BYTES as u64 + 2;
 /// Options shared by `register` and `verify`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct StoreArgs {
-    /// Read the password from one line of standard input instead of a no-echo prompt.
+    /// Read the password from standard input instead of a no-echo prompt (each command's
+    /// help says how many lines it reads).
     #[arg(long)]
     pub(crate) password_stdin: bool,
 
@@ -49,6 +50,9 @@ pub(crate) struct StoreArgs {
 
 /// Arguments of `app register`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("password_stdin", |arg| arg.help(
+    "Read the new password from one line of standard input instead of two no-echo prompts"
+)))]
 pub(crate) struct RegisterArgs {
     /// The new user's name.
     username: String,
@@ -59,6 +63,9 @@ pub(crate) struct RegisterArgs {
 
 /// Arguments of `app verify`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("password_stdin", |arg| arg.help(
+    "Read the password from one line of standard input instead of a no-echo prompt"
+)))]
 pub(crate) struct VerifyArgs {
     /// The user's name.
     username: String,

@@ -55,6 +55,10 @@ pub(crate) struct DeleteArgs {
 
 /// Arguments of `app users passwd`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("password_stdin", |arg| arg.help(
+    "Read two lines of standard input, the current password then the new one, instead of \
+     no-echo prompts"
+)))]
 pub(crate) struct PasswdArgs {
     /// The user whose password changes.
     username: String,
@@ -65,6 +69,9 @@ pub(crate) struct PasswdArgs {
 
 /// Arguments of `app users reset`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("password_stdin", |arg| arg.help(
+    "Read the new password from one line of standard input instead of two no-echo prompts"
+)))]
 pub(crate) struct ResetArgs {
     /// The user whose password is reset.
     username: String,
