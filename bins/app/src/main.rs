@@ -45,10 +45,17 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 
-    /// How security events (and other logs) are written on stderr when RUST_LOG enables
-    /// them, e.g. RUST_LOG=globo_auth=info; with RUST_LOG unset nothing is logged.
-    #[arg(long, global = true, value_enum, env = "GLOBO_LOG_FORMAT", default_value = "text")]
-    log_format: logging::LogFormat,
+    /// How security events (and globo's other logs) are written on stderr when RUST_LOG
+    /// enables them, e.g. RUST_LOG=globo_auth=info: text or json (any case). With RUST_LOG
+    /// unset nothing is logged and this is not read. Only globo's own logs are written.
+    #[arg(
+        long,
+        global = true,
+        value_name = "text|json",
+        env = "GLOBO_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,7 +95,7 @@ fn main() -> ExitCode {
         return Failure::from_error(&error).report();
     }
     let cli = Cli::parse();
-    if let Err(failure) = logging::init(cli.log_format) {
+    if let Err(failure) = logging::init(&cli.log_format) {
         return failure.report();
     }
     let result = match cli.command {

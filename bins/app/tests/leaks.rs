@@ -466,3 +466,77 @@ fn init_key_in_prod_mode_never_prints_the_fresh_key() {
         }
     }
 }
+
+/// The key a stage of `name` holds in the emulator at `endpoint`, read through the library.
+fn moto_stage_key(endpoint: &str, name: &str, stage: &str) -> Key {
+    globo_testkit::block_on(async {
+        let config =
+            globo_testkit::emulator_config(secrets::aws_config_loader().await, endpoint).await;
+        let provider = secrets::AwsProvider::from_sdk_config(&config).unwrap();
+        match provider.get_version(name, &secrets::VersionSelector::Stage(stage.into())).await {
+            Ok(SecretValue::Text(text)) => Key::from_secret(&text).unwrap(),
+            other => panic!("{name} {stage}: {other:?}"),
+        }
+    })
+}
+
+/// Every list of decimal bytes in `text` (`Bytes([123, 34, ...])`, how the SDK's traces
+/// print a request body), decoded as (lossy) UTF-8, one per line.
+fn byte_lists_decoded(text: &str) -> String {
+    let mut decoded = String::new();
+    for list in text.split('[').skip(1) {
+        let Some((inside, _)) = list.split_once(']') else { continue };
+        let bytes: Result<Vec<u8>, _> = inside.split(',').map(|b| b.trim().parse::<u8>()).collect();
+        if let Ok(bytes) = bytes {
+            decoded.push_str(&String::from_utf8_lossy(&bytes));
+            decoded.push('\n');
+        }
+    }
+    decoded
+}
+
+/// Review (P4f, point 1): with `RUST_LOG=trace`, the AWS SDK traces its requests (body
+/// included), and the bodies of `init-key --mode prod` and `rotate-key` carry the new Fernet
+/// key. Only globo's own log targets may be written, whatever `RUST_LOG` says.
+#[test]
+fn trace_logs_of_prod_key_commands_never_hold_the_key() {
+    let Some(moto) = globo_testkit::moto() else { return };
+    let endpoint = moto.endpoint_url();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join(".env"),
+        format!(
+            "APP_MODE=prod\nAWS_ENDPOINT_URL={endpoint}\nAWS_REGION=us-east-1\n\
+             AWS_ACCESS_KEY_ID=testing\nAWS_SECRET_ACCESS_KEY={AWS_SECRET_KEY}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(d.join("config.json"), format!(r#"{{"marker": "{CONFIG_MARKER}"}}"#)).unwrap();
+    // The SDK prints request bodies at trace level when LOG_SIGNABLE_BODY=true.
+    let trace = [("RUST_LOG", "trace"), ("LOG_SIGNABLE_BODY", "true")];
+    let run = |args: &[&str]| {
+        let out = app(d, args, "", &trace);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "app {args:?}: {stderr}");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    };
+    let mut outputs = vec![run(&["config", "init-key", "--mode", "prod"])];
+    let first = key_text(&moto_stage_key(&endpoint, "FERNET_KEY", "AWSCURRENT"));
+    outputs.push(run(&["config", "encrypt", "config.json", "--mode", "prod"]));
+    outputs.push(run(&["config", "rotate-key", "config.enc", "--mode", "prod"]));
+    let second = key_text(&moto_stage_key(&endpoint, "FERNET_KEY", "AWSCURRENT"));
+    assert_ne!(first, second);
+    for (stdout, stderr) in &outputs {
+        for text in [stdout, stderr, &byte_lists_decoded(stderr)] {
+            for secret in [first.as_str(), second.as_str(), AWS_SECRET_KEY, CONFIG_MARKER] {
+                assert!(!text.contains(secret), "a secret {secret:?} is in: {text}");
+            }
+            assert_eq!(fernet_key_shapes(text), Vec::<&str>::new(), "{text}");
+        }
+        // Nothing but globo's own targets is written.
+        for line in stderr.lines().filter(|line| !line.trim().is_empty()) {
+            assert!(line.contains(" globo"), "a line from outside globo: {line}");
+        }
+    }
+}

@@ -107,7 +107,7 @@ fn a_locked_account_answers_like_a_locked_unknown_name_with_how_to_recover() {
     // The operator's unlock: a stored user only; then the user logs in.
     let out = run(d, &["users", "unlock", "zelda"], "");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stderr(&out), "error: no user 'zelda' in the store\n");
+    assert!(stderr(&out).starts_with("error: no user 'zelda' in the store: run `app users list`"));
     let out = run(d, &["users", "unlock", "alice"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "User 'alice' unlocked.\n");

@@ -75,6 +75,15 @@ fn refused(dir: &Path, out: &Output, message: &str, before: &[u8]) {
     assert_eq!(std::fs::read(dir.join("users.json")).unwrap(), before, "the file changed");
 }
 
+/// The hint `app` adds to a name the store does not designate.
+const NAME_EXACTLY: &str = "run `app users list` and name the user exactly as listed (a \
+     `\\u{...}` there is an invisible or combining character; bash types `\\u{200b}` as \
+     $'\\u200b')";
+
+fn no_user(name: &str) -> String {
+    format!("no user '{name}' in the store: {NAME_EXACTLY}")
+}
+
 #[test]
 fn list_prints_one_name_per_line_and_escapes_control_characters() {
     let dir = tempfile::tempdir().unwrap();
@@ -118,7 +127,7 @@ fn delete_needs_confirmation_removes_only_that_user_and_refuses_an_unknown_one()
         &before,
     );
     let out = app(d, &["users", "delete", "mallory", "--yes"], "");
-    refused(d, &out, "no user 'mallory' in the store", &before);
+    refused(d, &out, &no_user("mallory"), &before);
 
     assert_eq!(ok(&app(d, &["users", "delete", "bob", "--yes"], "")), "User 'bob' deleted.\n");
     let mut expected: serde_json::Map<String, serde_json::Value> =
@@ -129,12 +138,7 @@ fn delete_needs_confirmation_removes_only_that_user_and_refuses_an_unknown_one()
     assert!(verifies(d, "alice", ALICE_PW));
     // Gone: a second delete names the missing user.
     let after = std::fs::read(d.join("users.json")).unwrap();
-    refused(
-        d,
-        &app(d, &["users", "delete", "bob", "--yes"], ""),
-        "no user 'bob' in the store",
-        &after,
-    );
+    refused(d, &app(d, &["users", "delete", "bob", "--yes"], ""), &no_user("bob"), &after);
 }
 
 #[test]
@@ -218,12 +222,7 @@ fn reset_sets_a_password_without_the_current_one_and_refuses_an_unknown_user() {
     let before = std::fs::read(d.join("users.json")).unwrap();
     let reset =
         |name: &str, stdin: &str| app(d, &["users", "reset", name, "--password-stdin"], stdin);
-    refused(
-        d,
-        &reset("mallory", &format!("{NEW_PW}\n")),
-        "no user 'mallory' in the store",
-        &before,
-    );
+    refused(d, &reset("mallory", &format!("{NEW_PW}\n")), &no_user("mallory"), &before);
     let out = app(d, &["users", "reset", "bob"], &format!("{NEW_PW}\n"));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("pass --password-stdin"), "{}", stderr(&out));
@@ -377,17 +376,44 @@ fn without_rust_log_no_event_is_printed() {
     }
 }
 
+/// Review (P4f, point 7): the log settings are read only when `RUST_LOG` asks for logs, so a
+/// stale `GLOBO_LOG_FORMAT` never stops a command; then a bad format or filter is refused.
 #[test]
 fn bad_log_settings_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = app(d, &["--log-format", "xml", "users", "list"], "");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("invalid value 'xml' for '--log-format"),
-        "{}",
-        text(&out.stderr)
+    let logs = [("RUST_LOG", "globo_auth=info")];
+    let out = app_env(d, &["--log-format", "xml", "users", "list"], "", &logs);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: the log format 'xml' is not text or json: fix --log-format or GLOBO_LOG_FORMAT.\n"
     );
+    let out = app_env(d, &["users", "list"], "", &[logs[0], ("GLOBO_LOG_FORMAT", "x\ny")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with("error: the log format 'x\\ny' is not"), "{}", stderr(&out));
+    // Without RUST_LOG (or with it empty) the format is not read: the command runs.
+    for env in
+        [&[("GLOBO_LOG_FORMAT", "xml")][..], &[("GLOBO_LOG_FORMAT", "xml"), ("RUST_LOG", "")]]
+    {
+        let out = app_env(d, &["users", "list"], "", env);
+        assert_eq!(ok(&out), "", "{env:?}");
+        assert_eq!(stderr(&out), "", "{env:?}");
+        let out = app_env(d, &["--log-format", "xml", "users", "list"], "", env);
+        assert_eq!(ok(&out), "", "{env:?}");
+    }
+    // Any case.
+    alice_and_bob(d);
+    for format in ["JSON", "Json"] {
+        let out = app_env(
+            d,
+            &["verify", "alice", "--password-stdin"],
+            &format!("{ALICE_PW}\n"),
+            &[logs[0], ("GLOBO_LOG_FORMAT", format)],
+        );
+        ok(&out);
+        assert_eq!(json_lines(&out)[0]["event"], "authn_login_success:alice", "{format}");
+    }
     let out = app_env(d, &["users", "list"], "", &[("RUST_LOG", "globo_auth=loud")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -442,9 +468,13 @@ fn each_users_command_logs_its_event_and_no_password_or_hash() {
         events,
         [
             vec![pair("user_created:alice", "null")],
-            vec![pair("authn_password_change_fail:alice", "null")],
+            // The wrong current password is a failed login (counted by throttling).
             vec![
-                pair("authn_login_success:alice", "null"),
+                pair("authn_login_fail:alice", "null"),
+                pair("authn_password_change_fail:alice", "null")
+            ],
+            vec![
+                pair("authn_login_successafterfail:alice,1", "null"),
                 pair("authn_password_change_fail:alice", "null")
             ],
             vec![
@@ -546,6 +576,25 @@ fn at_a_terminal_delete_asks_for_the_name_again() {
         on_a_terminal(d, &["users", "delete", "bob"], &[(ask_line, "bob", false)]).unwrap();
     assert_eq!((code, shown.as_str()), (0, format!("{ask}\nbob\nUser 'bob' deleted.").as_str()));
     assert_eq!(app(d, &["users", "list"], "").stdout, b"alice\n");
+
+    // Review (P4f, point 5): a lab name is asked for as stored; the spelling given on the
+    // command line is not the confirmation, the stored name (as shown) is.
+    let hash =
+        |p: &str| globo::auth::hash_password(p, globo::auth::Profile::TestOnlyInsecure).unwrap();
+    let lab = serde_json::json!({"jose\u{301}": hash("first lab password"), "bob": hash("b")});
+    std::fs::write(d.join("users.json"), lab.to_string()).unwrap();
+    let before = std::fs::read(d.join("users.json")).unwrap();
+    let ask = "To delete user 'jose\\u{301}', type the name again:";
+    let asked = format!("{ask}\n");
+    let args = ["users", "delete", "jos\u{e9}"];
+    let (code, shown) = on_a_terminal(d, &args, &[(&asked, "jos\u{e9}", false)]).unwrap();
+    assert_eq!(code, 1, "{shown}");
+    assert!(shown.ends_with("error: The name typed does not match: nothing was deleted."));
+    assert_eq!(std::fs::read(d.join("users.json")).unwrap(), before);
+    let (code, shown) = on_a_terminal(d, &args, &[(&asked, "jose\\u{301}", false)]).unwrap();
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.ends_with("User 'jose\\u{301}' deleted."), "{shown}");
+    assert_eq!(app(d, &["users", "list"], "").stdout, b"bob\n");
 }
 
 #[test]
@@ -583,4 +632,105 @@ fn at_a_terminal_passwd_and_reset_prompt_without_echo_and_confirm_the_new_passwo
     assert!(shown.ends_with("Password reset for 'bob'."), "{shown}");
     assert!(!shown.contains(NEW_PW), "{shown}");
     assert!(verifies(d, "bob", NEW_PW));
+}
+
+/// Review (P4f, point 2): a name cannot forge log fields, in JSON or in text: everything
+/// but `[A-Za-z0-9._@-]` and non-ASCII letters is written as `\u{..}`.
+#[test]
+fn a_name_cannot_forge_log_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    alice_and_bob(d);
+    let forged = "x source=198.51.100.1 by_operator=true";
+    let escaped = "x\\u{20}source\\u{3d}198.51.100.1\\u{20}by_operator\\u{3d}true";
+    let args = ["users", "reset", forged, "--password-stdin"];
+    let stdin = format!("{NEW_PW}\n");
+    let json = [("RUST_LOG", "globo_auth=info"), ("GLOBO_LOG_FORMAT", "json")];
+    let out = app_env(d, &args, &stdin, &json);
+    assert_eq!(out.status.code(), Some(1));
+    let events = json_lines(&out);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], format!("authn_password_change_fail:{escaped}"));
+    assert_eq!(events[0]["username"], escaped);
+    assert_eq!(events[0]["source"], "");
+    assert!(events[0].get("by_operator").is_none(), "{events:?}");
+    let out = app_env(d, &args, &stdin, &[("RUST_LOG", "globo_auth=info")]);
+    let err = stderr(&out);
+    let line = err.lines().find(|line| line.contains("globo_auth::security")).unwrap();
+    assert_eq!(line.matches("source=").count(), 1, "{line}");
+    assert!(!line.contains("by_operator=") && line.contains(&format!("username={escaped} ")));
+}
+
+/// Review (P4f, points 4 and 5): `delete` looks the user up before it asks anything, asks
+/// about the name as stored (shown with `\u{..}` for what cannot be seen), and names an
+/// ambiguous spelling as such, with a hint to name the user exactly as listed.
+#[test]
+fn delete_finds_the_stored_name_before_asking() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hash =
+        |p: &str| globo::auth::hash_password(p, globo::auth::Profile::TestOnlyInsecure).unwrap();
+    let lab = serde_json::json!({
+        "jose\u{301}": hash("first lab password"),
+        "jo": hash("second lab password"),
+        "jo\u{200B}": hash("third lab password"),
+    });
+    std::fs::write(d.join("users.json"), lab.to_string()).unwrap();
+    let before = std::fs::read(d.join("users.json")).unwrap();
+    // An unknown name fails before any question (it asked for --yes first).
+    let out = app(d, &["users", "delete", "mallory"], "");
+    refused(d, &out, &no_user("mallory"), &before);
+    // The question names the user as stored (NFD, the accent shown escaped).
+    let out = app(d, &["users", "delete", "jos\u{e9}"], "");
+    refused(
+        d,
+        &out,
+        "Standard input is not a terminal, so the deletion cannot be confirmed: pass --yes to \
+         delete user 'jose\\u{301}'.",
+        &before,
+    );
+    // Two stored names share the spelling's key, neither is it.
+    for args in [
+        &["users", "delete", "jo\u{2060}"][..],
+        &["users", "reset", "jo\u{2060}", "--password-stdin"],
+    ] {
+        let out = app(d, args, &format!("{NEW_PW}\n"));
+        refused(
+            d,
+            &out,
+            &format!(
+                "'jo\\u{{2060}}' matches 2 stored users whose names differ only in Unicode form, \
+                 width or invisible characters: {NAME_EXACTLY}"
+            ),
+            &before,
+        );
+    }
+    assert_eq!(ok(&app(d, &["users", "list"], "")), "jose\\u{301}\njo\njo\\u{200b}\n");
+    let out = app(d, &["users", "delete", "jos\u{e9}", "--yes"], "");
+    assert_eq!(ok(&out), "User 'jose\\u{301}' deleted.\n");
+    let out = app(d, &["users", "delete", "jo\u{200B}", "--yes"], "");
+    assert_eq!(ok(&out), "User 'jo\\u{200b}' deleted.\n");
+    assert_eq!(users(d).keys().collect::<Vec<_>>(), ["jo"]);
+}
+
+/// Review (P4f, point 8): `--password-stdin` is shared, but what it reads is not: each
+/// command's help says how many lines (passwd read two while its help said one).
+#[test]
+fn each_commands_help_says_what_password_stdin_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (command, reads) in [
+        (
+            &["users", "passwd"][..],
+            "Read two lines of standard input, the current password then the new one",
+        ),
+        (&["users", "reset"][..], "Read the new password from one line of standard input"),
+        (&["register"][..], "Read the new password from one line of standard input"),
+        (&["verify"][..], "Read the password from one line of standard input"),
+    ] {
+        let help = ok(&app(d, &[command, &["--help"]].concat(), ""));
+        // The help is wrapped to the terminal's width: compare the words.
+        let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains(&format!("--password-stdin {reads}")), "{command:?}: {help}");
+    }
 }

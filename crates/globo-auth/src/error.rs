@@ -35,10 +35,29 @@ pub enum AuthError {
         username: String,
     },
 
-    /// A password change found the user's record changed (or removed) by someone else after
-    /// the current password was verified; nothing was written. Verify and change again.
+    /// An operator's command names a user by a spelling that several stored names share
+    /// (names that differ only in Unicode form, width or invisible characters: only a lab
+    /// file holds such names) and none of them is exactly the name given, so no user is
+    /// picked. Name the one meant exactly as stored
+    /// ([`UserStore::usernames`](crate::UserStore::usernames),
+    /// [`UserStore::ambiguous_names`](crate::UserStore::ambiguous_names)). Logins never give
+    /// it: such a name fails as an unknown user does.
     #[error(
-        "the record of user '{username}' changed during the password change; nothing was changed, try again"
+        "'{username}' matches {candidates} stored users whose names differ only in Unicode form, width or invisible characters; name one exactly as stored"
+    )]
+    AmbiguousUser {
+        /// The name given.
+        username: String,
+        /// How many stored names it matches (at least two).
+        candidates: usize,
+    },
+
+    /// A password change, or a deletion of a name as stored
+    /// ([`UserStore::delete_exact`](crate::UserStore::delete_exact)), found the user's record
+    /// changed or removed by someone else since it was read; nothing was written. Look the
+    /// user up (verify) and try again.
+    #[error(
+        "the record of user '{username}' changed or was removed meanwhile; nothing was changed, try again"
     )]
     ConcurrentChange {
         /// The user, as stored.
@@ -290,7 +309,7 @@ impl From<globo_fs::FsError> for AuthError {
 /// | [`Credentials`](AuthErrorKind::Credentials) | [`InvalidCredentials`](AuthError::InvalidCredentials) | 401, the same for an unknown user and a wrong password (OWASP ASVS 5.0 V6.3.8) |
 /// | [`InvalidInput`](AuthErrorKind::InvalidInput) | a refused username or new password, a login password over the bound | 400 or 422, with the message (it names no password) |
 /// | [`Conflict`](AuthErrorKind::Conflict) | [`UserExists`](AuthError::UserExists), [`ConcurrentChange`](AuthError::ConcurrentChange) | 409, where registered names may be known (see below) |
-/// | [`NotFound`](AuthErrorKind::NotFound) | [`NoSuchUser`](AuthError::NoSuchUser), from operators' commands only | 404 |
+/// | [`NotFound`](AuthErrorKind::NotFound) | [`NoSuchUser`](AuthError::NoSuchUser), [`AmbiguousUser`](AuthError::AmbiguousUser), from operators' commands only | 404 |
 /// | [`Throttled`](AuthErrorKind::Throttled) | [`Throttled`](AuthError::Throttled), the same for known and unknown names | 429, with a `Retry-After` from its time when it has one |
 /// | [`Operational`](AuthErrorKind::Operational) | the users file, a stored hash, the configuration, the system | 500; log the [`Report`](crate::Report), do not show it |
 ///
@@ -317,7 +336,8 @@ pub enum AuthErrorKind {
     /// concurrent change of the same record.
     Conflict,
     /// An operator's command named a user who is not in the store
-    /// ([`NoSuchUser`](AuthError::NoSuchUser)); never returned by a login.
+    /// ([`NoSuchUser`](AuthError::NoSuchUser)), or a spelling several stored names share
+    /// ([`AmbiguousUser`](AuthError::AmbiguousUser)); never returned by a login.
     NotFound,
     /// Too many failed logins for the account or from the source
     /// ([`Throttled`](AuthError::Throttled)): refused before any hashing; retry later.
@@ -348,7 +368,7 @@ impl AuthError {
             | Self::PasswordContainsUsername { .. }
             | Self::PasswordIsReversedUsername => AuthErrorKind::InvalidInput,
             Self::UserExists { .. } | Self::ConcurrentChange { .. } => AuthErrorKind::Conflict,
-            Self::NoSuchUser { .. } => AuthErrorKind::NotFound,
+            Self::NoSuchUser { .. } | Self::AmbiguousUser { .. } => AuthErrorKind::NotFound,
             Self::Throttled { .. } => AuthErrorKind::Throttled,
             // A hash reaches globo from storage: when it is unusable, the data is at fault.
             Self::MalformedHash { .. }
@@ -401,6 +421,7 @@ mod tests {
             (AuthError::InvalidCredentials, Credentials),
             (AuthError::UserExists { username: "alice".into() }, Conflict),
             (AuthError::NoSuchUser { username: "alice".into() }, NotFound),
+            (AuthError::AmbiguousUser { username: "jo".into(), candidates: 2 }, NotFound),
             (AuthError::ConcurrentChange { username: "alice".into() }, Conflict),
             (AuthError::InvalidUsername { reason: "empty", code_point: None }, InvalidInput),
             (AuthError::PasswordTooShort { min: 8 }, InvalidInput),
@@ -488,9 +509,10 @@ mod tests {
             AuthError::UnusableThrottleState { .. } => 26,
             AuthError::InvalidThrottlePolicy { .. } => 27,
             AuthError::ThrottleStateAccess { .. } => 28,
+            AuthError::AmbiguousUser { .. } => 29,
         }
     }
-    const VARIANTS: usize = 29;
+    const VARIANTS: usize = 30;
 
     #[test]
     fn every_variant_has_the_kind_a_service_maps_to_a_status() {

@@ -5,8 +5,17 @@
 //! user is known; a failed or refused login names it as given, so the event does not tell
 //! whether the name exists), `source` (the caller's key: an address, or empty when the
 //! caller gave none) and, for some, `attempts` or `version`. The message is OWASP's
-//! description. No event ever carries a password, a hash or a pepper. Names and sources are
-//! written escaped (`escape_debug`), so a name holding a line break cannot forge a log line.
+//! description. No event ever carries a password, a hash or a pepper.
+//!
+//! Names and sources come from outside (a lab file, a login form), and a text log writes
+//! field values unquoted (`username=alice source=...`): a name `x source=198.51.100.1`
+//! would forge a field, a line break a whole line. So both are written through one
+//! escape, [`Escaped`], in the `event` string and in their own fields alike: every
+//! character but `A-Z a-z 0-9 . _ @ -` and non-ASCII letters becomes `\u{XX}` (its code
+//! point in hex; a space is `\u{20}`, a backslash `\u{5c}`), so what is left can neither
+//! end a field nor start one, in a text or a JSON log.
+
+use std::fmt;
 
 /// The `tracing` target of every security event of this crate.
 pub const TARGET: &str = "globo_auth::security";
@@ -37,52 +46,73 @@ pub(crate) enum Event<'a> {
     UserDeleted { username: &'a str, source: &'a str },
 }
 
+/// A name or source as events write it: see the [module docs](self).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Escaped<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        for c in self.0.chars() {
+            let kept = c.is_ascii_alphanumeric()
+                || matches!(c, '.' | '_' | '@' | '-')
+                || (!c.is_ascii() && c.is_alphabetic());
+            if kept {
+                f.write_char(c)?;
+            } else {
+                write!(f, "\\u{{{:x}}}", u32::from(c))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Event<'_> {
     /// Emits the event through `tracing`.
     pub(crate) fn emit(self) {
         use tracing::{info, warn};
         match self {
             Event::LoginSuccess { username, source } => info!(
-                target: TARGET, event = %format_args!("authn_login_success:{}", username.escape_debug()),
-                username = %username.escape_debug(), source = %source.escape_debug(), "user login successful"
+                target: TARGET, event = %format_args!("authn_login_success:{}", Escaped(username)),
+                username = %Escaped(username), source = %Escaped(source), "user login successful"
             ),
             Event::LoginSuccessAfterFail { username, source, attempts } => info!(
                 target: TARGET,
-                event = %format_args!("authn_login_successafterfail:{},{}", username.escape_debug(), attempts),
-                username = %username.escape_debug(), source = %source.escape_debug(), attempts, "user login successful after failed attempts"
+                event = %format_args!("authn_login_successafterfail:{},{}", Escaped(username), attempts),
+                username = %Escaped(username), source = %Escaped(source), attempts, "user login successful after failed attempts"
             ),
             Event::LoginFail { username, source, attempts } => warn!(
-                target: TARGET, event = %format_args!("authn_login_fail:{}", username.escape_debug()),
-                username = %username.escape_debug(), source = %source.escape_debug(), attempts, "user login failed"
+                target: TARGET, event = %format_args!("authn_login_fail:{}", Escaped(username)),
+                username = %Escaped(username), source = %Escaped(source), attempts, "user login failed"
             ),
             Event::LoginLock { username, source, attempts } => warn!(
-                target: TARGET, event = %format_args!("authn_login_lock:{},{}", username.escape_debug(), attempts),
-                username = %username.escape_debug(), source = %source.escape_debug(), attempts, "user login locked after too many failed attempts"
+                target: TARGET, event = %format_args!("authn_login_lock:{},{}", Escaped(username), attempts),
+                username = %Escaped(username), source = %Escaped(source), attempts, "user login locked after too many failed attempts"
             ),
             Event::RateLimitExceeded { username, source } => warn!(
                 target: TARGET,
-                event = %format_args!("excess_rate_limit_exceeded:{},{}", username.escape_debug(), source.escape_debug()),
-                username = %username.escape_debug(), source = %source.escape_debug(), "login attempt refused: too many failed attempts"
+                event = %format_args!("excess_rate_limit_exceeded:{},{}", Escaped(username), Escaped(source)),
+                username = %Escaped(username), source = %Escaped(source), "login attempt refused: too many failed attempts"
             ),
             Event::PasswordChange { username, source, by_operator } => info!(
-                target: TARGET, event = %format_args!("authn_password_change:{}", username.escape_debug()),
-                username = %username.escape_debug(), source = %source.escape_debug(), by_operator, "user password changed"
+                target: TARGET, event = %format_args!("authn_password_change:{}", Escaped(username)),
+                username = %Escaped(username), source = %Escaped(source), by_operator, "user password changed"
             ),
             Event::PasswordChangeFail { username, source } => warn!(
-                target: TARGET, event = %format_args!("authn_password_change_fail:{}", username.escape_debug()),
-                username = %username.escape_debug(), source = %source.escape_debug(), "user password change failed"
+                target: TARGET, event = %format_args!("authn_password_change_fail:{}", Escaped(username)),
+                username = %Escaped(username), source = %Escaped(source), "user password change failed"
             ),
             Event::UserCreated { username, source } => warn!(
-                target: TARGET, event = %format_args!("user_created:{}", username.escape_debug()),
-                username = %username.escape_debug(), source = %source.escape_debug(), "user created"
+                target: TARGET, event = %format_args!("user_created:{}", Escaped(username)),
+                username = %Escaped(username), source = %Escaped(source), "user created"
             ),
             Event::UserUpdated { username, source, what } => warn!(
-                target: TARGET, event = %format_args!("user_updated:{}", username.escape_debug()),
-                username = %username.escape_debug(), source = %source.escape_debug(), what, "user updated"
+                target: TARGET, event = %format_args!("user_updated:{}", Escaped(username)),
+                username = %Escaped(username), source = %Escaped(source), what, "user updated"
             ),
             Event::UserDeleted { username, source } => warn!(
-                target: TARGET, event = %format_args!("user_deleted:{}", username.escape_debug()),
-                username = %username.escape_debug(), source = %source.escape_debug(), "user deleted"
+                target: TARGET, event = %format_args!("user_deleted:{}", Escaped(username)),
+                username = %Escaped(username), source = %Escaped(source), "user deleted"
             ),
         }
     }

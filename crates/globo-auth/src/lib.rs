@@ -154,17 +154,22 @@
 //! wrong password are both [`AuthError::InvalidCredentials`]), the new one must pass the
 //! new-password policy, and the new hash is written only if the record is still the one
 //! verified ([`AuthError::ConcurrentChange`] otherwise; OWASP ASVS 5.0 V6.2.3). An operator
-//! resets a password without the current one ([`UserStore::reset_password`]), deletes a user
-//! ([`UserStore::delete`]) and lists them ([`UserStore::usernames`]); an operator's command
-//! naming nobody fails with [`AuthError::NoSuchUser`]. Every change is a read-modify-write
-//! under the users file's lock, written atomically in the lab's format.
+//! resets a password without the current one ([`UserStore::reset_password`]), finds the user
+//! a name designates ([`UserStore::find`]), deletes a user ([`UserStore::delete`], or
+//! [`UserStore::delete_exact`] for the name as stored, say after a confirmation) and lists
+//! them ([`UserStore::usernames`]); an operator's command naming nobody fails with
+//! [`AuthError::NoSuchUser`], and one naming a spelling several stored names share with
+//! [`AuthError::AmbiguousUser`]. Register, change and reset make every new record in one
+//! place (policy, then the hash of the NFKC form). Every change is a read-modify-write under
+//! the users file's lock, written atomically in the lab's format.
 //!
 //! # Security events
 //! The store emits `tracing` events named in the OWASP Logging Vocabulary, with the target
 //! [`SECURITY_EVENTS_TARGET`] (`globo_auth::security`): `authn_login_success`,
 //! `authn_password_change`, `authn_password_change_fail`, `user_created`, `user_deleted`, ...
-//! with the username (as stored when known) and the caller's source. No event carries a
-//! password, a hash or a pepper. Nothing is printed unless the application installs a
+//! with the username (as stored when known) and the caller's source, both escaped (every
+//! character but `A-Z a-z 0-9 . _ @ -` and letters as `\u{XX}`) so that they cannot forge a
+//! field of a text log. No event carries a password, a hash or a pepper. Nothing is printed unless the application installs a
 //! `tracing` subscriber; the table of events is in
 //! [docs/passwords.md](https://github.com/globo-rs/globo/blob/main/docs/passwords.md).
 //!
@@ -194,8 +199,6 @@
 #![forbid(unsafe_code)]
 
 mod error;
-// Wired into the store by the issue 13 work (throttling, lifecycle).
-#[allow(dead_code)]
 mod events;
 mod normalize;
 mod params;

@@ -52,6 +52,9 @@ pub struct UserStore {
     /// Login throttling; `None` when the caller turned it off.
     throttle: Option<ThrottlePolicy>,
     clock: Clock,
+    /// How many records `new_record_for` made (tests check every path goes through it).
+    #[cfg(test)]
+    records_made: std::sync::atomic::AtomicUsize,
 }
 
 /// A successful verification, and who it was for.
@@ -111,6 +114,8 @@ impl UserStore {
             peppers: None,
             throttle: Some(ThrottlePolicy::default()),
             clock: Clock::default(),
+            #[cfg(test)]
+            records_made: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -258,27 +263,19 @@ impl UserStore {
     /// stored one is in. [`verify`](Self::verify) applies no policy besides a bound on the
     /// password's length, so existing users keep logging in.
     ///
-    /// **Cost:** normalises the password (linear in its length), waits for the users file's
-    /// exclusive lock (held by any other writer), reads the file whole (at most
-    /// [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)), runs Argon2 once
-    /// (blocking, `m` KiB allocated; with the `parallel` feature its `p` lanes run on rayon's
-    /// global pool, one thread per CPU: see the [crate docs](crate#what-a-call-costs)) and
-    /// rewrites the file with `fsync`.
+    /// **Cost:** normalises the password (linear in its length), runs Argon2 once, taken
+    /// name or not (blocking, `m` KiB allocated; with the `parallel` feature its `p` lanes
+    /// run on rayon's global pool, one thread per CPU: see the
+    /// [crate docs](crate#what-a-call-costs)), then waits for the users file's exclusive
+    /// lock (held by any other writer), reads the file whole (at most
+    /// [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)) and rewrites it with `fsync`.
     pub fn register(&self, username: &str, password: &SecretString) -> Result<(), AuthError> {
         let username = Username::prepare(username)?;
-        let password = self.check_new(username.as_str(), password)?;
+        // The one place a new record is made (policy, NFKC), as for a change or a reset.
+        // Outside the lock: the hash is the slow part and needs no shared state.
+        let hash = self.new_record_for(username.as_str(), password)?;
         let exists =
             |users: &Users| users.keys().any(|stored| comparison_key(stored) == username.as_str());
-        // Cheap early answer for a taken name; the check that counts is under the lock.
-        if exists(&self.read()?) {
-            return Err(AuthError::UserExists { username: username.into_string() });
-        }
-        // Hash outside the lock: it is the slow part and needs no shared state.
-        let hash = phc::new_record(
-            password.expose_secret().as_bytes(),
-            &self.profile.params(),
-            self.peppers.as_ref(),
-        )?;
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
         if exists(&users) {
@@ -756,6 +753,24 @@ impl UserStore {
 /// stored name, else the only one with the same comparison key; `None` when there is none or
 /// several. Every stored name is compared, whether or not one matches exactly.
 fn find_user<'a>(users: &'a Users, username: &str) -> Option<(&'a str, &'a Value)> {
+    match lookup(users, username) {
+        Lookup::Found(name, entry) => Some((name, entry)),
+        Lookup::Ambiguous(_) | Lookup::Missing => None,
+    }
+}
+
+/// What a name designates among the stored names.
+enum Lookup<'a> {
+    /// The exact stored name, else the only one with the same comparison key.
+    Found(&'a str, &'a Value),
+    /// This many stored names (two or more) share its comparison key, none exactly it.
+    Ambiguous(usize),
+    /// No stored name has its comparison key.
+    Missing,
+}
+
+/// [`find_user`], telling an ambiguous name from a missing one (for operators' commands).
+fn lookup<'a>(users: &'a Users, username: &str) -> Lookup<'a> {
     let key = comparison_key(username);
     let mut exact = None;
     let mut alike = Vec::new();
@@ -768,9 +783,9 @@ fn find_user<'a>(users: &'a Users, username: &str) -> Option<(&'a str, &'a Value
         }
     }
     match (exact, alike.as_slice()) {
-        (Some(found), _) => Some(found),
-        (None, [found]) => Some(*found),
-        (None, _) => None,
+        (Some((name, entry)), _) | (None, &[(name, entry)]) => Lookup::Found(name, entry),
+        (None, []) => Lookup::Missing,
+        (None, many) => Lookup::Ambiguous(many.len()),
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use globo_auth::{AuthError, AuthErrorKind, Profile, SECURITY_EVENTS_TARGET, UserStore};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Level, Metadata};
@@ -153,8 +153,92 @@ fn delete_removes_only_that_user_and_keeps_the_lab_format() {
     fs::write(&path, lab.to_string()).unwrap();
     capture.during(|| store.delete("eve\nmallory")).unwrap();
     let events = capture.take();
-    assert_eq!(events[0].field("event"), "user_deleted:eve\\nmallory");
-    assert_eq!(events[0].field("username"), "eve\\nmallory");
+    assert_eq!(events[0].field("event"), "user_deleted:eve\\u{a}mallory");
+    assert_eq!(events[0].field("username"), "eve\\u{a}mallory");
+}
+
+/// A `tracing_subscriber` text log, as `app` writes it, into a buffer.
+#[derive(Clone, Default)]
+struct TextLog(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for TextLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TextLog {
+    fn during<T>(&self, f: impl FnOnce() -> T) -> T {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Review (P4f, point 2): a text log writes field values unquoted, so a name or source
+/// holding a space, `=`, `"`, `,` or `:` could forge fields (`escape_debug` kept them).
+/// Everything but `[A-Za-z0-9._@-]` and non-ASCII letters is written as `\u{..}`, in the
+/// `event` string and in the fields alike.
+#[test]
+fn names_and_sources_cannot_forge_fields_or_lines() {
+    let (_dir, path) = temp_users();
+    let store = three_users(&path);
+    let forged = "x source=198.51.100.1 by_operator=true";
+    let source = "203.0.113.9\" attempts=0,a:b\nnext\\u{41}";
+    let name = "x\\u{20}source\\u{3d}198.51.100.1\\u{20}by_operator\\u{3d}true";
+    let escaped_source = "203.0.113.9\\u{22}\\u{20}attempts\\u{3d}0\\u{2c}a\\u{3a}b\\u{a}next\\u{5c}u\\u{7b}41\\u{7d}";
+    let run = || {
+        assert!(
+            store
+                .change_password(forged, &secret(ALICE_PW), &secret(NEW_PW), Some(source))
+                .is_err()
+        );
+        assert!(store.reset_password(forged, &secret(NEW_PW)).is_err());
+        // Letters of any script stay readable.
+        assert!(store.reset_password("Zoë_Ådne.李-x@y", &secret(NEW_PW)).is_err());
+    };
+    let capture = Capture::default();
+    capture.during(run);
+    let events = capture.take();
+    // The change's check of the current password is a failed login (throttling's event),
+    // then the change's own failure, then the two resets'.
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert_eq!(events[0].field("event"), format!("authn_login_fail:{name}"));
+    assert_eq!(events[0].field("username"), name);
+    assert_eq!(events[0].field("source"), escaped_source);
+    assert_eq!(events[1].field("event"), format!("authn_password_change_fail:{name}"));
+    assert_eq!(events[1].field("username"), name);
+    assert_eq!(events[1].field("source"), escaped_source);
+    assert_eq!(events[2].field("username"), name);
+    assert_eq!(events[2].field("source"), "");
+    assert_eq!(events[3].field("username"), "Zoë_Ådne.李-x@y");
+
+    let log = TextLog::default();
+    log.during(run);
+    let text = log.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    // The failed login's line has its one real `attempts` field; the others have none.
+    for (line, attempts) in lines[..3].iter().zip([1, 0, 0]) {
+        assert_eq!(line.matches(" source=").count(), 1, "{line}");
+        assert_eq!(line.matches("by_operator=").count(), 0, "{line}");
+        assert_eq!(line.matches("attempts=").count(), attempts, "{line}");
+        assert!(line.contains(&format!(" username={name} ")), "{line}");
+    }
+    assert!(lines[0].contains(&format!(" source={escaped_source} attempts=")), "{}", lines[0]);
+    assert!(lines[1].ends_with(&format!(" source={escaped_source}")), "{}", lines[1]);
 }
 
 #[test]
@@ -204,10 +288,30 @@ fn operators_commands_find_a_lab_name_as_a_login_does() {
     // Found by its NFC spelling, reported as stored.
     assert_eq!(store.reset_password("jos\u{e9}", &secret(NEW_PW)).unwrap(), "jose\u{301}");
     store.verify("jose\u{301}", &secret(NEW_PW)).unwrap();
-    // Two names share "jo\u{2060}"'s key and neither is it: nobody is picked.
+    // Two names share "jo\u{2060}"'s key and neither is it: nobody is picked, and the
+    // error says why (review P4f, point 4: it said NoSuchUser, as for a missing name).
     let before = fs::read(&path).unwrap();
-    assert!(matches!(store.delete("jo\u{2060}"), Err(AuthError::NoSuchUser { .. })));
+    for result in [
+        store.delete("jo\u{2060}"),
+        store.find("jo\u{2060}"),
+        store.reset_password("jo\u{2060}", &secret(NEW_PW)),
+    ] {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(&error, AuthError::AmbiguousUser { username, candidates: 2 } if username == "jo\u{2060}"),
+            "{error:?}"
+        );
+        assert_eq!(error.kind(), AuthErrorKind::NotFound);
+        assert_eq!(
+            error.to_string(),
+            "'jo\u{2060}' matches 2 stored users whose names differ only in Unicode form, width \
+             or invisible characters; name one exactly as stored"
+        );
+    }
     assert_eq!(fs::read(&path).unwrap(), before);
+    assert_eq!(store.find("jo").unwrap(), "jo");
+    assert_eq!(store.find("jos\u{e9}").unwrap(), "jose\u{301}");
+    assert!(matches!(store.find("mallory"), Err(AuthError::NoSuchUser { .. })));
     // The exact spelling always designates its own user.
     assert_eq!(store.delete("jo\u{200B}").unwrap(), "jo\u{200B}");
     assert_eq!(store.delete("jos\u{e9}").unwrap(), "jose\u{301}");
@@ -238,7 +342,8 @@ fn change_password_needs_the_current_password_and_fails_like_a_login() {
     assert_eq!(changed.unwrap(), "alice");
     let events = capture.take();
     let names: Vec<&str> = events.iter().map(|e| e.field("event")).collect();
-    assert_eq!(names, ["authn_login_success:alice", "authn_password_change:alice"]);
+    // The wrong current password above was counted by throttling, as a failed login is.
+    assert_eq!(names, ["authn_login_successafterfail:alice,1", "authn_password_change:alice"]);
     let change = &events[1];
     assert_eq!(change.field("by_operator"), "false");
     assert_eq!(change.field("source"), "192.0.2.7");
@@ -374,4 +479,81 @@ fn no_event_holds_a_password_or_a_hash() {
             assert!(!text.contains(part), "an event holds {part:?} of {record}: {text}");
         }
     }
+}
+
+/// Review (P4f, point 3): every new record, from register, change and reset alike, is a hash
+/// of the password's NFKC form (NIST SP 800-63B-4 §3.1.1.2), never of the raw input.
+#[test]
+fn register_change_and_reset_hash_the_nfkc_form() {
+    let (_dir, path) = temp_users();
+    let store = UserStore::new(&path).with_profile(TEST);
+    // Fullwidth letters and a ligature: NFKC changes every one of these.
+    let cases = [
+        ("ｗｏｎｄｅｒｌａｎｄ rabbit hole", "wonderland rabbit hole"),
+        ("ﬁrst new passphrase here", "first new passphrase here"),
+        ("Ⅻ operators' passphrase", "XII operators' passphrase"),
+    ];
+    for (raw, nfkc) in cases {
+        assert_eq!(globo_auth::normalize_password(&secret(raw)).expose_secret(), nfkc);
+    }
+    let record = || users(&path)["alice"].as_str().unwrap().to_owned();
+    let is_nfkc_hash = |raw: &str, nfkc: &str| {
+        let record = record();
+        globo_auth::verify_password(nfkc.as_bytes(), &record).unwrap();
+        assert!(globo_auth::verify_password(raw.as_bytes(), &record).is_err(), "{raw}");
+    };
+    store.register("alice", &secret(cases[0].0)).unwrap();
+    is_nfkc_hash(cases[0].0, cases[0].1);
+    store.change_password("alice", &secret(cases[0].1), &secret(cases[1].0), None).unwrap();
+    is_nfkc_hash(cases[1].0, cases[1].1);
+    store.reset_password("alice", &secret(cases[2].0)).unwrap();
+    is_nfkc_hash(cases[2].0, cases[2].1);
+}
+
+/// Review (P4f, point 5): `delete_exact` deletes the name as stored or nobody. The file may
+/// change between `find` (and the operator's confirmation) and the deletion: another user
+/// whose name looks the same must not be deleted instead.
+#[test]
+fn delete_exact_deletes_that_stored_name_or_nobody() {
+    let (_dir, path) = temp_users();
+    let hash = |p: &str| globo_auth::hash_password(p, TEST).unwrap();
+    fs::write(&path, serde_json::json!({"jose\u{301}": hash("first lab password")}).to_string())
+        .unwrap();
+    let store = UserStore::new(&path).with_profile(TEST);
+    let stored = store.find("jos\u{e9}").unwrap();
+    assert_eq!(stored, "jose\u{301}");
+    // Meanwhile the NFD user is replaced by one stored in NFC.
+    let changed = serde_json::json!({"jos\u{e9}": hash("second lab password"), "bob": hash("b")});
+    fs::write(&path, changed.to_string()).unwrap();
+    let before = fs::read(&path).unwrap();
+    let capture = Capture::default();
+    let result = capture.during(|| store.delete_exact(&stored));
+    assert!(
+        matches!(&result, Err(AuthError::ConcurrentChange { username }) if username == "jose\u{301}"),
+        "{result:?}"
+    );
+    assert_eq!(result.unwrap_err().kind(), AuthErrorKind::Conflict);
+    assert_eq!(fs::read(&path).unwrap(), before);
+    assert!(capture.take().is_empty());
+    // The name as stored is deleted, and only it.
+    capture.during(|| store.delete_exact("jos\u{e9}")).unwrap();
+    assert_eq!(store.usernames().unwrap(), ["bob"]);
+    assert_eq!(capture.names(), ["user_deleted:jos\u{e9}"]);
+}
+
+/// Review (P4f, point 6): a reset that fails after the user was found names the user as
+/// stored in its event, as a successful one does, not the spelling given.
+#[test]
+fn a_failed_reset_of_a_found_user_names_the_stored_user() {
+    let (_dir, path) = temp_users();
+    let hash = globo_auth::hash_password("first lab password", TEST).unwrap();
+    fs::write(&path, serde_json::json!({"jose\u{301}": hash}).to_string()).unwrap();
+    let store = UserStore::new(&path).with_profile(TEST);
+    let capture = Capture::default();
+    let result = capture.during(|| store.reset_password("jos\u{e9}", &secret(COMMON_PW)));
+    assert!(matches!(result, Err(AuthError::PasswordTooCommon)), "{result:?}");
+    let events = capture.take();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].field("event"), "authn_password_change_fail:jose\\u{301}");
+    assert_eq!(events[0].field("username"), "jose\\u{301}");
 }

@@ -21,7 +21,8 @@ const MAX_STDIN_PASSWORD_BYTES: u64 = MAX_LOGIN_PASSWORD_BYTES as u64 + 2;
 /// Options shared by `register` and `verify`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct StoreArgs {
-    /// Read the password from one line of standard input instead of a no-echo prompt.
+    /// Read the password from standard input instead of a no-echo prompt (each command's
+    /// help says how many lines it reads).
     #[arg(long)]
     pub(crate) password_stdin: bool,
 
@@ -53,6 +54,9 @@ pub(crate) struct StoreArgs {
 
 /// Arguments of `app register`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("password_stdin", |arg| arg.help(
+    "Read the new password from one line of standard input instead of two no-echo prompts"
+)))]
 pub(crate) struct RegisterArgs {
     /// The new user's name.
     username: String,
@@ -63,6 +67,9 @@ pub(crate) struct RegisterArgs {
 
 /// Arguments of `app verify`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("password_stdin", |arg| arg.help(
+    "Read the password from one line of standard input instead of a no-echo prompt"
+)))]
 pub(crate) struct VerifyArgs {
     /// The user's name.
     username: String,
@@ -140,6 +147,11 @@ pub(crate) fn read_password_line(new: bool) -> Result<SecretString, Failure> {
     Ok(SecretString::from(password))
 }
 
+/// How an operator names a user the store did not find.
+const NAME_EXACTLY: &str = "run `app users list` and name the user exactly as listed (a \
+     `\\u{...}` there is an invisible or combining character; bash types `\\u{200b}` as \
+     $'\\u200b')";
+
 /// The lab's messages for the outcomes users see; everything else with its causes.
 pub(crate) fn failure(error: &AuthError) -> Failure {
     match error {
@@ -147,6 +159,16 @@ pub(crate) fn failure(error: &AuthError) -> Failure {
         AuthError::UserExists { username } => {
             Failure::msg(format!("User '{username}' already exists."))
         }
+        // Operators' commands: the name as typed, its invisible characters shown, and how
+        // to find the exact one.
+        AuthError::NoSuchUser { username } => {
+            Failure::msg(format!("no user '{}' in the store: {NAME_EXACTLY}", visible(username)))
+        }
+        AuthError::AmbiguousUser { username, candidates } => Failure::msg(format!(
+            "'{}' matches {candidates} stored users whose names differ only in Unicode form, \
+             width or invisible characters: {NAME_EXACTLY}",
+            visible(username)
+        )),
         other => Failure::from_error(other),
     }
 }

@@ -85,6 +85,10 @@ pub(crate) struct DeleteArgs {
 
 /// Arguments of `app users passwd`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("password_stdin", |arg| arg.help(
+    "Read two lines of standard input, the current password then the new one, instead of \
+     no-echo prompts"
+)))]
 pub(crate) struct PasswdArgs {
     /// The user whose password changes.
     username: String,
@@ -95,6 +99,9 @@ pub(crate) struct PasswdArgs {
 
 /// Arguments of `app users reset`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("password_stdin", |arg| arg.help(
+    "Read the new password from one line of standard input instead of two no-echo prompts"
+)))]
 pub(crate) struct ResetArgs {
     /// The user whose password is reset.
     username: String,
@@ -124,18 +131,23 @@ fn list(args: &FileArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Finds the user first (an unknown or ambiguous name fails before any question), asks
+/// about the name as stored, then deletes exactly that name (nobody else, even if the file
+/// changed meanwhile).
 fn delete(args: &DeleteArgs) -> Result<(), Failure> {
+    let store = UserStore::new(&args.file.users_file);
+    let stored = store.find(&args.username).map_err(|e| failure(&e))?;
     if !args.yes {
-        confirm_deletion(&args.username)?;
+        confirm_deletion(&stored)?;
     }
-    let deleted =
-        UserStore::new(&args.file.users_file).delete(&args.username).map_err(|e| failure(&e))?;
-    outln!("User '{}' deleted.", visible(&deleted))?;
+    store.delete_exact(&stored).map_err(|e| failure(&e))?;
+    outln!("User '{}' deleted.", visible(&stored))?;
     Ok(())
 }
 
-/// A user cannot be lost by a slip: at a terminal the name must be typed again, and without
-/// a terminal to ask at, `--yes` must say so.
+/// A user cannot be lost by a slip: at a terminal the stored name must be typed again
+/// (exactly, or as shown, with `\u{...}` for invisible characters), and without a terminal
+/// to ask at, `--yes` must say so.
 fn confirm_deletion(username: &str) -> Result<(), Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure::msg(format!(
@@ -153,7 +165,7 @@ fn confirm_deletion(username: &str) -> Result<(), Failure> {
         .map_err(|e| Failure::msg(format!("Cannot read the confirmation: {e}")))?;
     let typed = line.strip_suffix('\n').unwrap_or(&line);
     let typed = typed.strip_suffix('\r').unwrap_or(typed);
-    if typed != username {
+    if typed != username && typed != visible(username) {
         return Err(Failure::msg("The name typed does not match: nothing was deleted."));
     }
     Ok(())

@@ -5,19 +5,32 @@
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
-use super::{MAX_LOGIN_USERNAME_BYTES, UserStore, Users, find_user};
+use super::{Lookup, MAX_LOGIN_USERNAME_BYTES, UserStore, Users, lookup};
 use crate::events::Event;
 use crate::{AuthError, phc};
 
 impl UserStore {
+    /// The stored name `username` designates, found as [`verify`](Self::verify) finds a
+    /// user: the stored name equal to `username`, else the one stored name with the same
+    /// [`comparison_key`](crate::username::comparison_key) (a name over
+    /// [`MAX_LOGIN_USERNAME_BYTES`] only by its exact spelling). For an operator's command
+    /// that shows whom it will act on before it acts (say, a confirmation, then
+    /// [`delete_exact`](Self::delete_exact)).
+    ///
+    /// Fails with [`AuthError::NoSuchUser`] when no stored name matches, and with
+    /// [`AuthError::AmbiguousUser`] when several do and none is exactly `username`.
+    ///
+    /// **Cost:** reads the users file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)).
+    pub fn find(&self, username: &str) -> Result<String, AuthError> {
+        stored_name(&self.read()?, username)
+    }
+
     /// Removes `username` from the store and returns the name as it was stored.
     ///
-    /// The user is found as [`verify`](Self::verify) finds one: the stored name equal to
-    /// `username`, else the one stored name with the same
-    /// [`comparison_key`](crate::username::comparison_key). When there is none (or several,
-    /// none of them exactly `username`: name the one meant exactly), this is an operator's
-    /// mistake and fails with [`AuthError::NoSuchUser`]; the file is not touched. The other
-    /// entries keep their order and their bytes. Emits `user_deleted`.
+    /// The user is found as by [`find`](Self::find), under the users file's lock; when
+    /// there is none ([`AuthError::NoSuchUser`]) or the name is ambiguous
+    /// ([`AuthError::AmbiguousUser`]), this is an operator's mistake and the file is not
+    /// touched. The other entries keep their order and their bytes. Emits `user_deleted`.
     ///
     /// **Cost:** waits for the users file's exclusive lock, reads the file whole (at most
     /// [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)) and rewrites it with `fsync`. No Argon2 run.
@@ -29,6 +42,24 @@ impl UserStore {
         self.write(&users)?;
         Event::UserDeleted { username: &stored, source: "" }.emit();
         Ok(stored)
+    }
+
+    /// Removes the user stored exactly as `stored` (a name [`find`](Self::find) returned,
+    /// say, after the operator confirmed it). No other spelling designates anyone here: when
+    /// the name is no longer stored (someone deleted or renamed it since), nothing is written
+    /// and the call fails with [`AuthError::ConcurrentChange`], even if another stored name
+    /// now looks the same. Emits `user_deleted`.
+    ///
+    /// **Cost:** as [`delete`](Self::delete).
+    pub fn delete_exact(&self, stored: &str) -> Result<(), AuthError> {
+        let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
+        let mut users = self.read()?;
+        if users.shift_remove(stored).is_none() {
+            return Err(AuthError::ConcurrentChange { username: stored.to_owned() });
+        }
+        self.write(&users)?;
+        Event::UserDeleted { username: stored, source: "" }.emit();
+        Ok(())
     }
 
     /// A user's own password change: `current` must verify for `username` (OWASP ASVS 5.0
@@ -83,26 +114,35 @@ impl UserStore {
     /// pass the new-password policy for that user; no current password is asked for. Returns
     /// the name as stored.
     ///
-    /// The user is found as by [`delete`](Self::delete); an unknown one is
-    /// [`AuthError::NoSuchUser`] and the file is not touched. Emits `authn_password_change`
-    /// (with `by_operator`) on success and `authn_password_change_fail` on any failure.
+    /// The user is found as by [`find`](Self::find); an unknown one is
+    /// [`AuthError::NoSuchUser`], an ambiguous name [`AuthError::AmbiguousUser`], and the
+    /// file is not touched. Emits `authn_password_change` (with `by_operator`) on success and
+    /// `authn_password_change_fail` on any failure (with the name as stored once the user
+    /// was found, else as given).
     ///
     /// **Cost:** reads the users file, runs Argon2 once (outside the lock), then waits for the
     /// lock, reads and rewrites the file.
     pub fn reset_password(&self, username: &str, new: &SecretString) -> Result<String, AuthError> {
-        let result =
-            self.read().and_then(|users| stored_name(&users, username)).and_then(|stored| {
-                let hash = self.new_record_for(&stored, new)?;
-                self.replace_record(&stored, None, hash)?;
-                Ok(stored)
-            });
-        match &result {
-            Ok(stored) => {
-                Event::PasswordChange { username: stored, source: "", by_operator: true }.emit();
+        let stored = match self.find(username) {
+            Ok(stored) => stored,
+            Err(e) => {
+                Event::PasswordChangeFail { username, source: "" }.emit();
+                return Err(e);
             }
-            Err(_) => Event::PasswordChangeFail { username, source: "" }.emit(),
+        };
+        let result = self
+            .new_record_for(&stored, new)
+            .and_then(|hash| self.replace_record(&stored, None, hash));
+        match result {
+            Ok(()) => {
+                Event::PasswordChange { username: &stored, source: "", by_operator: true }.emit();
+                Ok(stored)
+            }
+            Err(e) => {
+                Event::PasswordChangeFail { username: &stored, source: "" }.emit();
+                Err(e)
+            }
         }
-        result
     }
 
     /// Under the lock, replaces the record of `stored` (a name as stored) by `hash`: only if
@@ -130,13 +170,19 @@ impl UserStore {
         self.write(&users)
     }
 
-    /// The record for a new password of `stored` (a name as stored): the new-password policy
-    /// for that user, then a hash of its NFKC form with the store's profile, peppered when
-    /// the store has a pepper. The one place change and reset
-    /// make a record.
-    fn new_record_for(&self, stored: &str, new: &SecretString) -> Result<String, AuthError> {
+    /// The record for a new password of `name` (as stored, or as `register` will store it):
+    /// the new-password policy for that user, then a hash of the password's NFKC form with
+    /// the store's profile, peppered when the store has a pepper. The one place a record is
+    /// made for a new password: register, change and reset all call it.
+    pub(super) fn new_record_for(
+        &self,
+        name: &str,
+        new: &SecretString,
+    ) -> Result<String, AuthError> {
+        #[cfg(test)]
+        self.records_made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The policy checks, and the hash is of, the NFKC form it returns.
-        let normalized = self.check_new(stored, new)?;
+        let normalized = self.check_new(name, new)?;
         phc::new_record(
             normalized.expose_secret().as_bytes(),
             &self.profile.params(),
@@ -147,14 +193,22 @@ impl UserStore {
 
 /// The stored name an operator's `username` designates, found as a login finds it (a name
 /// over [`MAX_LOGIN_USERNAME_BYTES`] only by its exact spelling); [`AuthError::NoSuchUser`]
-/// when there is none.
+/// when there is none, [`AuthError::AmbiguousUser`] when several match and none exactly.
 fn stored_name(users: &Users, username: &str) -> Result<String, AuthError> {
-    let found = if username.len() > MAX_LOGIN_USERNAME_BYTES {
-        users.get_key_value(username).map(|(name, _)| name.as_str())
-    } else {
-        find_user(users, username).map(|(name, _)| name)
-    };
-    found.map(str::to_owned).ok_or_else(|| AuthError::NoSuchUser { username: username.to_owned() })
+    let no_such_user = || AuthError::NoSuchUser { username: username.to_owned() };
+    if username.len() > MAX_LOGIN_USERNAME_BYTES {
+        return users
+            .get_key_value(username)
+            .map(|(name, _)| name.clone())
+            .ok_or_else(no_such_user);
+    }
+    match lookup(users, username) {
+        Lookup::Found(name, _) => Ok(name.to_owned()),
+        Lookup::Ambiguous(candidates) => {
+            Err(AuthError::AmbiguousUser { username: username.to_owned(), candidates })
+        }
+        Lookup::Missing => Err(no_such_user()),
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +216,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::Profile;
+
+    /// Review (P4f, point 3): register, change and reset each make their record through
+    /// `new_record_for` (policy, NFKC, and the pepper once it lands), exactly once.
+    #[test]
+    fn every_new_password_goes_through_new_record_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            UserStore::new(dir.path().join("users.json")).with_profile(Profile::TestOnlyInsecure);
+        let made = || store.records_made.load(std::sync::atomic::Ordering::Relaxed);
+        store.register("alice", &SecretString::from("wonderland password one")).unwrap();
+        assert_eq!(made(), 1, "register");
+        store
+            .change_password(
+                "alice",
+                &SecretString::from("wonderland password one"),
+                &SecretString::from("wonderland password two"),
+                None,
+            )
+            .unwrap();
+        assert_eq!(made(), 2, "change");
+        store.reset_password("alice", &SecretString::from("an operator's new passphrase")).unwrap();
+        assert_eq!(made(), 3, "reset");
+    }
 
     /// A password change writes only over the record it verified: a record replaced or
     /// removed by someone else in between is kept as it is, and the change fails.
