@@ -604,7 +604,11 @@ impl Shard {
                 .map(|(k, (failures, last_ms))| (k, Record { failures, last_ms }))
                 .collect()
         };
-        Ok(Self { accounts: records(file.accounts), sources: records(file.sources), changed: false })
+        Ok(Self {
+            accounts: records(file.accounts),
+            sources: records(file.sources),
+            changed: false,
+        })
     }
 }
 
@@ -668,13 +672,13 @@ pub(crate) struct Reservation {
 fn read_shard(folder: &Path, path: &Path) -> Result<Shard, AuthError> {
     match globo_fs::read_small_regular(path, MAX_SHARD_LEN) {
         Ok(None) => Ok(Shard::default()),
-        Ok(Some((bytes, _))) => Shard::parse(&bytes).map_err(|(reason, e)| {
-            AuthError::UnusableThrottleState {
+        Ok(Some((bytes, _))) => {
+            Shard::parse(&bytes).map_err(|(reason, e)| AuthError::UnusableThrottleState {
                 path: path.to_owned(),
                 reason,
                 source: e.map(|e| Box::new(e) as Box<_>),
-            }
-        }),
+            })
+        }
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
             Err(unusable(path, "it is larger than 1 MiB"))
         }

@@ -110,13 +110,21 @@ mod tests {
         std::os::unix::fs::symlink(&real, &link).unwrap();
         let err = create_private_dir(&link).unwrap_err();
         assert!(err.to_string().contains("link"), "{err}");
-        assert!(crate::with_causes(&err).to_string().contains("not a folder"), "{}", crate::with_causes(&err));
+        assert!(
+            crate::with_causes(&err).to_string().contains("not a folder"),
+            "{}",
+            crate::with_causes(&err)
+        );
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
 
         let file = dir.path().join("file");
         std::fs::write(&file, b"x").unwrap();
         let err = create_private_dir(&file).unwrap_err();
-        assert!(crate::with_causes(&err).to_string().contains("not a folder"), "{}", crate::with_causes(&err));
+        assert!(
+            crate::with_causes(&err).to_string().contains("not a folder"),
+            "{}",
+            crate::with_causes(&err)
+        );
         assert_eq!(std::fs::read(&file).unwrap(), b"x");
 
         let open = dir.path().join("open");
