@@ -558,36 +558,48 @@ fn a_state_folder_that_is_a_file_or_open_to_others_refuses_logins_and_is_kept() 
     assert_eq!(std::fs::read_dir(&state_path).unwrap().count(), 0, "nothing written in it");
 }
 
-#[test]
-fn deleting_a_user_forgets_its_record_and_a_reset_lifts_its_lock() {
-    let (_dir, path) = users();
-    let clock = FakeClock::new();
-    let policy = no_delays().lock_after(3).unwrap();
-    let store = store(&path, policy, &clock);
-    for name in ["alice", "bob"] {
-        for _ in 0..3 {
-            let _ = store.verify(name, &secret(WRONG));
-        }
-        assert!(matches!(store.throttle_status(name).unwrap().state, ThrottleState::Locked { .. }));
+/// Locks `name` (3 failures under [`lock_after_three`]).
+fn lock(store: &UserStore, name: &str) {
+    for _ in 0..3 {
+        let _ = store.verify(name, &secret(WRONG));
     }
+    assert!(matches!(store.throttle_status(name).unwrap().state, ThrottleState::Locked { .. }));
+}
+
+fn lock_after_three() -> ThrottlePolicy {
+    no_delays().lock_after(3).unwrap()
+}
+
+#[test]
+fn deleting_a_user_forgets_its_throttling_record() {
+    let (_dir, path) = users();
+    let store = store(&path, lock_after_three(), &FakeClock::new());
+    lock(&store, "alice");
     // Deleted, then registered again: the new account starts clean.
     store.delete("alice").unwrap();
     assert_eq!(of(store.throttle_status("alice").unwrap()), status(0, ThrottleState::Open));
     store.register("alice", &secret(RIGHT)).unwrap();
     store.verify("alice", &secret(RIGHT)).unwrap();
-    // An operator's reset (identity checked out of band) lifts the lock with the old password.
+    // delete_exact too.
+    lock(&store, "bob");
+    store.delete_exact("bob").unwrap();
+    assert_eq!(of(store.throttle_status("bob").unwrap()), status(0, ThrottleState::Open));
+}
+
+#[test]
+fn an_operators_reset_lifts_the_accounts_lock_once_the_policy_accepts_the_password() {
+    let (_dir, path) = users();
+    let store = store(&path, lock_after_three(), &FakeClock::new());
+    lock(&store, "bob");
+    // A reset the policy refuses lifts nothing.
+    assert!(store.reset_password("bob", &secret("short")).is_err());
+    assert_eq!(store.throttle_status("bob").unwrap().failures, 3);
+    // The operator checked the user's identity out of band: the lock goes with the old
+    // password.
     let new = "a brand new long passphrase";
     store.reset_password("bob", &secret(new)).unwrap();
     assert_eq!(of(store.throttle_status("bob").unwrap()), status(0, ThrottleState::Open));
     store.verify("bob", &secret(new)).unwrap();
-    // delete_exact too; and a reset the policy refuses lifts nothing.
-    for _ in 0..3 {
-        let _ = store.verify("bob", &secret(WRONG));
-    }
-    assert!(store.reset_password("bob", &secret("short")).is_err());
-    assert_eq!(store.throttle_status("bob").unwrap().failures, 3);
-    store.delete_exact("bob").unwrap();
-    assert_eq!(store.throttle_status("bob").unwrap().failures, 0);
 }
 
 #[test]
