@@ -287,8 +287,9 @@ fn a_read_only_folder_fails_clearly_and_loses_nothing() {
     // uncounted (failing closed), and nothing is lost.
     let message =
         failed(&app(d, &["verify", "alice", "--password-stdin"], "wonderland passphrase\n"));
-    assert!(message.contains("throttling state file"), "{message}");
+    assert!(message.contains("throttling state folder"), "{message}");
     assert!(message.contains("users.json.throttle"), "{message}");
+    assert!(message.contains("must be a folder this user can write"), "{message}");
     // Reading still works.
     ok(&app(d, &["config", "show"], ""));
     drop(restore);

@@ -198,3 +198,49 @@ fn parallel_app_processes_count_each_accepted_attempt_once() {
     let status = UserStore::new(d.join("users.json")).throttle_status("alice").unwrap();
     assert_eq!(status.failures, counted);
 }
+
+#[test]
+fn passwd_counts_its_source_and_tells_how_to_lift_a_lock_like_verify() {
+    let dir = setup();
+    let d = dir.path();
+    let library = library_at(d, this_second());
+    for i in 0..MAX_LOCK_AFTER {
+        let name = format!("guess{i}");
+        let _ = library.verify_from(&name, &SecretString::from(WRONG), Some("198.51.100.7"));
+    }
+    let two_lines = format!("{RIGHT}\nan even longer new passphrase\n");
+    let args = ["users", "passwd", "alice", "--password-stdin"];
+    let by_option = run(d, &[&args[..], &["--source", "198.51.100.7"]].concat(), &two_lines);
+    let by_env = spawn(d, &args, &two_lines, &[("GLOBO_LOGIN_SOURCE", "198.51.100.7")])
+        .wait_with_output()
+        .unwrap();
+    for out in [&by_option, &by_env] {
+        assert_eq!(out.status.code(), Some(1));
+        let message = stderr(out);
+        assert!(
+            message.starts_with(
+                "error: too many failed login attempts from this source: locked until "
+            ),
+            "{message}"
+        );
+        assert!(message.ends_with("`app users unlock --source 198.51.100.7`.\n"), "{message}");
+    }
+    // A locked account: the same hint as `app verify` gives, for known and unknown names.
+    for name in ["alice", "zelda"] {
+        for _ in 0..MAX_LOCK_AFTER {
+            let _ = library.verify(name, &SecretString::from(WRONG));
+        }
+    }
+    let known = run(d, &args, &two_lines);
+    let unknown = run(d, &["users", "passwd", "zelda", "--password-stdin"], &two_lines);
+    let message = stderr(&known);
+    assert!(
+        message.starts_with("error: too many failed login attempts for this account: locked "),
+        "{message}"
+    );
+    assert!(message.ends_with("`app users unlock alice`.\n"), "{message}");
+    assert_eq!(stderr(&unknown).replace("zelda", "alice"), message);
+    assert!(run(d, &["users", "unlock", "alice"], "").status.success());
+    let out = run(d, &args, &two_lines);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

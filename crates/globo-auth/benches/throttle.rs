@@ -1,7 +1,8 @@
 //! Throttling's cost, in one run (issue 13: a refused attempt on a locked account must cost
 //! under 1 % of a verification):
 //! 1. a refused attempt on a locked account against one `UserStore::verify` (default
-//!    profile, throttling off), with state files of 1, 10,000 and 100,000 records;
+//!    profile, throttling off), with state folders of 1, 10,000 and 100,000 records spread
+//!    over the 256 shards as the store spreads them;
 //! 2. a login (right password, and wrong password) with throttling on and off, interleaved.
 //!
 //! `cargo bench -p globo-auth --bench throttle` (add `--features parallel` for multi-threaded
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use globo_auth::{AuthError, Profile, ThrottlePolicy, UserStore};
 use secrecy::SecretString;
+use sha2::{Digest as _, Sha256};
 
 const PASSWORD: &str = "correct horse battery staple";
 const WRONG: &str = "not the password at all";
@@ -35,27 +37,37 @@ fn time(f: impl FnOnce()) -> f64 {
     ms(start.elapsed())
 }
 
-/// Writes a state file with `records` source records (the documented format), so a large
-/// state can be measured without running that many logins.
-fn state_with(path: &Path, records: usize) {
-    let mut sources = String::new();
+/// Writes a state folder with `records` source records (the documented layout: a `salt`
+/// file and shards `00` to `ff`, a source in the shard of SHA-256(salt, "s:", source)), so a
+/// large state can be measured without running that many logins. Returns how many records
+/// the fullest shard holds.
+fn state_with(folder: &Path, records: usize) -> usize {
+    let _ = std::fs::remove_dir_all(folder);
+    std::fs::create_dir(folder).unwrap();
+    // Private, as the store makes it (it refuses a folder others may enter).
+    std::fs::set_permissions(folder, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let salt = [0u8; 32];
+    std::fs::write(folder.join("salt"), format!("{}\n", "00".repeat(32))).unwrap();
+    let mut shards: Vec<String> = vec![String::new(); 256];
     for i in 0..records {
-        let sep = if i == 0 { "" } else { "," };
-        write!(
-            sources,
-            "{sep}\"10.{}.{}.{}\":[1,{}]",
-            i >> 16,
-            (i >> 8) & 255,
-            i & 255,
-            4_000_000_000_000u64
-        )
-        .unwrap();
+        let source = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        let shard = usize::from(
+            Sha256::new_with_prefix(salt).chain_update(b"s:").chain_update(&source).finalize()[0],
+        );
+        let sources = &mut shards[shard];
+        let sep = if sources.is_empty() { "" } else { "," };
+        write!(sources, "{sep}\"{source}\":[1,{}]", 4_000_000_000_000u64).unwrap();
     }
-    let salt = "00".repeat(32);
-    let json = format!(
-        "{{\"version\":1,\"salt\":\"{salt}\",\"accounts\":{{}},\"sources\":{{{sources}}}}}\n"
-    );
-    std::fs::write(path, json).unwrap();
+    let mut fullest = 0;
+    for (shard, sources) in shards.iter().enumerate() {
+        if sources.is_empty() {
+            continue;
+        }
+        fullest = fullest.max(sources.matches(':').count());
+        let json = format!("{{\"version\":1,\"accounts\":{{}},\"sources\":{{{sources}}}}}\n");
+        std::fs::write(folder.join(format!("{shard:02x}")), json).unwrap();
+    }
+    fullest
 }
 
 fn main() {
@@ -80,7 +92,8 @@ fn main() {
     let locking = ThrottlePolicy::default().lock_after(1).unwrap().lock_duration(None);
     let locked = UserStore::new(&path).with_profile(profile).with_throttle(locking);
     for records in [1usize, 10_000, 100_000] {
-        state_with(&locked.throttle_path(), records.saturating_sub(1));
+        let fullest = state_with(&locked.throttle_path(), records.saturating_sub(1));
+        println!("state of {records} records: the fullest shard holds {fullest}");
         assert!(matches!(locked.verify("alice", &wrong), Err(AuthError::InvalidCredentials)));
         let refuse = || {
             assert!(matches!(locked.verify("alice", &right), Err(AuthError::Throttled { .. })));
@@ -99,7 +112,7 @@ fn main() {
         );
         locked.unlock("alice").unwrap();
     }
-    std::fs::remove_file(locked.throttle_path()).unwrap();
+    std::fs::remove_dir_all(locked.throttle_path()).unwrap();
 
     // Logins with and without throttling, interleaved (a success with throttling writes the
     // state twice: the reservation, then the reset).

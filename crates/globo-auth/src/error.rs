@@ -242,12 +242,12 @@ pub enum AuthError {
         locked: bool,
     },
 
-    /// The throttling state file beside the users file cannot be used (not the format
-    /// globo writes, or too large). Logins are refused while it is (failing closed), and
-    /// globo never overwrites it.
-    #[error("throttling state file '{}' is unusable: {reason}; logins are refused until it is restored or removed (globo will not overwrite it)", path.display())]
+    /// A file of the throttling state folder beside the users file (its salt or a shard)
+    /// cannot be used (not the format globo writes, or too large). Logins whose records
+    /// live in it are refused while it is (failing closed), and globo never overwrites it.
+    #[error("throttling state file '{}' is unusable: {reason}; logins whose records it holds are refused until it is restored or removed (globo will not overwrite it)", path.display())]
     UnusableThrottleState {
-        /// The state file.
+        /// The file of the state folder (its `salt`, or a shard `00` to `ff`).
         path: PathBuf,
         /// What is wrong with it.
         reason: &'static str,
@@ -256,10 +256,12 @@ pub enum AuthError {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
-    /// Locking, reading or writing the throttling state file failed (logins are refused
-    /// while it does: failing closed).
-    #[error("cannot access the throttling state file")]
+    /// Creating, locking, reading or writing the throttling state folder failed (logins are
+    /// refused while it does: failing closed, since a login is counted before it is checked).
+    #[error("cannot use the throttling state folder '{}': logins are counted there before they are checked, so it must be a folder this user can write", path.display())]
     ThrottleStateAccess {
+        /// The state folder (`<users file>.throttle`).
+        path: PathBuf,
         /// The failed operation, with its path.
         #[source]
         source: globo_fs::FsError,
@@ -466,6 +468,7 @@ mod tests {
             ),
             (
                 AuthError::ThrottleStateAccess {
+                    path: "t".into(),
                     source: globo_fs::FsError::new("lock", "t", io()),
                 },
                 Operational,

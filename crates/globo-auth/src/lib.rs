@@ -133,10 +133,13 @@
 //! success resets the account only. Refused attempts fail with [`AuthError::Throttled`]
 //! (kind [`AuthErrorKind::Throttled`], a 429) before the users file is read or Argon2 runs,
 //! and unknown names are counted and answered exactly like known ones. The counts live in
-//! `<users file>.throttle` (JSON, account names only as salted SHA-256, written atomically
-//! under its lock), so they survive restarts and every process on the same users file shares
-//! them; [`UserStore::throttle_status`] reads them, [`UserStore::without_throttle`] turns
-//! throttling off for a service that throttles in front of the store.
+//! the folder `<users file>.throttle` (mode `0700`: a salt and 256 small JSON shards, account
+//! names only as salted SHA-256, each shard written atomically under its own lock), so they
+//! survive restarts, every process on the same users file shares them, and an attempt costs
+//! the same with 10 records or 100,000; [`UserStore::throttle_status`] reads them,
+//! [`UserStore::without_throttle`] turns throttling off for a service that throttles in front
+//! of the store. Deleting a user, or an operator's [`UserStore::reset_password`], clears the
+//! account's failures and lock.
 //!
 //! # Usernames
 //! New usernames are RFC 8265 identifiers ([`Username::prepare`], profile

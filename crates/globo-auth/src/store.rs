@@ -175,7 +175,7 @@ impl UserStore {
 
     /// Turns login throttling off: for a service that throttles in front of the store, and
     /// for measurements. Throttling is on by default (NIST SP 800-63B-4 §3.2.2 makes it a
-    /// SHALL), and the state file is left as it is.
+    /// SHALL), and the state folder is left as it is.
     #[must_use]
     pub fn without_throttle(mut self) -> Self {
         self.throttle = None;
@@ -195,7 +195,14 @@ impl UserStore {
         self.throttle.as_ref()
     }
 
-    /// The throttling state file: `<users file>.throttle`, beside the users file.
+    /// The throttling state folder: `<users file>.throttle`, beside the users file (mode
+    /// `0700`, created by the first counted login). It holds a `salt` file, created once and
+    /// never replaced, and up to 256 shard files `00` to `ff`, each a JSON map of the
+    /// records whose id starts with that byte (accounts under a salted SHA-256 of the name,
+    /// sources as given, one over 128 bytes as its SHA-256), with its own lock file. A login
+    /// locks, reads and writes at most two shards, so its cost does not grow with the records
+    /// kept (at most [`MAX_THROTTLE_ENTRIES`](crate::MAX_THROTTLE_ENTRIES), 390 per shard).
+    /// The folder must be writable by every process that verifies logins.
     pub fn throttle_path(&self) -> PathBuf {
         throttle::state_path(&self.path)
     }
@@ -223,7 +230,7 @@ impl UserStore {
 
     /// The throttling record of the account `username` would log into, known or not (names
     /// are counted alike), under the store's policy ([`ThrottlePolicy::default`] when
-    /// throttling is off). Reads the state file, not the users file.
+    /// throttling is off). Reads the account's shard of the state folder, not the users file.
     pub fn throttle_status(&self, username: &str) -> Result<ThrottleStatus, AuthError> {
         let default = ThrottlePolicy::default();
         let policy = self.throttle.as_ref().unwrap_or(&default);
@@ -345,16 +352,18 @@ impl UserStore {
     ///
     /// **Throttling** (on by default, [`ThrottlePolicy`]; NIST SP 800-63B-4 §3.2.2): before
     /// the users file is read or anything hashed, the attempt is checked against its
-    /// account's and its source's records in the state file ([`throttle_path`](Self::throttle_path))
-    /// under that file's lock. When either is delayed or locked the attempt fails with
+    /// account's and its source's records in the state folder ([`throttle_path`](Self::throttle_path))
+    /// under the locks of their shards. When either is delayed or locked the attempt fails with
     /// [`AuthError::Throttled`] and is not counted; otherwise it is counted as a failure of
     /// both at once (so parallel attempts, from any number of processes, count one each and
     /// none slips past a limit), then verified. A success clears the account's count and
     /// takes its own attempt off the source's. Unknown names are counted under their
     /// [`comparison_key`](crate::username::comparison_key) (a name longer than
     /// [`MAX_LOGIN_USERNAME_BYTES`], under a hash of its bytes) exactly like known ones, so
-    /// delays, locks, errors and events do not tell names apart. An unusable state file
-    /// refuses every login ([`AuthError::UnusableThrottleState`]).
+    /// delays, locks, errors and events do not tell names apart. An unusable salt or shard
+    /// refuses the logins whose records it holds ([`AuthError::UnusableThrottleState`]), and
+    /// a state folder that cannot be created or written refuses every login
+    /// ([`AuthError::ThrottleStateAccess`]).
     ///
     /// **Events** (target [`SECURITY_EVENTS_TARGET`](crate::SECURITY_EVENTS_TARGET)):
     /// `authn_login_success` or `authn_login_successafterfail` (with the failures before
@@ -408,14 +417,13 @@ impl UserStore {
         source: Option<&str>,
         result: &Result<Verified, AuthError>,
     ) -> Result<(), AuthError> {
-        let counted_source = source;
         let source = source.unwrap_or("");
         match result {
             Ok(verified) => {
                 let username = verified.username();
                 let previous = reservation.map_or(0, |r| r.previous);
                 if let Some(reservation) = reservation {
-                    throttle::succeed(&self.throttle_path(), reservation, counted_source)?;
+                    throttle::succeed(&self.throttle_path(), reservation)?;
                 }
                 if previous == 0 {
                     Event::LoginSuccess { username, source }.emit();

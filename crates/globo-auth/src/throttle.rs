@@ -1,12 +1,17 @@
 //! Throttling of online guessing (NIST SP 800-63B-4 §3.2.2): per account and per source,
 //! growing delays after a few failures, then a lock.
 //!
-//! The counts live in a state file beside the users file (`<users file>.throttle`), so they
-//! survive restarts and every process using the same users file shares them. Each attempt is
-//! reserved under the state file's lock before the users file is read or any hashing is
-//! done: a refused attempt costs a lock, a small read and no Argon2 run, and an accepted one
-//! is counted as a failure at once (a success then resets the account), so parallel attempts
-//! cannot slip past a limit.
+//! The counts live in a state folder beside the users file (`<users file>.throttle/`, mode
+//! `0700`), so they survive restarts and every process using the same users file shares them.
+//! The folder holds a `salt` (created once, never replaced) and up to 256 shard files `00` to
+//! `ff`, each a small JSON map with its own lock: an account's record lives in the shard named
+//! by the first byte of its salted SHA-256 id, a source's in the one named by the first byte
+//! of SHA-256(salt, source). Each attempt is reserved under the locks of its account's and
+//! its source's shards (taken in shard order, so processes never deadlock) before the users
+//! file is read or any hashing is done: a refused attempt costs two locks, two small reads and
+//! no Argon2 run, the same with ten records or 100,000, and an accepted one is counted as a
+//! failure at once (a success then resets the account), so parallel attempts cannot slip past
+//! a limit.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,14 +30,12 @@ use crate::username::comparison_key;
 /// single account").
 pub const MAX_LOCK_AFTER: u32 = 100;
 
-/// The most records (accounts and sources together) the state file keeps; when a write
-/// would exceed it, the records idle longest are dropped first.
+/// The most records (accounts and sources together) the state folder keeps: each of its 256
+/// shards keeps at most 390 (this bound divided by 256); when a write would exceed a shard's
+/// share, that shard's records idle longest are dropped first.
 pub const MAX_THROTTLE_ENTRIES: usize = 100_000;
 
-/// The largest state file read, in bytes (32 MiB: 100,000 records take about 10 MiB).
-const MAX_STATE_LEN: u64 = 32 * 1024 * 1024;
-
-/// The state file's format version.
+/// The shard files' format version.
 const STATE_VERSION: u64 = 1;
 
 /// What [`UserStore`](crate::UserStore) allows before it delays and then locks logins.
@@ -372,7 +375,7 @@ fn refusal(scope: ThrottleScope, standing: Standing) -> Option<AuthError> {
     }
 }
 
-/// What a login needs to identify its account in the state file: the name's comparison key
+/// What a login needs to identify its account in the state folder: the name's comparison key
 /// (so every spelling of a name counts together), or for a name longer than
 /// [`MAX_LOGIN_USERNAME_BYTES`](crate::MAX_LOGIN_USERNAME_BYTES), which is never normalised,
 /// a hash of its bytes.
@@ -406,44 +409,154 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The state file's content.
-#[derive(Debug)]
-struct State {
-    salt: Vec<u8>,
-    accounts: HashMap<String, Record>,
-    sources: HashMap<String, Record>,
+/// The number of shard files: a record lives in the shard named by the first byte of its id.
+const SHARDS: usize = 256;
+
+/// The most records one shard keeps: [`MAX_THROTTLE_ENTRIES`] spread over the shards.
+const MAX_SHARD_ENTRIES: usize = MAX_THROTTLE_ENTRIES / SHARDS;
+
+/// The largest shard file read, in bytes: 390 records take at most about 320 KiB (a source
+/// key of 128 bytes, each written as a 6-byte escape).
+const MAX_SHARD_LEN: u64 = 1024 * 1024;
+
+/// The salt file's name in the state folder.
+const SALT_FILE: &str = "salt";
+
+/// The longest source kept as given; a longer one is kept as `sha256:<hex of its hash>`, so
+/// a caller's oversized key cannot grow a shard toward its size bound.
+const MAX_SOURCE_KEY_BYTES: usize = 128;
+
+/// Where a record lives: its shard and its key in that shard.
+#[derive(Debug, Clone)]
+struct Key {
+    shard: u8,
+    id: String,
 }
 
-impl State {
-    fn fresh() -> Result<Self, AuthError> {
+/// The state folder and its salt.
+#[derive(Debug)]
+struct Folder {
+    salt: Vec<u8>,
+}
+
+/// An unusable file of the state folder.
+fn unusable(path: &Path, reason: &'static str) -> AuthError {
+    AuthError::UnusableThrottleState { path: path.to_owned(), reason, source: None }
+}
+
+fn access(folder: &Path) -> impl FnOnce(globo_fs::FsError) -> AuthError + '_ {
+    move |source| AuthError::ThrottleStateAccess { path: folder.to_owned(), source }
+}
+
+/// The salt at `path` (`None` when there is none).
+fn read_salt(folder: &Path, path: &Path) -> Result<Option<Vec<u8>>, AuthError> {
+    match globo_fs::read_small_regular(path, 128) {
+        Ok(None) => Ok(None),
+        Ok(Some((bytes, _))) => {
+            let text = std::str::from_utf8(&bytes).ok();
+            let salt = text.map(|t| t.strip_suffix('\n').unwrap_or(t)).and_then(unhex);
+            match salt {
+                Some(salt) if salt.len() == 32 => Ok(Some(salt)),
+                _ => Err(unusable(path, "it is not 32 bytes of hex")),
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            Err(unusable(path, "it is not 32 bytes of hex"))
+        }
+        Err(e) => Err(access(folder)(e)),
+    }
+}
+
+impl Folder {
+    /// The state folder at `path`, created (mode `0700`) with its salt if need be. The salt
+    /// is created once and never replaced: two processes creating it at once agree on the
+    /// one that was published first.
+    fn create(path: &Path) -> Result<Self, AuthError> {
+        globo_fs::create_private_dir(path).map_err(access(path))?;
+        let salt_path = path.join(SALT_FILE);
+        if let Some(salt) = read_salt(path, &salt_path)? {
+            return Ok(Self { salt });
+        }
         let mut salt = vec![0u8; 32];
         getrandom::fill(&mut salt).map_err(|e| AuthError::Random { source: Box::new(e) })?;
-        Ok(Self { salt, accounts: HashMap::new(), sources: HashMap::new() })
+        let mut text = hex(&salt);
+        text.push('\n');
+        match globo_fs::create_new(&salt_path, text.as_bytes()) {
+            Ok(()) => Ok(Self { salt }),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_salt(path, &salt_path)?
+                .map(|salt| Self { salt })
+                .ok_or_else(|| unusable(&salt_path, "it was removed while in use")),
+            Err(e) => Err(access(path)(e)),
+        }
     }
 
-    /// The key an account is stored under: hex SHA-256 of the file's salt and the name's
-    /// material, so a password typed into the name field is never kept in the clear.
-    fn account_id(&self, material: &[u8]) -> String {
+    /// The state folder at `path` as it is, `None` when it or its salt does not exist (then
+    /// no record exists either). Creates nothing.
+    fn existing(path: &Path) -> Result<Option<Self>, AuthError> {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            _ => {}
+        }
+        Ok(read_salt(path, &path.join(SALT_FILE))?.map(|salt| Self { salt }))
+    }
+
+    fn digest(&self, material: &[&[u8]]) -> [u8; 32] {
         let mut hasher = Sha256::new();
         hasher.update(&self.salt);
-        hasher.update(material);
-        hex(&hasher.finalize())
+        for part in material {
+            hasher.update(part);
+        }
+        hasher.finalize().into()
     }
 
+    /// An account's key: hex SHA-256 of the salt and the name's material, so a password
+    /// typed into the name field is never kept in the clear; its first byte is the shard.
+    fn account(&self, material: &[u8]) -> Key {
+        let digest = self.digest(&[material]);
+        Key { shard: digest[0], id: hex(&digest) }
+    }
+
+    /// A source's key: the source as given (a long one hashed), in the shard of
+    /// SHA-256(salt, `s:`, source), so sources spread over the shards like accounts.
+    fn source(&self, source: &str) -> Key {
+        let id = if source.len() <= MAX_SOURCE_KEY_BYTES {
+            source.to_owned()
+        } else {
+            format!("sha256:{}", hex(&Sha256::digest(source.as_bytes())))
+        };
+        Key { shard: self.digest(&[b"s:", id.as_bytes()])[0], id }
+    }
+}
+
+/// The shard file `shard` of the state folder `folder`: `00` to `ff`.
+fn shard_path(folder: &Path, shard: u8) -> PathBuf {
+    folder.join(format!("{shard:02x}"))
+}
+
+/// One shard file's records.
+#[derive(Debug, Default)]
+struct Shard {
+    accounts: HashMap<String, Record>,
+    sources: HashMap<String, Record>,
+    /// Whether this operation changed it (then it is written).
+    changed: bool,
+}
+
+impl Shard {
     /// Drops the records whose lock or window is over, then the ones idle longest beyond
-    /// [`MAX_THROTTLE_ENTRIES`].
+    /// [`MAX_SHARD_ENTRIES`].
     fn prune(&mut self, policy: &ThrottlePolicy, now_ms: u64) {
         let (account, source) = (policy.account_rule(), policy.source_rule());
         self.accounts.retain(|_, r| account.standing(*r, now_ms) != Standing::Expired);
         self.sources.retain(|_, r| source.standing(*r, now_ms) != Standing::Expired);
         let total = self.accounts.len() + self.sources.len();
-        if total <= MAX_THROTTLE_ENTRIES {
+        if total <= MAX_SHARD_ENTRIES {
             return;
         }
         let mut ages: Vec<u64> =
             self.accounts.values().chain(self.sources.values()).map(|r| r.last_ms).collect();
         ages.sort_unstable();
-        let mut excess = total - MAX_THROTTLE_ENTRIES;
+        let mut excess = total - MAX_SHARD_ENTRIES;
         let cutoff = ages[excess - 1];
         // Strictly older than the cutoff first, then as many at the cutoff as still needed.
         for map in [&mut self.accounts, &mut self.sources] {
@@ -470,9 +583,8 @@ impl State {
 
     fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         let (accounts, sources) = (sorted_records(&self.accounts), sorted_records(&self.sources));
-        let file = StateFileOut {
+        let file = ShardFileOut {
             version: STATE_VERSION,
-            salt: hex(&self.salt),
             accounts: SortedRecords(&accounts),
             sources: SortedRecords(&sources),
         };
@@ -482,20 +594,21 @@ impl State {
     }
 
     fn parse(bytes: &[u8]) -> Result<Self, (&'static str, Option<serde_json::Error>)> {
-        let file: StateFileIn = serde_json::from_slice(bytes)
-            .map_err(|e| ("it is not the state file's JSON format", Some(e)))?;
+        let file: ShardFileIn = serde_json::from_slice(bytes)
+            .map_err(|e| ("it is not the throttling shard's JSON format", Some(e)))?;
         if file.version != STATE_VERSION {
             return Err(("its version is not 1", None));
         }
-        let salt = unhex(&file.salt)
-            .filter(|salt| salt.len() == 32)
-            .ok_or(("its salt is not 32 bytes of hex", None))?;
         let records = |map: HashMap<String, (u32, u64)>| {
             map.into_iter()
                 .map(|(k, (failures, last_ms))| (k, Record { failures, last_ms }))
                 .collect()
         };
-        Ok(Self { salt, accounts: records(file.accounts), sources: records(file.sources) })
+        Ok(Self {
+            accounts: records(file.accounts),
+            sources: records(file.sources),
+            changed: false,
+        })
     }
 }
 
@@ -507,21 +620,19 @@ fn sorted_records(map: &HashMap<String, Record>) -> Vec<(&str, (u32, u64))> {
     sorted
 }
 
-/// The state file as read: every field required, nothing else allowed.
+/// A shard file as read: every field required, nothing else allowed.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StateFileIn {
+struct ShardFileIn {
     version: u64,
-    salt: String,
     accounts: HashMap<String, (u32, u64)>,
     sources: HashMap<String, (u32, u64)>,
 }
 
-/// The state file as written (records sorted, so equal states are equal files).
+/// A shard file as written (records sorted, so equal states are equal files).
 #[derive(serde::Serialize)]
-struct StateFileOut<'a> {
+struct ShardFileOut<'a> {
     version: u64,
-    salt: String,
     accounts: SortedRecords<'a>,
     sources: SortedRecords<'a>,
 }
@@ -535,7 +646,7 @@ impl serde::Serialize for SortedRecords<'_> {
     }
 }
 
-/// The state file of the users file at `users`: `<users>.throttle` beside it.
+/// The state folder of the users file at `users`: `<users>.throttle` beside it.
 pub(crate) fn state_path(users: &Path) -> PathBuf {
     let mut name = users.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".throttle");
@@ -545,7 +656,8 @@ pub(crate) fn state_path(users: &Path) -> PathBuf {
 /// An attempt counted by [`reserve`]: what the outcome needs to settle it.
 #[derive(Debug)]
 pub(crate) struct Reservation {
-    account_id: String,
+    account: Key,
+    source: Option<Key>,
     /// The account's failures before this attempt.
     pub(crate) previous: u32,
     /// The account's failures with this attempt.
@@ -556,38 +668,82 @@ pub(crate) struct Reservation {
     pub(crate) locks_source: bool,
 }
 
-/// The state file read under its lock (a fresh state when there is none).
-fn read_state(path: &Path) -> Result<State, AuthError> {
-    let unusable = |reason, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
-        AuthError::UnusableThrottleState { path: path.to_owned(), reason, source }
-    };
-    match globo_fs::read_small_regular(path, MAX_STATE_LEN) {
-        Ok(None) => State::fresh(),
-        Ok(Some((bytes, _))) => State::parse(&bytes)
-            .map_err(|(reason, e)| unusable(reason, e.map(|e| Box::new(e) as Box<_>))),
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-            Err(unusable("it is larger than 32 MiB", None))
+/// The shard file at `path` (an empty shard when there is none).
+fn read_shard(folder: &Path, path: &Path) -> Result<Shard, AuthError> {
+    match globo_fs::read_small_regular(path, MAX_SHARD_LEN) {
+        Ok(None) => Ok(Shard::default()),
+        Ok(Some((bytes, _))) => {
+            Shard::parse(&bytes).map_err(|(reason, e)| AuthError::UnusableThrottleState {
+                path: path.to_owned(),
+                reason,
+                source: e.map(|e| Box::new(e) as Box<_>),
+            })
         }
-        Err(e) => Err(AuthError::ThrottleStateAccess { source: e }),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            Err(unusable(path, "it is larger than 1 MiB"))
+        }
+        Err(e) => Err(access(folder)(e)),
     }
 }
 
-fn lock(path: &Path) -> Result<globo_fs::ExclusiveLock, AuthError> {
-    globo_fs::ExclusiveLock::acquire(path)
-        .map_err(|source| AuthError::ThrottleStateAccess { source })
+/// The one or two shards an operation touches, locked and read. The locks are taken in
+/// shard order, so two processes needing the same two shards never wait for each other.
+struct Held<'a> {
+    folder: &'a Path,
+    first: (u8, Shard),
+    second: Option<(u8, Shard)>,
+    _locks: Vec<globo_fs::ExclusiveLock>,
 }
 
-fn write_state(path: &Path, state: &State) -> Result<(), AuthError> {
-    // Serialising strings and numbers cannot fail; report it as a write error if it does.
-    let json =
-        state.to_json().map_err(|e| globo_fs::FsError::new("serialise", path, io::Error::other(e)));
-    json.and_then(|json| globo_fs::write_atomic(path, &json))
-        .map_err(|source| AuthError::ThrottleStateAccess { source })
+impl<'a> Held<'a> {
+    fn acquire(folder: &'a Path, a: u8, b: Option<u8>) -> Result<Self, AuthError> {
+        let (low, high) = match b {
+            Some(b) if b != a => (a.min(b), Some(a.max(b))),
+            _ => (a, None),
+        };
+        let mut locks = Vec::with_capacity(2);
+        let mut take = |shard: u8| -> Result<(u8, Shard), AuthError> {
+            let path = shard_path(folder, shard);
+            locks.push(globo_fs::ExclusiveLock::acquire(&path).map_err(access(folder))?);
+            Ok((shard, read_shard(folder, &path)?))
+        };
+        let first = take(low)?;
+        let second = high.map(&mut take).transpose()?;
+        Ok(Self { folder, first, second, _locks: locks })
+    }
+
+    fn shard(&mut self, shard: u8) -> &mut Shard {
+        match &mut self.second {
+            Some((n, s)) if *n == shard => s,
+            _ => &mut self.first.1,
+        }
+    }
+
+    /// Prunes and writes every shard changed.
+    fn write(mut self, policy: Option<&ThrottlePolicy>, now_ms: u64) -> Result<(), AuthError> {
+        for (n, shard) in std::iter::once(&mut self.first).chain(self.second.as_mut()) {
+            if !shard.changed {
+                continue;
+            }
+            if let Some(policy) = policy {
+                shard.prune(policy, now_ms);
+            }
+            let path = shard_path(self.folder, *n);
+            // Serialising strings and numbers cannot fail; report it as a write error if it does.
+            let json = shard
+                .to_json()
+                .map_err(|e| globo_fs::FsError::new("serialise", &path, io::Error::other(e)));
+            json.and_then(|json| globo_fs::write_atomic(&path, &json))
+                .map_err(access(self.folder))?;
+        }
+        Ok(())
+    }
 }
 
 /// Checks the account (`material`, see [`account_material`]) and the source; refuses the
 /// attempt (counting nothing) when either is delayed or locked, else counts it as a failure
-/// of both and returns the reservation.
+/// of both and returns the reservation. Touches the state folder's salt and at most two
+/// shards, whatever the number of records.
 pub(crate) fn reserve(
     path: &Path,
     policy: &ThrottlePolicy,
@@ -596,13 +752,15 @@ pub(crate) fn reserve(
     now: SystemTime,
 ) -> Result<Reservation, AuthError> {
     let now_ms = millis(now);
-    let (account, source_rule) = (policy.account_rule(), policy.source_rule());
-    let _lock = lock(path)?;
-    let mut state = read_state(path)?;
-    let account_id = state.account_id(material);
-    let record = state.accounts.get(&account_id).copied();
-    let source_record = source.and_then(|s| state.sources.get(s).copied());
-    let account_standing = record.map_or(Standing::Open, |r| account.standing(r, now_ms));
+    let (account_rule, source_rule) = (policy.account_rule(), policy.source_rule());
+    let folder = Folder::create(path)?;
+    let account = folder.account(material);
+    let source = source.map(|s| folder.source(s));
+    let mut held = Held::acquire(path, account.shard, source.as_ref().map(|s| s.shard))?;
+    let record = held.shard(account.shard).accounts.get(&account.id).copied();
+    let source_record =
+        source.as_ref().and_then(|s| held.shard(s.shard).sources.get(&s.id).copied());
+    let account_standing = record.map_or(Standing::Open, |r| account_rule.standing(r, now_ms));
     let source_standing = source_record.map_or(Standing::Open, |r| source_rule.standing(r, now_ms));
     // A lock says more than a delay, and the account more than the source.
     let refused = match (account_standing, source_standing) {
@@ -618,18 +776,22 @@ pub(crate) fn reserve(
         Standing::Expired => 0,
         _ => record.map_or(0, |r| r.failures),
     };
-    let counted = account.fail(record, now_ms);
-    state.accounts.insert(account_id.clone(), counted);
+    let counted = account_rule.fail(record, now_ms);
+    let shard = held.shard(account.shard);
+    shard.accounts.insert(account.id.clone(), counted);
+    shard.changed = true;
     let mut source_failures = None;
-    if let Some(source) = source {
+    if let Some(source) = &source {
         let counted = source_rule.fail(source_record, now_ms);
         source_failures = Some(counted.failures);
-        state.sources.insert(source.to_owned(), counted);
+        let shard = held.shard(source.shard);
+        shard.sources.insert(source.id.clone(), counted);
+        shard.changed = true;
     }
-    state.prune(policy, now_ms);
-    write_state(path, &state)?;
+    held.write(Some(policy), now_ms)?;
     Ok(Reservation {
-        account_id,
+        account,
+        source,
         previous,
         account_failures: counted.failures,
         locks_account: counted.failures == policy.lock_after,
@@ -641,49 +803,48 @@ pub(crate) fn reserve(
 /// A success: the account's record is cleared; the source keeps its failures, less the one
 /// this attempt was counted as (a success is not a failure, but it must not clear the
 /// source: a guesser holding one valid account would clear its own source with it).
-pub(crate) fn succeed(
-    path: &Path,
-    reservation: &Reservation,
-    source: Option<&str>,
-) -> Result<(), AuthError> {
-    let _lock = lock(path)?;
-    let mut state = read_state(path)?;
-    let mut changed = state.accounts.remove(&reservation.account_id).is_some();
-    if let Some(source) = source
-        && reservation.source_failures.is_some()
-        && let Some(record) = state.sources.get_mut(source)
-    {
-        record.failures = record.failures.saturating_sub(1);
-        if record.failures == 0 {
-            state.sources.remove(source);
+pub(crate) fn succeed(path: &Path, reservation: &Reservation) -> Result<(), AuthError> {
+    let source = reservation.source.as_ref();
+    let mut held = Held::acquire(path, reservation.account.shard, source.map(|s| s.shard))?;
+    let shard = held.shard(reservation.account.shard);
+    shard.changed |= shard.accounts.remove(&reservation.account.id).is_some();
+    if let Some(source) = source {
+        let shard = held.shard(source.shard);
+        if let Some(record) = shard.sources.get_mut(&source.id) {
+            record.failures = record.failures.saturating_sub(1);
+            if record.failures == 0 {
+                shard.sources.remove(&source.id);
+            }
+            shard.changed = true;
         }
-        changed = true;
     }
-    if changed {
-        write_state(path, &state)?;
-    }
-    Ok(())
+    held.write(None, 0)
 }
 
 /// Clears the account's record (`material`) or, with `source`, that source's; returns
-/// whether there was one. Writes nothing when there was none.
+/// whether there was one. Creates and writes nothing when there was none.
 pub(crate) fn clear(
     path: &Path,
     material: Option<&[u8]>,
     source: Option<&str>,
 ) -> Result<bool, AuthError> {
-    let _lock = lock(path)?;
-    let mut state = read_state(path)?;
+    let Some(folder) = Folder::existing(path)? else { return Ok(false) };
     let mut removed = false;
     if let Some(material) = material {
-        let id = state.account_id(material);
-        removed |= state.accounts.remove(&id).is_some();
+        let key = folder.account(material);
+        let mut held = Held::acquire(path, key.shard, None)?;
+        let shard = held.shard(key.shard);
+        shard.changed = shard.accounts.remove(&key.id).is_some();
+        removed |= shard.changed;
+        held.write(None, 0)?;
     }
     if let Some(source) = source {
-        removed |= state.sources.remove(source).is_some();
-    }
-    if removed {
-        write_state(path, &state)?;
+        let key = folder.source(source);
+        let mut held = Held::acquire(path, key.shard, None)?;
+        let shard = held.shard(key.shard);
+        shard.changed = shard.sources.remove(&key.id).is_some();
+        removed |= shard.changed;
+        held.write(None, 0)?;
     }
     Ok(removed)
 }
@@ -696,10 +857,11 @@ pub(crate) fn status(
     now: SystemTime,
 ) -> Result<ThrottleStatus, AuthError> {
     let now_ms = millis(now);
-    let state = read_state(path)?;
-    let record = state.accounts.get(&state.account_id(material)).copied();
     let open = ThrottleStatus { failures: 0, state: ThrottleState::Open };
-    let Some(record) = record else { return Ok(open) };
+    let Some(folder) = Folder::existing(path)? else { return Ok(open) };
+    let key = folder.account(material);
+    let shard = read_shard(path, &shard_path(path, key.shard))?;
+    let Some(record) = shard.accounts.get(&key.id).copied() else { return Ok(open) };
     Ok(match policy.account_rule().standing(record, now_ms) {
         Standing::Expired => open,
         Standing::Open => ThrottleStatus { failures: record.failures, state: ThrottleState::Open },
@@ -816,16 +978,31 @@ mod tests {
     }
 
     #[test]
-    fn the_state_round_trips_and_prunes_the_idlest_beyond_the_bound() {
-        let mut state = State::fresh().unwrap();
-        for i in 0..(MAX_THROTTLE_ENTRIES as u64 + 10) {
-            state.sources.insert(format!("s{i}"), Record { failures: 1, last_ms: at(i) });
+    fn a_shard_round_trips_and_prunes_the_idlest_beyond_its_bound() {
+        let mut shard = Shard::default();
+        for i in 0..(MAX_SHARD_ENTRIES as u64 + 10) {
+            shard.sources.insert(format!("s{i}"), Record { failures: 1, last_ms: at(i) });
         }
-        state.prune(&ThrottlePolicy::default().source_window(Duration::MAX), at(0));
-        assert_eq!(state.sources.len(), MAX_THROTTLE_ENTRIES);
-        assert!(!state.sources.contains_key("s9") && state.sources.contains_key("s10"));
-        let parsed = State::parse(&state.to_json().unwrap()).unwrap();
-        assert_eq!((parsed.salt, parsed.sources), (state.salt, state.sources));
+        shard.prune(&ThrottlePolicy::default().source_window(Duration::MAX), at(0));
+        assert_eq!(shard.sources.len(), MAX_SHARD_ENTRIES);
+        assert!(!shard.sources.contains_key("s9") && shard.sources.contains_key("s10"));
+        let parsed = Shard::parse(&shard.to_json().unwrap()).unwrap();
+        assert_eq!(parsed.sources, shard.sources);
+    }
+
+    #[test]
+    fn records_spread_over_the_shards_and_long_sources_are_hashed() {
+        let folder = Folder { salt: vec![7; 32] };
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..4096 {
+            seen.insert(folder.account(format!("k:user{i}").as_bytes()).shard);
+            seen.insert(folder.source(&format!("10.0.{}.{}", i / 256, i % 256)).shard);
+        }
+        assert_eq!(seen.len(), SHARDS);
+        let long = "x".repeat(MAX_SOURCE_KEY_BYTES + 1);
+        let key = folder.source(&long);
+        assert!(key.id.starts_with("sha256:") && key.id.len() == 7 + 64, "{}", key.id);
+        assert_eq!(folder.source("10.0.0.1").id, "10.0.0.1");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Login throttling (NIST SP 800-63B-4 §3.2.2): delays, locks, per-source limits, unknown
-//! names, the shared state file, and counting under concurrency (threads and processes).
+//! names, the shared state folder, and counting under concurrency (threads and processes).
 // print_stdout: the process probe reports its outcome to the parent test on stdout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -459,10 +459,24 @@ fn the_state_survives_a_new_store_and_keeps_no_name_in_the_clear() {
     assert_eq!(fresh.throttle_path(), state_path);
     assert_eq!(fresh.throttle_status("alice").unwrap().failures, 2);
     assert_eq!(fresh.throttle_status(typed).unwrap().failures, 1);
-    let text = std::fs::read_to_string(&state_path).unwrap();
-    assert!(!text.contains("alice") && !text.contains("secret"), "{text}");
     use std::os::unix::fs::PermissionsExt as _;
-    assert_eq!(std::fs::metadata(&state_path).unwrap().permissions().mode() & 0o777, 0o600);
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    // A private folder: the salt and the two shards written (their lock files beside them).
+    assert_eq!(mode(&state_path), 0o700);
+    let mut names: Vec<String> = std::fs::read_dir(&state_path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert!(names.contains(&"salt".to_owned()), "{names:?}");
+    let shards: Vec<&String> = names.iter().filter(|n| n.len() == 2).collect();
+    assert!(!shards.is_empty() && shards.len() <= 2, "{names:?}");
+    for name in &names {
+        let file = state_path.join(name);
+        assert_eq!(mode(&file), 0o600, "{name}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("alice") && !text.contains("secret"), "{name}: {text}");
+    }
     // Names longer than the login bound are counted by their bytes, each apart.
     let long_a = "a".repeat(globo_auth::MAX_LOGIN_USERNAME_BYTES + 1);
     let long_b = format!("{long_a}b");
@@ -473,20 +487,40 @@ fn the_state_survives_a_new_store_and_keeps_no_name_in_the_clear() {
     assert_eq!(fresh.throttle_status(&long_b).unwrap().failures, 1);
 }
 
+/// The shard files (`00` to `ff`) of the state folder.
+fn shard_files(folder: &Path) -> Vec<PathBuf> {
+    let mut shards: Vec<PathBuf> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().len() == 2)
+        .collect();
+    shards.sort();
+    shards
+}
+
 #[test]
-fn an_unusable_state_file_refuses_logins_and_is_kept() {
+fn an_unusable_shard_or_salt_refuses_logins_and_is_kept() {
     let (dir, path) = users();
     let clock = FakeClock::new();
     let state_path = dir.path().join("users.json.throttle");
-    let oversized = vec![b' '; 32 * 1024 * 1024 + 1];
-    for (content, reason) in [
-        (&b"{not json"[..], "it is not the state file's JSON format"),
-        (&br#"{"version": 1, "accounts": {}}"#[..], "it is not the state file's JSON format"),
-        (&br#"{"version": 2, "salt": "", "accounts": {}, "sources": {}}"#[..], "version"),
-        (&br#"{"version": 1, "salt": "00", "accounts": {}, "sources": {}}"#[..], "salt"),
-        (&oversized[..], "larger than 32 MiB"),
+    // One failure: the folder, its salt and alice's shard exist.
+    let _ = store(&path, ThrottlePolicy::default(), &clock).verify("alice", &secret(WRONG));
+    let [shard] = &shard_files(&state_path)[..] else { panic!("one shard expected") };
+    let salt = state_path.join("salt");
+    let (good_shard, good_salt) = (std::fs::read(shard).unwrap(), std::fs::read(&salt).unwrap());
+    let oversized = vec![b' '; 1024 * 1024 + 1];
+    for (file, content, reason) in [
+        (shard, &b"{not json"[..], "it is not the throttling shard's JSON format"),
+        (shard, &br#"{"version": 1, "accounts": {}}"#[..], "JSON format"),
+        (shard, &br#"{"version": 2, "accounts": {}, "sources": {}}"#[..], "version"),
+        (shard, &oversized[..], "larger than 1 MiB"),
+        (&salt, &b"00\n"[..], "32 bytes of hex"),
+        (&salt, &[b'z'; 64][..], "32 bytes of hex"),
+        (&salt, &oversized[..], "32 bytes of hex"),
     ] {
-        std::fs::write(&state_path, content).unwrap();
+        std::fs::write(shard, &good_shard).unwrap();
+        std::fs::write(&salt, &good_salt).unwrap();
+        std::fs::write(file, content).unwrap();
         let store = store(&path, ThrottlePolicy::default(), &clock);
         // Even the right password: nothing can be counted, so nothing is let through.
         let error = store.verify("alice", &secret(RIGHT)).unwrap_err();
@@ -494,12 +528,78 @@ fn an_unusable_state_file_refuses_logins_and_is_kept() {
         assert_eq!(error.kind(), AuthErrorKind::Operational);
         let message = error.to_string();
         assert!(
-            message.contains(&*state_path.to_string_lossy()) && message.contains(reason),
+            message.contains(&*file.to_string_lossy()) && message.contains(reason),
             "{message}"
         );
         assert!(store.unlock("alice").is_err());
-        assert_eq!(std::fs::read(&state_path).unwrap(), content, "the state file was changed");
+        assert_eq!(std::fs::read(file).unwrap(), content, "the state was changed");
     }
+}
+
+#[test]
+fn a_state_folder_that_is_a_file_or_open_to_others_refuses_logins_and_is_kept() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (dir, path) = users();
+    let clock = FakeClock::new();
+    let state_path = dir.path().join("users.json.throttle");
+    std::fs::write(&state_path, b"{}").unwrap();
+    let store = store(&path, ThrottlePolicy::default(), &clock);
+    let report = |e: &AuthError| globo_auth::Report::new(e).to_string();
+    let error = store.verify("alice", &secret(RIGHT)).unwrap_err();
+    assert!(matches!(error, AuthError::ThrottleStateAccess { .. }), "{error:?}");
+    let shown = report(&error);
+    assert!(shown.contains("users.json.throttle") && shown.contains("not a folder"), "{shown}");
+    assert_eq!(std::fs::read(&state_path).unwrap(), b"{}");
+    std::fs::remove_file(&state_path).unwrap();
+    std::fs::create_dir(&state_path).unwrap();
+    std::fs::set_permissions(&state_path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shown = report(&store.verify("alice", &secret(RIGHT)).unwrap_err());
+    assert!(shown.contains("chmod 700"), "{shown}");
+    assert_eq!(std::fs::read_dir(&state_path).unwrap().count(), 0, "nothing written in it");
+}
+
+/// Locks `name` (3 failures under [`lock_after_three`]).
+fn lock(store: &UserStore, name: &str) {
+    for _ in 0..3 {
+        let _ = store.verify(name, &secret(WRONG));
+    }
+    assert!(matches!(store.throttle_status(name).unwrap().state, ThrottleState::Locked { .. }));
+}
+
+fn lock_after_three() -> ThrottlePolicy {
+    no_delays().lock_after(3).unwrap()
+}
+
+#[test]
+fn deleting_a_user_forgets_its_throttling_record() {
+    let (_dir, path) = users();
+    let store = store(&path, lock_after_three(), &FakeClock::new());
+    lock(&store, "alice");
+    // Deleted, then registered again: the new account starts clean.
+    store.delete("alice").unwrap();
+    assert_eq!(of(store.throttle_status("alice").unwrap()), status(0, ThrottleState::Open));
+    store.register("alice", &secret(RIGHT)).unwrap();
+    store.verify("alice", &secret(RIGHT)).unwrap();
+    // delete_exact too.
+    lock(&store, "bob");
+    store.delete_exact("bob").unwrap();
+    assert_eq!(of(store.throttle_status("bob").unwrap()), status(0, ThrottleState::Open));
+}
+
+#[test]
+fn an_operators_reset_lifts_the_accounts_lock_once_the_policy_accepts_the_password() {
+    let (_dir, path) = users();
+    let store = store(&path, lock_after_three(), &FakeClock::new());
+    lock(&store, "bob");
+    // A reset the policy refuses lifts nothing.
+    assert!(store.reset_password("bob", &secret("short")).is_err());
+    assert_eq!(store.throttle_status("bob").unwrap().failures, 3);
+    // The operator checked the user's identity out of band: the lock goes with the old
+    // password.
+    let new = "a brand new long passphrase";
+    store.reset_password("bob", &secret(new)).unwrap();
+    assert_eq!(of(store.throttle_status("bob").unwrap()), status(0, ThrottleState::Open));
+    store.verify("bob", &secret(new)).unwrap();
 }
 
 #[test]

@@ -15,6 +15,8 @@
 //! - [`RemovableFile`] deletes a file only if it is still the one that was checked;
 //!   [`loose_permissions`] reports a group- or world-accessible mode; [`resolve_link`] says
 //!   where a write through a link would land.
+//! - [`create_private_dir`] makes (or checks) a folder of mode `0700` for a data set kept in
+//!   many files, refusing a link, or a folder someone else could have planted.
 //!
 //! ```
 //! # fn main() -> Result<(), globo_fs::FsError> {
@@ -81,6 +83,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+mod dir;
 mod error;
 mod link;
 mod remove;
@@ -88,6 +91,7 @@ mod small;
 mod stale;
 mod temp;
 
+pub use dir::create_private_dir;
 pub use error::FsError;
 pub use globo_report::{Report, with_causes};
 pub use link::resolve_link;

@@ -77,10 +77,18 @@ pub(crate) struct VerifyArgs {
     #[command(flatten)]
     store: StoreArgs,
 
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+/// Where a login comes from, for the commands that check a password (`verify`, `users
+/// passwd`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct SourceArgs {
     /// Where the attempt comes from (a client address, say): failed logins are also counted
     /// per source, and a source with too many is refused for every account.
     #[arg(long, env = "GLOBO_LOGIN_SOURCE", value_name = "KEY")]
-    source: Option<String>,
+    pub(crate) source: Option<String>,
 }
 
 impl StoreArgs {
@@ -173,15 +181,16 @@ pub(crate) fn failure(error: &AuthError) -> Failure {
     }
 }
 
-/// [`failure`], and for a refused login the library's message with how to recover: the
-/// same for a known and an unknown name.
-fn login_failure(error: &AuthError, args: &VerifyArgs) -> Failure {
+/// [`failure`] for a command that checks `username`'s password from `source` (`verify`,
+/// `users passwd`): a locked account or source gets the library's message with how an
+/// operator lifts the lock, the same for a known and an unknown name.
+pub(crate) fn login_failure(error: &AuthError, username: &str, source: Option<&str>) -> Failure {
     let AuthError::Throttled { scope, locked: true, .. } = error else { return failure(error) };
-    let unlock = match (scope, &args.source) {
+    let unlock = match (scope, source) {
         (ThrottleScope::Source, Some(source)) => {
             format!("app users unlock --source {}", quoted(source))
         }
-        _ => format!("app users unlock {}", quoted(&args.username)),
+        _ => format!("app users unlock {}", quoted(username)),
     };
     Failure::msg(format!("{error}. An operator can lift the lock now with `{unlock}`."))
 }
@@ -210,8 +219,8 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let store = args.store.store()?;
     let password = read_password(&args.store, false)?;
     let verified = store
-        .verify_from(&args.username, &password, args.source.as_deref())
-        .map_err(|e| login_failure(&e, &args))?;
+        .verify_from(&args.username, &password, args.source.source.as_deref())
+        .map_err(|e| login_failure(&e, &args.username, args.source.source.as_deref()))?;
     // The stored name is who logged in (it may differ from the typed one in Unicode form or
     // invisible characters, which are shown escaped).
     outln!("Password verified for '{}'.", visible(verified.username()))?;

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use globo::auth::UserStore;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::cmd::auth::{StoreArgs, failure, read_password_line, visible};
+use crate::cmd::auth::{
+    SourceArgs, StoreArgs, failure, login_failure, read_password_line, visible,
+};
 use crate::cmd::pepper::{self, PepperArgs};
 use crate::failure::Failure;
 use crate::out::{outln, warnln};
@@ -95,6 +97,9 @@ pub(crate) struct PasswdArgs {
 
     #[command(flatten)]
     store: StoreArgs,
+
+    #[command(flatten)]
+    source: SourceArgs,
 }
 
 /// Arguments of `app users reset`.
@@ -189,8 +194,11 @@ fn passwd(args: &PasswdArgs) -> Result<(), Failure> {
         let current = crate::prompt::password("Current password: ")?;
         (current, prompt_new_password()?)
     };
-    let changed =
-        store.change_password(&args.username, &current, &new, None).map_err(|e| failure(&e))?;
+    // The current password is checked as a login: counted for the account and the source.
+    let source = args.source.source.as_deref();
+    let changed = store
+        .change_password(&args.username, &current, &new, source)
+        .map_err(|e| login_failure(&e, &args.username, source))?;
     outln!("Password changed for '{}'.", visible(&changed))?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{Lookup, MAX_LOGIN_USERNAME_BYTES, UserStore, Users, lookup};
 use crate::events::Event;
-use crate::{AuthError, phc};
+use crate::{AuthError, phc, throttle};
 
 impl UserStore {
     /// The stored name `username` designates, found as [`verify`](Self::verify) finds a
@@ -30,7 +30,9 @@ impl UserStore {
     /// The user is found as by [`find`](Self::find), under the users file's lock; when
     /// there is none ([`AuthError::NoSuchUser`]) or the name is ambiguous
     /// ([`AuthError::AmbiguousUser`]), this is an operator's mistake and the file is not
-    /// touched. The other entries keep their order and their bytes. Emits `user_deleted`.
+    /// touched. The other entries keep their order and their bytes. The account's throttling
+    /// record (failures, delay, lock) is cleared first, so a user registered again under the
+    /// name does not start delayed or locked. Emits `user_deleted`.
     ///
     /// **Cost:** waits for the users file's exclusive lock, reads the file whole (at most
     /// [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)) and rewrites it with `fsync`. No Argon2 run.
@@ -38,6 +40,7 @@ impl UserStore {
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
         let stored = stored_name(&users, username)?;
+        self.forget_throttling(&stored)?;
         users.shift_remove(&stored);
         self.write(&users)?;
         Event::UserDeleted { username: &stored, source: "" }.emit();
@@ -48,7 +51,8 @@ impl UserStore {
     /// say, after the operator confirmed it). No other spelling designates anyone here: when
     /// the name is no longer stored (someone deleted or renamed it since), nothing is written
     /// and the call fails with [`AuthError::ConcurrentChange`], even if another stored name
-    /// now looks the same. Emits `user_deleted`.
+    /// now looks the same. Clears the account's throttling record as [`delete`](Self::delete)
+    /// does. Emits `user_deleted`.
     ///
     /// **Cost:** as [`delete`](Self::delete).
     pub fn delete_exact(&self, stored: &str) -> Result<(), AuthError> {
@@ -57,6 +61,7 @@ impl UserStore {
         if users.shift_remove(stored).is_none() {
             return Err(AuthError::ConcurrentChange { username: stored.to_owned() });
         }
+        self.forget_throttling(stored)?;
         self.write(&users)?;
         Event::UserDeleted { username: stored, source: "" }.emit();
         Ok(())
@@ -116,7 +121,10 @@ impl UserStore {
     ///
     /// The user is found as by [`find`](Self::find); an unknown one is
     /// [`AuthError::NoSuchUser`], an ambiguous name [`AuthError::AmbiguousUser`], and the
-    /// file is not touched. Emits `authn_password_change` (with `by_operator`) on success and
+    /// file is not touched. Once the new password passes the policy, the account's
+    /// throttling record (failures, delay, lock) is cleared, as by [`unlock`](Self::unlock):
+    /// the operator has checked the user's identity out of band, and the failures were
+    /// guesses at the old password. Emits `authn_password_change` (with `by_operator`) on success and
     /// `authn_password_change_fail` on any failure (with the name as stored once the user
     /// was found, else as given).
     ///
@@ -130,9 +138,12 @@ impl UserStore {
                 return Err(e);
             }
         };
-        let result = self
-            .new_record_for(&stored, new)
-            .and_then(|hash| self.replace_record(&stored, None, hash));
+        // The operator checked the user's identity out of band: the account's failures and
+        // lock go with the old password (after the policy accepted the new one).
+        let result = self.new_record_for(&stored, new).and_then(|hash| {
+            self.forget_throttling(&stored)?;
+            self.replace_record(&stored, None, hash)
+        });
         match result {
             Ok(()) => {
                 Event::PasswordChange { username: &stored, source: "", by_operator: true }.emit();
@@ -143,6 +154,13 @@ impl UserStore {
                 Err(e)
             }
         }
+    }
+
+    /// Clears the throttling record of the account stored as `stored` (its failures, delay
+    /// and lock), as [`unlock`](Self::unlock) does; creates nothing when there is none.
+    fn forget_throttling(&self, stored: &str) -> Result<(), AuthError> {
+        let material = throttle::account_material(stored);
+        throttle::clear(&self.throttle_path(), Some(&material), None).map(drop)
     }
 
     /// Under the lock, replaces the record of `stored` (a name as stored) by `hash`: only if
