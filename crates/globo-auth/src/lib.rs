@@ -214,7 +214,7 @@ pub use events::TARGET as SECURITY_EVENTS_TARGET;
 pub use globo_report::{Report, with_causes};
 pub use normalize::normalize_password;
 pub use params::{HashParams, Limits, Profile};
-pub use pepper::{MAX_PEPPER_BYTES, MIN_PEPPER_BYTES, PepperReport, Peppers};
+pub use pepper::{MAX_PEPPER_BYTES, MIN_PEPPER_BYTES, PepperReport, Peppers, VERSION_ID_BYTES};
 pub use phc::{hash_password, is_hash_obsolete, verify_password, verify_password_with_limits};
 pub use policy::{
     MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,
@@ -224,7 +224,7 @@ pub use policy::{
 /// The `secrecy` crate, whose [`SecretString`](secrecy::SecretString) carries every password
 /// in and out of this crate: a service needs no dependency of its own to name it.
 pub use secrecy;
-pub use store::{MAX_LOGIN_USERNAME_BYTES, UserStore, Verified};
+pub use store::{MAX_LOGIN_USERNAME_BYTES, UserStore, UsersMaintenance, Verified};
 pub use throttle::{
     MAX_LOCK_AFTER, MAX_THROTTLE_ENTRIES, ThrottlePolicy, ThrottleScope, ThrottleState,
     ThrottleStatus,
