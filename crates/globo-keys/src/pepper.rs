@@ -243,14 +243,20 @@ impl PepperSource {
     /// The pepper, or `None` when there is none (no variable or line, no secret). Its text
     /// must parse ([`Peppers::parse`]); errors never repeat it.
     pub fn load(&self) -> Result<Option<Peppers>, KeysError> {
+        self.load_from(true)
+    }
+
+    /// [`load`](Self::load); with `cached` false, a local `.env` is read again even if
+    /// resolving read it (a rotation reads back what it wrote).
+    fn load_from(&self, cached: bool) -> Result<Option<Peppers>, KeysError> {
         match &self.home {
             Home::Local { name, env_file, env, read } => {
                 if let Some(peppers) = self.in_environment(name, env)? {
                     return Ok(Some(peppers));
                 }
                 match read {
-                    Some(file) => self.parse_present(file.get(name)),
-                    None => self.parse_present(EnvFile::read(env_file, env)?.get(name)),
+                    Some(file) if cached => self.parse_present(file.get(name)),
+                    _ => self.parse_present(EnvFile::read(env_file, env)?.get(name)),
                 }
             }
             #[cfg(feature = "aws")]
@@ -380,8 +386,9 @@ impl PepperSource {
         //    elsewhere) may have replaced the pepper after our write.
         let peppers = self.rotate()?;
         between(RotationStep::Added);
-        let stored =
-            self.load()?.ok_or_else(|| KeysError::PepperChanged { location: self.describe() })?;
+        let stored = self
+            .load_from(false)?
+            .ok_or_else(|| KeysError::PepperChanged { location: self.describe() })?;
         if stored.current_version() != peppers.current_version() {
             return Err(KeysError::PepperChanged { location: self.describe() });
         }
@@ -573,6 +580,27 @@ mod tests {
         let source = PepperSource::resolve(&config, &Environment::empty()).unwrap();
         let users = dir.path().join("users.json");
         (dir, source, users)
+    }
+
+    /// Review point 2, as `app` resolves it: the mode read from `.env` (a reading the source
+    /// keeps): the read-back after adding the version must read the file again. Before the
+    /// fix it saw the cached pepper and stopped with `PepperChanged`.
+    #[test]
+    fn a_rotation_reads_the_pepper_back_from_the_file_not_the_reading_it_resolved_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let env_file = dir.path().join(".env");
+        std::fs::write(&env_file, "APP_MODE=local\n").unwrap();
+        let config = PepperSourceConfig::new().env_file(&env_file);
+        let creator = PepperSource::resolve(&config, &Environment::empty()).unwrap();
+        let old = creator.create().unwrap();
+        let source = PepperSource::resolve(&config, &Environment::empty()).unwrap();
+        let users = dir.path().join("users.json");
+        store(&users)
+            .with_peppers(old.clone())
+            .register("alice", &"a long enough passphrase".into())
+            .unwrap();
+        let rotation = source.rotate_users(store(&users)).unwrap();
+        assert_eq!(rotation.retired, [old.current_version()]);
     }
 
     fn store(users: &Path) -> UserStore {

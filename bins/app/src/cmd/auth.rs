@@ -84,6 +84,15 @@ pub(crate) struct VerifyArgs {
 }
 
 impl StoreArgs {
+    /// [`failure`], with where the pepper was looked for when a missing pepper (or pepper
+    /// version) caused the error.
+    pub(crate) fn failure(&self, error: &AuthError) -> Failure {
+        match self.pepper.hint_for(error) {
+            Some(hint) => Failure::msg(format!("{}\n{hint}", with_causes(error))),
+            None => failure(error),
+        }
+    }
+
     pub(crate) fn store(&self) -> Result<UserStore, Failure> {
         if self.profile == Profile::TestOnlyInsecure {
             warnln!(
@@ -176,7 +185,9 @@ pub(crate) fn failure(error: &AuthError) -> Failure {
 /// [`failure`], and for a refused login the library's message with how to recover: the
 /// same for a known and an unknown name.
 fn login_failure(error: &AuthError, args: &VerifyArgs) -> Failure {
-    let AuthError::Throttled { scope, locked: true, .. } = error else { return failure(error) };
+    let AuthError::Throttled { scope, locked: true, .. } = error else {
+        return args.store.failure(error);
+    };
     let unlock = match (scope, &args.source) {
         (ThrottleScope::Source, Some(source)) => {
             format!("app users unlock --source {}", quoted(source))
@@ -199,7 +210,7 @@ pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
     // The store (and its pepper) first: a failure to load the pepper is told before any prompt.
     let store = args.store.store()?;
     let password = read_password(&args.store, true)?;
-    store.register(&args.username, &password).map_err(|e| failure(&e))?;
+    store.register(&args.username, &password).map_err(|e| args.store.failure(&e))?;
     // The name as stored: NFC, fullwidth letters as ordinary ones (RFC 8265).
     let stored = Username::prepare(&args.username).map_or(args.username, Username::into_string);
     outln!("User '{stored}' registered.")?;
@@ -220,6 +231,9 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
             "warning: the stored hash is obsolete but could not be upgraded: {}",
             with_causes(error)
         );
+        if let Some(hint) = args.store.pepper.hint_for(error) {
+            warnln!("{hint}");
+        }
     }
     Ok(())
 }

@@ -189,8 +189,9 @@ fn passwd(args: &PasswdArgs) -> Result<(), Failure> {
         let current = crate::prompt::password("Current password: ")?;
         (current, prompt_new_password()?)
     };
-    let changed =
-        store.change_password(&args.username, &current, &new, None).map_err(|e| failure(&e))?;
+    let changed = store
+        .change_password(&args.username, &current, &new, None)
+        .map_err(|e| args.store.failure(&e))?;
     outln!("Password changed for '{}'.", visible(&changed))?;
     Ok(())
 }
@@ -204,7 +205,7 @@ fn reset(args: &ResetArgs) -> Result<(), Failure> {
         require_terminal()?;
         prompt_new_password()?
     };
-    let reset = store.reset_password(&args.username, &new).map_err(|e| failure(&e))?;
+    let reset = store.reset_password(&args.username, &new).map_err(|e| args.store.failure(&e))?;
     outln!("Password reset for '{}'.", visible(&reset))?;
     Ok(())
 }
