@@ -111,14 +111,17 @@
 //! # Pepper
 //! A [`Peppers`] key, held by the secrets provider (never in the users file), encrypts every
 //! stored tag (OWASP Password Storage Cheat Sheet, "Peppering"): the record names its version
-//! (`keyid=`) and its tag is XORed with an HMAC-SHA512 keystream of the record's salt and
-//! parameters. passlib refuses such a record and, with `keyid` removed, its masked tag
+//! (`keyid=`, a fingerprint of the key, so no other key can pass for it) and its tag is XORed
+//! with an HMAC-SHA512 keystream of the record's salt and parameters. passlib refuses such a record and, with `keyid` removed, its masked tag
 //! matches no password: a stolen users file alone cannot be attacked offline. With
 //! [`UserStore::with_peppers`], new records are peppered with the current version and a
 //! login upgrades unpeppered or older ones; [`UserStore::pepper_all`] and
 //! [`UserStore::rotate_pepper_all`] do it for every record offline, without passwords.
 //! Unpeppered records always verify. A record under a version that is not configured fails
-//! with [`AuthError::PepperUnavailable`] after the same dummy run an unknown user gets. The
+//! with [`AuthError::PepperUnavailable`] after the same dummy run an unknown user gets, and a
+//! store without a pepper writes no new record into a file that holds peppered ones
+//! ([`AuthError::PepperRequired`]). [`UserStore::maintenance`] holds the users file's lock
+//! across the steps of a rotation ([`UsersMaintenance`]). The
 //! format, the reasons and a ten-line Python recipe for argon2-cffi and passlib:
 //! [docs/passwords.md, "Pepper"](https://github.com/globo-rs/globo/blob/main/docs/passwords.md#pepper).
 //!
