@@ -464,7 +464,7 @@ fn the_recipe_reads_the_pepper_value_as_globo_does() {
     let program = format!("{}\n{PY_LOAD}", documented_pepper_recipe());
     let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
     let values = [
-        format!("{key}"),
+        key.to_owned(),
         format!(" {key}= , -_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_8"),
         "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8".to_owned(),
         format!("{key}=="),

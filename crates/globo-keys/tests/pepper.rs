@@ -58,8 +58,8 @@ fn local_create_rotate_retire_edit_only_the_pepper_line_atomically() {
     let loaded = source.load().unwrap().unwrap();
     assert_eq!(loaded.to_secret().expose_secret(), rotated.to_secret().expose_secret());
     let retired = source.retire_old().unwrap();
-    assert_eq!(versions(&retired), [v2.clone()]);
-    assert_eq!(versions(&source.retire_old().unwrap()), [v2.clone()]);
+    assert_eq!(versions(&retired), [v2.as_str()]);
+    assert_eq!(versions(&source.retire_old().unwrap()), [v2.as_str()]);
     let text = std::fs::read_to_string(&env_file).unwrap();
     let line = format!("PASSWORD_PEPPER='{}'\n", retired.to_secret().expose_secret());
     assert_eq!(text, format!("{others}\n{line}"));
@@ -171,8 +171,8 @@ fn prod_mode_keeps_the_pepper_in_secrets_manager() {
     let other = PepperSource::resolve(&config, &env).unwrap();
     let seen = other.load().unwrap().unwrap();
     assert_eq!(seen.to_secret().expose_secret(), rotated.to_secret().expose_secret());
-    assert_eq!(versions(&source.retire_old().unwrap()), [v2.clone()]);
-    assert_eq!(versions(&other.load().unwrap().unwrap()), [v2.clone()]);
+    assert_eq!(versions(&source.retire_old().unwrap()), [v2.as_str()]);
+    assert_eq!(versions(&other.load().unwrap().unwrap()), [v2.as_str()]);
     // A whole rotation of a users file against the secret: records moved, the old
     // version retired.
     let users = dir.path().join("users.json");
@@ -181,10 +181,10 @@ fn prod_mode_keeps_the_pepper_in_secrets_manager() {
     let peppered = store().with_peppers(other.load().unwrap().unwrap());
     peppered.register("alice", &"a long enough passphrase".into()).unwrap();
     let rotation = source.rotate_users(store()).unwrap();
-    assert_eq!(rotation.retired, [v2.clone()]);
+    assert_eq!(rotation.retired, [v2.as_str()]);
     assert_eq!(rotation.moved.changed, 1);
     let now = other.load().unwrap().unwrap();
-    assert_eq!(versions(&now), [rotation.version.clone()]);
+    assert_eq!(versions(&now), [rotation.version.as_str()]);
     store().with_peppers(now).verify("alice", &"a long enough passphrase".into()).unwrap();
     // The secret holds it with the pepper description; .env is untouched.
     let stages = globo_testkit::block_on(async {
@@ -223,7 +223,7 @@ fn local_rotate_users_moves_every_record_then_retires_the_old_version() {
     assert!(rotation.still_in_use.is_empty());
     assert_eq!((rotation.moved.changed, rotation.moved.unchanged), (1, 0));
     let now = source.load().unwrap().unwrap();
-    assert_eq!(versions(&now), [rotation.version.clone()]);
+    assert_eq!(versions(&now), [rotation.version.as_str()]);
     let record = std::fs::read_to_string(&users).unwrap();
     assert!(record.contains(&format!(",keyid={}$", rotation.version)), "{record}");
     // A record under a foreign version: named, nothing moved, nothing retired.
