@@ -77,14 +77,17 @@ fn b64(text: &str, reason: &'static str) -> Result<Vec<u8>, AuthError> {
     B64.decode(text).map_err(|_| malformed(reason))
 }
 
-/// The `keyid=` value of a record's parameters, read from its text alone: for entries that
-/// do not parse, which may still name a pepper version (they must keep it from retirement).
+/// The globo pepper version a record's parameters name (`keyid=` of
+/// [`VERSION_ID_BYTES`](pepper::VERSION_ID_BYTES) bytes), read from its text alone: for
+/// entries that do not parse, which may still name a version (they must keep it from
+/// retirement). A foreign `keyid` is not a globo version.
 pub(crate) fn keyid_of(record: &str) -> Option<&str> {
     record
         .split('$')
         .find(|part| part.starts_with("m="))?
         .split(',')
         .find_map(|param| param.strip_prefix("keyid="))
+        .filter(|id| B64.decode(id).is_ok_and(|bytes| bytes.len() == pepper::VERSION_ID_BYTES))
 }
 
 impl ParsedHash {
