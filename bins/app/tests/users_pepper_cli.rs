@@ -38,6 +38,14 @@ fn record(dir: &Path, name: &str) -> String {
     users[name].as_str().unwrap().to_owned()
 }
 
+/// The 8-character version id that follows `prefix` in `out`.
+fn id_after(out: &str, prefix: &str) -> String {
+    let start = out.find(prefix).unwrap_or_else(|| panic!("{prefix:?} in {out:?}")) + prefix.len();
+    let id = out[start..].get(..8).unwrap().to_owned();
+    assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'), "{out}");
+    id
+}
+
 fn verify(dir: &Path, name: &str, password: &str, env: &[(&str, &str)]) -> Output {
     app(dir, &["verify", name, "--password-stdin"], &format!("{password}\n"), env)
 }
@@ -60,12 +68,15 @@ fn local_pepper_cycle_from_init_to_rotation() {
     assert!(err.contains("hint: create it with `app users init-pepper`"), "{err}");
 
     let out = ok(&app(d, &["users", "init-pepper"], "", &[]));
+    let v1 = id_after(&out, "Created the password pepper (version ");
     assert!(
-        out.starts_with("Created the password pepper (version 1) in variable 'PASSWORD_PEPPER'"),
+        out.starts_with(&format!(
+            "Created the password pepper (version {v1}) in variable 'PASSWORD_PEPPER'"
+        )),
         "{out}"
     );
     let env_text = std::fs::read_to_string(d.join(".env")).unwrap();
-    assert!(env_text.starts_with("APP_MODE=local\nOTHER=kept\nPASSWORD_PEPPER='1:"), "{env_text}");
+    assert!(env_text.starts_with("APP_MODE=local\nOTHER=kept\nPASSWORD_PEPPER='"), "{env_text}");
     let pepper = env_text.lines().last().unwrap()["PASSWORD_PEPPER='".len()..]
         .trim_end_matches('\'')
         .to_owned();
@@ -75,34 +86,68 @@ fn local_pepper_cycle_from_init_to_rotation() {
 
     // New records are peppered; the lab record still verifies (and is peppered by the login).
     ok(&app(d, &["register", "alice", "--password-stdin"], &format!("{NEW_PASSWORD}\n"), &[]));
-    assert!(record(d, "alice").starts_with("$argon2id$v=19$m=8,t=1,p=1,keyid=MQ$"));
+    assert!(record(d, "alice").starts_with(&format!("$argon2id$v=19$m=8,t=1,p=1,keyid={v1}$")));
     ok(&verify(d, "alice", NEW_PASSWORD, &[]));
     failed(&verify(d, "alice", LAB_PASSWORD, &[]));
     // Offline: the lab record is peppered without its password.
     let out = ok(&app(d, &["users", "pepper"], "", &[]));
     assert_eq!(
         out,
-        "Peppered 1 records with pepper version 1 (1 already peppered) in 'users.json'.\n"
+        format!(
+            "Peppered 1 records with pepper version {v1} (1 already peppered) in 'users.json'.\n"
+        )
     );
-    assert!(record(d, "lab").contains(",keyid=MQ$"));
+    assert!(record(d, "lab").contains(&format!(",keyid={v1}$")));
     ok(&verify(d, "lab", LAB_PASSWORD, &[]));
 
     // Without the pepper (another variable named), a peppered record cannot be checked.
     let err = failed(&verify(d, "alice", NEW_PASSWORD, &[("GLOBO_PEPPER_SECRET", "NO_SUCH")]));
     assert!(
-        err.contains("peppered with version '1' of the pepper, which is not configured"),
+        err.contains(&format!(
+            "peppered with version '{v1}' of the pepper, which is not configured"
+        )),
         "{err}"
     );
+    // ... and the CLI says where it looked and what sets it (review point 3).
+    assert!(
+        err.contains(&format!(
+            "hint: the password pepper found there has no version '{v1}' in variable 'NO_SUCH' \
+             (the environment, else '.env'); set it there, or point to where it is kept with \
+             --pepper-secret NAME (GLOBO_PEPPER_SECRET), --mode (APP_MODE) and --env-file"
+        )),
+        "{err}"
+    );
+    // Without the pepper, nothing new is written into the peppered file (review point 3).
+    let before = std::fs::read(d.join("users.json")).unwrap();
+    let no_pepper = [("GLOBO_PEPPER_SECRET", "NO_SUCH")];
+    let err = failed(&app(
+        d,
+        &["register", "bob", "--password-stdin"],
+        &format!("{NEW_PASSWORD}\n"),
+        &no_pepper,
+    ));
+    assert!(err.contains("holds peppered records, but no password pepper is configured"), "{err}");
+    assert!(err.contains("hint: no password pepper was found in variable 'NO_SUCH'"), "{err}");
+    let err = failed(&app(
+        d,
+        &["users", "reset", "lab", "--password-stdin"],
+        &format!("{NEW_PASSWORD}\n"),
+        &no_pepper,
+    ));
+    assert!(err.contains("hint: no password pepper was found in variable 'NO_SUCH'"), "{err}");
+    assert_eq!(std::fs::read(d.join("users.json")).unwrap(), before);
 
-    // Rotation: every record moved to version 2, version 1 dropped from .env.
+    // Rotation: every record moved to a new version, the old one dropped from .env.
     let out = ok(&app(d, &["users", "rotate-pepper"], "", &[]));
-    assert!(out.starts_with("Moved 2 records to pepper version 2"), "{out}");
+    let v2 = id_after(&out, "Moved 2 records to pepper version ");
+    assert_ne!(v2, v1);
+    assert!(out.ends_with(&format!("in 'users.json'; retired {v1}.\n")), "{out}");
     for name in ["lab", "alice"] {
-        assert!(record(d, name).contains(",keyid=Mg$"), "{name}");
+        assert!(record(d, name).contains(&format!(",keyid={v2}$")), "{name}");
     }
     let env_text = std::fs::read_to_string(d.join(".env")).unwrap();
-    assert!(env_text.starts_with("APP_MODE=local\nOTHER=kept\nPASSWORD_PEPPER='2:"), "{env_text}");
-    assert!(!env_text.contains(",1:"), "{env_text}");
+    assert!(env_text.starts_with("APP_MODE=local\nOTHER=kept\nPASSWORD_PEPPER='"), "{env_text}");
+    assert!(!env_text.contains(','), "{env_text}");
     ok(&verify(d, "lab", LAB_PASSWORD, &[]));
     ok(&verify(d, "alice", NEW_PASSWORD, &[]));
     // The pepper never appears in any output.
@@ -130,12 +175,57 @@ fn prod_pepper_lives_in_secrets_manager() {
     assert!(!record(d, "lab").contains("keyid"));
     let out = ok(&app(d, &["users", "init-pepper"], "", &[]));
     assert!(out.contains("in secret 'PASSWORD_PEPPER' in AWS Secrets Manager"), "{out}");
+    let v1 = id_after(&out, "Created the password pepper (version ");
     ok(&app(d, &["register", "alice", "--password-stdin"], &format!("{NEW_PASSWORD}\n"), &[]));
-    assert!(record(d, "alice").contains(",keyid=MQ$"));
-    ok(&app(d, &["users", "rotate-pepper"], "", &[]));
+    assert!(record(d, "alice").contains(&format!(",keyid={v1}$")));
+    let out = ok(&app(d, &["users", "rotate-pepper"], "", &[]));
+    let v2 = id_after(&out, "Moved 2 records to pepper version ");
+    assert!(out.ends_with(&format!("; retired {v1}.\n")), "{out}");
     for (name, password) in [("lab", LAB_PASSWORD), ("alice", NEW_PASSWORD)] {
-        assert!(record(d, name).contains(",keyid=Mg$"), "{name}");
+        assert!(record(d, name).contains(&format!(",keyid={v2}$")), "{name}");
         ok(&verify(d, name, password, &[]));
     }
     assert_eq!(std::fs::read_to_string(d.join(".env")).unwrap(), dotenv);
+}
+
+/// Review points 4 and 2: records under a version the pepper does not hold (here, the
+/// `.env` line replaced by a new key) are never counted as peppered by `users pepper`, and
+/// `rotate-pepper` names them and moves nothing.
+#[test]
+fn records_under_a_version_not_configured_are_named_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join(".env"), "APP_MODE=local\n").unwrap();
+    ok(&app(d, &["users", "init-pepper"], "", &[]));
+    ok(&app(d, &["register", "alice", "--password-stdin"], &format!("{NEW_PASSWORD}\n"), &[]));
+    let alice = record(d, "alice");
+    // A lost .env: a new key, which must not pass for the old version.
+    std::fs::write(
+        d.join(".env"),
+        "APP_MODE=local\nPASSWORD_PEPPER=ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=\n",
+    )
+    .unwrap();
+    let o = app(d, &["users", "pepper"], "", &[]);
+    let out = ok(&o);
+    assert!(out.starts_with("Peppered 0 records with pepper version "), "{out}");
+    assert!(out.ends_with("(0 already peppered) in 'users.json'.\n"), "{out}");
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("warning: 1 records name pepper versions that are not configured and were left as they are (those users cannot log in until the version is configured again): 'alice'"),
+        "{err}"
+    );
+    let err = failed(&app(d, &["users", "rotate-pepper"], "", &[]));
+    assert!(
+        err.contains("1 records name pepper versions that variable 'PASSWORD_PEPPER'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("so they cannot be moved: 'alice'; nothing was moved or retired"),
+        "{err}"
+    );
+    assert_eq!(record(d, "alice"), alice);
+    // A login is an operational failure naming the version, never a wrong password.
+    let err = failed(&verify(d, "alice", NEW_PASSWORD, &[]));
+    assert!(err.contains("which is not configured"), "{err}");
+    assert!(!err.contains("Invalid username or password"), "{err}");
 }

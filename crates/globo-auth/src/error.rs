@@ -163,6 +163,19 @@ pub enum AuthError {
         version: String,
     },
 
+    /// No pepper is configured, but the users file already holds peppered records: a new
+    /// record (registration, password change or reset, rehash on login) would be written
+    /// unpeppered among them, so none is written. Configure the pepper.
+    #[error(
+        "users file '{}' holds peppered records, but no password pepper is configured; no \
+         unpeppered record is written into it",
+        path.display()
+    )]
+    PepperRequired {
+        /// The users file.
+        path: PathBuf,
+    },
+
     /// The users file holds an entry for this user that cannot be used.
     #[error("users file '{}': the entry for user '{username}' is unusable; fix or remove it", path.display())]
     BadEntry {
@@ -385,6 +398,7 @@ impl AuthError {
             | Self::UnknownPasswordPolicy { .. }
             | Self::InvalidPepper { .. }
             | Self::PepperUnavailable { .. }
+            | Self::PepperRequired { .. }
             | Self::UnusableThrottleState { .. }
             | Self::ThrottleStateAccess { .. }
             | Self::InvalidThrottlePolicy { .. }
@@ -450,6 +464,7 @@ mod tests {
             (AuthError::NotAnObject { path: path.clone() }, Operational),
             (AuthError::InvalidPepper { reason: "empty" }, Operational),
             (AuthError::PepperUnavailable { version: "1".into() }, Operational),
+            (AuthError::PepperRequired { path: path.clone() }, Operational),
             (AuthError::UsersFileTooLarge { path: path.clone(), max: 1 }, Operational),
             (AuthError::File { source: globo_fs::FsError::new("read", path, io()) }, Operational),
             (AuthError::UnknownProfile { name: "fast".into() }, Operational),
@@ -513,9 +528,20 @@ mod tests {
             AuthError::InvalidThrottlePolicy { .. } => 27,
             AuthError::ThrottleStateAccess { .. } => 28,
             AuthError::AmbiguousUser { .. } => 29,
+            AuthError::PepperRequired { .. } => 30,
         }
     }
-    const VARIANTS: usize = 30;
+    const VARIANTS: usize = 31;
+
+    /// Issue 13 review, point 8: no message has a run of spaces (a line continuation that
+    /// kept the next line's indentation).
+    #[test]
+    fn no_message_has_two_spaces_in_a_row() {
+        for (error, _) in every_variant() {
+            let message = error.to_string();
+            assert!(!message.contains("  "), "{message:?}");
+        }
+    }
 
     #[test]
     fn every_variant_has_the_kind_a_service_maps_to_a_status() {

@@ -40,10 +40,22 @@ pub(crate) enum Event<'a> {
     PasswordChangeFail { username: &'a str, source: &'a str },
     /// `user_created`.
     UserCreated { username: &'a str, source: &'a str },
-    /// `user_updated`: an operator unlocked the account, or its record was re-peppered.
+    /// `user_updated`: an operator unlocked the account.
     UserUpdated { username: &'a str, source: &'a str, what: &'static str },
     /// `user_deleted`.
     UserDeleted { username: &'a str, source: &'a str },
+    /// `sys_users_repeppered`: a bulk run over the users file (`pepper_all`, `what`
+    /// "peppered"; `rotate_pepper_all`, "rotated") put `changed` records under pepper
+    /// `version`. OWASP's vocabulary has no event for bulk maintenance: this one follows its
+    /// `sys_` form, one per run rather than one `user_updated` per record (a run may touch
+    /// every user). Counts and the version id only, never a key.
+    UsersRepeppered {
+        what: &'static str,
+        version: &'a str,
+        changed: usize,
+        unchanged: usize,
+        skipped: usize,
+    },
 }
 
 /// A name or source as events write it: see the [module docs](self).
@@ -109,6 +121,12 @@ impl Event<'_> {
             Event::UserUpdated { username, source, what } => warn!(
                 target: TARGET, event = %format_args!("user_updated:{}", Escaped(username)),
                 username = %Escaped(username), source = %Escaped(source), what, "user updated"
+            ),
+            Event::UsersRepeppered { what, version, changed, unchanged, skipped } => warn!(
+                target: TARGET,
+                event = %format_args!("sys_users_repeppered:{what},{}", Escaped(version)),
+                what, version = %Escaped(version), changed, unchanged, skipped,
+                "users file re-peppered"
             ),
             Event::UserDeleted { username, source } => warn!(
                 target: TARGET, event = %format_args!("user_deleted:{}", Escaped(username)),

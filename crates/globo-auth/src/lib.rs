@@ -111,14 +111,17 @@
 //! # Pepper
 //! A [`Peppers`] key, held by the secrets provider (never in the users file), encrypts every
 //! stored tag (OWASP Password Storage Cheat Sheet, "Peppering"): the record names its version
-//! (`keyid=`) and its tag is XORed with an HMAC-SHA512 keystream of the record's salt and
-//! parameters. passlib refuses such a record and, with `keyid` removed, its masked tag
+//! (`keyid=`, a fingerprint of the key, so no other key can pass for it) and its tag is XORed
+//! with an HMAC-SHA512 keystream of the record's salt and parameters. passlib refuses such a record and, with `keyid` removed, its masked tag
 //! matches no password: a stolen users file alone cannot be attacked offline. With
 //! [`UserStore::with_peppers`], new records are peppered with the current version and a
 //! login upgrades unpeppered or older ones; [`UserStore::pepper_all`] and
 //! [`UserStore::rotate_pepper_all`] do it for every record offline, without passwords.
 //! Unpeppered records always verify. A record under a version that is not configured fails
-//! with [`AuthError::PepperUnavailable`] after the same dummy run an unknown user gets. The
+//! with [`AuthError::PepperUnavailable`] after the same dummy run an unknown user gets, and a
+//! store without a pepper writes no new record into a file that holds peppered ones
+//! ([`AuthError::PepperRequired`]). [`UserStore::maintenance`] holds the users file's lock
+//! across the steps of a rotation ([`UsersMaintenance`]). The
 //! format, the reasons and a ten-line Python recipe for argon2-cffi and passlib:
 //! [docs/passwords.md, "Pepper"](https://github.com/globo-rs/globo/blob/main/docs/passwords.md#pepper).
 //!
@@ -217,7 +220,7 @@ pub use events::TARGET as SECURITY_EVENTS_TARGET;
 pub use globo_report::{Report, with_causes};
 pub use normalize::normalize_password;
 pub use params::{HashParams, Limits, Profile};
-pub use pepper::{MAX_PEPPER_BYTES, MIN_PEPPER_BYTES, PepperReport, Peppers};
+pub use pepper::{MAX_PEPPER_BYTES, MIN_PEPPER_BYTES, PepperReport, Peppers, VERSION_ID_BYTES};
 pub use phc::{hash_password, is_hash_obsolete, verify_password, verify_password_with_limits};
 pub use policy::{
     MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, MIN_CONTEXT_USERNAME_CHARS, MIN_PASSWORD_CHARS,
@@ -227,7 +230,7 @@ pub use policy::{
 /// The `secrecy` crate, whose [`SecretString`](secrecy::SecretString) carries every password
 /// in and out of this crate: a service needs no dependency of its own to name it.
 pub use secrecy;
-pub use store::{MAX_LOGIN_USERNAME_BYTES, UserStore, Verified};
+pub use store::{MAX_LOGIN_USERNAME_BYTES, UserStore, UsersMaintenance, Verified};
 pub use throttle::{
     MAX_LOCK_AFTER, MAX_THROTTLE_ENTRIES, ThrottlePolicy, ThrottleScope, ThrottleState,
     ThrottleStatus,

@@ -3,21 +3,29 @@
 //! OWASP Password Storage Cheat Sheet, "Peppering", second option: the pepper encrypts the
 //! hash rather than entering the password hashing, so records can be peppered, re-peppered
 //! and un-peppered offline, without any password. A peppered record is the PHC string with
-//! `keyid=<base64 of the version id>` after `p=` and its tag XORed with
+//! `keyid=<the version id>` after `p=` and its tag XORed with
 //! `HMAC-SHA512(pepper, "globo-pepper-v1\0" || head)[..tag length]`, where `head` is the
 //! record's text before its last `$` (everything up to and including the salt) without the
 //! `keyid` parameter. The salt makes each record's keystream unique; tags are 4 to 64 bytes,
 //! within one HMAC-SHA512 output.
+//!
+//! A version's id is a fingerprint of its key, never chosen: the first
+//! [`VERSION_ID_BYTES`] bytes of `HMAC-SHA256(key, "globo-pepper-id-v1")` in PHC base64 (8
+//! characters, the `keyid` value as written). Two different keys never share an id (but
+//! with probability 2^-48), so a record can only be unmasked with the key it was masked
+//! with: a re-created or concurrently rotated pepper cannot pass for an older one.
 
 use std::fmt;
 
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::general_purpose::{
+    GeneralPurpose, GeneralPurposeConfig, STANDARD, STANDARD_NO_PAD,
+};
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use secrecy::{ExposeSecret as _, SecretString};
-use sha2::Sha512;
+use sha2::{Sha256, Sha512};
 use zeroize::Zeroizing;
 
 use crate::AuthError;
@@ -26,9 +34,12 @@ use crate::AuthError;
 /// never yields the same keystream.
 const DOMAIN: &[u8] = b"globo-pepper-v1\0";
 
-/// A version id: 1 to 8 ASCII letters or digits (8 bytes is the reference decoder's `keyid`
-/// bound).
-const MAX_ID_LEN: usize = 8;
+/// What a version id is the HMAC of (keyed by the version's key).
+const ID_DOMAIN: &[u8] = b"globo-pepper-id-v1";
+
+/// The bytes of a version id (the reference decoder's `keyid` bound is 8): 6 bytes are 8
+/// characters of base64 without padding.
+pub const VERSION_ID_BYTES: usize = 6;
 
 /// The shortest pepper accepted, in bytes (256 bits, HMAC-SHA512's security level and more).
 pub const MIN_PEPPER_BYTES: usize = 32;
@@ -42,34 +53,42 @@ const GENERATED_BYTES: usize = 32;
 /// One version of the pepper.
 #[derive(Clone)]
 struct Version {
+    /// The key's fingerprint ([`version_id`]).
     id: String,
     key: Zeroizing<Vec<u8>>,
+}
+
+impl Version {
+    fn new(key: Zeroizing<Vec<u8>>) -> Result<Self, AuthError> {
+        Ok(Self { id: version_id(&key)?, key })
+    }
 }
 
 /// The pepper's versions: the current one, which new records use, then older ones, which
 /// records not yet re-peppered still name.
 ///
 /// Its text form (a secret's value: `PASSWORD_PEPPER` in `.env` or in AWS Secrets Manager) is
-/// `ID:BASE64[,ID:BASE64...]`, the current version first. `Debug` shows the version ids only;
+/// `BASE64[,BASE64...]`, the keys alone, the current version first; each version's id is
+/// derived from its key (see the [module docs](self)). `Debug` shows the version ids only;
 /// the keys are zeroized on drop and never shown.
 ///
 /// ```
 /// use globo_auth::Peppers;
-/// use globo_auth::secrecy::SecretString;
+/// use globo_auth::secrecy::{ExposeSecret as _, SecretString};
 ///
-/// let peppers = Peppers::generate("1")?.with_new_current("2")?;
-/// assert_eq!(peppers.current_version(), "2");
-/// assert_eq!(peppers.versions().collect::<Vec<_>>(), ["2", "1"]);
+/// let old = Peppers::generate()?;
+/// let peppers = old.with_new_current()?;
+/// assert_eq!(peppers.versions().nth(1), Some(old.current_version()));
+/// assert_eq!(peppers.current_version().len(), 8); // a fingerprint of the key
 /// let again = Peppers::parse(&peppers.to_secret())?;
-/// assert_eq!(again.versions().collect::<Vec<_>>(), ["2", "1"]);
-/// use globo_auth::secrecy::ExposeSecret as _;
-/// let key = peppers.to_secret().expose_secret().split(',').next().unwrap()[2..].to_owned();
+/// assert_eq!(again.versions().collect::<Vec<_>>(), peppers.versions().collect::<Vec<_>>());
+/// let key = peppers.to_secret().expose_secret().split(',').next().unwrap().to_owned();
 /// assert!(!format!("{peppers:?}").contains(&key)); // `Debug` shows ids only
 /// # Ok::<(), globo_auth::AuthError>(())
 /// ```
 #[derive(Clone)]
 pub struct Peppers {
-    /// Never empty; the first is current.
+    /// Never empty; the first is current; ids are distinct.
     versions: Vec<Version>,
 }
 
@@ -86,20 +105,18 @@ fn invalid(reason: &'static str) -> AuthError {
     AuthError::InvalidPepper { reason }
 }
 
-/// Whether `id` is a version id: 1 to 8 ASCII letters or digits.
-pub(crate) fn is_version_id(id: &str) -> bool {
-    (1..=MAX_ID_LEN).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+/// The id of the version whose key is `key`: `HMAC-SHA256(key, "globo-pepper-id-v1")`, its
+/// first [`VERSION_ID_BYTES`] bytes in base64 without padding.
+fn version_id(key: &[u8]) -> Result<String, AuthError> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key)
+        .map_err(|_| invalid("the key cannot be used with HMAC-SHA256"))?;
+    mac.update(ID_DOMAIN);
+    let digest = mac.finalize().into_bytes();
+    Ok(STANDARD_NO_PAD.encode(&digest[..VERSION_ID_BYTES]))
 }
 
-fn check_id(id: &str) -> Result<(), AuthError> {
-    if is_version_id(id) {
-        Ok(())
-    } else {
-        Err(invalid("a version id must be 1 to 8 ASCII letters or digits"))
-    }
-}
-
-/// Decodes standard or URL-safe base64, padded or not (never both alphabets at once).
+/// Decodes standard or URL-safe base64, padding optional (one alphabet per key, and the
+/// canonical encoding only: unused trailing bits must be zero).
 fn decode_key(text: &str) -> Result<Zeroizing<Vec<u8>>, AuthError> {
     let config =
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
@@ -123,12 +140,12 @@ fn decode_key(text: &str) -> Result<Zeroizing<Vec<u8>>, AuthError> {
 }
 
 impl Peppers {
-    /// Reads `ID:BASE64[,ID:BASE64...]`: each version's id (1 to 8 ASCII letters or digits)
-    /// and its key in base64 (standard or URL-safe, padding optional), at least
-    /// [`MIN_PEPPER_BYTES`] and at most [`MAX_PEPPER_BYTES`] once decoded; whitespace around
-    /// the commas and colons is ignored. The first version is the current one. Fails with
-    /// [`AuthError::InvalidPepper`] (which never repeats the value) when empty, malformed, or
-    /// when two versions share an id.
+    /// Reads `BASE64[,BASE64...]`: each version's key in base64 (standard or URL-safe, one
+    /// alphabet per key, padding optional), at least [`MIN_PEPPER_BYTES`] and at most
+    /// [`MAX_PEPPER_BYTES`] once decoded; whitespace around the commas is ignored. The first
+    /// version is the current one. Fails with [`AuthError::InvalidPepper`] (which never
+    /// repeats the value) when empty, malformed, in the `ID:BASE64` form (ids are derived
+    /// from the keys, never written), or when a key is there twice.
     pub fn parse(text: &SecretString) -> Result<Self, AuthError> {
         let text = text.expose_secret().trim();
         if text.is_empty() {
@@ -136,34 +153,39 @@ impl Peppers {
         }
         let mut versions: Vec<Version> = Vec::new();
         for part in text.split(',') {
-            let (id, key) = part
-                .split_once(':')
-                .ok_or_else(|| invalid("each version must be written ID:BASE64"))?;
-            let (id, key) = (id.trim(), key.trim());
-            check_id(id)?;
-            if versions.iter().any(|v| v.id == id) {
-                return Err(invalid("two versions have the same id"));
+            let part = part.trim();
+            if part.is_empty() {
+                return Err(invalid("a version is empty (a comma too many)"));
             }
-            versions.push(Version { id: id.to_owned(), key: decode_key(key)? });
+            if part.contains(':') {
+                return Err(invalid(
+                    "a version is written ID:BASE64; write the keys alone, BASE64[,BASE64...] \
+                     (version ids are derived from the keys)",
+                ));
+            }
+            let version = Version::new(decode_key(part)?)?;
+            if versions.iter().any(|v| v.id == version.id) {
+                return Err(invalid("the same key is there twice"));
+            }
+            versions.push(version);
         }
         Ok(Self { versions })
     }
 
-    /// A pepper with one version, `id`, of 32 random bytes from the operating system.
-    pub fn generate(id: &str) -> Result<Self, AuthError> {
-        check_id(id)?;
-        Ok(Self { versions: vec![fresh(id)?] })
+    /// A pepper with one version of 32 random bytes from the operating system.
+    pub fn generate() -> Result<Self, AuthError> {
+        Ok(Self { versions: vec![fresh()?] })
     }
 
-    /// These versions with a fresh random version `id` in front, as the new current one
-    /// (the others are kept, so records that name them still verify). Refused when `id` is
-    /// already a version.
-    pub fn with_new_current(&self, id: &str) -> Result<Self, AuthError> {
-        check_id(id)?;
-        if self.versions.iter().any(|v| v.id == id) {
-            return Err(invalid("two versions have the same id"));
+    /// These versions with a fresh random version in front, as the new current one (the
+    /// others are kept, so records that name them still verify).
+    pub fn with_new_current(&self) -> Result<Self, AuthError> {
+        let new = fresh()?;
+        if self.versions.iter().any(|v| v.id == new.id) {
+            // 2^-48 for 32 random bytes: refuse rather than shadow an old version.
+            return Err(invalid("the same key is there twice"));
         }
-        let mut versions = vec![fresh(id)?];
+        let mut versions = vec![new];
         versions.extend(self.versions.iter().cloned());
         Ok(Self { versions })
     }
@@ -171,10 +193,24 @@ impl Peppers {
     /// The current version alone (once every record names it, the older ones can go).
     #[must_use]
     pub fn retain_current_only(&self) -> Self {
-        Self { versions: self.versions[..1].to_vec() }
+        self.retain_current_and(|_| false)
     }
 
-    /// The text form [`parse`](Self::parse) reads: `ID:BASE64,...` in standard, padded
+    /// The current version and the older versions whose id `keep` accepts, in order: what
+    /// to keep when some records still name an older version.
+    #[must_use]
+    pub fn retain_current_and(&self, keep: impl Fn(&str) -> bool) -> Self {
+        let versions = self
+            .versions
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| *i == 0 || keep(&v.id))
+            .map(|(_, v)| v.clone())
+            .collect();
+        Self { versions }
+    }
+
+    /// The text form [`parse`](Self::parse) reads: `BASE64,...` in standard, padded
     /// base64, the current version first.
     pub fn to_secret(&self) -> SecretString {
         let mut text = Zeroizing::new(String::new());
@@ -182,14 +218,12 @@ impl Peppers {
             if i > 0 {
                 text.push(',');
             }
-            text.push_str(&version.id);
-            text.push(':');
             STANDARD.encode_string(version.key.as_slice(), &mut text);
         }
         SecretString::from(text.as_str())
     }
 
-    /// The id of the current version, the one new records name.
+    /// The id of the current version, the one new records name (`keyid=`).
     pub fn current_version(&self) -> &str {
         &self.versions[0].id
     }
@@ -197,6 +231,11 @@ impl Peppers {
     /// Every version's id, the current one first.
     pub fn versions(&self) -> impl Iterator<Item = &str> {
         self.versions.iter().map(|v| v.id.as_str())
+    }
+
+    /// Whether `id` is one of these versions.
+    pub fn contains(&self, id: &str) -> bool {
+        self.versions.iter().any(|v| v.id == id)
     }
 
     fn key(&self, id: &str) -> Option<&[u8]> {
@@ -229,10 +268,10 @@ fn apply_keystream(key: &[u8], head: &str, tag: &mut [u8]) -> Result<(), AuthErr
     Ok(())
 }
 
-fn fresh(id: &str) -> Result<Version, AuthError> {
+fn fresh() -> Result<Version, AuthError> {
     let mut key = Zeroizing::new(vec![0u8; GENERATED_BYTES]);
     getrandom::fill(&mut key).map_err(|e| AuthError::Random { source: Box::new(e) })?;
-    Ok(Version { id: id.to_owned(), key })
+    Version::new(key)
 }
 
 /// What [`UserStore::pepper_all`](crate::UserStore::pepper_all) or
@@ -242,9 +281,13 @@ fn fresh(id: &str) -> Result<Version, AuthError> {
 pub struct PepperReport {
     /// The records now peppered with the current version that were not before.
     pub changed: usize,
-    /// The records left as they were (already under the current version or, for
-    /// `pepper_all`, under any version).
+    /// The records left as they were: already under the current version or, for
+    /// `pepper_all`, under any configured version.
     pub unchanged: usize,
+    /// The users whose record names a pepper version that is not configured: left as they
+    /// are (they cannot log in until that version is configured again), never counted as
+    /// peppered.
+    pub unavailable: Vec<String>,
     /// The users whose entry is not a usable hash: left as they are (they cannot log in
     /// either; see [`AuthError::BadEntry`]).
     pub unusable: Vec<String>,
@@ -256,6 +299,7 @@ mod tests {
     use super::*;
 
     const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"; // 32 bytes, no padding
+    const KEY_B: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
     fn secret(text: &str) -> SecretString {
         SecretString::from(text)
@@ -268,42 +312,79 @@ mod tests {
         }
     }
 
+    /// HMAC over SHA-2 (RFC 2104) computed from the hash alone, for known answers.
+    fn hmac<D: sha2::Digest>(key: &[u8], block: usize, message: &[&[u8]]) -> Vec<u8> {
+        let mut padded = vec![0u8; block];
+        padded[..key.len()].copy_from_slice(key);
+        let pad = |b: u8| padded.iter().map(|k| k ^ b).collect::<Vec<u8>>();
+        let mut inner = D::new();
+        inner.update(pad(0x36));
+        for part in message {
+            inner.update(part);
+        }
+        let inner = inner.finalize();
+        let mut outer = D::new();
+        outer.update(pad(0x5c));
+        outer.update(inner);
+        outer.finalize().to_vec()
+    }
+
+    /// Issue 13 review, point 1: a version's id is the fingerprint of its key, so the same
+    /// key always has the same id and another key another one.
+    #[test]
+    fn a_version_id_is_the_fingerprint_of_its_key() {
+        let key: Vec<u8> = (0u8..32).collect();
+        let expected =
+            STANDARD_NO_PAD.encode(&hmac::<sha2::Sha256>(&key, 64, &[b"globo-pepper-id-v1"])[..6]);
+        let peppers = Peppers::parse(&secret(KEY_A)).unwrap();
+        assert_eq!(peppers.current_version(), expected);
+        assert_eq!(expected.len(), 8);
+        // Padded, unpadded, URL-safe: one key, one id.
+        let url = Peppers::parse(&secret(&format!("{KEY_B}, {KEY_A}="))).unwrap();
+        assert_eq!(url.versions().nth(1), Some(expected.as_str()));
+        assert_ne!(url.current_version(), expected);
+        // Two generated keys never share an id.
+        let (a, b) = (Peppers::generate().unwrap(), Peppers::generate().unwrap());
+        assert_ne!(a.current_version(), b.current_version());
+    }
+
     #[test]
     fn parse_reads_versions_in_order_with_either_alphabet_and_optional_padding() {
         let url_safe = "-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_8=";
-        let text = format!(" 2 : {KEY_A}= ,1:{url_safe},\tzz9:{KEY_A}");
+        let text = format!(" {KEY_A}= ,{url_safe},\t{KEY_B}");
         let peppers = Peppers::parse(&secret(&text)).unwrap();
-        assert_eq!(peppers.versions().collect::<Vec<_>>(), ["2", "1", "zz9"]);
-        assert_eq!(peppers.current_version(), "2");
-        assert_eq!(peppers.key("2").unwrap(), (0u8..32).collect::<Vec<_>>());
-        assert_eq!(peppers.key("1").unwrap().len(), 32);
+        let ids: Vec<String> = peppers.versions().map(str::to_owned).collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(peppers.current_version(), ids[0]);
+        assert_eq!(peppers.key(&ids[0]).unwrap(), (0u8..32).collect::<Vec<_>>());
+        assert_eq!(peppers.key(&ids[1]).unwrap().len(), 32);
         // The text form reads back to the same keys.
         let again = Peppers::parse(&peppers.to_secret()).unwrap();
-        for id in ["2", "1", "zz9"] {
+        for id in &ids {
             assert_eq!(again.key(id), peppers.key(id));
         }
-        assert!(peppers.to_secret().expose_secret().starts_with(&format!("2:{KEY_A}=,1:")));
+        assert!(peppers.to_secret().expose_secret().starts_with(&format!("{KEY_A}=,")));
     }
 
     #[test]
     fn parse_refuses_bad_text_without_repeating_it() {
         let short = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg"; // 31 bytes
         let long = STANDARD.encode(vec![7u8; MAX_PEPPER_BYTES + 1]);
+        let old_form = "a version is written ID:BASE64; write the keys alone, BASE64[,BASE64...] \
+                        (version ids are derived from the keys)";
+        let not_b64 = "a version's key is not valid base64 (standard or URL-safe)";
         let cases = [
             ("", "it is empty"),
             ("  ", "it is empty"),
-            (KEY_A, "each version must be written ID:BASE64"),
-            (&format!(":{KEY_A}") as &str, "a version id must be 1 to 8 ASCII letters or digits"),
-            (&format!("123456789:{KEY_A}"), "a version id must be 1 to 8 ASCII letters or digits"),
-            (&format!("v-1:{KEY_A}"), "a version id must be 1 to 8 ASCII letters or digits"),
-            (&format!("1:{KEY_A},1:{KEY_A}"), "two versions have the same id"),
-            (&format!("1:{short}"), "a version's key is shorter than 32 bytes"),
-            (&format!("1:{long}"), "a version's key is longer than 1024 bytes"),
-            (
-                "1:AAEC+-_/AwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
-                "a version's key is not valid base64 (standard or URL-safe)",
-            ),
-            (&format!("1:{KEY_A},"), "each version must be written ID:BASE64"),
+            (&format!("1:{KEY_A}") as &str, old_form),
+            (&format!("{KEY_B},2:{KEY_A}"), old_form),
+            (&format!("{KEY_A},{KEY_A}="), "the same key is there twice"),
+            (short, "a version's key is shorter than 32 bytes"),
+            (&long, "a version's key is longer than 1024 bytes"),
+            ("AAEC+-_/AwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", not_b64),
+            // Not canonical: the last character's unused bits are not zero.
+            ("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9", not_b64),
+            (&format!("{KEY_A},"), "a version is empty (a comma too many)"),
         ];
         for (text, expected) in cases {
             let result = Peppers::parse(&secret(text));
@@ -318,52 +399,47 @@ mod tests {
 
     #[test]
     fn generate_rotate_and_retire() {
-        let one = Peppers::generate("1").unwrap();
-        assert_eq!(one.key("1").unwrap().len(), 32);
-        let two = one.with_new_current("2").unwrap();
-        assert_eq!(two.versions().collect::<Vec<_>>(), ["2", "1"]);
-        assert_eq!(two.key("1"), one.key("1"));
-        assert_ne!(two.key("2"), one.key("1"));
-        assert_eq!(reason(two.with_new_current("1")), "two versions have the same id");
-        assert_eq!(
-            reason(Peppers::generate("")),
-            "a version id must be 1 to 8 ASCII letters or digits"
-        );
+        let one = Peppers::generate().unwrap();
+        let first = one.current_version().to_owned();
+        assert_eq!(one.key(&first).unwrap().len(), 32);
+        let two = one.with_new_current().unwrap();
+        let second = two.current_version().to_owned();
+        assert_eq!(two.versions().collect::<Vec<_>>(), [second.as_str(), first.as_str()]);
+        assert_eq!(two.key(&first), one.key(&first));
+        assert_ne!(two.key(&second), one.key(&first));
+        let three = two.with_new_current().unwrap();
+        let kept = three.retain_current_and(|id| id == first);
+        assert_eq!(kept.versions().collect::<Vec<_>>(), [three.current_version(), first.as_str()]);
         let retired = two.retain_current_only();
-        assert_eq!(retired.versions().collect::<Vec<_>>(), ["2"]);
-        assert_eq!(retired.key("2"), two.key("2"));
+        assert_eq!(retired.versions().collect::<Vec<_>>(), [second.as_str()]);
+        assert_eq!(retired.key(&second), two.key(&second));
+        assert!(two.contains(&first) && !retired.contains(&first));
     }
 
     #[test]
     fn debug_shows_ids_never_keys() {
-        let peppers = Peppers::parse(&secret(&format!("1:{KEY_A}"))).unwrap();
+        let peppers = Peppers::parse(&secret(KEY_A)).unwrap();
         let debug = format!("{peppers:?}");
-        assert_eq!(debug, r#"Peppers { versions: ["1"], keys: "[REDACTED]" }"#);
+        let id = peppers.current_version();
+        assert_eq!(debug, format!(r#"Peppers {{ versions: ["{id}"], keys: "[REDACTED]" }}"#));
     }
 
     #[test]
     fn the_keystream_is_hmac_sha512_over_the_domain_and_the_head() {
-        // Independent computation of HMAC-SHA512 (RFC 2104) from SHA-512 alone.
-        use sha2::Digest as _;
         let key: Vec<u8> = (0u8..32).collect();
         let head = "$argon2id$v=19$m=8,t=1,p=1$c29tZXNhbHQ";
-        let mut block = [0u8; 128];
-        block[..32].copy_from_slice(&key);
-        let pad = |b: u8| block.iter().map(|k| k ^ b).collect::<Vec<u8>>();
-        let inner = sha2::Sha512::new()
-            .chain_update(pad(0x36))
-            .chain_update(b"globo-pepper-v1\0")
-            .chain_update(head)
-            .finalize();
-        let expected = sha2::Sha512::new().chain_update(pad(0x5c)).chain_update(inner).finalize();
-        let peppers = Peppers::parse(&secret(&format!("1:{KEY_A}"))).unwrap();
+        let expected = hmac::<sha2::Sha512>(&key, 128, &[b"globo-pepper-v1\0", head.as_bytes()]);
+        let peppers = Peppers::parse(&secret(KEY_A)).unwrap();
+        let id = peppers.current_version().to_owned();
         let mut tag = vec![0u8; 64];
-        peppers.apply("1", head, &mut tag).unwrap();
-        assert_eq!(tag, expected.to_vec());
+        peppers.apply(&id, head, &mut tag).unwrap();
+        assert_eq!(tag, expected);
         // Applying twice restores the tag; an unknown version is named.
-        peppers.apply("1", head, &mut tag).unwrap();
+        peppers.apply(&id, head, &mut tag).unwrap();
         assert_eq!(tag, vec![0u8; 64]);
-        let err = peppers.apply("2", head, &mut tag).unwrap_err();
-        assert!(matches!(err, AuthError::PepperUnavailable { ref version } if version == "2"));
+        let err = peppers.apply("AAAAAAAA", head, &mut tag).unwrap_err();
+        assert!(
+            matches!(err, AuthError::PepperUnavailable { ref version } if version == "AAAAAAAA")
+        );
     }
 }

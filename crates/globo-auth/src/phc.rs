@@ -14,7 +14,10 @@ use crate::pepper::{self, Peppers};
 use crate::{AuthError, HashParams, Limits, Profile};
 
 /// A parsed and bounds-checked Argon2 PHC string. Holding one means hashing with it is safe.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the parameters and the lengths of the salt and tag, never their bytes: an
+/// unmasked tag is what a pepper protects (and the tag is zeroized on drop).
+#[derive(Clone)]
 pub(crate) struct ParsedHash {
     algorithm: Algorithm,
     version: Version,
@@ -23,11 +26,27 @@ pub(crate) struct ParsedHash {
     p: u32,
     data: Vec<u8>,
     salt: Vec<u8>,
-    tag: Vec<u8>,
+    tag: Zeroizing<Vec<u8>>,
     /// The pepper version the tag is masked with (`keyid=`), if any.
     keyid: Option<String>,
     /// The text before the last `$` without `keyid=`: what the pepper's keystream covers.
     head: String,
+}
+
+impl std::fmt::Debug for ParsedHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsedHash")
+            .field("algorithm", &self.algorithm)
+            .field("version", &self.version)
+            .field("m_kib", &self.m_kib)
+            .field("t", &self.t)
+            .field("p", &self.p)
+            .field("data_len", &self.data.len())
+            .field("salt_len", &self.salt.len())
+            .field("tag_len", &self.tag.len())
+            .field("keyid", &self.keyid)
+            .finish_non_exhaustive()
+    }
 }
 
 fn malformed(reason: &'static str) -> AuthError {
@@ -56,6 +75,19 @@ fn field<'a>(part: Option<&'a str>, name: &str) -> Option<&'a str> {
 
 fn b64(text: &str, reason: &'static str) -> Result<Vec<u8>, AuthError> {
     B64.decode(text).map_err(|_| malformed(reason))
+}
+
+/// The globo pepper version a record's parameters name (`keyid=` of
+/// [`VERSION_ID_BYTES`](pepper::VERSION_ID_BYTES) bytes), read from its text alone: for
+/// entries that do not parse, which may still name a version (they must keep it from
+/// retirement). A foreign `keyid` is not a globo version.
+pub(crate) fn keyid_of(record: &str) -> Option<&str> {
+    record
+        .split('$')
+        .find(|part| part.starts_with("m="))?
+        .split(',')
+        .find_map(|param| param.strip_prefix("keyid="))
+        .filter(|id| B64.decode(id).is_ok_and(|bytes| bytes.len() == pepper::VERSION_ID_BYTES))
 }
 
 impl ParsedHash {
@@ -109,15 +141,14 @@ impl ParsedHash {
         let mut rest = fields.next();
         let mut keyid = None;
         if let Some(encoded) = field(rest, "keyid") {
-            let id = b64(encoded, "keyid is not valid base64")?;
-            match String::from_utf8(id) {
-                Ok(id) if pepper::is_version_id(&id) => keyid = Some((encoded, id)),
-                _ => {
-                    return Err(AuthError::UnsupportedHash {
-                        reason: "keyid= does not name a globo pepper version (1 to 8 ASCII letters or digits)",
-                    });
-                }
+            // A globo version id is the key's 6-byte fingerprint; the canonical text is kept
+            // as the id (the decoder refuses any other spelling of the same bytes).
+            if b64(encoded, "keyid is not valid base64")?.len() != pepper::VERSION_ID_BYTES {
+                return Err(AuthError::UnsupportedHash {
+                    reason: "keyid= is not a globo pepper version id (6 bytes)",
+                });
             }
+            keyid = Some((encoded, encoded.to_owned()));
             rest = fields.next();
         }
         let mut data = Vec::new();
@@ -191,6 +222,7 @@ impl ParsedHash {
             Some((encoded, id)) => (head.replacen(&format!(",keyid={encoded}"), "", 1), Some(id)),
             None => (head.to_owned(), None),
         };
+        let tag = Zeroizing::new(tag);
         Ok(Self { algorithm, version, m_kib, t, p, data, salt, tag, keyid, head })
     }
 
@@ -220,7 +252,7 @@ impl ParsedHash {
         let id = peppers.current_version();
         let mut tag = Zeroizing::new(self.tag.clone());
         peppers.apply(id, &self.head, &mut tag)?;
-        let keyid = format!("keyid={}", B64.encode(id));
+        let keyid = format!("keyid={id}");
         let head: Vec<String> = self
             .head
             .split('$')
@@ -290,7 +322,7 @@ impl ParsedHash {
             p: self.p,
             data: self.data.clone(),
             salt: random(self.salt.len())?.to_vec(),
-            tag: random(self.tag.len())?.to_vec(),
+            tag: random(self.tag.len())?,
             keyid: None,
             head: String::new(),
         })
@@ -379,11 +411,11 @@ fn hash_parsed(password: &[u8], params: &HashParams) -> Result<ParsedHash, AuthE
         p: params.lanes(),
         data: Vec::new(),
         salt: salt.to_vec(),
-        tag: Vec::new(),
+        tag: Zeroizing::new(Vec::new()),
         keyid: None,
         head: head(params, &salt),
     };
-    let mut tag = vec![0u8; params.tag_len()];
+    let mut tag = Zeroizing::new(vec![0u8; params.tag_len()]);
     parsed.compute(password, &mut tag)?;
     parsed.tag = tag;
     Ok(parsed)
@@ -470,7 +502,7 @@ mod tests {
                 p: number("p"),
                 data: unhex(&text("ad_hex")),
                 salt: unhex(&text("salt_hex")),
-                tag: unhex(&text("tag_hex")),
+                tag: Zeroizing::new(unhex(&text("tag_hex"))),
                 keyid: None,
                 head: String::new(),
             };
@@ -482,20 +514,23 @@ mod tests {
                     &mut out,
                 )
                 .unwrap();
-            assert_eq!(out, parsed.tag, "{}", text("source"));
+            assert_eq!(out, *parsed.tag, "{}", text("source"));
         }
     }
 
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
     fn peppers() -> Peppers {
-        let text = "7:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
-        Peppers::parse(&secrecy::SecretString::from(text)).unwrap()
+        Peppers::parse(&secrecy::SecretString::from(KEY)).unwrap()
     }
 
-    /// keyid goes right after `p=`, before `data=`; the rest of the text (a missing `v=`
-    /// included) is kept, and unmasking gives back the tag that verifies.
+    /// keyid (the version's 8-character id) goes right after `p=`, before `data=`; the rest
+    /// of the text (a missing `v=` included) is kept, and unmasking gives back the tag that
+    /// verifies.
     #[test]
     fn peppering_inserts_keyid_after_p_and_keeps_the_rest_of_the_text() {
         let peppers = peppers();
+        let id = peppers.current_version().to_owned();
         let cases = [
             // From the PHC vectors (argon2 crate's tests): version 16 without v=, and data=.
             (
@@ -508,17 +543,17 @@ mod tests {
             ),
         ];
         let expected_heads = [
-            "$argon2i$m=65536,t=2,p=1,keyid=Nw$c29tZXNhbHQ$",
-            "$argon2d$v=16$m=32,t=2,p=3,keyid=Nw,data=Dw8PDw8P$AAAAAAAAAAA$",
+            format!("$argon2i$m=65536,t=2,p=1,keyid={id}$c29tZXNhbHQ$"),
+            format!("$argon2d$v=16$m=32,t=2,p=3,keyid={id},data=Dw8PDw8P$AAAAAAAAAAA$"),
         ];
         for ((password, hash), head) in cases.into_iter().zip(expected_heads) {
             let parsed = ParsedHash::parse(hash, &Limits::DEFAULT).unwrap();
             assert!(parsed.matches(password.as_bytes()).unwrap(), "{hash}");
             let record = parsed.peppered_text(&peppers).unwrap();
-            assert!(record.starts_with(head), "{record}");
+            assert!(record.starts_with(&head), "{record}");
             assert_ne!(record.rsplit('$').next(), hash.rsplit('$').next());
             let peppered = ParsedHash::parse(&record, &Limits::DEFAULT).unwrap();
-            assert_eq!(peppered.pepper_version(), Some("7"));
+            assert_eq!(peppered.pepper_version(), Some(id.as_str()));
             assert!(
                 peppered.matches(password.as_bytes()).is_err(),
                 "a masked tag is never compared"
@@ -530,25 +565,47 @@ mod tests {
             assert!(!plain.matches(b"wrong").unwrap());
             assert!(matches!(
                 peppered.unpeppered(None),
-                Err(AuthError::PepperUnavailable { version }) if version == "7"
+                Err(AuthError::PepperUnavailable { version }) if version == id
             ));
             // Peppering twice is refused rather than nesting masks.
             assert!(peppered.peppered_text(&peppers).is_err());
         }
     }
 
-    /// A keyid that is not a globo version id (the PHC vectors' 0xF0F0F0F0) stays
-    /// unsupported; one that is parses and names its version.
+    /// A keyid that is not 6 bytes (the PHC vectors' 0xF0F0F0F0) is not a globo version id
+    /// and stays unsupported; a 6-byte one parses and is the version's id as written.
     #[test]
-    fn keyid_must_name_a_version() {
+    fn keyid_must_be_a_version_id() {
         let foreign = "$argon2d$v=19$m=65536,t=2,p=1,keyid=8PDw8A$YzI5dFpYTmhiSFFBQUFBQUFBQUFBQQ$Jxy74cswY2mq9y+u+iJcJy8EqOp4t/C7DWDzGwGB3IM";
         assert!(matches!(
             ParsedHash::parse(foreign, &Limits::DEFAULT),
             Err(AuthError::UnsupportedHash { .. })
         ));
-        let ours = foreign.replace("keyid=8PDw8A", "keyid=djI");
+        let ours = foreign.replace("keyid=8PDw8A", "keyid=djIwMDAx");
         let parsed = ParsedHash::parse(&ours, &Limits::DEFAULT).unwrap();
-        assert_eq!(parsed.pepper_version(), Some("v2"));
+        assert_eq!(parsed.pepper_version(), Some("djIwMDAx"));
         assert_eq!(parsed.head, "$argon2d$v=19$m=65536,t=2,p=1$YzI5dFpYTmhiSFFBQUFBQUFBQUFBQQ");
+    }
+
+    /// Issue 13 review, point 5: `Debug` of a parsed peppered hash shows neither the salt
+    /// nor the tag (masked or unmasked). Before, the derived `Debug` printed both as bytes.
+    #[test]
+    fn debug_shows_no_salt_or_tag() {
+        let peppers = peppers();
+        let hash = hash_with_params(b"password", &Profile::TestOnlyInsecure.params()).unwrap();
+        let parsed = ParsedHash::parse(&hash, &Limits::DEFAULT).unwrap();
+        let record = parsed.peppered_text(&peppers).unwrap();
+        let peppered = ParsedHash::parse(&record, &Limits::DEFAULT).unwrap();
+        let plain = peppered.unpeppered(Some(&peppers)).unwrap();
+        for shown in [&parsed, &peppered, &plain] {
+            let debug = format!("{shown:?}");
+            for bytes in [&plain.salt, &*plain.tag, &*peppered.tag] {
+                let dec = format!("{bytes:?}");
+                let inner = &dec[1..dec.len() - 1];
+                assert!(!debug.contains(inner), "{debug}");
+            }
+            assert!(!debug.contains(&B64.encode(&plain.salt)), "{debug}");
+            assert!(debug.contains("tag_len: 32"), "{debug}");
+        }
     }
 }

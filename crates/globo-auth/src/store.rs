@@ -1,7 +1,7 @@
 //! The users file: `{"<username>": "<PHC string>", ...}`, read and written safely.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -92,6 +92,45 @@ impl Verified {
     /// Why an obsolete hash could not be replaced (the login itself still succeeded).
     pub fn rehash_error(&self) -> Option<&AuthError> {
         self.rehash_error.as_ref()
+    }
+}
+
+/// A [`UserStore`] whose users file is locked ([`UserStore::maintenance`]) until this is
+/// dropped: maintenance steps that must see no writer in between. Each step takes the
+/// pepper to use, because a rotation changes it while the lock is held.
+#[derive(Debug)]
+pub struct UsersMaintenance {
+    store: UserStore,
+    _lock: globo_fs::ExclusiveLock,
+}
+
+impl UsersMaintenance {
+    /// [`UserStore::pepper_all`] with `peppers`, under the lock held.
+    pub fn pepper_all(&self, peppers: &Peppers) -> Result<PepperReport, AuthError> {
+        self.store.repepper_all(peppers, false)
+    }
+
+    /// [`UserStore::rotate_pepper_all`] with `peppers`, under the lock held.
+    pub fn rotate_pepper_all(&self, peppers: &Peppers) -> Result<PepperReport, AuthError> {
+        self.store.repepper_all(peppers, true)
+    }
+
+    /// Every pepper version a record names (the file read now, under the lock held), with
+    /// the users whose record names it, in file order. Entries that are not usable hashes
+    /// count when their text names a version (`keyid=`): a version is retired only when
+    /// no entry at all names it.
+    pub fn pepper_versions_in_use(&self) -> Result<BTreeMap<String, Vec<String>>, AuthError> {
+        self.store.pepper_versions_in_use()
+    }
+
+    /// The users file.
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Releases the lock and gives the store back.
+    pub fn into_store(self) -> UserStore {
+        self.store
     }
 }
 
@@ -288,6 +327,7 @@ impl UserStore {
         if exists(&users) {
             return Err(AuthError::UserExists { username: username.into_string() });
         }
+        self.check_pepper_required(&users)?;
         users.insert(username.as_str().to_owned(), Value::String(hash));
         self.write(&users)?;
         Event::UserCreated { username: username.as_str(), source: "" }.emit();
@@ -573,37 +613,60 @@ impl UserStore {
     }
 
     /// Peppers every unpeppered record with the current version of the store's pepper
-    /// ([`with_peppers`](Self::with_peppers)); records already peppered, under any version,
-    /// are left as they are. No password is needed: the pepper masks the stored tag (see
-    /// [`Peppers`]), so a users file is peppered offline, in one run.
+    /// ([`with_peppers`](Self::with_peppers)); records already peppered under a configured
+    /// version are left as they are, and records under a version that is not configured are
+    /// left as they are and listed in [`PepperReport::unavailable`] (never counted as
+    /// peppered). No password is needed: the pepper masks the stored tag (see [`Peppers`]),
+    /// so a users file is peppered offline, in one run.
     ///
     /// Runs under the users file's exclusive lock and replaces the file in one atomic write
     /// (nothing is written when nothing changes): interrupted, it leaves the file as it was,
     /// and running it again is always safe. Entries that are not usable hashes are left as
     /// they are and listed in [`PepperReport::unusable`]. Fails with
-    /// [`AuthError::InvalidPepper`] when the store has no pepper.
+    /// [`AuthError::InvalidPepper`] when the store has no pepper. Emits one
+    /// `sys_users_repeppered` event with the counts.
     ///
     /// **Cost:** one HMAC-SHA512 per record, no Argon2 run; reads and rewrites the file.
     pub fn pepper_all(&self) -> Result<PepperReport, AuthError> {
-        self.repepper_all(false)
+        let peppers = self.configured_peppers()?;
+        let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
+        self.repepper_all(peppers, false)
     }
 
     /// Moves every record to the current version of the store's pepper: unpeppered records
     /// and records under an older version are (re-)peppered, offline, as
-    /// [`pepper_all`](Self::pepper_all) does. Once it has run, every version but the current
-    /// one can be retired ([`Peppers::retain_current_only`]). A record under a version the
-    /// store does not hold fails the whole run with [`AuthError::PepperUnavailable`] before
-    /// anything is written (dropping that version would lock its users out).
+    /// [`pepper_all`](Self::pepper_all) does. Once it has run, every version no record names
+    /// can be retired (see [`UsersMaintenance`] for a rotation that keeps the file locked
+    /// from the move to the retirement). A record under a version the store does not hold
+    /// fails the whole run with [`AuthError::PepperUnavailable`] before anything is written
+    /// (dropping that version would lock its users out).
     pub fn rotate_pepper_all(&self) -> Result<PepperReport, AuthError> {
-        self.repepper_all(true)
+        let peppers = self.configured_peppers()?;
+        let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
+        self.repepper_all(peppers, true)
     }
 
-    fn repepper_all(&self, rotate: bool) -> Result<PepperReport, AuthError> {
-        let peppers = self
-            .peppers
+    /// Takes the users file's exclusive lock and holds it until the returned guard is
+    /// dropped, for maintenance that must not interleave with any writer: a pepper rotation
+    /// (add a version, move every record, then retire the versions no record names) runs
+    /// its steps under one lock, so no record is written between the move and the check.
+    /// The guard owns the store, so nothing can take the same lock again from this guard
+    /// (a second lock of one file in one process would wait for itself).
+    pub fn maintenance(self) -> Result<UsersMaintenance, AuthError> {
+        let lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
+        Ok(UsersMaintenance { store: self, _lock: lock })
+    }
+
+    fn configured_peppers(&self) -> Result<&Peppers, AuthError> {
+        self.peppers
             .as_ref()
-            .ok_or(AuthError::InvalidPepper { reason: "no pepper is configured for the store" })?;
-        let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
+            .ok_or(AuthError::InvalidPepper { reason: "no pepper is configured for the store" })
+    }
+
+    /// [`pepper_all`](Self::pepper_all) (`rotate` false) or
+    /// [`rotate_pepper_all`](Self::rotate_pepper_all) with `peppers`; the caller holds the
+    /// users file's lock.
+    fn repepper_all(&self, peppers: &Peppers, rotate: bool) -> Result<PepperReport, AuthError> {
         let mut users = self.read()?;
         let mut report = PepperReport::default();
         for (name, entry) in &mut users {
@@ -612,13 +675,19 @@ impl UserStore {
                 report.unusable.push(name.clone());
                 continue;
             };
-            let keep = match parsed.pepper_version() {
-                None => false,
-                Some(version) => !rotate || version == peppers.current_version(),
-            };
-            if keep {
-                report.unchanged += 1;
-                continue;
+            match parsed.pepper_version() {
+                Some(version) if !peppers.contains(version) => {
+                    if rotate {
+                        return Err(AuthError::PepperUnavailable { version: version.to_owned() });
+                    }
+                    report.unavailable.push(name.clone());
+                    continue;
+                }
+                Some(version) if !rotate || version == peppers.current_version() => {
+                    report.unchanged += 1;
+                    continue;
+                }
+                _ => {}
             }
             let record = parsed.unpeppered(Some(peppers))?.peppered_text(peppers)?;
             *entry = Value::String(record);
@@ -627,7 +696,39 @@ impl UserStore {
         if report.changed > 0 {
             self.write(&users)?;
         }
+        Event::UsersRepeppered {
+            what: if rotate { "rotated" } else { "peppered" },
+            version: peppers.current_version(),
+            changed: report.changed,
+            unchanged: report.unchanged,
+            skipped: report.unusable.len() + report.unavailable.len(),
+        }
+        .emit();
         Ok(report)
+    }
+
+    /// Every pepper version a record names, with the users whose record names it (in file
+    /// order), entries that are not usable hashes included when their text names one.
+    fn pepper_versions_in_use(&self) -> Result<BTreeMap<String, Vec<String>>, AuthError> {
+        let users = self.read()?;
+        let mut in_use: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, entry) in &users {
+            if let Some(version) = entry.as_str().and_then(phc::keyid_of) {
+                in_use.entry(version.to_owned()).or_default().push(name.clone());
+            }
+        }
+        Ok(in_use)
+    }
+
+    /// [`AuthError::PepperRequired`] when the store has no pepper but `users` holds a
+    /// peppered record: a record written now would be unpeppered, in a file whose records
+    /// are meant to be useless without the pepper. Every write of a new record checks this.
+    fn check_pepper_required(&self, users: &Users) -> Result<(), AuthError> {
+        let peppered = |entry: &Value| entry.as_str().and_then(phc::keyid_of).is_some();
+        if self.peppers.is_none() && users.values().any(peppered) {
+            return Err(AuthError::PepperRequired { path: self.path.clone() });
+        }
+        Ok(())
     }
 
     /// Whether a login on `parsed` should re-pepper it: a pepper is configured and the record
@@ -674,6 +775,7 @@ impl UserStore {
     ) -> Result<Option<String>, AuthError> {
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
+        self.check_pepper_required(&users)?;
         match users.get_mut(username) {
             Some(entry) if entry.as_str() == Some(old) => *entry = Value::String(hash.clone()),
             // Changed or removed by someone else since we read it: theirs wins.
@@ -1003,7 +1105,7 @@ mod tests {
     fn an_unavailable_pepper_version_is_reported_after_the_dummy_verification() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.json");
-        let key = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
         let peppers = Peppers::parse(&SecretString::from(key)).unwrap();
         let peppered =
             UserStore::new(&path).with_profile(Profile::TestOnlyInsecure).with_peppers(peppers);

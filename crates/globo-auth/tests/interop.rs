@@ -332,13 +332,15 @@ fn documented_pepper_recipe() -> String {
     section[start..end].to_owned()
 }
 
-/// Given argv = [record, PASSWORD_PEPPER] and the password on stdin, prints, for the record
-/// unpeppered by the recipe, argon2-cffi's and passlib's answers; then what each says of the
-/// raw record and of the record with keyid stripped (its tag still masked).
+/// Given argv = [record, PASSWORD_PEPPER] and the password on stdin, prints the recipe's
+/// `verify`, then, for the record unpeppered by the recipe, argon2-cffi's and passlib's
+/// answers for the NFKC form; then what each says of the raw record and of the record with
+/// keyid stripped (its tag still masked).
 const PY_PEPPER_CHECK: &str = r#"
 import sys, argon2, argon2.exceptions
 from passlib.hash import argon2 as passlib_argon2
-password = sys.stdin.buffer.read().decode("utf-8")
+given = sys.stdin.buffer.read().decode("utf-8")
+password = nfkc(given)
 record, peppers = sys.argv[1], load_peppers(sys.argv[2])
 def cffi(h):
     try:
@@ -357,12 +359,25 @@ stripped = "$".join(
     ",".join(f for f in p.split(",") if not f.startswith("keyid=")) for p in head.split("$")
 ) + "$" + tag
 plain = unpepper(record, peppers)
-print(cffi(plain), passlib(plain), cffi(record), passlib(record), cffi(stripped), passlib(stripped))
+print(verify(record, given, peppers), cffi(plain), passlib(plain), cffi(record), passlib(record), cffi(stripped), passlib(stripped))
+"#;
+
+/// Given argv = PASSWORD_PEPPER values, prints for each the version ids the recipe's
+/// `load_peppers` derives (comma-separated), or `refused`.
+const PY_LOAD: &str = r#"
+import sys
+for value in sys.argv[1:]:
+    try:
+        print(",".join(load_peppers(value)))
+    except Exception:
+        print("refused")
 "#;
 
 /// Issue 13: the documented Python recipe verifies peppered records with the lab's libraries
 /// (a), both libraries fail on the raw peppered record, and with keyid stripped they answer
-/// "no match" for the right password (b); unpeppered records still verify in them (c).
+/// "no match" for the right password (b); unpeppered records still verify in them (c). A
+/// password NFKC changes verifies through the recipe (review point 7: the recipe did not
+/// normalise: `NameError: nfkc`, and with the raw password `False`).
 #[test]
 fn peppered_records_verify_in_python_through_the_documented_recipe_only() {
     let Some(python) = peers() else { return };
@@ -371,16 +386,14 @@ fn peppered_records_verify_in_python_through_the_documented_recipe_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("users.json");
     // Two versions, the second written URL-safe and unpadded (both forms are allowed).
-    let peppers_text = "2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=,1:-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_8";
-    let peppers = globo_auth::Peppers::parse(&SecretString::from(peppers_text)).unwrap();
-    let v1 = globo_auth::Peppers::parse(&SecretString::from(
-        "1:-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_8",
-    ))
-    .unwrap();
+    let v1_text = "-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_8";
+    let peppers_text = format!("ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=, {v1_text}");
+    let peppers = globo_auth::Peppers::parse(&SecretString::from(peppers_text.as_str())).unwrap();
+    let v1 = globo_auth::Peppers::parse(&SecretString::from(v1_text)).unwrap();
     let old = UserStore::new(&path).with_profile(Profile::OwaspMinimum).with_peppers(v1);
     let store = UserStore::new(&path).with_profile(Profile::OwaspMinimum).with_peppers(peppers);
     let mut records = Vec::new();
-    for (i, password) in PASSWORDS.iter().enumerate() {
+    for (i, password) in PASSWORDS.iter().chain([&NOT_NFKC]).enumerate() {
         let name = format!("user{i}");
         // Under version 1, then under version 2 (the current one) by a login.
         old.register(&name, &SecretString::from(*password)).unwrap();
@@ -394,20 +407,35 @@ fn peppered_records_verify_in_python_through_the_documented_recipe_only() {
     }
     for (password, record) in &records {
         assert!(record.contains(",keyid="), "{record}");
-        let out = python.run_ok(&program, &[record, peppers_text], password.as_bytes());
+        let out = python.run_ok(&program, &[record, &peppers_text], password.as_bytes());
         assert_eq!(
             String::from_utf8(out).unwrap().trim(),
-            "True True VerificationError NotImplementedError False False",
+            "True True True VerificationError NotImplementedError False False",
             "{record}"
         );
         let wrong = format!("{password}x");
-        let out = python.run_ok(&program, &[record, peppers_text], wrong.as_bytes());
+        let out = python.run_ok(&program, &[record, &peppers_text], wrong.as_bytes());
         assert_eq!(
             String::from_utf8(out).unwrap().trim(),
-            "False False VerificationError NotImplementedError False False",
+            "False False False VerificationError NotImplementedError False False",
             "{record}"
         );
     }
+    // A lab hash of the raw (non-NFKC) password, peppered offline: the recipe's verify
+    // falls back to the raw form, as globo does.
+    let lab = String::from_utf8(python.run_ok(PY_HASH, &[], NOT_NFKC.as_bytes())).unwrap();
+    let raw_path = dir.path().join("raw.json");
+    std::fs::write(&raw_path, serde_json::json!({"lab": lab.lines().next().unwrap()}).to_string())
+        .unwrap();
+    let raw_store = UserStore::new(&raw_path).with_peppers(
+        globo_auth::Peppers::parse(&SecretString::from(peppers_text.as_str())).unwrap(),
+    );
+    assert_eq!(raw_store.pepper_all().unwrap().changed, 1);
+    let users: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&raw_path).unwrap()).unwrap();
+    let record = users["lab"].as_str().unwrap();
+    let out = python.run_ok(&program, &[record, &peppers_text], NOT_NFKC.as_bytes());
+    assert!(String::from_utf8(out).unwrap().starts_with("True False False "), "{record}");
     // (c) Unpeppered records: what a store without a pepper writes, and what the lab writes,
     // verify in passlib (the recipe passes them through unchanged), and in a peppered store.
     let plain_path = dir.path().join("plain.json");
@@ -417,11 +445,50 @@ fn peppered_records_verify_in_python_through_the_documented_recipe_only() {
         serde_json::from_slice(&std::fs::read(&plain_path).unwrap()).unwrap();
     let record = users["carol"].as_str().unwrap();
     assert!(!record.contains("keyid"));
-    let out = python.run_ok(&program, &[record, peppers_text], PASSWORDS[0].as_bytes());
-    assert_eq!(String::from_utf8(out).unwrap().trim(), "True True True True True True");
+    let out = python.run_ok(&program, &[record, &peppers_text], PASSWORDS[0].as_bytes());
+    assert_eq!(String::from_utf8(out).unwrap().trim(), "True True True True True True True");
     let lab = String::from_utf8(python.run_ok(PY_HASH, &[], PASSWORDS[1].as_bytes())).unwrap();
     let lab = lab.lines().next().unwrap();
-    let out = python.run_ok(&program, &[lab, peppers_text], PASSWORDS[1].as_bytes());
-    assert_eq!(String::from_utf8(out).unwrap().trim(), "True True True True True True");
+    let out = python.run_ok(&program, &[lab, &peppers_text], PASSWORDS[1].as_bytes());
+    assert_eq!(String::from_utf8(out).unwrap().trim(), "True True True True True True True");
     globo_auth::verify_password(PASSWORDS[1], lab).unwrap();
+}
+
+/// Review point 7: the recipe reads `PASSWORD_PEPPER` exactly as globo does: the same
+/// version ids, and the same values refused (mixed alphabets, non-canonical or excess
+/// padding, the old `ID:BASE64` form, short keys, a key twice). Before, the recipe took
+/// `ID:BASE64` and mapped `-`/`_` over a standard-alphabet value.
+#[test]
+fn the_recipe_reads_the_pepper_value_as_globo_does() {
+    let Some(python) = peers() else { return };
+    let program = format!("{}\n{PY_LOAD}", documented_pepper_recipe());
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    let values = [
+        key.to_owned(),
+        format!(" {key}= , -_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_8"),
+        "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8".to_owned(),
+        format!("{key}=="),
+        format!("1:{key}"),
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9".to_owned(),
+        "-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-_-+8".to_owned(),
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg".to_owned(),
+        format!("{key},{key}="),
+        format!("{key},"),
+    ];
+    let args: Vec<&str> = values.iter().map(String::as_str).collect();
+    let out = String::from_utf8(python.run_ok(&program, &args, b"")).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), values.len(), "{out}");
+    let mut refused = 0;
+    for (value, line) in values.iter().zip(lines) {
+        let expected = match globo_auth::Peppers::parse(&SecretString::from(value.as_str())) {
+            Ok(peppers) => peppers.versions().collect::<Vec<_>>().join(","),
+            Err(_) => {
+                refused += 1;
+                "refused".to_owned()
+            }
+        };
+        assert_eq!(line, expected, "{value:?}");
+    }
+    assert_eq!(refused, 7);
 }

@@ -90,12 +90,47 @@ pub enum KeysError {
     /// Creating the password pepper was refused because one exists: replacing it would make
     /// every peppered record unverifiable.
     #[error(
-        "{location} already holds a password pepper; replacing it would make every peppered          password unverifiable. To change it, rotate it instead"
+        "{location} already holds a password pepper; replacing it would make every peppered \
+         password unverifiable. To change it, rotate it instead"
     )]
     PepperExists {
         /// Where the pepper is.
         location: String,
     },
+    /// During a pepper rotation, the pepper read back is not the one this rotation wrote:
+    /// another writer replaced it meanwhile (two rotations at once, in prod mode). Nothing
+    /// more was changed: no record was moved and no version retired by this run.
+    #[error(
+        "the password pepper in {location} changed during the rotation (another rotation or \
+         writer replaced it); nothing more was changed. Once no other rotation runs, run the \
+         rotation again"
+    )]
+    PepperChanged {
+        /// Where the pepper is.
+        location: String,
+    },
+    /// A pepper rotation found records under pepper versions the pepper does not hold (a
+    /// version dropped, or a pepper replaced): they cannot be moved to the new version, and
+    /// nothing was moved or retired.
+    #[error(
+        "{} records name pepper versions that {location} does not hold ({}), so they cannot be \
+         moved: {}; nothing was moved or retired. Put those versions back in the pepper, or \
+         reset those users' passwords",
+        users.len(),
+        versions.join(", "),
+        list_names(users)
+    )]
+    PepperRecordsUnmovable {
+        /// Where the pepper is.
+        location: String,
+        /// The version ids the records name.
+        versions: Vec<String>,
+        /// The users whose records name them.
+        users: Vec<String>,
+    },
+    /// Reading or re-peppering the users file failed (globo-auth's error, shown as it is).
+    #[error(transparent)]
+    Users(globo_auth::AuthError),
     /// A rotation step found no password pepper.
     #[error("{location} holds no password pepper; create one first")]
     PepperMissing {
@@ -145,6 +180,17 @@ pub enum KeysError {
     },
 }
 
+/// Up to 20 names, quoted and escaped, then how many more.
+fn list_names(users: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut text =
+        users.iter().take(SHOWN).map(|n| format!("'{}'", n.escape_debug())).collect::<Vec<_>>();
+    if users.len() > SHOWN {
+        text.push(format!("and {} more", users.len() - SHOWN));
+    }
+    text.join(", ")
+}
+
 impl From<SecretsError> for KeysError {
     fn from(error: SecretsError) -> Self {
         Self::Secrets(error)
@@ -165,5 +211,86 @@ impl KeysError {
             Self::Crypto(CryptoError::KeyFileNotFound { .. }) => true,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of each variant (the match below fails to compile when a variant is added).
+    fn every_variant() -> Vec<KeysError> {
+        let auth = || globo_auth::AuthError::InvalidPepper { reason: "it is empty" };
+        let location = || "variable 'PASSWORD_PEPPER' (the environment, else '.env')".to_owned();
+        let samples = vec![
+            KeysError::Secrets(SecretsError::EnvVarNotUtf8 { name: "A".into() }),
+            KeysError::Crypto(CryptoError::Decryption),
+            KeysError::AlreadyExists { name: "k".into() },
+            KeysError::NotAFernetKey { name: "k".into(), stage: "AWSCURRENT".into() },
+            KeysError::PendingKeyReplaced { name: "k".into(), version: "v".into() },
+            KeysError::SeedKeyMismatch {
+                name: "k".into(),
+                file: "config.enc".into(),
+                source: CryptoError::Decryption,
+            },
+            KeysError::InvalidPepper { location: location(), source: auth() },
+            KeysError::PepperExists { location: location() },
+            KeysError::PepperChanged { location: location() },
+            KeysError::PepperRecordsUnmovable {
+                location: location(),
+                versions: vec!["AAAAAAAA".into()],
+                users: (0..22).map(|i| format!("user {i}")).collect(),
+            },
+            KeysError::Users(auth()),
+            KeysError::PepperMissing { location: location() },
+            KeysError::PepperNotWritable { location: location(), reason: "it is set" },
+            KeysError::EnvFileWrite {
+                path: ".env".into(),
+                source: globo_fs::FsError::new("replace", ".env", std::io::Error::other("x")),
+            },
+            KeysError::BackendNotCompiled,
+            KeysError::InsideAsyncRuntime,
+            KeysError::Runtime { source: std::io::Error::other("x") },
+        ];
+        for error in &samples {
+            match error {
+                KeysError::Secrets(_)
+                | KeysError::Crypto(_)
+                | KeysError::AlreadyExists { .. }
+                | KeysError::NotAFernetKey { .. }
+                | KeysError::PendingKeyReplaced { .. }
+                | KeysError::SeedKeyMismatch { .. }
+                | KeysError::InvalidPepper { .. }
+                | KeysError::PepperExists { .. }
+                | KeysError::PepperChanged { .. }
+                | KeysError::PepperRecordsUnmovable { .. }
+                | KeysError::Users(_)
+                | KeysError::PepperMissing { .. }
+                | KeysError::PepperNotWritable { .. }
+                | KeysError::EnvFileWrite { .. }
+                | KeysError::BackendNotCompiled
+                | KeysError::InsideAsyncRuntime
+                | KeysError::Runtime { .. } => {}
+            }
+        }
+        samples
+    }
+
+    /// Issue 13 review, point 8: no message has a run of spaces. Before, `PepperExists`
+    /// read "every peppered          password" (a line break without its `\`).
+    #[test]
+    fn no_message_has_two_spaces_in_a_row() {
+        for error in every_variant() {
+            let message = error.to_string();
+            assert!(!message.contains("  "), "{message:?}");
+        }
+    }
+
+    #[test]
+    fn unmovable_records_are_listed_up_to_twenty() {
+        let error = &every_variant()[9];
+        let message = error.to_string();
+        assert!(message.starts_with("22 records name pepper versions that"), "{message}");
+        assert!(message.contains("'user 19', and 2 more; nothing was moved"), "{message}");
     }
 }

@@ -60,7 +60,9 @@
 //! [`pepper`]: the secret `PASSWORD_PEPPER` (globo-auth's [`Peppers`](globo_auth::Peppers))
 //! in the same place: the environment or `.env` in local mode, AWS Secrets Manager in prod
 //! mode. [`pepper::PepperSource`] loads it, creates it once (never replacing it) and rotates
-//! it in re-runnable steps; `.env` is edited atomically, other lines untouched.
+//! it with the users file ([`pepper::PepperSource::rotate_users`]: one lock across re-runnable
+//! steps, and a version is retired only when no record names it); `.env` is edited
+//! atomically, other lines untouched.
 //!
 //! # Blocking
 //! With a key file, the `async` calls `load`, `create`, `read`, `write` and `rotate` do their

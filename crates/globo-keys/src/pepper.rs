@@ -10,17 +10,23 @@
 //!   changed with `PutSecretValue` (Secrets Manager keeps the version it replaces as
 //!   `AWSPREVIOUS` until the next change).
 //!
-//! The value is [`Peppers`]' text form, `ID:BASE64[,ID:BASE64...]`, the current version
-//! first. The steps of a rotation are each crash-safe and re-runnable, because the state is
-//! what the secret and the users file hold:
+//! The value is [`Peppers`]' text form, `BASE64[,BASE64...]`, the current version first;
+//! each version's id is a fingerprint of its key, so a re-created pepper or a concurrent
+//! rotation can never pass for a version records already name. A rotation
+//! ([`PepperSource::rotate_users`]) holds the users file's exclusive lock across its steps,
+//! and each step is crash-safe and re-runnable, because the state is what the secret and the
+//! users file hold:
 //!
 //! 1. [`PepperSource::rotate`] adds a new current version, keeping the old ones (when the
-//!    secret already holds several, a rotation is in progress and it adds none);
-//! 2. the caller moves every record to it
-//!    ([`UserStore::rotate_pepper_all`](globo_auth::UserStore::rotate_pepper_all));
-//! 3. [`PepperSource::retire_old`] drops the old versions.
+//!    secret already holds several, a rotation is in progress and it adds none); the pepper
+//!    is read back, and a pepper another writer replaced meanwhile stops the rotation;
+//! 2. every record is moved to it
+//!    ([`UsersMaintenance::rotate_pepper_all`](globo_auth::UsersMaintenance::rotate_pepper_all));
+//! 3. the file is read again under the same lock, and only the versions no entry names are
+//!    dropped ([`PepperSource::retire_unused`]).
 //!
 //! ```
+//! use globo_auth::UserStore;
 //! use globo_keys::pepper::{PepperSource, PepperSourceConfig};
 //! use globo_secrets::{Environment, Mode};
 //!
@@ -29,17 +35,19 @@
 //! let config = PepperSourceConfig::new().mode(Mode::Local).env_file(dir.path().join(".env"));
 //! let source = PepperSource::resolve(&config, &Environment::empty())?;
 //! assert!(source.load()?.is_none());
-//! let created = source.create()?; // version "1", written to .env
+//! let created = source.create()?; // one version, written to .env
 //! assert_eq!(source.load()?.unwrap().current_version(), created.current_version());
-//! let rotated = source.rotate()?; // "2" current, "1" kept until the records are moved
-//! assert_eq!(rotated.versions().collect::<Vec<_>>(), ["2", "1"]);
-//! assert_eq!(source.retire_old()?.versions().collect::<Vec<_>>(), ["2"]);
+//! let rotation = source.rotate_users(UserStore::new(dir.path().join("users.json")))?;
+//! assert_eq!(rotation.retired, [created.current_version()]);
+//! assert_eq!(source.load()?.unwrap().current_version(), rotation.version);
 //! # Ok(()) }
 //! ```
 
 use std::path::{Path, PathBuf};
 
-use globo_auth::{AuthError, Peppers};
+use std::collections::BTreeMap;
+
+use globo_auth::{AuthError, PepperReport, Peppers, UserStore};
 use globo_fs::zeroize::Zeroizing;
 use globo_secrets::{
     EnvFile, Environment, MAX_ENV_FILE_LEN, Mode, SecretsError, dotenv, mode_without_env_file,
@@ -133,6 +141,30 @@ enum Home {
     Secret { provider: globo_secrets::AwsProvider, name: String },
 }
 
+/// What [`PepperSource::rotate_users`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PepperRotation {
+    /// The current version now: every record it could move names it.
+    pub version: String,
+    /// What moving the records did.
+    pub moved: PepperReport,
+    /// The older versions dropped from the pepper.
+    pub retired: Vec<String>,
+    /// The older versions kept because entries still name them, with those users (in file
+    /// order): run the rotation again once they can be moved, or fix the unusable ones.
+    pub still_in_use: BTreeMap<String, Vec<String>>,
+}
+
+/// The points of a rotation a test may interleave a writer at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RotationStep {
+    /// The new version is in the secret; records not yet moved.
+    Added,
+    /// Records moved; the file not yet read again.
+    Moved,
+}
+
 /// What a write step makes of the pepper found.
 enum Change {
     /// Nothing to write: this is the pepper.
@@ -211,14 +243,20 @@ impl PepperSource {
     /// The pepper, or `None` when there is none (no variable or line, no secret). Its text
     /// must parse ([`Peppers::parse`]); errors never repeat it.
     pub fn load(&self) -> Result<Option<Peppers>, KeysError> {
+        self.load_from(true)
+    }
+
+    /// [`load`](Self::load); with `cached` false, a local `.env` is read again even if
+    /// resolving read it (a rotation reads back what it wrote).
+    fn load_from(&self, cached: bool) -> Result<Option<Peppers>, KeysError> {
         match &self.home {
             Home::Local { name, env_file, env, read } => {
                 if let Some(peppers) = self.in_environment(name, env)? {
                     return Ok(Some(peppers));
                 }
                 match read {
-                    Some(file) => self.parse_present(file.get(name)),
-                    None => self.parse_present(EnvFile::read(env_file, env)?.get(name)),
+                    Some(file) if cached => self.parse_present(file.get(name)),
+                    _ => self.parse_present(EnvFile::read(env_file, env)?.get(name)),
                 }
             }
             #[cfg(feature = "aws")]
@@ -235,10 +273,10 @@ impl PepperSource {
         }
     }
 
-    /// Creates the pepper: one version, `1`, of 32 random bytes. Never replaces one: that
-    /// would make every peppered record unverifiable ([`KeysError::PepperExists`]).
+    /// Creates the pepper: one version of 32 random bytes. Never replaces one: that would
+    /// make every peppered record unverifiable ([`KeysError::PepperExists`]).
     pub fn create(&self) -> Result<Peppers, KeysError> {
-        let created = Peppers::generate("1").map_err(|e| self.invalid(e))?;
+        let created = Peppers::generate().map_err(|e| self.invalid(e))?;
         match &self.home {
             Home::Local { name, env_file, env, .. } => {
                 self.update_local(name, env_file, env, |found| match found {
@@ -271,11 +309,12 @@ impl PepperSource {
         }
     }
 
-    /// Step 1 of a rotation: adds a new current version (the next number after the highest
-    /// numeric id), keeping the others, and returns the new pepper. When the pepper already
-    /// has several versions, a rotation is in progress: nothing is added and the pepper is
-    /// returned as it is, so running this again after a crash resumes instead of stacking
-    /// versions. [`KeysError::PepperMissing`] when there is no pepper.
+    /// Step 1 of a rotation: adds a new current version (a fresh random key), keeping the
+    /// others, and returns the new pepper. When the pepper already has several versions, a
+    /// rotation is in progress: nothing is added and the pepper is returned as it is, so
+    /// running this again after a crash resumes instead of stacking versions.
+    /// [`KeysError::PepperMissing`] when there is no pepper. Use
+    /// [`rotate_users`](Self::rotate_users) for the whole rotation.
     pub fn rotate(&self) -> Result<Peppers, KeysError> {
         self.update(|found| {
             let found =
@@ -283,29 +322,105 @@ impl PepperSource {
             if found.versions().count() > 1 {
                 return Ok(Change::Keep(found));
             }
-            let next = found
-                .versions()
-                .filter_map(|id| id.parse::<u32>().ok())
-                .max()
-                .unwrap_or(0)
-                .checked_add(1)
-                .filter(|n| *n <= 99_999_999)
-                .unwrap_or(1);
-            let next = found.with_new_current(&next.to_string()).map_err(|e| self.invalid(e))?;
-            Ok(Change::Write(next))
+            Ok(Change::Write(found.with_new_current().map_err(|e| self.invalid(e))?))
         })
     }
 
-    /// Step 3 of a rotation: drops every version but the current one (do it only once every
-    /// record is under the current version). Returns the pepper left.
+    /// Step 3 of a rotation: drops every version but the current one. Only safe once no
+    /// record names an older version: [`retire_unused`](Self::retire_unused) checks.
+    /// Returns the pepper left.
     pub fn retire_old(&self) -> Result<Peppers, KeysError> {
+        self.retire_unused(None, &BTreeMap::new())
+    }
+
+    /// Step 3 of a rotation: drops every older version that no entry of `in_use` (version
+    /// id to the users naming it, as
+    /// [`UsersMaintenance::pepper_versions_in_use`](globo_auth::UsersMaintenance::pepper_versions_in_use)
+    /// returns) names; the current one always stays. With `current`, the pepper's current
+    /// version must still be that one ([`KeysError::PepperChanged`] otherwise, nothing
+    /// written). Returns the pepper left.
+    pub fn retire_unused(
+        &self,
+        current: Option<&str>,
+        in_use: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Peppers, KeysError> {
         self.update(|found| {
             let found =
                 found.ok_or_else(|| KeysError::PepperMissing { location: self.describe() })?;
-            if found.versions().count() == 1 {
+            if current.is_some_and(|id| id != found.current_version()) {
+                return Err(KeysError::PepperChanged { location: self.describe() });
+            }
+            let kept = found.retain_current_and(|id| in_use.contains_key(id));
+            if kept.versions().count() == found.versions().count() {
                 return Ok(Change::Keep(found));
             }
-            Ok(Change::Write(found.retain_current_only()))
+            Ok(Change::Write(kept))
+        })
+    }
+
+    /// A whole pepper rotation of the users file of `store`, under that file's exclusive
+    /// lock from the first step to the last (see the [module docs](self)): a new current
+    /// version (or the one an interrupted rotation added), checked by reading the pepper
+    /// back; every record moved to it; then the older versions that no entry of the file,
+    /// read again under the same lock, still names are retired. Versions some entry still
+    /// names (an unusable entry's `keyid=` included) are kept and listed in
+    /// [`PepperRotation::still_in_use`]; running the rotation again moves what it can and
+    /// retires what it then may. Records under versions the pepper does not hold stop it
+    /// before anything is moved ([`KeysError::PepperRecordsUnmovable`], naming them).
+    ///
+    /// Interrupted anywhere, a new run completes it: the secret then holds several versions,
+    /// so no version is added, and the records are moved and the versions retired.
+    pub fn rotate_users(&self, store: UserStore) -> Result<PepperRotation, KeysError> {
+        self.rotate_users_with(store, &mut |_| {})
+    }
+
+    /// [`rotate_users`](Self::rotate_users), calling `between` after each step (tests
+    /// interleave other writers there).
+    fn rotate_users_with(
+        &self,
+        store: UserStore,
+        between: &mut dyn FnMut(RotationStep),
+    ) -> Result<PepperRotation, KeysError> {
+        let guard = store.maintenance().map_err(KeysError::Users)?;
+        // 1. A new current version, read back: a concurrent writer (prod: a rotation from
+        //    elsewhere) may have replaced the pepper after our write.
+        let peppers = self.rotate()?;
+        between(RotationStep::Added);
+        let stored = self
+            .load_from(false)?
+            .ok_or_else(|| KeysError::PepperChanged { location: self.describe() })?;
+        if stored.current_version() != peppers.current_version() {
+            return Err(KeysError::PepperChanged { location: self.describe() });
+        }
+        let peppers = stored;
+        // Records under versions the pepper does not hold cannot be moved: name them.
+        let in_use = guard.pepper_versions_in_use().map_err(KeysError::Users)?;
+        let missing: Vec<(&String, &Vec<String>)> =
+            in_use.iter().filter(|(id, _)| !peppers.contains(id)).collect();
+        if !missing.is_empty() {
+            return Err(KeysError::PepperRecordsUnmovable {
+                location: self.describe(),
+                versions: missing.iter().map(|(id, _)| (*id).clone()).collect(),
+                users: missing.iter().flat_map(|(_, users)| users.iter().cloned()).collect(),
+            });
+        }
+        // 2. Every record moved, in one atomic write.
+        let moved = guard.rotate_pepper_all(&peppers).map_err(KeysError::Users)?;
+        between(RotationStep::Moved);
+        // 3. Read again under the same lock; retire only what no entry names.
+        let in_use = guard.pepper_versions_in_use().map_err(KeysError::Users)?;
+        let left = self.retire_unused(Some(peppers.current_version()), &in_use)?;
+        let retired =
+            peppers.versions().filter(|id| !left.contains(id)).map(str::to_owned).collect();
+        let still_in_use = in_use
+            .into_iter()
+            .filter(|(id, _)| id != peppers.current_version() && left.contains(id))
+            .collect();
+        Ok(PepperRotation {
+            version: peppers.current_version().to_owned(),
+            moved,
+            retired,
+            still_in_use,
         })
     }
 
@@ -449,5 +564,117 @@ fn read_bytes(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeysError> {
             source: e.into_io_error(),
         }
         .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use globo_auth::{Profile, UserStore};
+
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, PepperSource, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = PepperSourceConfig::new().mode(Mode::Local).env_file(dir.path().join(".env"));
+        let source = PepperSource::resolve(&config, &Environment::empty()).unwrap();
+        let users = dir.path().join("users.json");
+        (dir, source, users)
+    }
+
+    /// Review point 2, as `app` resolves it: the mode read from `.env` (a reading the source
+    /// keeps): the read-back after adding the version must read the file again. Before the
+    /// fix it saw the cached pepper and stopped with `PepperChanged`.
+    #[test]
+    fn a_rotation_reads_the_pepper_back_from_the_file_not_the_reading_it_resolved_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let env_file = dir.path().join(".env");
+        std::fs::write(&env_file, "APP_MODE=local\n").unwrap();
+        let config = PepperSourceConfig::new().env_file(&env_file);
+        let creator = PepperSource::resolve(&config, &Environment::empty()).unwrap();
+        let old = creator.create().unwrap();
+        let source = PepperSource::resolve(&config, &Environment::empty()).unwrap();
+        let users = dir.path().join("users.json");
+        store(&users)
+            .with_peppers(old.clone())
+            .register("alice", &"a long enough passphrase".into())
+            .unwrap();
+        let rotation = source.rotate_users(store(&users)).unwrap();
+        assert_eq!(rotation.retired, [old.current_version()]);
+    }
+
+    fn store(users: &Path) -> UserStore {
+        UserStore::new(users).with_profile(Profile::TestOnlyInsecure)
+    }
+
+    /// Issue 13 review, point 2: a record written under the old version after the records
+    /// were moved (a stale writer; here one that ignores the lock) keeps the old version:
+    /// it is not retired and the user is named. Before, the old versions were dropped after
+    /// the move whatever the file then held, and that record could never verify again.
+    #[test]
+    fn a_record_under_the_old_version_written_after_the_move_blocks_its_retirement() {
+        let (_dir, source, users) = setup();
+        let old = source.create().unwrap();
+        let stale = store(&users).with_peppers(old.clone());
+        stale.register("alice", &"a long enough passphrase".into()).unwrap();
+        let mut stale_bob = None;
+        let rotation = source
+            .rotate_users_with(store(&users), &mut |step| {
+                if step == RotationStep::Moved {
+                    // What the stale writer makes, put in the file behind the lock's back.
+                    let (_d, _s, other) = setup();
+                    let writer = store(&other).with_peppers(old.clone());
+                    writer.register("bob", &"another long passphrase".into()).unwrap();
+                    let mut file: serde_json::Value =
+                        serde_json::from_slice(&std::fs::read(&users).unwrap()).unwrap();
+                    let theirs: serde_json::Value =
+                        serde_json::from_slice(&std::fs::read(&other).unwrap()).unwrap();
+                    file["bob"] = theirs["bob"].clone();
+                    stale_bob = Some(theirs["bob"].as_str().unwrap().to_owned());
+                    std::fs::write(&users, file.to_string()).unwrap();
+                }
+            })
+            .unwrap();
+        assert!(rotation.retired.is_empty(), "{rotation:?}");
+        let id = old.current_version().to_owned();
+        assert_eq!(rotation.still_in_use.get(&id).unwrap(), &["bob"]);
+        let now = source.load().unwrap().unwrap();
+        assert_eq!(now.versions().collect::<Vec<_>>(), [rotation.version.as_str(), &id]);
+        // Bob still logs in; a second rotation moves him and retires the old version.
+        store(&users).with_peppers(now).verify("bob", &"another long passphrase".into()).unwrap();
+        assert!(stale_bob.is_some());
+        let again = source.rotate_users(store(&users)).unwrap();
+        assert_eq!(again.version, rotation.version);
+        assert_eq!(again.retired, [id]);
+    }
+
+    /// Issue 13 review, point 2: the pepper is read back after the new version is added;
+    /// when another writer replaced it meanwhile the rotation stops and changes nothing
+    /// more (no record moved, nothing retired).
+    #[test]
+    fn a_pepper_replaced_during_the_rotation_stops_it() {
+        let (_dir, source, users) = setup();
+        let old = source.create().unwrap();
+        store(&users)
+            .with_peppers(old)
+            .register("alice", &"a long enough passphrase".into())
+            .unwrap();
+        let before = std::fs::read(&users).unwrap();
+        let theirs = Peppers::generate().unwrap();
+        let err = source
+            .rotate_users_with(store(&users), &mut |step| {
+                if step == RotationStep::Added {
+                    // Another rotation's PutSecretValue wins.
+                    source.update(|_| Ok(Change::Write(theirs.clone()))).unwrap();
+                }
+            })
+            .unwrap_err();
+        assert!(matches!(err, KeysError::PepperChanged { .. }), "{err}");
+        assert_eq!(std::fs::read(&users).unwrap(), before);
+        let now = source.load().unwrap().unwrap();
+        assert_eq!(now.current_version(), theirs.current_version());
+        // Retiring against a current version that is no longer current is refused too.
+        let err = source.retire_unused(Some("AAAAAAAA"), &BTreeMap::new()).unwrap_err();
+        assert!(matches!(err, KeysError::PepperChanged { .. }), "{err}");
     }
 }

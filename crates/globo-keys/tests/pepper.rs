@@ -33,7 +33,8 @@ fn local_create_rotate_retire_edit_only_the_pepper_line_atomically() {
     assert!(source.load().unwrap().is_none());
 
     let created = source.create().unwrap();
-    assert_eq!(versions(&created), ["1"]);
+    let v1 = versions(&created);
+    assert_eq!(v1.len(), 1);
     let text = std::fs::read_to_string(&env_file).unwrap();
     let line = format!("PASSWORD_PEPPER='{}'\n", created.to_secret().expose_secret());
     assert_eq!(text, format!("{others}\n{line}"));
@@ -50,19 +51,21 @@ fn local_create_rotate_retire_edit_only_the_pepper_line_atomically() {
 
     // Rotation: a new current version, the old one kept; run again, nothing is added.
     let rotated = source.rotate().unwrap();
-    assert_eq!(versions(&rotated), ["2", "1"]);
+    let v2 = rotated.current_version().to_owned();
+    assert_eq!(versions(&rotated), [v2.clone(), v1[0].clone()]);
     let again = source.rotate().unwrap();
     assert_eq!(again.to_secret().expose_secret(), rotated.to_secret().expose_secret());
     let loaded = source.load().unwrap().unwrap();
     assert_eq!(loaded.to_secret().expose_secret(), rotated.to_secret().expose_secret());
     let retired = source.retire_old().unwrap();
-    assert_eq!(versions(&retired), ["2"]);
-    assert_eq!(versions(&source.retire_old().unwrap()), ["2"]);
+    assert_eq!(versions(&retired), [v2.as_str()]);
+    assert_eq!(versions(&source.retire_old().unwrap()), [v2.as_str()]);
     let text = std::fs::read_to_string(&env_file).unwrap();
     let line = format!("PASSWORD_PEPPER='{}'\n", retired.to_secret().expose_secret());
     assert_eq!(text, format!("{others}\n{line}"));
-    // The next rotation goes on from the highest number.
-    assert_eq!(versions(&source.rotate().unwrap()), ["3", "2"]);
+    // The next rotation adds a new version in front.
+    let third = source.rotate().unwrap();
+    assert_eq!(versions(&third)[1..], [v2]);
 }
 
 #[test]
@@ -76,7 +79,7 @@ fn local_steps_without_a_pepper_or_with_a_bad_one_say_so_and_write_nothing() {
     }
     assert!(!env_file.exists());
     // A malformed value: named by location and reason, never repeated.
-    std::fs::write(&env_file, "PASSWORD_PEPPER=1:c2hvcnQ=\n").unwrap();
+    std::fs::write(&env_file, "PASSWORD_PEPPER=c2hvcnQ=\n").unwrap();
     for err in [source.load().unwrap_err(), source.rotate().unwrap_err()] {
         let report = globo_keys::Report::new(&err).to_string();
         assert!(matches!(err, KeysError::InvalidPepper { .. }), "{err}");
@@ -84,7 +87,7 @@ fn local_steps_without_a_pepper_or_with_a_bad_one_say_so_and_write_nothing() {
         assert!(!report.contains("c2hvcnQ"), "{report}");
     }
     // A value over several lines cannot be replaced safely: refused, the file kept.
-    let multi = format!("PASSWORD_PEPPER=\"1:{KEY}\n\"\nA=1\n");
+    let multi = format!("PASSWORD_PEPPER=\"{KEY}\n\"\nA=1\n");
     std::fs::write(&env_file, &multi).unwrap();
     let err = source.rotate().unwrap_err();
     assert!(matches!(err, KeysError::PepperNotWritable { .. }), "{err}");
@@ -95,20 +98,19 @@ fn local_steps_without_a_pepper_or_with_a_bad_one_say_so_and_write_nothing() {
 fn a_pepper_in_the_environment_wins_and_is_never_written_over() {
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join(".env");
-    std::fs::write(&env_file, format!("PEPPER2=7:{KEY}\n")).unwrap();
-    let env = Environment::from_pairs([
-        ("GLOBO_PEPPER_SECRET", "PEPPER2"),
-        ("PEPPER2", &format!("9:{KEY}") as &str),
-    ]);
+    let other_key = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    std::fs::write(&env_file, format!("PEPPER2={other_key}\n")).unwrap();
+    let env = Environment::from_pairs([("GLOBO_PEPPER_SECRET", "PEPPER2"), ("PEPPER2", KEY)]);
     let source = local(&env_file, &env);
-    assert_eq!(versions(&source.load().unwrap().unwrap()), ["9"]);
+    let id = source.load().unwrap().unwrap().current_version().to_owned();
+    assert_eq!(id, globo_auth::Peppers::parse(&KEY.into()).unwrap().current_version());
     assert!(matches!(source.create().unwrap_err(), KeysError::PepperExists { .. }));
     let err = source.rotate().unwrap_err();
     assert!(matches!(err, KeysError::PepperNotWritable { .. }), "{err}");
     assert!(err.to_string().contains("process environment"), "{err}");
     // Retiring with one version has nothing to write, so it answers.
-    assert_eq!(versions(&source.retire_old().unwrap()), ["9"]);
-    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), format!("PEPPER2=7:{KEY}\n"));
+    assert_eq!(versions(&source.retire_old().unwrap()), [id]);
+    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), format!("PEPPER2={other_key}\n"));
     // The name from the configuration wins over GLOBO_PEPPER_SECRET.
     let config = PepperSourceConfig::new().mode(Mode::Local).env_file(&env_file).secret("OTHER");
     let other = PepperSource::resolve(&config, &env).unwrap();
@@ -122,12 +124,12 @@ fn a_piped_env_file_is_read_once_for_the_mode_and_the_pepper() {
     use std::io::Write as _;
     use std::os::fd::AsRawFd as _;
     let (reader, mut writer) = std::io::pipe().unwrap();
-    writer.write_all(format!("APP_MODE=local\nPASSWORD_PEPPER=1:{KEY}\n").as_bytes()).unwrap();
+    writer.write_all(format!("APP_MODE=local\nPASSWORD_PEPPER={KEY}\n").as_bytes()).unwrap();
     drop(writer);
     let path = format!("/dev/fd/{}", reader.as_raw_fd());
     let config = PepperSourceConfig::new().env_file(&path);
     let source = PepperSource::resolve(&config, &Environment::empty()).unwrap();
-    assert_eq!(versions(&source.load().unwrap().unwrap()), ["1"]);
+    assert_eq!(versions(&source.load().unwrap().unwrap()).len(), 1);
     drop(reader);
 }
 
@@ -155,11 +157,12 @@ fn prod_mode_keeps_the_pepper_in_secrets_manager() {
     assert!(matches!(source.rotate().unwrap_err(), KeysError::PepperMissing { .. }));
 
     let created = source.create().unwrap();
-    assert_eq!(versions(&created), ["1"]);
+    let v1 = created.current_version().to_owned();
     let err = source.create().unwrap_err();
     assert!(matches!(err, KeysError::PepperExists { .. }), "{err}");
     let rotated = source.rotate().unwrap();
-    assert_eq!(versions(&rotated), ["2", "1"]);
+    let v2 = rotated.current_version().to_owned();
+    assert_eq!(versions(&rotated), [v2.clone(), v1.clone()]);
     assert_eq!(
         source.rotate().unwrap().to_secret().expose_secret(),
         rotated.to_secret().expose_secret()
@@ -168,8 +171,21 @@ fn prod_mode_keeps_the_pepper_in_secrets_manager() {
     let other = PepperSource::resolve(&config, &env).unwrap();
     let seen = other.load().unwrap().unwrap();
     assert_eq!(seen.to_secret().expose_secret(), rotated.to_secret().expose_secret());
-    assert_eq!(versions(&source.retire_old().unwrap()), ["2"]);
-    assert_eq!(versions(&other.load().unwrap().unwrap()), ["2"]);
+    assert_eq!(versions(&source.retire_old().unwrap()), [v2.as_str()]);
+    assert_eq!(versions(&other.load().unwrap().unwrap()), [v2.as_str()]);
+    // A whole rotation of a users file against the secret: records moved, the old
+    // version retired.
+    let users = dir.path().join("users.json");
+    let store =
+        || globo_auth::UserStore::new(&users).with_profile(globo_auth::Profile::TestOnlyInsecure);
+    let peppered = store().with_peppers(other.load().unwrap().unwrap());
+    peppered.register("alice", &"a long enough passphrase".into()).unwrap();
+    let rotation = source.rotate_users(store()).unwrap();
+    assert_eq!(rotation.retired, [v2.as_str()]);
+    assert_eq!(rotation.moved.changed, 1);
+    let now = other.load().unwrap().unwrap();
+    assert_eq!(versions(&now), [rotation.version.as_str()]);
+    store().with_peppers(now).verify("alice", &"a long enough passphrase".into()).unwrap();
     // The secret holds it with the pepper description; .env is untouched.
     let stages = globo_testkit::block_on(async {
         let sdk = globo_testkit::emulator_config(
@@ -182,4 +198,55 @@ fn prod_mode_keeps_the_pepper_in_secrets_manager() {
     });
     assert_eq!(stages.description(), Some(globo_keys::pepper::PEPPER_SECRET_DESCRIPTION));
     assert_eq!(std::fs::read(&env_file).unwrap(), before);
+}
+
+/// Issue 13 review, point 2: a whole rotation under the users file's lock, over `.env`:
+/// records moved, the old version retired; a record under a version the pepper does not hold
+/// stops it before anything moves, naming the user.
+#[test]
+fn local_rotate_users_moves_every_record_then_retires_the_old_version() {
+    use globo_auth::{Profile, UserStore};
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join(".env");
+    let users = dir.path().join("users.json");
+    let env = Environment::empty();
+    let source = local(&env_file, &env);
+    let store = || UserStore::new(&users).with_profile(Profile::TestOnlyInsecure);
+    let old = source.create().unwrap();
+    store()
+        .with_peppers(old.clone())
+        .register("alice", &"a long enough passphrase".into())
+        .unwrap();
+    store().register("bob", &"another long passphrase".into()).unwrap_err(); // PepperRequired
+    let rotation = source.rotate_users(store()).unwrap();
+    assert_eq!(rotation.retired, [old.current_version()]);
+    assert!(rotation.still_in_use.is_empty());
+    assert_eq!((rotation.moved.changed, rotation.moved.unchanged), (1, 0));
+    let now = source.load().unwrap().unwrap();
+    assert_eq!(versions(&now), [rotation.version.as_str()]);
+    let record = std::fs::read_to_string(&users).unwrap();
+    assert!(record.contains(&format!(",keyid={}$", rotation.version)), "{record}");
+    // A record under a foreign version: named, nothing moved, nothing retired.
+    let foreign = globo_auth::Peppers::generate().unwrap();
+    store()
+        .with_peppers(foreign.clone())
+        .register("carol", &"a third long passphrase".into())
+        .unwrap();
+    let before = std::fs::read(&users).unwrap();
+    let err = source.rotate_users(store()).unwrap_err();
+    assert!(
+        matches!(&err, KeysError::PepperRecordsUnmovable { users, .. } if users == &["carol"]),
+        "{err}"
+    );
+    assert!(err.to_string().contains(foreign.current_version()), "{err}");
+    assert_eq!(std::fs::read(&users).unwrap(), before);
+    // The version added by that run stays current; a run without carol completes it.
+    let added = source.load().unwrap().unwrap();
+    assert_eq!(added.versions().count(), 2);
+    let mut file: serde_json::Value = serde_json::from_slice(&before).unwrap();
+    file.as_object_mut().unwrap().remove("carol");
+    std::fs::write(&users, file.to_string()).unwrap();
+    let rotation = source.rotate_users(store()).unwrap();
+    assert_eq!(rotation.version, added.current_version());
+    assert_eq!(versions(&source.load().unwrap().unwrap()), [rotation.version]);
 }

@@ -92,6 +92,15 @@ pub(crate) struct SourceArgs {
 }
 
 impl StoreArgs {
+    /// [`failure`], with where the pepper was looked for when a missing pepper (or pepper
+    /// version) caused the error.
+    pub(crate) fn failure(&self, error: &AuthError) -> Failure {
+        match self.pepper.hint_for(error) {
+            Some(hint) => Failure::msg(format!("{}\n{hint}", with_causes(error))),
+            None => failure(error),
+        }
+    }
+
     pub(crate) fn store(&self) -> Result<UserStore, Failure> {
         if self.profile == Profile::TestOnlyInsecure {
             warnln!(
@@ -181,11 +190,18 @@ pub(crate) fn failure(error: &AuthError) -> Failure {
     }
 }
 
-/// [`failure`] for a command that checks `username`'s password from `source` (`verify`,
-/// `users passwd`): a locked account or source gets the library's message with how an
-/// operator lifts the lock, the same for a known and an unknown name.
-pub(crate) fn login_failure(error: &AuthError, username: &str, source: Option<&str>) -> Failure {
-    let AuthError::Throttled { scope, locked: true, .. } = error else { return failure(error) };
+/// [`StoreArgs::failure`] for a command that checks `username`'s password from `source`
+/// (`verify`, `users passwd`): a locked account or source gets the library's message with how
+/// an operator lifts the lock, the same for a known and an unknown name.
+pub(crate) fn login_failure(
+    error: &AuthError,
+    store: &StoreArgs,
+    username: &str,
+    source: Option<&str>,
+) -> Failure {
+    let AuthError::Throttled { scope, locked: true, .. } = error else {
+        return store.failure(error);
+    };
     let unlock = match (scope, source) {
         (ThrottleScope::Source, Some(source)) => {
             format!("app users unlock --source {}", quoted(source))
@@ -208,7 +224,7 @@ pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
     // The store (and its pepper) first: a failure to load the pepper is told before any prompt.
     let store = args.store.store()?;
     let password = read_password(&args.store, true)?;
-    store.register(&args.username, &password).map_err(|e| failure(&e))?;
+    store.register(&args.username, &password).map_err(|e| args.store.failure(&e))?;
     // The name as stored: NFC, fullwidth letters as ordinary ones (RFC 8265).
     let stored = Username::prepare(&args.username).map_or(args.username, Username::into_string);
     outln!("User '{stored}' registered.")?;
@@ -218,9 +234,10 @@ pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
 pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let store = args.store.store()?;
     let password = read_password(&args.store, false)?;
-    let verified = store
-        .verify_from(&args.username, &password, args.source.source.as_deref())
-        .map_err(|e| login_failure(&e, &args.username, args.source.source.as_deref()))?;
+    let verified =
+        store.verify_from(&args.username, &password, args.source.source.as_deref()).map_err(
+            |e| login_failure(&e, &args.store, &args.username, args.source.source.as_deref()),
+        )?;
     // The stored name is who logged in (it may differ from the typed one in Unicode form or
     // invisible characters, which are shown escaped).
     outln!("Password verified for '{}'.", visible(verified.username()))?;
@@ -229,6 +246,9 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
             "warning: the stored hash is obsolete but could not be upgraded: {}",
             with_causes(error)
         );
+        if let Some(hint) = args.store.pepper.hint_for(error) {
+            warnln!("{hint}");
+        }
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use globo::auth::{PepperReport, Peppers, UserStore};
+use globo::auth::{AuthError, PepperReport, Peppers, UserStore};
 use globo::keys::KeysError;
 use globo::keys::pepper::{
     DEFAULT_PEPPER_SECRET, PEPPER_SECRET_VAR, PepperSource, PepperSourceConfig,
@@ -55,6 +55,28 @@ impl PepperSourceArgs {
     pub(crate) fn load(&self) -> Result<Option<Peppers>, Failure> {
         self.source()?.load().map_err(|e| pepper_failure(&e))
     }
+
+    /// For an error that a missing pepper or pepper version causes: where the pepper was
+    /// looked for, and which options or variables choose that place. `None` for others.
+    pub(crate) fn hint_for(&self, error: &AuthError) -> Option<String> {
+        let missing = match error {
+            AuthError::PepperRequired { .. } => "no password pepper was found".to_owned(),
+            AuthError::PepperUnavailable { version } => format!(
+                "the password pepper found there has no version '{}'",
+                version.escape_debug()
+            ),
+            AuthError::BadEntry { source, .. } => return self.hint_for(source),
+            _ => return None,
+        };
+        let place = match self.source() {
+            Ok(source) => source.describe(),
+            Err(_) => format!("'{}'", self.pepper_secret.escape_debug()),
+        };
+        Some(format!(
+            "hint: {missing} in {place}; set it there, or point to where it is kept with \
+             --pepper-secret NAME (GLOBO_PEPPER_SECRET), --mode (APP_MODE) and --env-file"
+        ))
+    }
 }
 
 /// The library's message and causes, with the command that fixes a missing pepper.
@@ -87,17 +109,25 @@ fn store(args: &PepperArgs, peppers: Peppers) -> UserStore {
     UserStore::new(&args.users_file).with_peppers(peppers)
 }
 
+/// `'name', ...`, each escaped.
+fn names(users: &[String]) -> String {
+    users.iter().map(|n| format!("'{}'", n.escape_debug())).collect::<Vec<_>>().join(", ")
+}
+
 fn warn_unusable(report: &PepperReport) {
     if !report.unusable.is_empty() {
         warnln!(
             "warning: {} entries are not usable hashes and were left as they are: {}",
             report.unusable.len(),
-            report
-                .unusable
-                .iter()
-                .map(|n| format!("'{}'", n.escape_debug()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            names(&report.unusable)
+        );
+    }
+    if !report.unavailable.is_empty() {
+        warnln!(
+            "warning: {} records name pepper versions that are not configured and were left \
+             as they are (those users cannot log in until the version is configured again): {}",
+            report.unavailable.len(),
+            names(&report.unavailable)
         );
     }
 }
@@ -122,24 +152,36 @@ pub(crate) fn pepper(args: &PepperArgs) -> Result<(), Failure> {
 
 pub(crate) fn rotate_pepper(args: &PepperArgs) -> Result<(), Failure> {
     let source = args.pepper.source()?;
-    // 1. A new current version, the old ones kept (or the versions of an unfinished rotation).
-    let peppers = source.rotate().map_err(|e| pepper_failure(&e))?;
-    let version = peppers.current_version().to_owned();
-    // 2. Every record moved to it, in one atomic write of the users file.
-    let report = store(args, peppers).rotate_pepper_all().map_err(|e| {
-        Failure::msg(format!(
-            "{}\nhint: nothing was retired; fix the cause and run `app users rotate-pepper` again",
+    // Under the users file's lock throughout: a new current version (or the one an
+    // unfinished rotation added), read back; every record moved; the versions no entry
+    // names any more retired.
+    let rotation = source.rotate_users(UserStore::new(&args.users_file)).map_err(|e| match e {
+        KeysError::PepperChanged { .. } => pepper_failure(&e),
+        _ => Failure::msg(format!(
+            "{}\nhint: nothing was retired; fix the cause and run `app users rotate-pepper` \
+                 again",
             globo::with_causes(&e)
-        ))
+        )),
     })?;
-    warn_unusable(&report);
-    // 3. The old versions dropped, now that no record names them.
-    source.retire_old().map_err(|e| pepper_failure(&e))?;
+    warn_unusable(&rotation.moved);
+    for (version, users) in &rotation.still_in_use {
+        warnln!(
+            "warning: pepper version {version} is kept: {} entries still name it: {}; run `app \
+             users rotate-pepper` again to move them (fix or remove the unusable ones first)",
+            users.len(),
+            names(users)
+        );
+    }
+    let retired = if rotation.retired.is_empty() {
+        "no older version was retired".to_owned()
+    } else {
+        format!("retired {}", rotation.retired.join(", "))
+    };
     outln!(
-        "Moved {} records to pepper version {version} ({} were already under it) in '{}'; the \
-         older versions are retired.",
-        report.changed,
-        report.unchanged,
+        "Moved {} records to pepper version {} ({} were already under it) in '{}'; {retired}.",
+        rotation.moved.changed,
+        rotation.version,
+        rotation.moved.unchanged,
         args.users_file.display()
     )?;
     Ok(())

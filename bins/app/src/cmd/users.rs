@@ -198,7 +198,7 @@ fn passwd(args: &PasswdArgs) -> Result<(), Failure> {
     let source = args.source.source.as_deref();
     let changed = store
         .change_password(&args.username, &current, &new, source)
-        .map_err(|e| login_failure(&e, &args.username, source))?;
+        .map_err(|e| login_failure(&e, &args.store, &args.username, source))?;
     outln!("Password changed for '{}'.", visible(&changed))?;
     Ok(())
 }
@@ -212,7 +212,7 @@ fn reset(args: &ResetArgs) -> Result<(), Failure> {
         require_terminal()?;
         prompt_new_password()?
     };
-    let reset = store.reset_password(&args.username, &new).map_err(|e| failure(&e))?;
+    let reset = store.reset_password(&args.username, &new).map_err(|e| args.store.failure(&e))?;
     outln!("Password reset for '{}'.", visible(&reset))?;
     Ok(())
 }

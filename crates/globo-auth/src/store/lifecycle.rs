@@ -175,6 +175,7 @@ impl UserStore {
     ) -> Result<(), AuthError> {
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
+        self.check_pepper_required(&users)?;
         match (users.get_mut(stored), expected) {
             (Some(entry), None) => *entry = Value::String(hash),
             (Some(entry), Some(expected)) if entry.as_str() == Some(expected) => {
