@@ -67,6 +67,7 @@ fn library_at(dir: &Path, at: SystemTime) -> UserStore {
     UserStore::new(dir.join("users.json"))
         .with_profile(Profile::TestOnlyInsecure)
         .with_throttle(policy)
+        .unwrap()
         .with_clock(Arc::new(move || at))
 }
 
@@ -104,10 +105,20 @@ fn a_locked_account_answers_like_a_locked_unknown_name_with_how_to_recover() {
         "{message}"
     );
     assert_eq!(stderr(&unknown).replace("zelda", "alice"), message);
-    // The operator's unlock: a stored user only; then the user logs in.
+    // The operator's unlock follows the hint for either name: a name no user has is told
+    // so, and its record is cleared all the same (review P2g, point 5: before, it failed
+    // with "no user 'zelda' in the store" and the lock stayed, a dead end); then nothing is
+    // left to clear, and the name is unknown.
     let out = run(d, &["users", "unlock", "zelda"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "No user 'zelda' in the store; its failed logins were cleared.\n");
+    let out = run(d, &["verify", "zelda", "--password-stdin"], &format!("{RIGHT}\n"));
+    assert_eq!(stderr(&out), "error: Invalid username or password.\n");
+    let out = run(d, &["users", "unlock", "yolanda"], "");
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).starts_with("error: no user 'zelda' in the store: run `app users list`"));
+    assert!(
+        stderr(&out).starts_with("error: no user 'yolanda' in the store: run `app users list`")
+    );
     let out = run(d, &["users", "unlock", "alice"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "User 'alice' unlocked.\n");

@@ -267,6 +267,16 @@ pub enum AuthError {
         source: globo_fs::FsError,
     },
 
+    /// A shard of the throttling state folder is full of locked or delayed accounts, so a
+    /// new account or source cannot be counted there: the attempt is refused (failing
+    /// closed; evicting a locked record would lift its lock). Ends as those locks and delays
+    /// end, or when an operator unlocks accounts.
+    #[error("the throttling state file '{}' has no room for another record (it holds only locked or delayed accounts): the login is refused", path.display())]
+    ThrottleStateFull {
+        /// The full shard file.
+        path: PathBuf,
+    },
+
     /// A [`ThrottlePolicy`](crate::ThrottlePolicy) setting is out of range.
     #[error("invalid throttling policy: {reason}")]
     InvalidThrottlePolicy {
@@ -387,6 +397,7 @@ impl AuthError {
             | Self::PepperUnavailable { .. }
             | Self::UnusableThrottleState { .. }
             | Self::ThrottleStateAccess { .. }
+            | Self::ThrottleStateFull { .. }
             | Self::InvalidThrottlePolicy { .. }
             | Self::Random { .. }
             | Self::Argon2 { .. } => AuthErrorKind::Operational,
@@ -474,6 +485,7 @@ mod tests {
                 Operational,
             ),
             (AuthError::InvalidThrottlePolicy { reason: "x" }, Operational),
+            (AuthError::ThrottleStateFull { path: "users.json.throttle/00".into() }, Operational),
             (AuthError::Random { source: Box::new(io()) }, Operational),
             (AuthError::Argon2 { source: Box::new(io()) }, Operational),
         ]
@@ -513,9 +525,10 @@ mod tests {
             AuthError::InvalidThrottlePolicy { .. } => 27,
             AuthError::ThrottleStateAccess { .. } => 28,
             AuthError::AmbiguousUser { .. } => 29,
+            AuthError::ThrottleStateFull { .. } => 30,
         }
     }
-    const VARIANTS: usize = 30;
+    const VARIANTS: usize = 31;
 
     #[test]
     fn every_variant_has_the_kind_a_service_maps_to_a_status() {
