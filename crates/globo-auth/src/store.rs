@@ -395,8 +395,14 @@ impl UserStore {
     /// `authn_login_success` or `authn_login_successafterfail` (with the failures before
     /// it), `authn_login_fail` (with the account's failures, 0 when throttling is off),
     /// `authn_login_lock` when this failure reached a lock limit, and
-    /// `excess_rate_limit_exceeded` for a refused attempt. A success names the user as
-    /// stored; the others, the name as given.
+    /// `excess_rate_limit_exceeded` for a refused attempt. Each names the user as stored
+    /// when the name designates one; a name no stored user has (or one several share) as
+    /// `unknown:` and the first 12 hex digits of its salted account id (the id its record
+    /// is kept under), never as typed: it may be a password typed into the name field. Only
+    /// the log differs: the caller's answer is the same for both. An operational error (the
+    /// users file unreadable or corrupt, a pepper version missing, an unusable entry) is no
+    /// verdict on the password: the attempt is taken back off the account, and no
+    /// `authn_login_fail` is logged (see the error itself).
     pub fn verify_from(
         &self,
         username: &str,

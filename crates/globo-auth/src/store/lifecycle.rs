@@ -132,7 +132,7 @@ impl UserStore {
     /// the operator has checked the user's identity out of band, and the failures were
     /// guesses at the old password. Emits `authn_password_change` (with `by_operator`) on success and
     /// `authn_password_change_fail` on any failure (with the name as stored once the user
-    /// was found, else as given).
+    /// was found, else by its `unknown:` label, never as typed).
     ///
     /// **Cost:** reads the users file, runs Argon2 once (outside the lock), then waits for the
     /// lock, reads and rewrites the file.
