@@ -427,7 +427,11 @@ impl UserStore {
             ) {
                 Ok(reservation) => Some(reservation),
                 Err(e) => {
-                    if matches!(e, AuthError::Throttled { .. }) && events::enabled() {
+                    let refused = matches!(
+                        e,
+                        AuthError::Throttled { .. } | AuthError::ThrottleStateFull { .. }
+                    );
+                    if refused && events::enabled() {
                         let subject = self.subject_for(username, None);
                         let source = source.unwrap_or("");
                         Event::RateLimitExceeded { username: &subject, source }.emit();

@@ -79,7 +79,11 @@ const STATE_VERSION: u64 = 1;
 ///     .lock_after(50)?
 ///     .lock_duration(None); // until an operator unlocks the account
 /// assert!(ThrottlePolicy::default().lock_after(101).is_err()); // over NIST's 100
-/// # let _ = policy; Ok(()) }
+/// // A lock that ends as it begins would switch the lock off: refused.
+/// let no_lock = ThrottlePolicy::default().lock_duration(Some(Duration::ZERO));
+/// assert!(no_lock.validate().is_err());
+/// let store = globo_auth::UserStore::new("users.json").with_throttle(policy)?;
+/// # let _ = store; Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
