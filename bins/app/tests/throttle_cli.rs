@@ -67,6 +67,7 @@ fn library_at(dir: &Path, at: SystemTime) -> UserStore {
     UserStore::new(dir.join("users.json"))
         .with_profile(Profile::TestOnlyInsecure)
         .with_throttle(policy)
+        .unwrap()
         .with_clock(Arc::new(move || at))
 }
 
@@ -104,10 +105,20 @@ fn a_locked_account_answers_like_a_locked_unknown_name_with_how_to_recover() {
         "{message}"
     );
     assert_eq!(stderr(&unknown).replace("zelda", "alice"), message);
-    // The operator's unlock: a stored user only; then the user logs in.
+    // The operator's unlock follows the hint for either name: a name no user has is told
+    // so, and its record is cleared all the same (review P2g, point 5: before, it failed
+    // with "no user 'zelda' in the store" and the lock stayed, a dead end); then nothing is
+    // left to clear, and the name is unknown.
     let out = run(d, &["users", "unlock", "zelda"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "No user 'zelda' in the store; its failed logins were cleared.\n");
+    let out = run(d, &["verify", "zelda", "--password-stdin"], &format!("{RIGHT}\n"));
+    assert_eq!(stderr(&out), "error: Invalid username or password.\n");
+    let out = run(d, &["users", "unlock", "yolanda"], "");
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).starts_with("error: no user 'zelda' in the store: run `app users list`"));
+    assert!(
+        stderr(&out).starts_with("error: no user 'yolanda' in the store: run `app users list`")
+    );
     let out = run(d, &["users", "unlock", "alice"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "User 'alice' unlocked.\n");
@@ -243,4 +254,43 @@ fn passwd_counts_its_source_and_tells_how_to_lift_a_lock_like_verify() {
     assert!(run(d, &["users", "unlock", "alice"], "").status.success());
     let out = run(d, &args, &two_lines);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Review P2g, point 4: a password typed into the name field must not reach the log. A
+/// failed login of a name no user has is logged as `unknown:` and 12 hex digits; a known
+/// user by the stored name; the answer on stderr's first line is the same for both. Before,
+/// the name was logged as typed (escaped: `my\u{20}password\u{20}...`).
+#[test]
+fn a_name_no_user_has_is_logged_by_a_label_never_as_typed() {
+    let dir = setup();
+    let d = dir.path();
+    let typed = "mypasswordtypedasthename";
+    let log = [("RUST_LOG", "globo_auth=info"), ("GLOBO_LOG_FORMAT", "json")];
+    let events = |name: &str| {
+        let args = ["verify", name, "--password-stdin", "--source", "192.0.2.3"];
+        let out = spawn(d, &args, &format!("{WRONG}\n"), &log).wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let text = stderr(&out);
+        let answer = text.lines().find(|l| l.starts_with("error:")).unwrap().to_owned();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (answer, text, events)
+    };
+    let (known_answer, _, known) = events("alice");
+    let (unknown_answer, text, unknown) = events(typed);
+    assert_eq!(known_answer, unknown_answer);
+    assert!(!text.contains(typed), "{text}");
+    assert_eq!(known.len(), 1, "{known:?}");
+    assert_eq!(known[0]["event"], "authn_login_fail:alice");
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    let label = unknown[0]["username"].as_str().unwrap();
+    let hex = label.strip_prefix("unknown:").unwrap();
+    assert!(hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit()), "{label}");
+    assert_eq!(unknown[0]["event"], format!("authn_login_fail:{label}"));
+    // The same name gets the same label again, so an operator can follow one name.
+    let (_, _, again) = events(typed);
+    assert_eq!(again[0]["username"], label);
 }

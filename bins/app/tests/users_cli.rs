@@ -643,8 +643,16 @@ fn a_name_cannot_forge_log_fields() {
     alice_and_bob(d);
     let forged = "x source=198.51.100.1 by_operator=true";
     let escaped = "x\\u{20}source\\u{3d}198.51.100.1\\u{20}by_operator\\u{3d}true";
+    // A stored name (a lab file may hold any; a name no user has is logged by a label only),
+    // whose reset fails on the policy (too short).
+    let path = d.join("users.json");
+    let mut users: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let record = users["alice"].clone();
+    users.insert(forged.to_owned(), record);
+    std::fs::write(&path, serde_json::to_vec(&users).unwrap()).unwrap();
     let args = ["users", "reset", forged, "--password-stdin"];
-    let stdin = format!("{NEW_PW}\n");
+    let stdin = "short\n".to_owned();
     let json = [("RUST_LOG", "globo_auth=info"), ("GLOBO_LOG_FORMAT", "json")];
     let out = app_env(d, &args, &stdin, &json);
     assert_eq!(out.status.code(), Some(1));

@@ -90,7 +90,7 @@ fn main() {
 
     // One failure locks, until unlocked.
     let locking = ThrottlePolicy::default().lock_after(1).unwrap().lock_duration(None);
-    let locked = UserStore::new(&path).with_profile(profile).with_throttle(locking);
+    let locked = UserStore::new(&path).with_profile(profile).with_throttle(locking).unwrap();
     for records in [1usize, 10_000, 100_000] {
         let fullest = state_with(&locked.throttle_path(), records.saturating_sub(1));
         println!("state of {records} records: the fullest shard holds {fullest}");

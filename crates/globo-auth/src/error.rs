@@ -280,6 +280,16 @@ pub enum AuthError {
         source: globo_fs::FsError,
     },
 
+    /// A shard of the throttling state folder is full of locked or delayed accounts, so a
+    /// new account or source cannot be counted there: the attempt is refused (failing
+    /// closed; evicting a locked record would lift its lock). Ends as those locks and delays
+    /// end, or when an operator unlocks accounts.
+    #[error("the throttling state file '{}' has no room for another record (it holds only locked or delayed accounts): the login is refused", path.display())]
+    ThrottleStateFull {
+        /// The full shard file.
+        path: PathBuf,
+    },
+
     /// A [`ThrottlePolicy`](crate::ThrottlePolicy) setting is out of range.
     #[error("invalid throttling policy: {reason}")]
     InvalidThrottlePolicy {
@@ -401,6 +411,7 @@ impl AuthError {
             | Self::PepperRequired { .. }
             | Self::UnusableThrottleState { .. }
             | Self::ThrottleStateAccess { .. }
+            | Self::ThrottleStateFull { .. }
             | Self::InvalidThrottlePolicy { .. }
             | Self::Random { .. }
             | Self::Argon2 { .. } => AuthErrorKind::Operational,
@@ -489,6 +500,7 @@ mod tests {
                 Operational,
             ),
             (AuthError::InvalidThrottlePolicy { reason: "x" }, Operational),
+            (AuthError::ThrottleStateFull { path: "users.json.throttle/00".into() }, Operational),
             (AuthError::Random { source: Box::new(io()) }, Operational),
             (AuthError::Argon2 { source: Box::new(io()) }, Operational),
         ]
@@ -529,9 +541,10 @@ mod tests {
             AuthError::ThrottleStateAccess { .. } => 28,
             AuthError::AmbiguousUser { .. } => 29,
             AuthError::PepperRequired { .. } => 30,
+            AuthError::ThrottleStateFull { .. } => 31,
         }
     }
-    const VARIANTS: usize = 31;
+    const VARIANTS: usize = 32;
 
     /// Issue 13 review, point 8: no message has a run of spaces (a line continuation that
     /// kept the next line's indentation).

@@ -2,9 +2,10 @@
 //!
 //! Every event has the target [`TARGET`], a level (OWASP's for the event), and the fields
 //! `event` (the vocabulary form, `authn_login_fail:alice`), `username` (as stored when the
-//! user is known; a failed or refused login names it as given, so the event does not tell
-//! whether the name exists), `source` (the caller's key: an address, or empty when the
-//! caller gave none) and, for some, `attempts` or `version`. The message is OWASP's
+//! user is known; a failed or refused login, or failed change, of a name no stored user has
+//! names it `unknown:<12 hex digits>`, never as typed: see [`Subject`]), `source` (the
+//! caller's key: an address, or empty when the caller gave none) and, for some, `attempts` or
+//! `version`. The message is OWASP's
 //! description. No event ever carries a password, a hash or a pepper.
 //!
 //! Names and sources come from outside (a lab file, a login form), and a text log writes
@@ -28,20 +29,24 @@ pub(crate) enum Event<'a> {
     /// `authn_login_successafterfail`: a password verified after `attempts` failures.
     LoginSuccessAfterFail { username: &'a str, source: &'a str, attempts: u32 },
     /// `authn_login_fail`: a wrong password or an unknown user (one event for both).
-    LoginFail { username: &'a str, source: &'a str, attempts: u32 },
+    LoginFail { username: &'a Subject, source: &'a str, attempts: u32 },
     /// `authn_login_lock`: the account (or the source) reached the lock limit.
-    LoginLock { username: &'a str, source: &'a str, attempts: u32 },
+    LoginLock { username: &'a Subject, source: &'a str, attempts: u32 },
     /// `excess_rate_limit_exceeded`: an attempt refused, before any hashing, while a delay or
     /// lock was in force.
-    RateLimitExceeded { username: &'a str, source: &'a str },
+    RateLimitExceeded { username: &'a Subject, source: &'a str },
     /// `authn_password_change`: a user changed their password, or an operator reset it.
     PasswordChange { username: &'a str, source: &'a str, by_operator: bool },
     /// `authn_password_change_fail`: a change refused (wrong current password or policy).
-    PasswordChangeFail { username: &'a str, source: &'a str },
+    PasswordChangeFail { username: &'a Subject, source: &'a str },
     /// `user_created`.
     UserCreated { username: &'a str, source: &'a str },
-    /// `user_updated`: an operator unlocked the account.
-    UserUpdated { username: &'a str, source: &'a str, what: &'static str },
+    /// `user_updated`: an operator unlocked the account (a name no user has, too: its
+    /// record is cleared all the same).
+    UserUpdated { username: &'a Subject, source: &'a str, what: &'static str },
+    /// `authn_login_unlock`: an operator cleared a source's failures (not in the OWASP
+    /// vocabulary, which has no unlock; named after `authn_login_lock`).
+    SourceUnlocked { source: &'a str },
     /// `user_deleted`.
     UserDeleted { username: &'a str, source: &'a str },
     /// `sys_users_repeppered`: a bulk run over the users file (`pepper_all`, `what`
@@ -56,6 +61,37 @@ pub(crate) enum Event<'a> {
         unchanged: usize,
         skipped: usize,
     },
+}
+
+/// Whom a failure event names: a stored user by the name as stored, or a name no stored
+/// user has as `unknown:<first 12 hex digits of its salted account id>`: the name as typed
+/// may be a password typed into the name field, so it is never written, and the id is the
+/// one its throttling record is kept under, so an operator can still tell attempts on one
+/// name apart from attempts on many. Written unescaped (the label is hex), while a stored
+/// name's `:` is always escaped, so a stored name cannot pass for a label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Subject {
+    /// A stored user, by the name as stored.
+    Stored(String),
+    /// A name no stored user has (or one several share): its label, `None` when there is
+    /// no throttling state folder to take the salt from (then `unknown` alone).
+    Unknown(Option<String>),
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Stored(name) => Escaped(name).fmt(f),
+            Self::Unknown(Some(label)) => write!(f, "unknown:{label}"),
+            Self::Unknown(None) => f.write_str("unknown"),
+        }
+    }
+}
+
+/// Whether a subscriber wants security events at all (a failure event's subject costs a
+/// read of the users file on paths that have not read it, only then).
+pub(crate) fn enabled() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::WARN)
 }
 
 /// A name or source as events write it: see the [module docs](self).
@@ -94,33 +130,37 @@ impl Event<'_> {
                 username = %Escaped(username), source = %Escaped(source), attempts, "user login successful after failed attempts"
             ),
             Event::LoginFail { username, source, attempts } => warn!(
-                target: TARGET, event = %format_args!("authn_login_fail:{}", Escaped(username)),
-                username = %Escaped(username), source = %Escaped(source), attempts, "user login failed"
+                target: TARGET, event = %format_args!("authn_login_fail:{username}"),
+                username = %username, source = %Escaped(source), attempts, "user login failed"
             ),
             Event::LoginLock { username, source, attempts } => warn!(
-                target: TARGET, event = %format_args!("authn_login_lock:{},{}", Escaped(username), attempts),
-                username = %Escaped(username), source = %Escaped(source), attempts, "user login locked after too many failed attempts"
+                target: TARGET, event = %format_args!("authn_login_lock:{username},{attempts}"),
+                username = %username, source = %Escaped(source), attempts, "user login locked after too many failed attempts"
             ),
             Event::RateLimitExceeded { username, source } => warn!(
                 target: TARGET,
-                event = %format_args!("excess_rate_limit_exceeded:{},{}", Escaped(username), Escaped(source)),
-                username = %Escaped(username), source = %Escaped(source), "login attempt refused: too many failed attempts"
+                event = %format_args!("excess_rate_limit_exceeded:{username},{}", Escaped(source)),
+                username = %username, source = %Escaped(source), "login attempt refused: too many failed attempts"
             ),
             Event::PasswordChange { username, source, by_operator } => info!(
                 target: TARGET, event = %format_args!("authn_password_change:{}", Escaped(username)),
                 username = %Escaped(username), source = %Escaped(source), by_operator, "user password changed"
             ),
             Event::PasswordChangeFail { username, source } => warn!(
-                target: TARGET, event = %format_args!("authn_password_change_fail:{}", Escaped(username)),
-                username = %Escaped(username), source = %Escaped(source), "user password change failed"
+                target: TARGET, event = %format_args!("authn_password_change_fail:{username}"),
+                username = %username, source = %Escaped(source), "user password change failed"
             ),
             Event::UserCreated { username, source } => warn!(
                 target: TARGET, event = %format_args!("user_created:{}", Escaped(username)),
                 username = %Escaped(username), source = %Escaped(source), "user created"
             ),
             Event::UserUpdated { username, source, what } => warn!(
-                target: TARGET, event = %format_args!("user_updated:{}", Escaped(username)),
-                username = %Escaped(username), source = %Escaped(source), what, "user updated"
+                target: TARGET, event = %format_args!("user_updated:{username}"),
+                username = %username, source = %Escaped(source), what, "user updated"
+            ),
+            Event::SourceUnlocked { source } => warn!(
+                target: TARGET, event = %format_args!("authn_login_unlock:{}", Escaped(source)),
+                username = "", source = %Escaped(source), "login source unlocked"
             ),
             Event::UsersRepeppered { what, version, changed, unchanged, skipped } => warn!(
                 target: TARGET,

@@ -142,7 +142,15 @@
 //! the same with 10 records or 100,000; [`UserStore::throttle_status`] reads them,
 //! [`UserStore::without_throttle`] turns throttling off for a service that throttles in front
 //! of the store. Deleting a user, or an operator's [`UserStore::reset_password`], clears the
-//! account's failures and lock.
+//! account's failures and lock. A policy that would switch the lock off (a zero lock, a
+//! source window no longer than the longest delay) is refused by
+//! [`UserStore::with_throttle`] ([`ThrottlePolicy::validate`]). An attempt that ends in an
+//! operational error (an unreadable users file, a missing pepper) is taken back, so a
+//! misconfiguration never locks accounts; a delayed or locked account is never evicted to
+//! make room for new records (a shard full of them refuses new ones:
+//! [`AuthError::ThrottleStateFull`]). Security events name a name no stored user has as
+//! `unknown:` and 12 hex digits of its salted id, never as typed (it may be a password);
+//! [`UserStore::unlock_unknown`] clears such a name's record.
 //!
 //! # Usernames
 //! New usernames are RFC 8265 identifiers ([`Username::prepare`], profile

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
 
-use crate::events::Event;
+use crate::events::{self, Event, Subject};
 use crate::normalize::{self, Form};
 use crate::pepper::{PepperReport, Peppers};
 use crate::phc::{self, ParsedHash};
@@ -205,11 +205,12 @@ impl UserStore {
     }
 
     /// Throttles logins with `policy` instead of [`ThrottlePolicy::default`] (see
-    /// [`verify_from`](Self::verify_from)).
-    #[must_use]
-    pub fn with_throttle(mut self, policy: ThrottlePolicy) -> Self {
+    /// [`verify_from`](Self::verify_from)). Fails with [`AuthError::InvalidThrottlePolicy`]
+    /// when a setting would switch the lock off ([`ThrottlePolicy::validate`]).
+    pub fn with_throttle(mut self, policy: ThrottlePolicy) -> Result<Self, AuthError> {
+        policy.validate()?;
         self.throttle = Some(policy);
-        self
+        Ok(self)
     }
 
     /// Turns login throttling off: for a service that throttles in front of the store, and
@@ -247,24 +248,49 @@ impl UserStore {
     }
 
     /// Clears the throttling record of the stored user `username` (found as
-    /// [`verify`](Self::verify) finds users): its failures, delay and lock. Returns whether
-    /// there was a record. [`AuthError::NoSuchUser`] when no stored user has that name (an
-    /// operator's command: it may tell which names exist). Emits `user_updated`.
+    /// [`find`](Self::find) finds users): its failures, delay and lock. Returns whether
+    /// there was a record. [`AuthError::NoSuchUser`] when no stored user has that name and
+    /// [`AuthError::AmbiguousUser`] when several do and none exactly (an operator's command:
+    /// it may tell which names exist); for a name no user has, see
+    /// [`unlock_unknown`](Self::unlock_unknown). Emits `user_updated` when a record was
+    /// cleared.
     pub fn unlock(&self, username: &str) -> Result<bool, AuthError> {
-        let users = self.read()?;
-        let Some((stored, _)) = find_user(&users, username) else {
-            return Err(AuthError::NoSuchUser { username: username.to_owned() });
-        };
-        let material = throttle::account_material(stored);
+        let stored = self.find(username)?;
+        let material = throttle::account_material(&stored);
         let cleared = throttle::clear(&self.throttle_path(), Some(&material), None)?;
-        Event::UserUpdated { username: stored, source: "", what: "unlocked" }.emit();
+        if cleared {
+            let subject = Subject::Stored(stored);
+            Event::UserUpdated { username: &subject, source: "", what: "unlocked" }.emit();
+        }
+        Ok(cleared)
+    }
+
+    /// Clears the throttling record kept for `username` as given, whether or not a stored
+    /// user has that name: unknown names are counted, delayed and locked exactly like known
+    /// ones (so that a lock does not tell them apart), and this lifts such a lock, for the
+    /// operator who was told how to lift it without being told whether the name exists.
+    /// Reads no users. Returns whether there was a record; emits `user_updated` (naming the
+    /// name by its `unknown:` label, never as typed) when one was cleared.
+    pub fn unlock_unknown(&self, username: &str) -> Result<bool, AuthError> {
+        let material = throttle::account_material(username);
+        let path = self.throttle_path();
+        let label = throttle::account_label(&path, &material);
+        let cleared = throttle::clear(&path, Some(&material), None)?;
+        if cleared {
+            let subject = Subject::Unknown(label);
+            Event::UserUpdated { username: &subject, source: "", what: "unlocked" }.emit();
+        }
         Ok(cleared)
     }
 
     /// Clears the throttling record of `source` (see [`verify_from`](Self::verify_from));
-    /// returns whether there was one.
+    /// returns whether there was one. Emits `authn_login_unlock` when one was cleared.
     pub fn unlock_source(&self, source: &str) -> Result<bool, AuthError> {
-        throttle::clear(&self.throttle_path(), None, Some(source))
+        let cleared = throttle::clear(&self.throttle_path(), None, Some(source))?;
+        if cleared {
+            Event::SourceUnlocked { source }.emit();
+        }
+        Ok(cleared)
     }
 
     /// The throttling record of the account `username` would log into, known or not (names
@@ -409,8 +435,14 @@ impl UserStore {
     /// `authn_login_success` or `authn_login_successafterfail` (with the failures before
     /// it), `authn_login_fail` (with the account's failures, 0 when throttling is off),
     /// `authn_login_lock` when this failure reached a lock limit, and
-    /// `excess_rate_limit_exceeded` for a refused attempt. A success names the user as
-    /// stored; the others, the name as given.
+    /// `excess_rate_limit_exceeded` for a refused attempt. Each names the user as stored
+    /// when the name designates one; a name no stored user has (or one several share) as
+    /// `unknown:` and the first 12 hex digits of its salted account id (the id its record
+    /// is kept under), never as typed: it may be a password typed into the name field. Only
+    /// the log differs: the caller's answer is the same for both. An operational error (the
+    /// users file unreadable or corrupt, a pepper version missing, an unusable entry) is no
+    /// verdict on the password: the attempt is taken back off the account, and no
+    /// `authn_login_fail` is logged (see the error itself).
     pub fn verify_from(
         &self,
         username: &str,
@@ -423,7 +455,8 @@ impl UserStore {
                 max_bytes: MAX_LOGIN_PASSWORD_BYTES,
             });
         }
-        // Throttling first: a refused attempt reads no users and runs no Argon2.
+        // Throttling first: a refused attempt runs no Argon2 (and reads no users unless an
+        // event must name the user).
         let reservation = match &self.throttle {
             Some(policy) => match throttle::reserve(
                 &self.throttle_path(),
@@ -434,26 +467,73 @@ impl UserStore {
             ) {
                 Ok(reservation) => Some(reservation),
                 Err(e) => {
-                    if matches!(e, AuthError::Throttled { .. }) {
+                    let refused = matches!(
+                        e,
+                        AuthError::Throttled { .. } | AuthError::ThrottleStateFull { .. }
+                    );
+                    if refused && events::enabled() {
+                        let subject = self.subject_for(username, None);
                         let source = source.unwrap_or("");
-                        Event::RateLimitExceeded { username, source }.emit();
+                        Event::RateLimitExceeded { username: &subject, source }.emit();
                     }
                     return Err(e);
                 }
             },
             None => None,
         };
-        let result = self.check_password(username, password);
-        self.settle(reservation.as_ref(), username, source, &result)?;
+        let mut found = None;
+        let result = self.check_password(username, password, &mut found);
+        self.settle(reservation.as_ref(), username, found, source, &result)?;
         result
     }
 
-    /// Counts a login's outcome: a success clears the account's failures; every outcome is
-    /// a security event.
+    /// Whom a failure event for the name `username` names ([`Subject`]): `found` (the stored
+    /// name a login found), else the stored user the name designates (the users file read),
+    /// else the name's label, from `reservation` or the state folder's salt.
+    pub(super) fn subject_for(&self, username: &str, reservation: Option<&Reservation>) -> Subject {
+        let stored = if username.len() > MAX_LOGIN_USERNAME_BYTES {
+            None
+        } else {
+            self.read()
+                .ok()
+                .and_then(|users| find_user(&users, username).map(|(name, _)| name.to_owned()))
+        };
+        self.subject_of(username, stored, reservation)
+    }
+
+    /// [`subject_for`](Self::subject_for) when the stored name (if any) is known already.
+    fn subject_of(
+        &self,
+        username: &str,
+        stored: Option<String>,
+        reservation: Option<&Reservation>,
+    ) -> Subject {
+        match stored {
+            Some(name) => Subject::Stored(name),
+            None => {
+                Subject::Unknown(reservation.map(|r| r.account_label().to_owned()).or_else(|| {
+                    let material = throttle::account_material(username);
+                    throttle::account_label(&self.throttle_path(), &material)
+                }))
+            }
+        }
+    }
+
+    /// Counts a login's outcome: a success clears the account's failures and a wrong
+    /// password or unknown name keeps the failure counted, each with its security events.
+    /// Any other error is no verdict on the password: the attempt is taken back off the
+    /// account (a misconfiguration must not lock every account its users try), with no
+    /// `authn_login_fail`, and off the source, except after `BadEntry`: one unusable record
+    /// stays unusable until an operator repairs it, and each attempt on it costs the dummy
+    /// Argon2 run, which a source must not get for free (it can still never lock the
+    /// account; a source lock it completes is logged as `authn_login_lock`).
+    /// `PepperUnavailable` is the store's configuration (every peppered record fails alike),
+    /// so it is taken back off both, like an unreadable users file.
     fn settle(
         &self,
         reservation: Option<&Reservation>,
         username: &str,
+        found: Option<String>,
         source: Option<&str>,
         result: &Result<Verified, AuthError>,
     ) -> Result<(), AuthError> {
@@ -471,7 +551,11 @@ impl UserStore {
                     Event::LoginSuccessAfterFail { username, source, attempts: previous }.emit();
                 }
             }
-            Err(AuthError::InvalidCredentials | AuthError::BadEntry { .. }) => {
+            Err(AuthError::InvalidCredentials) => {
+                if !events::enabled() {
+                    return Ok(());
+                }
+                let username = &self.subject_of(username, found, reservation);
                 let attempts = reservation.map_or(0, |r| r.account_failures);
                 Event::LoginFail { username, source, attempts }.emit();
                 if let Some(r) = reservation {
@@ -483,16 +567,30 @@ impl UserStore {
                     }
                 }
             }
-            Err(_) => {}
+            Err(error) => {
+                let Some(r) = reservation else { return Ok(()) };
+                let keep_source = matches!(error, AuthError::BadEntry { .. });
+                // The caller is told the original error; a state folder that cannot be
+                // written now refuses the next attempt with its own error anyway.
+                let _ = throttle::release(&self.throttle_path(), r, keep_source);
+                if let (true, true, Some(attempts)) =
+                    (keep_source, r.locks_source, r.source_failures)
+                {
+                    let username = &self.subject_of(username, found, Some(r));
+                    Event::LoginLock { username, source, attempts }.emit();
+                }
+            }
         }
         Ok(())
     }
 
-    /// [`verify`](Self::verify) without throttling or events.
+    /// [`verify`](Self::verify) without throttling or events; `found` is set to the stored
+    /// name when the name designates a stored user.
     fn check_password(
         &self,
         username: &str,
         password: &SecretString,
+        found_name: &mut Option<String>,
     ) -> Result<Verified, AuthError> {
         let users = self.read()?;
         // Both paths look for the typical entry and compare every name, so those scans cost
@@ -505,6 +603,7 @@ impl UserStore {
         };
         // The user's hash, or why there is none to check: an unknown user (`None`) or an
         // unusable entry.
+        *found_name = found.map(|(name, _)| name.to_owned());
         let target = match found {
             None => Err(None),
             Some((username, entry)) => match entry.as_str() {

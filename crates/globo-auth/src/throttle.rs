@@ -31,8 +31,11 @@ use crate::username::comparison_key;
 pub const MAX_LOCK_AFTER: u32 = 100;
 
 /// The most records (accounts and sources together) the state folder keeps: each of its 256
-/// shards keeps at most 390 (this bound divided by 256); when a write would exceed a shard's
-/// share, that shard's records idle longest are dropped first.
+/// shards keeps at most 390 (this bound divided by 256). When a new record would exceed a
+/// shard's share, that shard's open records (idle longest first), then its delayed or locked
+/// sources, make room; a delayed or locked account is never dropped (that would lift its
+/// lock), so a shard full of them refuses the new record's attempt
+/// ([`AuthError::ThrottleStateFull`]: failing closed) until some expire or are unlocked.
 pub const MAX_THROTTLE_ENTRIES: usize = 100_000;
 
 /// The shard files' format version.
@@ -76,7 +79,11 @@ const STATE_VERSION: u64 = 1;
 ///     .lock_after(50)?
 ///     .lock_duration(None); // until an operator unlocks the account
 /// assert!(ThrottlePolicy::default().lock_after(101).is_err()); // over NIST's 100
-/// # let _ = policy; Ok(()) }
+/// // A lock that ends as it begins would switch the lock off: refused.
+/// let no_lock = ThrottlePolicy::default().lock_duration(Some(Duration::ZERO));
+/// assert!(no_lock.validate().is_err());
+/// let store = globo_auth::UserStore::new("users.json").with_throttle(policy)?;
+/// # let _ = store; Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -183,6 +190,40 @@ impl ThrottlePolicy {
     pub fn source_window(mut self, window: Duration) -> Self {
         self.source_window = window;
         self
+    }
+
+    /// Checks that no setting switches the lock off or makes it end before its delays:
+    /// an account lock (when it ends by itself) lasts longer than zero and at least the
+    /// longest delay; a source lock lasts longer than zero; the first delay is not longer
+    /// than the longest; and a source's window is longer than the longest delay (else a
+    /// guesser who waits out each delay finds the source forgotten, and its count never
+    /// reaches the lock) and at least as long as the source lock. Zero delays are allowed
+    /// (`base_delay` and `max_delay` both zero, leaving the lock alone): NIST SP 800-63B-4
+    /// §3.2.2 requires the limit of 100 consecutive failures, delays are optional.
+    /// [`UserStore::with_throttle`](crate::UserStore::with_throttle) runs it.
+    pub fn validate(&self) -> Result<(), AuthError> {
+        let invalid = |reason| Err(AuthError::InvalidThrottlePolicy { reason });
+        if self.base_delay > self.max_delay {
+            return invalid("the first delay must not be longer than the longest delay");
+        }
+        if let Some(lock) = self.lock_duration {
+            if lock.is_zero() {
+                return invalid("an account lock must last longer than zero");
+            }
+            if lock < self.max_delay {
+                return invalid("an account lock must last at least as long as the longest delay");
+            }
+        }
+        if self.source_lock_duration.is_some_and(|lock| lock.is_zero()) {
+            return invalid("a source lock must last longer than zero");
+        }
+        if self.source_window <= self.max_delay {
+            return invalid("a source's window must be longer than the longest delay");
+        }
+        if self.source_lock_duration.is_some_and(|lock| self.source_window < lock) {
+            return invalid("a source's window must last at least as long as its lock");
+        }
+        Ok(())
     }
 
     fn account_rule(&self) -> Rule {
@@ -543,42 +584,45 @@ struct Shard {
 }
 
 impl Shard {
-    /// Drops the records whose lock or window is over, then the ones idle longest beyond
-    /// [`MAX_SHARD_ENTRIES`].
-    fn prune(&mut self, policy: &ThrottlePolicy, now_ms: u64) {
+    /// Drops the records whose lock or window is over; then, beyond [`MAX_SHARD_ENTRIES`],
+    /// evicts open records (accounts and sources, idle longest first), then delayed or
+    /// locked sources (oldest first), and never a delayed or locked account: evicting it
+    /// would lift its delay or lock. The records of the attempt being counted (`keep`: its
+    /// account's and its source's ids) are what room is made for, never evicted. Returns
+    /// whether the shard is within its bound.
+    fn prune(&mut self, policy: &ThrottlePolicy, now_ms: u64, keep: [Option<&str>; 2]) -> bool {
         let (account, source) = (policy.account_rule(), policy.source_rule());
         self.accounts.retain(|_, r| account.standing(*r, now_ms) != Standing::Expired);
         self.sources.retain(|_, r| source.standing(*r, now_ms) != Standing::Expired);
         let total = self.accounts.len() + self.sources.len();
         if total <= MAX_SHARD_ENTRIES {
-            return;
+            return true;
         }
-        let mut ages: Vec<u64> =
-            self.accounts.values().chain(self.sources.values()).map(|r| r.last_ms).collect();
-        ages.sort_unstable();
-        let mut excess = total - MAX_SHARD_ENTRIES;
-        let cutoff = ages[excess - 1];
-        // Strictly older than the cutoff first, then as many at the cutoff as still needed.
-        for map in [&mut self.accounts, &mut self.sources] {
-            map.retain(|_, r| {
-                if r.last_ms < cutoff {
-                    excess -= 1;
-                    false
-                } else {
-                    true
-                }
-            });
+        // (rank, last failure, is a source, key): open records rank 0, other sources 1.
+        let [keep_account, keep_source] = keep;
+        let open_accounts = self
+            .accounts
+            .iter()
+            .filter(|(k, r)| {
+                account.standing(**r, now_ms) == Standing::Open && keep_account != Some(k.as_str())
+            })
+            .map(|(k, r)| (0u8, r.last_ms, false, k.clone()));
+        let sources = self.sources.iter().filter(|(k, _)| keep_source != Some(k.as_str()));
+        let sources = sources.map(|(k, r)| {
+            let rank = u8::from(source.standing(*r, now_ms) != Standing::Open);
+            (rank, r.last_ms, true, k.clone())
+        });
+        let mut evictable: Vec<(u8, u64, bool, String)> = open_accounts.chain(sources).collect();
+        evictable.sort_unstable();
+        let excess = total - MAX_SHARD_ENTRIES;
+        for (_, _, is_source, key) in evictable.iter().take(excess) {
+            if *is_source {
+                self.sources.remove(key);
+            } else {
+                self.accounts.remove(key);
+            }
         }
-        for map in [&mut self.accounts, &mut self.sources] {
-            map.retain(|_, r| {
-                if excess > 0 && r.last_ms == cutoff {
-                    excess -= 1;
-                    false
-                } else {
-                    true
-                }
-            });
-        }
+        evictable.len() >= excess
     }
 
     fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
@@ -666,6 +710,33 @@ pub(crate) struct Reservation {
     pub(crate) locks_account: bool,
     pub(crate) source_failures: Option<u32>,
     pub(crate) locks_source: bool,
+    /// The account's and the source's records before and after this attempt was counted,
+    /// so [`release`] can take it back.
+    account_before: Option<Record>,
+    account_counted: Record,
+    source_before: Option<Record>,
+    source_counted: Option<Record>,
+}
+
+impl Reservation {
+    /// The first 12 hex digits of the account's salted id: what events name an unknown
+    /// name by (the same id its shard and record are found by).
+    pub(crate) fn account_label(&self) -> &str {
+        self.account.id.get(..LABEL_HEX).unwrap_or(&self.account.id)
+    }
+}
+
+/// How many hex digits of an account's salted id name an unknown name in events (48 bits:
+/// enough to tell names apart in a log, too few to test guesses of a name against).
+const LABEL_HEX: usize = 12;
+
+/// The label [`Reservation::account_label`] gives, for the account `material` (see
+/// [`account_material`]) read from the state folder at `path`; `None` when there is no
+/// state folder (nothing was ever counted) or it is unusable.
+pub(crate) fn account_label(path: &Path, material: &[u8]) -> Option<String> {
+    let folder = Folder::existing(path).ok().flatten()?;
+    let id = folder.account(material).id;
+    Some(id.get(..LABEL_HEX).unwrap_or(&id).to_owned())
 }
 
 /// The shard file at `path` (an empty shard when there is none).
@@ -719,14 +790,11 @@ impl<'a> Held<'a> {
         }
     }
 
-    /// Prunes and writes every shard changed.
-    fn write(mut self, policy: Option<&ThrottlePolicy>, now_ms: u64) -> Result<(), AuthError> {
-        for (n, shard) in std::iter::once(&mut self.first).chain(self.second.as_mut()) {
+    /// Writes every shard changed.
+    fn write(self) -> Result<(), AuthError> {
+        for (n, shard) in std::iter::once(&self.first).chain(self.second.as_ref()) {
             if !shard.changed {
                 continue;
-            }
-            if let Some(policy) = policy {
-                shard.prune(policy, now_ms);
             }
             let path = shard_path(self.folder, *n);
             // Serialising strings and numbers cannot fail; report it as a write error if it does.
@@ -780,15 +848,28 @@ pub(crate) fn reserve(
     let shard = held.shard(account.shard);
     shard.accounts.insert(account.id.clone(), counted);
     shard.changed = true;
-    let mut source_failures = None;
+    let mut source_counted = None;
     if let Some(source) = &source {
         let counted = source_rule.fail(source_record, now_ms);
-        source_failures = Some(counted.failures);
+        source_counted = Some(counted);
         let shard = held.shard(source.shard);
         shard.sources.insert(source.id.clone(), counted);
         shard.changed = true;
     }
-    held.write(Some(policy), now_ms)?;
+    // Room for both records, or the attempt is refused and nothing is written: a delayed or
+    // locked account is never evicted to make room (that would lift its delay or lock).
+    let mut full = None;
+    for shard in std::iter::once(account.shard).chain(source.as_ref().map(|s| s.shard)) {
+        let keep = [Some(account.id.as_str()), source.as_ref().map(|s| s.id.as_str())];
+        if !held.shard(shard).prune(policy, now_ms, keep) {
+            full = Some(shard);
+        }
+    }
+    if let Some(shard) = full {
+        return Err(AuthError::ThrottleStateFull { path: shard_path(path, shard) });
+    }
+    held.write()?;
+    let source_failures = source_counted.map(|r| r.failures);
     Ok(Reservation {
         account,
         source,
@@ -797,6 +878,10 @@ pub(crate) fn reserve(
         locks_account: counted.failures == policy.lock_after,
         source_failures,
         locks_source: source_failures == Some(policy.source_lock_after),
+        account_before: record,
+        account_counted: counted,
+        source_before: source_record,
+        source_counted,
     })
 }
 
@@ -818,7 +903,58 @@ pub(crate) fn succeed(path: &Path, reservation: &Reservation) -> Result<(), Auth
             shard.changed = true;
         }
     }
-    held.write(None, 0)
+    held.write()
+}
+
+/// An attempt that ended in an operational error (the users file unreadable, a pepper
+/// missing, Argon2 failing), not in a verdict on the password: it is taken back off the
+/// account and, unless `keep_source`, off the source. A record nobody else has counted on
+/// since is restored as it was before; otherwise only this attempt's failure is taken off
+/// (earlier failures stay).
+pub(crate) fn release(
+    path: &Path,
+    reservation: &Reservation,
+    keep_source: bool,
+) -> Result<(), AuthError> {
+    let source = reservation.source.as_ref();
+    let mut held = Held::acquire(path, reservation.account.shard, source.map(|s| s.shard))?;
+    let shard = held.shard(reservation.account.shard);
+    shard.changed |= take_back(
+        &mut shard.accounts,
+        &reservation.account.id,
+        reservation.account_counted,
+        reservation.account_before,
+    );
+    if let (Some(source), Some(counted), false) = (source, reservation.source_counted, keep_source)
+    {
+        let shard = held.shard(source.shard);
+        shard.changed |=
+            take_back(&mut shard.sources, &source.id, counted, reservation.source_before);
+    }
+    held.write()
+}
+
+/// Takes one counted failure back off `map[id]`: the record as it was `before` when it is
+/// still the one counted, else one failure less. Returns whether anything changed.
+fn take_back(
+    map: &mut HashMap<String, Record>,
+    id: &str,
+    counted: Record,
+    before: Option<Record>,
+) -> bool {
+    let Some(record) = map.get_mut(id) else { return false };
+    let restored = if *record == counted {
+        before
+    } else {
+        Some(Record { failures: record.failures.saturating_sub(1), last_ms: record.last_ms })
+    };
+    match restored {
+        Some(r) if r.failures > 0 => *record = r,
+        _ => {
+            map.remove(id);
+        }
+    }
+    true
 }
 
 /// Clears the account's record (`material`) or, with `source`, that source's; returns
@@ -836,7 +972,7 @@ pub(crate) fn clear(
         let shard = held.shard(key.shard);
         shard.changed = shard.accounts.remove(&key.id).is_some();
         removed |= shard.changed;
-        held.write(None, 0)?;
+        held.write()?;
     }
     if let Some(source) = source {
         let key = folder.source(source);
@@ -844,7 +980,7 @@ pub(crate) fn clear(
         let shard = held.shard(key.shard);
         shard.changed = shard.sources.remove(&key.id).is_some();
         removed |= shard.changed;
-        held.write(None, 0)?;
+        held.write()?;
     }
     Ok(removed)
 }
@@ -983,11 +1119,106 @@ mod tests {
         for i in 0..(MAX_SHARD_ENTRIES as u64 + 10) {
             shard.sources.insert(format!("s{i}"), Record { failures: 1, last_ms: at(i) });
         }
-        shard.prune(&ThrottlePolicy::default().source_window(Duration::MAX), at(0));
+        let policy = ThrottlePolicy::default().source_window(Duration::MAX);
+        assert!(shard.prune(&policy, at(0), [None, None]));
         assert_eq!(shard.sources.len(), MAX_SHARD_ENTRIES);
         assert!(!shard.sources.contains_key("s9") && shard.sources.contains_key("s10"));
         let parsed = Shard::parse(&shard.to_json().unwrap()).unwrap();
         assert_eq!(parsed.sources, shard.sources);
+    }
+
+    /// A state folder (in `dir`) where `victim` is locked until unlocked, with its shard
+    /// number, the policy, and a maker of account materials that fall into that shard.
+    fn locked_victim(dir: &Path) -> (PathBuf, ThrottlePolicy, u8, impl FnMut() -> Vec<u8>) {
+        let path = dir.join("users.json.throttle");
+        let policy = ThrottlePolicy::default()
+            .free_failures(3)
+            .lock_after(3)
+            .unwrap()
+            .lock_duration(None)
+            .source_lock_duration(None);
+        for _ in 0..3 {
+            reserve(&path, &policy, b"k:victim", None, time_of(at(1000))).unwrap();
+        }
+        let folder = Folder::existing(&path).unwrap().unwrap();
+        let shard = folder.account(b"k:victim").shard;
+        let mut i = 0u64;
+        let next = move || loop {
+            i += 1;
+            let material = format!("k:flood{i}").into_bytes();
+            if folder.account(&material).shard == shard {
+                return material;
+            }
+        };
+        (path, policy, shard, next)
+    }
+
+    fn write_shard(path: &Path, shard: u8, records: &Shard) {
+        globo_fs::write_atomic(&shard_path(path, shard), &records.to_json().unwrap()).unwrap();
+    }
+
+    /// Review P2g, point 2: a flood of new names into a locked account's shard evicts open
+    /// records, never the lock. Before, the records idle longest were evicted whatever their
+    /// standing, so the victim (its last failure the oldest) was unlocked: its status
+    /// became `Open` with 0 failures.
+    #[test]
+    fn a_locked_account_survives_a_flood_of_new_names_into_its_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, policy, shard, mut next) = locked_victim(dir.path());
+        let mut filled = read_shard(&path, &shard_path(&path, shard)).unwrap();
+        // The shard at its bound with open records idle for less long than the victim.
+        for i in 0..(MAX_SHARD_ENTRIES as u64 - 1) {
+            filled
+                .accounts
+                .insert(format!("open{i:03}"), Record { failures: 1, last_ms: at(2000 + i) });
+        }
+        write_shard(&path, shard, &filled);
+        for i in 0..50 {
+            let now = time_of(at(5000 + i));
+            reserve(&path, &policy, &next(), Some(&format!("10.0.0.{i}")), now).unwrap();
+        }
+        let victim = status(&path, &policy, b"k:victim", time_of(at(9000))).unwrap();
+        assert_eq!(victim.state, ThrottleState::Locked { until: None });
+        assert_eq!(victim.failures, 3);
+        let after = read_shard(&path, &shard_path(&path, shard)).unwrap();
+        assert!(after.accounts.len() + after.sources.len() <= MAX_SHARD_ENTRIES);
+        // The open records idle longest made the room.
+        assert!(!after.accounts.contains_key("open000") && after.accounts.contains_key("open388"));
+    }
+
+    /// Review P2g, point 2: when a shard holds only delayed or locked records, a locked
+    /// source is evicted before anything else; with only locked accounts left, the new
+    /// record's attempt is refused (failing closed) and nothing is written.
+    #[test]
+    fn a_shard_of_locked_accounts_refuses_a_new_record_and_keeps_every_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, policy, shard, mut next) = locked_victim(dir.path());
+        let mut filled = read_shard(&path, &shard_path(&path, shard)).unwrap();
+        for i in 0..(MAX_SHARD_ENTRIES as u64 - 2) {
+            filled
+                .accounts
+                .insert(format!("locked{i:03}"), Record { failures: 3, last_ms: at(2000 + i) });
+        }
+        filled.sources.insert("203.0.113.1".into(), Record { failures: 100, last_ms: at(3000) });
+        write_shard(&path, shard, &filled);
+        // One more: the locked source makes room.
+        reserve(&path, &policy, &next(), None, time_of(at(5000))).unwrap();
+        let after = read_shard(&path, &shard_path(&path, shard)).unwrap();
+        assert!(after.sources.is_empty() && after.accounts.len() == MAX_SHARD_ENTRIES);
+        // The new account locks too; then nothing can make room.
+        let newest = after.accounts.iter().find(|(_, r)| r.last_ms == at(5000)).unwrap().0.clone();
+        let mut locked = after;
+        locked.accounts.insert(newest, Record { failures: 3, last_ms: at(5000) });
+        write_shard(&path, shard, &locked);
+        let before = std::fs::read(shard_path(&path, shard)).unwrap();
+        let error = reserve(&path, &policy, &next(), None, time_of(at(6000))).unwrap_err();
+        assert!(
+            matches!(&error, AuthError::ThrottleStateFull { path: p } if *p == shard_path(&path, shard)),
+            "{error:?}"
+        );
+        assert_eq!(std::fs::read(shard_path(&path, shard)).unwrap(), before);
+        let victim = status(&path, &policy, b"k:victim", time_of(at(9000))).unwrap();
+        assert_eq!(victim.state, ThrottleState::Locked { until: None });
     }
 
     #[test]

@@ -199,15 +199,23 @@ fn names_and_sources_cannot_forge_fields_or_lines() {
     let source = "203.0.113.9\" attempts=0,a:b\nnext\\u{41}";
     let name = "x\\u{20}source\\u{3d}198.51.100.1\\u{20}by_operator\\u{3d}true";
     let escaped_source = "203.0.113.9\\u{22}\\u{20}attempts\\u{3d}0\\u{2c}a\\u{3a}b\\u{a}next\\u{5c}u\\u{7b}41\\u{7d}";
+    // Stored names (a lab file may hold any): events name unknown names by a label only.
+    let mut users: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let record = users["alice"].clone();
+    users.insert(forged.to_owned(), record.clone());
+    users.insert("Zoë_Ådne.李-x@y".to_owned(), record);
+    fs::write(&path, serde_json::to_vec(&users).unwrap()).unwrap();
     let run = || {
         assert!(
             store
-                .change_password(forged, &secret(ALICE_PW), &secret(NEW_PW), Some(source))
+                .change_password(forged, &secret("not the password"), &secret(NEW_PW), Some(source))
                 .is_err()
         );
-        assert!(store.reset_password(forged, &secret(NEW_PW)).is_err());
+        // Refused by the policy (too short): a failed reset of a stored user.
+        assert!(store.reset_password(forged, &secret("short")).is_err());
         // Letters of any script stay readable.
-        assert!(store.reset_password("Zoë_Ådne.李-x@y", &secret(NEW_PW)).is_err());
+        assert!(store.reset_password("Zoë_Ådne.李-x@y", &secret("short")).is_err());
     };
     let capture = Capture::default();
     capture.during(run);
@@ -259,8 +267,10 @@ fn operators_commands_refuse_an_unknown_user_and_change_nothing() {
         assert_eq!(error.kind(), AuthErrorKind::NotFound);
     }
     assert_eq!(fs::read(&path).unwrap(), before);
-    // A failed reset is a failed password change; a failed delete deletes nobody.
-    assert_eq!(capture.names(), ["authn_password_change_fail:mallory"]);
+    // A failed reset is a failed password change; a failed delete deletes nobody. The name
+    // no user has is not logged as typed; with no throttling state folder yet, there is no
+    // salt to label it by.
+    assert_eq!(capture.names(), ["authn_password_change_fail:unknown"]);
 
     // No users file at all: the same answer, and no file is created.
     let (_dir, missing) = temp_users();
@@ -332,7 +342,17 @@ fn change_password_needs_the_current_password_and_fails_like_a_login() {
         assert_eq!(fs::read(&path).unwrap(), before);
         let events = capture.take();
         let fail = events.last().unwrap();
-        assert_eq!(fail.field("event"), format!("authn_password_change_fail:{name}"));
+        // A name no user has is never logged as typed (it may be a password typed into the
+        // name field): its `unknown:` label (12 hex digits of its salted id) instead.
+        let logged = fail.field("username");
+        if name == "alice" {
+            assert_eq!(logged, "alice");
+        } else {
+            let label = logged.strip_prefix("unknown:").unwrap_or_else(|| panic!("{logged}"));
+            assert!(label.len() == 12 && label.chars().all(|c| c.is_ascii_hexdigit()), "{logged}");
+            assert!(!format!("{events:?}").contains(name), "{events:?}");
+        }
+        assert_eq!(fail.field("event"), format!("authn_password_change_fail:{logged}"));
         assert_eq!(fail.level, Level::WARN);
     }
     // The right one: changed, with the name as stored.

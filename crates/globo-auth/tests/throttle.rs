@@ -45,6 +45,7 @@ fn store(path: &Path, policy: ThrottlePolicy, clock: &FakeClock) -> UserStore {
     UserStore::new(path)
         .with_profile(Profile::TestOnlyInsecure)
         .with_throttle(policy)
+        .unwrap()
         .with_clock(Arc::new(move || clock.now()))
 }
 
@@ -120,7 +121,8 @@ fn a_burst_from_many_processes_never_slips_past_the_limit() {
     if let Some(path) = std::env::var_os(PROBE) {
         let store = UserStore::new(PathBuf::from(path))
             .with_profile(Profile::TestOnlyInsecure)
-            .with_throttle(policy);
+            .with_throttle(policy)
+            .unwrap();
         let outcome = match store.verify("alice", &secret(WRONG)) {
             Err(AuthError::InvalidCredentials) => "counted",
             Err(AuthError::Throttled { locked: true, .. }) => "refused",
@@ -152,7 +154,8 @@ fn a_burst_from_many_processes_never_slips_past_the_limit() {
     }
     // 120 processes at once: exactly the limit ran, every other one was refused.
     assert_eq!((counted, refused), (100, 20));
-    let status = UserStore::new(&path).with_throttle(policy).throttle_status("alice").unwrap();
+    let status =
+        UserStore::new(&path).with_throttle(policy).unwrap().throttle_status("alice").unwrap();
     assert_eq!(of(status), (100, ThrottleState::Locked { until: None }));
 }
 
@@ -384,9 +387,17 @@ fn an_unknown_name_is_counted_refused_and_logged_exactly_like_a_known_one() {
     let (unknown, unknown_status, unknown_events) = trace_of(&path, "zelda");
     assert_eq!(known, unknown);
     assert_eq!(known_status, unknown_status);
+    // Only the log differs, for operators: the unknown name is never written as typed (it
+    // may be a password typed into the name field) but as `unknown:` and 12 hex digits of
+    // its salted id, the same in every event, so attempts on one name still correlate.
+    let all = serde_json::Value::from(unknown_events.clone()).to_string();
+    assert!(!all.contains("zelda"), "{all}");
+    let label = unknown_events[0]["username"].as_str().unwrap().to_owned();
+    let hex = label.strip_prefix("unknown:").unwrap();
+    assert!(hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit()), "{label}");
     let renamed: Vec<serde_json::Value> = unknown_events
         .iter()
-        .map(|e| serde_json::from_str(&e.to_string().replace("zelda", "alice")).unwrap())
+        .map(|e| serde_json::from_str(&e.to_string().replace(&label, "alice")).unwrap())
         .collect();
     assert_eq!(known_events, renamed);
     // What the sequence was: 2 free failures, a delay honoured, one refused, the lock at 4,
@@ -618,4 +629,170 @@ fn a_refused_attempt_reads_no_users_and_an_off_store_is_not_throttled() {
     assert!(off.throttle_policy().is_none());
     assert!(matches!(off.verify("alice", &secret(RIGHT)), Err(AuthError::CorruptUsersFile { .. })));
     assert_eq!(store.throttle_status("alice").unwrap().failures, 1);
+}
+
+/// Review P2g, point 1: an operational error (here the pepper missing, then a corrupt users
+/// file) is no verdict on the password, so the attempt is taken back off the account and
+/// the source and no `authn_login_fail` is logged. Before, each one was counted as a failure
+/// (silently): the sixth correct login was refused with `Throttled` (a delay), and the
+/// account would have locked for 24 hours at the hundredth.
+#[test]
+fn operational_errors_are_taken_back_and_never_lock_an_account() {
+    let (_dir, path) = users();
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    let peppers = globo_auth::Peppers::parse(&secret(key)).unwrap();
+    let peppered = "peppered user's long password";
+    UserStore::new(&path)
+        .with_profile(Profile::TestOnlyInsecure)
+        .with_peppers(peppers)
+        .register("carol", &secret(peppered))
+        .unwrap();
+    let clock = FakeClock::new();
+    // The same policy as the default, with the source's delays as the account's.
+    let policy = ThrottlePolicy::default().source_free_failures(5);
+    let store = store(&path, policy, &clock);
+    let logged = events(|| {
+        for attempt in 0..150 {
+            let result = store.verify_from("carol", &secret(peppered), Some("192.0.2.9"));
+            assert!(
+                matches!(result, Err(AuthError::PepperUnavailable { .. })),
+                "attempt {attempt}: {result:?}"
+            );
+        }
+    });
+    assert!(logged.is_empty(), "{logged:?}");
+    assert_eq!(of(store.throttle_status("carol").unwrap()), status(0, ThrottleState::Open));
+    // Failures before the misconfiguration stay counted; the errors add none.
+    for _ in 0..2 {
+        assert!(matches!(
+            store.verify("alice", &secret(WRONG)),
+            Err(AuthError::InvalidCredentials)
+        ));
+    }
+    let users = std::fs::read(&path).unwrap();
+    std::fs::write(&path, b"{ not json").unwrap();
+    let logged = events(|| {
+        for _ in 0..150 {
+            let result = store.verify_from("alice", &secret(RIGHT), Some("192.0.2.9"));
+            assert!(matches!(result, Err(AuthError::CorruptUsersFile { .. })), "{result:?}");
+        }
+    });
+    assert!(logged.is_empty(), "{logged:?}");
+    assert_eq!(of(store.throttle_status("alice").unwrap()), status(2, ThrottleState::Open));
+    // Repaired: the source was not delayed either, and the user logs in.
+    std::fs::write(&path, users).unwrap();
+    store.verify_from("alice", &secret(RIGHT), Some("192.0.2.9")).unwrap();
+}
+
+/// Review P2g, point 1: an unusable record is not the user's failure either: the account is
+/// never counted (it cannot be locked by it), while the source keeps each attempt (it cost
+/// the dummy Argon2 run), so one bad record is not an unthrottled oracle.
+#[test]
+fn a_bad_entry_never_counts_against_its_account_but_does_against_the_source() {
+    let (_dir, path) = users();
+    let mut users: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    users.insert("mallory".into(), serde_json::json!(42));
+    std::fs::write(&path, serde_json::to_vec(&users).unwrap()).unwrap();
+    let clock = FakeClock::new();
+    let store = store(&path, ThrottlePolicy::default(), &clock);
+    for _ in 0..20 {
+        let result = store.verify_from("mallory", &secret(WRONG), Some("192.0.2.9"));
+        assert!(matches!(result, Err(AuthError::BadEntry { .. })), "{result:?}");
+    }
+    assert_eq!(of(store.throttle_status("mallory").unwrap()), status(0, ThrottleState::Open));
+    // The source's 20 free failures are used up: the next attempt from it is delayed.
+    let result = store.verify_from("alice", &secret(RIGHT), Some("192.0.2.9")).unwrap_err();
+    assert_eq!(throttled(&result), (ThrottleScope::Source, Some(clock.at(1)), false));
+}
+
+/// Review P2g, point 3: settings that switch the lock off are refused. Before,
+/// `with_throttle` took any policy: with `lock_duration(Some(ZERO))` a lock ended as it
+/// began, and with `source_window(ZERO)` a source was forgotten after each failure.
+#[test]
+fn policies_that_would_switch_the_lock_off_are_refused() {
+    let (_dir, path) = users();
+    let zero = Duration::ZERO;
+    let minute = Duration::from_secs(60);
+    let bad = [
+        ThrottlePolicy::default().lock_duration(Some(zero)),
+        ThrottlePolicy::default().lock_duration(Some(minute)), // shorter than the 15 min delay
+        ThrottlePolicy::default().source_lock_duration(Some(zero)),
+        ThrottlePolicy::default().source_window(zero),
+        ThrottlePolicy::default().source_window(Duration::from_secs(15 * 60)), // = max delay
+        ThrottlePolicy::default().source_window(Duration::from_secs(30 * 60)), // < source lock
+        ThrottlePolicy::default().max_delay(zero), // shorter than the first delay
+        ThrottlePolicy::default().base_delay(Duration::from_secs(16 * 60)),
+    ];
+    for policy in bad {
+        let result = UserStore::new(&path).with_throttle(policy.clone());
+        assert!(
+            matches!(result, Err(AuthError::InvalidThrottlePolicy { .. })),
+            "{policy:?} accepted"
+        );
+    }
+    let good = [
+        ThrottlePolicy::default(),
+        ThrottlePolicy::default().lock_duration(None).source_lock_duration(None),
+        // No delays at all: the lock alone (delays are optional in NIST SP 800-63B-4).
+        ThrottlePolicy::default().base_delay(zero).max_delay(zero),
+        ThrottlePolicy::default().lock_duration(Some(Duration::from_secs(15 * 60))),
+    ];
+    for policy in good {
+        assert!(UserStore::new(&path).with_throttle(policy.clone()).is_ok(), "{policy:?}");
+    }
+    let error = UserStore::new(&path).with_throttle(bad_lock()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid throttling policy: an account lock must last longer than zero"
+    );
+    assert_eq!(error.kind(), AuthErrorKind::Operational);
+}
+
+fn bad_lock() -> ThrottlePolicy {
+    ThrottlePolicy::default().lock_duration(Some(Duration::ZERO))
+}
+
+/// Review P2g, point 5: `unlock` finds users as the other operators' commands do (an
+/// ambiguous spelling is `AmbiguousUser`, not "no such user"), logs `user_updated` only when
+/// it cleared something; `unlock_unknown` lifts the lock of a name no user has (counted like
+/// any other, so a lock does not tell names apart); `unlock_source` logs what it did.
+#[test]
+fn unlocks_name_whom_they_cleared_and_refuse_ambiguous_names() {
+    let (_dir, path) = users();
+    let mut users: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let record = users["alice"].clone();
+    users.insert("jos\u{e9}".into(), record.clone());
+    users.insert("jose\u{301}".into(), record);
+    std::fs::write(&path, serde_json::to_vec(&users).unwrap()).unwrap();
+    let clock = FakeClock::new();
+    let store = store(&path, no_delays().lock_duration(None), &clock);
+    let error = store.unlock("jos\u{e9}\u{200B}").unwrap_err();
+    assert!(matches!(error, AuthError::AmbiguousUser { candidates: 2, .. }), "{error:?}");
+    assert!(matches!(store.unlock("zelda"), Err(AuthError::NoSuchUser { .. })));
+    for (name, source) in [("alice", Some("198.51.100.7")), ("zelda", None)] {
+        for _ in 0..MAX_LOCK_AFTER {
+            let _ = store.verify_from(name, &secret(WRONG), source);
+        }
+    }
+    let locked = status(MAX_LOCK_AFTER, ThrottleState::Locked { until: None });
+    assert_eq!(of(store.throttle_status("zelda").unwrap()), locked);
+    let logged = events(|| {
+        assert!(store.unlock("alice").unwrap());
+        assert!(!store.unlock("alice").unwrap());
+        assert!(store.unlock_unknown("zelda").unwrap());
+        assert!(!store.unlock_unknown("zelda").unwrap());
+        assert!(store.unlock_source("198.51.100.7").unwrap());
+        assert!(!store.unlock_source("198.51.100.7").unwrap());
+    });
+    let names: Vec<&str> = logged.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[0], "user_updated:alice");
+    let label = names[1].strip_prefix("user_updated:unknown:").unwrap();
+    assert!(label.len() == 12 && label.chars().all(|c| c.is_ascii_hexdigit()), "{label}");
+    assert_eq!(names[2], "authn_login_unlock:198.51.100.7");
+    assert_eq!(logged[2]["source"], "198.51.100.7");
+    assert_eq!(of(store.throttle_status("zelda").unwrap()), status(0, ThrottleState::Open));
+    store.verify("alice", &secret(RIGHT)).unwrap();
 }

@@ -139,7 +139,7 @@ fn colliding_lab_names_never_let_one_user_in_as_the_other() {
     // logins below against one account; this test is about who logs in, not about delays,
     // so its policy lets all of them through (the delays have their own tests).
     let policy = ThrottlePolicy::default().free_failures(MAX_LOCK_AFTER);
-    let store = UserStore::new(&path).with_profile(TEST).with_throttle(policy);
+    let store = UserStore::new(&path).with_profile(TEST).with_throttle(policy).unwrap();
     // The exact stored name is unambiguous: each user logs in with their own password only.
     store.verify(NFC, &secret("first jose password")).unwrap();
     store.verify(NFD, &secret("second jose password")).unwrap();

@@ -43,7 +43,8 @@ pub(crate) enum UsersCommand {
     /// Rotate the pepper: add a new version, move every record to it, then drop the old
     /// versions. Each step is crash-safe; run it again to complete an interrupted rotation.
     RotatePepper(PepperArgs),
-    /// Clear a user's failed logins, delay and lock (or a login source's, with --source).
+    /// Clear a user's failed logins, delay and lock (or a login source's, with --source). A
+    /// name no user has is counted and locked like any other; its record is cleared too.
     Unlock(UnlockArgs),
 }
 
@@ -249,14 +250,23 @@ fn unlock(args: UnlockArgs) -> Result<(), Failure> {
                 outln!("Source '{}' had no failed logins.", source.escape_debug())?;
             }
         }
-        (Some(username), None) => {
-            let cleared = store.unlock(&username).map_err(error)?;
-            if cleared {
-                outln!("User '{}' unlocked.", username.escape_debug())?;
-            } else {
-                outln!("User '{}' had no failed logins.", username.escape_debug())?;
+        (Some(username), None) => match store.unlock(&username) {
+            Ok(true) => outln!("User '{}' unlocked.", username.escape_debug())?,
+            Ok(false) => outln!("User '{}' had no failed logins.", username.escape_debug())?,
+            // A name no user has is locked like a stored one (so that a lock does not tell
+            // which names exist), and the refused login's hint names this command for both:
+            // the hint must not lead to a dead end.
+            Err(e @ globo::auth::AuthError::NoSuchUser { .. }) => {
+                if !store.unlock_unknown(&username).map_err(error)? {
+                    return Err(failure(&e));
+                }
+                outln!(
+                    "No user '{}' in the store; its failed logins were cleared.",
+                    username.escape_debug()
+                )?;
             }
-        }
+            Err(e) => return Err(failure(&e)),
+        },
         // clap requires one of the two.
         (None, None) => return Err(Failure::msg("Name a user, or a source with --source.")),
     }

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
 use super::{Lookup, MAX_LOGIN_USERNAME_BYTES, UserStore, Users, lookup};
-use crate::events::Event;
+use crate::events::{self, Event, Subject};
 use crate::{AuthError, phc, throttle};
 
 impl UserStore {
@@ -94,7 +94,12 @@ impl UserStore {
         let verified = match self.verify_from(username, current, source) {
             Ok(verified) => verified,
             Err(e) => {
-                Event::PasswordChangeFail { username, source: source_key }.emit();
+                if events::enabled() {
+                    // Never the name as typed when no stored user has it (it may be a
+                    // password typed into the name field).
+                    let username = &self.subject_for(username, None);
+                    Event::PasswordChangeFail { username, source: source_key }.emit();
+                }
                 return Err(e);
             }
         };
@@ -109,7 +114,8 @@ impl UserStore {
                 Ok(stored.to_owned())
             }
             Err(e) => {
-                Event::PasswordChangeFail { username: stored, source: source_key }.emit();
+                let username = &Subject::Stored(stored.to_owned());
+                Event::PasswordChangeFail { username, source: source_key }.emit();
                 Err(e)
             }
         }
@@ -126,7 +132,7 @@ impl UserStore {
     /// the operator has checked the user's identity out of band, and the failures were
     /// guesses at the old password. Emits `authn_password_change` (with `by_operator`) on success and
     /// `authn_password_change_fail` on any failure (with the name as stored once the user
-    /// was found, else as given).
+    /// was found, else by its `unknown:` label, never as typed).
     ///
     /// **Cost:** reads the users file, runs Argon2 once (outside the lock), then waits for the
     /// lock, reads and rewrites the file.
@@ -134,7 +140,10 @@ impl UserStore {
         let stored = match self.find(username) {
             Ok(stored) => stored,
             Err(e) => {
-                Event::PasswordChangeFail { username, source: "" }.emit();
+                if events::enabled() {
+                    let username = &self.subject_for(username, None);
+                    Event::PasswordChangeFail { username, source: "" }.emit();
+                }
                 return Err(e);
             }
         };
@@ -150,7 +159,8 @@ impl UserStore {
                 Ok(stored)
             }
             Err(e) => {
-                Event::PasswordChangeFail { username: &stored, source: "" }.emit();
+                let username = &Subject::Stored(stored.clone());
+                Event::PasswordChangeFail { username, source: "" }.emit();
                 Err(e)
             }
         }
