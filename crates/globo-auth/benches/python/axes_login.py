@@ -4,8 +4,13 @@ Driven by benches/throttle_axes.rs: argv[1] is an empty folder (the SQLite datab
 password is the first line of stdin. After setting up, prints `ready <django> <axes>`; then
 reads one command per line and answers one line each:
 
-- `right`, `wrong`, `locked`: one `django.contrib.auth.authenticate()` with a request, timed
-  alone (perf_counter_ns); answers `<ns> <user or None> <Argon2 verifications it ran>`;
+- `right`, `wrong`, `locked`: one `django.contrib.auth.authenticate()` with a request and,
+  when it returns a user, the `user_logged_in` signal `django.contrib.auth.login()` sends
+  (where axes clears the username's failures on success and writes its access log, as
+  globo's `verify_from` clears the account; Django's own `last_login` update is
+  disconnected, and the session, which globo has no part in, is left out), timed alone
+  (perf_counter_ns); answers `<ns> <user or None> <Argon2 verifications it ran>
+  <ns of authenticate() alone>`;
 - `reset`: clears alice's and 127.0.0.1's failures (untimed), answers `ok`.
 """
 import logging
@@ -72,7 +77,8 @@ sys.modules["__main__"].GloboProfileArgon2Hasher = GloboProfileArgon2Hasher
 django.setup()
 logging.getLogger("axes").setLevel(logging.CRITICAL)
 
-from django.contrib.auth import authenticate  # noqa: E402
+from django.contrib.auth import authenticate, user_logged_in  # noqa: E402
+from django.contrib.auth.models import update_last_login  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import RequestFactory  # noqa: E402
@@ -80,6 +86,7 @@ from django.test import RequestFactory  # noqa: E402
 import axes  # noqa: E402
 from axes.utils import reset  # noqa: E402
 
+user_logged_in.disconnect(update_last_login, dispatch_uid="update_last_login")
 call_command("migrate", verbosity=0, interactive=False)
 User.objects.create_user("alice", password=password)
 User.objects.create_user("bob", password=password)
@@ -87,18 +94,24 @@ factory = RequestFactory()
 
 
 def login(username, given, ip="127.0.0.1"):
+    """authenticate(), then login()'s signal on success; returns (user, ns of authenticate())."""
     request = factory.post("/login/", {"username": username}, REMOTE_ADDR=ip)
-    return authenticate(request, username=username, password=given)
+    start = time.perf_counter_ns()
+    user = authenticate(request, username=username, password=given)
+    authenticated = time.perf_counter_ns() - start
+    if user is not None:
+        user_logged_in.send(sender=user.__class__, request=request, user=user)
+    return user, authenticated
 
 
 # bob is locked by 100 failures from another address (by username, as globo locks the
 # account); the timed attempts come from 127.0.0.1, which stays open.
 for _ in range(100):
-    assert login("bob", "not the password at all", ip="10.0.0.2") is None
+    assert login("bob", "not the password at all", ip="10.0.0.2")[0] is None
 before = GloboProfileArgon2Hasher.runs
-assert login("bob", password) is None
+assert login("bob", password)[0] is None
 assert GloboProfileArgon2Hasher.runs == before, "axes let a locked account reach the hasher"
-assert login("alice", password) is not None
+assert login("alice", password)[0] is not None
 
 cases = {
     "right": ("alice", password),
@@ -116,6 +129,6 @@ for line in sys.stdin:
     username, given = cases[command]
     runs = GloboProfileArgon2Hasher.runs
     start = time.perf_counter_ns()
-    user = login(username, given)
+    user, authenticated = login(username, given)
     elapsed = time.perf_counter_ns() - start
-    print(elapsed, user, GloboProfileArgon2Hasher.runs - runs, flush=True)
+    print(elapsed, user, GloboProfileArgon2Hasher.runs - runs, authenticated, flush=True)
