@@ -1,7 +1,7 @@
 //! The users file: `{"<username>": "<PHC string>", ...}`, read and written safely.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -124,6 +124,20 @@ impl UsersMaintenance {
     /// no entry at all names it.
     pub fn pepper_versions_in_use(&self) -> Result<BTreeMap<String, Vec<String>>, AuthError> {
         self.store.pepper_versions_in_use()
+    }
+
+    /// The pepper versions that usable records name (the file read now, under the lock
+    /// held): the versions a rotation can still move records off. Unlike
+    /// [`pepper_versions_in_use`](Self::pepper_versions_in_use), an entry that is not a
+    /// usable hash does not count, since no rotation can move it.
+    pub fn pepper_versions_movable(&self) -> Result<BTreeSet<String>, AuthError> {
+        let users = self.store.read()?;
+        Ok(users
+            .values()
+            .filter_map(|entry| entry.as_str())
+            .filter_map(|text| ParsedHash::parse(text, &self.store.limits).ok())
+            .filter_map(|parsed| parsed.pepper_version().map(str::to_owned))
+            .collect())
     }
 
     /// The users file.
@@ -855,13 +869,27 @@ impl UserStore {
 
     /// [`AuthError::PepperRequired`] when the store has no pepper but `users` holds a
     /// peppered record: a record written now would be unpeppered, in a file whose records
-    /// are meant to be useless without the pepper. Every write of a new record checks this.
+    /// are meant to be useless without the pepper. [`AuthError::PepperStale`] when the
+    /// store has a pepper but `users` holds a record under a version it lacks: the store's
+    /// pepper is older than the file (loaded before a rotation), and a record written with
+    /// it would name a version the rotation may retire. Every write of a new record checks
+    /// this, under the users file's lock.
     fn check_pepper_required(&self, users: &Users) -> Result<(), AuthError> {
-        let peppered = |entry: &Value| entry.as_str().and_then(phc::keyid_of).is_some();
-        if self.peppers.is_none() && users.values().any(peppered) {
-            return Err(AuthError::PepperRequired { path: self.path.clone() });
+        let mut versions =
+            users.values().filter_map(|entry| entry.as_str().and_then(phc::keyid_of));
+        match &self.peppers {
+            None if versions.next().is_some() => {
+                Err(AuthError::PepperRequired { path: self.path.clone() })
+            }
+            Some(peppers) => match versions.find(|version| !peppers.contains(version)) {
+                Some(version) => Err(AuthError::PepperStale {
+                    path: self.path.clone(),
+                    version: version.to_owned(),
+                }),
+                None => Ok(()),
+            },
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Whether a login on `parsed` should re-pepper it: a pepper is configured and the record

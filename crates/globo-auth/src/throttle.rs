@@ -1292,7 +1292,7 @@ mod tests {
         assert_eq!(evicted_after(3), (true, vec!["one-old", "s-new", "s-old"]));
         assert_eq!(evicted_after(5), (true, vec!["one-new", "one-old", "s-new", "s-old", "two"]));
         // Only accounts at their free failures are left: nothing more is evicted.
-        assert_eq!(evicted_after(6).0, false);
+        assert!(!evicted_after(6).0);
         assert!(!evicted_after(6).1.contains(&"five"));
     }
 
