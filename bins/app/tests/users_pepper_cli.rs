@@ -66,6 +66,11 @@ fn local_pepper_cycle_from_init_to_rotation() {
     let err = failed(&app(d, &["users", "pepper"], "", &[]));
     assert!(err.contains("holds no password pepper"), "{err}");
     assert!(err.contains("hint: create it with `app users init-pepper`"), "{err}");
+    // Review F, point 8: `rotate-pepper` too (before: "fix the cause and run ... again").
+    let err = failed(&app(d, &["users", "rotate-pepper"], "", &[]));
+    assert!(err.contains("holds no password pepper"), "{err}");
+    assert!(err.contains("hint: create it with `app users init-pepper`"), "{err}");
+    assert!(!err.contains("fix the cause"), "{err}");
 
     let out = ok(&app(d, &["users", "init-pepper"], "", &[]));
     let v1 = id_after(&out, "Created the password pepper (version ");
@@ -141,6 +146,8 @@ fn local_pepper_cycle_from_init_to_rotation() {
     let out = ok(&app(d, &["users", "rotate-pepper"], "", &[]));
     let v2 = id_after(&out, "Moved 2 records to pepper version ");
     assert_ne!(v2, v1);
+    // Review F, point 7: the CLI says whether a version was added.
+    assert!(out.starts_with(&format!("Added pepper version {v2} as the current one.\n")), "{out}");
     assert!(out.ends_with(&format!("in 'users.json'; retired {v1}.\n")), "{out}");
     for name in ["lab", "alice"] {
         assert!(record(d, name).contains(&format!(",keyid={v2}$")), "{name}");

@@ -176,6 +176,23 @@ pub enum AuthError {
         path: PathBuf,
     },
 
+    /// The users file holds records under a pepper version the store's pepper does not
+    /// have: the store's pepper is older than the file (a process that loaded it before a
+    /// rotation). A record written with it would name a version that may be retired, and no
+    /// one could verify it, so none is written. Load the pepper again.
+    #[error(
+        "users file '{}' holds records under pepper version '{version}', which the password \
+         pepper loaded does not have (it was rotated since); no record is written with the \
+         older pepper",
+        path.display()
+    )]
+    PepperStale {
+        /// The users file.
+        path: PathBuf,
+        /// The version records name that the store's pepper lacks.
+        version: String,
+    },
+
     /// The users file holds an entry for this user that cannot be used.
     #[error("users file '{}': the entry for user '{username}' is unusable; fix or remove it", path.display())]
     BadEntry {
@@ -409,6 +426,7 @@ impl AuthError {
             | Self::InvalidPepper { .. }
             | Self::PepperUnavailable { .. }
             | Self::PepperRequired { .. }
+            | Self::PepperStale { .. }
             | Self::UnusableThrottleState { .. }
             | Self::ThrottleStateAccess { .. }
             | Self::ThrottleStateFull { .. }
@@ -476,6 +494,7 @@ mod tests {
             (AuthError::InvalidPepper { reason: "empty" }, Operational),
             (AuthError::PepperUnavailable { version: "1".into() }, Operational),
             (AuthError::PepperRequired { path: path.clone() }, Operational),
+            (AuthError::PepperStale { path: path.clone(), version: "x".into() }, Operational),
             (AuthError::UsersFileTooLarge { path: path.clone(), max: 1 }, Operational),
             (AuthError::File { source: globo_fs::FsError::new("read", path, io()) }, Operational),
             (AuthError::UnknownProfile { name: "fast".into() }, Operational),
@@ -542,9 +561,10 @@ mod tests {
             AuthError::AmbiguousUser { .. } => 29,
             AuthError::PepperRequired { .. } => 30,
             AuthError::ThrottleStateFull { .. } => 31,
+            AuthError::PepperStale { .. } => 32,
         }
     }
-    const VARIANTS: usize = 32;
+    const VARIANTS: usize = 33;
 
     /// Issue 13 review, point 8: no message has a run of spaces (a line continuation that
     /// kept the next line's indentation).

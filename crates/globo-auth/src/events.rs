@@ -3,7 +3,8 @@
 //! Every event has the target [`TARGET`], a level (OWASP's for the event), and the fields
 //! `event` (the vocabulary form, `authn_login_fail:alice`), `username` (as stored when the
 //! user is known; a failed or refused login, or failed change, of a name no stored user has
-//! names it `unknown:<12 hex digits>`, never as typed: see [`Subject`]), `source` (the
+//! names it `unknown:<12 hex digits>`, never as typed, and an attempt refused by throttling
+//! names its account `account:<12 hex digits>`, known or not: see [`Subject`]), `source` (the
 //! caller's key: an address, or empty when the caller gave none) and, for some, `attempts` or
 //! `version`. The message is OWASP's
 //! description. No event ever carries a password, a hash or a pepper.
@@ -76,6 +77,11 @@ pub(crate) enum Subject {
     /// A name no stored user has (or one several share): its label, `None` when there is
     /// no throttling state folder to take the salt from (then `unknown` alone).
     Unknown(Option<String>),
+    /// The account an attempt refused by throttling was for, known name or not:
+    /// `account:<label>` (the same 12 hex digits an unknown name's `unknown:` label has).
+    /// A refusal must stay cheap, so the users file is not read to tell whether a stored
+    /// user has the name.
+    Account(Option<String>),
 }
 
 impl fmt::Display for Subject {
@@ -84,6 +90,8 @@ impl fmt::Display for Subject {
             Self::Stored(name) => Escaped(name).fmt(f),
             Self::Unknown(Some(label)) => write!(f, "unknown:{label}"),
             Self::Unknown(None) => f.write_str("unknown"),
+            Self::Account(Some(label)) => write!(f, "account:{label}"),
+            Self::Account(None) => f.write_str("account"),
         }
     }
 }

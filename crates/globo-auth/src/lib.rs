@@ -120,7 +120,8 @@
 //! Unpeppered records always verify. A record under a version that is not configured fails
 //! with [`AuthError::PepperUnavailable`] after the same dummy run an unknown user gets, and a
 //! store without a pepper writes no new record into a file that holds peppered ones
-//! ([`AuthError::PepperRequired`]). [`UserStore::maintenance`] holds the users file's lock
+//! ([`AuthError::PepperRequired`]), nor does a store whose pepper lacks a version the file's
+//! records name (its pepper was loaded before a rotation: [`AuthError::PepperStale`]). [`UserStore::maintenance`] holds the users file's lock
 //! across the steps of a rotation ([`UsersMaintenance`]). The
 //! format, the reasons and a ten-line Python recipe for argon2-cffi and passlib:
 //! [docs/passwords.md, "Pepper"](https://github.com/globo-rs/globo/blob/main/docs/passwords.md#pepper).
@@ -142,15 +143,19 @@
 //! the same with 10 records or 100,000; [`UserStore::throttle_status`] reads them,
 //! [`UserStore::without_throttle`] turns throttling off for a service that throttles in front
 //! of the store. Deleting a user, or an operator's [`UserStore::reset_password`], clears the
-//! account's failures and lock. A policy that would switch the lock off (a zero lock, a
-//! source window no longer than the longest delay) is refused by
-//! [`UserStore::with_throttle`] ([`ThrottlePolicy::validate`]). An attempt that ends in an
-//! operational error (an unreadable users file, a missing pepper) is taken back, so a
-//! misconfiguration never locks accounts; a delayed or locked account is never evicted to
-//! make room for new records (a shard full of them refuses new ones:
+//! account's failures and lock, once the users file is written. A policy that would switch
+//! the lock off (a zero lock, a source window no longer than the longest delay) is refused
+//! by [`UserStore::with_throttle`] ([`ThrottlePolicy::validate`]). An attempt that ends in an
+//! operational error (an unreadable users file) is taken back, so a misconfiguration never
+//! locks accounts (an unusable record or a pepper version the store lacks still counts
+//! against the source: each costs the dummy Argon2 run). Users that share a comparison key
+//! (a lab file's `josé` and `jose\u{301}`) share a record, and a success of one never clears
+//! the other's failures. An account that reached its free failures is never evicted to make
+//! room for new records (a shard full of them refuses new ones:
 //! [`AuthError::ThrottleStateFull`]). Security events name a name no stored user has as
-//! `unknown:` and 12 hex digits of its salted id, never as typed (it may be a password);
-//! [`UserStore::unlock_unknown`] clears such a name's record.
+//! `unknown:` and 12 hex digits of its salted id, never as typed (it may be a password), and
+//! a refused attempt's account as `account:` and those digits, known or not (a refusal reads
+//! no users); [`UserStore::unlock_unknown`] clears such a name's record.
 //!
 //! # Usernames
 //! New usernames are RFC 8265 identifiers ([`Username::prepare`], profile

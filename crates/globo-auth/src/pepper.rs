@@ -69,7 +69,9 @@ impl Version {
 ///
 /// Its text form (a secret's value: `PASSWORD_PEPPER` in `.env` or in AWS Secrets Manager) is
 /// `BASE64[,BASE64...]`, the keys alone, the current version first; each version's id is
-/// derived from its key (see the [module docs](self)). `Debug` shows the version ids only;
+/// derived from its key: the first [`VERSION_ID_BYTES`] bytes of
+/// HMAC-SHA256(key, `"globo-pepper-id-v1"`), in base64 without padding (docs/passwords.md,
+/// "Pepper", has the record format and the Python recipe). `Debug` shows the version ids only;
 /// the keys are zeroized on drop and never shown.
 ///
 /// ```

@@ -1,7 +1,7 @@
 //! The users file: `{"<username>": "<PHC string>", ...}`, read and written safely.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -55,6 +55,9 @@ pub struct UserStore {
     /// How many records `new_record_for` made (tests check every path goes through it).
     #[cfg(test)]
     records_made: std::sync::atomic::AtomicUsize,
+    /// How many times the users file was read (tests check a refusal reads it not).
+    #[cfg(test)]
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 /// A successful verification, and who it was for.
@@ -123,6 +126,20 @@ impl UsersMaintenance {
         self.store.pepper_versions_in_use()
     }
 
+    /// The pepper versions that usable records name (the file read now, under the lock
+    /// held): the versions a rotation can still move records off. Unlike
+    /// [`pepper_versions_in_use`](Self::pepper_versions_in_use), an entry that is not a
+    /// usable hash does not count, since no rotation can move it.
+    pub fn pepper_versions_movable(&self) -> Result<BTreeSet<String>, AuthError> {
+        let users = self.store.read()?;
+        Ok(users
+            .values()
+            .filter_map(|entry| entry.as_str())
+            .filter_map(|text| ParsedHash::parse(text, &self.store.limits).ok())
+            .filter_map(|parsed| parsed.pepper_version().map(str::to_owned))
+            .collect())
+    }
+
     /// The users file.
     pub fn path(&self) -> &Path {
         self.store.path()
@@ -155,6 +172,8 @@ impl UserStore {
             clock: Clock::default(),
             #[cfg(test)]
             records_made: std::sync::atomic::AtomicUsize::new(0),
+            #[cfg(test)]
+            reads: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -423,7 +442,9 @@ impl UserStore {
     /// [`AuthError::Throttled`] and is not counted; otherwise it is counted as a failure of
     /// both at once (so parallel attempts, from any number of processes, count one each and
     /// none slips past a limit), then verified. A success clears the account's count and
-    /// takes its own attempt off the source's. Unknown names are counted under their
+    /// takes its own attempt off the source's; when another stored name shares the user's
+    /// comparison key (a lab file's `josé` and `jose\u{301}` share one record), it takes back
+    /// only its own attempt, so one user's logins never clear guesses at the other. Unknown names are counted under their
     /// [`comparison_key`](crate::username::comparison_key) (a name longer than
     /// [`MAX_LOGIN_USERNAME_BYTES`], under a hash of its bytes) exactly like known ones, so
     /// delays, locks, errors and events do not tell names apart. An unusable salt or shard
@@ -438,11 +459,14 @@ impl UserStore {
     /// `excess_rate_limit_exceeded` for a refused attempt. Each names the user as stored
     /// when the name designates one; a name no stored user has (or one several share) as
     /// `unknown:` and the first 12 hex digits of its salted account id (the id its record
-    /// is kept under), never as typed: it may be a password typed into the name field. Only
+    /// is kept under), never as typed: it may be a password typed into the name field. A
+    /// refused attempt names its account `account:` and the same 12 hex digits, known name
+    /// or not: the users file is not read for it, so a refusal stays cheap. Only
     /// the log differs: the caller's answer is the same for both. An operational error (the
     /// users file unreadable or corrupt, a pepper version missing, an unusable entry) is no
     /// verdict on the password: the attempt is taken back off the account, and no
-    /// `authn_login_fail` is logged (see the error itself).
+    /// `authn_login_fail` is logged (see the error itself); an unusable entry or a pepper
+    /// version the store lacks still counts against the source (each ran the dummy Argon2).
     pub fn verify_from(
         &self,
         username: &str,
@@ -455,8 +479,7 @@ impl UserStore {
                 max_bytes: MAX_LOGIN_PASSWORD_BYTES,
             });
         }
-        // Throttling first: a refused attempt runs no Argon2 (and reads no users unless an
-        // event must name the user).
+        // Throttling first: a refused attempt runs no Argon2 and reads no users.
         let reservation = match &self.throttle {
             Some(policy) => match throttle::reserve(
                 &self.throttle_path(),
@@ -472,7 +495,13 @@ impl UserStore {
                         AuthError::Throttled { .. } | AuthError::ThrottleStateFull { .. }
                     );
                     if refused && events::enabled() {
-                        let subject = self.subject_for(username, None);
+                        // By its label, known name or not: reading the users file to find
+                        // the stored name would make a refusal as costly as a login's read.
+                        let material = throttle::account_material(username);
+                        let subject = Subject::Account(throttle::account_label(
+                            &self.throttle_path(),
+                            &material,
+                        ));
                         let source = source.unwrap_or("");
                         Event::RateLimitExceeded { username: &subject, source }.emit();
                     }
@@ -482,8 +511,9 @@ impl UserStore {
             None => None,
         };
         let mut found = None;
-        let result = self.check_password(username, password, &mut found);
-        self.settle(reservation.as_ref(), username, found, source, &result)?;
+        let mut shared = false;
+        let result = self.check_password(username, password, &mut found, &mut shared);
+        self.settle(reservation.as_ref(), username, found, shared, source, &result)?;
         result
     }
 
@@ -526,14 +556,14 @@ impl UserStore {
     /// `authn_login_fail`, and off the source, except after `BadEntry`: one unusable record
     /// stays unusable until an operator repairs it, and each attempt on it costs the dummy
     /// Argon2 run, which a source must not get for free (it can still never lock the
-    /// account; a source lock it completes is logged as `authn_login_lock`).
-    /// `PepperUnavailable` is the store's configuration (every peppered record fails alike),
-    /// so it is taken back off both, like an unreadable users file.
+    /// account; a source lock it completes is logged as `authn_login_lock`). The same holds
+    /// for `PepperUnavailable`: each attempt on such a record runs the dummy Argon2 too.
     fn settle(
         &self,
         reservation: Option<&Reservation>,
         username: &str,
         found: Option<String>,
+        shared: bool,
         source: Option<&str>,
         result: &Result<Verified, AuthError>,
     ) -> Result<(), AuthError> {
@@ -542,8 +572,15 @@ impl UserStore {
             Ok(verified) => {
                 let username = verified.username();
                 let previous = reservation.map_or(0, |r| r.previous);
-                if let Some(reservation) = reservation {
-                    throttle::succeed(&self.throttle_path(), reservation)?;
+                match reservation {
+                    // The record is another stored user's too (a lab file's `josé` and
+                    // `jose\u{301}`): this success takes back only its own attempt, or one
+                    // user's logins would clear the guesses counted against the other.
+                    Some(reservation) if shared => {
+                        throttle::release(&self.throttle_path(), reservation, false)?;
+                    }
+                    Some(reservation) => throttle::succeed(&self.throttle_path(), reservation)?,
+                    None => {}
                 }
                 if previous == 0 {
                     Event::LoginSuccess { username, source }.emit();
@@ -569,7 +606,10 @@ impl UserStore {
             }
             Err(error) => {
                 let Some(r) = reservation else { return Ok(()) };
-                let keep_source = matches!(error, AuthError::BadEntry { .. });
+                let keep_source = matches!(
+                    error,
+                    AuthError::BadEntry { .. } | AuthError::PepperUnavailable { .. }
+                );
                 // The caller is told the original error; a state folder that cannot be
                 // written now refuses the next attempt with its own error anyway.
                 let _ = throttle::release(&self.throttle_path(), r, keep_source);
@@ -585,12 +625,14 @@ impl UserStore {
     }
 
     /// [`verify`](Self::verify) without throttling or events; `found` is set to the stored
-    /// name when the name designates a stored user.
+    /// name when the name designates a stored user, and `shared` to whether another stored
+    /// name has the same comparison key (then their throttling record is one).
     fn check_password(
         &self,
         username: &str,
         password: &SecretString,
         found_name: &mut Option<String>,
+        shared: &mut bool,
     ) -> Result<Verified, AuthError> {
         let users = self.read()?;
         // Both paths look for the typical entry and compare every name, so those scans cost
@@ -599,7 +641,13 @@ impl UserStore {
         let found = if username.len() > MAX_LOGIN_USERNAME_BYTES {
             None
         } else {
-            find_user(&users, username)
+            match lookup(&users, username) {
+                Lookup::Found(name, entry, alike) => {
+                    *shared = alike > 1;
+                    Some((name, entry))
+                }
+                Lookup::Ambiguous(_) | Lookup::Missing => None,
+            }
         };
         // The user's hash, or why there is none to check: an unknown user (`None`) or an
         // unusable entry.
@@ -821,13 +869,27 @@ impl UserStore {
 
     /// [`AuthError::PepperRequired`] when the store has no pepper but `users` holds a
     /// peppered record: a record written now would be unpeppered, in a file whose records
-    /// are meant to be useless without the pepper. Every write of a new record checks this.
+    /// are meant to be useless without the pepper. [`AuthError::PepperStale`] when the
+    /// store has a pepper but `users` holds a record under a version it lacks: the store's
+    /// pepper is older than the file (loaded before a rotation), and a record written with
+    /// it would name a version the rotation may retire. Every write of a new record checks
+    /// this, under the users file's lock.
     fn check_pepper_required(&self, users: &Users) -> Result<(), AuthError> {
-        let peppered = |entry: &Value| entry.as_str().and_then(phc::keyid_of).is_some();
-        if self.peppers.is_none() && users.values().any(peppered) {
-            return Err(AuthError::PepperRequired { path: self.path.clone() });
+        let mut versions =
+            users.values().filter_map(|entry| entry.as_str().and_then(phc::keyid_of));
+        match &self.peppers {
+            None if versions.next().is_some() => {
+                Err(AuthError::PepperRequired { path: self.path.clone() })
+            }
+            Some(peppers) => match versions.find(|version| !peppers.contains(version)) {
+                Some(version) => Err(AuthError::PepperStale {
+                    path: self.path.clone(),
+                    version: version.to_owned(),
+                }),
+                None => Ok(()),
+            },
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Whether a login on `parsed` should re-pepper it: a pepper is configured and the record
@@ -925,6 +987,8 @@ impl UserStore {
 
     /// Reads the users file; a missing file is an empty one.
     fn read(&self) -> Result<Users, AuthError> {
+        #[cfg(test)]
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Only a regular file is a users file: a FIFO would block a plain open forever and a
         // device (a link to /dev/zero) never ends. The type is checked on the file opened,
         // without blocking, so nothing swapped in after a check is read; the read is bounded.
@@ -963,15 +1027,16 @@ impl UserStore {
 /// several. Every stored name is compared, whether or not one matches exactly.
 fn find_user<'a>(users: &'a Users, username: &str) -> Option<(&'a str, &'a Value)> {
     match lookup(users, username) {
-        Lookup::Found(name, entry) => Some((name, entry)),
+        Lookup::Found(name, entry, _) => Some((name, entry)),
         Lookup::Ambiguous(_) | Lookup::Missing => None,
     }
 }
 
 /// What a name designates among the stored names.
 enum Lookup<'a> {
-    /// The exact stored name, else the only one with the same comparison key.
-    Found(&'a str, &'a Value),
+    /// The exact stored name, else the only one with the same comparison key; with how many
+    /// stored names have its comparison key (more than 1 only when it is exact).
+    Found(&'a str, &'a Value, usize),
     /// This many stored names (two or more) share its comparison key, none exactly it.
     Ambiguous(usize),
     /// No stored name has its comparison key.
@@ -992,7 +1057,9 @@ fn lookup<'a>(users: &'a Users, username: &str) -> Lookup<'a> {
         }
     }
     match (exact, alike.as_slice()) {
-        (Some((name, entry)), _) | (None, &[(name, entry)]) => Lookup::Found(name, entry),
+        (Some((name, entry)), _) | (None, &[(name, entry)]) => {
+            Lookup::Found(name, entry, alike.len())
+        }
         (None, []) => Lookup::Missing,
         (None, many) => Lookup::Ambiguous(many.len()),
     }
@@ -1196,6 +1263,34 @@ mod tests {
         assert_eq!((params.memory_kib(), params.iterations()), (19456, 2));
         let params = stored.rehash_params(Profile::Rfc9106LowMemory.params());
         assert_eq!((params.memory_kib(), params.iterations()), (65536, 3));
+    }
+
+    /// Review F, point 3: with a subscriber taking security events, a refused attempt still
+    /// reads no users (it is logged by its account's label). Before, it read the users file
+    /// once to name a known user (`reads` was 1).
+    #[test]
+    fn a_refused_attempt_reads_no_users_with_security_logging_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let policy = ThrottlePolicy::default().lock_after(1).unwrap();
+        let store =
+            UserStore::new(&path).with_profile(Profile::TestOnlyInsecure).with_throttle(policy);
+        let store = store.unwrap();
+        store.register("alice", &SecretString::from("wonderland password")).unwrap();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(events::enabled());
+            let wrong = SecretString::from("not the password");
+            assert!(matches!(store.verify("alice", &wrong), Err(AuthError::InvalidCredentials)));
+            let reads = || store.reads.load(std::sync::atomic::Ordering::Relaxed);
+            let before = reads();
+            let result = store.verify("alice", &SecretString::from("wonderland password"));
+            assert!(matches!(result, Err(AuthError::Throttled { .. })), "{result:?}");
+            assert_eq!(reads(), before);
+        });
     }
 
     /// A record under a pepper version the store does not hold gets `PepperUnavailable`

@@ -32,9 +32,10 @@ pub const MAX_LOCK_AFTER: u32 = 100;
 
 /// The most records (accounts and sources together) the state folder keeps: each of its 256
 /// shards keeps at most 390 (this bound divided by 256). When a new record would exceed a
-/// shard's share, that shard's open records (idle longest first), then its delayed or locked
-/// sources, make room; a delayed or locked account is never dropped (that would lift its
-/// lock), so a shard full of them refuses the new record's attempt
+/// shard's share, that shard's sources (idle longest first), then its accounts below their
+/// free failures (fewest failures first, then idle longest) make room; an account that has
+/// reached its free failures is never dropped, delayed, locked or open (that would reset its
+/// count or lift its lock), so a shard full of them refuses the new record's attempt
 /// ([`AuthError::ThrottleStateFull`]: failing closed) until some expire or are unlocked.
 pub const MAX_THROTTLE_ENTRIES: usize = 100_000;
 
@@ -585,11 +586,12 @@ struct Shard {
 
 impl Shard {
     /// Drops the records whose lock or window is over; then, beyond [`MAX_SHARD_ENTRIES`],
-    /// evicts open records (accounts and sources, idle longest first), then delayed or
-    /// locked sources (oldest first), and never a delayed or locked account: evicting it
-    /// would lift its delay or lock. The records of the attempt being counted (`keep`: its
-    /// account's and its source's ids) are what room is made for, never evicted. Returns
-    /// whether the shard is within its bound.
+    /// evicts sources (idle longest first), then accounts below their free failures (fewest
+    /// failures first, then idle longest). An account that has reached its free failures is
+    /// never evicted, open or not: evicting it would reset its count, and a guesser who waits
+    /// out each delay would flood the shard to get 99 more guesses. The records of the
+    /// attempt being counted (`keep`: its account's and its source's ids) are what room is
+    /// made for, never evicted. Returns whether the shard is within its bound.
     fn prune(&mut self, policy: &ThrottlePolicy, now_ms: u64, keep: [Option<&str>; 2]) -> bool {
         let (account, source) = (policy.account_rule(), policy.source_rule());
         self.accounts.retain(|_, r| account.standing(*r, now_ms) != Standing::Expired);
@@ -598,25 +600,28 @@ impl Shard {
         if total <= MAX_SHARD_ENTRIES {
             return true;
         }
-        // (rank, last failure, is a source, key): open records rank 0, other sources 1.
+        // (rank, failures, last failure, key): sources rank 0 (their failures do not
+        // matter), accounts 1.
         let [keep_account, keep_source] = keep;
-        let open_accounts = self
+        let sources = self
+            .sources
+            .iter()
+            .filter(|(k, _)| keep_source != Some(k.as_str()))
+            .map(|(k, r)| (0u8, 0, r.last_ms, k.clone()));
+        let accounts = self
             .accounts
             .iter()
             .filter(|(k, r)| {
-                account.standing(**r, now_ms) == Standing::Open && keep_account != Some(k.as_str())
+                r.failures < account.free
+                    && account.standing(**r, now_ms) == Standing::Open
+                    && keep_account != Some(k.as_str())
             })
-            .map(|(k, r)| (0u8, r.last_ms, false, k.clone()));
-        let sources = self.sources.iter().filter(|(k, _)| keep_source != Some(k.as_str()));
-        let sources = sources.map(|(k, r)| {
-            let rank = u8::from(source.standing(*r, now_ms) != Standing::Open);
-            (rank, r.last_ms, true, k.clone())
-        });
-        let mut evictable: Vec<(u8, u64, bool, String)> = open_accounts.chain(sources).collect();
+            .map(|(k, r)| (1u8, r.failures, r.last_ms, k.clone()));
+        let mut evictable: Vec<(u8, u32, u64, String)> = sources.chain(accounts).collect();
         evictable.sort_unstable();
         let excess = total - MAX_SHARD_ENTRIES;
-        for (_, _, is_source, key) in evictable.iter().take(excess) {
-            if *is_source {
+        for (rank, _, _, key) in evictable.iter().take(excess) {
+            if *rank == 0 {
                 self.sources.remove(key);
             } else {
                 self.accounts.remove(key);
@@ -1219,6 +1224,76 @@ mod tests {
         assert_eq!(std::fs::read(shard_path(&path, shard)).unwrap(), before);
         let victim = status(&path, &policy, b"k:victim", time_of(at(9000))).unwrap();
         assert_eq!(victim.state, ThrottleState::Locked { until: None });
+    }
+
+    /// Review F, point 2: an account past its free failures whose delay has passed is open,
+    /// yet must survive a flood: evicting it would reset its count. Before, open records
+    /// were evicted idle longest first whatever their count, so the victim at 99 failures
+    /// (its last failure the oldest) was evicted first and came back with 0.
+    #[test]
+    fn an_open_account_with_many_failures_survives_a_flood_into_its_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, shard, mut next) = locked_victim(dir.path());
+        let policy = ThrottlePolicy::default();
+        let mut filled = read_shard(&path, &shard_path(&path, shard)).unwrap();
+        let victim = Folder::existing(&path).unwrap().unwrap().account(b"k:victim").id;
+        // 99 failures, the last long ago: its delay (at most 15 min) is over.
+        filled.accounts.insert(victim.clone(), Record { failures: 99, last_ms: at(1000) });
+        for i in 0..(MAX_SHARD_ENTRIES as u64 - 1) {
+            filled
+                .accounts
+                .insert(format!("open{i:03}"), Record { failures: 1, last_ms: at(2000 + i) });
+        }
+        write_shard(&path, shard, &filled);
+        let now = 100_000;
+        let standing = policy.account_rule().standing(filled.accounts[&victim], at(now));
+        assert_eq!(standing, Standing::Open);
+        for i in 0..50 {
+            reserve(&path, &policy, &next(), None, time_of(at(now + i))).unwrap();
+        }
+        let after = read_shard(&path, &shard_path(&path, shard)).unwrap();
+        assert_eq!(after.accounts.get(&victim).map(|r| r.failures), Some(99));
+        assert!(after.accounts.len() + after.sources.len() <= MAX_SHARD_ENTRIES);
+    }
+
+    /// Review F, point 2: sources go first (idle longest), then accounts with the fewest
+    /// failures; an account that reached its free failures is never evicted.
+    #[test]
+    fn eviction_takes_sources_then_the_accounts_with_fewest_failures() {
+        let policy = ThrottlePolicy::default().source_window(Duration::from_secs(1 << 40));
+        let mut shard = Shard::default();
+        shard.sources.insert("s-old".into(), Record { failures: 100, last_ms: at(1) });
+        shard.sources.insert("s-new".into(), Record { failures: 1, last_ms: at(2) });
+        shard.accounts.insert("two".into(), Record { failures: 2, last_ms: at(1) });
+        shard.accounts.insert("one-new".into(), Record { failures: 1, last_ms: at(5) });
+        shard.accounts.insert("one-old".into(), Record { failures: 1, last_ms: at(4) });
+        shard.accounts.insert("five".into(), Record { failures: 5, last_ms: at(0) });
+        for i in 0..(MAX_SHARD_ENTRIES - 6) {
+            shard.accounts.insert(format!("free{i:03}"), Record { failures: 5, last_ms: at(0) });
+        }
+        shard.accounts.insert("new".into(), Record { failures: 1, last_ms: at(1_000_000) });
+        let now = at(1_000_000);
+        let evicted_after = |excess: usize| {
+            let mut copy = Shard { accounts: shard.accounts.clone(), ..Shard::default() };
+            copy.sources = shard.sources.clone();
+            for i in 1..excess {
+                copy.accounts.insert(format!("extra{i}"), Record { failures: 6, last_ms: 0 });
+            }
+            let fits = copy.prune(&policy, now, [Some("new"), None]);
+            let mut gone: Vec<&str> = ["s-old", "s-new", "one-old", "one-new", "two", "five"]
+                .into_iter()
+                .filter(|k| !copy.accounts.contains_key(*k) && !copy.sources.contains_key(*k))
+                .collect();
+            gone.sort_unstable();
+            (fits, gone)
+        };
+        assert_eq!(evicted_after(1), (true, vec!["s-old"]));
+        assert_eq!(evicted_after(2), (true, vec!["s-new", "s-old"]));
+        assert_eq!(evicted_after(3), (true, vec!["one-old", "s-new", "s-old"]));
+        assert_eq!(evicted_after(5), (true, vec!["one-new", "one-old", "s-new", "s-old", "two"]));
+        // Only accounts at their free failures are left: nothing more is evicted.
+        assert!(!evicted_after(6).0);
+        assert!(!evicted_after(6).1.contains(&"five"));
     }
 
     #[test]

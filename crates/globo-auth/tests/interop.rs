@@ -393,10 +393,14 @@ fn peppered_records_verify_in_python_through_the_documented_recipe_only() {
     let old = UserStore::new(&path).with_profile(Profile::OwaspMinimum).with_peppers(v1);
     let store = UserStore::new(&path).with_profile(Profile::OwaspMinimum).with_peppers(peppers);
     let mut records = Vec::new();
+    // Every user under version 1 first (a store with version 1 alone writes nothing once a
+    // record names version 2: PepperStale), then each under version 2 (the current one) by
+    // a login.
+    for (i, password) in PASSWORDS.iter().chain([&NOT_NFKC]).enumerate() {
+        old.register(&format!("user{i}"), &SecretString::from(*password)).unwrap();
+    }
     for (i, password) in PASSWORDS.iter().chain([&NOT_NFKC]).enumerate() {
         let name = format!("user{i}");
-        // Under version 1, then under version 2 (the current one) by a login.
-        old.register(&name, &SecretString::from(*password)).unwrap();
         let users: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         records.push((password, users[&name].as_str().unwrap().to_owned()));

@@ -425,3 +425,37 @@ fn events(run: impl FnOnce()) -> Vec<serde_json::Value> {
         .map(|event| event["fields"].clone())
         .collect()
 }
+
+/// Review F, point 6: a store whose pepper was loaded before a rotation (its pepper lacks the
+/// version the file's records now name) writes no record: it would name a version the
+/// rotation retires, and nobody could verify it. Before, `register` succeeded with a record
+/// under the retired version 1.
+#[test]
+fn a_store_with_a_stale_pepper_writes_no_record() {
+    let (_dir, path) = temp_users();
+    let stale = UserStore::new(&path).with_profile(TEST).with_peppers(one());
+    stale.register("alice", &secret(ALICE)).unwrap();
+    // The rotation, by another process: version 2 added, alice moved, version 1 retired.
+    let rotating = UserStore::new(&path).with_profile(TEST).with_peppers(two_then_one());
+    rotating.rotate_pepper_all().unwrap();
+    // An obsolete lab record imported since: a login would rehash it.
+    let mut users: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    users["bob"] = hash_password(BOB, Profile::TestOnlyInsecure).unwrap().into();
+    write_users(&path, &users);
+    let before = fs::read(&path).unwrap();
+    let is_stale = |e: &AuthError| matches!(e, AuthError::PepperStale { path: p, version } if *p == path && *version == id2());
+    let err = stale.register("carol", &secret("a long passphrase for c")).unwrap_err();
+    assert!(is_stale(&err), "{err:?}");
+    assert!(err.is_operational());
+    let err = stale.reset_password("bob", &secret("a brand new passphrase")).unwrap_err();
+    assert!(is_stale(&err), "{err:?}");
+    let verified = stale.verify("bob", &secret(BOB)).unwrap();
+    assert!(!verified.rehashed());
+    assert!(matches!(verified.rehash_error(), Some(e) if is_stale(e)), "{verified:?}");
+    assert_eq!(fs::read(&path).unwrap(), before);
+    // A store with the pepper as it is now writes.
+    let fresh = UserStore::new(&path).with_profile(TEST).with_peppers(peppers(KEY_2));
+    fresh.register("carol", &secret("a long passphrase for c")).unwrap();
+    fresh.reset_password("bob", &secret("a brand new passphrase")).unwrap();
+    assert!(stored(&path, "carol").contains(&format!(",keyid={}$", id2())));
+}

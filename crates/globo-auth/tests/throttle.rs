@@ -395,9 +395,24 @@ fn an_unknown_name_is_counted_refused_and_logged_exactly_like_a_known_one() {
     let label = unknown_events[0]["username"].as_str().unwrap().to_owned();
     let hex = label.strip_prefix("unknown:").unwrap();
     assert!(hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit()), "{label}");
+    // Refused attempts name the account by `account:` and its label, known or not (review
+    // F, point 3: a refusal reads no users), with the digits of the `unknown:` label.
+    let refused = |events: &[serde_json::Value]| {
+        events
+            .iter()
+            .find(|e| e["event"].as_str().unwrap().starts_with("excess_rate_limit_exceeded"))
+            .map(|e| e["username"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let (known_account, unknown_account) = (refused(&known_events), refused(&unknown_events));
+    assert_eq!(unknown_account, format!("account:{hex}"));
+    assert!(known_account.starts_with("account:") && known_account.len() == unknown_account.len());
     let renamed: Vec<serde_json::Value> = unknown_events
         .iter()
-        .map(|e| serde_json::from_str(&e.to_string().replace(&label, "alice")).unwrap())
+        .map(|e| {
+            let text = e.to_string().replace(&unknown_account, &known_account);
+            serde_json::from_str(&text.replace(&label, "alice")).unwrap()
+        })
         .collect();
     assert_eq!(known_events, renamed);
     // What the sequence was: 2 free failures, a delay honoured, one refused, the lock at 4,
@@ -632,8 +647,8 @@ fn a_refused_attempt_reads_no_users_and_an_off_store_is_not_throttled() {
 }
 
 /// Review P2g, point 1: an operational error (here the pepper missing, then a corrupt users
-/// file) is no verdict on the password, so the attempt is taken back off the account and
-/// the source and no `authn_login_fail` is logged. Before, each one was counted as a failure
+/// file) is no verdict on the password, so the attempt is taken back off the account (and,
+/// for the corrupt file, the source) and no `authn_login_fail` is logged. Before, each one was counted as a failure
 /// (silently): the sixth correct login was refused with `Throttled` (a delay), and the
 /// account would have locked for 24 hours at the hundredth.
 #[test]
@@ -651,9 +666,11 @@ fn operational_errors_are_taken_back_and_never_lock_an_account() {
     // The same policy as the default, with the source's delays as the account's.
     let policy = ThrottlePolicy::default().source_free_failures(5);
     let store = store(&path, policy, &clock);
+    // No source: a source keeps the attempts on an unavailable version (review F, point 4;
+    // see pepper_unavailable_attempts_count_against_the_source).
     let logged = events(|| {
         for attempt in 0..150 {
-            let result = store.verify_from("carol", &secret(peppered), Some("192.0.2.9"));
+            let result = store.verify_from("carol", &secret(peppered), None);
             assert!(
                 matches!(result, Err(AuthError::PepperUnavailable { .. })),
                 "attempt {attempt}: {result:?}"
@@ -795,4 +812,122 @@ fn unlocks_name_whom_they_cleared_and_refuse_ambiguous_names() {
     assert_eq!(logged[2]["source"], "198.51.100.7");
     assert_eq!(of(store.throttle_status("zelda").unwrap()), status(0, ThrottleState::Open));
     store.verify("alice", &secret(RIGHT)).unwrap();
+}
+
+/// Review F, point 1: a lab file's `josé` and `jose\u{301}` share one comparison key, so one
+/// throttling record. A success of one takes back only its own attempt. Before, it cleared
+/// the record: an attacker owning one account reset the guesses counted against the other
+/// by logging in (`failures` was 0 where 3 are expected).
+#[test]
+fn a_success_on_a_shared_comparison_key_keeps_the_other_users_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    let hash = |p: &str| globo_auth::hash_password(p, Profile::TestOnlyInsecure).unwrap();
+    let lab = serde_json::json!({
+        "jos\u{e9}": hash("the victim's long password"),
+        "jose\u{301}": hash(RIGHT),
+    });
+    std::fs::write(&path, lab.to_string()).unwrap();
+    let clock = FakeClock::new();
+    let store = store(&path, no_delays(), &clock);
+    for _ in 0..3 {
+        let result = store.verify_from("jos\u{e9}", &secret(WRONG), Some("192.0.2.1"));
+        assert!(matches!(result, Err(AuthError::InvalidCredentials)), "{result:?}");
+    }
+    let own = store.verify_from("jose\u{301}", &secret(RIGHT), Some("192.0.2.1")).unwrap();
+    assert_eq!(own.username(), "jose\u{301}");
+    assert_eq!(of(store.throttle_status("jos\u{e9}").unwrap()), status(3, ThrottleState::Open));
+    // A user alone under its key still resets its own record.
+    let (_dir, path) = users();
+    let store = self::store(&path, no_delays(), &clock);
+    let _ = store.verify("alice", &secret(WRONG));
+    store.verify("alice", &secret(RIGHT)).unwrap();
+    assert_eq!(of(store.throttle_status("alice").unwrap()), status(0, ThrottleState::Open));
+}
+
+/// Review F, point 3: a refused attempt stays cheap with security logging on: it is named by
+/// its account's label (`account:` and 12 hex digits of the salted id), known name or not,
+/// and the users file is not read to name it. Before, the refusal read the users file to
+/// find the stored name: the event said `alice`.
+#[test]
+fn a_refused_attempt_is_logged_by_its_label_without_reading_the_users_file() {
+    let (_dir, path) = users();
+    let clock = FakeClock::new();
+    let store = store(&path, lock_after_three(), &clock);
+    let logged = events(|| {
+        lock(&store, "alice");
+        let error = store.verify_from("alice", &secret(RIGHT), Some("192.0.2.7")).unwrap_err();
+        assert!(matches!(error, AuthError::Throttled { .. }), "{error:?}");
+        // A users file that cannot be read changes nothing: it is not read.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let error = store.verify_from("alice", &secret(RIGHT), Some("192.0.2.7")).unwrap_err();
+        assert!(matches!(error, AuthError::Throttled { .. }), "{error:?}");
+    });
+    let refused: Vec<&serde_json::Value> = logged
+        .iter()
+        .filter(|e| e["event"].as_str().unwrap().starts_with("excess_rate_limit_exceeded"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{logged:?}");
+    for event in refused {
+        let name = event["username"].as_str().unwrap();
+        let hex = name.strip_prefix("account:").unwrap_or_else(|| panic!("{event}"));
+        assert!(hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit()), "{name}");
+        let summary = event["event"].as_str().unwrap();
+        assert_eq!(summary, format!("excess_rate_limit_exceeded:{name},192.0.2.7"));
+    }
+}
+
+/// Review F, point 4: a record under a pepper version the store does not hold costs the
+/// dummy Argon2 run on every attempt, so the source keeps each attempt (as for an unusable
+/// entry) while the account is never counted. Before, the attempt was taken back off the
+/// source too: the fourth attempt got `PepperUnavailable` again instead of `Throttled`.
+#[test]
+fn pepper_unavailable_attempts_count_against_the_source() {
+    let (_dir, path) = users();
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    let peppers = globo_auth::Peppers::parse(&secret(key)).unwrap();
+    let peppered = "peppered user's long password";
+    UserStore::new(&path)
+        .with_profile(Profile::TestOnlyInsecure)
+        .with_peppers(peppers)
+        .register("carol", &secret(peppered))
+        .unwrap();
+    let clock = FakeClock::new();
+    let policy = no_delays().source_lock_after(3).unwrap();
+    let store = store(&path, policy, &clock);
+    let logged = events(|| {
+        for _ in 0..3 {
+            let result = store.verify_from("carol", &secret(WRONG), Some("192.0.2.9"));
+            assert!(matches!(result, Err(AuthError::PepperUnavailable { .. })), "{result:?}");
+        }
+    });
+    let names: Vec<&str> = logged.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(names, ["authn_login_lock:carol,3"], "{logged:?}");
+    assert_eq!(of(store.throttle_status("carol").unwrap()), status(0, ThrottleState::Open));
+    let error = store.verify_from("alice", &secret(RIGHT), Some("192.0.2.9")).unwrap_err();
+    assert_eq!(throttled(&error).0, ThrottleScope::Source);
+    store.verify_from("alice", &secret(RIGHT), Some("192.0.2.10")).unwrap();
+}
+
+/// Review F, point 5: a reset that fails after the policy accepted the password (here the
+/// file holds peppered records and the store has no pepper: `PepperRequired`) leaves the
+/// lock. Before, the record was cleared before the write was refused: status (0, Open).
+#[test]
+fn a_reset_that_fails_leaves_the_lock() {
+    let (_dir, path) = users();
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    let peppers = globo_auth::Peppers::parse(&secret(key)).unwrap();
+    UserStore::new(&path)
+        .with_profile(Profile::TestOnlyInsecure)
+        .with_peppers(peppers)
+        .register("carol", &secret("peppered user's long password"))
+        .unwrap();
+    let store = store(&path, lock_after_three(), &FakeClock::new());
+    lock(&store, "bob");
+    let before = std::fs::read(&path).unwrap();
+    let result = store.reset_password("bob", &secret("a brand new long passphrase"));
+    assert!(matches!(result, Err(AuthError::PepperRequired { .. })), "{result:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert!(matches!(store.throttle_status("bob").unwrap().state, ThrottleState::Locked { .. }));
 }

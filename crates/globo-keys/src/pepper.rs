@@ -17,8 +17,9 @@
 //! and each step is crash-safe and re-runnable, because the state is what the secret and the
 //! users file hold:
 //!
-//! 1. [`PepperSource::rotate`] adds a new current version, keeping the old ones (when the
-//!    secret already holds several, a rotation is in progress and it adds none); the pepper
+//! 1. a new current version is added, keeping the old ones (when the secret already holds
+//!    several and a usable record is still under an older one, a rotation is in progress
+//!    and none is added; versions kept only for unusable entries do not count); the pepper
 //!    is read back, and a pepper another writer replaced meanwhile stops the rotation;
 //! 2. every record is moved to it
 //!    ([`UsersMaintenance::rotate_pepper_all`](globo_auth::UsersMaintenance::rotate_pepper_all));
@@ -145,6 +146,9 @@ enum Home {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PepperRotation {
+    /// Whether this run added [`version`](Self::version); `false` when it resumed a
+    /// rotation in progress (records were still under an older version).
+    pub added: bool,
     /// The current version now: every record it could move names it.
     pub version: String,
     /// What moving the records did.
@@ -309,28 +313,34 @@ impl PepperSource {
         }
     }
 
-    /// Step 1 of a rotation: adds a new current version (a fresh random key), keeping the
-    /// others, and returns the new pepper. When the pepper already has several versions, a
-    /// rotation is in progress: nothing is added and the pepper is returned as it is, so
-    /// running this again after a crash resumes instead of stacking versions.
+    /// Step 1 of a rotation, without a users file to look at: adds a new current version (a
+    /// fresh random key), keeping the others, and returns the new pepper. When the pepper
+    /// already has several versions it adds none and returns the pepper as it is (with no
+    /// records to look at, several versions are taken for a rotation in progress).
     /// [`KeysError::PepperMissing`] when there is no pepper. Use
-    /// [`rotate_users`](Self::rotate_users) for the whole rotation.
+    /// [`rotate_users`](Self::rotate_users) for the whole rotation: it adds a version
+    /// unless records are still to be moved off an older one.
     pub fn rotate(&self) -> Result<Peppers, KeysError> {
-        self.update(|found| {
-            let found =
-                found.ok_or_else(|| KeysError::PepperMissing { location: self.describe() })?;
-            if found.versions().count() > 1 {
-                return Ok(Change::Keep(found));
-            }
-            Ok(Change::Write(found.with_new_current().map_err(|e| self.invalid(e))?))
-        })
+        self.add_version(|found| found.versions().count() > 1).map(|(peppers, _)| peppers)
     }
 
-    /// Step 3 of a rotation: drops every version but the current one. Only safe once no
-    /// record names an older version: [`retire_unused`](Self::retire_unused) checks.
-    /// Returns the pepper left.
-    pub fn retire_old(&self) -> Result<Peppers, KeysError> {
-        self.retire_unused(None, &BTreeMap::new())
+    /// Adds a new current version unless `in_progress` says a rotation is under way (then
+    /// the pepper is kept as it is); returns the pepper and whether a version was added.
+    fn add_version(
+        &self,
+        in_progress: impl FnOnce(&Peppers) -> bool,
+    ) -> Result<(Peppers, bool), KeysError> {
+        let mut added = false;
+        let peppers = self.update(|found| {
+            let found =
+                found.ok_or_else(|| KeysError::PepperMissing { location: self.describe() })?;
+            if in_progress(&found) {
+                return Ok(Change::Keep(found));
+            }
+            added = true;
+            Ok(Change::Write(found.with_new_current().map_err(|e| self.invalid(e))?))
+        })?;
+        Ok((peppers, added))
     }
 
     /// Step 3 of a rotation: drops every older version that no entry of `in_use` (version
@@ -368,8 +378,14 @@ impl PepperSource {
     /// retires what it then may. Records under versions the pepper does not hold stop it
     /// before anything is moved ([`KeysError::PepperRecordsUnmovable`], naming them).
     ///
-    /// Interrupted anywhere, a new run completes it: the secret then holds several versions,
-    /// so no version is added, and the records are moved and the versions retired.
+    /// Interrupted anywhere, a new run completes it: the secret then holds several versions
+    /// and records are still under an older one, so no version is added, and the records are
+    /// moved and the versions retired. When no usable record is under an older version (the
+    /// older ones are kept only for unusable entries), a new version is added:
+    /// [`PepperRotation::added`] says which happened.
+    ///
+    /// One secret serves one users file: retiring a version another users file still uses
+    /// would lock its users out. Give each users file its own secret.
     pub fn rotate_users(&self, store: UserStore) -> Result<PepperRotation, KeysError> {
         self.rotate_users_with(store, &mut |_| {})
     }
@@ -383,8 +399,13 @@ impl PepperSource {
     ) -> Result<PepperRotation, KeysError> {
         let guard = store.maintenance().map_err(KeysError::Users)?;
         // 1. A new current version, read back: a concurrent writer (prod: a rotation from
-        //    elsewhere) may have replaced the pepper after our write.
-        let peppers = self.rotate()?;
+        //    elsewhere) may have replaced the pepper after our write. A rotation is in
+        //    progress (none added) only while a usable record is still under an older
+        //    version the pepper holds: versions kept for unusable entries alone must not
+        //    stop every later rotation.
+        let movable = guard.pepper_versions_movable().map_err(KeysError::Users)?;
+        let (peppers, added) =
+            self.add_version(|found| found.versions().skip(1).any(|old| movable.contains(old)))?;
         between(RotationStep::Added);
         let stored = self
             .load_from(false)?
@@ -417,6 +438,7 @@ impl PepperSource {
             .filter(|(id, _)| id != peppers.current_version() && left.contains(id))
             .collect();
         Ok(PepperRotation {
+            added,
             version: peppers.current_version().to_owned(),
             moved,
             retired,
@@ -640,12 +662,15 @@ mod tests {
         assert_eq!(rotation.still_in_use.get(&id).unwrap(), &["bob"]);
         let now = source.load().unwrap().unwrap();
         assert_eq!(now.versions().collect::<Vec<_>>(), [rotation.version.as_str(), &id]);
-        // Bob still logs in; a second rotation moves him and retires the old version.
-        store(&users).with_peppers(now).verify("bob", &"another long passphrase".into()).unwrap();
+        // A second rotation resumes (bob is still under the old version: no version added),
+        // moves him and retires the old version; bob still logs in.
         assert!(stale_bob.is_some());
         let again = source.rotate_users(store(&users)).unwrap();
+        assert!(!again.added);
         assert_eq!(again.version, rotation.version);
         assert_eq!(again.retired, [id]);
+        let now = source.load().unwrap().unwrap();
+        store(&users).with_peppers(now).verify("bob", &"another long passphrase".into()).unwrap();
     }
 
     /// Issue 13 review, point 2: the pepper is read back after the new version is added;

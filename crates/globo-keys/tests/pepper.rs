@@ -2,6 +2,7 @@
 //! secret (moto) in prod mode; create never replaces, rotate and retire are re-runnable.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
@@ -57,9 +58,9 @@ fn local_create_rotate_retire_edit_only_the_pepper_line_atomically() {
     assert_eq!(again.to_secret().expose_secret(), rotated.to_secret().expose_secret());
     let loaded = source.load().unwrap().unwrap();
     assert_eq!(loaded.to_secret().expose_secret(), rotated.to_secret().expose_secret());
-    let retired = source.retire_old().unwrap();
+    let retired = source.retire_unused(None, &BTreeMap::new()).unwrap();
     assert_eq!(versions(&retired), [v2.as_str()]);
-    assert_eq!(versions(&source.retire_old().unwrap()), [v2.as_str()]);
+    assert_eq!(versions(&source.retire_unused(None, &BTreeMap::new()).unwrap()), [v2.as_str()]);
     let text = std::fs::read_to_string(&env_file).unwrap();
     let line = format!("PASSWORD_PEPPER='{}'\n", retired.to_secret().expose_secret());
     assert_eq!(text, format!("{others}\n{line}"));
@@ -74,7 +75,9 @@ fn local_steps_without_a_pepper_or_with_a_bad_one_say_so_and_write_nothing() {
     let env_file = dir.path().join(".env");
     let env = Environment::empty();
     let source = local(&env_file, &env);
-    for err in [source.rotate().unwrap_err(), source.retire_old().unwrap_err()] {
+    for err in
+        [source.rotate().unwrap_err(), source.retire_unused(None, &BTreeMap::new()).unwrap_err()]
+    {
         assert!(matches!(err, KeysError::PepperMissing { .. }), "{err}");
     }
     assert!(!env_file.exists());
@@ -109,7 +112,7 @@ fn a_pepper_in_the_environment_wins_and_is_never_written_over() {
     assert!(matches!(err, KeysError::PepperNotWritable { .. }), "{err}");
     assert!(err.to_string().contains("process environment"), "{err}");
     // Retiring with one version has nothing to write, so it answers.
-    assert_eq!(versions(&source.retire_old().unwrap()), [id]);
+    assert_eq!(versions(&source.retire_unused(None, &BTreeMap::new()).unwrap()), [id]);
     assert_eq!(std::fs::read_to_string(&env_file).unwrap(), format!("PEPPER2={other_key}\n"));
     // The name from the configuration wins over GLOBO_PEPPER_SECRET.
     let config = PepperSourceConfig::new().mode(Mode::Local).env_file(&env_file).secret("OTHER");
@@ -171,7 +174,7 @@ fn prod_mode_keeps_the_pepper_in_secrets_manager() {
     let other = PepperSource::resolve(&config, &env).unwrap();
     let seen = other.load().unwrap().unwrap();
     assert_eq!(seen.to_secret().expose_secret(), rotated.to_secret().expose_secret());
-    assert_eq!(versions(&source.retire_old().unwrap()), [v2.as_str()]);
+    assert_eq!(versions(&source.retire_unused(None, &BTreeMap::new()).unwrap()), [v2.as_str()]);
     assert_eq!(versions(&other.load().unwrap().unwrap()), [v2.as_str()]);
     // A whole rotation of a users file against the secret: records moved, the old
     // version retired.
@@ -227,11 +230,21 @@ fn local_rotate_users_moves_every_record_then_retires_the_old_version() {
     let record = std::fs::read_to_string(&users).unwrap();
     assert!(record.contains(&format!(",keyid={}$", rotation.version)), "{record}");
     // A record under a foreign version: named, nothing moved, nothing retired.
+    // (Made in a file of its own: a store whose pepper lacks the version the file's records
+    // name writes nothing into it, PepperStale.)
     let foreign = globo_auth::Peppers::generate().unwrap();
-    store()
+    let elsewhere = dir.path().join("elsewhere.json");
+    UserStore::new(&elsewhere)
+        .with_profile(Profile::TestOnlyInsecure)
         .with_peppers(foreign.clone())
         .register("carol", &"a third long passphrase".into())
         .unwrap();
+    let theirs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&elsewhere).unwrap()).unwrap();
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&users).unwrap()).unwrap();
+    file["carol"] = theirs["carol"].clone();
+    std::fs::write(&users, file.to_string()).unwrap();
     let before = std::fs::read(&users).unwrap();
     let err = source.rotate_users(store()).unwrap_err();
     assert!(
@@ -249,4 +262,44 @@ fn local_rotate_users_moves_every_record_then_retires_the_old_version() {
     let rotation = source.rotate_users(store()).unwrap();
     assert_eq!(rotation.version, added.current_version());
     assert_eq!(versions(&source.load().unwrap().unwrap()), [rotation.version]);
+}
+
+/// Review F, point 7: a version kept only because an unusable entry names it does not make
+/// a rotation "in progress": the next rotation adds a new version. Before, the secret held
+/// two versions after the first rotation, so the second added none and returned the same
+/// version (`added` did not exist; `version` was unchanged).
+#[test]
+fn a_version_kept_for_an_unusable_entry_does_not_stop_the_next_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Environment::empty();
+    let source = local(&dir.path().join(".env"), &env);
+    let users = dir.path().join("users.json");
+    let store =
+        || globo_auth::UserStore::new(&users).with_profile(globo_auth::Profile::TestOnlyInsecure);
+    let v1 = source.create().unwrap().current_version().to_owned();
+    store()
+        .with_peppers(source.load().unwrap().unwrap())
+        .register("alice", &"a long enough passphrase".into())
+        .unwrap();
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&users).unwrap()).unwrap();
+    file["mallory"] = format!("$argon2id$v=19$m=8,t=1,p=1,keyid={v1}$unusable").into();
+    std::fs::write(&users, file.to_string()).unwrap();
+
+    let first = source.rotate_users(store()).unwrap();
+    assert!(first.added);
+    assert_eq!(first.moved.changed, 1);
+    assert_eq!(first.still_in_use.get(&v1).unwrap(), &["mallory"]);
+    assert_eq!(versions(&source.load().unwrap().unwrap()), [first.version.clone(), v1.clone()]);
+
+    let second = source.rotate_users(store()).unwrap();
+    assert!(second.added, "{second:?}");
+    assert_ne!(second.version, first.version);
+    assert_eq!(second.moved.changed, 1);
+    // Alice moved on; the first new version is retired, the one mallory names kept.
+    assert_eq!(second.retired, std::slice::from_ref(&first.version));
+    assert_eq!(versions(&source.load().unwrap().unwrap()), [second.version.clone(), v1]);
+    // A rotation interrupted after adding its version (records not moved yet) resumes.
+    let resumed = source.rotate().unwrap();
+    assert_eq!(resumed.current_version(), second.version);
 }

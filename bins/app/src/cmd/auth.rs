@@ -190,25 +190,33 @@ pub(crate) fn failure(error: &AuthError) -> Failure {
     }
 }
 
-/// [`StoreArgs::failure`] for a command that checks `username`'s password from `source`
-/// (`verify`, `users passwd`): a locked account or source gets the library's message with how
-/// an operator lifts the lock, the same for a known and an unknown name.
-pub(crate) fn login_failure(
-    error: &AuthError,
-    store: &StoreArgs,
-    username: &str,
-    source: Option<&str>,
-) -> Failure {
-    let AuthError::Throttled { scope, locked: true, .. } = error else {
-        return store.failure(error);
-    };
-    let unlock = match (scope, source) {
-        (ThrottleScope::Source, Some(source)) => {
-            format!("app users unlock --source {}", quoted(source))
+/// [`StoreArgs::failure`] for a command that checks a password from `source` (`verify`,
+/// `users passwd`): a locked account or source gets the library's message with how an
+/// operator lifts the lock, the same for a known and an unknown name. The hint never
+/// repeats the name as typed (it may be a password typed into the name field, and it would
+/// land in a terminal's scrollback or a CI log): `<name>` stands for it.
+pub(crate) fn login_failure(error: &AuthError, store: &StoreArgs, source: Option<&str>) -> Failure {
+    match error {
+        AuthError::Throttled { scope, locked: true, .. } => {
+            let unlock = match (scope, source) {
+                (ThrottleScope::Source, Some(source)) => {
+                    format!("app users unlock --source {}", quoted(source))
+                }
+                _ => "app users unlock <name>".to_owned(),
+            };
+            Failure::msg(format!("{error}. An operator can lift the lock now with `{unlock}`."))
         }
-        _ => format!("app users unlock {}", quoted(username)),
-    };
-    Failure::msg(format!("{error}. An operator can lift the lock now with `{unlock}`."))
+        AuthError::ThrottleStateFull { path } => Failure::msg(format!(
+            "{}
+hint: every record in that file is an account past its free failures; logins \
+             that need a new record there are refused until some of their delays and locks \
+             end (at most the lock duration, 24 hours by default), or until an operator \
+             removes '{}', which lifts the locks and clears the counts it holds",
+            with_causes(error),
+            path.display()
+        )),
+        _ => store.failure(error),
+    }
 }
 
 /// `text` as one shell word (single-quoted unless it is plain).
@@ -234,10 +242,9 @@ pub(crate) fn register(args: RegisterArgs) -> Result<(), Failure> {
 pub(crate) fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let store = args.store.store()?;
     let password = read_password(&args.store, false)?;
-    let verified =
-        store.verify_from(&args.username, &password, args.source.source.as_deref()).map_err(
-            |e| login_failure(&e, &args.store, &args.username, args.source.source.as_deref()),
-        )?;
+    let verified = store
+        .verify_from(&args.username, &password, args.source.source.as_deref())
+        .map_err(|e| login_failure(&e, &args.store, args.source.source.as_deref()))?;
     // The stored name is who logged in (it may differ from the typed one in Unicode form or
     // invisible characters, which are shown escaped).
     outln!("Password verified for '{}'.", visible(verified.username()))?;

@@ -24,7 +24,9 @@ pub(crate) struct PepperSourceArgs {
     /// The .env file: APP_MODE, the pepper in local mode, the AWS settings in prod mode.
     #[arg(long, value_name = "PATH", default_value = ".env")]
     env_file: PathBuf,
-    /// The secret (prod) or variable (local) holding the password pepper.
+    /// The secret (prod) or variable (local) holding the password pepper. Use one secret per
+    /// users file: a rotation retires the versions its own file no longer uses, which would
+    /// lock out the users of another file sharing the secret.
     #[arg(long, value_name = "NAME", env = PEPPER_SECRET_VAR, default_value = DEFAULT_PEPPER_SECRET)]
     pepper_secret: String,
 }
@@ -66,6 +68,14 @@ impl PepperSourceArgs {
                 version.escape_debug()
             ),
             AuthError::BadEntry { source, .. } => return self.hint_for(source),
+            AuthError::PepperStale { .. } => {
+                return Some(
+                    "hint: the password pepper was rotated after this process loaded it; \
+                     restart the process (or load the pepper again) so that it writes under \
+                     the current version"
+                        .to_owned(),
+                );
+            }
             _ => return None,
         };
         let place = match self.source() {
@@ -156,7 +166,7 @@ pub(crate) fn rotate_pepper(args: &PepperArgs) -> Result<(), Failure> {
     // unfinished rotation added), read back; every record moved; the versions no entry
     // names any more retired.
     let rotation = source.rotate_users(UserStore::new(&args.users_file)).map_err(|e| match e {
-        KeysError::PepperChanged { .. } => pepper_failure(&e),
+        KeysError::PepperChanged { .. } | KeysError::PepperMissing { .. } => pepper_failure(&e),
         _ => Failure::msg(format!(
             "{}\nhint: nothing was retired; fix the cause and run `app users rotate-pepper` \
                  again",
@@ -177,6 +187,15 @@ pub(crate) fn rotate_pepper(args: &PepperArgs) -> Result<(), Failure> {
     } else {
         format!("retired {}", rotation.retired.join(", "))
     };
+    if rotation.added {
+        outln!("Added pepper version {} as the current one.", rotation.version)?;
+    } else {
+        outln!(
+            "Resumed the rotation to pepper version {} (records were still under an older \
+             version; no version added).",
+            rotation.version
+        )?;
+    }
     outln!(
         "Moved {} records to pepper version {} ({} were already under it) in '{}'; {retired}.",
         rotation.moved.changed,

@@ -199,7 +199,7 @@ fn passwd(args: &PasswdArgs) -> Result<(), Failure> {
     let source = args.source.source.as_deref();
     let changed = store
         .change_password(&args.username, &current, &new, source)
-        .map_err(|e| login_failure(&e, &args.store, &args.username, source))?;
+        .map_err(|e| login_failure(&e, &args.store, source))?;
     outln!("Password changed for '{}'.", visible(&changed))?;
     Ok(())
 }

@@ -30,9 +30,12 @@ impl UserStore {
     /// The user is found as by [`find`](Self::find), under the users file's lock; when
     /// there is none ([`AuthError::NoSuchUser`]) or the name is ambiguous
     /// ([`AuthError::AmbiguousUser`]), this is an operator's mistake and the file is not
-    /// touched. The other entries keep their order and their bytes. The account's throttling
-    /// record (failures, delay, lock) is cleared first, so a user registered again under the
-    /// name does not start delayed or locked. Emits `user_deleted`.
+    /// touched. The other entries keep their order and their bytes. Once the file is written,
+    /// the account's throttling record (failures, delay, lock) is cleared, so a user
+    /// registered again under the name does not start delayed or locked (a delete that fails
+    /// leaves it; if only the clearing fails, the user is deleted and the error says why the
+    /// record is left: [`unlock_unknown`](Self::unlock_unknown) clears it). Emits
+    /// `user_deleted`.
     ///
     /// **Cost:** waits for the users file's exclusive lock, reads the file whole (at most
     /// [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)) and rewrites it with `fsync`. No Argon2 run.
@@ -40,10 +43,11 @@ impl UserStore {
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
         let stored = stored_name(&users, username)?;
-        self.forget_throttling(&stored)?;
         users.shift_remove(&stored);
         self.write(&users)?;
         Event::UserDeleted { username: &stored, source: "" }.emit();
+        // Only once the user is gone: a failed write keeps the lock with the account.
+        self.forget_throttling(&stored)?;
         Ok(stored)
     }
 
@@ -61,10 +65,9 @@ impl UserStore {
         if users.shift_remove(stored).is_none() {
             return Err(AuthError::ConcurrentChange { username: stored.to_owned() });
         }
-        self.forget_throttling(stored)?;
         self.write(&users)?;
         Event::UserDeleted { username: stored, source: "" }.emit();
-        Ok(())
+        self.forget_throttling(stored)
     }
 
     /// A user's own password change: `current` must verify for `username` (OWASP ASVS 5.0
@@ -127,10 +130,12 @@ impl UserStore {
     ///
     /// The user is found as by [`find`](Self::find); an unknown one is
     /// [`AuthError::NoSuchUser`], an ambiguous name [`AuthError::AmbiguousUser`], and the
-    /// file is not touched. Once the new password passes the policy, the account's
-    /// throttling record (failures, delay, lock) is cleared, as by [`unlock`](Self::unlock):
-    /// the operator has checked the user's identity out of band, and the failures were
-    /// guesses at the old password. Emits `authn_password_change` (with `by_operator`) on success and
+    /// file is not touched. Once the new record is written, the account's throttling record
+    /// (failures, delay, lock) is cleared, as by [`unlock`](Self::unlock): the operator has
+    /// checked the user's identity out of band, and the failures were guesses at the old
+    /// password. A reset that fails (the policy, a missing or stale pepper, the write) leaves
+    /// the record; if only the clearing fails, the password is reset and the error says why
+    /// the lock is left ([`unlock`](Self::unlock) lifts it). Emits `authn_password_change` (with `by_operator`) on success and
     /// `authn_password_change_fail` on any failure (with the name as stored once the user
     /// was found, else by its `unknown:` label, never as typed).
     ///
@@ -147,15 +152,16 @@ impl UserStore {
                 return Err(e);
             }
         };
-        // The operator checked the user's identity out of band: the account's failures and
-        // lock go with the old password (after the policy accepted the new one).
-        let result = self.new_record_for(&stored, new).and_then(|hash| {
-            self.forget_throttling(&stored)?;
-            self.replace_record(&stored, None, hash)
-        });
+        let result = self
+            .new_record_for(&stored, new)
+            .and_then(|hash| self.replace_record(&stored, None, hash));
         match result {
             Ok(()) => {
                 Event::PasswordChange { username: &stored, source: "", by_operator: true }.emit();
+                // The operator checked the user's identity out of band: the account's
+                // failures and lock go with the old password, once the new one is written
+                // (a reset that fails leaves the lock).
+                self.forget_throttling(&stored)?;
                 Ok(stored)
             }
             Err(e) => {
@@ -232,7 +238,7 @@ fn stored_name(users: &Users, username: &str) -> Result<String, AuthError> {
             .ok_or_else(no_such_user);
     }
     match lookup(users, username) {
-        Lookup::Found(name, _) => Ok(name.to_owned()),
+        Lookup::Found(name, _, _) => Ok(name.to_owned()),
         Lookup::Ambiguous(candidates) => {
             Err(AuthError::AmbiguousUser { username: username.to_owned(), candidates })
         }
