@@ -486,3 +486,21 @@ fn a_hash_of_the_raw_password_logs_in_and_is_upgraded_to_nfkc() {
     assert_eq!(stored(&path, "alice"), hash);
     assert!(store.verify("alice", &secret("wonderland rabbit")).is_err());
 }
+
+/// Found by fuzzing `users_file`: an entry globo does not change keeps its value when the file
+/// is rewritten, numbers included. Without serde_json's `float_roundtrip`, a long number was
+/// parsed to a float off by one unit in the last place and written back as that other number.
+#[test]
+fn a_rewrite_keeps_every_entry_it_does_not_change_numbers_included() {
+    let (_dir, path) = temp_users();
+    let long = "9".repeat(70);
+    let text = format!(r#"{{"carol": {long}, "dave": 0.30000000000000004, "erin": 1e-7}}"#);
+    fs::write(&path, &text).unwrap();
+    let before = users(&path);
+    let store = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure).without_throttle();
+    store.register("frank", &secret("a long enough passphrase")).unwrap();
+    let after = users(&path);
+    for (name, value) in &before {
+        assert_eq!(after.get(name), Some(value), "{name} changed");
+    }
+}
