@@ -297,11 +297,12 @@ pub enum AuthError {
         source: globo_fs::FsError,
     },
 
-    /// A shard of the throttling state folder is full of locked or delayed accounts, so a
-    /// new account or source cannot be counted there: the attempt is refused (failing
-    /// closed; evicting a locked record would lift its lock). Ends as those locks and delays
-    /// end, or when an operator unlocks accounts.
-    #[error("the throttling state file '{}' has no room for another record (it holds only locked or delayed accounts): the login is refused", path.display())]
+    /// A shard of the throttling state folder is full of accounts past their free failures,
+    /// so a new account or source cannot be counted there: the attempt is refused (failing
+    /// closed; evicting such a record would reset its count or lift its lock). Ends as those
+    /// records are forgotten (at most the lock duration, or 24 hours, after their last
+    /// failure; never a lock until unlocked), or when an operator unlocks accounts.
+    #[error("the throttling state file '{}' has no room for another record (it holds only accounts past their free failures): the login is refused", path.display())]
     ThrottleStateFull {
         /// The full shard file.
         path: PathBuf,

@@ -36,8 +36,13 @@ pub const MAX_LOCK_AFTER: u32 = 100;
 /// free failures (fewest failures first, then idle longest) make room; an account that has
 /// reached its free failures is never dropped, delayed, locked or open (that would reset its
 /// count or lift its lock), so a shard full of them refuses the new record's attempt
-/// ([`AuthError::ThrottleStateFull`]: failing closed) until some expire or are unlocked.
+/// ([`AuthError::ThrottleStateFull`]: failing closed) until some expire (at most the lock
+/// duration, or 24 hours, after their last failure) or are unlocked.
 pub const MAX_THROTTLE_ENTRIES: usize = 100_000;
+
+/// How long after its last failure an open account's record is forgotten when the policy's
+/// lock lasts until an operator unlocks it (else the lock duration is that time).
+const ACCOUNT_IDLE_WITHOUT_LOCK_END: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The shard files' format version.
 const STATE_VERSION: u64 = 1;
@@ -69,6 +74,12 @@ const STATE_VERSION: u64 = 1;
 ///
 /// A success resets the account's count only, never the source's: a guesser holding one
 /// valid account must not clear its source by logging into it.
+///
+/// An account's record is forgotten once its last failure is `lock_duration` old (24 hours
+/// when the lock lasts until unlocked) and it is not locked until an operator unlocks it;
+/// its delay or lock must have ended first. So names guessed a few times each (a botnet
+/// trying 5 passwords on 100,000 unknown names) fill the state folder for a day at most,
+/// while a lock that lasts until unlocked is never forgotten.
 ///
 /// ```
 /// use std::time::Duration;
@@ -157,7 +168,8 @@ impl ThrottlePolicy {
     }
 
     /// How long an account lock lasts, counted from the failure that set it; `None`: until
-    /// [`UserStore::unlock`](crate::UserStore::unlock).
+    /// [`UserStore::unlock`](crate::UserStore::unlock). An open account's record is forgotten
+    /// this long after its last failure (24 hours with `None`).
     #[must_use]
     pub fn lock_duration(mut self, duration: Option<Duration>) -> Self {
         self.lock_duration = duration;
@@ -234,7 +246,7 @@ impl ThrottlePolicy {
             lock_duration: self.lock_duration,
             base: self.base_delay,
             max: self.max_delay,
-            window: None,
+            window: Some(self.lock_duration.unwrap_or(ACCOUNT_IDLE_WITHOUT_LOCK_END)),
         }
     }
 
@@ -330,7 +342,8 @@ struct Rule {
     lock_duration: Option<Duration>,
     base: Duration,
     max: Duration,
-    /// After how long without failures a record is forgotten (sources only).
+    /// After how long without failures an open record is forgotten (a delayed or locked one
+    /// waits for its delay or lock to end first; one locked until unlocked never is).
     window: Option<Duration>,
 }
 
@@ -1095,15 +1108,69 @@ mod tests {
         );
     }
 
+    /// Review G, point 1: an open account is forgotten after `lock_duration` (24 h when the
+    /// lock lasts until unlocked) without failures; a lock until unlocked never is. Before,
+    /// account records had no window: the one at 6 failures was `Open` a day later.
     #[test]
-    fn a_source_is_forgotten_after_its_window_but_an_account_is_not() {
+    fn a_source_is_forgotten_after_its_window_an_account_after_its_lock_duration() {
         let policy = ThrottlePolicy::default();
         let record = Record { failures: 3, last_ms: 0 };
         assert_eq!(policy.source_rule().standing(record, at(3599)), Standing::Open);
         assert_eq!(policy.source_rule().standing(record, at(3600)), Standing::Expired);
-        assert_eq!(policy.account_rule().standing(record, at(10_000_000)), Standing::Open);
+        assert_eq!(policy.account_rule().standing(record, at(10_000)), Standing::Open);
         assert_eq!(policy.source_rule().fail(Some(record), at(3600)).failures, 1);
         assert_eq!(policy.account_rule().fail(Some(record), at(3600)).failures, 4);
+        let past_free = Record { failures: 6, last_ms: 0 };
+        for policy in [policy.clone(), policy.clone().lock_duration(None)] {
+            let rule = policy.account_rule();
+            assert_eq!(rule.standing(past_free, at(86_399)), Standing::Open);
+            assert_eq!(rule.standing(past_free, at(86_400)), Standing::Expired);
+            assert_eq!(rule.fail(Some(past_free), at(86_400)).failures, 1);
+        }
+        let short = policy.clone().lock_duration(Some(Duration::from_secs(3600)));
+        assert_eq!(short.account_rule().standing(past_free, at(3600)), Standing::Expired);
+        // Delayed past the idle time (a delay longer than a day, lock until unlocked): the
+        // delay ends first.
+        let long_delay = ThrottlePolicy::default()
+            .lock_duration(None)
+            .max_delay(Duration::from_secs(200_000))
+            .base_delay(Duration::from_secs(200_000));
+        let delayed = long_delay.account_rule().standing(past_free, at(86_400));
+        assert_eq!(delayed, Standing::Delayed(at(200_000)));
+        assert_eq!(long_delay.account_rule().standing(past_free, at(200_000)), Standing::Expired);
+        let locked = Record { failures: 100, last_ms: 0 };
+        let until_unlocked = ThrottlePolicy::default().lock_duration(None).account_rule();
+        assert_eq!(until_unlocked.standing(locked, at(u64::MAX / 1000)), Standing::Locked(None));
+    }
+
+    /// Review G, point 1: a botnet's few guesses at many unknown names (each account past its
+    /// free failures, then idle) no longer fill a shard for good: a day later a new name's
+    /// login is accepted, and a lock until unlocked in the same shard is kept. Before, the
+    /// new name's attempt failed with `ThrottleStateFull` forever.
+    #[test]
+    fn idle_accounts_past_their_free_failures_expire_and_make_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, shard, mut next) = locked_victim(dir.path());
+        let policy = ThrottlePolicy::default().lock_duration(None);
+        let victim = Folder::existing(&path).unwrap().unwrap().account(b"k:victim").id;
+        let mut filled = read_shard(&path, &shard_path(&path, shard)).unwrap();
+        filled.accounts.insert(victim.clone(), Record { failures: 100, last_ms: at(1000) });
+        for i in 0..(MAX_SHARD_ENTRIES as u64 - 1) {
+            filled
+                .accounts
+                .insert(format!("guessed{i:03}"), Record { failures: 5, last_ms: at(2000 + i) });
+        }
+        write_shard(&path, shard, &filled);
+        // Within the day the shard is full: failing closed.
+        let within = reserve(&path, &policy, &next(), None, time_of(at(80_000)));
+        assert!(matches!(within, Err(AuthError::ThrottleStateFull { .. })), "{within:?}");
+        let later = time_of(at(2000 + 86_400 + MAX_SHARD_ENTRIES as u64));
+        reserve(&path, &policy, &next(), None, later).unwrap();
+        let after = read_shard(&path, &shard_path(&path, shard)).unwrap();
+        assert_eq!(after.accounts.len(), 2, "{:?}", after.accounts.keys());
+        let victim_status = status(&path, &policy, b"k:victim", later).unwrap();
+        assert_eq!(victim_status.state, ThrottleState::Locked { until: None });
+        assert_eq!(victim_status.failures, 100);
     }
 
     #[test]
@@ -1245,7 +1312,7 @@ mod tests {
                 .insert(format!("open{i:03}"), Record { failures: 1, last_ms: at(2000 + i) });
         }
         write_shard(&path, shard, &filled);
-        let now = 100_000;
+        let now = 10_000;
         let standing = policy.account_rule().standing(filled.accounts[&victim], at(now));
         assert_eq!(standing, Standing::Open);
         for i in 0..50 {
@@ -1260,7 +1327,9 @@ mod tests {
     /// failures; an account that reached its free failures is never evicted.
     #[test]
     fn eviction_takes_sources_then_the_accounts_with_fewest_failures() {
-        let policy = ThrottlePolicy::default().source_window(Duration::from_secs(1 << 40));
+        let policy = ThrottlePolicy::default()
+            .source_window(Duration::from_secs(1 << 40))
+            .lock_duration(Some(Duration::from_secs(1 << 40)));
         let mut shard = Shard::default();
         shard.sources.insert("s-old".into(), Record { failures: 100, last_ms: at(1) });
         shard.sources.insert("s-new".into(), Record { failures: 1, last_ms: at(2) });
