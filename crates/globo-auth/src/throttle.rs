@@ -32,8 +32,9 @@ pub const MAX_LOCK_AFTER: u32 = 100;
 
 /// The most records (accounts and sources together) the state folder keeps: each of its 256
 /// shards keeps at most 390 (this bound divided by 256). When a new record would exceed a
-/// shard's share, that shard's sources (idle longest first), then its accounts below their
-/// free failures (fewest failures first, then idle longest) make room; an account that has
+/// shard's share, that shard's open sources (idle longest first), then its accounts below
+/// their free failures (fewest failures first, then idle longest), then its delayed or
+/// locked sources (idle longest first) make room; an account that has
 /// reached its free failures is never dropped, delayed, locked or open (that would reset its
 /// count or lift its lock), so a shard full of them refuses the new record's attempt
 /// ([`AuthError::ThrottleStateFull`]: failing closed) until some expire (at most the lock
@@ -599,8 +600,10 @@ struct Shard {
 
 impl Shard {
     /// Drops the records whose lock or window is over; then, beyond [`MAX_SHARD_ENTRIES`],
-    /// evicts sources (idle longest first), then accounts below their free failures (fewest
-    /// failures first, then idle longest). An account that has reached its free failures is
+    /// evicts open sources (idle longest first), then accounts below their free failures
+    /// (fewest failures first, then idle longest), then delayed or locked sources (idle
+    /// longest first: lifting a source's delay or lock only frees guesses that each
+    /// account's own count still limits). An account that has reached its free failures is
     /// never evicted, open or not: evicting it would reset its count, and a guesser who waits
     /// out each delay would flood the shard to get 99 more guesses. The records of the
     /// attempt being counted (`keep`: its account's and its source's ids) are what room is
@@ -613,14 +616,14 @@ impl Shard {
         if total <= MAX_SHARD_ENTRIES {
             return true;
         }
-        // (rank, failures, last failure, key): sources rank 0 (their failures do not
-        // matter), accounts 1.
+        // (rank, failures, last failure, key): open sources rank 0 and delayed or locked
+        // ones 2 (a source's failures do not matter), accounts below their free failures 1.
         let [keep_account, keep_source] = keep;
-        let sources = self
-            .sources
-            .iter()
-            .filter(|(k, _)| keep_source != Some(k.as_str()))
-            .map(|(k, r)| (0u8, 0, r.last_ms, k.clone()));
+        let sources =
+            self.sources.iter().filter(|(k, _)| keep_source != Some(k.as_str())).map(|(k, r)| {
+                let rank = if source.standing(*r, now_ms) == Standing::Open { 0u8 } else { 2 };
+                (rank, 0, r.last_ms, k.clone())
+            });
         let accounts = self
             .accounts
             .iter()
@@ -634,7 +637,7 @@ impl Shard {
         evictable.sort_unstable();
         let excess = total - MAX_SHARD_ENTRIES;
         for (rank, _, _, key) in evictable.iter().take(excess) {
-            if *rank == 0 {
+            if *rank != 1 {
                 self.sources.remove(key);
             } else {
                 self.accounts.remove(key);
@@ -1323,25 +1326,36 @@ mod tests {
         assert!(after.accounts.len() + after.sources.len() <= MAX_SHARD_ENTRIES);
     }
 
-    /// Review F, point 2: sources go first (idle longest), then accounts with the fewest
-    /// failures; an account that reached its free failures is never evicted.
+    /// Review F, point 2, and review G, point 2: open sources go first (idle longest), then
+    /// accounts below their free failures (fewest failures first, then idle longest), then
+    /// delayed or locked sources; an account that reached its free failures is never evicted.
+    /// Before, every source went first, so the locked `s-old` was evicted before `s-new`.
     #[test]
     fn eviction_takes_sources_then_the_accounts_with_fewest_failures() {
         let policy = ThrottlePolicy::default()
             .source_window(Duration::from_secs(1 << 40))
+            .source_lock_duration(None)
             .lock_duration(Some(Duration::from_secs(1 << 40)));
+        let now = at(1_000_000);
         let mut shard = Shard::default();
         shard.sources.insert("s-old".into(), Record { failures: 100, last_ms: at(1) });
         shard.sources.insert("s-new".into(), Record { failures: 1, last_ms: at(2) });
+        // 21 failures, the last a second ago: delayed for 2 s.
+        shard.sources.insert("s-delayed".into(), Record { failures: 21, last_ms: now - 1000 });
         shard.accounts.insert("two".into(), Record { failures: 2, last_ms: at(1) });
         shard.accounts.insert("one-new".into(), Record { failures: 1, last_ms: at(5) });
         shard.accounts.insert("one-old".into(), Record { failures: 1, last_ms: at(4) });
         shard.accounts.insert("five".into(), Record { failures: 5, last_ms: at(0) });
-        for i in 0..(MAX_SHARD_ENTRIES - 6) {
+        for i in 0..(MAX_SHARD_ENTRIES - 7) {
             shard.accounts.insert(format!("free{i:03}"), Record { failures: 5, last_ms: at(0) });
         }
-        shard.accounts.insert("new".into(), Record { failures: 1, last_ms: at(1_000_000) });
-        let now = at(1_000_000);
+        shard.accounts.insert("new".into(), Record { failures: 1, last_ms: now });
+        let source_rule = policy.source_rule();
+        assert_eq!(
+            source_rule.standing(shard.sources["s-delayed"], now),
+            Standing::Delayed(now + 1000)
+        );
+        assert_eq!(source_rule.standing(shard.sources["s-old"], now), Standing::Locked(None));
         let evicted_after = |excess: usize| {
             let mut copy = Shard { accounts: shard.accounts.clone(), ..Shard::default() };
             copy.sources = shard.sources.clone();
@@ -1349,20 +1363,26 @@ mod tests {
                 copy.accounts.insert(format!("extra{i}"), Record { failures: 6, last_ms: 0 });
             }
             let fits = copy.prune(&policy, now, [Some("new"), None]);
-            let mut gone: Vec<&str> = ["s-old", "s-new", "one-old", "one-new", "two", "five"]
+            let named = ["s-old", "s-new", "s-delayed", "one-old", "one-new", "two", "five"];
+            let mut gone: Vec<&str> = named
                 .into_iter()
                 .filter(|k| !copy.accounts.contains_key(*k) && !copy.sources.contains_key(*k))
                 .collect();
             gone.sort_unstable();
             (fits, gone)
         };
-        assert_eq!(evicted_after(1), (true, vec!["s-old"]));
-        assert_eq!(evicted_after(2), (true, vec!["s-new", "s-old"]));
-        assert_eq!(evicted_after(3), (true, vec!["one-old", "s-new", "s-old"]));
+        assert_eq!(evicted_after(1), (true, vec!["s-new"]));
+        assert_eq!(evicted_after(2), (true, vec!["one-old", "s-new"]));
+        assert_eq!(evicted_after(3), (true, vec!["one-new", "one-old", "s-new"]));
+        assert_eq!(evicted_after(4), (true, vec!["one-new", "one-old", "s-new", "two"]));
         assert_eq!(evicted_after(5), (true, vec!["one-new", "one-old", "s-new", "s-old", "two"]));
+        assert_eq!(
+            evicted_after(6),
+            (true, vec!["one-new", "one-old", "s-delayed", "s-new", "s-old", "two"])
+        );
         // Only accounts at their free failures are left: nothing more is evicted.
-        assert!(!evicted_after(6).0);
-        assert!(!evicted_after(6).1.contains(&"five"));
+        assert!(!evicted_after(7).0);
+        assert!(!evicted_after(7).1.contains(&"five"));
     }
 
     #[test]
