@@ -556,8 +556,12 @@ impl UserStore {
     /// `authn_login_fail`, and off the source, except after `BadEntry`: one unusable record
     /// stays unusable until an operator repairs it, and each attempt on it costs the dummy
     /// Argon2 run, which a source must not get for free (it can still never lock the
-    /// account; a source lock it completes is logged as `authn_login_lock`). The same holds
-    /// for `PepperUnavailable`: each attempt on such a record runs the dummy Argon2 too.
+    /// account; a source lock it completes is logged as `authn_login_lock`).
+    /// `PepperUnavailable` is taken back off the source too, though each attempt on such a
+    /// record runs the dummy Argon2: a stale or misconfigured pepper concerns every record
+    /// under its version, so counting it would lock out a shared address (an office's NAT)
+    /// whose users did nothing wrong, and a store in that state already reports the error
+    /// to its operator on every such login.
     fn settle(
         &self,
         reservation: Option<&Reservation>,
@@ -606,10 +610,7 @@ impl UserStore {
             }
             Err(error) => {
                 let Some(r) = reservation else { return Ok(()) };
-                let keep_source = matches!(
-                    error,
-                    AuthError::BadEntry { .. } | AuthError::PepperUnavailable { .. }
-                );
+                let keep_source = matches!(error, AuthError::BadEntry { .. });
                 // The caller is told the original error; a state folder that cannot be
                 // written now refuses the next attempt with its own error anyway.
                 let _ = throttle::release(&self.throttle_path(), r, keep_source);
