@@ -495,13 +495,7 @@ impl UserStore {
                         AuthError::Throttled { .. } | AuthError::ThrottleStateFull { .. }
                     );
                     if refused && events::enabled() {
-                        // By its label, known name or not: reading the users file to find
-                        // the stored name would make a refusal as costly as a login's read.
-                        let material = throttle::account_material(username);
-                        let subject = Subject::Account(throttle::account_label(
-                            &self.throttle_path(),
-                            &material,
-                        ));
+                        let subject = self.refused_subject(username);
                         let source = source.unwrap_or("");
                         Event::RateLimitExceeded { username: &subject, source }.emit();
                     }
@@ -515,6 +509,14 @@ impl UserStore {
         let result = self.check_password(username, password, &mut found, &mut shared);
         self.settle(reservation.as_ref(), username, found, shared, source, &result)?;
         result
+    }
+
+    /// Whom an event about an attempt throttling refused names: the account's
+    /// `account:<label>`, known name or not. Reading the users file to find the stored name
+    /// would make a refusal as costly as a login's read.
+    pub(super) fn refused_subject(&self, username: &str) -> Subject {
+        let material = throttle::account_material(username);
+        Subject::Account(throttle::account_label(&self.throttle_path(), &material))
     }
 
     /// Whom a failure event for the name `username` names ([`Subject`]): `found` (the stored
@@ -1289,6 +1291,35 @@ mod tests {
             let reads = || store.reads.load(std::sync::atomic::Ordering::Relaxed);
             let before = reads();
             let result = store.verify("alice", &SecretString::from("wonderland password"));
+            assert!(matches!(result, Err(AuthError::Throttled { .. })), "{result:?}");
+            assert_eq!(reads(), before);
+        });
+    }
+
+    /// Review G, point 4: a `passwd` refused by throttling reads no users either (its
+    /// `authn_password_change_fail` names the account's label, as the refusal does).
+    /// Before, the failure event looked the name up in the users file (`reads` was 1).
+    #[test]
+    fn a_refused_password_change_reads_no_users_with_security_logging_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let policy = ThrottlePolicy::default().lock_after(1).unwrap();
+        let store =
+            UserStore::new(&path).with_profile(Profile::TestOnlyInsecure).with_throttle(policy);
+        let store = store.unwrap();
+        store.register("alice", &SecretString::from("wonderland password")).unwrap();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let wrong = SecretString::from("not the password");
+            assert!(matches!(store.verify("alice", &wrong), Err(AuthError::InvalidCredentials)));
+            let reads = || store.reads.load(std::sync::atomic::Ordering::Relaxed);
+            let before = reads();
+            let right = SecretString::from("wonderland password");
+            let new = SecretString::from("a brand new long passphrase");
+            let result = store.change_password("alice", &right, &new, None);
             assert!(matches!(result, Err(AuthError::Throttled { .. })), "{result:?}");
             assert_eq!(reads(), before);
         });
