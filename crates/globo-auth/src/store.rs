@@ -30,6 +30,9 @@ type Users = Map<String, Value>;
 /// on the work a login request can demand. A lab user stored under a longer name cannot log in.
 pub const MAX_LOGIN_USERNAME_BYTES: usize = 1024;
 
+/// How many of the records under a version the pepper lacks [`AuthError::PepperStale`] names.
+const STALE_NAMES_SHOWN: usize = 3;
+
 /// A password store over one users file (the lab's `users.json`).
 ///
 /// `register` and the rehash on login are read-modify-write cycles under a
@@ -372,7 +375,7 @@ impl UserStore {
         if exists(&users) {
             return Err(AuthError::UserExists { username: username.into_string() });
         }
-        self.check_pepper_required(&users)?;
+        self.check_pepper_required(&users, None)?;
         users.insert(username.as_str().to_owned(), Value::String(hash));
         self.write(&users)?;
         Event::UserCreated { username: username.as_str(), source: "" }.emit();
@@ -875,22 +878,44 @@ impl UserStore {
     /// are meant to be useless without the pepper. [`AuthError::PepperStale`] when the
     /// store has a pepper but `users` holds a record under a version it lacks: the store's
     /// pepper is older than the file (loaded before a rotation), and a record written with
-    /// it would name a version the rotation may retire. Every write of a new record checks
-    /// this, under the users file's lock.
-    fn check_pepper_required(&self, users: &Users) -> Result<(), AuthError> {
-        let mut versions =
-            users.values().filter_map(|entry| entry.as_str().and_then(phc::keyid_of));
+    /// it would name a version the rotation may retire. The entry `replacing` (the record
+    /// the write replaces) is left out of the second check: a record under a foreign version
+    /// (copied from another users file) is then repaired by resetting it, and never blocks
+    /// its own replacement. The error names how many records hold such a version and the
+    /// first few of them. Every write of a new record checks this, under the users file's
+    /// lock.
+    fn check_pepper_required(
+        &self,
+        users: &Users,
+        replacing: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let mut versions = users
+            .iter()
+            .filter_map(|(name, entry)| Some((name, entry.as_str().and_then(phc::keyid_of)?)));
         match &self.peppers {
             None if versions.next().is_some() => {
                 Err(AuthError::PepperRequired { path: self.path.clone() })
             }
-            Some(peppers) => match versions.find(|version| !peppers.contains(version)) {
-                Some(version) => Err(AuthError::PepperStale {
-                    path: self.path.clone(),
-                    version: version.to_owned(),
-                }),
-                None => Ok(()),
-            },
+            Some(peppers) => {
+                let lacking: Vec<(&String, &str)> = versions
+                    .filter(|(name, version)| {
+                        replacing != Some(name.as_str()) && !peppers.contains(version)
+                    })
+                    .collect();
+                match lacking.first() {
+                    Some((_, version)) => Err(AuthError::PepperStale {
+                        path: self.path.clone(),
+                        version: (*version).to_owned(),
+                        records: lacking.len(),
+                        usernames: lacking
+                            .iter()
+                            .take(STALE_NAMES_SHOWN)
+                            .map(|(name, _)| (*name).clone())
+                            .collect(),
+                    }),
+                    None => Ok(()),
+                }
+            }
             None => Ok(()),
         }
     }
@@ -939,7 +964,7 @@ impl UserStore {
     ) -> Result<Option<String>, AuthError> {
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
-        self.check_pepper_required(&users)?;
+        self.check_pepper_required(&users, Some(username))?;
         match users.get_mut(username) {
             Some(entry) if entry.as_str() == Some(old) => *entry = Value::String(hash.clone()),
             // Changed or removed by someone else since we read it: theirs wins.

@@ -199,7 +199,7 @@ impl UserStore {
     ) -> Result<(), AuthError> {
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
-        self.check_pepper_required(&users)?;
+        self.check_pepper_required(&users, Some(stored))?;
         match (users.get_mut(stored), expected) {
             (Some(entry), None) => *entry = Value::String(hash),
             (Some(entry), Some(expected)) if entry.as_str() == Some(expected) => {
