@@ -236,3 +236,45 @@ fn records_under_a_version_not_configured_are_named_not_counted() {
     assert!(err.contains("which is not configured"), "{err}");
     assert!(!err.contains("Invalid username or password"), "{err}");
 }
+
+/// Review G, point 5: a record under a version the pepper lacks (here: the wrong pepper, or
+/// a record copied from another users file) refuses other writes with its name, a count and
+/// a hint naming every cause; resetting that very record is allowed. Before, the reset was
+/// refused too, and the hint spoke only of a rotation.
+#[test]
+fn a_record_under_a_version_the_pepper_lacks_is_named_and_can_be_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join(".env"), "APP_MODE=local\n").unwrap();
+    ok(&app(d, &["users", "init-pepper"], "", &[]));
+    ok(&app(d, &["register", "alice", "--password-stdin"], &format!("{NEW_PASSWORD}\n"), &[]));
+    // Another pepper: alice's record now names a version it lacks.
+    std::fs::write(
+        d.join(".env"),
+        "APP_MODE=local\nPASSWORD_PEPPER=ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=\n",
+    )
+    .unwrap();
+    let before = std::fs::read(d.join("users.json")).unwrap();
+    let err = failed(&app(
+        d,
+        &["register", "bob", "--password-stdin"],
+        &format!("{NEW_PASSWORD}\n"),
+        &[],
+    ));
+    assert!(err.contains("holds 1 record(s) under a pepper version"), "{err}");
+    assert!(err.contains("; user 'alice')"), "{err}");
+    for cause in [
+        "--pepper-secret NAME (GLOBO_PEPPER_SECRET), --env-file or --mode (APP_MODE)",
+        "copied from another users file: delete them (`app users delete <name>`) or reset them \
+         (`app users reset <name>`)",
+        "rotated after a long-running service loaded it: restart that service",
+    ] {
+        assert!(err.contains(cause), "{cause:?} in {err}");
+    }
+    assert_eq!(std::fs::read(d.join("users.json")).unwrap(), before);
+    // Resetting the record that names the missing version replaces it.
+    let reset = ["users", "reset", "alice", "--password-stdin"];
+    ok(&app(d, &reset, &format!("{LAB_PASSWORD}\n"), &[]));
+    ok(&app(d, &["register", "bob", "--password-stdin"], &format!("{NEW_PASSWORD}\n"), &[]));
+    ok(&verify(d, "alice", LAB_PASSWORD, &[]));
+}

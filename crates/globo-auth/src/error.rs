@@ -176,21 +176,26 @@ pub enum AuthError {
         path: PathBuf,
     },
 
-    /// The users file holds records under a pepper version the store's pepper does not
-    /// have: the store's pepper is older than the file (a process that loaded it before a
-    /// rotation). A record written with it would name a version that may be retired, and no
-    /// one could verify it, so none is written. Load the pepper again.
+    /// The users file holds records (other than the one being replaced) under a pepper
+    /// version the store's pepper does not have: the store's pepper is older than the file
+    /// (a process that loaded it before a rotation), it is the wrong pepper, or a record was
+    /// copied from another users file. A record written with it could name a version that
+    /// may be retired, and no one could verify it, so none is written.
     #[error(
-        "users file '{}' holds records under pepper version '{version}', which the password \
-         pepper loaded does not have (it was rotated since); no record is written with the \
-         older pepper",
-        path.display()
+        "users file '{}' holds {records} record(s) under a pepper version the password pepper \
+         loaded does not have (version '{version}'; {}); no record is written with this pepper",
+        path.display(),
+        name_list(usernames, *records)
     )]
     PepperStale {
         /// The users file.
         path: PathBuf,
-        /// The version records name that the store's pepper lacks.
+        /// A version records name that the store's pepper lacks (the first found).
         version: String,
+        /// How many records name a version the store's pepper lacks.
+        records: usize,
+        /// The first few of those records' names (as stored), in file order.
+        usernames: Vec<String>,
     },
 
     /// The users file holds an entry for this user that cannot be used.
@@ -297,11 +302,12 @@ pub enum AuthError {
         source: globo_fs::FsError,
     },
 
-    /// A shard of the throttling state folder is full of locked or delayed accounts, so a
-    /// new account or source cannot be counted there: the attempt is refused (failing
-    /// closed; evicting a locked record would lift its lock). Ends as those locks and delays
-    /// end, or when an operator unlocks accounts.
-    #[error("the throttling state file '{}' has no room for another record (it holds only locked or delayed accounts): the login is refused", path.display())]
+    /// A shard of the throttling state folder is full of accounts past their free failures,
+    /// so a new account or source cannot be counted there: the attempt is refused (failing
+    /// closed; evicting such a record would reset its count or lift its lock). Ends as those
+    /// records are forgotten (at most the lock duration, or 24 hours, after their last
+    /// failure; never a lock until unlocked), or when an operator unlocks accounts.
+    #[error("the throttling state file '{}' has no room for another record (it holds only accounts past their free failures): the login is refused", path.display())]
     ThrottleStateFull {
         /// The full shard file.
         path: PathBuf,
@@ -329,6 +335,14 @@ pub enum AuthError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// `users 'a', 'b'` (with `and N more` when `total` is larger), for messages.
+fn name_list(names: &[String], total: usize) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("'{}'", n.escape_debug())).collect();
+    let more = total.saturating_sub(names.len());
+    let (word, list) = (if total == 1 { "user" } else { "users" }, quoted.join(", "));
+    if more == 0 { format!("{word} {list}") } else { format!("{word} {list} and {more} more") }
 }
 
 /// ` (U+XXXX)` for the character a username was refused for, or nothing.
@@ -494,7 +508,15 @@ mod tests {
             (AuthError::InvalidPepper { reason: "empty" }, Operational),
             (AuthError::PepperUnavailable { version: "1".into() }, Operational),
             (AuthError::PepperRequired { path: path.clone() }, Operational),
-            (AuthError::PepperStale { path: path.clone(), version: "x".into() }, Operational),
+            (
+                AuthError::PepperStale {
+                    path: path.clone(),
+                    version: "x".into(),
+                    records: 1,
+                    usernames: vec!["a".into()],
+                },
+                Operational,
+            ),
             (AuthError::UsersFileTooLarge { path: path.clone(), max: 1 }, Operational),
             (AuthError::File { source: globo_fs::FsError::new("read", path, io()) }, Operational),
             (AuthError::UnknownProfile { name: "fast".into() }, Operational),

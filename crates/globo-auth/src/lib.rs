@@ -121,7 +121,9 @@
 //! with [`AuthError::PepperUnavailable`] after the same dummy run an unknown user gets, and a
 //! store without a pepper writes no new record into a file that holds peppered ones
 //! ([`AuthError::PepperRequired`]), nor does a store whose pepper lacks a version the file's
-//! records name (its pepper was loaded before a rotation: [`AuthError::PepperStale`]). [`UserStore::maintenance`] holds the users file's lock
+//! records name, the one being replaced excepted (its pepper was loaded before a rotation,
+//! is the wrong one, or a record was copied from another users file:
+//! [`AuthError::PepperStale`], naming them). [`UserStore::maintenance`] holds the users file's lock
 //! across the steps of a rotation ([`UsersMaintenance`]). The
 //! format, the reasons and a ten-line Python recipe for argon2-cffi and passlib:
 //! [docs/passwords.md, "Pepper"](https://github.com/globo-rs/globo/blob/main/docs/passwords.md#pepper).

@@ -30,6 +30,9 @@ type Users = Map<String, Value>;
 /// on the work a login request can demand. A lab user stored under a longer name cannot log in.
 pub const MAX_LOGIN_USERNAME_BYTES: usize = 1024;
 
+/// How many of the records under a version the pepper lacks [`AuthError::PepperStale`] names.
+const STALE_NAMES_SHOWN: usize = 3;
+
 /// A password store over one users file (the lab's `users.json`).
 ///
 /// `register` and the rehash on login are read-modify-write cycles under a
@@ -372,7 +375,7 @@ impl UserStore {
         if exists(&users) {
             return Err(AuthError::UserExists { username: username.into_string() });
         }
-        self.check_pepper_required(&users)?;
+        self.check_pepper_required(&users, None)?;
         users.insert(username.as_str().to_owned(), Value::String(hash));
         self.write(&users)?;
         Event::UserCreated { username: username.as_str(), source: "" }.emit();
@@ -495,13 +498,7 @@ impl UserStore {
                         AuthError::Throttled { .. } | AuthError::ThrottleStateFull { .. }
                     );
                     if refused && events::enabled() {
-                        // By its label, known name or not: reading the users file to find
-                        // the stored name would make a refusal as costly as a login's read.
-                        let material = throttle::account_material(username);
-                        let subject = Subject::Account(throttle::account_label(
-                            &self.throttle_path(),
-                            &material,
-                        ));
+                        let subject = self.refused_subject(username);
                         let source = source.unwrap_or("");
                         Event::RateLimitExceeded { username: &subject, source }.emit();
                     }
@@ -515,6 +512,14 @@ impl UserStore {
         let result = self.check_password(username, password, &mut found, &mut shared);
         self.settle(reservation.as_ref(), username, found, shared, source, &result)?;
         result
+    }
+
+    /// Whom an event about an attempt throttling refused names: the account's
+    /// `account:<label>`, known name or not. Reading the users file to find the stored name
+    /// would make a refusal as costly as a login's read.
+    pub(super) fn refused_subject(&self, username: &str) -> Subject {
+        let material = throttle::account_material(username);
+        Subject::Account(throttle::account_label(&self.throttle_path(), &material))
     }
 
     /// Whom a failure event for the name `username` names ([`Subject`]): `found` (the stored
@@ -556,8 +561,12 @@ impl UserStore {
     /// `authn_login_fail`, and off the source, except after `BadEntry`: one unusable record
     /// stays unusable until an operator repairs it, and each attempt on it costs the dummy
     /// Argon2 run, which a source must not get for free (it can still never lock the
-    /// account; a source lock it completes is logged as `authn_login_lock`). The same holds
-    /// for `PepperUnavailable`: each attempt on such a record runs the dummy Argon2 too.
+    /// account; a source lock it completes is logged as `authn_login_lock`).
+    /// `PepperUnavailable` is taken back off the source too, though each attempt on such a
+    /// record runs the dummy Argon2: a stale or misconfigured pepper concerns every record
+    /// under its version, so counting it would lock out a shared address (an office's NAT)
+    /// whose users did nothing wrong, and a store in that state already reports the error
+    /// to its operator on every such login.
     fn settle(
         &self,
         reservation: Option<&Reservation>,
@@ -606,10 +615,7 @@ impl UserStore {
             }
             Err(error) => {
                 let Some(r) = reservation else { return Ok(()) };
-                let keep_source = matches!(
-                    error,
-                    AuthError::BadEntry { .. } | AuthError::PepperUnavailable { .. }
-                );
+                let keep_source = matches!(error, AuthError::BadEntry { .. });
                 // The caller is told the original error; a state folder that cannot be
                 // written now refuses the next attempt with its own error anyway.
                 let _ = throttle::release(&self.throttle_path(), r, keep_source);
@@ -872,22 +878,44 @@ impl UserStore {
     /// are meant to be useless without the pepper. [`AuthError::PepperStale`] when the
     /// store has a pepper but `users` holds a record under a version it lacks: the store's
     /// pepper is older than the file (loaded before a rotation), and a record written with
-    /// it would name a version the rotation may retire. Every write of a new record checks
-    /// this, under the users file's lock.
-    fn check_pepper_required(&self, users: &Users) -> Result<(), AuthError> {
-        let mut versions =
-            users.values().filter_map(|entry| entry.as_str().and_then(phc::keyid_of));
+    /// it would name a version the rotation may retire. The entry `replacing` (the record
+    /// the write replaces) is left out of the second check: a record under a foreign version
+    /// (copied from another users file) is then repaired by resetting it, and never blocks
+    /// its own replacement. The error names how many records hold such a version and the
+    /// first few of them. Every write of a new record checks this, under the users file's
+    /// lock.
+    fn check_pepper_required(
+        &self,
+        users: &Users,
+        replacing: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let mut versions = users
+            .iter()
+            .filter_map(|(name, entry)| Some((name, entry.as_str().and_then(phc::keyid_of)?)));
         match &self.peppers {
             None if versions.next().is_some() => {
                 Err(AuthError::PepperRequired { path: self.path.clone() })
             }
-            Some(peppers) => match versions.find(|version| !peppers.contains(version)) {
-                Some(version) => Err(AuthError::PepperStale {
-                    path: self.path.clone(),
-                    version: version.to_owned(),
-                }),
-                None => Ok(()),
-            },
+            Some(peppers) => {
+                let lacking: Vec<(&String, &str)> = versions
+                    .filter(|(name, version)| {
+                        replacing != Some(name.as_str()) && !peppers.contains(version)
+                    })
+                    .collect();
+                match lacking.first() {
+                    Some((_, version)) => Err(AuthError::PepperStale {
+                        path: self.path.clone(),
+                        version: (*version).to_owned(),
+                        records: lacking.len(),
+                        usernames: lacking
+                            .iter()
+                            .take(STALE_NAMES_SHOWN)
+                            .map(|(name, _)| (*name).clone())
+                            .collect(),
+                    }),
+                    None => Ok(()),
+                }
+            }
             None => Ok(()),
         }
     }
@@ -936,7 +964,7 @@ impl UserStore {
     ) -> Result<Option<String>, AuthError> {
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
-        self.check_pepper_required(&users)?;
+        self.check_pepper_required(&users, Some(username))?;
         match users.get_mut(username) {
             Some(entry) if entry.as_str() == Some(old) => *entry = Value::String(hash.clone()),
             // Changed or removed by someone else since we read it: theirs wins.
@@ -1288,6 +1316,35 @@ mod tests {
             let reads = || store.reads.load(std::sync::atomic::Ordering::Relaxed);
             let before = reads();
             let result = store.verify("alice", &SecretString::from("wonderland password"));
+            assert!(matches!(result, Err(AuthError::Throttled { .. })), "{result:?}");
+            assert_eq!(reads(), before);
+        });
+    }
+
+    /// Review G, point 4: a `passwd` refused by throttling reads no users either (its
+    /// `authn_password_change_fail` names the account's label, as the refusal does).
+    /// Before, the failure event looked the name up in the users file (`reads` was 1).
+    #[test]
+    fn a_refused_password_change_reads_no_users_with_security_logging_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let policy = ThrottlePolicy::default().lock_after(1).unwrap();
+        let store =
+            UserStore::new(&path).with_profile(Profile::TestOnlyInsecure).with_throttle(policy);
+        let store = store.unwrap();
+        store.register("alice", &SecretString::from("wonderland password")).unwrap();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let wrong = SecretString::from("not the password");
+            assert!(matches!(store.verify("alice", &wrong), Err(AuthError::InvalidCredentials)));
+            let reads = || store.reads.load(std::sync::atomic::Ordering::Relaxed);
+            let before = reads();
+            let right = SecretString::from("wonderland password");
+            let new = SecretString::from("a brand new long passphrase");
+            let result = store.change_password("alice", &right, &new, None);
             assert!(matches!(result, Err(AuthError::Throttled { .. })), "{result:?}");
             assert_eq!(reads(), before);
         });

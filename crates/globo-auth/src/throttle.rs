@@ -32,12 +32,18 @@ pub const MAX_LOCK_AFTER: u32 = 100;
 
 /// The most records (accounts and sources together) the state folder keeps: each of its 256
 /// shards keeps at most 390 (this bound divided by 256). When a new record would exceed a
-/// shard's share, that shard's sources (idle longest first), then its accounts below their
-/// free failures (fewest failures first, then idle longest) make room; an account that has
+/// shard's share, that shard's open sources (idle longest first), then its accounts below
+/// their free failures (fewest failures first, then idle longest), then its delayed or
+/// locked sources (idle longest first) make room; an account that has
 /// reached its free failures is never dropped, delayed, locked or open (that would reset its
 /// count or lift its lock), so a shard full of them refuses the new record's attempt
-/// ([`AuthError::ThrottleStateFull`]: failing closed) until some expire or are unlocked.
+/// ([`AuthError::ThrottleStateFull`]: failing closed) until some expire (at most the lock
+/// duration, or 24 hours, after their last failure) or are unlocked.
 pub const MAX_THROTTLE_ENTRIES: usize = 100_000;
+
+/// How long after its last failure an open account's record is forgotten when the policy's
+/// lock lasts until an operator unlocks it (else the lock duration is that time).
+const ACCOUNT_IDLE_WITHOUT_LOCK_END: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The shard files' format version.
 const STATE_VERSION: u64 = 1;
@@ -69,6 +75,12 @@ const STATE_VERSION: u64 = 1;
 ///
 /// A success resets the account's count only, never the source's: a guesser holding one
 /// valid account must not clear its source by logging into it.
+///
+/// An account's record is forgotten once its last failure is `lock_duration` old (24 hours
+/// when the lock lasts until unlocked) and it is not locked until an operator unlocks it;
+/// its delay or lock must have ended first. So names guessed a few times each (a botnet
+/// trying 5 passwords on 100,000 unknown names) fill the state folder for a day at most,
+/// while a lock that lasts until unlocked is never forgotten.
 ///
 /// ```
 /// use std::time::Duration;
@@ -157,7 +169,8 @@ impl ThrottlePolicy {
     }
 
     /// How long an account lock lasts, counted from the failure that set it; `None`: until
-    /// [`UserStore::unlock`](crate::UserStore::unlock).
+    /// [`UserStore::unlock`](crate::UserStore::unlock). An open account's record is forgotten
+    /// this long after its last failure (24 hours with `None`).
     #[must_use]
     pub fn lock_duration(mut self, duration: Option<Duration>) -> Self {
         self.lock_duration = duration;
@@ -234,7 +247,7 @@ impl ThrottlePolicy {
             lock_duration: self.lock_duration,
             base: self.base_delay,
             max: self.max_delay,
-            window: None,
+            window: Some(self.lock_duration.unwrap_or(ACCOUNT_IDLE_WITHOUT_LOCK_END)),
         }
     }
 
@@ -330,7 +343,8 @@ struct Rule {
     lock_duration: Option<Duration>,
     base: Duration,
     max: Duration,
-    /// After how long without failures a record is forgotten (sources only).
+    /// After how long without failures an open record is forgotten (a delayed or locked one
+    /// waits for its delay or lock to end first; one locked until unlocked never is).
     window: Option<Duration>,
 }
 
@@ -586,8 +600,10 @@ struct Shard {
 
 impl Shard {
     /// Drops the records whose lock or window is over; then, beyond [`MAX_SHARD_ENTRIES`],
-    /// evicts sources (idle longest first), then accounts below their free failures (fewest
-    /// failures first, then idle longest). An account that has reached its free failures is
+    /// evicts open sources (idle longest first), then accounts below their free failures
+    /// (fewest failures first, then idle longest), then delayed or locked sources (idle
+    /// longest first: lifting a source's delay or lock only frees guesses that each
+    /// account's own count still limits). An account that has reached its free failures is
     /// never evicted, open or not: evicting it would reset its count, and a guesser who waits
     /// out each delay would flood the shard to get 99 more guesses. The records of the
     /// attempt being counted (`keep`: its account's and its source's ids) are what room is
@@ -600,14 +616,14 @@ impl Shard {
         if total <= MAX_SHARD_ENTRIES {
             return true;
         }
-        // (rank, failures, last failure, key): sources rank 0 (their failures do not
-        // matter), accounts 1.
+        // (rank, failures, last failure, key): open sources rank 0 and delayed or locked
+        // ones 2 (a source's failures do not matter), accounts below their free failures 1.
         let [keep_account, keep_source] = keep;
-        let sources = self
-            .sources
-            .iter()
-            .filter(|(k, _)| keep_source != Some(k.as_str()))
-            .map(|(k, r)| (0u8, 0, r.last_ms, k.clone()));
+        let sources =
+            self.sources.iter().filter(|(k, _)| keep_source != Some(k.as_str())).map(|(k, r)| {
+                let rank = if source.standing(*r, now_ms) == Standing::Open { 0u8 } else { 2 };
+                (rank, 0, r.last_ms, k.clone())
+            });
         let accounts = self
             .accounts
             .iter()
@@ -621,7 +637,7 @@ impl Shard {
         evictable.sort_unstable();
         let excess = total - MAX_SHARD_ENTRIES;
         for (rank, _, _, key) in evictable.iter().take(excess) {
-            if *rank == 0 {
+            if *rank != 1 {
                 self.sources.remove(key);
             } else {
                 self.accounts.remove(key);
@@ -1095,15 +1111,69 @@ mod tests {
         );
     }
 
+    /// Review G, point 1: an open account is forgotten after `lock_duration` (24 h when the
+    /// lock lasts until unlocked) without failures; a lock until unlocked never is. Before,
+    /// account records had no window: the one at 6 failures was `Open` a day later.
     #[test]
-    fn a_source_is_forgotten_after_its_window_but_an_account_is_not() {
+    fn a_source_is_forgotten_after_its_window_an_account_after_its_lock_duration() {
         let policy = ThrottlePolicy::default();
         let record = Record { failures: 3, last_ms: 0 };
         assert_eq!(policy.source_rule().standing(record, at(3599)), Standing::Open);
         assert_eq!(policy.source_rule().standing(record, at(3600)), Standing::Expired);
-        assert_eq!(policy.account_rule().standing(record, at(10_000_000)), Standing::Open);
+        assert_eq!(policy.account_rule().standing(record, at(10_000)), Standing::Open);
         assert_eq!(policy.source_rule().fail(Some(record), at(3600)).failures, 1);
         assert_eq!(policy.account_rule().fail(Some(record), at(3600)).failures, 4);
+        let past_free = Record { failures: 6, last_ms: 0 };
+        for policy in [policy.clone(), policy.clone().lock_duration(None)] {
+            let rule = policy.account_rule();
+            assert_eq!(rule.standing(past_free, at(86_399)), Standing::Open);
+            assert_eq!(rule.standing(past_free, at(86_400)), Standing::Expired);
+            assert_eq!(rule.fail(Some(past_free), at(86_400)).failures, 1);
+        }
+        let short = policy.clone().lock_duration(Some(Duration::from_secs(3600)));
+        assert_eq!(short.account_rule().standing(past_free, at(3600)), Standing::Expired);
+        // Delayed past the idle time (a delay longer than a day, lock until unlocked): the
+        // delay ends first.
+        let long_delay = ThrottlePolicy::default()
+            .lock_duration(None)
+            .max_delay(Duration::from_secs(200_000))
+            .base_delay(Duration::from_secs(200_000));
+        let delayed = long_delay.account_rule().standing(past_free, at(86_400));
+        assert_eq!(delayed, Standing::Delayed(at(200_000)));
+        assert_eq!(long_delay.account_rule().standing(past_free, at(200_000)), Standing::Expired);
+        let locked = Record { failures: 100, last_ms: 0 };
+        let until_unlocked = ThrottlePolicy::default().lock_duration(None).account_rule();
+        assert_eq!(until_unlocked.standing(locked, at(u64::MAX / 1000)), Standing::Locked(None));
+    }
+
+    /// Review G, point 1: a botnet's few guesses at many unknown names (each account past its
+    /// free failures, then idle) no longer fill a shard for good: a day later a new name's
+    /// login is accepted, and a lock until unlocked in the same shard is kept. Before, the
+    /// new name's attempt failed with `ThrottleStateFull` forever.
+    #[test]
+    fn idle_accounts_past_their_free_failures_expire_and_make_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, shard, mut next) = locked_victim(dir.path());
+        let policy = ThrottlePolicy::default().lock_duration(None);
+        let victim = Folder::existing(&path).unwrap().unwrap().account(b"k:victim").id;
+        let mut filled = read_shard(&path, &shard_path(&path, shard)).unwrap();
+        filled.accounts.insert(victim.clone(), Record { failures: 100, last_ms: at(1000) });
+        for i in 0..(MAX_SHARD_ENTRIES as u64 - 1) {
+            filled
+                .accounts
+                .insert(format!("guessed{i:03}"), Record { failures: 5, last_ms: at(2000 + i) });
+        }
+        write_shard(&path, shard, &filled);
+        // Within the day the shard is full: failing closed.
+        let within = reserve(&path, &policy, &next(), None, time_of(at(80_000)));
+        assert!(matches!(within, Err(AuthError::ThrottleStateFull { .. })), "{within:?}");
+        let later = time_of(at(2000 + 86_400 + MAX_SHARD_ENTRIES as u64));
+        reserve(&path, &policy, &next(), None, later).unwrap();
+        let after = read_shard(&path, &shard_path(&path, shard)).unwrap();
+        assert_eq!(after.accounts.len(), 2, "{:?}", after.accounts.keys());
+        let victim_status = status(&path, &policy, b"k:victim", later).unwrap();
+        assert_eq!(victim_status.state, ThrottleState::Locked { until: None });
+        assert_eq!(victim_status.failures, 100);
     }
 
     #[test]
@@ -1245,7 +1315,7 @@ mod tests {
                 .insert(format!("open{i:03}"), Record { failures: 1, last_ms: at(2000 + i) });
         }
         write_shard(&path, shard, &filled);
-        let now = 100_000;
+        let now = 10_000;
         let standing = policy.account_rule().standing(filled.accounts[&victim], at(now));
         assert_eq!(standing, Standing::Open);
         for i in 0..50 {
@@ -1256,23 +1326,36 @@ mod tests {
         assert!(after.accounts.len() + after.sources.len() <= MAX_SHARD_ENTRIES);
     }
 
-    /// Review F, point 2: sources go first (idle longest), then accounts with the fewest
-    /// failures; an account that reached its free failures is never evicted.
+    /// Review F, point 2, and review G, point 2: open sources go first (idle longest), then
+    /// accounts below their free failures (fewest failures first, then idle longest), then
+    /// delayed or locked sources; an account that reached its free failures is never evicted.
+    /// Before, every source went first, so the locked `s-old` was evicted before `s-new`.
     #[test]
     fn eviction_takes_sources_then_the_accounts_with_fewest_failures() {
-        let policy = ThrottlePolicy::default().source_window(Duration::from_secs(1 << 40));
+        let policy = ThrottlePolicy::default()
+            .source_window(Duration::from_secs(1 << 40))
+            .source_lock_duration(None)
+            .lock_duration(Some(Duration::from_secs(1 << 40)));
+        let now = at(1_000_000);
         let mut shard = Shard::default();
         shard.sources.insert("s-old".into(), Record { failures: 100, last_ms: at(1) });
         shard.sources.insert("s-new".into(), Record { failures: 1, last_ms: at(2) });
+        // 21 failures, the last a second ago: delayed for 2 s.
+        shard.sources.insert("s-delayed".into(), Record { failures: 21, last_ms: now - 1000 });
         shard.accounts.insert("two".into(), Record { failures: 2, last_ms: at(1) });
         shard.accounts.insert("one-new".into(), Record { failures: 1, last_ms: at(5) });
         shard.accounts.insert("one-old".into(), Record { failures: 1, last_ms: at(4) });
         shard.accounts.insert("five".into(), Record { failures: 5, last_ms: at(0) });
-        for i in 0..(MAX_SHARD_ENTRIES - 6) {
+        for i in 0..(MAX_SHARD_ENTRIES - 7) {
             shard.accounts.insert(format!("free{i:03}"), Record { failures: 5, last_ms: at(0) });
         }
-        shard.accounts.insert("new".into(), Record { failures: 1, last_ms: at(1_000_000) });
-        let now = at(1_000_000);
+        shard.accounts.insert("new".into(), Record { failures: 1, last_ms: now });
+        let source_rule = policy.source_rule();
+        assert_eq!(
+            source_rule.standing(shard.sources["s-delayed"], now),
+            Standing::Delayed(now + 1000)
+        );
+        assert_eq!(source_rule.standing(shard.sources["s-old"], now), Standing::Locked(None));
         let evicted_after = |excess: usize| {
             let mut copy = Shard { accounts: shard.accounts.clone(), ..Shard::default() };
             copy.sources = shard.sources.clone();
@@ -1280,20 +1363,26 @@ mod tests {
                 copy.accounts.insert(format!("extra{i}"), Record { failures: 6, last_ms: 0 });
             }
             let fits = copy.prune(&policy, now, [Some("new"), None]);
-            let mut gone: Vec<&str> = ["s-old", "s-new", "one-old", "one-new", "two", "five"]
+            let named = ["s-old", "s-new", "s-delayed", "one-old", "one-new", "two", "five"];
+            let mut gone: Vec<&str> = named
                 .into_iter()
                 .filter(|k| !copy.accounts.contains_key(*k) && !copy.sources.contains_key(*k))
                 .collect();
             gone.sort_unstable();
             (fits, gone)
         };
-        assert_eq!(evicted_after(1), (true, vec!["s-old"]));
-        assert_eq!(evicted_after(2), (true, vec!["s-new", "s-old"]));
-        assert_eq!(evicted_after(3), (true, vec!["one-old", "s-new", "s-old"]));
+        assert_eq!(evicted_after(1), (true, vec!["s-new"]));
+        assert_eq!(evicted_after(2), (true, vec!["one-old", "s-new"]));
+        assert_eq!(evicted_after(3), (true, vec!["one-new", "one-old", "s-new"]));
+        assert_eq!(evicted_after(4), (true, vec!["one-new", "one-old", "s-new", "two"]));
         assert_eq!(evicted_after(5), (true, vec!["one-new", "one-old", "s-new", "s-old", "two"]));
+        assert_eq!(
+            evicted_after(6),
+            (true, vec!["one-new", "one-old", "s-delayed", "s-new", "s-old", "two"])
+        );
         // Only accounts at their free failures are left: nothing more is evicted.
-        assert!(!evicted_after(6).0);
-        assert!(!evicted_after(6).1.contains(&"five"));
+        assert!(!evicted_after(7).0);
+        assert!(!evicted_after(7).1.contains(&"five"));
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use globo_auth::{AuthError, AuthErrorKind, Profile, SECURITY_EVENTS_TARGET, UserStore};
+use globo_auth::{
+    AuthError, AuthErrorKind, Profile, SECURITY_EVENTS_TARGET, ThrottlePolicy, UserStore,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -376,6 +378,40 @@ fn change_password_needs_the_current_password_and_fails_like_a_login() {
     expected["alice"] = users(&path)["alice"].clone();
     assert_eq!(fs::read(&path).unwrap(), lab_format(&expected));
     assert!(expected["alice"].as_str().unwrap().starts_with("$argon2id$v=19$m=8,t=1,p=1$"));
+}
+
+/// Review G, point 4: a password change refused by throttling logs
+/// `authn_password_change_fail` under the same `account:<label>` as the refusal's
+/// `excess_rate_limit_exceeded`, for a stored name too (no users file read to name it).
+/// Before, it named the stored user: `alice`.
+#[test]
+fn a_password_change_refused_by_throttling_names_the_account_label() {
+    let (_dir, path) = temp_users();
+    three_users(&path);
+    let policy = ThrottlePolicy::default().lock_after(1).unwrap();
+    let store = UserStore::new(&path).with_profile(TEST).with_throttle(policy).unwrap();
+    assert!(matches!(
+        store.verify("alice", &secret("not alice's password")),
+        Err(AuthError::InvalidCredentials)
+    ));
+    let before = fs::read(&path).unwrap();
+    let capture = Capture::default();
+    let result =
+        capture.during(|| store.change_password("alice", &secret(ALICE_PW), &secret(NEW_PW), None));
+    assert!(matches!(result, Err(AuthError::Throttled { .. })), "{result:?}");
+    assert_eq!(fs::read(&path).unwrap(), before);
+    let events = capture.take();
+    assert_eq!(
+        events.len(),
+        2,
+        "{:?}",
+        events.iter().map(|e| e.field("event")).collect::<Vec<_>>()
+    );
+    let refused = events[0].field("username");
+    let label = refused.strip_prefix("account:").unwrap_or_else(|| panic!("{refused}"));
+    assert!(label.len() == 12 && label.chars().all(|c| c.is_ascii_hexdigit()), "{refused}");
+    assert_eq!(events[1].field("username"), refused);
+    assert_eq!(events[1].field("event"), format!("authn_password_change_fail:{refused}"));
 }
 
 #[test]

@@ -426,6 +426,64 @@ fn events(run: impl FnOnce()) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Review G, point 5: one record copied from another users file (under a version this
+/// store's pepper lacks) no longer blocks its own repair: resetting it replaces it, and the
+/// refusal of other writes names how many records hold such a version and which. Before,
+/// the reset of that very record failed with `PepperStale`, as did every other write.
+#[test]
+fn a_foreign_record_is_named_and_can_be_reset() {
+    let (_dir, path) = temp_users();
+    let store = UserStore::new(&path).with_profile(TEST).with_peppers(one());
+    store.register("alice", &secret(ALICE)).unwrap();
+    let (_other_dir, other) = temp_users();
+    let foreign = UserStore::new(&other).with_profile(TEST).with_peppers(peppers(KEY_2));
+    foreign.register("mallory", &secret(BOB)).unwrap();
+    let mut users: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    users["mallory"] = stored(&other, "mallory").into();
+    write_users(&path, &users);
+    let before = fs::read(&path).unwrap();
+    let err = store.register("carol", &secret("a long passphrase for c")).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            AuthError::PepperStale { version, records: 1, usernames, .. }
+                if *version == id2() && usernames == &["mallory"]
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("holds 1 record(s) under a pepper version"), "{message}");
+    assert!(message.contains(&format!("(version '{}'; user 'mallory')", id2())), "{message}");
+    assert_eq!(fs::read(&path).unwrap(), before);
+    // The foreign record itself can be reset: it is the one being replaced.
+    store.reset_password("mallory", &secret("a brand new passphrase")).unwrap();
+    assert!(stored(&path, "mallory").contains(&format!(",keyid={}$", id1())));
+    store.register("carol", &secret("a long passphrase for c")).unwrap();
+    store.verify("mallory", &secret("a brand new passphrase")).unwrap();
+}
+
+/// Many foreign records: the error counts them all and names the first three.
+#[test]
+fn a_stale_pepper_error_counts_every_record_and_names_the_first_few() {
+    let (_dir, path) = temp_users();
+    let store = UserStore::new(&path).with_profile(TEST).with_peppers(one());
+    store.register("alice", &secret(ALICE)).unwrap();
+    let (_other_dir, other) = temp_users();
+    let foreign = UserStore::new(&other).with_profile(TEST).with_peppers(peppers(KEY_2));
+    foreign.register("zed", &secret(BOB)).unwrap();
+    let mut users: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    for name in ["u1", "u2", "u3", "u4", "u5"] {
+        users[name] = stored(&other, "zed").into();
+    }
+    write_users(&path, &users);
+    let err = store.reset_password("u2", &secret("a brand new passphrase")).unwrap_err();
+    assert!(
+        matches!(&err, AuthError::PepperStale { records: 4, usernames, .. } if usernames == &["u1", "u3", "u4"]),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("users 'u1', 'u3', 'u4' and 1 more"), "{err}");
+}
+
 /// Review F, point 6: a store whose pepper was loaded before a rotation (its pepper lacks the
 /// version the file's records now name) writes no record: it would name a version the
 /// rotation retires, and nobody could verify it. Before, `register` succeeded with a record
@@ -443,7 +501,7 @@ fn a_store_with_a_stale_pepper_writes_no_record() {
     users["bob"] = hash_password(BOB, Profile::TestOnlyInsecure).unwrap().into();
     write_users(&path, &users);
     let before = fs::read(&path).unwrap();
-    let is_stale = |e: &AuthError| matches!(e, AuthError::PepperStale { path: p, version } if *p == path && *version == id2());
+    let is_stale = |e: &AuthError| matches!(e, AuthError::PepperStale { path: p, version, .. } if *p == path && *version == id2());
     let err = stale.register("carol", &secret("a long passphrase for c")).unwrap_err();
     assert!(is_stale(&err), "{err:?}");
     assert!(err.is_operational());

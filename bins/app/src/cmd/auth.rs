@@ -209,9 +209,10 @@ pub(crate) fn login_failure(error: &AuthError, store: &StoreArgs, source: Option
         AuthError::ThrottleStateFull { path } => Failure::msg(format!(
             "{}
 hint: every record in that file is an account past its free failures; logins \
-             that need a new record there are refused until some of their delays and locks \
-             end (at most the lock duration, 24 hours by default), or until an operator \
-             removes '{}', which lifts the locks and clears the counts it holds",
+             that need a new record there are refused until some are forgotten, each at most \
+             the lock duration (24 hours by default) after its last failure unless it is \
+             locked until an operator unlocks it, or until an operator removes '{}', which \
+             lifts the locks and clears the counts it holds",
             with_causes(error),
             path.display()
         )),

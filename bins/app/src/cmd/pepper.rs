@@ -69,12 +69,19 @@ impl PepperSourceArgs {
             ),
             AuthError::BadEntry { source, .. } => return self.hint_for(source),
             AuthError::PepperStale { .. } => {
-                return Some(
-                    "hint: the password pepper was rotated after this process loaded it; \
-                     restart the process (or load the pepper again) so that it writes under \
-                     the current version"
-                        .to_owned(),
-                );
+                let place = match self.source() {
+                    Ok(source) => source.describe(),
+                    Err(_) => format!("'{}'", self.pepper_secret.escape_debug()),
+                };
+                return Some(format!(
+                    "hint: the password pepper found in {place} lacks the version those records \
+                     name. Either it is not this users file's pepper: point to the right one \
+                     with --pepper-secret NAME (GLOBO_PEPPER_SECRET), --env-file or --mode \
+                     (APP_MODE); or those records were copied from another users file: delete \
+                     them (`app users delete <name>`) or reset them (`app users reset <name>`); \
+                     or the pepper was rotated after a long-running service loaded it: restart \
+                     that service"
+                ));
             }
             _ => return None,
         };

@@ -82,7 +82,9 @@ impl UserStore {
     /// the one just verified; if someone changed or removed it meanwhile, nothing is written
     /// and the call fails with [`AuthError::ConcurrentChange`]. Emits
     /// `authn_password_change` on success and `authn_password_change_fail` on any failure
-    /// (besides the login events of the verification).
+    /// (besides the login events of the verification); when throttling refused the attempt
+    /// ([`AuthError::Throttled`], [`AuthError::ThrottleStateFull`]), that event names the
+    /// account `account:<label>`, as the refusal's, and the users file is not read.
     ///
     /// **Cost:** a [`verify_from`](Self::verify_from), one more Argon2 run for the new hash
     /// (outside the lock), then the lock, a read and a rewrite of the users file.
@@ -99,8 +101,14 @@ impl UserStore {
             Err(e) => {
                 if events::enabled() {
                     // Never the name as typed when no stored user has it (it may be a
-                    // password typed into the name field).
-                    let username = &self.subject_for(username, None);
+                    // password typed into the name field); a refusal by throttling reads
+                    // no users and names the account by its label, as verify_from does.
+                    let username = &match e {
+                        AuthError::Throttled { .. } | AuthError::ThrottleStateFull { .. } => {
+                            self.refused_subject(username)
+                        }
+                        _ => self.subject_for(username, None),
+                    };
                     Event::PasswordChangeFail { username, source: source_key }.emit();
                 }
                 return Err(e);
@@ -191,7 +199,7 @@ impl UserStore {
     ) -> Result<(), AuthError> {
         let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
         let mut users = self.read()?;
-        self.check_pepper_required(&users)?;
+        self.check_pepper_required(&users, Some(stored))?;
         match (users.get_mut(stored), expected) {
             (Some(entry), None) => *entry = Value::String(hash),
             (Some(entry), Some(expected)) if entry.as_str() == Some(expected) => {
