@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use globo_auth::{
@@ -327,37 +327,9 @@ fn an_account_guessed_from_many_sources_is_still_locked() {
     assert_eq!(store.throttle_status("alice").unwrap().failures, 30);
 }
 
-/// Security events as JSON lines, captured while `run` runs on this thread.
-fn events(run: impl FnOnce()) -> Vec<serde_json::Value> {
-    #[derive(Clone)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer(Arc::new(Mutex::new(Vec::new())));
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .without_time()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, run);
-    let bytes = buffer.0.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
-        .filter(|event| event["target"] == globo_auth::SECURITY_EVENTS_TARGET)
-        .map(|event| event["fields"].clone())
-        .collect()
-}
+#[path = "support/events.rs"]
+mod support;
+use support::events;
 
 /// The outcome of each attempt, the status after, and the events, for one name.
 fn trace_of(
