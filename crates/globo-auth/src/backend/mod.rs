@@ -151,6 +151,10 @@ pub(crate) struct UpdateContext<'a> {
     pub(crate) now_ms: u64,
 }
 
+/// What [`ThrottleBackend::update`] runs on the records read: `Ok(true)` writes them back.
+pub(crate) type RecordsUpdate<'a> =
+    dyn FnMut(&mut [Option<ThrottleRecord>]) -> Result<bool, AuthError> + 'a;
+
 /// The throttling records of one store.
 pub(crate) trait ThrottleBackend: Send + Sync + fmt::Debug {
     /// Where the records are, for messages (the state folder, or the table and store).
@@ -166,7 +170,7 @@ pub(crate) trait ThrottleBackend: Send + Sync + fmt::Debug {
         &self,
         keys: &[ThrottleKey],
         context: UpdateContext<'_>,
-        f: &mut dyn FnMut(&mut [Option<ThrottleRecord>]) -> Result<bool, AuthError>,
+        f: &mut RecordsUpdate<'_>,
     ) -> Result<(), AuthError>;
     /// The record of `key` now (a snapshot, no lock).
     fn read(&self, key: &ThrottleKey) -> Result<Option<ThrottleRecord>, AuthError>;
