@@ -328,6 +328,33 @@ pub enum AuthError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// A database store (SQLite or PostgreSQL) failed: it could not be opened or reached, or
+    /// a query failed. `store` names it without any password.
+    #[error("users store '{store}': {operation} failed")]
+    Database {
+        /// The store: `sqlite://PATH`, or the PostgreSQL URL without its password.
+        store: String,
+        /// What was being done (`connect`, `migrate`, `read users`, `write users`, ...).
+        operation: &'static str,
+        /// The database client's error (it holds no password).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A database store's schema was migrated by a newer globo than this one: its tables may
+    /// mean what this version does not know, so nothing is read or written.
+    #[error(
+        "users store '{store}' has schema version {found}; this globo knows versions up to {supported} (upgrade globo)"
+    )]
+    StoreSchema {
+        /// The store, without any password.
+        store: String,
+        /// The store's schema version.
+        found: i64,
+        /// The newest schema version this globo knows.
+        supported: i64,
+    },
+
     /// The Argon2 implementation refused inputs that globo had already validated (a bug).
     #[error("argon2 computation failed")]
     Argon2 {
@@ -445,6 +472,8 @@ impl AuthError {
             | Self::ThrottleStateAccess { .. }
             | Self::ThrottleStateFull { .. }
             | Self::InvalidThrottlePolicy { .. }
+            | Self::Database { .. }
+            | Self::StoreSchema { .. }
             | Self::Random { .. }
             | Self::Argon2 { .. } => AuthErrorKind::Operational,
         }
@@ -544,6 +573,22 @@ mod tests {
             (AuthError::ThrottleStateFull { path: "users.json.throttle/00".into() }, Operational),
             (AuthError::Random { source: Box::new(io()) }, Operational),
             (AuthError::Argon2 { source: Box::new(io()) }, Operational),
+            (
+                AuthError::Database {
+                    store: "sqlite://users.db".into(),
+                    operation: "read users",
+                    source: Box::new(io()),
+                },
+                Operational,
+            ),
+            (
+                AuthError::StoreSchema {
+                    store: "sqlite://users.db".into(),
+                    found: 9,
+                    supported: 1,
+                },
+                Operational,
+            ),
         ]
     }
 
@@ -584,9 +629,11 @@ mod tests {
             AuthError::PepperRequired { .. } => 30,
             AuthError::ThrottleStateFull { .. } => 31,
             AuthError::PepperStale { .. } => 32,
+            AuthError::Database { .. } => 33,
+            AuthError::StoreSchema { .. } => 34,
         }
     }
-    const VARIANTS: usize = 33;
+    const VARIANTS: usize = 35;
 
     /// Issue 13 review, point 8: no message has a run of spaces (a line continuation that
     /// kept the next line's indentation).

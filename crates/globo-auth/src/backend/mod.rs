@@ -20,6 +20,7 @@ use crate::throttle::ThrottlePolicy;
 pub(crate) mod json;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+pub(crate) mod schema;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
