@@ -127,7 +127,7 @@ pub(crate) const THROTTLE_SALT: &str = "throttle_salt";
 
 /// The PostgreSQL advisory lock key that serialises writers of one database's globo tables
 /// (migrations, user transactions, maintenance): "globo" in ASCII.
-pub(crate) const POSTGRES_LOCK_KEY: i64 = 0x676c_6f62_6f;
+pub(crate) const POSTGRES_LOCK_KEY: i64 = 0x0067_6c6f_626f;
 
 #[cfg(test)]
 mod tests {
