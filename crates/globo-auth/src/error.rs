@@ -163,33 +163,32 @@ pub enum AuthError {
         version: String,
     },
 
-    /// No pepper is configured, but the users file already holds peppered records: a new
+    /// No pepper is configured, but the users store already holds peppered records: a new
     /// record (registration, password change or reset, rehash on login) would be written
     /// unpeppered among them, so none is written. Configure the pepper.
     #[error(
-        "users file '{}' holds peppered records, but no password pepper is configured; no \
-         unpeppered record is written into it",
-        path.display()
+        "users store '{store}' holds peppered records, but no password pepper is configured; \
+         no unpeppered record is written into it"
     )]
     PepperRequired {
-        /// The users file.
-        path: PathBuf,
+        /// The users store ([`UserStore::location`](crate::UserStore::location)).
+        store: String,
     },
 
-    /// The users file holds records (other than the one being replaced) under a pepper
+    /// The users store holds records (other than the one being replaced) under a pepper
     /// version the store's pepper does not have: the store's pepper is older than the file
     /// (a process that loaded it before a rotation), it is the wrong pepper, or a record was
-    /// copied from another users file. A record written with it could name a version that
+    /// copied from another store. A record written with it could name a version that
     /// may be retired, and no one could verify it, so none is written.
     #[error(
-        "users file '{}' holds {records} record(s) under a pepper version the password pepper \
-         loaded does not have (version '{version}'; {}); no record is written with this pepper",
-        path.display(),
+        "users store '{store}' holds {records} record(s) under a pepper version the password \
+         pepper loaded does not have (version '{version}'; {}); no record is written with this \
+         pepper",
         name_list(usernames, *records)
     )]
     PepperStale {
-        /// The users file.
-        path: PathBuf,
+        /// The users store ([`UserStore::location`](crate::UserStore::location)).
+        store: String,
         /// A version records name that the store's pepper lacks (the first found).
         version: String,
         /// How many records name a version the store's pepper lacks.
@@ -198,11 +197,11 @@ pub enum AuthError {
         usernames: Vec<String>,
     },
 
-    /// The users file holds an entry for this user that cannot be used.
-    #[error("users file '{}': the entry for user '{username}' is unusable; fix or remove it", path.display())]
+    /// The users store holds an entry for this user that cannot be used.
+    #[error("users store '{store}': the entry for user '{username}' is unusable; fix or remove it")]
     BadEntry {
-        /// The users file.
-        path: PathBuf,
+        /// The users store ([`UserStore::location`](crate::UserStore::location)).
+        store: String,
         /// The user whose entry is bad.
         username: String,
         /// Why (one of the hash variants above, or a non-string value).
@@ -523,7 +522,7 @@ mod tests {
             (AuthError::HashExceedsLimits { parameter: "lanes", value: 99, max: 64 }, Operational),
             (
                 AuthError::BadEntry {
-                    path: path.clone(),
+                    store: "users.json".into(),
                     username: "alice".into(),
                     source: Box::new(AuthError::MalformedHash { reason: "salt" }),
                 },
@@ -536,10 +535,10 @@ mod tests {
             (AuthError::NotAnObject { path: path.clone() }, Operational),
             (AuthError::InvalidPepper { reason: "empty" }, Operational),
             (AuthError::PepperUnavailable { version: "1".into() }, Operational),
-            (AuthError::PepperRequired { path: path.clone() }, Operational),
+            (AuthError::PepperRequired { store: "users.json".into() }, Operational),
             (
                 AuthError::PepperStale {
-                    path: path.clone(),
+                    store: "users.json".into(),
                     version: "x".into(),
                     records: 1,
                     usernames: vec!["a".into()],

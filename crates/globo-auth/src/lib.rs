@@ -219,8 +219,6 @@
 //! [docs/passwords.md](https://github.com/globo-rs/globo/blob/main/docs/passwords.md).
 #![forbid(unsafe_code)]
 
-// Being wired in (issue 14): UserStore moves onto these traits.
-#[allow(dead_code)]
 mod backend;
 mod error;
 mod events;

@@ -1,29 +1,29 @@
 //! Throttling of online guessing (NIST SP 800-63B-4 §3.2.2): per account and per source,
 //! growing delays after a few failures, then a lock.
 //!
-//! The counts live in a state folder beside the users file (`<users file>.throttle/`, mode
-//! `0700`), so they survive restarts and every process using the same users file shares them.
-//! The folder holds a `salt` (created once, never replaced) and up to 256 shard files `00` to
-//! `ff`, each a small JSON map with its own lock: an account's record lives in the shard named
-//! by the first byte of its salted SHA-256 id, a source's in the one named by the first byte
-//! of SHA-256(salt, source). Each attempt is reserved under the locks of its account's and
-//! its source's shards (taken in shard order, so processes never deadlock) before the users
-//! file is read or any hashing is done: a refused attempt costs two locks, two small reads and
-//! no Argon2 run, the same with ten records or 100,000, and an accepted one is counted as a
-//! failure at once (a success then resets the account), so parallel attempts cannot slip past
-//! a limit.
+//! The rules (standing, delays, locks, expiry) and the operations (reserve, succeed,
+//! release, clear, status) live here and work on any store's records through
+//! [`ThrottleBackend`]: the JSON store's state folder (`backend::json::throttle`) or a
+//! database's table. Records are keyed by ids derived here from the backend's salt (an
+//! account by a salted SHA-256 of its name, so a password typed into the name field is
+//! never kept; a source as given, a long one hashed). Each attempt is reserved in one atomic
+//! update of its account's and its source's records before the users are read or any
+//! hashing is done: a refused attempt costs that update and no Argon2 run, and an accepted
+//! one is counted as a failure at once (a success then resets the account), so parallel
+//! attempts cannot slip past a limit.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
 
 use crate::AuthError;
+use crate::backend::{KeyScope, ThrottleBackend, ThrottleKey, ThrottleRecord, UpdateContext};
 use crate::username::comparison_key;
+
+/// One key's consecutive failures and the time of the last one.
+type Record = ThrottleRecord;
 
 /// How many consecutive failures a policy may allow before the lock: NIST SP 800-63B-4
 /// §3.2.2 ("SHALL ... no more than 100 consecutive failed authentication attempts on a
@@ -44,9 +44,6 @@ pub const MAX_THROTTLE_ENTRIES: usize = 100_000;
 /// How long after its last failure an open account's record is forgotten when the policy's
 /// lock lasts until an operator unlocks it (else the lock duration is that time).
 const ACCOUNT_IDLE_WITHOUT_LOCK_END: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// The shard files' format version.
-const STATE_VERSION: u64 = 1;
 
 /// What [`UserStore`](crate::UserStore) allows before it delays and then locks logins.
 ///
@@ -240,7 +237,7 @@ impl ThrottlePolicy {
         Ok(())
     }
 
-    fn account_rule(&self) -> Rule {
+    pub(crate) fn account_rule(&self) -> Rule {
         Rule {
             free: self.free_failures,
             lock_after: self.lock_after,
@@ -251,7 +248,7 @@ impl ThrottlePolicy {
         }
     }
 
-    fn source_rule(&self) -> Rule {
+    pub(crate) fn source_rule(&self) -> Rule {
         Rule {
             free: self.source_free_failures,
             lock_after: self.source_lock_after,
@@ -337,8 +334,8 @@ impl fmt::Debug for Clock {
 }
 
 /// The counting rule of one scope.
-struct Rule {
-    free: u32,
+pub(crate) struct Rule {
+    pub(crate) free: u32,
     lock_after: u32,
     lock_duration: Option<Duration>,
     base: Duration,
@@ -361,16 +358,9 @@ fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// One key's consecutive failures and the time of the last one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Record {
-    failures: u32,
-    last_ms: u64,
-}
-
 /// Where a record stands at `now_ms` under `rule`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Standing {
+pub(crate) enum Standing {
     Open,
     Delayed(u64),
     Locked(Option<u64>),
@@ -379,7 +369,7 @@ enum Standing {
 }
 
 impl Rule {
-    fn standing(&self, record: Record, now_ms: u64) -> Standing {
+    pub(crate) fn standing(&self, record: Record, now_ms: u64) -> Standing {
         if record.failures >= self.lock_after {
             return match self.lock_duration {
                 None => Standing::Locked(None),
@@ -406,6 +396,21 @@ impl Rule {
             return Standing::Expired;
         }
         standing
+    }
+
+    /// From when `record` is [`Standing::Expired`] (ms since the Unix epoch), `None` when
+    /// never: the end of its lock, else the end of its window or of its delay, whichever
+    /// comes last.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    fn expires_ms(&self, record: Record) -> Option<u64> {
+        if record.failures >= self.lock_after {
+            return self.lock_duration.map(|d| record.last_ms.saturating_add(duration_ms(d)));
+        }
+        let window = record.last_ms.saturating_add(duration_ms(self.window?));
+        Some(match self.standing(record, record.last_ms) {
+            Standing::Delayed(until) => window.max(until),
+            _ => window,
+        })
     }
 
     /// The record after one more failure at `now_ms` (a forgotten one starts again).
@@ -447,7 +452,7 @@ pub(crate) fn account_material(username: &str) -> Vec<u8> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
         let _ = write!(s, "{b:02x}");
@@ -455,105 +460,20 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
-        .collect()
-}
-
-/// The number of shard files: a record lives in the shard named by the first byte of its id.
-const SHARDS: usize = 256;
-
-/// The most records one shard keeps: [`MAX_THROTTLE_ENTRIES`] spread over the shards.
-const MAX_SHARD_ENTRIES: usize = MAX_THROTTLE_ENTRIES / SHARDS;
-
-/// The largest shard file read, in bytes: 390 records take at most about 320 KiB (a source
-/// key of 128 bytes, each written as a 6-byte escape).
-const MAX_SHARD_LEN: u64 = 1024 * 1024;
-
-/// The salt file's name in the state folder.
-const SALT_FILE: &str = "salt";
-
 /// The longest source kept as given; a longer one is kept as `sha256:<hex of its hash>`, so
-/// a caller's oversized key cannot grow a shard toward its size bound.
+/// a caller's oversized key cannot grow a backend's records.
 const MAX_SOURCE_KEY_BYTES: usize = 128;
 
-/// Where a record lives: its shard and its key in that shard.
-#[derive(Debug, Clone)]
-struct Key {
-    shard: u8,
-    id: String,
-}
-
-/// The state folder and its salt.
+/// The ids of a store's records, derived from its throttle backend's salt
+/// ([`ThrottleBackend::salt`]).
 #[derive(Debug)]
-struct Folder {
+pub(crate) struct Ids {
     salt: Vec<u8>,
 }
 
-/// An unusable file of the state folder.
-fn unusable(path: &Path, reason: &'static str) -> AuthError {
-    AuthError::UnusableThrottleState { path: path.to_owned(), reason, source: None }
-}
-
-fn access(folder: &Path) -> impl FnOnce(globo_fs::FsError) -> AuthError + '_ {
-    move |source| AuthError::ThrottleStateAccess { path: folder.to_owned(), source }
-}
-
-/// The salt at `path` (`None` when there is none).
-fn read_salt(folder: &Path, path: &Path) -> Result<Option<Vec<u8>>, AuthError> {
-    match globo_fs::read_small_regular(path, 128) {
-        Ok(None) => Ok(None),
-        Ok(Some((bytes, _))) => {
-            let text = std::str::from_utf8(&bytes).ok();
-            let salt = text.map(|t| t.strip_suffix('\n').unwrap_or(t)).and_then(unhex);
-            match salt {
-                Some(salt) if salt.len() == 32 => Ok(Some(salt)),
-                _ => Err(unusable(path, "it is not 32 bytes of hex")),
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-            Err(unusable(path, "it is not 32 bytes of hex"))
-        }
-        Err(e) => Err(access(folder)(e)),
-    }
-}
-
-impl Folder {
-    /// The state folder at `path`, created (mode `0700`) with its salt if need be. The salt
-    /// is created once and never replaced: two processes creating it at once agree on the
-    /// one that was published first.
-    fn create(path: &Path) -> Result<Self, AuthError> {
-        globo_fs::create_private_dir(path).map_err(access(path))?;
-        let salt_path = path.join(SALT_FILE);
-        if let Some(salt) = read_salt(path, &salt_path)? {
-            return Ok(Self { salt });
-        }
-        let mut salt = vec![0u8; 32];
-        getrandom::fill(&mut salt).map_err(|e| AuthError::Random { source: Box::new(e) })?;
-        let mut text = hex(&salt);
-        text.push('\n');
-        match globo_fs::create_new(&salt_path, text.as_bytes()) {
-            Ok(()) => Ok(Self { salt }),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_salt(path, &salt_path)?
-                .map(|salt| Self { salt })
-                .ok_or_else(|| unusable(&salt_path, "it was removed while in use")),
-            Err(e) => Err(access(path)(e)),
-        }
-    }
-
-    /// The state folder at `path` as it is, `None` when it or its salt does not exist (then
-    /// no record exists either). Creates nothing.
-    fn existing(path: &Path) -> Result<Option<Self>, AuthError> {
-        match std::fs::symlink_metadata(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            _ => {}
-        }
-        Ok(read_salt(path, &path.join(SALT_FILE))?.map(|salt| Self { salt }))
+impl Ids {
+    pub(crate) fn new(salt: Vec<u8>) -> Self {
+        Self { salt }
     }
 
     fn digest(&self, material: &[&[u8]]) -> [u8; 32] {
@@ -567,162 +487,44 @@ impl Folder {
 
     /// An account's key: hex SHA-256 of the salt and the name's material, so a password
     /// typed into the name field is never kept in the clear; its first byte is the shard.
-    fn account(&self, material: &[u8]) -> Key {
+    pub(crate) fn account(&self, material: &[u8]) -> ThrottleKey {
         let digest = self.digest(&[material]);
-        Key { shard: digest[0], id: hex(&digest) }
+        ThrottleKey { scope: KeyScope::Account, shard: digest[0], id: hex(&digest) }
     }
 
     /// A source's key: the source as given (a long one hashed), in the shard of
     /// SHA-256(salt, `s:`, source), so sources spread over the shards like accounts.
-    fn source(&self, source: &str) -> Key {
+    pub(crate) fn source(&self, source: &str) -> ThrottleKey {
         let id = if source.len() <= MAX_SOURCE_KEY_BYTES {
             source.to_owned()
         } else {
             format!("sha256:{}", hex(&Sha256::digest(source.as_bytes())))
         };
-        Key { shard: self.digest(&[b"s:", id.as_bytes()])[0], id }
+        ThrottleKey { scope: KeyScope::Source, shard: self.digest(&[b"s:", id.as_bytes()])[0], id }
     }
 }
 
-/// The shard file `shard` of the state folder `folder`: `00` to `ff`.
-fn shard_path(folder: &Path, shard: u8) -> PathBuf {
-    folder.join(format!("{shard:02x}"))
-}
-
-/// One shard file's records.
-#[derive(Debug, Default)]
-struct Shard {
-    accounts: HashMap<String, Record>,
-    sources: HashMap<String, Record>,
-    /// Whether this operation changed it (then it is written).
-    changed: bool,
-}
-
-impl Shard {
-    /// Drops the records whose lock or window is over; then, beyond [`MAX_SHARD_ENTRIES`],
-    /// evicts open sources (idle longest first), then accounts below their free failures
-    /// (fewest failures first, then idle longest), then delayed or locked sources (idle
-    /// longest first: lifting a source's delay or lock only frees guesses that each
-    /// account's own count still limits). An account that has reached its free failures is
-    /// never evicted, open or not: evicting it would reset its count, and a guesser who waits
-    /// out each delay would flood the shard to get 99 more guesses. The records of the
-    /// attempt being counted (`keep`: its account's and its source's ids) are what room is
-    /// made for, never evicted. Returns whether the shard is within its bound.
-    fn prune(&mut self, policy: &ThrottlePolicy, now_ms: u64, keep: [Option<&str>; 2]) -> bool {
-        let (account, source) = (policy.account_rule(), policy.source_rule());
-        self.accounts.retain(|_, r| account.standing(*r, now_ms) != Standing::Expired);
-        self.sources.retain(|_, r| source.standing(*r, now_ms) != Standing::Expired);
-        let total = self.accounts.len() + self.sources.len();
-        if total <= MAX_SHARD_ENTRIES {
-            return true;
-        }
-        // (rank, failures, last failure, key): open sources rank 0 and delayed or locked
-        // ones 2 (a source's failures do not matter), accounts below their free failures 1.
-        let [keep_account, keep_source] = keep;
-        let sources =
-            self.sources.iter().filter(|(k, _)| keep_source != Some(k.as_str())).map(|(k, r)| {
-                let rank = if source.standing(*r, now_ms) == Standing::Open { 0u8 } else { 2 };
-                (rank, 0, r.last_ms, k.clone())
-            });
-        let accounts = self
-            .accounts
-            .iter()
-            .filter(|(k, r)| {
-                r.failures < account.free
-                    && account.standing(**r, now_ms) == Standing::Open
-                    && keep_account != Some(k.as_str())
-            })
-            .map(|(k, r)| (1u8, r.failures, r.last_ms, k.clone()));
-        let mut evictable: Vec<(u8, u32, u64, String)> = sources.chain(accounts).collect();
-        evictable.sort_unstable();
-        let excess = total - MAX_SHARD_ENTRIES;
-        for (rank, _, _, key) in evictable.iter().take(excess) {
-            if *rank != 1 {
-                self.sources.remove(key);
-            } else {
-                self.accounts.remove(key);
-            }
-        }
-        evictable.len() >= excess
-    }
-
-    fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let (accounts, sources) = (sorted_records(&self.accounts), sorted_records(&self.sources));
-        let file = ShardFileOut {
-            version: STATE_VERSION,
-            accounts: SortedRecords(&accounts),
-            sources: SortedRecords(&sources),
-        };
-        let mut json = serde_json::to_vec(&file)?;
-        json.push(b'\n');
-        Ok(json)
-    }
-
-    fn parse(bytes: &[u8]) -> Result<Self, (&'static str, Option<serde_json::Error>)> {
-        let file: ShardFileIn = serde_json::from_slice(bytes)
-            .map_err(|e| ("it is not the throttling shard's JSON format", Some(e)))?;
-        if file.version != STATE_VERSION {
-            return Err(("its version is not 1", None));
-        }
-        let records = |map: HashMap<String, (u32, u64)>| {
-            map.into_iter()
-                .map(|(k, (failures, last_ms))| (k, Record { failures, last_ms }))
-                .collect()
-        };
-        Ok(Self {
-            accounts: records(file.accounts),
-            sources: records(file.sources),
-            changed: false,
-        })
-    }
-}
-
-/// A map's records as (key, (failures, last failure)), sorted by key.
-fn sorted_records(map: &HashMap<String, Record>) -> Vec<(&str, (u32, u64))> {
-    let mut sorted: Vec<(&str, (u32, u64))> =
-        map.iter().map(|(k, r)| (k.as_str(), (r.failures, r.last_ms))).collect();
-    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    sorted
-}
-
-/// A shard file as read: every field required, nothing else allowed.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ShardFileIn {
-    version: u64,
-    accounts: HashMap<String, (u32, u64)>,
-    sources: HashMap<String, (u32, u64)>,
-}
-
-/// A shard file as written (records sorted, so equal states are equal files).
-#[derive(serde::Serialize)]
-struct ShardFileOut<'a> {
-    version: u64,
-    accounts: SortedRecords<'a>,
-    sources: SortedRecords<'a>,
-}
-
-/// Records written as a JSON object `{"key": [failures, last_failure_ms], ...}`.
-struct SortedRecords<'a>(&'a [(&'a str, (u32, u64))]);
-
-impl serde::Serialize for SortedRecords<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
-    }
-}
-
-/// The state folder of the users file at `users`: `<users>.throttle` beside it.
-pub(crate) fn state_path(users: &Path) -> PathBuf {
-    let mut name = users.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".throttle");
-    users.with_file_name(name)
+/// When `record` of `scope` expires under `policy` (ms since the Unix epoch): from then on
+/// it is forgotten, as if it did not exist. `None`: never (a lock until an operator unlocks
+/// it). A database backend keeps this in its `expires_ms` column and deletes the rows past it.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn forget_after_ms(
+    policy: &ThrottlePolicy,
+    scope: KeyScope,
+    record: ThrottleRecord,
+) -> Option<u64> {
+    let rule = match scope {
+        KeyScope::Account => policy.account_rule(),
+        KeyScope::Source => policy.source_rule(),
+    };
+    rule.expires_ms(record)
 }
 
 /// An attempt counted by [`reserve`]: what the outcome needs to settle it.
 #[derive(Debug)]
 pub(crate) struct Reservation {
-    account: Key,
-    source: Option<Key>,
+    account: ThrottleKey,
+    source: Option<ThrottleKey>,
     /// The account's failures before this attempt.
     pub(crate) previous: u32,
     /// The account's failures with this attempt.
@@ -741,9 +543,13 @@ pub(crate) struct Reservation {
 
 impl Reservation {
     /// The first 12 hex digits of the account's salted id: what events name an unknown
-    /// name by (the same id its shard and record are found by).
+    /// name by (the same id its record is found by).
     pub(crate) fn account_label(&self) -> &str {
         self.account.id.get(..LABEL_HEX).unwrap_or(&self.account.id)
+    }
+
+    fn keys(&self) -> Vec<ThrottleKey> {
+        std::iter::once(self.account.clone()).chain(self.source.clone()).collect()
     }
 }
 
@@ -752,89 +558,20 @@ impl Reservation {
 const LABEL_HEX: usize = 12;
 
 /// The label [`Reservation::account_label`] gives, for the account `material` (see
-/// [`account_material`]) read from the state folder at `path`; `None` when there is no
-/// state folder (nothing was ever counted) or it is unusable.
-pub(crate) fn account_label(path: &Path, material: &[u8]) -> Option<String> {
-    let folder = Folder::existing(path).ok().flatten()?;
-    let id = folder.account(material).id;
+/// [`account_material`]) in `backend`; `None` when it has no salt (nothing was ever
+/// counted) or it is unusable.
+pub(crate) fn account_label(backend: &dyn ThrottleBackend, material: &[u8]) -> Option<String> {
+    let ids = Ids::new(backend.salt(false).ok().flatten()?);
+    let id = ids.account(material).id;
     Some(id.get(..LABEL_HEX).unwrap_or(&id).to_owned())
-}
-
-/// The shard file at `path` (an empty shard when there is none).
-fn read_shard(folder: &Path, path: &Path) -> Result<Shard, AuthError> {
-    match globo_fs::read_small_regular(path, MAX_SHARD_LEN) {
-        Ok(None) => Ok(Shard::default()),
-        Ok(Some((bytes, _))) => {
-            Shard::parse(&bytes).map_err(|(reason, e)| AuthError::UnusableThrottleState {
-                path: path.to_owned(),
-                reason,
-                source: e.map(|e| Box::new(e) as Box<_>),
-            })
-        }
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-            Err(unusable(path, "it is larger than 1 MiB"))
-        }
-        Err(e) => Err(access(folder)(e)),
-    }
-}
-
-/// The one or two shards an operation touches, locked and read. The locks are taken in
-/// shard order, so two processes needing the same two shards never wait for each other.
-struct Held<'a> {
-    folder: &'a Path,
-    first: (u8, Shard),
-    second: Option<(u8, Shard)>,
-    _locks: Vec<globo_fs::ExclusiveLock>,
-}
-
-impl<'a> Held<'a> {
-    fn acquire(folder: &'a Path, a: u8, b: Option<u8>) -> Result<Self, AuthError> {
-        let (low, high) = match b {
-            Some(b) if b != a => (a.min(b), Some(a.max(b))),
-            _ => (a, None),
-        };
-        let mut locks = Vec::with_capacity(2);
-        let mut take = |shard: u8| -> Result<(u8, Shard), AuthError> {
-            let path = shard_path(folder, shard);
-            locks.push(globo_fs::ExclusiveLock::acquire(&path).map_err(access(folder))?);
-            Ok((shard, read_shard(folder, &path)?))
-        };
-        let first = take(low)?;
-        let second = high.map(&mut take).transpose()?;
-        Ok(Self { folder, first, second, _locks: locks })
-    }
-
-    fn shard(&mut self, shard: u8) -> &mut Shard {
-        match &mut self.second {
-            Some((n, s)) if *n == shard => s,
-            _ => &mut self.first.1,
-        }
-    }
-
-    /// Writes every shard changed.
-    fn write(self) -> Result<(), AuthError> {
-        for (n, shard) in std::iter::once(&self.first).chain(self.second.as_ref()) {
-            if !shard.changed {
-                continue;
-            }
-            let path = shard_path(self.folder, *n);
-            // Serialising strings and numbers cannot fail; report it as a write error if it does.
-            let json = shard
-                .to_json()
-                .map_err(|e| globo_fs::FsError::new("serialise", &path, io::Error::other(e)));
-            json.and_then(|json| globo_fs::write_atomic(&path, &json))
-                .map_err(access(self.folder))?;
-        }
-        Ok(())
-    }
 }
 
 /// Checks the account (`material`, see [`account_material`]) and the source; refuses the
 /// attempt (counting nothing) when either is delayed or locked, else counts it as a failure
-/// of both and returns the reservation. Touches the state folder's salt and at most two
-/// shards, whatever the number of records.
+/// of both and returns the reservation. One atomic update of at most two records
+/// ([`ThrottleBackend::update`]), whatever the number of records.
 pub(crate) fn reserve(
-    path: &Path,
+    backend: &dyn ThrottleBackend,
     policy: &ThrottlePolicy,
     material: &[u8],
     source: Option<&str>,
@@ -842,183 +579,162 @@ pub(crate) fn reserve(
 ) -> Result<Reservation, AuthError> {
     let now_ms = millis(now);
     let (account_rule, source_rule) = (policy.account_rule(), policy.source_rule());
-    let folder = Folder::create(path)?;
-    let account = folder.account(material);
-    let source = source.map(|s| folder.source(s));
-    let mut held = Held::acquire(path, account.shard, source.as_ref().map(|s| s.shard))?;
-    let record = held.shard(account.shard).accounts.get(&account.id).copied();
-    let source_record =
-        source.as_ref().and_then(|s| held.shard(s.shard).sources.get(&s.id).copied());
-    let account_standing = record.map_or(Standing::Open, |r| account_rule.standing(r, now_ms));
-    let source_standing = source_record.map_or(Standing::Open, |r| source_rule.standing(r, now_ms));
-    // A lock says more than a delay, and the account more than the source.
-    let refused = match (account_standing, source_standing) {
-        (Standing::Locked(_), _) => refusal(ThrottleScope::Account, account_standing),
-        (_, Standing::Locked(_)) => refusal(ThrottleScope::Source, source_standing),
-        _ => refusal(ThrottleScope::Account, account_standing)
-            .or_else(|| refusal(ThrottleScope::Source, source_standing)),
-    };
-    if let Some(error) = refused {
-        return Err(error);
-    }
-    let previous = match account_standing {
-        Standing::Expired => 0,
-        _ => record.map_or(0, |r| r.failures),
-    };
-    let counted = account_rule.fail(record, now_ms);
-    let shard = held.shard(account.shard);
-    shard.accounts.insert(account.id.clone(), counted);
-    shard.changed = true;
-    let mut source_counted = None;
-    if let Some(source) = &source {
-        let counted = source_rule.fail(source_record, now_ms);
-        source_counted = Some(counted);
-        let shard = held.shard(source.shard);
-        shard.sources.insert(source.id.clone(), counted);
-        shard.changed = true;
-    }
-    // Room for both records, or the attempt is refused and nothing is written: a delayed or
-    // locked account is never evicted to make room (that would lift its delay or lock).
-    let mut full = None;
-    for shard in std::iter::once(account.shard).chain(source.as_ref().map(|s| s.shard)) {
-        let keep = [Some(account.id.as_str()), source.as_ref().map(|s| s.id.as_str())];
-        if !held.shard(shard).prune(policy, now_ms, keep) {
-            full = Some(shard);
+    let ids = Ids::new(backend.salt(true)?.ok_or_else(|| no_salt(backend))?);
+    let account = ids.account(material);
+    let source = source.map(|s| ids.source(s));
+    let keys: Vec<ThrottleKey> = std::iter::once(account.clone()).chain(source.clone()).collect();
+    let mut reservation = None;
+    let context = UpdateContext { policy, now_ms };
+    backend.update(&keys, context, &mut |records| {
+        let record = records.first().copied().flatten();
+        let source_record = records.get(1).copied().flatten();
+        let account_standing = record.map_or(Standing::Open, |r| account_rule.standing(r, now_ms));
+        let source_standing =
+            source_record.map_or(Standing::Open, |r| source_rule.standing(r, now_ms));
+        // A lock says more than a delay, and the account more than the source.
+        let refused = match (account_standing, source_standing) {
+            (Standing::Locked(_), _) => refusal(ThrottleScope::Account, account_standing),
+            (_, Standing::Locked(_)) => refusal(ThrottleScope::Source, source_standing),
+            _ => refusal(ThrottleScope::Account, account_standing)
+                .or_else(|| refusal(ThrottleScope::Source, source_standing)),
+        };
+        if let Some(error) = refused {
+            return Err(error);
         }
+        let previous = match account_standing {
+            Standing::Expired => 0,
+            _ => record.map_or(0, |r| r.failures),
+        };
+        let counted = account_rule.fail(record, now_ms);
+        records[0] = Some(counted);
+        let source_counted = source.as_ref().map(|_| source_rule.fail(source_record, now_ms));
+        if let (Some(slot), Some(counted)) = (records.get_mut(1), source_counted) {
+            *slot = Some(counted);
+        }
+        let source_failures = source_counted.map(|r| r.failures);
+        reservation = Some(Reservation {
+            account: account.clone(),
+            source: source.clone(),
+            previous,
+            account_failures: counted.failures,
+            locks_account: counted.failures == policy.lock_after,
+            source_failures,
+            locks_source: source_failures == Some(policy.source_lock_after),
+            account_before: record,
+            account_counted: counted,
+            source_before: source_record,
+            source_counted,
+        });
+        Ok(true)
+    })?;
+    // The update ran the closure, which set it, or returned its error.
+    reservation.ok_or_else(|| no_salt(backend))
+}
+
+/// A backend that broke its contract (no salt after creating one, an update that never ran):
+/// its state is unusable.
+fn no_salt(backend: &dyn ThrottleBackend) -> AuthError {
+    AuthError::UnusableThrottleState {
+        path: backend.location().into(),
+        reason: "its salt or records could not be read back",
+        source: None,
     }
-    if let Some(shard) = full {
-        return Err(AuthError::ThrottleStateFull { path: shard_path(path, shard) });
-    }
-    held.write()?;
-    let source_failures = source_counted.map(|r| r.failures);
-    Ok(Reservation {
-        account,
-        source,
-        previous,
-        account_failures: counted.failures,
-        locks_account: counted.failures == policy.lock_after,
-        source_failures,
-        locks_source: source_failures == Some(policy.source_lock_after),
-        account_before: record,
-        account_counted: counted,
-        source_before: source_record,
-        source_counted,
-    })
 }
 
 /// A success: the account's record is cleared; the source keeps its failures, less the one
 /// this attempt was counted as (a success is not a failure, but it must not clear the
 /// source: a guesser holding one valid account would clear its own source with it).
-pub(crate) fn succeed(path: &Path, reservation: &Reservation) -> Result<(), AuthError> {
-    let source = reservation.source.as_ref();
-    let mut held = Held::acquire(path, reservation.account.shard, source.map(|s| s.shard))?;
-    let shard = held.shard(reservation.account.shard);
-    shard.changed |= shard.accounts.remove(&reservation.account.id).is_some();
-    if let Some(source) = source {
-        let shard = held.shard(source.shard);
-        if let Some(record) = shard.sources.get_mut(&source.id) {
+pub(crate) fn succeed(
+    backend: &dyn ThrottleBackend,
+    policy: &ThrottlePolicy,
+    reservation: &Reservation,
+    now: SystemTime,
+) -> Result<(), AuthError> {
+    let context = UpdateContext { policy, now_ms: millis(now) };
+    backend.update(&reservation.keys(), context, &mut |records| {
+        records[0] = None;
+        if let Some(Some(record)) = records.get_mut(1) {
             record.failures = record.failures.saturating_sub(1);
             if record.failures == 0 {
-                shard.sources.remove(&source.id);
+                records[1] = None;
             }
-            shard.changed = true;
         }
-    }
-    held.write()
+        Ok(true)
+    })
 }
 
-/// An attempt that ended in an operational error (the users file unreadable, a pepper
-/// missing, Argon2 failing), not in a verdict on the password: it is taken back off the
-/// account and, unless `keep_source`, off the source. A record nobody else has counted on
-/// since is restored as it was before; otherwise only this attempt's failure is taken off
-/// (earlier failures stay).
+/// An attempt that ended in an operational error (the users unreadable, a pepper missing,
+/// Argon2 failing), not in a verdict on the password: it is taken back off the account and,
+/// unless `keep_source`, off the source. A record nobody else has counted on since is
+/// restored as it was before; otherwise only this attempt's failure is taken off (earlier
+/// failures stay).
 pub(crate) fn release(
-    path: &Path,
+    backend: &dyn ThrottleBackend,
+    policy: &ThrottlePolicy,
     reservation: &Reservation,
     keep_source: bool,
+    now: SystemTime,
 ) -> Result<(), AuthError> {
-    let source = reservation.source.as_ref();
-    let mut held = Held::acquire(path, reservation.account.shard, source.map(|s| s.shard))?;
-    let shard = held.shard(reservation.account.shard);
-    shard.changed |= take_back(
-        &mut shard.accounts,
-        &reservation.account.id,
-        reservation.account_counted,
-        reservation.account_before,
-    );
-    if let (Some(source), Some(counted), false) = (source, reservation.source_counted, keep_source)
-    {
-        let shard = held.shard(source.shard);
-        shard.changed |=
-            take_back(&mut shard.sources, &source.id, counted, reservation.source_before);
-    }
-    held.write()
+    let context = UpdateContext { policy, now_ms: millis(now) };
+    backend.update(&reservation.keys(), context, &mut |records| {
+        take_back(&mut records[0], reservation.account_counted, reservation.account_before);
+        if let (Some(slot), Some(counted), false) =
+            (records.get_mut(1), reservation.source_counted, keep_source)
+        {
+            take_back(slot, counted, reservation.source_before);
+        }
+        Ok(true)
+    })
 }
 
-/// Takes one counted failure back off `map[id]`: the record as it was `before` when it is
-/// still the one counted, else one failure less. Returns whether anything changed.
-fn take_back(
-    map: &mut HashMap<String, Record>,
-    id: &str,
-    counted: Record,
-    before: Option<Record>,
-) -> bool {
-    let Some(record) = map.get_mut(id) else { return false };
-    let restored = if *record == counted {
+/// Takes one counted failure back off `slot`: the record as it was `before` when it is
+/// still the one counted, else one failure less.
+fn take_back(slot: &mut Option<Record>, counted: Record, before: Option<Record>) {
+    let Some(record) = *slot else { return };
+    let restored = if record == counted {
         before
     } else {
         Some(Record { failures: record.failures.saturating_sub(1), last_ms: record.last_ms })
     };
-    match restored {
-        Some(r) if r.failures > 0 => *record = r,
-        _ => {
-            map.remove(id);
-        }
-    }
-    true
+    *slot = restored.filter(|r| r.failures > 0);
 }
 
 /// Clears the account's record (`material`) or, with `source`, that source's; returns
 /// whether there was one. Creates and writes nothing when there was none.
 pub(crate) fn clear(
-    path: &Path,
+    backend: &dyn ThrottleBackend,
+    policy: &ThrottlePolicy,
     material: Option<&[u8]>,
     source: Option<&str>,
+    now: SystemTime,
 ) -> Result<bool, AuthError> {
-    let Some(folder) = Folder::existing(path)? else { return Ok(false) };
+    let Some(salt) = backend.salt(false)? else { return Ok(false) };
+    let ids = Ids::new(salt);
+    let context = UpdateContext { policy, now_ms: millis(now) };
     let mut removed = false;
-    if let Some(material) = material {
-        let key = folder.account(material);
-        let mut held = Held::acquire(path, key.shard, None)?;
-        let shard = held.shard(key.shard);
-        shard.changed = shard.accounts.remove(&key.id).is_some();
-        removed |= shard.changed;
-        held.write()?;
-    }
-    if let Some(source) = source {
-        let key = folder.source(source);
-        let mut held = Held::acquire(path, key.shard, None)?;
-        let shard = held.shard(key.shard);
-        shard.changed = shard.sources.remove(&key.id).is_some();
-        removed |= shard.changed;
-        held.write()?;
+    let keys = material.map(|m| ids.account(m)).into_iter().chain(source.map(|s| ids.source(s)));
+    for key in keys {
+        backend.update(&[key], context, &mut |records| {
+            let had = records[0].take().is_some();
+            removed |= had;
+            Ok(had)
+        })?;
     }
     Ok(removed)
 }
 
 /// The account's record and standing now, read without the lock (a snapshot).
 pub(crate) fn status(
-    path: &Path,
+    backend: &dyn ThrottleBackend,
     policy: &ThrottlePolicy,
     material: &[u8],
     now: SystemTime,
 ) -> Result<ThrottleStatus, AuthError> {
     let now_ms = millis(now);
     let open = ThrottleStatus { failures: 0, state: ThrottleState::Open };
-    let Some(folder) = Folder::existing(path)? else { return Ok(open) };
-    let key = folder.account(material);
-    let shard = read_shard(path, &shard_path(path, key.shard))?;
-    let Some(record) = shard.accounts.get(&key.id).copied() else { return Ok(open) };
+    let Some(salt) = backend.salt(false)? else { return Ok(open) };
+    let key = Ids::new(salt).account(material);
+    let Some(record) = backend.read(&key)? else { return Ok(open) };
     Ok(match policy.account_rule().standing(record, now_ms) {
         Standing::Expired => open,
         Standing::Open => ThrottleStatus { failures: record.failures, state: ThrottleState::Open },
@@ -1146,36 +862,6 @@ mod tests {
         assert_eq!(until_unlocked.standing(locked, at(u64::MAX / 1000)), Standing::Locked(None));
     }
 
-    /// Review G, point 1: a botnet's few guesses at many unknown names (each account past its
-    /// free failures, then idle) no longer fill a shard for good: a day later a new name's
-    /// login is accepted, and a lock until unlocked in the same shard is kept. Before, the
-    /// new name's attempt failed with `ThrottleStateFull` forever.
-    #[test]
-    fn idle_accounts_past_their_free_failures_expire_and_make_room() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, _, shard, mut next) = locked_victim(dir.path());
-        let policy = ThrottlePolicy::default().lock_duration(None);
-        let victim = Folder::existing(&path).unwrap().unwrap().account(b"k:victim").id;
-        let mut filled = read_shard(&path, &shard_path(&path, shard)).unwrap();
-        filled.accounts.insert(victim.clone(), Record { failures: 100, last_ms: at(1000) });
-        for i in 0..(MAX_SHARD_ENTRIES as u64 - 1) {
-            filled
-                .accounts
-                .insert(format!("guessed{i:03}"), Record { failures: 5, last_ms: at(2000 + i) });
-        }
-        write_shard(&path, shard, &filled);
-        // Within the day the shard is full: failing closed.
-        let within = reserve(&path, &policy, &next(), None, time_of(at(80_000)));
-        assert!(matches!(within, Err(AuthError::ThrottleStateFull { .. })), "{within:?}");
-        let later = time_of(at(2000 + 86_400 + MAX_SHARD_ENTRIES as u64));
-        reserve(&path, &policy, &next(), None, later).unwrap();
-        let after = read_shard(&path, &shard_path(&path, shard)).unwrap();
-        assert_eq!(after.accounts.len(), 2, "{:?}", after.accounts.keys());
-        let victim_status = status(&path, &policy, b"k:victim", later).unwrap();
-        assert_eq!(victim_status.state, ThrottleState::Locked { until: None });
-        assert_eq!(victim_status.failures, 100);
-    }
-
     #[test]
     fn lock_limits_over_nists_100_or_zero_are_refused() {
         assert!(ThrottlePolicy::default().lock_after(100).is_ok());
@@ -1189,215 +875,64 @@ mod tests {
     }
 
     #[test]
-    fn a_shard_round_trips_and_prunes_the_idlest_beyond_its_bound() {
-        let mut shard = Shard::default();
-        for i in 0..(MAX_SHARD_ENTRIES as u64 + 10) {
-            shard.sources.insert(format!("s{i}"), Record { failures: 1, last_ms: at(i) });
-        }
-        let policy = ThrottlePolicy::default().source_window(Duration::MAX);
-        assert!(shard.prune(&policy, at(0), [None, None]));
-        assert_eq!(shard.sources.len(), MAX_SHARD_ENTRIES);
-        assert!(!shard.sources.contains_key("s9") && shard.sources.contains_key("s10"));
-        let parsed = Shard::parse(&shard.to_json().unwrap()).unwrap();
-        assert_eq!(parsed.sources, shard.sources);
-    }
-
-    /// A state folder (in `dir`) where `victim` is locked until unlocked, with its shard
-    /// number, the policy, and a maker of account materials that fall into that shard.
-    fn locked_victim(dir: &Path) -> (PathBuf, ThrottlePolicy, u8, impl FnMut() -> Vec<u8>) {
-        let path = dir.join("users.json.throttle");
-        let policy = ThrottlePolicy::default()
-            .free_failures(3)
-            .lock_after(3)
-            .unwrap()
-            .lock_duration(None)
-            .source_lock_duration(None);
-        for _ in 0..3 {
-            reserve(&path, &policy, b"k:victim", None, time_of(at(1000))).unwrap();
-        }
-        let folder = Folder::existing(&path).unwrap().unwrap();
-        let shard = folder.account(b"k:victim").shard;
-        let mut i = 0u64;
-        let next = move || loop {
-            i += 1;
-            let material = format!("k:flood{i}").into_bytes();
-            if folder.account(&material).shard == shard {
-                return material;
-            }
-        };
-        (path, policy, shard, next)
-    }
-
-    fn write_shard(path: &Path, shard: u8, records: &Shard) {
-        globo_fs::write_atomic(&shard_path(path, shard), &records.to_json().unwrap()).unwrap();
-    }
-
-    /// Review P2g, point 2: a flood of new names into a locked account's shard evicts open
-    /// records, never the lock. Before, the records idle longest were evicted whatever their
-    /// standing, so the victim (its last failure the oldest) was unlocked: its status
-    /// became `Open` with 0 failures.
-    #[test]
-    fn a_locked_account_survives_a_flood_of_new_names_into_its_shard() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, policy, shard, mut next) = locked_victim(dir.path());
-        let mut filled = read_shard(&path, &shard_path(&path, shard)).unwrap();
-        // The shard at its bound with open records idle for less long than the victim.
-        for i in 0..(MAX_SHARD_ENTRIES as u64 - 1) {
-            filled
-                .accounts
-                .insert(format!("open{i:03}"), Record { failures: 1, last_ms: at(2000 + i) });
-        }
-        write_shard(&path, shard, &filled);
-        for i in 0..50 {
-            let now = time_of(at(5000 + i));
-            reserve(&path, &policy, &next(), Some(&format!("10.0.0.{i}")), now).unwrap();
-        }
-        let victim = status(&path, &policy, b"k:victim", time_of(at(9000))).unwrap();
-        assert_eq!(victim.state, ThrottleState::Locked { until: None });
-        assert_eq!(victim.failures, 3);
-        let after = read_shard(&path, &shard_path(&path, shard)).unwrap();
-        assert!(after.accounts.len() + after.sources.len() <= MAX_SHARD_ENTRIES);
-        // The open records idle longest made the room.
-        assert!(!after.accounts.contains_key("open000") && after.accounts.contains_key("open388"));
-    }
-
-    /// Review P2g, point 2: when a shard holds only delayed or locked records, a locked
-    /// source is evicted before anything else; with only locked accounts left, the new
-    /// record's attempt is refused (failing closed) and nothing is written.
-    #[test]
-    fn a_shard_of_locked_accounts_refuses_a_new_record_and_keeps_every_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, policy, shard, mut next) = locked_victim(dir.path());
-        let mut filled = read_shard(&path, &shard_path(&path, shard)).unwrap();
-        for i in 0..(MAX_SHARD_ENTRIES as u64 - 2) {
-            filled
-                .accounts
-                .insert(format!("locked{i:03}"), Record { failures: 3, last_ms: at(2000 + i) });
-        }
-        filled.sources.insert("203.0.113.1".into(), Record { failures: 100, last_ms: at(3000) });
-        write_shard(&path, shard, &filled);
-        // One more: the locked source makes room.
-        reserve(&path, &policy, &next(), None, time_of(at(5000))).unwrap();
-        let after = read_shard(&path, &shard_path(&path, shard)).unwrap();
-        assert!(after.sources.is_empty() && after.accounts.len() == MAX_SHARD_ENTRIES);
-        // The new account locks too; then nothing can make room.
-        let newest = after.accounts.iter().find(|(_, r)| r.last_ms == at(5000)).unwrap().0.clone();
-        let mut locked = after;
-        locked.accounts.insert(newest, Record { failures: 3, last_ms: at(5000) });
-        write_shard(&path, shard, &locked);
-        let before = std::fs::read(shard_path(&path, shard)).unwrap();
-        let error = reserve(&path, &policy, &next(), None, time_of(at(6000))).unwrap_err();
-        assert!(
-            matches!(&error, AuthError::ThrottleStateFull { path: p } if *p == shard_path(&path, shard)),
-            "{error:?}"
-        );
-        assert_eq!(std::fs::read(shard_path(&path, shard)).unwrap(), before);
-        let victim = status(&path, &policy, b"k:victim", time_of(at(9000))).unwrap();
-        assert_eq!(victim.state, ThrottleState::Locked { until: None });
-    }
-
-    /// Review F, point 2: an account past its free failures whose delay has passed is open,
-    /// yet must survive a flood: evicting it would reset its count. Before, open records
-    /// were evicted idle longest first whatever their count, so the victim at 99 failures
-    /// (its last failure the oldest) was evicted first and came back with 0.
-    #[test]
-    fn an_open_account_with_many_failures_survives_a_flood_into_its_shard() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, _, shard, mut next) = locked_victim(dir.path());
-        let policy = ThrottlePolicy::default();
-        let mut filled = read_shard(&path, &shard_path(&path, shard)).unwrap();
-        let victim = Folder::existing(&path).unwrap().unwrap().account(b"k:victim").id;
-        // 99 failures, the last long ago: its delay (at most 15 min) is over.
-        filled.accounts.insert(victim.clone(), Record { failures: 99, last_ms: at(1000) });
-        for i in 0..(MAX_SHARD_ENTRIES as u64 - 1) {
-            filled
-                .accounts
-                .insert(format!("open{i:03}"), Record { failures: 1, last_ms: at(2000 + i) });
-        }
-        write_shard(&path, shard, &filled);
-        let now = 10_000;
-        let standing = policy.account_rule().standing(filled.accounts[&victim], at(now));
-        assert_eq!(standing, Standing::Open);
-        for i in 0..50 {
-            reserve(&path, &policy, &next(), None, time_of(at(now + i))).unwrap();
-        }
-        let after = read_shard(&path, &shard_path(&path, shard)).unwrap();
-        assert_eq!(after.accounts.get(&victim).map(|r| r.failures), Some(99));
-        assert!(after.accounts.len() + after.sources.len() <= MAX_SHARD_ENTRIES);
-    }
-
-    /// Review F, point 2, and review G, point 2: open sources go first (idle longest), then
-    /// accounts below their free failures (fewest failures first, then idle longest), then
-    /// delayed or locked sources; an account that reached its free failures is never evicted.
-    /// Before, every source went first, so the locked `s-old` was evicted before `s-new`.
-    #[test]
-    fn eviction_takes_sources_then_the_accounts_with_fewest_failures() {
-        let policy = ThrottlePolicy::default()
-            .source_window(Duration::from_secs(1 << 40))
-            .source_lock_duration(None)
-            .lock_duration(Some(Duration::from_secs(1 << 40)));
-        let now = at(1_000_000);
-        let mut shard = Shard::default();
-        shard.sources.insert("s-old".into(), Record { failures: 100, last_ms: at(1) });
-        shard.sources.insert("s-new".into(), Record { failures: 1, last_ms: at(2) });
-        // 21 failures, the last a second ago: delayed for 2 s.
-        shard.sources.insert("s-delayed".into(), Record { failures: 21, last_ms: now - 1000 });
-        shard.accounts.insert("two".into(), Record { failures: 2, last_ms: at(1) });
-        shard.accounts.insert("one-new".into(), Record { failures: 1, last_ms: at(5) });
-        shard.accounts.insert("one-old".into(), Record { failures: 1, last_ms: at(4) });
-        shard.accounts.insert("five".into(), Record { failures: 5, last_ms: at(0) });
-        for i in 0..(MAX_SHARD_ENTRIES - 7) {
-            shard.accounts.insert(format!("free{i:03}"), Record { failures: 5, last_ms: at(0) });
-        }
-        shard.accounts.insert("new".into(), Record { failures: 1, last_ms: now });
-        let source_rule = policy.source_rule();
-        assert_eq!(
-            source_rule.standing(shard.sources["s-delayed"], now),
-            Standing::Delayed(now + 1000)
-        );
-        assert_eq!(source_rule.standing(shard.sources["s-old"], now), Standing::Locked(None));
-        let evicted_after = |excess: usize| {
-            let mut copy = Shard { accounts: shard.accounts.clone(), ..Shard::default() };
-            copy.sources = shard.sources.clone();
-            for i in 1..excess {
-                copy.accounts.insert(format!("extra{i}"), Record { failures: 6, last_ms: 0 });
-            }
-            let fits = copy.prune(&policy, now, [Some("new"), None]);
-            let named = ["s-old", "s-new", "s-delayed", "one-old", "one-new", "two", "five"];
-            let mut gone: Vec<&str> = named
-                .into_iter()
-                .filter(|k| !copy.accounts.contains_key(*k) && !copy.sources.contains_key(*k))
-                .collect();
-            gone.sort_unstable();
-            (fits, gone)
-        };
-        assert_eq!(evicted_after(1), (true, vec!["s-new"]));
-        assert_eq!(evicted_after(2), (true, vec!["one-old", "s-new"]));
-        assert_eq!(evicted_after(3), (true, vec!["one-new", "one-old", "s-new"]));
-        assert_eq!(evicted_after(4), (true, vec!["one-new", "one-old", "s-new", "two"]));
-        assert_eq!(evicted_after(5), (true, vec!["one-new", "one-old", "s-new", "s-old", "two"]));
-        assert_eq!(
-            evicted_after(6),
-            (true, vec!["one-new", "one-old", "s-delayed", "s-new", "s-old", "two"])
-        );
-        // Only accounts at their free failures are left: nothing more is evicted.
-        assert!(!evicted_after(7).0);
-        assert!(!evicted_after(7).1.contains(&"five"));
-    }
-
-    #[test]
     fn records_spread_over_the_shards_and_long_sources_are_hashed() {
-        let folder = Folder { salt: vec![7; 32] };
+        let folder = Ids::new(vec![7; 32]);
         let mut seen = std::collections::HashSet::new();
         for i in 0..4096 {
             seen.insert(folder.account(format!("k:user{i}").as_bytes()).shard);
             seen.insert(folder.source(&format!("10.0.{}.{}", i / 256, i % 256)).shard);
         }
-        assert_eq!(seen.len(), SHARDS);
+        assert_eq!(seen.len(), 256);
         let long = "x".repeat(MAX_SOURCE_KEY_BYTES + 1);
         let key = folder.source(&long);
         assert!(key.id.starts_with("sha256:") && key.id.len() == 7 + 64, "{}", key.id);
         assert_eq!(folder.source("10.0.0.1").id, "10.0.0.1");
+    }
+
+    /// Decision 3 of issue 14: `forget_after_ms` is the first time at which the rules
+    /// forget a record (`standing` is `Expired` from then on, and not a millisecond
+    /// earlier), `None` for a lock until an operator unlocks it.
+    #[test]
+    fn forget_after_ms_is_when_the_rules_forget_a_record() {
+        let policy = ThrottlePolicy::default();
+        let until_unlocked = ThrottlePolicy::default().lock_duration(None);
+        let long_delay = ThrottlePolicy::default()
+            .lock_duration(None)
+            .max_delay(Duration::from_secs(200_000))
+            .base_delay(Duration::from_secs(200_000));
+        let last = at(1000);
+        let cases = [
+            // An open source: its window (1 h).
+            (&policy, KeyScope::Source, 3, Some(last + at(3600))),
+            // A delayed source (21 failures, 2 s) whose window is longer: the window.
+            (&policy, KeyScope::Source, 21, Some(last + at(3600))),
+            // A locked source: its lock (1 h).
+            (&policy, KeyScope::Source, 100, Some(last + at(3600))),
+            // An account past its free failures: its idle time (24 h).
+            (&policy, KeyScope::Account, 6, Some(last + at(86_400))),
+            (&until_unlocked, KeyScope::Account, 6, Some(last + at(86_400))),
+            // A delay longer than the idle time: the end of the delay.
+            (&long_delay, KeyScope::Account, 6, Some(last + at(200_000))),
+            // A lock of 24 h, and one until unlocked: never.
+            (&policy, KeyScope::Account, 100, Some(last + at(86_400))),
+            (&until_unlocked, KeyScope::Account, 100, None),
+        ];
+        for (policy, scope, failures, expected) in cases {
+            let record = Record { failures, last_ms: last };
+            let forget = forget_after_ms(policy, scope, record);
+            assert_eq!(forget, expected, "{scope:?} with {failures} failures");
+            let rule = match scope {
+                KeyScope::Account => policy.account_rule(),
+                KeyScope::Source => policy.source_rule(),
+            };
+            match forget {
+                Some(at_ms) => {
+                    assert_eq!(rule.standing(record, at_ms), Standing::Expired);
+                    assert_ne!(rule.standing(record, at_ms - 1), Standing::Expired);
+                }
+                None => assert_ne!(rule.standing(record, u64::MAX), Standing::Expired),
+            }
+        }
     }
 
     #[test]

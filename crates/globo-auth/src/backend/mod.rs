@@ -20,6 +20,8 @@ use crate::throttle::ThrottlePolicy;
 pub(crate) mod json;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+// The database backends' schema.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) mod schema;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;

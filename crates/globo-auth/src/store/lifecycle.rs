@@ -1,11 +1,11 @@
 //! An account's life after registration: password change (by the user), password reset and
-//! deletion (by an operator). Each is a read-modify-write of the users file under its lock,
-//! written atomically, in the lab's format, like `register`.
+//! deletion (by an operator). Each is one transaction under the store's writer lock (for the
+//! users file, a read-modify-write written atomically, in the lab's format), like `register`.
 
 use secrecy::{ExposeSecret as _, SecretString};
-use serde_json::Value;
 
-use super::{Lookup, MAX_LOGIN_USERNAME_BYTES, UserStore, Users, lookup};
+use super::{MAX_LOGIN_USERNAME_BYTES, UserStore};
+use crate::backend::Lookup;
 use crate::events::{self, Event, Subject};
 use crate::{AuthError, phc, throttle};
 
@@ -22,7 +22,11 @@ impl UserStore {
     ///
     /// **Cost:** reads the users file whole (at most [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)).
     pub fn find(&self, username: &str) -> Result<String, AuthError> {
-        stored_name(&self.read()?, username)
+        if username.len() > MAX_LOGIN_USERNAME_BYTES {
+            let exact = self.all_users()?.into_iter().find(|(name, _)| name == username);
+            return exact.map(|(name, _)| name).ok_or_else(|| no_such_user(username));
+        }
+        stored_name(self.login_view(username)?.lookup, username)
     }
 
     /// Removes `username` from the store and returns the name as it was stored.
@@ -40,11 +44,18 @@ impl UserStore {
     /// **Cost:** waits for the users file's exclusive lock, reads the file whole (at most
     /// [`MAX_FILE_LEN`](Self::MAX_FILE_LEN)) and rewrites it with `fsync`. No Argon2 run.
     pub fn delete(&self, username: &str) -> Result<String, AuthError> {
-        let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
-        let mut users = self.read()?;
-        let stored = stored_name(&users, username)?;
-        users.shift_remove(&stored);
-        self.write(&users)?;
+        let mut stored = String::new();
+        self.transaction(&mut |txn| {
+            stored = if username.len() > MAX_LOGIN_USERNAME_BYTES {
+                match txn.get(username)? {
+                    Some(_) => username.to_owned(),
+                    None => return Err(no_such_user(username)),
+                }
+            } else {
+                stored_name(txn.lookup(username)?, username)?
+            };
+            txn.remove(&stored)
+        })?;
         Event::UserDeleted { username: &stored, source: "" }.emit();
         // Only once the user is gone: a failed write keeps the lock with the account.
         self.forget_throttling(&stored)?;
@@ -60,12 +71,12 @@ impl UserStore {
     ///
     /// **Cost:** as [`delete`](Self::delete).
     pub fn delete_exact(&self, stored: &str) -> Result<(), AuthError> {
-        let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
-        let mut users = self.read()?;
-        if users.shift_remove(stored).is_none() {
-            return Err(AuthError::ConcurrentChange { username: stored.to_owned() });
-        }
-        self.write(&users)?;
+        self.transaction(&mut |txn| {
+            if !txn.remove(stored)? {
+                return Err(AuthError::ConcurrentChange { username: stored.to_owned() });
+            }
+            Ok(true)
+        })?;
         Event::UserDeleted { username: stored, source: "" }.emit();
         self.forget_throttling(stored)
     }
@@ -184,7 +195,7 @@ impl UserStore {
     /// and lock), as [`unlock`](Self::unlock) does; creates nothing when there is none.
     fn forget_throttling(&self, stored: &str) -> Result<(), AuthError> {
         let material = throttle::account_material(stored);
-        throttle::clear(&self.throttle_path(), Some(&material), None).map(drop)
+        self.clear_throttling(Some(&material), None).map(drop)
     }
 
     /// Under the lock, replaces the record of `stored` (a name as stored) by `hash`: only if
@@ -197,20 +208,20 @@ impl UserStore {
         expected: Option<&str>,
         hash: String,
     ) -> Result<(), AuthError> {
-        let _lock = globo_fs::ExclusiveLock::acquire(&self.path)?;
-        let mut users = self.read()?;
-        self.check_pepper_required(&users, Some(stored))?;
-        match (users.get_mut(stored), expected) {
-            (Some(entry), None) => *entry = Value::String(hash),
-            (Some(entry), Some(expected)) if entry.as_str() == Some(expected) => {
-                *entry = Value::String(hash);
+        self.transaction(&mut |txn| {
+            self.check_pepper_required(&txn.pepper_versions()?, Some(stored))?;
+            let entry = txn.get(stored)?;
+            match (&entry, expected) {
+                (Some(_), None) => {}
+                (Some(entry), Some(expected)) if entry.as_text() == Some(expected) => {}
+                (_, Some(_)) => {
+                    return Err(AuthError::ConcurrentChange { username: stored.to_owned() });
+                }
+                (None, None) => return Err(no_such_user(stored)),
             }
-            (_, Some(_)) => {
-                return Err(AuthError::ConcurrentChange { username: stored.to_owned() });
-            }
-            (None, None) => return Err(AuthError::NoSuchUser { username: stored.to_owned() }),
-        }
-        self.write(&users)
+            txn.replace(stored, &hash)?;
+            Ok(true)
+        })
     }
 
     /// The record for a new password of `name` (as stored, or as `register` will store it):
@@ -234,23 +245,21 @@ impl UserStore {
     }
 }
 
-/// The stored name an operator's `username` designates, found as a login finds it (a name
-/// over [`MAX_LOGIN_USERNAME_BYTES`] only by its exact spelling); [`AuthError::NoSuchUser`]
-/// when there is none, [`AuthError::AmbiguousUser`] when several match and none exactly.
-fn stored_name(users: &Users, username: &str) -> Result<String, AuthError> {
-    let no_such_user = || AuthError::NoSuchUser { username: username.to_owned() };
-    if username.len() > MAX_LOGIN_USERNAME_BYTES {
-        return users
-            .get_key_value(username)
-            .map(|(name, _)| name.clone())
-            .ok_or_else(no_such_user);
-    }
-    match lookup(users, username) {
-        Lookup::Found(name, _, _) => Ok(name.to_owned()),
+fn no_such_user(username: &str) -> AuthError {
+    AuthError::NoSuchUser { username: username.to_owned() }
+}
+
+/// The stored name an operator's `username` designates, from its `lookup` (a name over
+/// [`MAX_LOGIN_USERNAME_BYTES`] is found only by its exact spelling, by the caller);
+/// [`AuthError::NoSuchUser`] when there is none, [`AuthError::AmbiguousUser`] when several
+/// match and none exactly.
+fn stored_name(lookup: Lookup, username: &str) -> Result<String, AuthError> {
+    match lookup {
+        Lookup::Found { name, .. } => Ok(name),
         Lookup::Ambiguous(candidates) => {
             Err(AuthError::AmbiguousUser { username: username.to_owned(), candidates })
         }
-        Lookup::Missing => Err(no_such_user()),
+        Lookup::Missing => Err(no_such_user(username)),
     }
 }
 
@@ -305,9 +314,16 @@ mod tests {
         );
         assert_eq!(std::fs::read(&path).unwrap(), before);
         // Unchanged: replaced.
-        let current = store.read().unwrap()["alice"].as_str().unwrap().to_owned();
+        let record = || {
+            let users = store.backend.all().unwrap();
+            users
+                .into_iter()
+                .find(|(n, _)| n == "alice")
+                .and_then(|(_, e)| e.as_text().map(str::to_owned))
+        };
+        let current = record().unwrap();
         store.replace_record("alice", Some(&current), hash.clone()).unwrap();
-        assert_eq!(store.read().unwrap()["alice"].as_str(), Some(hash.as_str()));
+        assert_eq!(record().as_deref(), Some(hash.as_str()));
         // Removed meanwhile: the same conflict for a change, NoSuchUser for a reset.
         store.delete("alice").unwrap();
         let before = std::fs::read(&path).unwrap();

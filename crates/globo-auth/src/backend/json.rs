@@ -1,1 +1,0 @@
-//! json backend (being written).
