@@ -44,9 +44,11 @@
 //! `m` KiB until it returns. With the `parallel` feature, the first computation starts
 //! rayon's global thread pool (one thread per CPU, or `RAYON_NUM_THREADS`) and each runs its
 //! `p` lanes on it; without it, everything runs on the calling thread and no thread is
-//! started. The store's methods also read the users file whole (up to
-//! [`UserStore::MAX_FILE_LEN`], allocated at its size) and, when they change it, replace it
-//! atomically under an exclusive lock that waits for any other writer.
+//! started. A login reads the users once, known name or not (the name's lookup and the
+//! store's typical record together); for the users file, that and the other methods read the
+//! file whole (up to [`UserStore::MAX_FILE_LEN`], allocated at its size). Every change is one
+//! transaction under the store's writer lock, which waits for any other writer: for the users
+//! file, an exclusive lock and an atomic replacement of the file.
 //!
 //! # The users file
 //! A JSON object mapping each username to a PHC string, exactly as the lab (passlib over
@@ -55,6 +57,13 @@
 //! argon2-cffi (tested against both). A missing file means no users. A file that is not a
 //! JSON object is reported with its path and never overwritten. Changes run under an
 //! exclusive lock on `<file>.lock` and replace the file atomically (mode `0600`).
+//!
+//! The users file is one store among others: [`UserStore`] keeps every protection described
+//! here (policy, NFKC, dummy hashes, rehash, pepper, throttling, events) and reaches its users
+//! and throttling records only through an internal backend interface, so a database store
+//! (features `sqlite` and `postgres`) behaves the same. [`UserStore::new`] is the users file;
+//! [`UserStore::location`] names the store in messages (errors about the users, such as
+//! [`AuthError::BadEntry`], say `users store '<location>'`).
 //!
 //! # Parameters
 //! New hashes use a [`Profile`]; the default, [`Profile::Rfc9106LowMemory`] (Argon2id,
@@ -138,11 +147,12 @@
 //! delays and a 1-hour lock at 100, and is forgotten an hour after its last failure. A
 //! success resets the account only. Refused attempts fail with [`AuthError::Throttled`]
 //! (kind [`AuthErrorKind::Throttled`], a 429) before the users file is read or Argon2 runs,
-//! and unknown names are counted and answered exactly like known ones. The counts live in
-//! the folder `<users file>.throttle` (mode `0700`: a salt and 256 small JSON shards, account
-//! names only as salted SHA-256, each shard written atomically under its own lock), so they
-//! survive restarts, every process on the same users file shares them, and an attempt costs
-//! the same with 10 records or 100,000; [`UserStore::throttle_status`] reads them,
+//! and unknown names are counted and answered exactly like known ones. The counts live with
+//! the users (account names only as salted SHA-256, each attempt one atomic update of its
+//! account's and its source's records), so they survive restarts and every process on the
+//! same store shares them. For the users file, that is the folder `<users file>.throttle`
+//! (mode `0700`: a salt and 256 small JSON shards, each written atomically under its own
+//! lock), and an attempt costs the same with 10 records or 100,000; [`UserStore::throttle_status`] reads them,
 //! [`UserStore::without_throttle`] turns throttling off for a service that throttles in front
 //! of the store. Deleting a user, or an operator's [`UserStore::reset_password`], clears the
 //! account's failures and lock, once the users file is written. A policy that would switch

@@ -30,8 +30,9 @@ type Record = ThrottleRecord;
 /// single account").
 pub const MAX_LOCK_AFTER: u32 = 100;
 
-/// The most records (accounts and sources together) the state folder keeps: each of its 256
-/// shards keeps at most 390 (this bound divided by 256). When a new record would exceed a
+/// The most records (accounts and sources together) the users file's state folder keeps
+/// (a database store has no such bound): each of its 256 shards keeps at most 390 (this
+/// bound divided by 256). When a new record would exceed a
 /// shard's share, that shard's open sources (idle longest first), then its accounts below
 /// their free failures (fewest failures first, then idle longest), then its delayed or
 /// locked sources (idle longest first) make room; an account that has
