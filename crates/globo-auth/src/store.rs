@@ -1281,6 +1281,33 @@ mod tests {
         assert_eq!(n, 1);
     }
 
+    /// Issue 14, decision 1: a login reads the users exactly once (one `login_view`), known
+    /// name, unknown name, overlong name or ambiguous spelling alike, and the dummy of an
+    /// overlong name is shaped like the store's typical record, as an unknown name's is.
+    #[test]
+    fn every_login_reads_the_users_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let weak = |p: &str| phc::hash_password(p, Profile::TestOnlyInsecure).unwrap();
+        let users = serde_json::json!({
+            "alice": weak("alice's password"), "jos\u{e9}": weak("one"),
+            "jose\u{301}": weak("two"),
+        });
+        std::fs::write(&path, users.to_string()).unwrap();
+        let store =
+            UserStore::new(&path).with_profile(Profile::TestOnlyInsecure).without_throttle();
+        let reads = || store.reads.load(std::sync::atomic::Ordering::Relaxed);
+        let long_name = "a".repeat(MAX_LOGIN_USERNAME_BYTES + 1);
+        let password = SecretString::from("alice's password");
+        for name in ["alice", "nobody", long_name.as_str(), "jos\u{e9}\u{200B}"] {
+            let before = reads();
+            let _ = store.verify(name, &password);
+            assert_eq!(reads() - before, 1, "{name:.8}");
+        }
+        let key = cached_dummy(&store).unwrap();
+        assert!(key.starts_with("$argon2id$v=19$m=8,t=1,p=1$22$43"), "{key}");
+    }
+
     #[test]
     fn a_rehash_never_lowers_the_cost() {
         // A stored hash costlier than the policy keeps its costs when rehashed (say, for its

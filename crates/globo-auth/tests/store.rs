@@ -206,9 +206,16 @@ fn a_bad_entry_is_an_error_naming_the_user() {
     let store = UserStore::new(&path).with_profile(TEST);
     for name in ["number", "garbled", "huge", "pepper"] {
         let err = store.verify(name, &secret("password")).unwrap_err();
-        let AuthError::BadEntry { username, source, .. } = &err else { panic!("{name}: {err}") };
+        let AuthError::BadEntry { username, source, store: location } = &err else {
+            panic!("{name}: {err}")
+        };
         assert_eq!(username, name);
         assert!(err.to_string().contains(&format!("user '{name}'")), "{err}");
+        // Issue 14: the store is named by its location, the users file's path for this one.
+        assert_eq!(location, store.location());
+        assert_eq!(store.location(), path.display().to_string());
+        let named = format!("users store '{}': the entry for user '{name}'", path.display());
+        assert!(err.to_string().starts_with(&named), "{err}");
         match name {
             "huge" => assert!(
                 matches!(**source, AuthError::HashExceedsLimits { parameter: "memory (KiB)", .. }),
