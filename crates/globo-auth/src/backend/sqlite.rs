@@ -944,6 +944,9 @@ mod tests {
                         let context = UpdateContext { policy: &policy, now_ms: T0 };
                         backend
                             .update(&[account("a"), source("s")], context, &mut |records| {
+                                // Widens the window between the read and the write, where
+                                // a lost update would happen without the write lock.
+                                thread::sleep(Duration::from_millis(1));
                                 for r in records.iter_mut() {
                                     let failures = r.map_or(0, |r| r.failures);
                                     *r = Some(ThrottleRecord { failures: failures + 1, last_ms: T0 });
@@ -1113,8 +1116,8 @@ mod tests {
     fn openers_at_once_apply_each_migration_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("new.db");
-        let start = Arc::new(Barrier::new(4));
-        let threads: Vec<_> = (0..4)
+        let start = Arc::new(Barrier::new(8));
+        let threads: Vec<_> = (0..8)
             .map(|_| {
                 let (path, start) = (path.clone(), Arc::clone(&start));
                 thread::spawn(move || {
