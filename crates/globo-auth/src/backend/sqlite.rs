@@ -136,13 +136,16 @@ fn connect(file: &Path, location: &str) -> Result<Connection, AuthError> {
         | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let conn = Connection::open_with_flags(file, flags).map_err(&open)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(&open)?;
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(&open)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(&open)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(database(
             location,
             "open",
-            io::Error::other(format!("the database refused write-ahead logging (journal mode {mode})")),
+            io::Error::other(format!(
+                "the database refused write-ahead logging (journal mode {mode})"
+            )),
         ));
     }
     conn.pragma_update(None, "synchronous", "FULL").map_err(&open)?;
@@ -415,9 +418,7 @@ impl UsersTxn for SqliteTxn<'_> {
             });
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
-            {
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
                 Err(AuthError::UserExists { username: name.to_owned() })
             }
             Err(e) => Err(self.write_error()(e)),
@@ -512,7 +513,9 @@ impl SqliteBackend {
         let location = self.shared.location.as_str();
         let text: Option<String> = conn
             .prepare_cached("SELECT value FROM globo_meta WHERE name = ?1")
-            .and_then(|mut stmt| stmt.query_row([schema::THROTTLE_SALT], |row| row.get(0)).optional())
+            .and_then(|mut stmt| {
+                stmt.query_row([schema::THROTTLE_SALT], |row| row.get(0)).optional()
+            })
             .map_err(failed(location, "read throttling"))?;
         let Some(text) = text else { return Ok(None) };
         match unhex(&text) {
@@ -592,8 +595,9 @@ impl ThrottleBackend for SqliteBackend {
             let scope = scope_name(key.scope);
             match record {
                 Some(record) => {
-                    let expires = crate::throttle::forget_after_ms(context.policy, key.scope, *record)
-                        .map(to_sql_ms);
+                    let expires =
+                        crate::throttle::forget_after_ms(context.policy, key.scope, *record)
+                            .map(to_sql_ms);
                     tx.prepare_cached(
                         "INSERT INTO globo_throttle (scope, id, failures, last_ms, expires_ms)
                          VALUES (?1, ?2, ?3, ?4, ?5)
@@ -633,6 +637,8 @@ impl ThrottleBackend for SqliteBackend {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use std::os::unix::fs::PermissionsExt as _;
     use std::sync::{Barrier, mpsc};
     use std::thread;
@@ -949,7 +955,10 @@ mod tests {
                                 thread::sleep(Duration::from_millis(1));
                                 for r in records.iter_mut() {
                                     let failures = r.map_or(0, |r| r.failures);
-                                    *r = Some(ThrottleRecord { failures: failures + 1, last_ms: T0 });
+                                    *r = Some(ThrottleRecord {
+                                        failures: failures + 1,
+                                        last_ms: T0,
+                                    });
                                 }
                                 Ok(true)
                             })
@@ -1085,10 +1094,7 @@ mod tests {
             .execute("INSERT INTO globo_meta (name, value) VALUES ('throttle_salt', 'zz')", [])
             .unwrap();
         let err = open(&damaged).salt(true).unwrap_err();
-        assert!(
-            matches!(err, AuthError::Database { operation: "read throttling", .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, AuthError::Database { operation: "read throttling", .. }), "{err:?}");
     }
 
     #[test]
