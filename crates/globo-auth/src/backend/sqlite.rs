@@ -202,9 +202,16 @@ fn create_file(given: &Path, location: &str) -> Result<PathBuf, AuthError> {
 }
 
 impl SqliteBackend {
-    /// Opens the database at `path` (created `0600` when missing, a symbolic link followed to
-    /// its target), configures it and applies the missing migrations. Location
-    /// `sqlite://<path as given>`.
+    /// Opens the database at `path`, configures it and applies the missing migrations.
+    /// Location `sqlite://<path as given>`.
+    ///
+    /// A missing file is created empty with mode `0600` (SQLite makes an empty file a new
+    /// database). A symbolic link is followed to the file at its end under `globo_fs`'s rules
+    /// (see `globo_fs::resolve_link`); a dangling one is refused, since nothing is created
+    /// through a link. A folder, a FIFO or anything else that is not a regular file is
+    /// refused, and so is a file that is not an SQLite database (left as it is), all with
+    /// [`AuthError::Database`] (`open`); a store migrated by a newer globo with
+    /// [`AuthError::StoreSchema`].
     pub(crate) fn open(path: impl AsRef<Path>) -> Result<Self, AuthError> {
         let given = path.as_ref().to_path_buf();
         let location = format!("sqlite://{}", given.display());
