@@ -1200,6 +1200,17 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_reached_through_a_symlink_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("real", dir.path().join("alias")).unwrap();
+        let path = dir.path().join("alias").join("users.db");
+        insert(&open(&path), "alice", &record(1, "c2FsdA")).unwrap();
+        assert_eq!(names(&open(&dir.path().join("real").join("users.db"))), ["alice"]);
+        assert_eq!(names(&open(&path)), ["alice"]);
+    }
+
+    #[test]
     fn a_folder_a_fifo_or_a_file_that_is_no_database_is_refused_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("folder.db");
