@@ -424,33 +424,6 @@ impl Rule {
     }
 }
 
-/// When `record` is forgotten under `policy` (TEMP: developer A's version replaces this at
-/// merge): the time from which [`Rule::standing`] says `Expired`; `None`: never (locked until
-/// an operator unlocks it). The database backends keep it in `expires_ms`.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-pub(crate) fn forget_after_ms(
-    policy: &ThrottlePolicy,
-    scope: crate::backend::KeyScope,
-    record: crate::backend::ThrottleRecord,
-) -> Option<u64> {
-    let rule = match scope {
-        crate::backend::KeyScope::Account => policy.account_rule(),
-        crate::backend::KeyScope::Source => policy.source_rule(),
-    };
-    if record.failures >= rule.lock_after {
-        return rule.lock_duration.map(|d| record.last_ms.saturating_add(duration_ms(d)));
-    }
-    let mut open_from = record.last_ms;
-    if record.failures > 0 && record.failures >= rule.free {
-        let doublings = record.failures - rule.free;
-        let factor = 1u64.checked_shl(doublings).unwrap_or(u64::MAX);
-        let delay = duration_ms(rule.base).saturating_mul(factor).min(duration_ms(rule.max));
-        open_from = record.last_ms.saturating_add(delay);
-    }
-    let window = rule.window?;
-    Some(open_from.max(record.last_ms.saturating_add(duration_ms(window))))
-}
-
 /// The error for an attempt refused in `scope`.
 fn refusal(scope: ThrottleScope, standing: Standing) -> Option<AuthError> {
     match standing {
