@@ -408,6 +408,22 @@ impl Rule {
         standing
     }
 
+    /// The first time (ms) at which [`standing`](Self::standing) says `Expired` for
+    /// `record` and stays so; `None` when it never does (a lock without end).
+    fn forget_after_ms(&self, record: Record) -> Option<u64> {
+        if record.failures >= self.lock_after {
+            return self.lock_duration.map(|d| record.last_ms.saturating_add(duration_ms(d)));
+        }
+        let mut open_from = record.last_ms;
+        if record.failures > 0 && record.failures >= self.free {
+            let doublings = record.failures - self.free;
+            let factor = 1u64.checked_shl(doublings).unwrap_or(u64::MAX);
+            let delay = duration_ms(self.base).saturating_mul(factor).min(duration_ms(self.max));
+            open_from = record.last_ms.saturating_add(delay);
+        }
+        self.window.map(|w| open_from.max(record.last_ms.saturating_add(duration_ms(w))))
+    }
+
     /// The record after one more failure at `now_ms` (a forgotten one starts again).
     fn fail(&self, record: Option<Record>, now_ms: u64) -> Record {
         let failures = match record {
@@ -416,6 +432,21 @@ impl Rule {
         };
         Record { failures: failures.saturating_add(1), last_ms: now_ms }
     }
+}
+
+/// TEMP forget_after_ms (developer A's version replaces this at merge): when `record` of
+/// `scope` expires under `policy` (ms since the Unix epoch; `None`: never), for the database
+/// backends' `expires_ms` column.
+pub(crate) fn forget_after_ms(
+    policy: &ThrottlePolicy,
+    scope: crate::backend::KeyScope,
+    record: crate::backend::ThrottleRecord,
+) -> Option<u64> {
+    let rule = match scope {
+        crate::backend::KeyScope::Account => policy.account_rule(),
+        crate::backend::KeyScope::Source => policy.source_rule(),
+    };
+    rule.forget_after_ms(Record { failures: record.failures, last_ms: record.last_ms })
 }
 
 /// The error for an attempt refused in `scope`.
@@ -1086,6 +1117,34 @@ mod tests {
 
     fn at(secs: u64) -> u64 {
         secs * 1000
+    }
+
+    /// TEMP forget_after_ms: the time it gives is the first at which `standing` says
+    /// Expired (and stays so), for open, delayed and locked records of both scopes.
+    #[test]
+    fn forget_after_is_when_the_standing_becomes_expired() {
+        use crate::backend::{KeyScope, ThrottleRecord};
+        let endless = ThrottlePolicy::default().lock_duration(None);
+        for policy in [ThrottlePolicy::default(), endless] {
+            for (scope, rule) in [
+                (KeyScope::Account, policy.account_rule()),
+                (KeyScope::Source, policy.source_rule()),
+            ] {
+                for failures in [0, 1, 4, 5, 9, 15, 40, 99, 100, 1000, 5000] {
+                    let last_ms = at(1_000_000);
+                    let record = Record { failures, last_ms };
+                    let forget =
+                        forget_after_ms(&policy, scope, ThrottleRecord { failures, last_ms });
+                    let Some(forget) = forget else {
+                        assert_ne!(rule.standing(record, u64::MAX / 2), Standing::Expired);
+                        continue;
+                    };
+                    assert_ne!(rule.standing(record, forget - 1), Standing::Expired, "{failures}");
+                    assert_eq!(rule.standing(record, forget), Standing::Expired, "{failures}");
+                    assert_eq!(rule.standing(record, forget + at(86_400)), Standing::Expired);
+                }
+            }
+        }
     }
 
     #[test]
