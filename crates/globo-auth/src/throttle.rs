@@ -437,6 +437,7 @@ impl Rule {
 /// TEMP forget_after_ms (developer A's version replaces this at merge): when `record` of
 /// `scope` expires under `policy` (ms since the Unix epoch; `None`: never), for the database
 /// backends' `expires_ms` column.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn forget_after_ms(
     policy: &ThrottlePolicy,
     scope: crate::backend::KeyScope,
