@@ -951,7 +951,7 @@ mod tests {
             .unwrap();
         backends[1]
             .update(
-                &[fresh.clone()],
+                std::slice::from_ref(&fresh),
                 UpdateContext { policy: &policy, now_ms: wall_ms() },
                 &mut |_| Ok(false),
             )
