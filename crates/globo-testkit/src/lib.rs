@@ -12,6 +12,9 @@
 //!   [`emulator_config`] points an AWS SDK configuration at it (feature `aws`, on by default;
 //!   globo-secrets' tests without AWS turn it off); [`silent_endpoint`] is a server that never
 //!   answers; [`block_on`] runs async library code from a synchronous test.
+//! - [`postgres`] creates a fresh database (a [`TestDatabase`], dropped with it) on the
+//!   throwaway PostgreSQL server that `scripts/postgres start` runs and `scripts/test` names in
+//!   `GLOBO_TEST_POSTGRES_URL`, with the same rule as [`python`] when there is none.
 //! - [`isolated_command`] and [`output_guarded`] run the project's binaries with a cleared
 //!   environment and a hang guard; [`unisolated_starts_under`] finds test code that starts a
 //!   program any other way.
@@ -30,6 +33,7 @@
 mod aws;
 mod echo;
 mod fernet;
+mod postgres;
 mod process;
 mod scan;
 
@@ -38,6 +42,9 @@ pub use aws::{EMULATOR_CREDENTIAL, EMULATOR_REGION, block_on, moto, silent_endpo
 pub use aws::{emulator_config, version_stages};
 pub use echo::{echoing_endpoint, error_texts, read_http_request};
 pub use fernet::{fernet_files_both_ways, random_bytes};
+pub use postgres::{
+    POSTGRES_URL_VARIABLE, TestDatabase, postgres, quote_identifier, without_password,
+};
 #[cfg(unix)]
 pub use process::fifo_opened_by;
 pub use process::{HANG_GUARD, isolated_command, output_guarded};
@@ -93,7 +100,11 @@ pub fn in_ci() -> bool {
 
 /// Reports a missing component: panics in CI, otherwise prints a SKIPPED line and returns.
 pub fn missing(what: &str) {
-    let fix = "run scripts/python-env (or scripts/test, which does it)";
+    missing_because(what, "run scripts/python-env (or scripts/test, which does it)");
+}
+
+/// [`missing`] with `fix`, what provides the component.
+fn missing_because(what: &str, fix: &str) {
     if in_ci() {
         panic!("CI=true and {what} is missing: {fix}");
     }
