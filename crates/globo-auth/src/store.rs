@@ -205,6 +205,29 @@ impl UserStore {
         Self::with_backend(Arc::new(JsonBackend::new(path.clone())), path)
     }
 
+    /// A store in the SQLite database at `path` (feature `sqlite`): the file is created
+    /// (mode `0600`, a symbolic link followed to its target) and its schema created or
+    /// migrated when needed; its location is `sqlite://PATH`, and the throttling records live
+    /// in the same database. Fails with [`AuthError::Database`] when the file cannot be
+    /// opened as a database, and [`AuthError::StoreSchema`] when a newer globo migrated it.
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(path: impl Into<PathBuf>) -> Result<Self, AuthError> {
+        let path: PathBuf = path.into();
+        Ok(Self::from_backend(Arc::new(crate::backend::sqlite::SqliteBackend::open(&path)?)))
+    }
+
+    /// A store in the PostgreSQL database `config` connects to (feature `postgres`):
+    /// connects (at most 10 s unless `config` sets a connect timeout), creates or migrates
+    /// the `globo_` tables, and keeps a few connections open. `location` names the store in
+    /// messages and events: the URL without its password (see [`StoreSpec`](crate::StoreSpec)).
+    /// The client is synchronous: from async code, use [`AsyncUserStore`](crate::AsyncUserStore)
+    /// (or `spawn_blocking`), never call it on a runtime's worker thread.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(config: postgres::Config, location: String) -> Result<Self, AuthError> {
+        let backend = crate::backend::postgres::PostgresBackend::connect(config, location)?;
+        Ok(Self::from_backend(Arc::new(backend)))
+    }
+
     /// A store over `backend` (a database's; a JSON backend comes from [`new`](Self::new)).
     #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn from_backend(backend: Arc<dyn UsersBackend>) -> Self {
