@@ -39,14 +39,26 @@
 //! with `owasp-min`, 80 to 115 ms with the default profile, see docs/benchmarks.md; seconds
 //! in an unoptimised build, see below) and allocates its memory cost, `m` KiB
 //! (64 MiB with the default profile; for a stored hash, up to 256 MiB with the default
-//! [`Limits`], or what [`UserStore::with_limits`] allows). In async
-//! code call them from `spawn_blocking`, and bound how many run at once: each one holds its
-//! `m` KiB until it returns. With the `parallel` feature, the first computation starts
+//! [`Limits`], or what [`UserStore::with_limits`] allows). From async
+//! code, see "From async code" below: each one holds its `m` KiB until it returns. With the `parallel` feature, the first computation starts
 //! rayon's global thread pool (one thread per CPU, or `RAYON_NUM_THREADS`) and each runs its
 //! `p` lanes on it; without it, everything runs on the calling thread and no thread is
 //! started. The store's methods also read the users file whole (up to
 //! [`UserStore::MAX_FILE_LEN`], allocated at its size) and, when they change it, replace it
 //! atomically under an exclusive lock that waits for any other writer.
+//!
+//! # From async code
+//! Every method of [`UserStore`] is synchronous: it blocks the calling thread for its Argon2
+//! run (or two) and the store's I/O (the users file, or the database's queries). Called
+//! inside an async task, it stalls every other task on that runtime worker: measured with 4
+//! concurrent logins on a 2-worker tokio runtime, a health check every 10 ms waited up to
+//! 0.8 to 1.9 s (docs/benchmarks.md, "Health checks under logins"). With the feature
+//! `tokio`, [`AsyncUserStore`] runs each call on tokio's blocking pool
+//! (`tokio::task::spawn_blocking`), after taking its share of a memory budget
+//! ([`AsyncUserStore::with_memory_budget`], 256 MiB by default: four default hashes at
+//! once), so the workers stay free and a burst of logins never allocates more than the
+//! budget for Argon2. Without the feature, call the store from `spawn_blocking` yourself and
+//! bound how many calls run at once (a semaphore of budget / `m` permits).
 //!
 //! # The users file
 //! A JSON object mapping each username to a PHC string, exactly as the lab (passlib over
@@ -222,6 +234,8 @@
 // Being wired in (issue 14): UserStore moves onto these traits.
 #[allow(dead_code)]
 mod backend;
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod error;
 mod events;
 mod normalize;
@@ -233,6 +247,8 @@ mod store;
 mod throttle;
 pub mod username;
 
+#[cfg(feature = "tokio")]
+pub use asynchronous::{AsyncUserStore, DEFAULT_MEMORY_BUDGET};
 pub use error::{AuthError, AuthErrorKind};
 pub use events::TARGET as SECURITY_EVENTS_TARGET;
 pub use globo_report::{Report, with_causes};
