@@ -232,10 +232,11 @@
 #![forbid(unsafe_code)]
 
 // Being wired in (issue 14): UserStore moves onto these traits.
-#[allow(dead_code)]
-mod backend;
 #[cfg(feature = "tokio")]
 mod asynchronous;
+#[allow(dead_code)]
+mod backend;
+mod copy;
 mod error;
 mod events;
 mod normalize;
@@ -243,12 +244,14 @@ mod params;
 mod pepper;
 mod phc;
 mod policy;
+mod spec;
 mod store;
 mod throttle;
 pub mod username;
 
 #[cfg(feature = "tokio")]
 pub use asynchronous::{AsyncUserStore, DEFAULT_MEMORY_BUDGET};
+pub use copy::{CopyReport, copy_users};
 pub use error::{AuthError, AuthErrorKind};
 pub use events::TARGET as SECURITY_EVENTS_TARGET;
 pub use globo_report::{Report, with_causes};
@@ -264,6 +267,7 @@ pub use policy::{
 /// The `secrecy` crate, whose [`SecretString`](secrecy::SecretString) carries every password
 /// in and out of this crate: a service needs no dependency of its own to name it.
 pub use secrecy;
+pub use spec::StoreSpec;
 pub use store::{MAX_LOGIN_USERNAME_BYTES, UserStore, UsersMaintenance, Verified};
 pub use throttle::{
     MAX_LOCK_AFTER, MAX_THROTTLE_ENTRIES, ThrottlePolicy, ThrottleScope, ThrottleState,
