@@ -53,11 +53,8 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn run(variant: Variant, store: &AsyncUserStore, duration: Duration) -> Figures {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let logins = Arc::new(AtomicUsize::new(0));
     let latencies = runtime.block_on(async {
