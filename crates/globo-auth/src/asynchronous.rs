@@ -311,7 +311,10 @@ mod tests {
                 store.verify_from("alice", &wrong, Some("10.0.0.1")).await,
                 Err(AuthError::InvalidCredentials)
             ));
-            assert!(matches!(store.verify("mallory", &password).await, Err(AuthError::InvalidCredentials)));
+            assert!(matches!(
+                store.verify("mallory", &password).await,
+                Err(AuthError::InvalidCredentials)
+            ));
             assert_eq!(store.usernames().await.unwrap(), sync.usernames().unwrap());
             assert_eq!(store.usernames().await.unwrap(), ["alice", "bob"]);
             assert_eq!(store.find("alice").await.unwrap(), sync.find("alice").unwrap());
