@@ -44,8 +44,9 @@ pub enum StoreSpec {
     /// A PostgreSQL database.
     #[cfg(feature = "postgres")]
     Postgres {
-        /// The connection settings (with the URL's password, if it had one).
-        config: postgres::Config,
+        /// The connection settings (with the URL's password, if it had one); boxed, it is
+        /// large.
+        config: Box<postgres::Config>,
         /// The URL without its password or `password_secret`, for messages.
         location: String,
         /// The secret that holds the password (`password_secret=NAME`), when named.
@@ -160,7 +161,7 @@ impl StoreSpec {
                     use secrecy::ExposeSecret as _;
                     config.password(password.expose_secret().as_bytes());
                 }
-                UserStore::postgres(config, location)
+                UserStore::postgres(*config, location)
             }
         }
     }
@@ -290,7 +291,7 @@ fn postgres_spec(scheme: &str, rest: &str) -> Result<StoreSpec, AuthError> {
     if let Some(password) = password {
         config.password(password.as_slice());
     }
-    Ok(StoreSpec::Postgres { config, location, password_secret })
+    Ok(StoreSpec::Postgres { config: Box::new(config), location, password_secret })
 }
 
 #[cfg(not(feature = "postgres"))]
