@@ -50,9 +50,10 @@
 //! # From async code
 //! Every method of [`UserStore`] is synchronous: it blocks the calling thread for its Argon2
 //! run (or two) and the store's I/O (the users file, or the database's queries). Called
-//! inside an async task, it stalls every other task on that runtime worker: measured with 4
-//! concurrent logins on a 2-worker tokio runtime, a health check every 10 ms waited up to
-//! 0.8 to 1.9 s (docs/benchmarks.md, "Health checks under logins"). With the feature
+//! inside an async task, it stalls every other task on that runtime worker: with 4
+//! concurrent logins on a 2-worker tokio runtime, a health check due every 10 ms ran a median
+//! 420 ms late (1.1 ms with [`AsyncUserStore`]; docs/benchmarks.md, "Health checks under
+//! logins"; a service measured 0.8 to 1.9 s). With the feature
 //! `tokio`, [`AsyncUserStore`] runs each call on tokio's blocking pool
 //! (`tokio::task::spawn_blocking`), after taking its share of a memory budget
 //! ([`AsyncUserStore::with_memory_budget`], 256 MiB by default: four default hashes at
