@@ -355,7 +355,7 @@ pub enum AuthError {
         supported: i64,
     },
 
-    /// An [`AsyncUserStore`](crate::AsyncUserStore) memory budget is too small for one
+    /// An `AsyncUserStore` (feature `tokio`) memory budget is too small for one
     /// hash of the store's profile (or below 1 MiB), so no call could ever run.
     #[error("invalid memory budget: {reason}")]
     InvalidMemoryBudget {
@@ -363,7 +363,7 @@ pub enum AuthError {
         reason: &'static str,
     },
 
-    /// An [`AsyncUserStore`](crate::AsyncUserStore) call could not finish on tokio's
+    /// An `AsyncUserStore` (feature `tokio`) call could not finish on tokio's
     /// blocking pool: its task panicked (a bug), was cancelled as the runtime shut down, or
     /// the call was not made inside a tokio runtime. Whether the store changed is unknown.
     #[error("the store call did not complete: {reason}")]

@@ -52,11 +52,11 @@
 //! run (or two) and the store's I/O (the users file, or the database's queries). Called
 //! inside an async task, it stalls every other task on that runtime worker: with 4
 //! concurrent logins on a 2-worker tokio runtime, a health check due every 10 ms ran a median
-//! 420 ms late (1.1 ms with [`AsyncUserStore`]; docs/benchmarks.md, "Health checks under
+//! 420 ms late (1.1 ms with `AsyncUserStore`; docs/benchmarks.md, "Health checks under
 //! logins"; a service measured 0.8 to 1.9 s). With the feature
-//! `tokio`, [`AsyncUserStore`] runs each call on tokio's blocking pool
+//! `tokio`, `AsyncUserStore` runs each call on tokio's blocking pool
 //! (`tokio::task::spawn_blocking`), after taking its share of a memory budget
-//! ([`AsyncUserStore::with_memory_budget`], 256 MiB by default: four default hashes at
+//! (`AsyncUserStore::with_memory_budget`, 256 MiB by default: four default hashes at
 //! once), so the workers stay free and a burst of logins never allocates more than the
 //! budget for Argon2. Without the feature, call the store from `spawn_blocking` yourself and
 //! bound how many calls run at once (a semaphore of budget / `m` permits).

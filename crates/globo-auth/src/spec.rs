@@ -14,7 +14,7 @@ use crate::{AuthError, UserStore};
 /// | --- | --- |
 /// | a path (`users.json`, `/srv/users.json`) | [`Json`](StoreSpec::Json): the lab's users file |
 /// | `sqlite:///abs/path.db`, `sqlite://relative.db` | [`Sqlite`](StoreSpec::Sqlite) (feature `sqlite`) |
-/// | `postgres://user:pw@host:port/db`, `postgresql://...` | [`Postgres`](StoreSpec::Postgres) (feature `postgres`) |
+/// | `postgres://user:pw@host:port/db`, `postgresql://...` | `Postgres` (feature `postgres`) |
 ///
 /// A PostgreSQL URL follows libpq's connection URIs. Instead of holding the password, it may
 /// name a secret that holds it: `postgres://globo@db/users?password_secret=NAME` (the
