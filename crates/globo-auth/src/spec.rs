@@ -260,13 +260,23 @@ fn postgres_spec(scheme: &str, rest: &str) -> Result<StoreSpec, AuthError> {
     let mut password_secret = None;
     let mut kept = Vec::new();
     for parameter in query.into_iter().flat_map(|q| q.split('&')) {
-        match parameter.split_once('=') {
-            Some(("password_secret", name)) => {
-                let name = String::from_utf8_lossy(&percent_decode(name)).into_owned();
-                password_secret = Some(name);
-            }
-            Some(("password", secret)) => password = Some(Zeroizing::new(percent_decode(secret))),
-            _ => kept.push(parameter),
+        let (key, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+        let key = String::from_utf8_lossy(&percent_decode(key)).to_ascii_lowercase();
+        if key == "password_secret" {
+            password_secret = Some(String::from_utf8_lossy(&percent_decode(value)).into_owned());
+        } else if key == "password" {
+            password = Some(Zeroizing::new(percent_decode(value)));
+        } else if key.contains("password") {
+            // Kept, its value would be in the location and every message.
+            return Err(AuthError::InvalidStoreSpec {
+                store: format!("{scheme}://{authority}{path}"),
+                reason: format!(
+                    "the URL parameter '{}' is not supported (only password and password_secret)",
+                    key.escape_debug()
+                ),
+            });
+        } else {
+            kept.push(parameter);
         }
     }
     let mut location = format!("{scheme}://{authority}{path}");
@@ -390,6 +400,14 @@ mod tests {
         assert_eq!(config.get_password(), Some(&b"hunter2"[..]));
         assert_eq!(location, "postgres://globo@db/users?sslmode=disable");
         assert!(!format!("{spec:?}").contains("hunter2"));
+        // Any case, percent-encoded key; other parameters named like a password are refused.
+        let spec = StoreSpec::parse("postgres://globo@db/users?PassWord=hunter2").unwrap();
+        assert_eq!(spec.to_string(), "postgres://globo@db/users");
+        let spec = StoreSpec::parse("postgres://globo@db/users?pass%77ord=hunter2").unwrap();
+        assert_eq!(spec.to_string(), "postgres://globo@db/users");
+        let error = StoreSpec::parse("postgres://globo@db/users?sslpassword=hunter2").unwrap_err();
+        assert!(error.to_string().contains("'sslpassword' is not supported"), "{error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
         // A URL the parser refuses: the message quotes no password.
         let error = StoreSpec::parse("postgres://globo:hunter2@db:notaport/users").unwrap_err();
         assert!(matches!(error, AuthError::InvalidStoreSpec { .. }), "{error:?}");
