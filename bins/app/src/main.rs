@@ -22,6 +22,11 @@ Examples:
   RUST_LOG=globo_auth=info app --log-format json verify alice
                                            security events as JSON lines on stderr
   app users unlock alice                   clear alice's failed logins and lock (throttling)
+  app users copy --from users.json --to sqlite://users.db
+                                           copy every user (hashes as they are) into SQLite
+  GLOBO_USERS_STORE='postgres://globo@db:5432/users?password_secret=DB_PASSWORD' app verify alice
+                                           users in PostgreSQL, the password read from the
+                                           secret DB_PASSWORD (.env, or AWS with --mode prod)
   app config init-key                      write a new Fernet key to secret.key
   app config encrypt config.json --remove-plaintext
   app config show                          decrypt config.enc in memory and print the JSON
@@ -67,8 +72,8 @@ enum Command {
     /// Check a user's password; exit 0 when it matches, 1 otherwise.
     #[command(alias = "login")]
     Verify(cmd::auth::VerifyArgs),
-    /// List and delete users, change or reset their passwords, unlock them, manage the
-    /// password pepper.
+    /// List and delete users, change or reset their passwords, unlock them, copy them
+    /// between stores, manage the password pepper.
     #[command(subcommand)]
     Users(cmd::users::UsersCommand),
     /// Encrypt, show and rotate the Fernet-encrypted configuration.

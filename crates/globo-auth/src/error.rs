@@ -354,6 +354,36 @@ pub enum AuthError {
         supported: i64,
     },
 
+    /// An `AsyncUserStore` (feature `tokio`) memory budget is too small for one
+    /// hash of the store's profile (or below 1 MiB), so no call could ever run.
+    #[error("invalid memory budget: {reason}")]
+    InvalidMemoryBudget {
+        /// Why it is refused.
+        reason: &'static str,
+    },
+
+    /// An `AsyncUserStore` (feature `tokio`) call could not finish on tokio's
+    /// blocking pool: its task panicked (a bug), was cancelled as the runtime shut down, or
+    /// the call was not made inside a tokio runtime. Whether the store changed is unknown.
+    #[error("the store call did not complete: {reason}")]
+    BlockingTask {
+        /// What happened to it.
+        reason: &'static str,
+    },
+
+    /// A store specification ([`StoreSpec::parse`](crate::StoreSpec::parse)) is not one
+    /// globo can open: empty, an unknown scheme, an `sqlite://` without a path, a
+    /// PostgreSQL URL that does not parse or holds both a password and `password_secret`,
+    /// a backend this build lacks, or a named password secret that was not supplied. The
+    /// message never holds a password.
+    #[error("invalid users store '{store}': {reason}")]
+    InvalidStoreSpec {
+        /// The specification without any password (or a description of it).
+        store: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The Argon2 implementation refused inputs that globo had already validated (a bug).
     #[error("argon2 computation failed")]
     Argon2 {
@@ -473,6 +503,9 @@ impl AuthError {
             | Self::InvalidThrottlePolicy { .. }
             | Self::Database { .. }
             | Self::StoreSchema { .. }
+            | Self::InvalidMemoryBudget { .. }
+            | Self::BlockingTask { .. }
+            | Self::InvalidStoreSpec { .. }
             | Self::Random { .. }
             | Self::Argon2 { .. } => AuthErrorKind::Operational,
         }
@@ -588,6 +621,15 @@ mod tests {
                 },
                 Operational,
             ),
+            (AuthError::InvalidMemoryBudget { reason: "below one hash" }, Operational),
+            (AuthError::BlockingTask { reason: "it panicked" }, Operational),
+            (
+                AuthError::InvalidStoreSpec {
+                    store: "mysql://db".into(),
+                    reason: "unknown scheme 'mysql'".into(),
+                },
+                Operational,
+            ),
         ]
     }
 
@@ -630,9 +672,12 @@ mod tests {
             AuthError::PepperStale { .. } => 32,
             AuthError::Database { .. } => 33,
             AuthError::StoreSchema { .. } => 34,
+            AuthError::InvalidMemoryBudget { .. } => 35,
+            AuthError::BlockingTask { .. } => 36,
+            AuthError::InvalidStoreSpec { .. } => 37,
         }
     }
-    const VARIANTS: usize = 35;
+    const VARIANTS: usize = 38;
 
     /// Issue 13 review, point 8: no message has a run of spaces (a line continuation that
     /// kept the next line's indentation).

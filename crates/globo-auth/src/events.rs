@@ -50,6 +50,17 @@ pub(crate) enum Event<'a> {
     SourceUnlocked { source: &'a str },
     /// `user_deleted`.
     UserDeleted { username: &'a str, source: &'a str },
+    /// `sys_users_copied`: `copy_users` copied the users of the store `from` into `to` (their
+    /// locations, never a password). One per run, in the `sys_` form of
+    /// `sys_users_repeppered`; counts only, never a record.
+    UsersCopied {
+        from: &'a str,
+        to: &'a str,
+        created: usize,
+        unchanged: usize,
+        conflicting: usize,
+        skipped: usize,
+    },
     /// `sys_users_repeppered`: a bulk run over the users file (`pepper_all`, `what`
     /// "peppered"; `rotate_pepper_all`, "rotated") put `changed` records under pepper
     /// `version`. OWASP's vocabulary has no event for bulk maintenance: this one follows its
@@ -175,6 +186,12 @@ impl Event<'_> {
                 event = %format_args!("sys_users_repeppered:{what},{}", Escaped(version)),
                 what, version = %Escaped(version), changed, unchanged, skipped,
                 "users file re-peppered"
+            ),
+            Event::UsersCopied { from, to, created, unchanged, conflicting, skipped } => warn!(
+                target: TARGET,
+                event = %format_args!("sys_users_copied:{},{}", Escaped(from), Escaped(to)),
+                from = %Escaped(from), to = %Escaped(to), created, unchanged, conflicting, skipped,
+                "users copied between stores"
             ),
             Event::UserDeleted { username, source } => warn!(
                 target: TARGET, event = %format_args!("user_deleted:{}", Escaped(username)),

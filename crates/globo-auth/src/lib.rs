@@ -39,9 +39,8 @@
 //! with `owasp-min`, 80 to 115 ms with the default profile, see docs/benchmarks.md; seconds
 //! in an unoptimised build, see below) and allocates its memory cost, `m` KiB
 //! (64 MiB with the default profile; for a stored hash, up to 256 MiB with the default
-//! [`Limits`], or what [`UserStore::with_limits`] allows). In async
-//! code call them from `spawn_blocking`, and bound how many run at once: each one holds its
-//! `m` KiB until it returns. With the `parallel` feature, the first computation starts
+//! [`Limits`], or what [`UserStore::with_limits`] allows). From async
+//! code, see "From async code" below: each one holds its `m` KiB until it returns. With the `parallel` feature, the first computation starts
 //! rayon's global thread pool (one thread per CPU, or `RAYON_NUM_THREADS`) and each runs its
 //! `p` lanes on it; without it, everything runs on the calling thread and no thread is
 //! started. A login reads the users once, known name or not (the name's lookup and the
@@ -49,6 +48,20 @@
 //! file whole (up to [`UserStore::MAX_FILE_LEN`], allocated at its size). Every change is one
 //! transaction under the store's writer lock, which waits for any other writer: for the users
 //! file, an exclusive lock and an atomic replacement of the file.
+//!
+//! # From async code
+//! Every method of [`UserStore`] is synchronous: it blocks the calling thread for its Argon2
+//! run (or two) and the store's I/O (the users file, or the database's queries). Called
+//! inside an async task, it stalls every other task on that runtime worker: with 4
+//! concurrent logins on a 2-worker tokio runtime, a health check due every 10 ms ran a median
+//! 420 ms late (1.1 ms with `AsyncUserStore`; docs/benchmarks.md, "Health checks under
+//! logins"; a service measured 0.8 to 1.9 s). With the feature
+//! `tokio`, `AsyncUserStore` runs each call on tokio's blocking pool
+//! (`tokio::task::spawn_blocking`), after taking its share of a memory budget
+//! (`AsyncUserStore::with_memory_budget`, 256 MiB by default: four default hashes at
+//! once), so the workers stay free and a burst of logins never allocates more than the
+//! budget for Argon2. Without the feature, call the store from `spawn_blocking` yourself and
+//! bound how many calls run at once (a semaphore of budget / `m` permits).
 //!
 //! # The users file
 //! A JSON object mapping each username to a PHC string, exactly as the lab (passlib over
@@ -229,7 +242,10 @@
 //! [docs/passwords.md](https://github.com/globo-rs/globo/blob/main/docs/passwords.md).
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod backend;
+mod copy;
 mod error;
 mod events;
 mod normalize;
@@ -237,10 +253,14 @@ mod params;
 mod pepper;
 mod phc;
 mod policy;
+mod spec;
 mod store;
 mod throttle;
 pub mod username;
 
+#[cfg(feature = "tokio")]
+pub use asynchronous::{AsyncUserStore, DEFAULT_MEMORY_BUDGET};
+pub use copy::{CopyReport, copy_users};
 pub use error::{AuthError, AuthErrorKind};
 pub use events::TARGET as SECURITY_EVENTS_TARGET;
 pub use globo_report::{Report, with_causes};
@@ -256,6 +276,7 @@ pub use policy::{
 /// The `secrecy` crate, whose [`SecretString`](secrecy::SecretString) carries every password
 /// in and out of this crate: a service needs no dependency of its own to name it.
 pub use secrecy;
+pub use spec::StoreSpec;
 pub use store::{MAX_LOGIN_USERNAME_BYTES, UserStore, UsersMaintenance, Verified};
 pub use throttle::{
     MAX_LOCK_AFTER, MAX_THROTTLE_ENTRIES, ThrottlePolicy, ThrottleScope, ThrottleState,

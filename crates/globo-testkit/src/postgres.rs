@@ -11,7 +11,7 @@ pub const POSTGRES_URL_VARIABLE: &str = "GLOBO_TEST_POSTGRES_URL";
 /// How long connecting to the test server may take before it counts as not answering.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A database of its own on the test server, created by [`postgres`] and dropped (with
+/// A database of its own on the test server, created by [`postgres()`](crate::postgres()) and dropped (with
 /// `DROP DATABASE ... WITH (FORCE)`, which ends its remaining sessions) when this is dropped.
 /// Its `Debug` shows the location, never the password.
 pub struct TestDatabase {

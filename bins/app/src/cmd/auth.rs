@@ -1,7 +1,6 @@
 //! `app register` and `app verify` (alias `login`).
 
 use std::io::{BufRead as _, IsTerminal as _, Read as _};
-use std::path::PathBuf;
 
 use globo::auth::{
     AuthError, MAX_LOGIN_PASSWORD_BYTES, MAX_PASSWORD_CHARS, PasswordPolicy, Profile,
@@ -26,9 +25,8 @@ pub(crate) struct StoreArgs {
     #[arg(long)]
     pub(crate) password_stdin: bool,
 
-    /// The users file (a JSON object mapping usernames to Argon2 hashes).
-    #[arg(long, value_name = "PATH", default_value = "users.json")]
-    users_file: PathBuf,
+    #[command(flatten)]
+    users: crate::cmd::store::UsersStoreArgs,
 
     /// Argon2id parameters for new hashes, and the policy older hashes are upgraded to on
     /// login: rfc9106-low-memory (m=64 MiB, t=3, p=4; the lab's), owasp-min (m=19 MiB, t=2,
@@ -109,7 +107,9 @@ impl StoreArgs {
                  GLOBO_PASSWORD_PROFILE or drop --profile."
             );
         }
-        let store = UserStore::new(&self.users_file)
+        let store = self
+            .users
+            .open(&self.pepper.secrets)?
             .with_profile(self.profile)
             .with_password_policy(self.password_policy);
         // With a pepper, new records are peppered and a login upgrades older ones.

@@ -4,4 +4,5 @@ pub(crate) mod auth;
 pub(crate) mod config;
 pub(crate) mod pepper;
 pub(crate) mod secrets;
+pub(crate) mod store;
 pub(crate) mod users;

@@ -1,29 +1,23 @@
 //! `app users init-pepper|pepper|rotate-pepper`, and where `register`, `verify` and `app users`
 //! find the password pepper.
 
-use std::path::PathBuf;
-
 use globo::auth::{AuthError, PepperReport, Peppers, UserStore};
 use globo::keys::KeysError;
 use globo::keys::pepper::{
     DEFAULT_PEPPER_SECRET, PEPPER_SECRET_VAR, PepperSource, PepperSourceConfig,
 };
-use globo::secrets::{Environment, Mode};
+use globo::secrets::Environment;
 
+use crate::cmd::store::{SecretsArgs, UsersStoreArgs};
 use crate::failure::Failure;
 use crate::out::{outln, warnln};
 
 /// Where the password pepper is: the options `register`, `verify` and `app users` share.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PepperSourceArgs {
-    /// Where the password pepper is kept: `local` (the environment, else the .env file) or
-    /// `prod` (AWS Secrets Manager); default: $APP_MODE, else the last APP_MODE in the .env
-    /// file, else local.
-    #[arg(long)]
-    mode: Option<String>,
-    /// The .env file: APP_MODE, the pepper in local mode, the AWS settings in prod mode.
-    #[arg(long, value_name = "PATH", default_value = ".env")]
-    env_file: PathBuf,
+    /// Where secrets are read: the pepper, a database password.
+    #[command(flatten)]
+    pub(crate) secrets: SecretsArgs,
     /// The secret (prod) or variable (local) holding the password pepper. Use one secret per
     /// users file: a rotation retires the versions its own file no longer uses, which would
     /// lock out the users of another file sharing the secret.
@@ -34,9 +28,8 @@ pub(crate) struct PepperSourceArgs {
 /// Arguments of `app users init-pepper`, `pepper` and `rotate-pepper`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PepperArgs {
-    /// The users file (a JSON object mapping usernames to Argon2 hashes).
-    #[arg(long, value_name = "PATH", default_value = "users.json")]
-    users_file: PathBuf,
+    #[command(flatten)]
+    users: UsersStoreArgs,
 
     #[command(flatten)]
     pepper: PepperSourceArgs,
@@ -46,9 +39,9 @@ impl PepperSourceArgs {
     /// The pepper's home, resolved by globo-keys from `--mode`, `APP_MODE` and `.env`.
     pub(crate) fn source(&self) -> Result<PepperSource, Failure> {
         let mut config =
-            PepperSourceConfig::new().secret(&self.pepper_secret).env_file(&self.env_file);
-        if let Some(text) = self.mode.as_deref() {
-            config = config.mode(text.parse::<Mode>().map_err(|e| Failure::from_error(&e))?);
+            PepperSourceConfig::new().secret(&self.pepper_secret).env_file(&self.secrets.env_file);
+        if let Some(mode) = self.secrets.mode()? {
+            config = config.mode(mode);
         }
         PepperSource::resolve(&config, &Environment::from_process()).map_err(|e| pepper_failure(&e))
     }
@@ -122,8 +115,8 @@ pub(crate) fn init_pepper(args: &PepperArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn store(args: &PepperArgs, peppers: Peppers) -> UserStore {
-    UserStore::new(&args.users_file).with_peppers(peppers)
+fn store(args: &PepperArgs, peppers: Peppers) -> Result<UserStore, Failure> {
+    Ok(args.users.open(&args.pepper.secrets)?.with_peppers(peppers))
 }
 
 /// `'name', ...`, each escaped.
@@ -156,13 +149,14 @@ pub(crate) fn pepper(args: &PepperArgs) -> Result<(), Failure> {
         .map_err(|e| pepper_failure(&e))?
         .ok_or_else(|| pepper_failure(&KeysError::PepperMissing { location: source.describe() }))?;
     let version = peppers.current_version().to_owned();
-    let report = store(args, peppers).pepper_all().map_err(|e| Failure::from_error(&e))?;
+    let store = store(args, peppers)?;
+    let report = store.pepper_all().map_err(|e| Failure::from_error(&e))?;
     warn_unusable(&report);
     outln!(
         "Peppered {} records with pepper version {version} ({} already peppered) in '{}'.",
         report.changed,
         report.unchanged,
-        args.users_file.display()
+        store.location()
     )?;
     Ok(())
 }
@@ -172,7 +166,9 @@ pub(crate) fn rotate_pepper(args: &PepperArgs) -> Result<(), Failure> {
     // Under the users file's lock throughout: a new current version (or the one an
     // unfinished rotation added), read back; every record moved; the versions no entry
     // names any more retired.
-    let rotation = source.rotate_users(UserStore::new(&args.users_file)).map_err(|e| match e {
+    let store = args.users.open(&args.pepper.secrets)?;
+    let location = store.location().to_owned();
+    let rotation = source.rotate_users(store).map_err(|e| match e {
         KeysError::PepperChanged { .. } | KeysError::PepperMissing { .. } => pepper_failure(&e),
         _ => Failure::msg(format!(
             "{}\nhint: nothing was retired; fix the cause and run `app users rotate-pepper` \
@@ -208,7 +204,7 @@ pub(crate) fn rotate_pepper(args: &PepperArgs) -> Result<(), Failure> {
         rotation.moved.changed,
         rotation.version,
         rotation.moved.unchanged,
-        args.users_file.display()
+        location
     )?;
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! commands are in `pepper`.
 
 use std::io::{BufRead as _, IsTerminal as _, Read as _};
-use std::path::PathBuf;
 
 use globo::auth::UserStore;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -11,6 +10,7 @@ use crate::cmd::auth::{
     SourceArgs, StoreArgs, failure, login_failure, read_password_line, visible,
 };
 use crate::cmd::pepper::{self, PepperArgs};
+use crate::cmd::store::{CopyArgs, SecretsArgs, UsersStoreArgs};
 use crate::failure::Failure;
 use crate::out::{outln, warnln};
 
@@ -43,17 +43,29 @@ pub(crate) enum UsersCommand {
     /// Rotate the pepper: add a new version, move every record to it, then drop the old
     /// versions. Each step is crash-safe; run it again to complete an interrupted rotation.
     RotatePepper(PepperArgs),
+    /// Copy every user (password hashes as they are) from one store into another, e.g. from
+    /// users.json into sqlite://users.db: idempotent, never overwrites; prints how many were
+    /// created, unchanged and conflicting, and fails when any conflict.
+    Copy(CopyArgs),
     /// Clear a user's failed logins, delay and lock (or a login source's, with --source). A
     /// name no user has is counted and locked like any other; its record is cleared too.
     Unlock(UnlockArgs),
 }
 
-/// The users file, for commands that need nothing else.
+/// The users store, for commands that need nothing else.
 #[derive(Debug, clap::Args)]
 pub(crate) struct FileArgs {
-    /// The users file (a JSON object mapping usernames to Argon2 hashes).
-    #[arg(long, value_name = "PATH", default_value = "users.json")]
-    users_file: PathBuf,
+    #[command(flatten)]
+    users: UsersStoreArgs,
+
+    #[command(flatten)]
+    secrets: SecretsArgs,
+}
+
+impl FileArgs {
+    fn open(&self) -> Result<UserStore, Failure> {
+        self.users.open(&self.secrets)
+    }
 }
 
 /// Arguments of `app users unlock`.
@@ -67,9 +79,9 @@ pub(crate) struct UnlockArgs {
     #[arg(long, value_name = "KEY")]
     source: Option<String>,
 
-    /// The users file (its throttling state is `<file>.throttle` beside it).
-    #[arg(long, value_name = "PATH", default_value = "users.json")]
-    users_file: PathBuf,
+    /// The users store (a JSON file's throttling state is `<file>.throttle` beside it).
+    #[command(flatten)]
+    file: FileArgs,
 }
 
 /// Arguments of `app users delete`.
@@ -126,11 +138,12 @@ pub(crate) fn run(command: UsersCommand) -> Result<(), Failure> {
         UsersCommand::Pepper(args) => pepper::pepper(&args),
         UsersCommand::RotatePepper(args) => pepper::rotate_pepper(&args),
         UsersCommand::Unlock(args) => unlock(args),
+        UsersCommand::Copy(args) => crate::cmd::store::copy(&args),
     }
 }
 
 fn list(args: &FileArgs) -> Result<(), Failure> {
-    let names = UserStore::new(&args.users_file).usernames().map_err(|e| failure(&e))?;
+    let names = args.open()?.usernames().map_err(|e| failure(&e))?;
     for name in names {
         outln!("{}", visible(&name))?;
     }
@@ -141,7 +154,7 @@ fn list(args: &FileArgs) -> Result<(), Failure> {
 /// about the name as stored, then deletes exactly that name (nobody else, even if the file
 /// changed meanwhile).
 fn delete(args: &DeleteArgs) -> Result<(), Failure> {
-    let store = UserStore::new(&args.file.users_file);
+    let store = args.file.open()?;
     let stored = store.find(&args.username).map_err(|e| failure(&e))?;
     if !args.yes {
         confirm_deletion(&stored)?;
@@ -239,7 +252,7 @@ fn prompt_new_password() -> Result<SecretString, Failure> {
 }
 
 fn unlock(args: UnlockArgs) -> Result<(), Failure> {
-    let store = UserStore::new(&args.users_file);
+    let store = args.file.open()?;
     let error = |e: globo::auth::AuthError| failure(&e);
     match (args.username, args.source) {
         (_, Some(source)) => {

@@ -1,0 +1,173 @@
+//! Where the users are (`--users-store`, `GLOBO_USERS_STORE`), where secrets are read from
+//! (`--mode`, `--env-file`), and `app users copy`.
+
+use std::path::PathBuf;
+
+use globo::auth::{StoreSpec, UserStore, copy_users};
+use globo::secrets::{Environment, Mode, SecretValue, provider_for};
+use secrecy::SecretString;
+
+use crate::failure::Failure;
+use crate::out::{outln, warnln};
+
+/// The help of every `--users-store`.
+const STORE_HELP: &str = "Where the users are: a path (a JSON users file mapping usernames to \
+    Argon2 hashes, as the lab writes it), sqlite://PATH (sqlite:///abs/users.db), or a \
+    postgres:// URL; a URL's password is never printed, and ?password_secret=NAME reads it \
+    from the secrets provider instead (see --mode, --env-file)";
+
+/// The users store of a command.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UsersStoreArgs {
+    #[arg(
+        long,
+        value_name = "STORE",
+        env = "GLOBO_USERS_STORE",
+        default_value = "users.json",
+        help = STORE_HELP
+    )]
+    users_store: String,
+
+    /// A JSON users file (the option of earlier versions; same as --users-store PATH).
+    #[arg(long, value_name = "PATH", hide = true, conflicts_with = "users_store")]
+    users_file: Option<PathBuf>,
+}
+
+impl UsersStoreArgs {
+    fn spec(&self) -> Result<StoreSpec, Failure> {
+        match &self.users_file {
+            Some(path) => Ok(StoreSpec::Json(path.clone())),
+            None => parse(&self.users_store),
+        }
+    }
+
+    /// Opens the store, reading its password secret through `secrets` when it names one.
+    pub(crate) fn open(&self, secrets: &SecretsArgs) -> Result<UserStore, Failure> {
+        open(self.spec()?, secrets)
+    }
+}
+
+/// Where secrets are read (a database's `password_secret`, the pepper): the options every
+/// command that opens a users store shares.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SecretsArgs {
+    /// Where secrets (the password pepper, a database password named by password_secret)
+    /// are kept: `local` (the environment, else the .env file) or `prod` (AWS Secrets
+    /// Manager); default: $APP_MODE, else the last APP_MODE in the .env file, else local.
+    #[arg(long)]
+    pub(crate) mode: Option<String>,
+    /// The .env file: APP_MODE, the secrets in local mode, the AWS settings in prod mode.
+    #[arg(long, value_name = "PATH", default_value = ".env")]
+    pub(crate) env_file: PathBuf,
+}
+
+impl SecretsArgs {
+    pub(crate) fn mode(&self) -> Result<Option<Mode>, Failure> {
+        self.mode
+            .as_deref()
+            .map(|text| text.parse::<Mode>().map_err(|e| Failure::from_error(&e)))
+            .transpose()
+    }
+
+    /// The text secret `name` from the mode's provider (as `app secrets get` reads it).
+    fn read_text(&self, name: &str, store: &str) -> Result<SecretString, Failure> {
+        let mode = self.mode()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::msg(format!("cannot start the async runtime: {e}")))?;
+        let value = runtime
+            .block_on(async {
+                let env = Environment::from_process();
+                provider_for(mode, &self.env_file, &env).await?.get_value(name).await
+            })
+            .map_err(|e| {
+                Failure::msg(format!(
+                    "cannot read the password of users store '{store}' from secret '{}': {}",
+                    name.escape_debug(),
+                    globo::with_causes(&e)
+                ))
+            })?;
+        match value {
+            SecretValue::Text(text) => Ok(text),
+            _ => Err(Failure::msg(format!(
+                "the secret '{}' holding the password of users store '{store}' is binary, not text",
+                name.escape_debug()
+            ))),
+        }
+    }
+}
+
+fn parse(text: &str) -> Result<StoreSpec, Failure> {
+    StoreSpec::parse(text).map_err(|e| {
+        Failure::msg(format!(
+            "{}\nhint: --users-store (GLOBO_USERS_STORE) takes a path (a JSON users file), \
+             sqlite://PATH or postgres://USER@HOST:PORT/DB (with ?password_secret=NAME to keep \
+             the password out of the URL)",
+            globo::with_causes(&e)
+        ))
+    })
+}
+
+fn open(spec: StoreSpec, secrets: &SecretsArgs) -> Result<UserStore, Failure> {
+    let location = spec.location();
+    let password = match spec.password_secret() {
+        Some(name) => Some(secrets.read_text(name, &location)?),
+        None => None,
+    };
+    spec.open(password).map_err(|e| Failure::from_error(&e))
+}
+
+/// Arguments of `app users copy`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CopyArgs {
+    /// The store to copy users from (a path, sqlite://PATH or a postgres:// URL).
+    #[arg(long, value_name = "STORE")]
+    from: String,
+    /// The store to copy them into (created when missing).
+    #[arg(long, value_name = "STORE")]
+    to: String,
+
+    #[command(flatten)]
+    secrets: SecretsArgs,
+}
+
+/// `'name', ...`, each escaped.
+fn names(users: &[String]) -> String {
+    users.iter().map(|n| format!("'{}'", n.escape_debug())).collect::<Vec<_>>().join(", ")
+}
+
+pub(crate) fn copy(args: &CopyArgs) -> Result<(), Failure> {
+    let from = open(parse(&args.from)?, &args.secrets)?;
+    let to = open(parse(&args.to)?, &args.secrets)?;
+    let report = copy_users(&from, &to).map_err(|e| Failure::from_error(&e))?;
+    if !report.skipped.is_empty() {
+        warnln!(
+            "warning: {} entries of '{}' are not hashes and were not copied: {}",
+            report.skipped.len(),
+            from.location(),
+            names(&report.skipped)
+        );
+    }
+    outln!(
+        "Copied users from '{}' to '{}': created {}, unchanged {}, conflicting {}.",
+        from.location(),
+        to.location(),
+        report.created,
+        report.unchanged,
+        report.conflicting.len()
+    )?;
+    if report.conflicting.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::msg(format!(
+        "{} users of '{}' are in '{}' with another password hash and were left as they are: {}\n\
+         hint: nothing was overwritten; decide for each (delete it in '{}' with `app users \
+         delete NAME --users-store STORE`, or keep it), then run the copy again",
+        report.conflicting.len(),
+        from.location(),
+        to.location(),
+        names(&report.conflicting),
+        to.location()
+    )))
+}

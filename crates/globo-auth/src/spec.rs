@@ -1,0 +1,467 @@
+//! Choosing a store from one string (a command-line option, a setting): a path, `sqlite://PATH`
+//! or a PostgreSQL URL.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+use crate::{AuthError, UserStore};
+
+/// Which store to open, parsed from one string by [`StoreSpec::parse`]:
+///
+/// | text | store |
+/// | --- | --- |
+/// | a path (`users.json`, `/srv/users.json`) | [`Json`](StoreSpec::Json): the lab's users file |
+/// | `sqlite:///abs/path.db`, `sqlite://relative.db` | [`Sqlite`](StoreSpec::Sqlite) (feature `sqlite`) |
+/// | `postgres://user:pw@host:port/db`, `postgresql://...` | `Postgres` (feature `postgres`) |
+///
+/// A PostgreSQL URL follows libpq's connection URIs. Instead of holding the password, it may
+/// name a secret that holds it: `postgres://globo@db/users?password_secret=NAME` (the
+/// parameter is removed before the URL is parsed; a URL with both a password and
+/// `password_secret` is refused). The caller reads that secret (say, through globo-secrets)
+/// and passes it to [`open`](StoreSpec::open).
+///
+/// [`Display`](fmt::Display) and [`Debug`] show the store's location, never a password:
+/// the path, `sqlite://PATH`, or the URL without its password.
+///
+/// ```
+/// use globo_auth::StoreSpec;
+///
+/// # fn main() -> Result<(), globo_auth::AuthError> {
+/// assert_eq!(StoreSpec::parse("users.json")?, StoreSpec::Json("users.json".into()));
+/// assert_eq!(StoreSpec::parse("sqlite:///srv/users.db")?, StoreSpec::Sqlite("/srv/users.db".into()));
+/// assert!(StoreSpec::parse("mysql://db/users").is_err());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum StoreSpec {
+    /// The JSON users file at this path.
+    Json(PathBuf),
+    /// The SQLite database at this path.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    #[cfg(feature = "postgres")]
+    Postgres {
+        /// The connection settings (with the URL's password, if it had one); boxed, it is
+        /// large.
+        config: Box<postgres::Config>,
+        /// The URL without its password or `password_secret`, for messages.
+        location: String,
+        /// The secret that holds the password (`password_secret=NAME`), when named.
+        password_secret: Option<String>,
+    },
+}
+
+impl PartialEq for StoreSpec {
+    /// Equal when they are the same kind of store at the same location (a PostgreSQL
+    /// password is not compared).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Json(a), Self::Json(b)) | (Self::Sqlite(a), Self::Sqlite(b)) => a == b,
+            #[cfg(feature = "postgres")]
+            (
+                Self::Postgres { location: a, password_secret: x, .. },
+                Self::Postgres { location: b, password_secret: y, .. },
+            ) => a == b && x == y,
+            _ => false,
+        }
+    }
+}
+
+impl StoreSpec {
+    /// Parses `text` (see [`StoreSpec`]). Refused with [`AuthError::InvalidStoreSpec`]:
+    /// empty text, a `scheme://` other than `sqlite`, `postgres` and `postgresql`,
+    /// `sqlite://` without a path, a PostgreSQL URL that does not parse or holds both a
+    /// password and `password_secret`, or one this build has no backend for.
+    pub fn parse(text: &str) -> Result<Self, AuthError> {
+        if text.is_empty() {
+            return Err(invalid(
+                "(empty)",
+                "the store is empty: give a path, sqlite://PATH or a postgres:// URL",
+            ));
+        }
+        let Some((scheme, rest)) = split_scheme(text) else {
+            return Ok(Self::Json(PathBuf::from(text)));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => {
+                if rest.is_empty() {
+                    return Err(invalid(
+                        text,
+                        "sqlite:// needs a path (sqlite:///abs/users.db or sqlite://users.db)",
+                    ));
+                }
+                Ok(Self::Sqlite(PathBuf::from(rest)))
+            }
+            "postgres" | "postgresql" => postgres_spec(scheme, rest),
+            _ => Err(AuthError::InvalidStoreSpec {
+                store: format!("{}://...", scheme.escape_debug()),
+                reason: format!(
+                    "unknown scheme '{}': use a path (a JSON users file), sqlite://PATH or postgres://...",
+                    scheme.escape_debug()
+                ),
+            }),
+        }
+    }
+
+    /// The store for messages: the path, `sqlite://PATH`, or the URL without its password.
+    pub fn location(&self) -> String {
+        match self {
+            Self::Json(path) => path.display().to_string(),
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            #[cfg(feature = "postgres")]
+            Self::Postgres { location, .. } => location.clone(),
+        }
+    }
+
+    /// The secret that holds the PostgreSQL password, when the URL names one.
+    pub fn password_secret(&self) -> Option<&str> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres { password_secret, .. } => password_secret.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Opens the store: [`UserStore::new`], `UserStore::sqlite` or `UserStore::postgres`
+    /// (creating and migrating a database's schema; connecting to PostgreSQL). `password`
+    /// is the value of the [`password_secret`](Self::password_secret), which must be given
+    /// exactly when the URL names one ([`AuthError::InvalidStoreSpec`] otherwise). A
+    /// `sqlite://` store in a build without the feature `sqlite` is refused the same way.
+    pub fn open(self, password: Option<SecretString>) -> Result<UserStore, AuthError> {
+        let location = self.location();
+        if password.is_some() && self.password_secret().is_none() {
+            return Err(invalid(
+                &location,
+                "a password was given but the store names no password_secret",
+            ));
+        }
+        match self {
+            Self::Json(path) => Ok(UserStore::new(path)),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(path) => UserStore::sqlite(path),
+            #[cfg(not(feature = "sqlite"))]
+            Self::Sqlite(_) => {
+                Err(invalid(&location, "this build has no SQLite support (feature `sqlite`)"))
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres { mut config, location, password_secret } => {
+                if let Some(name) = password_secret {
+                    let Some(password) = password else {
+                        return Err(AuthError::InvalidStoreSpec {
+                            store: location,
+                            reason: format!(
+                                "the URL names the password secret '{}' but its value was not supplied",
+                                name.escape_debug()
+                            ),
+                        });
+                    };
+                    use secrecy::ExposeSecret as _;
+                    config.password(password.expose_secret().as_bytes());
+                }
+                UserStore::postgres(*config, location)
+            }
+        }
+    }
+}
+
+impl fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.location())
+    }
+}
+
+impl fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            Self::Json(_) => "Json",
+            Self::Sqlite(_) => "Sqlite",
+            #[cfg(feature = "postgres")]
+            Self::Postgres { .. } => "Postgres",
+        };
+        let mut debug = f.debug_struct("StoreSpec");
+        debug.field("kind", &kind).field("location", &self.location());
+        if let Some(name) = self.password_secret() {
+            debug.field("password_secret", &name);
+        }
+        debug.finish()
+    }
+}
+
+fn invalid(store: &str, reason: &str) -> AuthError {
+    AuthError::InvalidStoreSpec { store: store.to_owned(), reason: reason.to_owned() }
+}
+
+/// `(scheme, rest)` for `scheme://rest`, where the scheme is RFC 3986's `ALPHA *( ALPHA /
+/// DIGIT / "+" / "-" / "." )`; `None` for anything else (a path).
+fn split_scheme(text: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = text.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    let valid = first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some((scheme, rest))
+}
+
+/// The URL's percent-decoded bytes (`%XX`; anything else as is).
+#[cfg(feature = "postgres")]
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// A PostgreSQL URL: the password (userinfo or `password=`) and `password_secret=` are taken
+/// out first, so the location and anything the URL parser reports hold no password.
+#[cfg(feature = "postgres")]
+fn postgres_spec(scheme: &str, rest: &str) -> Result<StoreSpec, AuthError> {
+    use std::str::FromStr as _;
+    use zeroize::Zeroizing;
+
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = match before_query.find('/') {
+        Some(at) => before_query.split_at(at),
+        None => (before_query, ""),
+    };
+    let mut password: Option<Zeroizing<Vec<u8>>> = None;
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => match userinfo.split_once(':') {
+            Some((user, secret)) => {
+                password = Some(Zeroizing::new(percent_decode(secret)));
+                format!("{user}@{hosts}")
+            }
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let mut password_secret = None;
+    let mut kept = Vec::new();
+    for parameter in query.into_iter().flat_map(|q| q.split('&')) {
+        let (key, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+        let key = String::from_utf8_lossy(&percent_decode(key)).to_ascii_lowercase();
+        if key == "password_secret" {
+            password_secret = Some(String::from_utf8_lossy(&percent_decode(value)).into_owned());
+        } else if key == "password" {
+            password = Some(Zeroizing::new(percent_decode(value)));
+        } else if key.contains("password") {
+            // Kept, its value would be in the location and every message.
+            return Err(AuthError::InvalidStoreSpec {
+                store: format!("{scheme}://{authority}{path}"),
+                reason: format!(
+                    "the URL parameter '{}' is not supported (only password and password_secret)",
+                    key.escape_debug()
+                ),
+            });
+        } else {
+            kept.push(parameter);
+        }
+    }
+    let mut location = format!("{scheme}://{authority}{path}");
+    if !kept.is_empty() {
+        location.push('?');
+        location.push_str(&kept.join("&"));
+    }
+    if password.is_some() && password_secret.is_some() {
+        return Err(invalid(
+            &location,
+            "the URL holds both a password and password_secret: keep one (password_secret keeps the password out of the URL)",
+        ));
+    }
+    if password_secret.as_deref() == Some("") {
+        return Err(invalid(&location, "password_secret names no secret"));
+    }
+    let mut config = postgres::Config::from_str(&location).map_err(|e| {
+        let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+        // The text parsed holds no password: the error cannot quote one.
+        invalid(&location, &format!("not a PostgreSQL URL globo can use ({e}{cause})"))
+    })?;
+    if let Some(password) = password {
+        config.password(password.as_slice());
+    }
+    Ok(StoreSpec::Postgres { config: Box::new(config), location, password_secret })
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_spec(scheme: &str, rest: &str) -> Result<StoreSpec, AuthError> {
+    let _ = rest;
+    Err(invalid(
+        &format!("{scheme}://..."),
+        "this build has no PostgreSQL support (feature `postgres`)",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn reason(text: &str) -> String {
+        match StoreSpec::parse(text) {
+            Err(AuthError::InvalidStoreSpec { reason, .. }) => reason,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_path_is_a_json_users_file() {
+        for path in
+            ["users.json", "/srv/globo/users.json", "./a b/users.json", "C:users.json", "mysql:db"]
+        {
+            assert_eq!(StoreSpec::parse(path).unwrap(), StoreSpec::Json(path.into()), "{path}");
+        }
+        let spec = StoreSpec::parse("users.json").unwrap();
+        assert_eq!(spec.to_string(), "users.json");
+        assert_eq!(spec.password_secret(), None);
+    }
+
+    #[test]
+    fn sqlite_urls_name_an_absolute_or_relative_path() {
+        assert_eq!(
+            StoreSpec::parse("sqlite:///srv/users.db").unwrap(),
+            StoreSpec::Sqlite("/srv/users.db".into())
+        );
+        assert_eq!(
+            StoreSpec::parse("sqlite://users.db").unwrap(),
+            StoreSpec::Sqlite("users.db".into())
+        );
+        assert_eq!(
+            StoreSpec::parse("SQLite://data/users.db").unwrap(),
+            StoreSpec::Sqlite("data/users.db".into())
+        );
+        assert_eq!(
+            StoreSpec::parse("sqlite:///srv/users.db").unwrap().to_string(),
+            "sqlite:///srv/users.db"
+        );
+        assert!(reason("sqlite://").contains("needs a path"));
+    }
+
+    #[test]
+    fn empty_text_and_unknown_schemes_are_refused() {
+        assert!(reason("").contains("empty"));
+        for text in ["mysql://u:hunter2@db/users", "file:///srv/users.json", "redis://x"] {
+            let error = StoreSpec::parse(text).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("unknown scheme"), "{message}");
+            assert!(message.contains("sqlite://PATH"), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(error.is_operational());
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres_urls_keep_their_password_out_of_every_message() {
+        let spec =
+            StoreSpec::parse("postgres://globo:hunter2@127.0.0.1:5433/users?connect_timeout=5")
+                .unwrap();
+        let StoreSpec::Postgres { config, location, password_secret } = &spec else { panic!() };
+        assert_eq!(location, "postgres://globo@127.0.0.1:5433/users?connect_timeout=5");
+        assert_eq!(config.get_password(), Some(&b"hunter2"[..]));
+        assert_eq!(config.get_user(), Some("globo"));
+        assert_eq!(config.get_dbname(), Some("users"));
+        assert_eq!(config.get_ports(), [5433]);
+        assert_eq!(*password_secret, None);
+        assert_eq!(spec.to_string(), "postgres://globo@127.0.0.1:5433/users?connect_timeout=5");
+        for shown in [spec.to_string(), format!("{spec:?}"), format!("{spec:#?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        // Percent-encoded, and as a query parameter.
+        let spec = StoreSpec::parse("postgresql://globo:hun%40ter2@db/users").unwrap();
+        let StoreSpec::Postgres { config, location, .. } = &spec else { panic!() };
+        assert_eq!(config.get_password(), Some(&b"hun@ter2"[..]));
+        assert_eq!(location, "postgresql://globo@db/users");
+        let spec =
+            StoreSpec::parse("postgres://globo@db/users?password=hunter2&sslmode=disable").unwrap();
+        let StoreSpec::Postgres { config, location, .. } = &spec else { panic!() };
+        assert_eq!(config.get_password(), Some(&b"hunter2"[..]));
+        assert_eq!(location, "postgres://globo@db/users?sslmode=disable");
+        assert!(!format!("{spec:?}").contains("hunter2"));
+        // Any case, percent-encoded key; other parameters named like a password are refused.
+        let spec = StoreSpec::parse("postgres://globo@db/users?PassWord=hunter2").unwrap();
+        assert_eq!(spec.to_string(), "postgres://globo@db/users");
+        let spec = StoreSpec::parse("postgres://globo@db/users?pass%77ord=hunter2").unwrap();
+        assert_eq!(spec.to_string(), "postgres://globo@db/users");
+        let error = StoreSpec::parse("postgres://globo@db/users?sslpassword=hunter2").unwrap_err();
+        assert!(error.to_string().contains("'sslpassword' is not supported"), "{error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        // A URL the parser refuses: the message quotes no password.
+        let error = StoreSpec::parse("postgres://globo:hunter2@db:notaport/users").unwrap_err();
+        assert!(matches!(error, AuthError::InvalidStoreSpec { .. }), "{error:?}");
+        let report = crate::Report::new(&error).to_string();
+        assert!(!report.contains("hunter2"), "{report}");
+        assert!(report.contains("postgres://globo@db:notaport/users"), "{report}");
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn a_url_may_name_the_secret_holding_its_password() {
+        let spec = StoreSpec::parse(
+            "postgres://globo@db:5432/users?password_secret=GLOBO_DB_PASSWORD&application_name=x",
+        )
+        .unwrap();
+        let StoreSpec::Postgres { config, location, password_secret } = &spec else { panic!() };
+        assert_eq!(password_secret.as_deref(), Some("GLOBO_DB_PASSWORD"));
+        assert_eq!(spec.password_secret(), Some("GLOBO_DB_PASSWORD"));
+        assert_eq!(config.get_password(), None);
+        assert_eq!(location, "postgres://globo@db:5432/users?application_name=x");
+        assert!(format!("{spec:?}").contains("GLOBO_DB_PASSWORD"));
+
+        for both in [
+            "postgres://globo:hunter2@db/users?password_secret=DB",
+            "postgres://globo@db/users?password=hunter2&password_secret=DB",
+        ] {
+            let error = StoreSpec::parse(both).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("both a password and password_secret"), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
+        }
+        assert!(reason("postgres://globo@db/users?password_secret=").contains("names no secret"));
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn open_wants_the_named_secret_and_nothing_else() {
+        let spec =
+            StoreSpec::parse("postgres://globo@127.0.0.1:1/users?password_secret=DB").unwrap();
+        let error = spec.open(None).unwrap_err();
+        assert!(error.to_string().contains("'DB' but its value was not supplied"), "{error}");
+        let error = StoreSpec::parse("users.json")
+            .unwrap()
+            .open(Some(SecretString::from("hunter2")))
+            .unwrap_err();
+        assert!(error.to_string().contains("names no password_secret"), "{error}");
+        assert!(!error.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn open_makes_the_json_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let store = StoreSpec::parse(path.to_str().unwrap()).unwrap().open(None).unwrap();
+        assert_eq!(store.path(), path);
+    }
+}
