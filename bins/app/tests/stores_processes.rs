@@ -439,8 +439,28 @@ impl Store {
             );
             assert_eq!(text(&out), "ok\n", "{trial}: integrity_check");
         }
+        if self.kind == Kind::Sqlite {
+            assert_private_database(self.d(), "users.db", trial);
+        }
         listed
     }
+}
+
+/// Every file of the SQLite database `name` in `dir` (the database, its `-wal`, `-shm` and
+/// `.lock`, which a killed process leaves behind) is private.
+fn assert_private_database(dir: &Path, name: &str, what: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(name) {
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{what}: {file} is not private");
+            seen += 1;
+        }
+    }
+    assert!(seen > 0, "{what}: no {name}");
 }
 
 /// A JSON users file (`name` → one record) of `names`, each with the password `password`.
@@ -581,6 +601,61 @@ fn a_process_killed_mid_write_loses_nothing_sqlite() {
 #[test]
 fn a_process_killed_mid_write_loses_nothing_postgres() {
     killed_writers_lose_nothing(Kind::Postgres);
+}
+
+/// A SQLite store's first open (the file created, the schema migrated) killed at random
+/// moments: the file left opens, passes `PRAGMA integrity_check`, takes users, and a
+/// registration that exited 0 is in it.
+#[test]
+fn a_first_open_killed_midway_leaves_a_usable_sqlite_store() {
+    const TRIALS: usize = 15;
+    let Some(store) = Store::new(Kind::Sqlite) else { return };
+    let python = globo_testkit::python(&["sqlite3"]);
+    let mut rng = Rng::from_env_or_clock("Sqlite first open");
+    let register = |t: &str| {
+        ["register", "alice", "--password-stdin", "--users-store", t].map(str::to_owned).to_vec()
+    };
+    let stdin = format!("{}\n", password_of("alice"));
+    let window =
+        store.kill_window(&mut |i| (register(&format!("sqlite://timing{i}.db")), stdin.clone()));
+    let mut killed = 0;
+    for trial in 0..TRIALS {
+        let (file, spec) = (format!("fresh{trial}.db"), format!("sqlite://fresh{trial}.db"));
+        let args = register(&spec);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let exited_ok = store.run_and_kill(&args, &stdin, rng.delay(window));
+        killed += usize::from(!exited_ok);
+        let what = format!("first open trial {trial}");
+        if !store.d().join(&file).exists() {
+            assert!(!exited_ok, "{what}: exited 0, yet no database");
+            continue;
+        }
+        assert_private_database(store.d(), &file, &what);
+        let listed = store.ok(&["users", "list", "--users-store", &spec], "");
+        if exited_ok {
+            assert_eq!(listed, "alice\n", "{what}");
+        } else {
+            assert!(listed.is_empty() || listed == "alice\n", "{what}: {listed}");
+        }
+        if let Some(python) = &python {
+            let out = python.run_ok(
+                "import sqlite3, sys\n\
+                 c = sqlite3.connect(sys.argv[1])\n\
+                 print(c.execute('PRAGMA integrity_check').fetchone()[0])\n\
+                 c.close()",
+                &[store.d().join(&file).to_str().unwrap()],
+                b"",
+            );
+            assert_eq!(text(&out), "ok\n", "{what}: integrity_check");
+        }
+        let bob = ["register", "bob", "--password-stdin", "--users-store", &spec];
+        assert_eq!(
+            store.ok(&bob, &format!("{}\n", password_of("bob"))),
+            "User 'bob' registered.\n"
+        );
+    }
+    eprintln!("Sqlite first open: {TRIALS} trials, {killed} killed");
+    assert!(killed > 0, "no first open was killed: the delays are too long");
 }
 
 // --- 4. users copy across kinds ------------------------------------------------------------
