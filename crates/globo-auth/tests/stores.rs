@@ -303,6 +303,31 @@ every_store! {
         assert_eq!(names_only, ["g1", "g2", "i19"]);
     }
 
+    /// Whatever bytes a name or a source holds, a login's outcome is the same on every
+    /// store: PostgreSQL's text cannot hold NUL, the others can.
+    fn any_name_or_source_gets_a_login_answer(fx) {
+        three_users(fx);
+        let clock = FakeClock::new();
+        let store = throttled_store(fx, no_delays().lock_after(3).unwrap().source_lock_after(4).unwrap(), &clock);
+        for name in ["al\0ice", "\0", "alice\0", "\u{7f}\u{1}x"] {
+            let result = store.verify(name, &secret(ALICE_PW));
+            assert!(matches!(result, Err(AuthError::InvalidCredentials)), "{name:?}: {result:?}");
+            assert!(matches!(store.find(name), Err(AuthError::NoSuchUser { .. })), "{name:?}");
+        }
+        assert_eq!(store.throttle_status("al\0ice").unwrap().failures, 1);
+        let source = Some("192.0.2.1\0forged");
+        store.verify_from("alice", &secret(ALICE_PW), source).unwrap();
+        for _ in 0..3 {
+            assert!(invalid(store.verify_from("bob", &secret(WRONG), source)));
+        }
+        assert!(invalid(store.verify_from("carol", &secret(WRONG), source)));
+        let error = store.verify_from("alice", &secret(ALICE_PW), source).unwrap_err();
+        assert_eq!(throttled(&error).0, ThrottleScope::Source);
+        // Another source, the same but for the NUL and what follows, is not locked.
+        store.verify_from("alice", &secret(ALICE_PW), Some("192.0.2.1")).unwrap();
+        assert!(store.unlock_source("192.0.2.1\0forged").unwrap());
+    }
+
     // 4. Pepper.
 
     fn a_peppered_store_writes_and_verifies_peppered_records(fx) {
@@ -776,9 +801,10 @@ fn a_copy_json_sqlite_postgres_json_is_byte_identical() {
     };
     let (source, source_path) = json.scratch();
     let source = source.with_profile(TEST);
-    source.register("alice", &secret(ALICE_PW)).unwrap();
+    // Not in any sorted order: the order is the registrations'.
+    source.register("carol", &secret(CAROL_PW)).unwrap();
     source.register("ｂｏｂ", &secret(BOB_PW)).unwrap();
-    source.with_peppers(one()).register("carol", &secret(CAROL_PW)).unwrap();
+    source.with_peppers(one()).register("alice", &secret(ALICE_PW)).unwrap();
     let mut lab: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&std::fs::read(&source_path).unwrap()).unwrap();
     lab.insert(NFD.to_owned(), hash_password("lab password", TEST).unwrap().into());
@@ -798,7 +824,7 @@ fn a_copy_json_sqlite_postgres_json_is_byte_identical() {
         );
         let report = copy_users(&pair[0], &pair[1]).unwrap();
         assert_eq!((report.created, report.unchanged, report.conflicting.len()), (0, 4, 0));
-        assert_eq!(pair[1].usernames().unwrap(), ["alice", "bob", "carol", NFD]);
+        assert_eq!(pair[1].usernames().unwrap(), ["carol", "bob", "alice", NFD]);
     }
     assert_eq!(
         String::from_utf8(std::fs::read(&end_path).unwrap()).unwrap(),

@@ -286,12 +286,23 @@ impl Drop for Pooled {
     }
 }
 
+/// Whether `text` can be in a `text` column: PostgreSQL's text holds no NUL character, so
+/// no stored name or key has one, and a name or key that does matches nothing. It is never
+/// sent: the server refuses it ("invalid byte sequence"), which would make a login with such
+/// a name a database error on this store and `InvalidCredentials` on the others.
+fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 fn lookup_in(
     client: &mut impl GenericClient,
     username: &str,
     location: &str,
 ) -> Result<Lookup, AuthError> {
     let key = comparison_key(username);
+    if !storable(&key) {
+        return Ok(Lookup::Missing);
+    }
     let fail = failed(location, "read users");
     let row = client.query_opt(LOOKUP_SQL, &[&key.as_ref()]).map_err(&fail)?;
     Ok(match row {
@@ -410,6 +421,9 @@ impl UsersTxn for PostgresTxn<'_, '_> {
     }
 
     fn key_taken(&mut self, key: &str) -> Result<bool, AuthError> {
+        if !storable(key) {
+            return Ok(false);
+        }
         let fail = failed(self.location, "read users");
         self.tx
             .query_opt("SELECT 1 FROM globo_users WHERE name_key = $1", &[&key])
@@ -418,6 +432,9 @@ impl UsersTxn for PostgresTxn<'_, '_> {
     }
 
     fn get(&mut self, name: &str) -> Result<Option<Entry>, AuthError> {
+        if !storable(name) {
+            return Ok(None);
+        }
         let fail = failed(self.location, "read users");
         let row = self
             .tx
@@ -465,6 +482,9 @@ impl UsersTxn for PostgresTxn<'_, '_> {
     }
 
     fn remove(&mut self, name: &str) -> Result<bool, AuthError> {
+        if !storable(name) {
+            return Ok(false);
+        }
         self.tx
             .execute("DELETE FROM globo_users WHERE name = $1", &[&name])
             .map(|changed| changed > 0)
