@@ -177,14 +177,24 @@ every_store! {
         store.register("\u{ff41}\u{ff4c}ice", &secret(BOB_PW)).unwrap();
         let before = fx.records();
         assert_eq!(before.keys().collect::<Vec<_>>(), [NFC, "alice"]);
-        for (name, stored) in [(NFC, NFC), (NFD, NFC), ("ｊｏｓé", NFC), ("alice", "alice"), ("ａｌｉｃｅ", "alice")] {
+        for (name, stored) in
+            [(NFC, NFC), (NFD, NFC), ("ｊｏｓé", NFC), ("alice", "alice"), ("ａｌｉｃｅ", "alice")]
+        {
             let err = store.register(name, &secret(CAROL_PW)).unwrap_err();
-            assert!(matches!(&err, AuthError::UserExists { username } if username == stored), "{name}: {err}");
+            assert!(
+                matches!(&err, AuthError::UserExists { username } if username == stored),
+                "{name}: {err}"
+            );
         }
-        assert_eq!(store.register("alice", &secret(CAROL_PW)).unwrap_err().to_string(), "user 'alice' already exists");
+        assert_eq!(
+            store.register("alice", &secret(CAROL_PW)).unwrap_err().to_string(),
+            "user 'alice' already exists"
+        );
         assert_eq!(fx.records(), before);
         // Any spelling that looks the same logs in, as the stored user.
-        for (name, password, stored) in [(NFD, ALICE_PW, NFC), ("ｊｏｓé", ALICE_PW, NFC), ("ａｌｉｃｅ", BOB_PW, "alice")] {
+        for (name, password, stored) in
+            [(NFD, ALICE_PW, NFC), ("ｊｏｓé", ALICE_PW, NFC), ("ａｌｉｃｅ", BOB_PW, "alice")]
+        {
             let verified = store.verify(name, &secret(password)).unwrap();
             assert_eq!(verified.username(), stored, "{name}");
         }
@@ -263,7 +273,9 @@ every_store! {
             "id16": "$argon2i$m=256,t=2,p=1$c29tZXNhbHQ$/U3YPXYsSb3q9XxHvc0MLxur+GP960kN9j7emXX8zwY",
         }));
         let store = test_store(fx);
-        for (name, upgraded) in [("i19", "$argon2id$v=19$m=256,t=1,p=1$"), ("id16", "$argon2id$v=19$m=256,t=2,p=1$")] {
+        for (name, upgraded) in
+            [("i19", "$argon2id$v=19$m=256,t=1,p=1$"), ("id16", "$argon2id$v=19$m=256,t=2,p=1$")]
+        {
             assert!(store.verify(name, &secret("password")).unwrap().rehashed(), "{name}");
             let new = fx.record(name);
             assert!(new.starts_with(upgraded), "{name}: {new}");
@@ -291,13 +303,19 @@ every_store! {
             let store = store.without_throttle();
             for password in [WRONG, "ｗｒｏｎｇ ｆｕｌｌｗｉｄｔｈ", "password"] {
                 let result = store.verify("alice", &secret(password));
-                assert!(matches!(result, Err(AuthError::InvalidCredentials)), "{password}: {result:?}");
+                assert!(
+                    matches!(result, Err(AuthError::InvalidCredentials)),
+                    "{password}: {result:?}"
+                );
             }
             let long = "a".repeat(globo_auth::MAX_LOGIN_USERNAME_BYTES + 1);
             assert!(invalid(store.verify(&long, &secret("password"))));
             // An unusable entry is the administrator's problem, named.
             let err = store.verify("g1", &secret("password")).unwrap_err();
-            assert!(matches!(&err, AuthError::BadEntry { username, store: location, .. } if username == "g1" && *location == store.location()), "{err}");
+            assert!(
+                matches!(&err, AuthError::BadEntry { username, store: location, .. } if username == "g1" && *location == store.location()),
+                "{err}"
+            );
         }
         let names_only: Vec<String> = fx.records().keys().cloned().collect();
         assert_eq!(names_only, ["g1", "g2", "i19"]);
@@ -308,7 +326,11 @@ every_store! {
     fn any_name_or_source_gets_a_login_answer(fx) {
         three_users(fx);
         let clock = FakeClock::new();
-        let store = throttled_store(fx, no_delays().lock_after(3).unwrap().source_lock_after(4).unwrap(), &clock);
+        let store = throttled_store(
+            fx,
+            no_delays().lock_after(3).unwrap().source_lock_after(4).unwrap(),
+            &clock,
+        );
         for name in ["al\0ice", "\0", "alice\0", "\u{7f}\u{1}x"] {
             let result = store.verify(name, &secret(ALICE_PW));
             assert!(matches!(result, Err(AuthError::InvalidCredentials)), "{name:?}: {result:?}");
@@ -334,13 +356,19 @@ every_store! {
         let store = test_store(fx).with_peppers(two_then_one());
         store.register("alice", &secret(ALICE_PW)).unwrap();
         let record = fx.record("alice");
-        assert!(record.starts_with(&format!("$argon2id$v=19$m=8,t=1,p=1,keyid={}$", id2())), "{record}");
+        assert!(
+            record.starts_with(&format!("$argon2id$v=19$m=8,t=1,p=1,keyid={}$", id2())),
+            "{record}"
+        );
         assert!(!store.verify("alice", &secret(ALICE_PW)).unwrap().rehashed());
         assert!(invalid(store.verify("alice", &secret(WRONG))));
         // Without the pepper, or with another version only: the version is unavailable.
         for other in [test_store(fx), test_store(fx).with_peppers(one())] {
             let err = other.verify("alice", &secret(ALICE_PW)).unwrap_err();
-            assert!(matches!(&err, AuthError::PepperUnavailable { version } if *version == id2()), "{err}");
+            assert!(
+                matches!(&err, AuthError::PepperUnavailable { version } if *version == id2()),
+                "{err}"
+            );
             assert!(err.is_operational());
         }
         // A store without the pepper writes no record into a store that holds peppered ones.
@@ -375,7 +403,8 @@ every_store! {
             assert!(record.contains(&format!(",keyid={}$", id1())), "{name}: {record}");
         }
         // Re-peppered, not rehashed: the lab's salt stays.
-        let salt = |r: &serde_json::Value| r.as_str().unwrap().rsplit('$').nth(1).unwrap().to_owned();
+        let salt =
+            |r: &serde_json::Value| r.as_str().unwrap().rsplit('$').nth(1).unwrap().to_owned();
         assert_eq!(salt(&records["alice"]), salt(&lab["alice"]));
         // Now the store holds peppered records: a store without the pepper writes none.
         let err = test_store(fx).register("dave", &secret(NEW_PW)).unwrap_err();
@@ -389,7 +418,10 @@ every_store! {
         let report = guard.rotate_pepper_all(&two_then_one()).unwrap();
         assert_eq!((report.changed, report.unchanged, report.unusable.len()), (3, 0, 0));
         assert_eq!(guard.rotate_pepper_all(&two_then_one()).unwrap().changed, 0);
-        assert_eq!(guard.pepper_versions_in_use().unwrap().keys().cloned().collect::<Vec<_>>(), [id2()]);
+        assert_eq!(
+            guard.pepper_versions_in_use().unwrap().keys().cloned().collect::<Vec<_>>(),
+            [id2()]
+        );
         drop(guard);
         // Version 1 retired: everyone logs in, nothing to upgrade; version 1 alone cannot.
         let retired = test_store(fx).with_peppers(two_then_one().retain_current_only());
@@ -397,11 +429,17 @@ every_store! {
             assert!(!retired.verify(name, &secret(password)).unwrap().rehashed(), "{name}");
         }
         let err = v1.verify("alice", &secret(ALICE_PW)).unwrap_err();
-        assert!(matches!(&err, AuthError::PepperUnavailable { version } if *version == id2()), "{err}");
+        assert!(
+            matches!(&err, AuthError::PepperUnavailable { version } if *version == id2()),
+            "{err}"
+        );
         // A rotation that lacks a record's version refuses and writes nothing.
         let before = fx.records();
         let err = test_store(fx).with_peppers(one()).rotate_pepper_all().unwrap_err();
-        assert!(matches!(&err, AuthError::PepperUnavailable { version } if *version == id2()), "{err}");
+        assert!(
+            matches!(&err, AuthError::PepperUnavailable { version } if *version == id2()),
+            "{err}"
+        );
         assert_eq!(fx.records(), before);
     }
 
@@ -418,16 +456,25 @@ every_store! {
             let error = store.verify("alice", &secret(ALICE_PW)).unwrap_err();
             assert_eq!(throttled(&error), (ThrottleScope::Account, Some(clock.at(1)), false));
         }
-        assert_eq!(of(store.throttle_status("alice").unwrap()), (5, ThrottleState::Delayed { until: clock.at(1) }));
+        assert_eq!(
+            of(store.throttle_status("alice").unwrap()),
+            (5, ThrottleState::Delayed { until: clock.at(1) })
+        );
         clock.advance(1);
         assert!(invalid(store.verify("alice", &secret(WRONG))));
         let error = store.verify("alice", &secret(WRONG)).unwrap_err();
         assert_eq!(throttled(&error), (ThrottleScope::Account, Some(clock.at(2)), false));
         clock.advance(1);
-        assert_eq!(store.verify("alice", &secret(WRONG)).unwrap_err().kind(), AuthErrorKind::Throttled);
+        assert_eq!(
+            store.verify("alice", &secret(WRONG)).unwrap_err().kind(),
+            AuthErrorKind::Throttled
+        );
         clock.advance(1);
         assert!(invalid(store.verify("alice", &secret(WRONG))));
-        assert_eq!(of(store.throttle_status("alice").unwrap()), (7, ThrottleState::Delayed { until: clock.at(4) }));
+        assert_eq!(
+            of(store.throttle_status("alice").unwrap()),
+            (7, ThrottleState::Delayed { until: clock.at(4) })
+        );
         let error = store.verify("alice", &secret(ALICE_PW)).unwrap_err();
         assert_eq!(
             error.to_string(),
@@ -442,12 +489,16 @@ every_store! {
     fn the_limit_locks_the_account_until_its_cool_off_ends(fx) {
         three_users(fx);
         let clock = FakeClock::new();
-        let policy = no_delays().lock_after(10).unwrap().lock_duration(Some(Duration::from_secs(3600)));
+        let policy =
+            no_delays().lock_after(10).unwrap().lock_duration(Some(Duration::from_secs(3600)));
         let store = throttled_store(fx, policy, &clock);
         for _ in 0..10 {
             assert!(invalid(store.verify("alice", &secret(WRONG))));
         }
-        assert_eq!(of(store.throttle_status("alice").unwrap()), (10, ThrottleState::Locked { until: Some(clock.at(3600)) }));
+        assert_eq!(
+            of(store.throttle_status("alice").unwrap()),
+            (10, ThrottleState::Locked { until: Some(clock.at(3600)) })
+        );
         clock.advance(3599);
         let error = store.verify("alice", &secret(ALICE_PW)).unwrap_err();
         assert_eq!(throttled(&error), (ThrottleScope::Account, Some(clock.at(1)), true));
@@ -478,10 +529,15 @@ every_store! {
         assert_eq!(unlocked[0]["event"], "user_updated:alice");
         assert_eq!(unlocked[0]["what"], "unlocked");
         assert!(!store.unlock("alice").unwrap());
-        assert!(matches!(store.unlock("zelda"), Err(AuthError::NoSuchUser { username }) if username == "zelda"));
+        assert!(
+            matches!(store.unlock("zelda"), Err(AuthError::NoSuchUser { username }) if username == "zelda")
+        );
         store.verify("alice", &secret(ALICE_PW)).unwrap();
         // The unknown name is locked too, and lifted by unlock_unknown.
-        assert_eq!(of(store.throttle_status("zelda").unwrap()), (3, ThrottleState::Locked { until: None }));
+        assert_eq!(
+            of(store.throttle_status("zelda").unwrap()),
+            (3, ThrottleState::Locked { until: None })
+        );
         assert!(store.unlock_unknown("zelda").unwrap());
         assert_eq!(of(store.throttle_status("zelda").unwrap()), (0, ThrottleState::Open));
     }
@@ -554,15 +610,20 @@ every_store! {
     fn two_store_values_on_one_store_count_together(fx) {
         three_users(fx);
         let clock = FakeClock::new();
-        let policy = no_delays().lock_after(6).unwrap().lock_duration(None).source_lock_after(8).unwrap();
+        let policy =
+            no_delays().lock_after(6).unwrap().lock_duration(None).source_lock_after(8).unwrap();
         // Two backends: as two processes or instances would have.
-        let (first, second) = (throttled_store(fx, policy.clone(), &clock), throttled_store(fx, policy, &clock));
+        let (first, second) =
+            (throttled_store(fx, policy.clone(), &clock), throttled_store(fx, policy, &clock));
         for _ in 0..3 {
             assert!(invalid(first.verify_from("alice", &secret(WRONG), Some("192.0.2.9"))));
             assert!(invalid(second.verify_from("alice", &secret(WRONG), Some("192.0.2.9"))));
         }
         for store in [&first, &second] {
-            assert_eq!(of(store.throttle_status("alice").unwrap()), (6, ThrottleState::Locked { until: None }));
+            assert_eq!(
+                of(store.throttle_status("alice").unwrap()),
+                (6, ThrottleState::Locked { until: None })
+            );
             let error = store.verify("alice", &secret(ALICE_PW)).unwrap_err();
             assert_eq!(throttled(&error), (ThrottleScope::Account, None, true));
         }
@@ -586,14 +647,22 @@ every_store! {
                 .map(|_| {
                     let store = throttled_store(fx, policy.clone(), &clock);
                     scope.spawn(move || {
-                        (0..5).map(|_| store.verify("alice", &secret(WRONG)).unwrap_err()).collect::<Vec<_>>()
+                        (0..5)
+                            .map(|_| store.verify("alice", &secret(WRONG)).unwrap_err())
+                            .collect::<Vec<_>>()
                     })
                 })
                 .collect();
             handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
         });
-        assert!(outcomes.iter().all(|e| matches!(e, AuthError::InvalidCredentials)), "{outcomes:?}");
-        assert_eq!(test_store(fx).with_clock(clock.source()).throttle_status("alice").unwrap().failures, 40);
+        assert!(
+            outcomes.iter().all(|e| matches!(e, AuthError::InvalidCredentials)),
+            "{outcomes:?}"
+        );
+        assert_eq!(
+            test_store(fx).with_clock(clock.source()).throttle_status("alice").unwrap().failures,
+            40
+        );
     }
 
     // 6. An account's life.
@@ -607,7 +676,10 @@ every_store! {
             assert!(matches!(result, Err(AuthError::InvalidCredentials)), "{name}: {result:?}");
             assert_eq!(fx.records(), before);
         }
-        assert_eq!(store.change_password("ａｌｉｃｅ", &secret(ALICE_PW), &secret(NEW_PW), None).unwrap(), "alice");
+        assert_eq!(
+            store.change_password("ａｌｉｃｅ", &secret(ALICE_PW), &secret(NEW_PW), None).unwrap(),
+            "alice"
+        );
         store.verify("alice", &secret(NEW_PW)).unwrap();
         assert!(invalid(store.verify("alice", &secret(ALICE_PW))));
         // Only alice's record changed, in place.
@@ -629,7 +701,9 @@ every_store! {
             let (other, calls) = (Arc::clone(&other), Arc::clone(&calls));
             move || {
                 if calls.fetch_add(1, Ordering::SeqCst) == 1 {
-                    other.change_password("alice", &secret(ALICE_PW), &secret(CAROL_PW), None).unwrap();
+                    other
+                        .change_password("alice", &secret(ALICE_PW), &secret(CAROL_PW), None)
+                        .unwrap();
                 }
                 SystemTime::now()
             }
@@ -637,7 +711,10 @@ every_store! {
         let store = test_store(fx).with_clock(Arc::new(clock));
         let result = store.change_password("alice", &secret(ALICE_PW), &secret(NEW_PW), None);
         assert!(calls.load(Ordering::SeqCst) >= 2);
-        assert!(matches!(&result, Err(AuthError::ConcurrentChange { username }) if username == "alice"), "{result:?}");
+        assert!(
+            matches!(&result, Err(AuthError::ConcurrentChange { username }) if username == "alice"),
+            "{result:?}"
+        );
         assert_eq!(result.unwrap_err().kind(), AuthErrorKind::Conflict);
         // The other change stands.
         other.verify("alice", &secret(CAROL_PW)).unwrap();
@@ -656,9 +733,16 @@ every_store! {
         assert_eq!(store.find("ｃａｒｏｌ").unwrap(), "carol");
         // Unknown names: refused, nothing changed.
         let unchanged = fx.records();
-        for result in [store.delete("mallory"), store.reset_password("mallory", &secret(NEW_PW)), store.find("mallory")] {
+        for result in [
+            store.delete("mallory"),
+            store.reset_password("mallory", &secret(NEW_PW)),
+            store.find("mallory"),
+        ] {
             let error = result.unwrap_err();
-            assert!(matches!(&error, AuthError::NoSuchUser { username } if username == "mallory"), "{error:?}");
+            assert!(
+                matches!(&error, AuthError::NoSuchUser { username } if username == "mallory"),
+                "{error:?}"
+            );
             assert_eq!(error.to_string(), "no user 'mallory' in the store");
             assert_eq!(error.kind(), AuthErrorKind::NotFound);
         }
@@ -700,7 +784,10 @@ every_store! {
         let before = fx.records();
         let captured = events(|| {
             let result = store.delete_exact(&stored);
-            assert!(matches!(&result, Err(AuthError::ConcurrentChange { username }) if username == NFD), "{result:?}");
+            assert!(
+                matches!(&result, Err(AuthError::ConcurrentChange { username }) if username == NFD),
+                "{result:?}"
+            );
         });
         assert!(captured.is_empty(), "{captured:?}");
         assert_eq!(fx.records(), before);
@@ -710,19 +797,26 @@ every_store! {
 
     fn look_alike_stored_names_are_ambiguous_or_refused(fx) {
         let hash = |p: &str| hash_password(p, TEST).unwrap();
-        let lab = json!({"jo": hash("second lab password"), "jo\u{200B}": hash("third lab password")});
+        let lab =
+            json!({"jo": hash("second lab password"), "jo\u{200B}": hash("third lab password")});
         if fx.kind == Kind::Json {
             // Only a users file can hold two names with one comparison key (a lab file).
             std::fs::write(fx.json_path(), lab.to_string()).unwrap();
             let store = test_store(fx);
             for result in [store.find("jo\u{2060}"), store.delete("jo\u{2060}")] {
                 let error = result.unwrap_err();
-                assert!(matches!(&error, AuthError::AmbiguousUser { username, candidates: 2 } if username == "jo\u{2060}"), "{error:?}");
+                assert!(
+                    matches!(&error, AuthError::AmbiguousUser { username, candidates: 2 } if username == "jo\u{2060}"),
+                    "{error:?}"
+                );
             }
             assert!(invalid(store.verify("jo\u{2060}", &secret("second lab password"))));
             assert_eq!(store.ambiguous_names().unwrap(), [["jo", "jo\u{200B}"]]);
             // The exact spelling designates its own user.
-            assert_eq!(store.verify("jo\u{200B}", &secret("third lab password")).unwrap().username(), "jo\u{200B}");
+            assert_eq!(
+                store.verify("jo\u{200B}", &secret("third lab password")).unwrap().username(),
+                "jo\u{200B}"
+            );
             assert_eq!(store.delete("jo\u{200B}").unwrap(), "jo\u{200B}");
             assert_eq!(store.usernames().unwrap(), ["jo"]);
         } else {
@@ -730,12 +824,18 @@ every_store! {
             // unique): copying the lab file lands the first and lists the other as
             // conflicting, so no ambiguity can arise.
             let report = fx.seed(&lab);
-            assert_eq!((report.created, report.conflicting.clone()), (1, vec!["jo\u{200B}".to_owned()]));
+            assert_eq!(
+                (report.created, report.conflicting.clone()),
+                (1, vec!["jo\u{200B}".to_owned()])
+            );
             let store = test_store(fx);
             assert_eq!(store.usernames().unwrap(), ["jo"]);
             assert!(store.ambiguous_names().unwrap().is_empty());
             assert_eq!(store.find("jo\u{2060}").unwrap(), "jo");
-            assert_eq!(store.verify("jo\u{200B}", &secret("second lab password")).unwrap().username(), "jo");
+            assert_eq!(
+                store.verify("jo\u{200B}", &secret("second lab password")).unwrap().username(),
+                "jo"
+            );
         }
     }
 
@@ -745,7 +845,15 @@ every_store! {
         let events = scenario_events(fx);
         let summary: Vec<String> = events
             .iter()
-            .map(|e| format!("{} {} {} {}", e["event"].as_str().unwrap(), e["username"], e["source"], e["attempts"]))
+            .map(|e| {
+                format!(
+                    "{} {} {} {}",
+                    e["event"].as_str().unwrap(),
+                    e["username"],
+                    e["source"],
+                    e["attempts"]
+                )
+            })
             .collect();
         assert_eq!(
             summary,
@@ -772,7 +880,10 @@ every_store! {
         let mut lab: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&std::fs::read(&source_path).unwrap()).unwrap();
         lab.insert(NFD.to_owned(), hash_password(CAROL_PW, TEST).unwrap().into());
-        lab.insert("i19".to_owned(), "$argon2i$v=19$m=256,t=1,p=1$c29tZXNhbHQ$AJFIsNZTMKTAewB4+ETN1A".into());
+        lab.insert(
+            "i19".to_owned(),
+            "$argon2i$v=19$m=256,t=1,p=1$c29tZXNhbHQ$AJFIsNZTMKTAewB4+ETN1A".into(),
+        );
         std::fs::write(&source_path, serde_json::to_vec_pretty(&lab).unwrap()).unwrap();
         let source = UserStore::new(&source_path);
         let store = fx.store();
