@@ -348,6 +348,14 @@ every_store! {
         // Another source, the same but for the NUL and what follows, is not locked.
         store.verify_from("alice", &secret(ALICE_PW), Some("192.0.2.1")).unwrap();
         assert!(store.unlock_source("192.0.2.1\0forged").unwrap());
+        // Names longer than the login bound are counted by their bytes, each apart.
+        let long_a = "a".repeat(globo_auth::MAX_LOGIN_USERNAME_BYTES + 1);
+        let long_b = format!("{long_a}b");
+        for name in [&long_a, &long_a, &long_b] {
+            assert!(invalid(store.verify(name, &secret(WRONG))));
+        }
+        assert_eq!(store.throttle_status(&long_a).unwrap().failures, 2);
+        assert_eq!(store.throttle_status(&long_b).unwrap().failures, 1);
     }
 
     // 4. Pepper.
@@ -441,6 +449,51 @@ every_store! {
             "{err}"
         );
         assert_eq!(fx.records(), before);
+    }
+
+    /// A store whose pepper was loaded before a rotation writes no record, and the error
+    /// counts the records under the version it lacks, naming the first few in store order.
+    fn a_store_with_a_stale_pepper_writes_no_record(fx) {
+        let stale = test_store(fx).with_peppers(one());
+        stale.register("alice", &secret(ALICE_PW)).unwrap();
+        // The rotation, by another process: version 2 added, alice moved.
+        test_store(fx).with_peppers(two_then_one()).rotate_pepper_all().unwrap();
+        // Lab records imported since: bob's obsolete (a login would rehash it), five under
+        // version 2 made elsewhere.
+        let (elsewhere, elsewhere_path) = fx.scratch();
+        let elsewhere = elsewhere.with_profile(TEST).with_peppers(peppers(KEY_2));
+        elsewhere.register("zed", &secret(BOB_PW)).unwrap();
+        let users: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(elsewhere_path).unwrap()).unwrap();
+        let zed = users["zed"].as_str().unwrap().to_owned();
+        let mut lab = serde_json::json!({ "bob": hash_password(BOB_PW, TEST).unwrap() });
+        for name in ["u1", "u2", "u3", "u4", "u5"] {
+            lab[name] = zed.clone().into();
+        }
+        fx.seed(&lab);
+        let before = fx.records();
+        let is_stale = |e: &AuthError| matches!(e, AuthError::PepperStale { store, version, .. } if *store == stale.location() && *version == id2());
+        let err = stale.register("carol", &secret(CAROL_PW)).unwrap_err();
+        assert!(is_stale(&err), "{err:?}");
+        assert!(err.is_operational());
+        let err = stale.reset_password("bob", &secret(NEW_PW)).unwrap_err();
+        assert!(is_stale(&err), "{err:?}");
+        let verified = stale.verify("bob", &secret(BOB_PW)).unwrap();
+        assert!(!verified.rehashed());
+        assert!(matches!(verified.rehash_error(), Some(e) if is_stale(e)), "{verified:?}");
+        let err = stale.reset_password("u2", &secret(NEW_PW)).unwrap_err();
+        assert!(
+            matches!(&err, AuthError::PepperStale { records: 5, usernames, .. } if usernames == &["alice", "u1", "u3"]),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("users 'alice', 'u1', 'u3' and 2 more"), "{err}");
+        assert_eq!(fx.records(), before);
+        // A store with the pepper as it is now writes.
+        let fresh = test_store(fx).with_peppers(peppers(KEY_2));
+        fresh.register("carol", &secret(CAROL_PW)).unwrap();
+        fresh.reset_password("bob", &secret(NEW_PW)).unwrap();
+        assert!(fx.record("carol").contains(&format!(",keyid={}$", id2())));
+        assert!(fx.record("bob").contains(&format!(",keyid={}$", id2())));
     }
 
     // 5. Throttling.
@@ -760,6 +813,63 @@ every_store! {
         store.delete("bob").unwrap();
         assert!(store.usernames().unwrap().is_empty());
         assert!(fx.records().is_empty());
+    }
+
+    /// A deleted user's lock goes with it, and a reset lifts it: a user registered again
+    /// under the name, or given a new password by an operator, does not start locked.
+    fn delete_and_reset_clear_the_accounts_lock(fx) {
+        three_users(fx);
+        let clock = FakeClock::new();
+        let store = throttled_store(fx, no_delays().lock_after(2).unwrap(), &clock);
+        for name in ["alice", "alice", "bob", "bob"] {
+            assert!(invalid(store.verify(name, &secret(WRONG))));
+        }
+        for name in ["alice", "bob"] {
+            assert_eq!(store.throttle_status(name).unwrap().failures, 2, "{name}");
+        }
+        store.delete("alice").unwrap();
+        assert_eq!(of(store.throttle_status("alice").unwrap()), (0, ThrottleState::Open));
+        store.register("alice", &secret(NEW_PW)).unwrap();
+        store.verify("alice", &secret(NEW_PW)).unwrap();
+        store.reset_password("bob", &secret(NEW_PW)).unwrap();
+        assert_eq!(of(store.throttle_status("bob").unwrap()), (0, ThrottleState::Open));
+        store.verify("bob", &secret(NEW_PW)).unwrap();
+    }
+
+    /// Registrations from many store values at once (threads, each with its own backend,
+    /// as processes would be) all land; of several look-alike spellings of one name at
+    /// once, exactly one lands and the others are `UserExists`.
+    fn concurrent_registrations_all_land_and_a_name_is_taken_once(fx) {
+        let results: Vec<Result<(), AuthError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..16)
+                .map(|i| {
+                    let store = test_store(fx);
+                    let name = match i % 4 {
+                        0 => format!("user{i}"),
+                        1 => NFC.to_owned(),
+                        2 => NFD.to_owned(),
+                        _ => "ｊｏｓé".to_owned(),
+                    };
+                    scope.spawn(move || store.register(&name, &secret(NEW_PW)))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let landed = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(landed, 5, "{results:?}");
+        for result in &results {
+            assert!(
+                match result {
+                    Ok(()) => true,
+                    Err(AuthError::UserExists { username }) => username == NFC,
+                    Err(_) => false,
+                },
+                "{result:?}"
+            );
+        }
+        let mut names = test_store(fx).usernames().unwrap();
+        names.sort();
+        assert_eq!(names, [NFC, "user0", "user12", "user4", "user8"]);
     }
 
     fn usernames_come_in_registration_order(fx) {
