@@ -451,6 +451,27 @@ every_store! {
         assert_eq!(fx.records(), before);
     }
 
+    /// Maintenance holds the writer lock across its runs; logins (which write only
+    /// throttling records, and no user here) go on meanwhile, from another store value.
+    fn logins_go_on_while_maintenance_holds_the_writer_lock(fx) {
+        three_users(fx);
+        let guard = test_store(fx).maintenance().unwrap();
+        assert_eq!(guard.pepper_all(&one()).unwrap().changed, 3);
+        let store = test_store(fx).with_peppers(one());
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let right = store.verify("alice", &secret(ALICE_PW)).map(|v| v.rehashed());
+            let wrong = store.verify("bob", &secret(WRONG)).map(|v| v.rehashed());
+            let status = store.throttle_status("bob").map(|s| s.failures);
+            let _ = sender.send(format!("{right:?} {wrong:?} {status:?}"));
+        });
+        // Not a timing bound: a guard against a hang, were a login to wait for the lock
+        // (that lock is only released below, on this thread).
+        let outcome = receiver.recv_timeout(Duration::from_secs(60));
+        drop(guard);
+        assert_eq!(outcome.as_deref(), Ok("Ok(false) Err(InvalidCredentials) Ok(1)"));
+    }
+
     /// A store whose pepper was loaded before a rotation writes no record, and the error
     /// counts the records under the version it lacks, naming the first few in store order.
     fn a_store_with_a_stale_pepper_writes_no_record(fx) {

@@ -217,8 +217,25 @@ impl PostgresBackend {
 }
 
 /// Applies the missing migrations in one transaction under the advisory transaction lock.
+///
+/// A schema already up to date is checked first without the lock: the lock is the writers'
+/// (`UsersMaintenance` holds it for as long as its runs take), and opening a store, to log
+/// in say, must not wait for it when there is nothing to migrate.
 fn migrate(client: &mut Client, location: &str) -> Result<(), AuthError> {
     let fail = failed(location, "migrate");
+    let exists: bool = client
+        .query_one("SELECT to_regclass('globo_schema_migrations') IS NOT NULL", &[])
+        .and_then(|row| row.try_get(0))
+        .map_err(&fail)?;
+    if exists {
+        let current: i64 = client
+            .query_one("SELECT coalesce(max(version), 0)::BIGINT FROM globo_schema_migrations", &[])
+            .and_then(|row| row.try_get(0))
+            .map_err(&fail)?;
+        if schema::pending(location, current)?.is_empty() {
+            return Ok(());
+        }
+    }
     let mut tx = client.transaction().map_err(&fail)?;
     tx.execute(LOCK_XACT_SQL, &[&schema::POSTGRES_LOCK_KEY]).map_err(&fail)?;
     tx.batch_execute(schema::MIGRATIONS_TABLE_POSTGRES).map_err(&fail)?;
