@@ -970,6 +970,43 @@ every_store! {
         }
     }
 
+    /// The async API over each store: calls from tasks of a multi-thread runtime, and the
+    /// store dropped inside the runtime (its last reference held by a task), as a service
+    /// that moves its store into `async fn main` does.
+    fn the_async_api_serves_every_store_and_is_dropped_in_the_runtime(fx) {
+        three_users(fx);
+        let store = globo_auth::AsyncUserStore::new(test_store(fx));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(async move {
+            let tasks: Vec<_> = [("alice", ALICE_PW), ("bob", WRONG), ("ｃａｒｏｌ", CAROL_PW)]
+                .into_iter()
+                .map(|(name, password)| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        match store.verify(name, &secret(password)).await {
+                            Ok(verified) => verified.username().to_owned(),
+                            Err(e) => format!("{e:?}"),
+                        }
+                    })
+                })
+                .collect();
+            let mut outcome = Vec::new();
+            for task in tasks {
+                outcome.push(task.await.unwrap());
+            }
+            store.register("dave", &secret(NEW_PW)).await.unwrap();
+            outcome.push(store.usernames().await.unwrap().join(","));
+            // The last reference goes in a task of the runtime.
+            tokio::spawn(async move { drop(store) }).await.unwrap();
+            outcome
+        });
+        assert_eq!(outcome, ["alice", "InvalidCredentials", "carol", "alice,bob,carol,dave"]);
+    }
+
     // 7. Events.
 
     fn security_events_are_the_same_on_every_store(fx) {

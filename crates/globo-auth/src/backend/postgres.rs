@@ -155,6 +155,26 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    /// Closes the idle sessions on a thread of its own. The sync client closes a session by
+    /// blocking on a runtime of its own, which panics on a thread that drives an async
+    /// runtime: the last reference to a store dropped in a task (an `AsyncUserStore` moved
+    /// into `async fn main`, say) aborted the process ("panic in a destructor during
+    /// cleanup"). Waits for that thread, so the sessions are closed when the store is gone.
+    fn drop(&mut self) {
+        let clients = std::mem::take(self.pool.get_mut().unwrap_or_else(PoisonError::into_inner));
+        if clients.is_empty() {
+            return;
+        }
+        // When no thread can be made, the sessions are dropped here, as before.
+        if let Ok(closer) =
+            std::thread::Builder::new().name("globo-pg-close".into()).spawn(move || drop(clients))
+        {
+            let _closed = closer.join();
+        }
+    }
+}
+
 /// A PostgreSQL users store and its throttling records (see the module docs). Synchronous:
 /// never call it from an async task.
 pub(crate) struct PostgresBackend {
