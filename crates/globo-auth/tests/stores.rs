@@ -1007,6 +1007,28 @@ every_store! {
         assert_eq!(outcome, ["alice", "InvalidCredentials", "carol", "alice,bob,carol,dave"]);
     }
 
+    /// A store whose sessions the server ended (a restart, a proxy's idle timeout) keeps
+    /// working: the next calls open new ones.
+    fn a_store_outlives_its_sessions(fx) {
+        let store = three_users(fx);
+        let unthrottled = test_store(fx).without_throttle();
+        store.verify("alice", &secret(ALICE_PW)).unwrap();
+        unthrottled.verify("alice", &secret(ALICE_PW)).unwrap();
+        // Each call below is the first on sessions the server ended meanwhile: a throttling
+        // update, a login's read, a writer's lock, a read of every user, a status.
+        fx.end_sessions();
+        store.verify("alice", &secret(ALICE_PW)).unwrap();
+        fx.end_sessions();
+        assert!(invalid(unthrottled.verify("bob", &secret(WRONG))));
+        fx.end_sessions();
+        unthrottled.register("dave", &secret(NEW_PW)).unwrap();
+        fx.end_sessions();
+        assert_eq!(unthrottled.usernames().unwrap(), ["alice", "bob", "carol", "dave"]);
+        assert!(invalid(store.verify("bob", &secret(WRONG))));
+        fx.end_sessions();
+        assert_eq!(store.throttle_status("bob").unwrap().failures, 1);
+    }
+
     // 7. Events.
 
     fn security_events_are_the_same_on_every_store(fx) {

@@ -102,6 +102,27 @@ impl Fixture {
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
     }
 
+    /// Ends every session of the store's database but this one's, as a server restart or a
+    /// proxy's idle timeout does (PostgreSQL only; the file stores have no sessions).
+    pub(crate) fn end_sessions(&self) {
+        let Some(database) = &self.database else { return };
+        let config = database.config();
+        // The sync client runs a runtime of its own: on a thread of its own, as testkit does.
+        std::thread::spawn(move || {
+            let mut client = config.connect(postgres::NoTls).unwrap();
+            let ended = client
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .unwrap();
+            assert!(!ended.is_empty(), "no session to end");
+        })
+        .join()
+        .unwrap();
+    }
+
     /// The record of `name` as stored.
     pub(crate) fn record(&self, name: &str) -> String {
         let records = self.records();
