@@ -462,7 +462,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// The longest source kept as given; a longer one is kept as `sha256:<hex of its hash>`, so
-/// a caller's oversized key cannot grow a backend's records.
+/// a caller's oversized key cannot grow a backend's records. So is one holding a NUL
+/// character, which PostgreSQL's text cannot hold: every store keys it alike.
 const MAX_SOURCE_KEY_BYTES: usize = 128;
 
 /// The ids of a store's records, derived from its throttle backend's salt
@@ -493,10 +494,11 @@ impl Ids {
         ThrottleKey { scope: KeyScope::Account, shard: digest[0], id: hex(&digest) }
     }
 
-    /// A source's key: the source as given (a long one hashed), in the shard of
-    /// SHA-256(salt, `s:`, source), so sources spread over the shards like accounts.
+    /// A source's key: the source as given (a long one, or one holding a NUL, hashed), in
+    /// the shard of SHA-256(salt, `s:`, source), so sources spread over the shards like
+    /// accounts.
     pub(crate) fn source(&self, source: &str) -> ThrottleKey {
-        let id = if source.len() <= MAX_SOURCE_KEY_BYTES {
+        let id = if source.len() <= MAX_SOURCE_KEY_BYTES && !source.contains('\0') {
             source.to_owned()
         } else {
             format!("sha256:{}", hex(&Sha256::digest(source.as_bytes())))

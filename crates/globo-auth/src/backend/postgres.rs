@@ -11,11 +11,17 @@
 //!   so no query, row lock or advisory lock wait hangs a request for ever.
 //! - **Pool.** Clients are kept in a small pool (at most [`POOL_SIZE`] idle, more opened on
 //!   demand); a client whose connection broke is dropped, never returned. A transaction is
-//!   always finished (committed or rolled back) before its client goes back.
+//!   always finished (committed or rolled back) before its client goes back. When the first
+//!   statement of a call fails on a pooled client because the server ended its session while
+//!   it sat idle (a restart, a proxy's idle timeout), the other idle clients are dropped too
+//!   and the statement runs once more on a new session (nothing ran on the ended one), so
+//!   the first logins after a restart do not fail. The idle clients are closed on a thread
+//!   of their own when the backend is dropped (the last reference may go in an async task).
 //! - **Schema.** [`PostgresBackend::connect`] applies the missing migrations of `schema.rs` in
 //!   one transaction under `pg_advisory_xact_lock(POSTGRES_LOCK_KEY)`, so servers opening a new
 //!   database at once apply each exactly once; a database migrated by a newer globo is refused
-//!   ([`AuthError::StoreSchema`]).
+//!   ([`AuthError::StoreSchema`]). An up-to-date schema is checked without that lock, so
+//!   opening a store does not wait for a writer (a maintenance run holds it).
 //! - **Writers** (design decision 2). [`UsersBackend::lock`] takes a client of its own and holds
 //!   the session lock `pg_advisory_lock(POSTGRES_LOCK_KEY)` on it while the guard lives (across
 //!   several transactions for a maintenance run); each transaction also takes
@@ -155,6 +161,26 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    /// Closes the idle sessions on a thread of its own. The sync client closes a session by
+    /// blocking on a runtime of its own, which panics on a thread that drives an async
+    /// runtime: the last reference to a store dropped in a task (an `AsyncUserStore` moved
+    /// into `async fn main`, say) aborted the process ("panic in a destructor during
+    /// cleanup"). Waits for that thread, so the sessions are closed when the store is gone.
+    fn drop(&mut self) {
+        let clients = std::mem::take(self.pool.get_mut().unwrap_or_else(PoisonError::into_inner));
+        if clients.is_empty() {
+            return;
+        }
+        // When no thread can be made, the sessions are dropped here, as before.
+        if let Ok(closer) =
+            std::thread::Builder::new().name("globo-pg-close".into()).spawn(move || drop(clients))
+        {
+            let _closed = closer.join();
+        }
+    }
+}
+
 /// A PostgreSQL users store and its throttling records (see the module docs). Synchronous:
 /// never call it from an async task.
 pub(crate) struct PostgresBackend {
@@ -198,6 +224,25 @@ impl PostgresBackend {
         Pooled::take(&self.shared)
     }
 
+    /// A client and the outcome of `first`, the first statement run on it, once more on a
+    /// new session when the pooled one had been ended by the server
+    /// ([`Pooled::ended_while_idle`]). `first` must change nothing when it fails.
+    fn first<T>(
+        &self,
+        mut first: impl FnMut(&mut Client) -> Result<T, AuthError>,
+    ) -> Result<(Pooled, T), AuthError> {
+        let mut pooled = self.client()?;
+        match first(pooled.get()?) {
+            Ok(value) => Ok((pooled, value)),
+            Err(_) if pooled.ended_while_idle() => {
+                let mut pooled = self.client()?;
+                let value = first(pooled.get()?)?;
+                Ok((pooled, value))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The typical record, from the cache while it is fresh.
     fn typical(&self, client: &mut Client) -> Result<Option<String>, AuthError> {
         if let Some((at, typical)) = &*lock(&self.shared.typical)
@@ -217,8 +262,25 @@ impl PostgresBackend {
 }
 
 /// Applies the missing migrations in one transaction under the advisory transaction lock.
+///
+/// A schema already up to date is checked first without the lock: the lock is the writers'
+/// (`UsersMaintenance` holds it for as long as its runs take), and opening a store, to log
+/// in say, must not wait for it when there is nothing to migrate.
 fn migrate(client: &mut Client, location: &str) -> Result<(), AuthError> {
     let fail = failed(location, "migrate");
+    let exists: bool = client
+        .query_one("SELECT to_regclass('globo_schema_migrations') IS NOT NULL", &[])
+        .and_then(|row| row.try_get(0))
+        .map_err(&fail)?;
+    if exists {
+        let current: i64 = client
+            .query_one("SELECT coalesce(max(version), 0)::BIGINT FROM globo_schema_migrations", &[])
+            .and_then(|row| row.try_get(0))
+            .map_err(&fail)?;
+        if schema::pending(location, current)?.is_empty() {
+            return Ok(());
+        }
+    }
     let mut tx = client.transaction().map_err(&fail)?;
     tx.execute(LOCK_XACT_SQL, &[&schema::POSTGRES_LOCK_KEY]).map_err(&fail)?;
     tx.batch_execute(schema::MIGRATIONS_TABLE_POSTGRES).map_err(&fail)?;
@@ -243,6 +305,8 @@ fn migrate(client: &mut Client, location: &str) -> Result<(), AuthError> {
 struct Pooled {
     client: Option<Client>,
     shared: Arc<Shared>,
+    /// Taken from the pool (it may have been idle since before a server restart), not new.
+    reused: bool,
 }
 
 impl Pooled {
@@ -253,11 +317,26 @@ impl Pooled {
             pool.retain(|client| !client.is_closed());
             pool.pop()
         };
+        let reused = idle.is_some();
         let client = match idle {
             Some(client) => client,
             None => shared.open_client()?,
         };
-        Ok(Self { client: Some(client), shared: Arc::clone(shared) })
+        Ok(Self { client: Some(client), shared: Arc::clone(shared), reused })
+    }
+
+    /// Whether the first statement that just failed on this client failed because the
+    /// server had ended its session while it sat in the pool (a restart, an idle timeout):
+    /// the pool's other sessions are from before that too, so they are dropped, and the
+    /// caller runs its first statement once more, on a new session. Nothing ran on the
+    /// ended session, so running again changes nothing twice.
+    fn ended_while_idle(&mut self) -> bool {
+        let ended = self.reused && self.client.as_ref().is_some_and(Client::is_closed);
+        if ended {
+            self.discard();
+            lock(&self.shared.pool).clear();
+        }
+        ended
     }
 
     fn get(&mut self) -> Result<&mut Client, AuthError> {
@@ -286,12 +365,23 @@ impl Drop for Pooled {
     }
 }
 
+/// Whether `text` can be in a `text` column: PostgreSQL's text holds no NUL character, so
+/// no stored name or key has one, and a name or key that does matches nothing. It is never
+/// sent: the server refuses it ("invalid byte sequence"), which would make a login with such
+/// a name a database error on this store and `InvalidCredentials` on the others.
+fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 fn lookup_in(
     client: &mut impl GenericClient,
     username: &str,
     location: &str,
 ) -> Result<Lookup, AuthError> {
     let key = comparison_key(username);
+    if !storable(&key) {
+        return Ok(Lookup::Missing);
+    }
     let fail = failed(location, "read users");
     let row = client.query_opt(LOOKUP_SQL, &[&key.as_ref()]).map_err(&fail)?;
     Ok(match row {
@@ -325,25 +415,23 @@ impl UsersBackend for PostgresBackend {
     }
 
     fn login_view(&self, username: &str) -> Result<LoginView, AuthError> {
-        let mut pooled = self.client()?;
-        let client = pooled.get()?;
-        let lookup = lookup_in(client, username, &self.shared.location)?;
-        let typical = self.typical(client)?;
+        let location = &self.shared.location;
+        let (mut pooled, lookup) = self.first(|client| lookup_in(client, username, location))?;
+        let typical = self.typical(pooled.get()?)?;
         Ok(LoginView { lookup, typical })
     }
 
     fn all(&self) -> Result<Vec<(String, Entry)>, AuthError> {
-        let mut pooled = self.client()?;
-        all_in(pooled.get()?, &self.shared.location)
+        self.first(|client| all_in(client, &self.shared.location)).map(|(_, all)| all)
     }
 
     fn lock(&self) -> Result<Box<dyn LockedUsers>, AuthError> {
-        let mut pooled = self.client()?;
-        let client = pooled.get()?;
         // Waits for another guard (any process) to be dropped, at most the statement timeout.
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&schema::POSTGRES_LOCK_KEY])
-            .map_err(failed(&self.shared.location, "write users"))?;
+        let (pooled, _) = self.first(|client| {
+            client
+                .execute("SELECT pg_advisory_lock($1)", &[&schema::POSTGRES_LOCK_KEY])
+                .map_err(failed(&self.shared.location, "write users"))
+        })?;
         Ok(Box::new(LockedPostgres { pooled }))
     }
 
@@ -410,6 +498,9 @@ impl UsersTxn for PostgresTxn<'_, '_> {
     }
 
     fn key_taken(&mut self, key: &str) -> Result<bool, AuthError> {
+        if !storable(key) {
+            return Ok(false);
+        }
         let fail = failed(self.location, "read users");
         self.tx
             .query_opt("SELECT 1 FROM globo_users WHERE name_key = $1", &[&key])
@@ -418,6 +509,9 @@ impl UsersTxn for PostgresTxn<'_, '_> {
     }
 
     fn get(&mut self, name: &str) -> Result<Option<Entry>, AuthError> {
+        if !storable(name) {
+            return Ok(None);
+        }
         let fail = failed(self.location, "read users");
         let row = self
             .tx
@@ -465,6 +559,9 @@ impl UsersTxn for PostgresTxn<'_, '_> {
     }
 
     fn remove(&mut self, name: &str) -> Result<bool, AuthError> {
+        if !storable(name) {
+            return Ok(false);
+        }
         self.tx
             .execute("DELETE FROM globo_users WHERE name = $1", &[&name])
             .map(|changed| changed > 0)
@@ -572,49 +669,40 @@ impl PostgresBackend {
     }
 }
 
-impl ThrottleBackend for PostgresBackend {
-    fn location(&self) -> String {
-        format!("{} (table globo_throttle)", self.shared.location)
-    }
+/// Why [`PostgresBackend::update_on`] failed: its BEGIN (nothing ran), or later.
+enum Attempt {
+    Begin(postgres::Error),
+    Later(AuthError),
+}
 
-    fn salt(&self, create: bool) -> Result<Option<Vec<u8>>, AuthError> {
-        if let Some(salt) = &*lock(&self.shared.salt) {
-            return Ok(Some(salt.clone()));
+impl Attempt {
+    fn into_error(self, write: &impl Fn(postgres::Error) -> AuthError) -> AuthError {
+        match self {
+            Attempt::Begin(e) => write(e),
+            Attempt::Later(e) => e,
         }
-        let mut pooled = self.client()?;
-        let client = pooled.get()?;
-        let mut salt = self.read_salt(client)?;
-        if salt.is_none() && create {
-            let mut fresh = [0u8; 32];
-            getrandom::fill(&mut fresh).map_err(|e| AuthError::Random { source: Box::new(e) })?;
-            // Another process may insert first: its salt is kept, never replaced.
-            client
-                .execute(
-                    "INSERT INTO globo_meta (name, value) VALUES ($1, $2)
-                     ON CONFLICT (name) DO NOTHING",
-                    &[&schema::THROTTLE_SALT, &hex(&fresh)],
-                )
-                .map_err(failed(&self.shared.location, "write throttling"))?;
-            salt = self.read_salt(client)?;
-        }
-        if let Some(salt) = &salt {
-            *lock(&self.shared.salt) = Some(salt.clone());
-        }
-        Ok(salt)
     }
+}
 
-    fn update(
+impl From<AuthError> for Attempt {
+    fn from(e: AuthError) -> Self {
+        Attempt::Later(e)
+    }
+}
+
+impl PostgresBackend {
+    /// [`ThrottleBackend::update`] on `client`, in one transaction.
+    fn update_on(
         &self,
+        client: &mut Client,
         keys: &[ThrottleKey],
         context: UpdateContext<'_>,
         f: &mut RecordsUpdate<'_>,
-    ) -> Result<(), AuthError> {
+    ) -> Result<(), Attempt> {
         let location = self.shared.location.as_str();
         let write = failed(location, "write throttling");
-        let mut pooled = self.client()?;
-        let client = pooled.get()?;
         // Rolled back when dropped without commit.
-        let mut tx = client.transaction().map_err(&write)?;
+        let mut tx = client.transaction().map_err(Attempt::Begin)?;
         let prune = lock(&self.shared.last_prune).is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL);
         if prune {
             tx.execute(
@@ -662,7 +750,7 @@ impl ThrottleBackend for PostgresBackend {
                 }
             }
         } else {
-            return tx.rollback().map_err(&write);
+            return Ok(tx.rollback().map_err(&write)?);
         }
         tx.commit().map_err(&write)?;
         if prune {
@@ -670,17 +758,67 @@ impl ThrottleBackend for PostgresBackend {
         }
         Ok(())
     }
+}
+
+impl ThrottleBackend for PostgresBackend {
+    fn location(&self) -> String {
+        format!("{} (table globo_throttle)", self.shared.location)
+    }
+
+    fn salt(&self, create: bool) -> Result<Option<Vec<u8>>, AuthError> {
+        if let Some(salt) = &*lock(&self.shared.salt) {
+            return Ok(Some(salt.clone()));
+        }
+        let (mut pooled, mut salt) = self.first(|client| self.read_salt(client))?;
+        let client = pooled.get()?;
+        if salt.is_none() && create {
+            let mut fresh = [0u8; 32];
+            getrandom::fill(&mut fresh).map_err(|e| AuthError::Random { source: Box::new(e) })?;
+            // Another process may insert first: its salt is kept, never replaced.
+            client
+                .execute(
+                    "INSERT INTO globo_meta (name, value) VALUES ($1, $2)
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&schema::THROTTLE_SALT, &hex(&fresh)],
+                )
+                .map_err(failed(&self.shared.location, "write throttling"))?;
+            salt = self.read_salt(client)?;
+        }
+        if let Some(salt) = &salt {
+            *lock(&self.shared.salt) = Some(salt.clone());
+        }
+        Ok(salt)
+    }
+
+    fn update(
+        &self,
+        keys: &[ThrottleKey],
+        context: UpdateContext<'_>,
+        f: &mut RecordsUpdate<'_>,
+    ) -> Result<(), AuthError> {
+        let write = failed(&self.shared.location, "write throttling");
+        let mut pooled = self.client()?;
+        // BEGIN is the first statement: on a session the server ended while it sat in the
+        // pool, once more on a new one (as `first` does; a transaction borrows its client).
+        match self.update_on(pooled.get()?, keys, context, f) {
+            Err(Attempt::Begin(_)) if pooled.ended_while_idle() => {
+                let mut pooled = self.client()?;
+                self.update_on(pooled.get()?, keys, context, f).map_err(|e| e.into_error(&write))
+            }
+            result => result.map_err(|e| e.into_error(&write)),
+        }
+    }
 
     fn read(&self, key: &ThrottleKey) -> Result<Option<ThrottleRecord>, AuthError> {
         let location = self.shared.location.as_str();
-        let mut pooled = self.client()?;
-        let row = pooled
-            .get()?
-            .query_opt(
-                "SELECT failures, last_ms FROM globo_throttle WHERE scope = $1 AND id = $2",
-                &[&scope_name(key.scope), &key.id],
-            )
-            .map_err(failed(location, "read throttling"))?;
+        let (_, row) = self.first(|client| {
+            client
+                .query_opt(
+                    "SELECT failures, last_ms FROM globo_throttle WHERE scope = $1 AND id = $2",
+                    &[&scope_name(key.scope), &key.id],
+                )
+                .map_err(failed(location, "read throttling"))
+        })?;
         match row {
             Some(row) => throttle_row(&row, location),
             None => Ok(None),
