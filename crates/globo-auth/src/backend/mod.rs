@@ -12,6 +12,7 @@
 //! Implementations: `json` (the lab's `users.json` and the `<users>.throttle` folder),
 //! `sqlite` (feature `sqlite`) and `postgres` (feature `postgres`).
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::AuthError;
@@ -91,6 +92,12 @@ pub(crate) trait UsersTxn {
     /// Every user whose entry names a pepper version (`keyid=` in its text, usable or not),
     /// as (name, version), in store order.
     fn pepper_versions(&mut self) -> Result<Vec<(String, String)>, AuthError>;
+    /// The distinct pepper versions the records name: what every write checks (under the
+    /// writer lock), so a database answers it from its `pepper` index without reading the
+    /// records (a loose index scan: one probe per version, whatever the number of users).
+    fn pepper_version_set(&mut self) -> Result<BTreeSet<String>, AuthError> {
+        Ok(self.pepper_versions()?.into_iter().map(|(_, version)| version).collect())
+    }
     /// Every user, in store order (a JSON file's order; a database's insertion order).
     fn all(&mut self) -> Result<Vec<(String, Entry)>, AuthError>;
 }
@@ -178,6 +185,16 @@ pub(crate) trait ThrottleBackend: Send + Sync + fmt::Debug {
     /// The record of `key` now (a snapshot, no lock).
     fn read(&self, key: &ThrottleKey) -> Result<Option<ThrottleRecord>, AuthError>;
 }
+
+/// The distinct non-NULL values of `globo_users.pepper` by a loose index scan (the same SQL
+/// in both dialects): each step finds the next version above the last from the partial
+/// index, so the cost grows with the number of versions, not of users.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) const PEPPER_VERSION_SET_SQL: &str = "WITH RECURSIVE v(p) AS (
+    SELECT min(pepper) FROM globo_users WHERE pepper IS NOT NULL
+    UNION ALL
+    SELECT (SELECT min(pepper) FROM globo_users WHERE pepper > v.p) FROM v WHERE v.p IS NOT NULL
+) SELECT p FROM v WHERE p IS NOT NULL";
 
 /// What decides a hash's cost: everything but the salt and tag bytes, plus their lengths.
 /// Records of one shape cost the same to verify; a database keeps it in a column so the

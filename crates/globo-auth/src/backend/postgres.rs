@@ -578,6 +578,16 @@ impl UsersTxn for PostgresTxn<'_, '_> {
             .collect()
     }
 
+    fn pepper_version_set(&mut self) -> Result<std::collections::BTreeSet<String>, AuthError> {
+        let fail = failed(self.location, "read users");
+        self.tx
+            .query(super::PEPPER_VERSION_SET_SQL, &[])
+            .map_err(&fail)?
+            .iter()
+            .map(|row| row.try_get(0).map_err(&fail))
+            .collect()
+    }
+
     fn all(&mut self) -> Result<Vec<(String, Entry)>, AuthError> {
         all_in(self.tx, self.location)
     }
@@ -971,6 +981,23 @@ mod tests {
         assert_eq!(removed, [true, false]);
         assert_eq!(names(&backend), ["bob"]);
         assert_eq!(backend.login_view("alice").unwrap().lookup, Lookup::Missing);
+    }
+
+    #[test]
+    fn the_pepper_version_set_is_distinct() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        let backend = open(&db);
+        insert(&backend, "zed", PEPPERED).unwrap();
+        insert(&backend, "amy", PLAIN).unwrap();
+        insert(&backend, "kim", PEPPERED).unwrap();
+        insert(&backend, "bob", &PEPPERED.replace("AQIDBAUG", "BQYHCAkK")).unwrap();
+        let mut set = std::collections::BTreeSet::new();
+        write(&backend, |txn| {
+            set = txn.pepper_version_set()?;
+            Ok(false)
+        })
+        .unwrap();
+        assert_eq!(set, ["AQIDBAUG".to_owned(), "BQYHCAkK".to_owned()].into());
     }
 
     #[test]

@@ -475,6 +475,13 @@ impl UsersTxn for SqliteTxn<'_> {
         rows.collect::<Result<Vec<_>, _>>().map_err(&fail)
     }
 
+    fn pepper_version_set(&mut self) -> Result<std::collections::BTreeSet<String>, AuthError> {
+        let fail = self.read_error();
+        let mut stmt = self.tx.prepare_cached(super::PEPPER_VERSION_SET_SQL).map_err(&fail)?;
+        let rows = stmt.query_map([], |row| row.get(0)).map_err(&fail)?;
+        rows.collect::<Result<_, _>>().map_err(&fail)
+    }
+
     fn all(&mut self) -> Result<Vec<(String, Entry)>, AuthError> {
         all_in(self.tx, self.location)
     }
@@ -816,6 +823,41 @@ mod tests {
         assert_eq!(removed, [true, false, false]);
         assert!(backend.all().unwrap().is_empty());
         assert_eq!(backend.login_view("alice").unwrap().lookup, Lookup::Missing);
+    }
+
+    #[test]
+    fn the_pepper_version_set_is_distinct_and_read_from_the_index() {
+        let (_dir, path, backend) = fresh();
+        insert(&backend, "zed", &peppered("c2FsdDE")).unwrap();
+        insert(&backend, "amy", &record(1, "c2FsdDI")).unwrap();
+        insert(&backend, "bob", &peppered("c2FsdDM").replace("AAAAAAAA", "BBBBBBBB")).unwrap();
+        insert(&backend, "kim", &peppered("c2FsdDQ")).unwrap();
+        let mut set = std::collections::BTreeSet::new();
+        write(&backend, |txn| {
+            set = txn.pepper_version_set()?;
+            Ok(false)
+        })
+        .unwrap();
+        assert_eq!(set, ["AAAAAAAA".to_owned(), "BBBBBBBB".to_owned()].into());
+        // Every step of the scan is an index search: no step reads the table's rows, so a
+        // write's pepper check costs the same with 10 or 100,000 users.
+        let connection = Connection::open(&path).unwrap();
+        let plan: Vec<String> = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::super::PEPPER_VERSION_SET_SQL))
+            .unwrap()
+            .query_map([], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let on_users: Vec<&String> =
+            plan.iter().filter(|step| step.contains("globo_users")).collect();
+        assert!(!on_users.is_empty(), "{plan:?}");
+        assert!(
+            on_users
+                .iter()
+                .all(|step| step.starts_with("SEARCH") && step.contains("globo_users_pepper")),
+            "{plan:?}"
+        );
     }
 
     #[test]

@@ -209,7 +209,7 @@ impl UserStore {
         hash: String,
     ) -> Result<(), AuthError> {
         self.transaction(&mut |txn| {
-            self.check_pepper_required(&txn.pepper_versions()?, Some(stored))?;
+            self.check_pepper_required(txn, Some(stored))?;
             let entry = txn.get(stored)?;
             match (&entry, expected) {
                 (Some(_), None) => {}
