@@ -58,6 +58,7 @@ struct Cli {
         global = true,
         value_name = "text|json",
         env = "GLOBO_LOG_FORMAT",
+        hide_env_values = true,
         default_value = "text"
     )]
     log_format: String,
@@ -122,4 +123,36 @@ fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "app", &mut script);
     out::bytes(&script)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// Every option read from the environment hides the value in `--help`: it may hold a
+    /// secret (a database URL's password, say). Checked over the whole command tree, so a
+    /// new option cannot forget it.
+    #[test]
+    fn every_environment_option_hides_its_value() {
+        fn walk(command: &clap::Command, path: &str, found: &mut usize) {
+            for arg in command.get_arguments() {
+                if arg.get_env().is_some() {
+                    *found += 1;
+                    assert!(
+                        arg.is_hide_env_values_set(),
+                        "{path} --{}: set hide_env_values = true",
+                        arg.get_id()
+                    );
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), found);
+            }
+        }
+        let mut found = 0;
+        walk(&Cli::command(), "app", &mut found);
+        assert!(found >= 7, "only {found} options read the environment");
+    }
 }

@@ -23,6 +23,7 @@ pub(crate) struct UsersStoreArgs {
         long,
         value_name = "STORE",
         env = "GLOBO_USERS_STORE",
+        hide_env_values = true,
         default_value = "users.json",
         help = STORE_HELP
     )]
