@@ -8,7 +8,7 @@ mod prompt;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory as _, Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::failure::Failure;
 
@@ -100,7 +100,11 @@ fn main() -> ExitCode {
     if let Err(error) = globo::harden_process() {
         return Failure::from_error(&error).report();
     }
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    if let Some(error) = cmd::store::explicit_conflict(&matches) {
+        error.exit();
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     if let Err(failure) = logging::init(&cli.log_format) {
         return failure.report();
     }

@@ -186,14 +186,32 @@ fn the_store_comes_from_the_environment_and_users_file_stays_a_hidden_alias() {
     // The option of earlier versions: a JSON path.
     let list = ok(&app(d, &["users", "list", "--users-file", "env.json"], ""));
     assert_eq!(list, "alice\n");
+    // The command line's --users-file wins over the environment's store (it was refused as
+    // "cannot be used with --users-store").
+    let env = [("GLOBO_USERS_STORE", "sqlite://env.db")];
+    let list = ok(&app_env(d, &["users", "list", "--users-file", "env.json"], "", &env));
+    assert_eq!(list, "alice\n");
+    let args = ["register", "carol", "--password-stdin", "--users-file", "file.json"];
+    ok(&app_env(d, &args, &format!("{OTHER_PW}\n"), &env));
+    assert_eq!(ok(&app(d, &["users", "list", "--users-store", "file.json"], "")), "carol\n");
+    assert!(!d.join("env.db").exists(), "the environment's store was opened");
     // Without either, users.json.
     register(d, "users.json", "bob", BOB_PW);
     assert_eq!(ok(&app(d, &["users", "list"], "")), "bob\n");
     // Both at once: a usage error.
     let both = app(d, &["users", "list", "--users-file", "a.json", "--users-store", "b.json"], "");
     assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
+    assert!(text(&both.stderr).contains("cannot be used with"), "{}", text(&both.stderr));
+    let both = app_env(
+        d,
+        &["users", "list", "--users-file", "a.json", "--users-store", "b.json"],
+        "",
+        &env,
+    );
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
     let help = ok(&app(d, &["register", "--help"], ""));
     assert!(help.contains("--users-store <STORE>"), "{help}");
-    assert!(help.contains("GLOBO_USERS_STORE="), "{help}");
+    // Named, its value hidden (it may hold a password).
+    assert!(help.contains("GLOBO_USERS_STORE]"), "{help}");
     assert!(!help.contains("--users-file"), "{help}");
 }

@@ -29,9 +29,34 @@ pub(crate) struct UsersStoreArgs {
     )]
     users_store: String,
 
-    /// A JSON users file (the option of earlier versions; same as --users-store PATH).
-    #[arg(long, value_name = "PATH", hide = true, conflicts_with = "users_store")]
+    /// A JSON users file (the option of earlier versions; same as --users-store PATH). It
+    /// wins over GLOBO_USERS_STORE; with --users-store on the command line it is a usage
+    /// error, checked by [`explicit_conflict`] (clap's `conflicts_with` would count the
+    /// environment variable as given).
+    #[arg(long, value_name = "PATH", hide = true)]
     users_file: Option<PathBuf>,
+}
+
+/// A usage error when a command line gives both `--users-file` and `--users-store` (an
+/// environment variable is not a choice made on the command line: the option wins over it).
+pub(crate) fn explicit_conflict(matches: &clap::ArgMatches) -> Option<clap::Error> {
+    use clap::CommandFactory as _;
+    use clap::parser::ValueSource;
+
+    let mut current = matches;
+    loop {
+        let given = |id: &str| {
+            current.try_contains_id(id).unwrap_or(false)
+                && current.value_source(id) == Some(ValueSource::CommandLine)
+        };
+        if given("users_file") && given("users_store") {
+            return Some(crate::Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "the argument '--users-file <PATH>' cannot be used with '--users-store <STORE>'",
+            ));
+        }
+        current = current.subcommand()?.1;
+    }
 }
 
 impl UsersStoreArgs {
