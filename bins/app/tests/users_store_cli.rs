@@ -215,3 +215,20 @@ fn the_store_comes_from_the_environment_and_users_file_stays_a_hidden_alias() {
     assert!(help.contains("GLOBO_USERS_STORE]"), "{help}");
     assert!(!help.contains("--users-file"), "{help}");
 }
+
+/// Issue 14 review: `--from typo.json` copied nothing and succeeded; `--from sqlite://nope.db`
+/// created nope.db. The source must exist, and nothing is created.
+#[test]
+fn the_source_of_a_copy_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for from in ["typo.json", "sqlite://nope.db"] {
+        let out = app(d, &["users", "copy", "--from", from, "--to", "b.json"], "");
+        assert_eq!(out.status.code(), Some(1), "{from}: {}", text(&out.stdout));
+        assert_eq!(stderr(&out), format!("error: users store '{from}' does not exist\n"));
+        assert_eq!(text(&out.stdout), "");
+    }
+    assert!(!d.join("nope.db").exists(), "the source was created");
+    assert!(!d.join("typo.json").exists());
+    assert!(!d.join("b.json").exists());
+}

@@ -150,6 +150,22 @@ impl StoreSpec {
     /// exactly when the URL names one ([`AuthError::InvalidStoreSpec`] otherwise). A
     /// `sqlite://` store in a build without the feature `sqlite` is refused the same way.
     pub fn open(self, password: Option<SecretString>) -> Result<UserStore, AuthError> {
+        self.open_with(password, false)
+    }
+
+    /// As [`open`](Self::open), for a store to read from (the source of a copy): a JSON
+    /// users file or SQLite database that does not exist is refused with
+    /// [`AuthError::StoreNotFound`] instead of being taken as empty, and nothing is created.
+    /// (A PostgreSQL database must exist to be connected to.)
+    pub fn open_existing(self, password: Option<SecretString>) -> Result<UserStore, AuthError> {
+        self.open_with(password, true)
+    }
+
+    fn open_with(
+        self,
+        password: Option<SecretString>,
+        existing: bool,
+    ) -> Result<UserStore, AuthError> {
         let location = self.location();
         if password.is_some() && self.password_secret().is_none() {
             return Err(invalid(
@@ -158,7 +174,17 @@ impl StoreSpec {
             ));
         }
         match self {
-            Self::Json(path) => Ok(UserStore::new(path)),
+            Self::Json(path) => {
+                if existing
+                    && std::fs::symlink_metadata(&path)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                {
+                    return Err(AuthError::StoreNotFound { store: location });
+                }
+                Ok(UserStore::new(path))
+            }
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(path) if existing => UserStore::sqlite_existing(path),
             #[cfg(feature = "sqlite")]
             Self::Sqlite(path) => UserStore::sqlite(path),
             #[cfg(not(feature = "sqlite"))]
@@ -774,6 +800,38 @@ mod tests {
             .unwrap_err();
         assert!(error.to_string().contains("names no password_secret"), "{error}");
         assert!(!error.to_string().contains("hunter2"));
+    }
+
+    /// Issue 14 review: `app users copy --from typo.json` copied nothing and succeeded, and
+    /// `--from sqlite://nope.db` created nope.db.
+    #[test]
+    fn a_store_to_read_from_must_exist_and_is_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("typo.json");
+        let error = StoreSpec::Json(json.clone()).open_existing(None).unwrap_err();
+        assert!(
+            matches!(&error, AuthError::StoreNotFound { store } if *store == json.display().to_string()),
+            "{error:?}"
+        );
+        assert_eq!(error.to_string(), format!("users store '{}' does not exist", json.display()));
+        assert!(error.is_operational());
+        assert!(!json.exists());
+        std::fs::write(&json, "{}").unwrap();
+        assert!(StoreSpec::Json(json).open_existing(None).unwrap().usernames().unwrap().is_empty());
+
+        #[cfg(feature = "sqlite")]
+        {
+            let db = dir.path().join("nope.db");
+            let error = StoreSpec::Sqlite(db.clone()).open_existing(None).unwrap_err();
+            assert!(
+                matches!(&error, AuthError::StoreNotFound { store } if *store == format!("sqlite://{}", db.display())),
+                "{error:?}"
+            );
+            assert!(!db.exists(), "opening a store to read from created it");
+            StoreSpec::Sqlite(db.clone()).open(None).unwrap();
+            assert!(db.exists());
+            StoreSpec::Sqlite(db).open_existing(None).unwrap();
+        }
     }
 
     #[test]

@@ -216,6 +216,16 @@ impl UserStore {
         Ok(Self::from_backend(Arc::new(crate::backend::sqlite::SqliteBackend::open(&path)?)))
     }
 
+    /// As [`sqlite`](Self::sqlite), but the database must exist: a missing file is refused
+    /// with [`AuthError::StoreNotFound`] and not created (a store to read from, such as the
+    /// source of a copy).
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite_existing(path: impl Into<PathBuf>) -> Result<Self, AuthError> {
+        let path: PathBuf = path.into();
+        let backend = crate::backend::sqlite::SqliteBackend::open_existing(&path)?;
+        Ok(Self::from_backend(Arc::new(backend)))
+    }
+
     /// A store in the PostgreSQL database `config` connects to (feature `postgres`):
     /// connects (at most 10 s unless `config` sets a connect timeout), creates or migrates
     /// the `globo_` tables, and keeps a few connections open. `location` names the store in

@@ -135,19 +135,26 @@ fn parse(text: &str) -> Result<StoreSpec, Failure> {
     })
 }
 
-fn open(spec: StoreSpec, secrets: &SecretsArgs) -> Result<UserStore, Failure> {
+/// Opens `spec`; `existing`: a store to read from, which must exist (never created).
+fn open_spec(spec: StoreSpec, secrets: &SecretsArgs, existing: bool) -> Result<UserStore, Failure> {
     let location = spec.location();
     let password = match spec.password_secret() {
         Some(name) => Some(secrets.read_text(name, &location)?),
         None => None,
     };
-    spec.open(password).map_err(|e| Failure::from_error(&e))
+    let store = if existing { spec.open_existing(password) } else { spec.open(password) };
+    store.map_err(|e| Failure::from_error(&e))
+}
+
+fn open(spec: StoreSpec, secrets: &SecretsArgs) -> Result<UserStore, Failure> {
+    open_spec(spec, secrets, false)
 }
 
 /// Arguments of `app users copy`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct CopyArgs {
-    /// The store to copy users from (a path, sqlite://PATH or a postgres:// URL).
+    /// The store to copy users from (a path, sqlite://PATH or a postgres:// URL); it must
+    /// exist.
     #[arg(long, value_name = "STORE")]
     from: String,
     /// The store to copy them into (created when missing).
@@ -164,7 +171,7 @@ fn names(users: &[String]) -> String {
 }
 
 pub(crate) fn copy(args: &CopyArgs) -> Result<(), Failure> {
-    let from = open(parse(&args.from)?, &args.secrets)?;
+    let from = open_spec(parse(&args.from)?, &args.secrets, true)?;
     let to = open(parse(&args.to)?, &args.secrets)?;
     let report = copy_users(&from, &to).map_err(|e| Failure::from_error(&e))?;
     if !report.skipped.is_empty() {
