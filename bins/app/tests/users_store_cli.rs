@@ -232,3 +232,44 @@ fn the_source_of_a_copy_must_exist() {
     assert!(!d.join("typo.json").exists());
     assert!(!d.join("b.json").exists());
 }
+
+/// Issue 14 review: a lab file holding `josé` in NFC and in NFD reported the second as
+/// conflicting on every run, with a hint about the target that could not resolve it.
+#[test]
+fn look_alike_names_of_a_lab_file_are_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    register(d, "lab.json", "jos\u{e9}", ALICE_PW);
+    register(d, "lab.json", "bob", BOB_PW);
+    // The lab wrote the same name in NFD too (globo's registration refuses it).
+    let lab = std::fs::read_to_string(d.join("lab.json")).unwrap();
+    let mut users: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&lab).unwrap();
+    let bob = users["bob"].clone();
+    users.insert("jose\u{301}".into(), bob);
+    std::fs::write(d.join("lab.json"), serde_json::to_string(&users).unwrap()).unwrap();
+
+    for _ in 0..2 {
+        let out = app(d, &["users", "copy", "--from", "lab.json", "--to", "sqlite://u.db"], "");
+        assert_eq!(out.status.code(), Some(1));
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.starts_with("Copied users from 'lab.json' to 'sqlite://u.db': "),
+            "{stdout}"
+        );
+        assert!(stdout.ends_with("conflicting 0, look-alike names not copied 1.\n"), "{stdout}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(
+                "error: 'lab.json' holds names that look alike (the same name in another Unicode \
+                 form, width or with invisible characters): 'jos\u{e9}' and 'jose\\u{301}'. A \
+                 store keeps one name of each, so 'jose\\u{301}' were not copied.\n"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("copying again will not change this"), "{err}");
+        assert!(err.contains("app users delete NAME --users-store 'lab.json'"), "{err}");
+        assert!(!err.contains("another password hash"), "{err}");
+    }
+    let list = ok(&app(d, &["users", "list", "--users-store", "sqlite://u.db"], ""));
+    assert_eq!(list, "jos\u{e9}\nbob\n");
+}

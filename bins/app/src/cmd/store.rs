@@ -182,25 +182,61 @@ pub(crate) fn copy(args: &CopyArgs) -> Result<(), Failure> {
             names(&report.skipped)
         );
     }
+    let look_alike = if report.ambiguous.is_empty() {
+        String::new()
+    } else {
+        format!(", look-alike names not copied {}", report.ambiguous.len())
+    };
     outln!(
-        "Copied users from '{}' to '{}': created {}, unchanged {}, conflicting {}.",
+        "Copied users from '{}' to '{}': created {}, unchanged {}, conflicting {}{look_alike}.",
         from.location(),
         to.location(),
         report.created,
         report.unchanged,
         report.conflicting.len()
     )?;
-    if report.conflicting.is_empty() {
-        return Ok(());
+    let mut problems = Vec::new();
+    if !report.ambiguous.is_empty() {
+        problems.push(look_alike_problem(&from, &report.ambiguous)?);
     }
-    Err(Failure::msg(format!(
-        "{} users of '{}' are in '{}' with another password hash and were left as they are: {}\n\
-         hint: nothing was overwritten; decide for each (delete it in '{}' with `app users \
-         delete NAME --users-store STORE`, or keep it), then run the copy again",
-        report.conflicting.len(),
+    if !report.conflicting.is_empty() {
+        problems.push(format!(
+            "{} users of '{}' are in '{}' with another password hash and were left as they are: {}\n\
+             hint: nothing was overwritten; decide for each (delete it in '{}' with `app users \
+             delete NAME --users-store STORE`, or keep it), then run the copy again",
+            report.conflicting.len(),
+            from.location(),
+            to.location(),
+            names(&report.conflicting),
+            to.location()
+        ));
+    }
+    if problems.is_empty() { Ok(()) } else { Err(Failure::msg(problems.join("\nerror: "))) }
+}
+
+/// The source holds names that look alike (a lab users file can): the groups, shown with
+/// `\u{...}` for what cannot be seen, and how to keep one of each.
+fn look_alike_problem(from: &UserStore, ambiguous: &[String]) -> Result<String, Failure> {
+    use crate::cmd::auth::visible;
+    let groups = from.ambiguous_names().map_err(|e| Failure::from_error(&e))?;
+    let groups: Vec<String> = groups
+        .iter()
+        .filter(|group| group.iter().any(|name| ambiguous.contains(name)))
+        .map(|group| {
+            group.iter().map(|n| format!("'{}'", visible(n))).collect::<Vec<_>>().join(" and ")
+        })
+        .collect();
+    Ok(format!(
+        "'{}' holds names that look alike (the same name in another Unicode form, width or with \
+         invisible characters): {}. A store keeps one name of each, so {} were not copied.\n\
+         hint: copying again will not change this: in '{}' keep one name of each group and \
+         delete the others (`app users delete NAME --users-store '{}'`, NAME exactly as stored, \
+         \\u{{...}} as shown); their users register again under a distinct name. Then run the \
+         copy again",
         from.location(),
-        to.location(),
-        names(&report.conflicting),
-        to.location()
-    )))
+        groups.join("; "),
+        ambiguous.iter().map(|n| format!("'{}'", visible(n))).collect::<Vec<_>>().join(", "),
+        from.location(),
+        from.location()
+    ))
 }
