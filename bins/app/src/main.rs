@@ -8,7 +8,7 @@ mod prompt;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory as _, Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::failure::Failure;
 
@@ -58,6 +58,7 @@ struct Cli {
         global = true,
         value_name = "text|json",
         env = "GLOBO_LOG_FORMAT",
+        hide_env_values = true,
         default_value = "text"
     )]
     log_format: String,
@@ -99,7 +100,11 @@ fn main() -> ExitCode {
     if let Err(error) = globo::harden_process() {
         return Failure::from_error(&error).report();
     }
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    if let Some(error) = cmd::store::explicit_conflict(&matches) {
+        error.exit();
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     if let Err(failure) = logging::init(&cli.log_format) {
         return failure.report();
     }
@@ -122,4 +127,36 @@ fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "app", &mut script);
     out::bytes(&script)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// Every option read from the environment hides the value in `--help`: it may hold a
+    /// secret (a database URL's password, say). Checked over the whole command tree, so a
+    /// new option cannot forget it.
+    #[test]
+    fn every_environment_option_hides_its_value() {
+        fn walk(command: &clap::Command, path: &str, found: &mut usize) {
+            for arg in command.get_arguments() {
+                if arg.get_env().is_some() {
+                    *found += 1;
+                    assert!(
+                        arg.is_hide_env_values_set(),
+                        "{path} --{}: set hide_env_values = true",
+                        arg.get_id()
+                    );
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), found);
+            }
+        }
+        let mut found = 0;
+        walk(&Cli::command(), "app", &mut found);
+        assert!(found >= 7, "only {found} options read the environment");
+    }
 }

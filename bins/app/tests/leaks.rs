@@ -540,3 +540,91 @@ fn trace_logs_of_prod_key_commands_never_hold_the_key() {
         }
     }
 }
+
+/// The subcommands listed under `Commands:` in a help text (`help` itself left out).
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| line.trim() != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `--help` of `app` and of every subcommand, depth first.
+fn every_help(dir: &Path, env: &[(&str, &str)]) -> Vec<(Vec<String>, String)> {
+    let mut pending = vec![Vec::<String>::new()];
+    let mut helps = Vec::new();
+    while let Some(path) = pending.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = app(dir, &args, "", env);
+        assert!(out.status.success(), "app {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let help = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for name in subcommands(&help) {
+            let mut child = path.clone();
+            child.push(name);
+            pending.push(child);
+        }
+        helps.push((path, help));
+    }
+    helps
+}
+
+/// Issue 14 review: clap printed `[env: GLOBO_USERS_STORE=postgres://globo:PASSWORD@...]` in
+/// `--help`. Every environment variable an option reads is set to a marker (a value may hold
+/// a secret: a URL's password, a secret's name), and no help text shows it.
+#[test]
+fn help_never_prints_an_environment_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let helps = every_help(dir.path(), &[]);
+    assert!(helps.len() > 15, "found only {} commands", helps.len());
+    let mut variables: Vec<String> = helps
+        .iter()
+        .flat_map(|(_, help)| help.split("[env:").skip(1))
+        .map(|rest| {
+            rest.trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_' || c.is_ascii_digit())
+                .collect()
+        })
+        .collect();
+    variables.sort();
+    variables.dedup();
+    for expected in [
+        "GLOBO_USERS_STORE",
+        "GLOBO_LOG_FORMAT",
+        "GLOBO_PASSWORD_PROFILE",
+        "GLOBO_PASSWORD_POLICY",
+        "GLOBO_LOGIN_SOURCE",
+        "GLOBO_PEPPER_SECRET",
+        "GLOBO_FERNET_KEY_SECRET",
+    ] {
+        assert!(variables.iter().any(|v| v == expected), "{expected} not found in {variables:?}");
+    }
+    let marker = "hunter2SECRET-help-marker";
+    let values: Vec<(String, String)> = variables
+        .iter()
+        .map(|name| {
+            let value = match name.as_str() {
+                "GLOBO_USERS_STORE" => format!("postgres://globo:{marker}@127.0.0.1:1/users"),
+                _ => marker.to_owned(),
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    let env: Vec<(&str, &str)> = values.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let helps = every_help(dir.path(), &env);
+    assert!(helps.len() > 15);
+    for (path, help) in helps {
+        let joined: String = help.split_whitespace().collect();
+        assert!(!joined.contains(marker), "app {path:?} --help shows an environment value: {help}");
+    }
+}

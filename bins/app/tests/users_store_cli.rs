@@ -186,14 +186,90 @@ fn the_store_comes_from_the_environment_and_users_file_stays_a_hidden_alias() {
     // The option of earlier versions: a JSON path.
     let list = ok(&app(d, &["users", "list", "--users-file", "env.json"], ""));
     assert_eq!(list, "alice\n");
+    // The command line's --users-file wins over the environment's store (it was refused as
+    // "cannot be used with --users-store").
+    let env = [("GLOBO_USERS_STORE", "sqlite://env.db")];
+    let list = ok(&app_env(d, &["users", "list", "--users-file", "env.json"], "", &env));
+    assert_eq!(list, "alice\n");
+    let args = ["register", "carol", "--password-stdin", "--users-file", "file.json"];
+    ok(&app_env(d, &args, &format!("{OTHER_PW}\n"), &env));
+    assert_eq!(ok(&app(d, &["users", "list", "--users-store", "file.json"], "")), "carol\n");
+    assert!(!d.join("env.db").exists(), "the environment's store was opened");
     // Without either, users.json.
     register(d, "users.json", "bob", BOB_PW);
     assert_eq!(ok(&app(d, &["users", "list"], "")), "bob\n");
     // Both at once: a usage error.
     let both = app(d, &["users", "list", "--users-file", "a.json", "--users-store", "b.json"], "");
     assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
+    assert!(text(&both.stderr).contains("cannot be used with"), "{}", text(&both.stderr));
+    let both = app_env(
+        d,
+        &["users", "list", "--users-file", "a.json", "--users-store", "b.json"],
+        "",
+        &env,
+    );
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
     let help = ok(&app(d, &["register", "--help"], ""));
     assert!(help.contains("--users-store <STORE>"), "{help}");
-    assert!(help.contains("GLOBO_USERS_STORE="), "{help}");
+    // Named, its value hidden (it may hold a password).
+    assert!(help.contains("GLOBO_USERS_STORE]"), "{help}");
     assert!(!help.contains("--users-file"), "{help}");
+}
+
+/// Issue 14 review: `--from typo.json` copied nothing and succeeded; `--from sqlite://nope.db`
+/// created nope.db. The source must exist, and nothing is created.
+#[test]
+fn the_source_of_a_copy_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for from in ["typo.json", "sqlite://nope.db"] {
+        let out = app(d, &["users", "copy", "--from", from, "--to", "b.json"], "");
+        assert_eq!(out.status.code(), Some(1), "{from}: {}", text(&out.stdout));
+        assert_eq!(stderr(&out), format!("error: users store '{from}' does not exist\n"));
+        assert_eq!(text(&out.stdout), "");
+    }
+    assert!(!d.join("nope.db").exists(), "the source was created");
+    assert!(!d.join("typo.json").exists());
+    assert!(!d.join("b.json").exists());
+}
+
+/// Issue 14 review: a lab file holding `josé` in NFC and in NFD reported the second as
+/// conflicting on every run, with a hint about the target that could not resolve it.
+#[test]
+fn look_alike_names_of_a_lab_file_are_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    register(d, "lab.json", "jos\u{e9}", ALICE_PW);
+    register(d, "lab.json", "bob", BOB_PW);
+    // The lab wrote the same name in NFD too (globo's registration refuses it).
+    let lab = std::fs::read_to_string(d.join("lab.json")).unwrap();
+    let mut users: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&lab).unwrap();
+    let bob = users["bob"].clone();
+    users.insert("jose\u{301}".into(), bob);
+    std::fs::write(d.join("lab.json"), serde_json::to_string(&users).unwrap()).unwrap();
+
+    for _ in 0..2 {
+        let out = app(d, &["users", "copy", "--from", "lab.json", "--to", "sqlite://u.db"], "");
+        assert_eq!(out.status.code(), Some(1));
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.starts_with("Copied users from 'lab.json' to 'sqlite://u.db': "),
+            "{stdout}"
+        );
+        assert!(stdout.ends_with("conflicting 0, look-alike names not copied 1.\n"), "{stdout}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(
+                "error: 'lab.json' holds names that look alike (the same name in another Unicode \
+                 form, width or with invisible characters): 'jos\u{e9}' and 'jose\\u{301}'. A \
+                 store keeps one name of each, so 'jose\\u{301}' were not copied.\n"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("copying again will not change this"), "{err}");
+        assert!(err.contains("app users delete NAME --users-store 'lab.json'"), "{err}");
+        assert!(!err.contains("another password hash"), "{err}");
+    }
+    let list = ok(&app(d, &["users", "list", "--users-store", "sqlite://u.db"], ""));
+    assert_eq!(list, "jos\u{e9}\nbob\n");
 }

@@ -9,12 +9,15 @@
 //! permits of a semaphore sized by a memory budget, so the runtime's workers stay free and
 //! no burst of requests allocates more than the budget for Argon2.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
 use secrecy::SecretString;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::store::MemoryGate;
 use crate::{AuthError, ThrottleStatus, UserStore, Verified};
 
 /// One permit of the budget: a mebibyte.
@@ -29,7 +32,11 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 256 * MIB;
 /// A call takes as many permits as the store's [`Profile`](crate::Profile) costs in MiB (its
 /// `m`, rounded up, at least 1, at most the budget) for as long as it runs, so at most
 /// budget / `m` Argon2 runs happen at once however many requests arrive; the others wait
-/// without holding a thread. The default budget, [`DEFAULT_MEMORY_BUDGET`] (256 MiB), lets
+/// without holding a thread. A run that costs more than the call's share (a stored hash's
+/// `m` above the profile's, up to [`Limits`](crate::Limits); a rehash keeping it; the dummy
+/// hash shaped like such records) gives the share back, then waits, on its blocking thread,
+/// for its own cost (at most the budget), and frees it after the run: the budget holds
+/// whatever the stored hashes cost, and a call never waits while holding part of it. The default budget, [`DEFAULT_MEMORY_BUDGET`] (256 MiB), lets
 /// four default hashes (64 MiB each) run at once; set it with
 /// [`with_memory_budget`](Self::with_memory_budget). Clones share the store and the budget.
 ///
@@ -82,7 +89,8 @@ impl fmt::Debug for AsyncUserStore {
 impl AsyncUserStore {
     /// Wraps `store`, with the default memory budget ([`DEFAULT_MEMORY_BUDGET`], or one hash
     /// of the store's profile when that is larger).
-    pub fn new(store: UserStore) -> Self {
+    pub fn new(mut store: UserStore) -> Self {
+        store.set_memory_gate(MemoryGate(Arc::new(memory_gate)));
         let per_call = permits_for(&store);
         let budget_permits = permits_in(DEFAULT_MEMORY_BUDGET).max(per_call);
         Self {
@@ -228,9 +236,17 @@ impl AsyncUserStore {
         let store = Arc::clone(&self.store);
         #[cfg(test)]
         let hook = self.hook.clone();
+        let reservation = Reservation {
+            runtime: runtime.clone(),
+            budget: Arc::clone(&self.budget),
+            budget_permits: self.budget_permits,
+            held: self.permits_per_call(),
+            permits: Some(permits),
+        };
         let task = runtime.spawn_blocking(move || {
-            // Freed when the call returns or unwinds, or when the task is dropped unstarted.
-            let _permits = permits;
+            // Freed when the call returns or unwinds, or when the task is dropped unstarted;
+            // the store's memory gate reads it on this thread.
+            let _reserved = Reserved::enter(reservation);
             #[cfg(test)]
             if let Some(hook) = hook {
                 hook();
@@ -247,6 +263,71 @@ impl AsyncUserStore {
             }),
         }
     }
+}
+
+/// What the blocking task running a call holds of the budget, for the store's memory gate on
+/// the same thread.
+struct Reservation {
+    runtime: tokio::runtime::Handle,
+    budget: Arc<Semaphore>,
+    budget_permits: u32,
+    /// How many permits `permits` holds.
+    held: u32,
+    permits: Option<OwnedSemaphorePermit>,
+}
+
+thread_local! {
+    /// The reservation of the call running on this blocking thread, if any.
+    static RESERVATION: RefCell<Option<Reservation>> = const { RefCell::new(None) };
+}
+
+/// The reservation of a call while it runs on this thread; cleared (its permits freed) when
+/// the call returns or unwinds.
+struct Reserved;
+
+impl Reserved {
+    fn enter(reservation: Reservation) -> Self {
+        RESERVATION.with(|slot| *slot.borrow_mut() = Some(reservation));
+        Self
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        let reservation = RESERVATION.with(|slot| slot.borrow_mut().take());
+        drop(reservation);
+    }
+}
+
+/// The memory gate an [`AsyncUserStore`] installs in its store, run right before each Argon2
+/// run with its cost: a stored hash may cost up to [`Limits`](crate::Limits) (256 MiB), a
+/// rehash keeps a stored cost above the profile's, and the dummy is shaped like the typical
+/// record, so the call's share (the profile's `m`) may be short. Then the call RELEASES its
+/// share first and waits for the run's whole cost (at most the budget) holding nothing, so
+/// two calls never wait for each other while each holds part of the budget (no deadlock);
+/// the returned guard gives it back after the run. Outside an `AsyncUserStore` call (the
+/// sync API on another thread) it does nothing.
+fn memory_gate(m_kib: u32) -> Box<dyn Any + Send> {
+    let wait = RESERVATION.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let reservation = slot.as_mut()?;
+        let needed = m_kib.div_ceil(1024).max(1).min(reservation.budget_permits);
+        if needed <= reservation.held {
+            return None;
+        }
+        // Release first: never wait while holding part of the budget.
+        reservation.permits = None;
+        reservation.held = 0;
+        Some((reservation.runtime.clone(), Arc::clone(&reservation.budget), needed))
+    });
+    let Some((runtime, budget, needed)) = wait else {
+        return Box::new(());
+    };
+    // A blocking-pool thread, not an async task: it may block on the semaphore. The budget
+    // is never closed; were it, the run would go ahead unbudgeted rather than fail a login.
+    let permits: Option<OwnedSemaphorePermit> =
+        runtime.block_on(budget.acquire_many_owned(needed)).ok();
+    Box::new(permits)
 }
 
 /// Whole MiB in `bytes`, capped to what a semaphore holds.
@@ -288,6 +369,81 @@ mod tests {
 
     fn block_on<F: Future>(future: F) -> F::Output {
         multi_thread().block_on(future)
+    }
+
+    /// Counts the Argon2 runs in flight through the store's gate (a test probe around the
+    /// real gate): the run starts once the gate returns and ends when its guard drops.
+    struct InFlight(Arc<AtomicUsize>);
+
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Issue 14 review: a call took the profile's `m` from the budget, but a login runs the
+    /// stored hash's `m` (up to `Limits`, 256 MiB), a rehash keeps a higher stored `m`, and
+    /// the dummy copies the typical record's. With a budget of one 64 MiB hash, a profile
+    /// of 8 KiB and stored hashes of 64 MiB, eight logins at once (known names, wrong
+    /// passwords, unknown names: the dummy) never run two Argon2 at once.
+    #[test]
+    fn argon2_runs_keep_the_budget_whatever_the_stored_cost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let strong = UserStore::new(&path).with_profile(Profile::Rfc9106LowMemory);
+        for name in ["alice", "bob", "carol", "dave"] {
+            strong.register(name, &SecretString::from(PASSWORD)).unwrap();
+        }
+        let weak = UserStore::new(&path).with_profile(Profile::TestOnlyInsecure).without_throttle();
+        let mut store = AsyncUserStore::new(weak).with_memory_budget(64 * MIB).unwrap();
+        let (in_flight, most, runs) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let probe = {
+            let (in_flight, most, runs) = (in_flight.clone(), most.clone(), runs.clone());
+            MemoryGate(Arc::new(move |m_kib: u32| -> Box<dyn Any + Send> {
+                let held = memory_gate(m_kib);
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                runs.fetch_add(1, Ordering::SeqCst);
+                // Widens the run so that overlapping runs would be seen (not an assertion).
+                std::thread::sleep(Duration::from_millis(20));
+                // Counted out before the budget is given back (a tuple drops in order).
+                Box::new((InFlight(in_flight.clone()), held))
+            }))
+        };
+        Arc::get_mut(&mut store.store).unwrap().set_memory_gate(probe);
+        let logins = [
+            ("alice", PASSWORD, true),
+            ("bob", PASSWORD, true),
+            ("carol", "not the password at all", false),
+            ("dave", PASSWORD, true),
+            ("mallory", PASSWORD, false),
+            ("trudy", PASSWORD, false),
+            ("alice", "not the password at all", false),
+            ("bob", PASSWORD, true),
+        ];
+        block_on(async {
+            let tasks: Vec<_> = logins
+                .iter()
+                .map(|&(name, password, _)| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        store.verify(name, &SecretString::from(password)).await.is_ok()
+                    })
+                })
+                .collect();
+            for (task, (name, _, ok)) in tasks.into_iter().zip(logins) {
+                assert_eq!(task.await.unwrap(), ok, "{name}");
+            }
+        });
+        assert!(runs.load(Ordering::SeqCst) >= logins.len());
+        assert_eq!(in_flight.load(Ordering::SeqCst), 0);
+        assert_eq!(most.load(Ordering::SeqCst), 1, "two 64 MiB runs at once in a 64 MiB budget");
+        // The sync API (no budget) passes the gate untouched.
+        assert!(store.store().verify("alice", &SecretString::from(PASSWORD)).is_ok());
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub struct CopyReport {
     pub conflicting: Vec<String>,
     /// Source entries that are not text (only a JSON users file can hold them): not copied.
     pub skipped: Vec<String>,
+    /// Source names (as stored) that look like an earlier source name: the same
+    /// [`comparison_key`](crate::username::comparison_key) (another Unicode form, width, or
+    /// invisible characters; only a lab users file can hold such pairs, see
+    /// [`UserStore::ambiguous_names`]). Not copied: a store keeps one name per key, so the
+    /// source must keep one of them (delete or rename the others) before they can move.
+    pub ambiguous: Vec<String>,
 }
 
 /// Copies every user of `from` into `to`, records as they are (hashes, pepper versions and
@@ -29,7 +35,9 @@ pub struct CopyReport {
 /// user: the same name with the same record is [`unchanged`](CopyReport::unchanged); a
 /// name, or a name with the same comparison key, held with another record is
 /// [`conflicting`](CopyReport::conflicting) (the destination's record stays); otherwise it
-/// is inserted ([`created`](CopyReport::created)). Running it again changes nothing, and a
+/// is inserted ([`created`](CopyReport::created)). A source name that looks like an earlier
+/// source name (the same comparison key, only in a lab users file) is
+/// [`ambiguous`](CopyReport::ambiguous) and not copied. Running it again changes nothing, and a
 /// failure writes nothing. Peppered records are copied with their `keyid=`: the
 /// destination's services need the same pepper to verify them. Names are not re-prepared:
 /// a lab name in another Unicode form is copied as stored. Emits one security event,
@@ -50,20 +58,28 @@ pub struct CopyReport {
 /// ```
 pub fn copy_users(from: &UserStore, to: &UserStore) -> Result<CopyReport, AuthError> {
     let users = from.backend().all()?;
+    // The comparison keys of the source's earlier text entries.
+    let mut keys = std::collections::HashSet::new();
     let mut report = CopyReport::default();
     let mut lock = to.backend().lock()?;
     lock.transaction(&mut |txn| {
         // Fresh for each run of the closure, so a backend that retries counts once.
         report = CopyReport::default();
+        keys.clear();
         for (name, entry) in &users {
             let Entry::Text(record) = entry else {
                 report.skipped.push(name.clone());
                 continue;
             };
+            let key = comparison_key(name).into_owned();
+            let look_alike = !keys.insert(key.clone());
             match txn.get(name)? {
                 Some(Entry::Text(existing)) if existing == *record => report.unchanged += 1,
                 Some(_) => report.conflicting.push(name.clone()),
-                None if txn.key_taken(&comparison_key(name))? => {
+                // Not a conflict with the destination: the source itself holds two names
+                // that look the same, and copying again would never resolve it.
+                None if look_alike => report.ambiguous.push(name.clone()),
+                None if txn.key_taken(&key)? => {
                     report.conflicting.push(name.clone());
                 }
                 None => {
@@ -82,6 +98,7 @@ pub fn copy_users(from: &UserStore, to: &UserStore) -> Result<CopyReport, AuthEr
         unchanged: report.unchanged,
         conflicting: report.conflicting.len(),
         skipped: report.skipped.len(),
+        ambiguous: report.ambiguous.len(),
     }
     .emit();
     Ok(report)
@@ -147,6 +164,40 @@ mod tests {
         assert_eq!(after.len(), 3);
         assert!(to.verify("alice", &SecretString::from("another long passphrase here")).is_ok());
         assert!(to.verify("bob", &SecretString::from(PASSWORD)).is_ok());
+    }
+
+    /// Issue 14 review: a lab file with `josé` in NFC and in NFD reported the second as
+    /// conflicting on every run, with a hint about the destination that could not resolve it.
+    #[test]
+    fn look_alike_names_of_the_source_are_reported_apart_on_every_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = store(&dir, "from.json");
+        let nfc = phc::hash_password(PASSWORD, Profile::TestOnlyInsecure).unwrap();
+        let nfd = phc::hash_password("another long passphrase", Profile::TestOnlyInsecure).unwrap();
+        let json =
+            format!("{{\"jos\u{e9}\": \"{nfc}\", \"bob\": \"{nfc}\", \"jose\u{301}\": \"{nfd}\"}}");
+        std::fs::write(from.path(), json).unwrap();
+        assert_eq!(from.ambiguous_names().unwrap(), [["jos\u{e9}", "jose\u{301}"]]);
+        let to = store(&dir, "to.json");
+        let report = copy_users(&from, &to).unwrap();
+        let expected = CopyReport {
+            created: 2,
+            ambiguous: vec!["jose\u{301}".into()],
+            ..CopyReport::default()
+        };
+        assert_eq!(report, expected);
+        let again = copy_users(&from, &to).unwrap();
+        let expected = CopyReport {
+            unchanged: 2,
+            ambiguous: vec!["jose\u{301}".into()],
+            ..CopyReport::default()
+        };
+        assert_eq!(again, expected);
+        assert_eq!(to.usernames().unwrap(), ["jos\u{e9}", "bob"]);
+        // The destination itself holding the pair (a copy between two lab files): unchanged.
+        std::fs::copy(from.path(), to.path()).unwrap();
+        let same = copy_users(&from, &to).unwrap();
+        assert_eq!(same, CopyReport { unchanged: 3, ..CopyReport::default() });
     }
 
     #[test]

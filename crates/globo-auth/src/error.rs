@@ -384,6 +384,15 @@ pub enum AuthError {
         reason: String,
     },
 
+    /// A store opened to be read from ([`StoreSpec::open_existing`](crate::StoreSpec::open_existing))
+    /// does not exist: a missing JSON users file or SQLite database is not taken as an empty
+    /// store (and nothing is created).
+    #[error("users store '{store}' does not exist")]
+    StoreNotFound {
+        /// The store's location (no password).
+        store: String,
+    },
+
     /// The Argon2 implementation refused inputs that globo had already validated (a bug).
     #[error("argon2 computation failed")]
     Argon2 {
@@ -506,6 +515,7 @@ impl AuthError {
             | Self::InvalidMemoryBudget { .. }
             | Self::BlockingTask { .. }
             | Self::InvalidStoreSpec { .. }
+            | Self::StoreNotFound { .. }
             | Self::Random { .. }
             | Self::Argon2 { .. } => AuthErrorKind::Operational,
         }
@@ -630,6 +640,7 @@ mod tests {
                 },
                 Operational,
             ),
+            (AuthError::StoreNotFound { store: "sqlite://users.db".into() }, Operational),
         ]
     }
 
@@ -675,9 +686,10 @@ mod tests {
             AuthError::InvalidMemoryBudget { .. } => 35,
             AuthError::BlockingTask { .. } => 36,
             AuthError::InvalidStoreSpec { .. } => 37,
+            AuthError::StoreNotFound { .. } => 38,
         }
     }
-    const VARIANTS: usize = 38;
+    const VARIANTS: usize = 39;
 
     /// Issue 13 review, point 8: no message has a run of spaces (a line continuation that
     /// kept the next line's indentation).

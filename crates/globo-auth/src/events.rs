@@ -60,6 +60,7 @@ pub(crate) enum Event<'a> {
         unchanged: usize,
         conflicting: usize,
         skipped: usize,
+        ambiguous: usize,
     },
     /// `sys_users_repeppered`: a bulk run over the users file (`pepper_all`, `what`
     /// "peppered"; `rotate_pepper_all`, "rotated") put `changed` records under pepper
@@ -187,10 +188,19 @@ impl Event<'_> {
                 what, version = %Escaped(version), changed, unchanged, skipped,
                 "users file re-peppered"
             ),
-            Event::UsersCopied { from, to, created, unchanged, conflicting, skipped } => warn!(
+            Event::UsersCopied {
+                from,
+                to,
+                created,
+                unchanged,
+                conflicting,
+                skipped,
+                ambiguous,
+            } => warn!(
                 target: TARGET,
                 event = %format_args!("sys_users_copied:{},{}", Escaped(from), Escaped(to)),
                 from = %Escaped(from), to = %Escaped(to), created, unchanged, conflicting, skipped,
+                ambiguous,
                 "users copied between stores"
             ),
             Event::UserDeleted { username, source } => warn!(

@@ -300,6 +300,11 @@ impl ParsedHash {
         context.hash_password_into(password, &self.salt, out).map_err(argon2_error)
     }
 
+    /// The memory cost of checking a password against it, in KiB (`m=`).
+    pub(crate) fn memory_kib(&self) -> u32 {
+        self.m_kib
+    }
+
     /// Whether `password` matches, compared in constant time.
     pub(crate) fn matches(&self, password: &[u8]) -> Result<bool, AuthError> {
         // A masked tag never matches: unmask it first (`unpeppered`).

@@ -53,6 +53,10 @@ pub struct UserStore {
     password_policy: PasswordPolicy,
     /// The dummy hash for unknown users, with the shape key it was made for.
     dummy: Mutex<Option<(String, ParsedHash)>>,
+    /// Called right before each Argon2 run with its memory cost (KiB); what it returns is
+    /// held for the run. [`AsyncUserStore`](crate::AsyncUserStore) keeps its memory budget
+    /// with it (a stored hash or a rehash may cost more than the profile).
+    memory_gate: Option<MemoryGate>,
     /// How many Argon2 checks logins ran (tests count them per path).
     #[cfg(test)]
     checks: std::sync::atomic::AtomicUsize,
@@ -68,6 +72,19 @@ pub struct UserStore {
     /// reads none).
     #[cfg(test)]
     reads: std::sync::atomic::AtomicUsize,
+}
+
+/// A store's memory gate (see `UserStore::memory_gate`): given an Argon2 run's memory cost in
+/// KiB, waits until the run may allocate it, and returns what must be held during the run.
+#[derive(Clone)]
+pub(crate) struct MemoryGate(
+    pub(crate) Arc<dyn Fn(u32) -> Box<dyn std::any::Any + Send> + Send + Sync>,
+);
+
+impl std::fmt::Debug for MemoryGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryGate")
+    }
 }
 
 /// A successful verification, and who it was for.
@@ -216,6 +233,16 @@ impl UserStore {
         Ok(Self::from_backend(Arc::new(crate::backend::sqlite::SqliteBackend::open(&path)?)))
     }
 
+    /// As [`sqlite`](Self::sqlite), but the database must exist: a missing file is refused
+    /// with [`AuthError::StoreNotFound`] and not created (a store to read from, such as the
+    /// source of a copy).
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite_existing(path: impl Into<PathBuf>) -> Result<Self, AuthError> {
+        let path: PathBuf = path.into();
+        let backend = crate::backend::sqlite::SqliteBackend::open_existing(&path)?;
+        Ok(Self::from_backend(Arc::new(backend)))
+    }
+
     /// A store in the PostgreSQL database `config` connects to (feature `postgres`):
     /// connects (at most 10 s unless `config` sets a connect timeout), creates or migrates
     /// the `globo_` tables, and keeps a few connections open. `location` names the store in
@@ -246,6 +273,18 @@ impl UserStore {
         self.backend.location()
     }
 
+    /// Installs the gate every Argon2 run of this store passes first (see [`MemoryGate`]).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn set_memory_gate(&mut self, gate: MemoryGate) {
+        self.memory_gate = Some(gate);
+    }
+
+    /// Passes the memory gate, if any, for an Argon2 run of `m_kib`; hold the result for
+    /// the run.
+    pub(crate) fn argon2_run(&self, m_kib: u32) -> Option<Box<dyn std::any::Any + Send>> {
+        self.memory_gate.as_ref().map(|gate| (gate.0)(m_kib))
+    }
+
     fn with_backend(backend: Arc<dyn UsersBackend>, path: PathBuf) -> Self {
         Self {
             backend,
@@ -254,6 +293,7 @@ impl UserStore {
             limits: Limits::DEFAULT,
             password_policy: PasswordPolicy::default(),
             dummy: Mutex::new(None),
+            memory_gate: None,
             #[cfg(test)]
             checks: std::sync::atomic::AtomicUsize::new(0),
             peppers: None,
@@ -834,6 +874,8 @@ impl UserStore {
         for (form, bytes) in candidates.iter() {
             #[cfg(test)]
             self.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // The stored hash's (or the dummy's) cost, up to `Limits`: not the profile's.
+            let _run = self.argon2_run(hash.memory_kib());
             if hash.matches(bytes)? {
                 matched = Some(form);
                 break;
@@ -1081,8 +1123,11 @@ impl UserStore {
         password: &SecretString,
         params: &HashParams,
     ) -> Result<Option<String>, AuthError> {
+        // A rehash keeps a stored memory cost above the profile's.
+        let run = self.argon2_run(params.memory_kib());
         let hash =
             phc::new_record(password.expose_secret().as_bytes(), params, self.peppers.as_ref())?;
+        drop(run);
         self.replace_entry(username, old, hash)
     }
 

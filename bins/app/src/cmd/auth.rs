@@ -31,7 +31,12 @@ pub(crate) struct StoreArgs {
     /// Argon2id parameters for new hashes, and the policy older hashes are upgraded to on
     /// login: rfc9106-low-memory (m=64 MiB, t=3, p=4; the lab's), owasp-min (m=19 MiB, t=2,
     /// p=1), or test-only-insecure (for test suites only).
-    #[arg(long, env = "GLOBO_PASSWORD_PROFILE", default_value = "rfc9106-low-memory")]
+    #[arg(
+        long,
+        env = "GLOBO_PASSWORD_PROFILE",
+        hide_env_values = true,
+        default_value = "rfc9106-low-memory"
+    )]
     profile: Profile,
 
     /// What a new password must be: single-factor (at least 15 characters, NIST SP
@@ -41,6 +46,7 @@ pub(crate) struct StoreArgs {
         long,
         value_name = "POLICY",
         env = "GLOBO_PASSWORD_POLICY",
+        hide_env_values = true,
         default_value = "single-factor"
     )]
     password_policy: PasswordPolicy,
@@ -85,7 +91,7 @@ pub(crate) struct VerifyArgs {
 pub(crate) struct SourceArgs {
     /// Where the attempt comes from (a client address, say): failed logins are also counted
     /// per source, and a source with too many is refused for every account.
-    #[arg(long, env = "GLOBO_LOGIN_SOURCE", value_name = "KEY")]
+    #[arg(long, env = "GLOBO_LOGIN_SOURCE", hide_env_values = true, value_name = "KEY")]
     pub(crate) source: Option<String>,
 }
 

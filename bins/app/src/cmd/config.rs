@@ -44,7 +44,7 @@ pub(crate) struct KeyArgs {
     #[arg(long, value_name = "PATH", default_value = "secret.key")]
     key_file: PathBuf,
     /// Prod mode: the Secrets Manager secret holding the key.
-    #[arg(long, value_name = "NAME", env = KEY_SECRET_VAR, default_value = DEFAULT_KEY_SECRET)]
+    #[arg(long, value_name = "NAME", env = KEY_SECRET_VAR, hide_env_values = true, default_value = DEFAULT_KEY_SECRET)]
     key_secret: String,
     /// The .env file: APP_MODE, and in prod mode the AWS settings (endpoint, region, profile,
     /// credentials) the process environment does not set. Never the key itself. Not read when

@@ -21,7 +21,7 @@ pub(crate) struct PepperSourceArgs {
     /// The secret (prod) or variable (local) holding the password pepper. Use one secret per
     /// users file: a rotation retires the versions its own file no longer uses, which would
     /// lock out the users of another file sharing the secret.
-    #[arg(long, value_name = "NAME", env = PEPPER_SECRET_VAR, default_value = DEFAULT_PEPPER_SECRET)]
+    #[arg(long, value_name = "NAME", env = PEPPER_SECRET_VAR, hide_env_values = true, default_value = DEFAULT_PEPPER_SECRET)]
     pepper_secret: String,
 }
 

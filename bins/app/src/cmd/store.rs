@@ -23,14 +23,40 @@ pub(crate) struct UsersStoreArgs {
         long,
         value_name = "STORE",
         env = "GLOBO_USERS_STORE",
+        hide_env_values = true,
         default_value = "users.json",
         help = STORE_HELP
     )]
     users_store: String,
 
-    /// A JSON users file (the option of earlier versions; same as --users-store PATH).
-    #[arg(long, value_name = "PATH", hide = true, conflicts_with = "users_store")]
+    /// A JSON users file (the option of earlier versions; same as --users-store PATH). It
+    /// wins over GLOBO_USERS_STORE; with --users-store on the command line it is a usage
+    /// error, checked by [`explicit_conflict`] (clap's `conflicts_with` would count the
+    /// environment variable as given).
+    #[arg(long, value_name = "PATH", hide = true)]
     users_file: Option<PathBuf>,
+}
+
+/// A usage error when a command line gives both `--users-file` and `--users-store` (an
+/// environment variable is not a choice made on the command line: the option wins over it).
+pub(crate) fn explicit_conflict(matches: &clap::ArgMatches) -> Option<clap::Error> {
+    use clap::CommandFactory as _;
+    use clap::parser::ValueSource;
+
+    let mut current = matches;
+    loop {
+        let given = |id: &str| {
+            current.try_contains_id(id).unwrap_or(false)
+                && current.value_source(id) == Some(ValueSource::CommandLine)
+        };
+        if given("users_file") && given("users_store") {
+            return Some(crate::Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "the argument '--users-file <PATH>' cannot be used with '--users-store <STORE>'",
+            ));
+        }
+        current = current.subcommand()?.1;
+    }
 }
 
 impl UsersStoreArgs {
@@ -109,19 +135,26 @@ fn parse(text: &str) -> Result<StoreSpec, Failure> {
     })
 }
 
-fn open(spec: StoreSpec, secrets: &SecretsArgs) -> Result<UserStore, Failure> {
+/// Opens `spec`; `existing`: a store to read from, which must exist (never created).
+fn open_spec(spec: StoreSpec, secrets: &SecretsArgs, existing: bool) -> Result<UserStore, Failure> {
     let location = spec.location();
     let password = match spec.password_secret() {
         Some(name) => Some(secrets.read_text(name, &location)?),
         None => None,
     };
-    spec.open(password).map_err(|e| Failure::from_error(&e))
+    let store = if existing { spec.open_existing(password) } else { spec.open(password) };
+    store.map_err(|e| Failure::from_error(&e))
+}
+
+fn open(spec: StoreSpec, secrets: &SecretsArgs) -> Result<UserStore, Failure> {
+    open_spec(spec, secrets, false)
 }
 
 /// Arguments of `app users copy`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct CopyArgs {
-    /// The store to copy users from (a path, sqlite://PATH or a postgres:// URL).
+    /// The store to copy users from (a path, sqlite://PATH or a postgres:// URL); it must
+    /// exist.
     #[arg(long, value_name = "STORE")]
     from: String,
     /// The store to copy them into (created when missing).
@@ -138,7 +171,7 @@ fn names(users: &[String]) -> String {
 }
 
 pub(crate) fn copy(args: &CopyArgs) -> Result<(), Failure> {
-    let from = open(parse(&args.from)?, &args.secrets)?;
+    let from = open_spec(parse(&args.from)?, &args.secrets, true)?;
     let to = open(parse(&args.to)?, &args.secrets)?;
     let report = copy_users(&from, &to).map_err(|e| Failure::from_error(&e))?;
     if !report.skipped.is_empty() {
@@ -149,25 +182,61 @@ pub(crate) fn copy(args: &CopyArgs) -> Result<(), Failure> {
             names(&report.skipped)
         );
     }
+    let look_alike = if report.ambiguous.is_empty() {
+        String::new()
+    } else {
+        format!(", look-alike names not copied {}", report.ambiguous.len())
+    };
     outln!(
-        "Copied users from '{}' to '{}': created {}, unchanged {}, conflicting {}.",
+        "Copied users from '{}' to '{}': created {}, unchanged {}, conflicting {}{look_alike}.",
         from.location(),
         to.location(),
         report.created,
         report.unchanged,
         report.conflicting.len()
     )?;
-    if report.conflicting.is_empty() {
-        return Ok(());
+    let mut problems = Vec::new();
+    if !report.ambiguous.is_empty() {
+        problems.push(look_alike_problem(&from, &report.ambiguous)?);
     }
-    Err(Failure::msg(format!(
-        "{} users of '{}' are in '{}' with another password hash and were left as they are: {}\n\
-         hint: nothing was overwritten; decide for each (delete it in '{}' with `app users \
-         delete NAME --users-store STORE`, or keep it), then run the copy again",
-        report.conflicting.len(),
+    if !report.conflicting.is_empty() {
+        problems.push(format!(
+            "{} users of '{}' are in '{}' with another password hash and were left as they are: {}\n\
+             hint: nothing was overwritten; decide for each (delete it in '{}' with `app users \
+             delete NAME --users-store STORE`, or keep it), then run the copy again",
+            report.conflicting.len(),
+            from.location(),
+            to.location(),
+            names(&report.conflicting),
+            to.location()
+        ));
+    }
+    if problems.is_empty() { Ok(()) } else { Err(Failure::msg(problems.join("\nerror: "))) }
+}
+
+/// The source holds names that look alike (a lab users file can): the groups, shown with
+/// `\u{...}` for what cannot be seen, and how to keep one of each.
+fn look_alike_problem(from: &UserStore, ambiguous: &[String]) -> Result<String, Failure> {
+    use crate::cmd::auth::visible;
+    let groups = from.ambiguous_names().map_err(|e| Failure::from_error(&e))?;
+    let groups: Vec<String> = groups
+        .iter()
+        .filter(|group| group.iter().any(|name| ambiguous.contains(name)))
+        .map(|group| {
+            group.iter().map(|n| format!("'{}'", visible(n))).collect::<Vec<_>>().join(" and ")
+        })
+        .collect();
+    Ok(format!(
+        "'{}' holds names that look alike (the same name in another Unicode form, width or with \
+         invisible characters): {}. A store keeps one name of each, so {} were not copied.\n\
+         hint: copying again will not change this: in '{}' keep one name of each group and \
+         delete the others (`app users delete NAME --users-store '{}'`, NAME exactly as stored, \
+         \\u{{...}} as shown); their users register again under a distinct name. Then run the \
+         copy again",
         from.location(),
-        to.location(),
-        names(&report.conflicting),
-        to.location()
-    )))
+        groups.join("; "),
+        ambiguous.iter().map(|n| format!("'{}'", visible(n))).collect::<Vec<_>>().join(", "),
+        from.location(),
+        from.location()
+    ))
 }

@@ -176,11 +176,14 @@ fn migrate(conn: &mut Connection, location: &str) -> Result<(), AuthError> {
 }
 
 /// Makes sure `file` is a regular file, creating it (empty, `0600`) when nothing is there.
-fn create_file(given: &Path, location: &str) -> Result<PathBuf, AuthError> {
+fn create_file(given: &Path, location: &str, create: bool) -> Result<PathBuf, AuthError> {
     let open = |e: globo_fs::FsError| database(location, "open", e);
     let file = globo_fs::resolve_link(given).map_err(open)?;
     match std::fs::symlink_metadata(&file) {
         Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !create => {
+            return Err(AuthError::StoreNotFound { store: location.to_owned() });
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => match globo_fs::create_new(&file, b"") {
             Ok(()) => {}
             // Another opener created it first.
@@ -213,9 +216,19 @@ impl SqliteBackend {
     /// [`AuthError::Database`] (`open`); a store migrated by a newer globo with
     /// [`AuthError::StoreSchema`].
     pub(crate) fn open(path: impl AsRef<Path>) -> Result<Self, AuthError> {
-        let given = path.as_ref().to_path_buf();
+        Self::open_with(path.as_ref(), true)
+    }
+
+    /// As [`open`](Self::open), but a missing file is refused with
+    /// [`AuthError::StoreNotFound`] instead of created (a store to read from).
+    pub(crate) fn open_existing(path: impl AsRef<Path>) -> Result<Self, AuthError> {
+        Self::open_with(path.as_ref(), false)
+    }
+
+    fn open_with(path: &Path, create: bool) -> Result<Self, AuthError> {
+        let given = path.to_path_buf();
         let location = format!("sqlite://{}", given.display());
-        let file = create_file(&given, &location)?;
+        let file = create_file(&given, &location, create)?;
         let mut conn = connect(&file, &location)?;
         migrate(&mut conn, &location)?;
         Ok(Self {

@@ -237,6 +237,7 @@ impl UserStore {
         self.records_made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The policy checks, and the hash is of, the NFKC form it returns.
         let normalized = self.check_new(name, new)?;
+        let _run = self.argon2_run(self.profile.params().memory_kib());
         phc::new_record(
             normalized.expose_secret().as_bytes(),
             &self.profile.params(),
