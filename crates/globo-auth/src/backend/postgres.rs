@@ -17,7 +17,9 @@
 //!   kept idle); a caller finding all busy waits for one (a condition variable) up to the
 //!   connect timeout, then fails ("all 16 connections busy"). A client whose connection broke
 //!   is dropped, never returned. A transaction is always finished (committed or rolled back)
-//!   before its client goes back.
+//!   before its client goes back. Writers of one backend queue in the process
+//!   ([`WriterTurn`]): only one holds a connection to wait for the advisory lock, so waiting
+//!   writers never take the connections logins need.
 //! - **Schema.** [`PostgresBackend::connect`] reads the schema version without a lock; only
 //!   when migrations are missing does it take `pg_advisory_xact_lock(POSTGRES_MIGRATION_KEY)`
 //!   then the writer's `POSTGRES_LOCK_KEY`, read the version again and apply them in one
@@ -75,6 +77,9 @@ const POOL_SIZE: usize = 4;
 /// The most clients one backend has open at once (idle, in use and being connected); a
 /// caller finding all of them busy waits for one, at most the connect timeout.
 const MAX_CONNECTIONS: usize = 16;
+/// The longest a writer waits for another writer of the same backend (the statement
+/// timeout, which bounds the wait for another process's writer the same way).
+const WRITER_WAIT: Duration = Duration::from_secs(30);
 /// The most expired throttling rows one prune deletes (a full batch prunes again at the next
 /// update, so a flood of expired rows is worked off in bounded transactions).
 const PRUNE_BATCH: i64 = 1000;
@@ -184,6 +189,50 @@ struct Pool {
     open: usize,
 }
 
+/// The writer of one backend: whether a guard is held (or being taken), and how many wait.
+#[derive(Default)]
+struct Writer {
+    held: bool,
+    waiting: usize,
+}
+
+/// This backend's writer turn, released when dropped.
+struct WriterTurn(Arc<Shared>);
+
+impl WriterTurn {
+    fn take(shared: &Arc<Shared>) -> Result<Self, AuthError> {
+        let deadline = Instant::now() + WRITER_WAIT;
+        let mut writer = lock(&shared.writer);
+        writer.waiting += 1;
+        while writer.held {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                writer.waiting -= 1;
+                return Err(invalid(
+                    &shared.location,
+                    "write users",
+                    "timed out waiting for another writer of this process",
+                ));
+            }
+            writer = shared
+                .writer_free
+                .wait_timeout(writer, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        writer.waiting -= 1;
+        writer.held = true;
+        Ok(Self(Arc::clone(shared)))
+    }
+}
+
+impl Drop for WriterTurn {
+    fn drop(&mut self) {
+        lock(&self.0.writer).held = false;
+        self.0.writer_free.notify_one();
+    }
+}
+
 /// What every handle of one backend shares (the pool returns clients to it).
 struct Shared {
     config: postgres::Config,
@@ -192,6 +241,11 @@ struct Shared {
     /// Signalled whenever a client goes back to the pool or is closed.
     returned: Condvar,
     max_connections: usize,
+    /// This backend's writer: one at a time waits for (or holds) the advisory lock on a
+    /// connection; the others wait here, holding none, so waiting writers never take the
+    /// connections logins need.
+    writer: Mutex<Writer>,
+    writer_free: Condvar,
     typical: Mutex<Option<(Instant, Option<String>)>>,
     last_prune: Mutex<Option<Instant>>,
     salt: Mutex<Option<Vec<u8>>>,
@@ -261,6 +315,8 @@ impl PostgresBackend {
             pool: Mutex::new(Pool::default()),
             returned: Condvar::new(),
             max_connections: max_connections.max(1),
+            writer: Mutex::new(Writer::default()),
+            writer_free: Condvar::new(),
             typical: Mutex::new(None),
             last_prune: Mutex::new(None),
             salt: Mutex::new(None),
@@ -535,13 +591,15 @@ impl UsersBackend for PostgresBackend {
     }
 
     fn lock(&self) -> Result<Box<dyn LockedUsers>, AuthError> {
+        // One writer of this backend at a time takes a connection to wait on the server.
+        let turn = WriterTurn::take(&self.shared)?;
         let mut pooled = self.client()?;
         let client = pooled.get()?;
         // Waits for another guard (any process) to be dropped, at most the statement timeout.
         client
             .execute("SELECT pg_advisory_lock($1)", &[&schema::POSTGRES_LOCK_KEY])
             .map_err(failed(&self.shared.location, "write users"))?;
-        Ok(Box::new(LockedPostgres { pooled: Some(pooled) }))
+        Ok(Box::new(LockedPostgres { pooled: Some(pooled), _turn: turn }))
     }
 
     fn throttle(&self) -> &dyn ThrottleBackend {
@@ -553,6 +611,8 @@ impl UsersBackend for PostgresBackend {
 /// until dropped).
 struct LockedPostgres {
     pooled: Option<Pooled>,
+    /// Released after the lock (fields drop after `drop`).
+    _turn: WriterTurn,
 }
 
 /// Releases the writer lock of `pooled`'s session and returns its client to the pool.
@@ -1611,5 +1671,33 @@ mod tests {
         }
         drop(held);
         assert_eq!(backend.login_view("x").unwrap().lookup, Lookup::Missing);
+    }
+
+    /// Point 6: writers waiting for the writer lock hold no connection, so logins go on
+    /// while a maintenance run holds it, with a pool of 2.
+    #[test]
+    fn waiting_writers_leave_the_connections_to_logins() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        let mut config = db.config();
+        config.connect_timeout(Duration::from_secs(1));
+        let backend = PostgresBackend::connect_with(config, db.location().to_owned(), 2).unwrap();
+        let held = backend.lock().unwrap();
+        thread::scope(|s| {
+            for _ in 0..3 {
+                let backend = &backend;
+                s.spawn(move || drop(backend.lock().unwrap()));
+            }
+            let mut tries = 0;
+            while lock(&backend.shared.writer).waiting < 3 {
+                tries += 1;
+                assert!(tries < 2000, "the writers never waited");
+                thread::sleep(Duration::from_millis(10));
+            }
+            for _ in 0..3 {
+                assert_eq!(backend.login_view("x").unwrap().lookup, Lookup::Missing);
+            }
+            drop(held);
+        });
+        drop(backend.lock().unwrap());
     }
 }
