@@ -24,7 +24,7 @@ Examples:
   app users unlock alice                   clear alice's failed logins and lock (throttling)
   app users copy --from users.json --to sqlite://users.db
                                            copy every user (hashes as they are) into SQLite
-  GLOBO_USERS_STORE='postgres://globo@db:5432/users?password_secret=DB_PASSWORD' app verify alice
+  GLOBO_USERS_STORE='postgres://globo@127.0.0.1:5432/users?password_secret=DB_PASSWORD' app verify alice
                                            users in PostgreSQL, the password read from the
                                            secret DB_PASSWORD (.env, or AWS with --mode prod)
   app config init-key                      write a new Fernet key to secret.key

@@ -18,7 +18,7 @@ use secrecy::SecretString;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::store::MemoryGate;
-use crate::{AuthError, ThrottleStatus, UserStore, Verified};
+use crate::{AuthError, StoreSpec, ThrottleStatus, UserStore, Verified};
 
 /// One permit of the budget: a mebibyte.
 const MIB: u64 = 1024 * 1024;
@@ -100,6 +100,17 @@ impl AsyncUserStore {
             #[cfg(test)]
             hook: None,
         }
+    }
+
+    /// Opens `spec` ([`StoreSpec::open`]: connecting to a database, migrating its schema) on
+    /// the blocking pool, and wraps the store with the default budget. The store's clients
+    /// may be dropped anywhere, a runtime's worker thread included.
+    pub async fn open(spec: StoreSpec, password: Option<SecretString>) -> Result<Self, AuthError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            AuthError::BlockingTask { reason: "it was not run inside a tokio runtime" }
+        })?;
+        let store = runtime.spawn_blocking(move || spec.open(password)).await.map_err(joined)??;
+        Ok(Self::new(store))
     }
 
     /// The same store with a budget of `bytes` for the Argon2 runs of its calls (rounded
@@ -253,14 +264,17 @@ impl AsyncUserStore {
             }
             call(&store)
         });
-        match task.await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => {
-                Err(AuthError::BlockingTask { reason: "the blocking task running it panicked" })
-            }
-            Err(_) => Err(AuthError::BlockingTask {
-                reason: "the blocking task running it was cancelled (the runtime is shutting down)",
-            }),
+        task.await.map_err(joined)?
+    }
+}
+
+/// The error of a blocking task that did not return.
+fn joined(e: tokio::task::JoinError) -> AuthError {
+    if e.is_panic() {
+        AuthError::BlockingTask { reason: "the blocking task running it panicked" }
+    } else {
+        AuthError::BlockingTask {
+            reason: "the blocking task running it was cancelled (the runtime is shutting down)",
         }
     }
 }

@@ -248,7 +248,15 @@ impl UserStore {
     /// the `globo_` tables, and keeps a few connections open. `location` names the store in
     /// messages and events: the URL without its password (see [`StoreSpec`](crate::StoreSpec)).
     /// The client is synchronous: from async code, use [`AsyncUserStore`](crate::AsyncUserStore)
-    /// (or `spawn_blocking`), never call it on a runtime's worker thread.
+    /// (or `spawn_blocking`), never call it on a runtime's worker thread (dropping the store
+    /// there is fine). At most 16 connections are open at once; a call finding all of them
+    /// busy waits up to the connect timeout, then fails with [`AuthError::Database`].
+    ///
+    /// The client has no TLS. A host that is not this machine (anything but `localhost`,
+    /// 127.0.0.0/8, `::1` or a Unix socket folder, `hostaddr` included) is refused with
+    /// [`AuthError::InvalidStoreSpec`] unless `config` sets `sslmode=disable` explicitly
+    /// (plaintext on a private network, the operator's choice; the default `prefer` would fall
+    /// back to it silently); `sslmode=require` is refused, as TLS is not supported yet.
     #[cfg(feature = "postgres")]
     pub fn postgres(config: postgres::Config, location: String) -> Result<Self, AuthError> {
         let backend = crate::backend::postgres::PostgresBackend::connect(config, location)?;

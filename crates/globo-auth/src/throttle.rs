@@ -494,11 +494,12 @@ impl Ids {
         ThrottleKey { scope: KeyScope::Account, shard: digest[0], id: hex(&digest) }
     }
 
-    /// A source's key: the source as given (a long one, or one holding a NUL, hashed), in
-    /// the shard of SHA-256(salt, `s:`, source), so sources spread over the shards like
-    /// accounts.
+    /// A source's key: the source as given, in the shard of SHA-256(salt, `s:`, source), so
+    /// sources spread over the shards like accounts. A long source, or one holding a control
+    /// character, is kept as `sha256:<hex>` instead: every backend can store it as text (a
+    /// PostgreSQL `TEXT` refuses NUL) and a log line or file never carries its raw bytes.
     pub(crate) fn source(&self, source: &str) -> ThrottleKey {
-        let id = if source.len() <= MAX_SOURCE_KEY_BYTES && !source.contains('\0') {
+        let id = if source.len() <= MAX_SOURCE_KEY_BYTES && !source.chars().any(char::is_control) {
             source.to_owned()
         } else {
             format!("sha256:{}", hex(&Sha256::digest(source.as_bytes())))
@@ -890,6 +891,19 @@ mod tests {
         let key = folder.source(&long);
         assert!(key.id.starts_with("sha256:") && key.id.len() == 7 + 64, "{}", key.id);
         assert_eq!(folder.source("10.0.0.1").id, "10.0.0.1");
+    }
+
+    /// Issue 14 review, point 4: a source with a control character (NUL, which a PostgreSQL
+    /// `TEXT` refuses, a newline, an escape) is kept hashed, like a long one, in every backend.
+    #[test]
+    fn sources_with_control_characters_are_hashed() {
+        let folder = Ids::new(vec![7; 32]);
+        for source in ["10.0\0.1", "a\nb", "\u{1b}[31m", "x\u{85}y"] {
+            let key = folder.source(source);
+            let expected = format!("sha256:{}", hex(&Sha256::digest(source.as_bytes())));
+            assert_eq!(key.id, expected, "{source:?}");
+        }
+        assert_eq!(folder.source("caf\u{e9} 10.0.0.1").id, "caf\u{e9} 10.0.0.1");
     }
 
     /// Decision 3 of issue 14: `forget_after_ms` is the first time at which the rules

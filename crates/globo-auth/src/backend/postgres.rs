@@ -1,48 +1,66 @@
 //! The users and throttling records in a PostgreSQL database (feature `postgres`).
 //!
 //! - **Client.** The synchronous `postgres` crate (tokio-postgres underneath, no libpq), without
-//!   TLS (`NoTls`: a server on loopback or a private network; the URL's password travels as a
-//!   SCRAM exchange, never in clear). Each client runs a small runtime of its own and blocks
-//!   its thread: **never call this backend from an async task** (it panics inside a tokio
-//!   runtime, and would stall the worker anyway); the async API runs every store call on
-//!   tokio's blocking pool.
+//!   TLS (`NoTls`; the URL's password travels as a SCRAM exchange, never in clear, but records
+//!   and queries do). So [`check_transport`] refuses, before connecting, a host that is not
+//!   this machine (loopback, `localhost` or a Unix socket) unless the configuration says
+//!   `sslmode=disable` explicitly (a private network, the operator's choice: libpq's default
+//!   `prefer` would fall back to plaintext silently), and refuses `sslmode=require` (no TLS
+//!   yet). Each client runs a small runtime of its own and blocks its thread: **never call
+//!   this backend from an async task** (it panics inside a tokio runtime, and would stall the
+//!   worker anyway); the async API runs every store call on tokio's blocking pool. Dropping
+//!   is safe anywhere: inside a runtime, clients are closed on a plain thread ([`dispose`]).
 //! - **Bounded waits.** Connecting gives up after [`CONNECT_TIMEOUT`] unless the caller's
 //!   configuration sets its own; every session runs `SET statement_timeout` ([`STATEMENT_TIMEOUT`]),
 //!   so no query, row lock or advisory lock wait hangs a request for ever.
-//! - **Pool.** Clients are kept in a small pool (at most [`POOL_SIZE`] idle, more opened on
-//!   demand); a client whose connection broke is dropped, never returned. A transaction is
-//!   always finished (committed or rolled back) before its client goes back. When the first
-//!   statement of a call fails on a pooled client because the server ended its session while
-//!   it sat idle (a restart, a proxy's idle timeout), the other idle clients are dropped too
-//!   and the statement runs once more on a new session (nothing ran on the ended one), so
-//!   the first logins after a restart do not fail. The idle clients are closed on a thread
-//!   of their own when the backend is dropped (the last reference may go in an async task).
-//! - **Schema.** [`PostgresBackend::connect`] applies the missing migrations of `schema.rs` in
-//!   one transaction under `pg_advisory_xact_lock(POSTGRES_LOCK_KEY)`, so servers opening a new
-//!   database at once apply each exactly once; a database migrated by a newer globo is refused
-//!   ([`AuthError::StoreSchema`]). An up-to-date schema is checked without that lock, so
-//!   opening a store does not wait for a writer (a maintenance run holds it).
+//! - **Pool.** At most [`MAX_CONNECTIONS`] clients are open at once (at most [`POOL_SIZE`]
+//!   kept idle); a caller finding all busy waits for one (a condition variable) up to the
+//!   connect timeout, then fails ("all 16 connections busy"). A client whose connection broke
+//!   is dropped, never returned. A transaction is always finished (committed or rolled back)
+//!   before its client goes back. When the first statement of a call fails on a pooled
+//!   client because the server ended its session while it sat idle (a restart, a proxy's
+//!   idle timeout), the other idle clients are closed too and the statement runs once more
+//!   on a new session (nothing ran on the ended one), so the first logins after a restart do
+//!   not fail. Writers of one backend queue in the process
+//!   ([`WriterTurn`]): only one holds a connection to wait for the advisory lock, so waiting
+//!   writers never take the connections logins need.
+//! - **Schema.** [`PostgresBackend::connect`] reads the schema version without a lock; only
+//!   when migrations are missing does it take `pg_advisory_xact_lock(POSTGRES_MIGRATION_KEY)`
+//!   then the writer's `POSTGRES_LOCK_KEY`, read the version again and apply them in one
+//!   transaction, so servers opening a new database at once apply each exactly once, and an
+//!   up-to-date store opens while a maintenance run holds the writer lock ([`migrate`]). A
+//!   database migrated by a newer globo is refused ([`AuthError::StoreSchema`]).
 //! - **Writers** (design decision 2). [`UsersBackend::lock`] takes a client of its own and holds
 //!   the session lock `pg_advisory_lock(POSTGRES_LOCK_KEY)` on it while the guard lives (across
 //!   several transactions for a maintenance run); each transaction also takes
 //!   `pg_advisory_xact_lock` (re-entrant on that session). The guard unlocks when dropped; if
 //!   unlocking fails its client is closed, which releases the lock on the server.
 //! - **Throttling.** An update locks its rows in one transaction: for each key in a fixed
-//!   order (scope, id), `INSERT ... ON CONFLICT DO NOTHING` a placeholder (0 failures, read as
-//!   absent) then `SELECT ... FOR UPDATE`, so two processes updating the same keys (a new key
-//!   included) run one after the other and never deadlock; the records are written back (or
-//!   deleted) with their `expires_ms`, from `throttle::forget_after_ms`. Rows past it are
-//!   deleted in an update at most once per [`PRUNE_INTERVAL`] per backend. There is no bound on
-//!   the number of rows.
+//!   order (scope, id), one `INSERT ... ON CONFLICT (scope, id) DO UPDATE SET failures =
+//!   globo_throttle.failures RETURNING failures, last_ms` inserts a placeholder (0 failures,
+//!   read as absent) or locks and reads the existing row. A separate insert-then-`SELECT ...
+//!   FOR UPDATE` took no lock when the row existed, so a row deleted meanwhile (a success
+//!   clears the account) left nothing to read. Two processes updating the same keys (a new
+//!   key included) run one after the other and never deadlock; the records are written back
+//!   (or deleted) with their `expires_ms`, from `throttle::forget_after_ms`. Rows past it are
+//!   deleted in an update at most once per [`PRUNE_INTERVAL`] per backend, at most
+//!   [`PRUNE_BATCH`] at a time (a full batch prunes again at the next update), skipping rows
+//!   another transaction holds (`FOR UPDATE SKIP LOCKED`: no wait, so no lock order). There is
+//!   no bound on the number of rows.
+//! - **NUL.** A `TEXT` value cannot hold NUL (SQLSTATE 22021): a name with one is missing
+//!   without a query ([`storable`]); sources with control characters are hashed where their
+//!   ids are made (`throttle::Ids::source`).
 //!
 //! Every query is parameterised (`$1`). Errors are [`AuthError::Database`] with a fixed
 //! operation name; the source is the server's SQLSTATE and message, or the client's error,
 //! never the server's `DETAIL` (which can quote a row, and so a record).
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::net::IpAddr;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use postgres::config::{Host, SslMode};
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient, NoTls, Transaction};
 
@@ -60,6 +78,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const STATEMENT_TIMEOUT: &str = "SET statement_timeout = '30s'";
 /// The most idle clients kept.
 const POOL_SIZE: usize = 4;
+/// The most clients one backend has open at once (idle, in use and being connected); a
+/// caller finding all of them busy waits for one, at most the connect timeout.
+const MAX_CONNECTIONS: usize = 16;
+/// The longest a writer waits for another writer of the same backend (the statement
+/// timeout, which bounds the wait for another process's writer the same way).
+const WRITER_WAIT: Duration = Duration::from_secs(30);
+/// The most expired throttling rows one prune deletes (a full batch prunes again at the next
+/// update, so a flood of expired rows is worked off in bounded transactions).
+const PRUNE_BATCH: i64 = 1000;
 /// How long the typical record is reused before it is read again.
 const TYPICAL_TTL: Duration = Duration::from_secs(30);
 /// How often (at most) an update deletes the expired throttling rows.
@@ -142,11 +169,87 @@ fn scope_name(scope: KeyScope) -> &'static str {
     }
 }
 
+/// Drops `clients` where dropping cannot panic. A client's drop closes its session by blocking
+/// on the client's own runtime, which panics on a thread that runs a tokio runtime ("Cannot
+/// start a runtime from within a runtime"): an async caller dropping its last handle of a
+/// store there. So inside a runtime the clients are dropped on a plain thread of their own.
+fn dispose(clients: Vec<Client>) {
+    if clients.is_empty() {
+        return;
+    }
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // If no thread can be started, the closure (and the clients) are dropped here.
+        let _ =
+            std::thread::Builder::new().name("globo-pg-close".into()).spawn(move || drop(clients));
+    } else {
+        drop(clients);
+    }
+}
+
+/// The clients of one backend: the idle ones, and how many are open in all.
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Client>,
+    open: usize,
+}
+
+/// The writer of one backend: whether a guard is held (or being taken), and how many wait.
+#[derive(Default)]
+struct Writer {
+    held: bool,
+    waiting: usize,
+}
+
+/// This backend's writer turn, released when dropped.
+struct WriterTurn(Arc<Shared>);
+
+impl WriterTurn {
+    fn take(shared: &Arc<Shared>) -> Result<Self, AuthError> {
+        let deadline = Instant::now() + WRITER_WAIT;
+        let mut writer = lock(&shared.writer);
+        writer.waiting += 1;
+        while writer.held {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                writer.waiting -= 1;
+                return Err(invalid(
+                    &shared.location,
+                    "write users",
+                    "timed out waiting for another writer of this process",
+                ));
+            }
+            writer = shared
+                .writer_free
+                .wait_timeout(writer, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        writer.waiting -= 1;
+        writer.held = true;
+        Ok(Self(Arc::clone(shared)))
+    }
+}
+
+impl Drop for WriterTurn {
+    fn drop(&mut self) {
+        lock(&self.0.writer).held = false;
+        self.0.writer_free.notify_one();
+    }
+}
+
 /// What every handle of one backend shares (the pool returns clients to it).
 struct Shared {
     config: postgres::Config,
     location: String,
-    pool: Mutex<Vec<Client>>,
+    pool: Mutex<Pool>,
+    /// Signalled whenever a client goes back to the pool or is closed.
+    returned: Condvar,
+    max_connections: usize,
+    /// This backend's writer: one at a time waits for (or holds) the advisory lock on a
+    /// connection; the others wait here, holding none, so waiting writers never take the
+    /// connections logins need.
+    writer: Mutex<Writer>,
+    writer_free: Condvar,
     typical: Mutex<Option<(Instant, Option<String>)>>,
     last_prune: Mutex<Option<Instant>>,
     salt: Mutex<Option<Vec<u8>>>,
@@ -156,28 +259,26 @@ impl Shared {
     /// A new session with the bounded statement time.
     fn open_client(&self) -> Result<Client, AuthError> {
         let mut client = self.config.connect(NoTls).map_err(failed(&self.location, "connect"))?;
-        client.batch_execute(STATEMENT_TIMEOUT).map_err(failed(&self.location, "connect"))?;
+        if let Err(e) = client.batch_execute(STATEMENT_TIMEOUT) {
+            dispose(vec![client]);
+            return Err(database(&self.location, "connect", &e));
+        }
         Ok(client)
+    }
+
+    /// Counts a client as closed (it was dropped, or never connected) and wakes a waiter.
+    fn closed(&self) {
+        let mut pool = lock(&self.pool);
+        pool.open = pool.open.saturating_sub(1);
+        drop(pool);
+        self.returned.notify_one();
     }
 }
 
 impl Drop for Shared {
-    /// Closes the idle sessions on a thread of its own. The sync client closes a session by
-    /// blocking on a runtime of its own, which panics on a thread that drives an async
-    /// runtime: the last reference to a store dropped in a task (an `AsyncUserStore` moved
-    /// into `async fn main`, say) aborted the process ("panic in a destructor during
-    /// cleanup"). Waits for that thread, so the sessions are closed when the store is gone.
     fn drop(&mut self) {
-        let clients = std::mem::take(self.pool.get_mut().unwrap_or_else(PoisonError::into_inner));
-        if clients.is_empty() {
-            return;
-        }
-        // When no thread can be made, the sessions are dropped here, as before.
-        if let Ok(closer) =
-            std::thread::Builder::new().name("globo-pg-close".into()).spawn(move || drop(clients))
-        {
-            let _closed = closer.join();
-        }
+        let pool = self.pool.get_mut().unwrap_or_else(PoisonError::into_inner);
+        dispose(std::mem::take(&mut pool.idle));
     }
 }
 
@@ -198,24 +299,35 @@ impl PostgresBackend {
     /// `location` is how messages and events name the store: the URL without its password
     /// (the caller's; it is never derived from `config`, which holds the password).
     /// `connect_timeout` is 10 s unless `config` sets one.
-    pub(crate) fn connect(
+    pub(crate) fn connect(config: postgres::Config, location: String) -> Result<Self, AuthError> {
+        Self::connect_with(config, location, MAX_CONNECTIONS)
+    }
+
+    /// [`connect`](Self::connect) with at most `max_connections` clients open at once.
+    pub(crate) fn connect_with(
         mut config: postgres::Config,
         location: String,
+        max_connections: usize,
     ) -> Result<Self, AuthError> {
+        check_transport(&config, &location)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let shared = Arc::new(Shared {
             config,
             location,
-            pool: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool::default()),
+            returned: Condvar::new(),
+            max_connections: max_connections.max(1),
+            writer: Mutex::new(Writer::default()),
+            writer_free: Condvar::new(),
             typical: Mutex::new(None),
             last_prune: Mutex::new(None),
             salt: Mutex::new(None),
         });
-        let mut client = shared.open_client()?;
-        migrate(&mut client, &shared.location)?;
-        lock(&shared.pool).push(client);
+        let mut pooled = Pooled::take(&shared)?;
+        migrate(pooled.get()?, &shared.location)?;
+        drop(pooled);
         Ok(Self { shared })
     }
 
@@ -235,6 +347,7 @@ impl PostgresBackend {
         match first(pooled.get()?) {
             Ok(value) => Ok((pooled, value)),
             Err(_) if pooled.ended_while_idle() => {
+                drop(pooled);
                 let mut pooled = self.client()?;
                 let value = first(pooled.get()?)?;
                 Ok((pooled, value))
@@ -261,28 +374,41 @@ impl PostgresBackend {
     }
 }
 
-/// Applies the missing migrations in one transaction under the advisory transaction lock.
-///
-/// A schema already up to date is checked first without the lock: the lock is the writers'
-/// (`UsersMaintenance` holds it for as long as its runs take), and opening a store, to log
-/// in say, must not wait for it when there is nothing to migrate.
-fn migrate(client: &mut Client, location: &str) -> Result<(), AuthError> {
+/// The schema version `client` sees: 0 before the first migration (no table yet).
+fn schema_version(client: &mut impl GenericClient, location: &str) -> Result<i64, AuthError> {
     let fail = failed(location, "migrate");
     let exists: bool = client
         .query_one("SELECT to_regclass('globo_schema_migrations') IS NOT NULL", &[])
         .and_then(|row| row.try_get(0))
         .map_err(&fail)?;
-    if exists {
-        let current: i64 = client
-            .query_one("SELECT coalesce(max(version), 0)::BIGINT FROM globo_schema_migrations", &[])
-            .and_then(|row| row.try_get(0))
-            .map_err(&fail)?;
-        if schema::pending(location, current)?.is_empty() {
-            return Ok(());
-        }
+    if !exists {
+        return Ok(0);
+    }
+    client
+        .query_one("SELECT coalesce(max(version), 0)::BIGINT FROM globo_schema_migrations", &[])
+        .and_then(|row| row.try_get(0))
+        .map_err(&fail)
+}
+
+/// Applies the missing migrations. A database already at [`schema::LATEST`] (the usual case)
+/// is only read, with no lock: opening a store never waits for a writer (a maintenance run
+/// holds the writer lock for minutes). When versions are missing, one transaction takes the
+/// migration lock (`POSTGRES_MIGRATION_KEY`: openers that found versions missing queue
+/// there), then the writer lock (no writer, of this globo or an older one that knows only
+/// that key, runs across the change), reads the version again (another opener may have
+/// migrated meanwhile) and applies what is still missing.
+fn migrate(client: &mut Client, location: &str) -> Result<(), AuthError> {
+    let fail = failed(location, "migrate");
+    let seen = schema_version(client, location)?;
+    if schema::pending(location, seen)?.is_empty() {
+        return Ok(());
     }
     let mut tx = client.transaction().map_err(&fail)?;
+    tx.execute(LOCK_XACT_SQL, &[&schema::POSTGRES_MIGRATION_KEY]).map_err(&fail)?;
     tx.execute(LOCK_XACT_SQL, &[&schema::POSTGRES_LOCK_KEY]).map_err(&fail)?;
+    // Read again through the table itself: an advisory lock does not refresh the session's
+    // catalog cache, so `to_regclass` could still miss a table another opener just created,
+    // while a statement on the table (which locks it) sees it.
     tx.batch_execute(schema::MIGRATIONS_TABLE_POSTGRES).map_err(&fail)?;
     let current: i64 = tx
         .query_one("SELECT coalesce(max(version), 0)::BIGINT FROM globo_schema_migrations", &[])
@@ -300,6 +426,47 @@ fn migrate(client: &mut Client, location: &str) -> Result<(), AuthError> {
     tx.commit().map_err(&fail)
 }
 
+/// Whether `host` names this machine: `localhost`, an address in 127.0.0.0/8 or `::1`.
+fn loopback_name(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Refuses a configuration whose session would cross a network in the clear. The client
+/// has no TLS (`NoTls`), and with libpq's default `sslmode=prefer` it would silently talk
+/// plaintext to a remote server: the password exchange is SCRAM, but every record (the
+/// password hashes) and query would be readable on the wire. So every host (and `hostaddr`)
+/// must be a Unix socket or loopback, unless the configuration says `sslmode=disable`
+/// explicitly (the operator's choice for a private network); `sslmode=require` is refused,
+/// as TLS is not supported yet.
+fn check_transport(config: &postgres::Config, location: &str) -> Result<(), AuthError> {
+    let refuse = |reason: &str| {
+        Err(AuthError::InvalidStoreSpec { store: location.to_owned(), reason: reason.to_owned() })
+    };
+    match config.get_ssl_mode() {
+        SslMode::Disable => return Ok(()),
+        SslMode::Prefer => {}
+        _ => {
+            return refuse(
+                "sslmode=require is not supported yet (the client has no TLS); use a server on this machine, or sslmode=disable on a private network",
+            );
+        }
+    }
+    let local_hosts = config.get_hosts().iter().all(|host| match host {
+        Host::Tcp(name) => loopback_name(name),
+        #[cfg(unix)]
+        Host::Unix(_) => true,
+    });
+    let local_addrs = config.get_hostaddrs().iter().all(IpAddr::is_loopback);
+    if local_hosts && local_addrs {
+        return Ok(());
+    }
+    refuse(
+        "the client has no TLS, so a host other than this machine (localhost, 127.0.0.0/8, ::1 or a Unix socket) needs sslmode=disable, stated explicitly, for a private network",
+    )
+}
+
 /// A pooled client, returned to the pool when dropped (unless its connection broke or the
 /// pool is full).
 struct Pooled {
@@ -310,33 +477,48 @@ struct Pooled {
 }
 
 impl Pooled {
+    /// An idle client, else a new one while fewer than the maximum are open, else the next
+    /// one returned, waiting at most the connect timeout.
     fn take(shared: &Arc<Shared>) -> Result<Self, AuthError> {
-        let idle = {
-            let mut pool = lock(&shared.pool);
+        let wait = shared.config.get_connect_timeout().copied().unwrap_or(CONNECT_TIMEOUT);
+        let deadline = Instant::now() + wait;
+        let mut pool = lock(&shared.pool);
+        loop {
             // A connection the server closed while idle is noticed here, or at its next query.
-            pool.retain(|client| !client.is_closed());
-            pool.pop()
-        };
-        let reused = idle.is_some();
-        let client = match idle {
-            Some(client) => client,
-            None => shared.open_client()?,
-        };
-        Ok(Self { client: Some(client), shared: Arc::clone(shared), reused })
-    }
-
-    /// Whether the first statement that just failed on this client failed because the
-    /// server had ended its session while it sat in the pool (a restart, an idle timeout):
-    /// the pool's other sessions are from before that too, so they are dropped, and the
-    /// caller runs its first statement once more, on a new session. Nothing ran on the
-    /// ended session, so running again changes nothing twice.
-    fn ended_while_idle(&mut self) -> bool {
-        let ended = self.reused && self.client.as_ref().is_some_and(Client::is_closed);
-        if ended {
-            self.discard();
-            lock(&self.shared.pool).clear();
+            let (live, broken): (Vec<Client>, Vec<Client>) =
+                std::mem::take(&mut pool.idle).into_iter().partition(|c| !c.is_closed());
+            pool.idle = live;
+            pool.open = pool.open.saturating_sub(broken.len());
+            if !broken.is_empty() {
+                drop(pool);
+                dispose(broken);
+                pool = lock(&shared.pool);
+                continue;
+            }
+            if let Some(client) = pool.idle.pop() {
+                return Ok(Self { client: Some(client), shared: Arc::clone(shared), reused: true });
+            }
+            if pool.open < shared.max_connections {
+                pool.open += 1;
+                drop(pool);
+                return match shared.open_client() {
+                    Ok(client) => {
+                        Ok(Self { client: Some(client), shared: Arc::clone(shared), reused: false })
+                    }
+                    Err(e) => {
+                        shared.closed();
+                        Err(e)
+                    }
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let busy = format!("all {} connections busy", shared.max_connections);
+                return Err(invalid(&shared.location, "connect", &busy));
+            }
+            pool =
+                shared.returned.wait_timeout(pool, left).unwrap_or_else(PoisonError::into_inner).0;
         }
-        ended
     }
 
     fn get(&mut self) -> Result<&mut Client, AuthError> {
@@ -346,29 +528,57 @@ impl Pooled {
         })
     }
 
+    /// Whether the first statement that just failed on this client failed because the
+    /// server had ended its session while it sat in the pool (a restart, an idle timeout):
+    /// the pool's other idle sessions are from before that too, so they are closed, and the
+    /// caller runs its first statement once more, on a new session. Nothing ran on the
+    /// ended session, so running again changes nothing twice.
+    fn ended_while_idle(&mut self) -> bool {
+        let ended = self.reused && self.client.as_ref().is_some_and(Client::is_closed);
+        if ended {
+            self.discard();
+            let mut pool = lock(&self.shared.pool);
+            let idle = std::mem::take(&mut pool.idle);
+            pool.open = pool.open.saturating_sub(idle.len());
+            drop(pool);
+            dispose(idle);
+            self.shared.returned.notify_all();
+        }
+        ended
+    }
+
     /// Drops the client instead of returning it (a session left in an unknown state).
     fn discard(&mut self) {
-        self.client = None;
+        if let Some(client) = self.client.take() {
+            dispose(vec![client]);
+        }
     }
 }
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take()
-            && !client.is_closed()
-        {
-            let mut pool = lock(&self.shared.pool);
-            if pool.len() < POOL_SIZE {
-                pool.push(client);
-            }
+        let Some(client) = self.client.take() else {
+            // Discarded: its client is gone already.
+            self.shared.closed();
+            return;
+        };
+        let mut pool = lock(&self.shared.pool);
+        if !client.is_closed() && pool.idle.len() < POOL_SIZE {
+            pool.idle.push(client);
+            drop(pool);
+            self.shared.returned.notify_one();
+        } else {
+            drop(pool);
+            dispose(vec![client]);
+            self.shared.closed();
         }
     }
 }
 
-/// Whether `text` can be in a `text` column: PostgreSQL's text holds no NUL character, so
-/// no stored name or key has one, and a name or key that does matches nothing. It is never
-/// sent: the server refuses it ("invalid byte sequence"), which would make a login with such
-/// a name a database error on this store and `InvalidCredentials` on the others.
+/// Whether PostgreSQL can hold `text`: a `TEXT` value never contains NUL (the server refuses
+/// it, SQLSTATE 22021). No stored name or key has one (`Username::prepare` refuses control
+/// characters), so a name with NUL is simply not there: it is answered without a query, as
+/// any other missing name.
 fn storable(text: &str) -> bool {
     !text.contains('\0')
 }
@@ -426,13 +636,15 @@ impl UsersBackend for PostgresBackend {
     }
 
     fn lock(&self) -> Result<Box<dyn LockedUsers>, AuthError> {
+        // One writer of this backend at a time takes a connection to wait on the server.
+        let turn = WriterTurn::take(&self.shared)?;
         // Waits for another guard (any process) to be dropped, at most the statement timeout.
         let (pooled, _) = self.first(|client| {
             client
                 .execute("SELECT pg_advisory_lock($1)", &[&schema::POSTGRES_LOCK_KEY])
                 .map_err(failed(&self.shared.location, "write users"))
         })?;
-        Ok(Box::new(LockedPostgres { pooled }))
+        Ok(Box::new(LockedPostgres { pooled: Some(pooled), _turn: turn }))
     }
 
     fn throttle(&self) -> &dyn ThrottleBackend {
@@ -440,23 +652,39 @@ impl UsersBackend for PostgresBackend {
     }
 }
 
-/// The writer lock: a session holding `pg_advisory_lock(POSTGRES_LOCK_KEY)`.
+/// The writer lock: a session holding `pg_advisory_lock(POSTGRES_LOCK_KEY)` (always Some
+/// until dropped).
 struct LockedPostgres {
-    pooled: Pooled,
+    pooled: Option<Pooled>,
+    /// Released after the lock (fields drop after `drop`).
+    _turn: WriterTurn,
+}
+
+/// Releases the writer lock of `pooled`'s session and returns its client to the pool.
+fn unlock(mut pooled: Pooled) {
+    let unlocked = match pooled.client.as_mut() {
+        Some(client) => client
+            .query_one("SELECT pg_advisory_unlock($1)", &[&schema::POSTGRES_LOCK_KEY])
+            .and_then(|row| row.try_get::<_, bool>(0))
+            .unwrap_or(false),
+        None => false,
+    };
+    if !unlocked {
+        // Closing the session releases every lock it holds.
+        pooled.discard();
+    }
 }
 
 impl Drop for LockedPostgres {
     fn drop(&mut self) {
-        let unlocked = match self.pooled.client.as_mut() {
-            Some(client) => client
-                .query_one("SELECT pg_advisory_unlock($1)", &[&schema::POSTGRES_LOCK_KEY])
-                .and_then(|row| row.try_get::<_, bool>(0))
-                .unwrap_or(false),
-            None => false,
-        };
-        if !unlocked {
-            // Closing the session releases every lock it holds.
-            self.pooled.discard();
+        let Some(mut pooled) = self.pooled.take() else { return };
+        // Unlocking blocks on the client's runtime, which panics on a thread running a tokio
+        // runtime (see `dispose`): there the session is closed instead (on a plain thread),
+        // which releases its locks; it is never returned to the pool still holding one.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            pooled.discard();
+        } else {
+            unlock(pooled);
         }
     }
 }
@@ -466,10 +694,13 @@ impl LockedUsers for LockedPostgres {
         &mut self,
         f: &mut dyn FnMut(&mut dyn UsersTxn) -> Result<bool, AuthError>,
     ) -> Result<(), AuthError> {
-        let shared = Arc::clone(&self.pooled.shared);
+        let pooled = self.pooled.as_mut().ok_or_else(|| {
+            invalid("postgres", "write users", "the writer lock's connection is gone")
+        })?;
+        let shared = Arc::clone(&pooled.shared);
         let location = shared.location.as_str();
         let fail = failed(location, "write users");
-        let client = self.pooled.get()?;
+        let client = pooled.get()?;
         // Rolled back when dropped without commit (an error, `Ok(false)`, a panic in `f`).
         let mut tx = client.transaction().map_err(&fail)?;
         tx.execute(LOCK_XACT_SQL, &[&schema::POSTGRES_LOCK_KEY]).map_err(&fail)?;
@@ -544,6 +775,9 @@ impl UsersTxn for PostgresTxn<'_, '_> {
     }
 
     fn replace(&mut self, name: &str, record: &str) -> Result<(), AuthError> {
+        if !storable(name) {
+            return Err(AuthError::NoSuchUser { username: name.to_owned() });
+        }
         let changed = self
             .tx
             .execute(
@@ -660,19 +894,18 @@ impl PostgresBackend {
         for index in order {
             let key = &keys[index];
             let scope = scope_name(key.scope);
-            tx.execute(
-                "INSERT INTO globo_throttle (scope, id, failures, last_ms, expires_ms)
-                 VALUES ($1, $2, 0, 0, NULL) ON CONFLICT (scope, id) DO NOTHING",
-                &[&scope, &key.id],
-            )
-            .map_err(failed(location, "write throttling"))?;
+            // One statement inserts the placeholder or locks the existing row, and returns it:
+            // a row deleted by another transaction between an insert that found it and a
+            // separate `SELECT ... FOR UPDATE` would leave nothing to read.
             let row = tx
                 .query_one(
-                    "SELECT failures, last_ms FROM globo_throttle
-                     WHERE scope = $1 AND id = $2 FOR UPDATE",
+                    "INSERT INTO globo_throttle (scope, id, failures, last_ms, expires_ms)
+                     VALUES ($1, $2, 0, 0, NULL)
+                     ON CONFLICT (scope, id) DO UPDATE SET failures = globo_throttle.failures
+                     RETURNING failures, last_ms",
                     &[&scope, &key.id],
                 )
-                .map_err(failed(location, "read throttling"))?;
+                .map_err(failed(location, "write throttling"))?;
             records[index] = throttle_row(&row, location)?;
         }
         Ok(records)
@@ -714,12 +947,19 @@ impl PostgresBackend {
         // Rolled back when dropped without commit.
         let mut tx = client.transaction().map_err(Attempt::Begin)?;
         let prune = lock(&self.shared.last_prune).is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL);
+        let mut pruned_all = true;
         if prune {
-            tx.execute(
-                "DELETE FROM globo_throttle WHERE expires_ms < $1",
-                &[&to_sql_ms(context.now_ms)],
-            )
-            .map_err(&write)?;
+            // Rows another transaction holds are skipped, never waited for (no lock order
+            // with its keys is needed), and at most a batch goes per update.
+            let deleted = tx
+                .execute(
+                    "DELETE FROM globo_throttle WHERE (scope, id) IN (
+                        SELECT scope, id FROM globo_throttle WHERE expires_ms < $1
+                        ORDER BY scope, id LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                    &[&to_sql_ms(context.now_ms), &PRUNE_BATCH],
+                )
+                .map_err(&write)?;
+            pruned_all = deleted < u64::try_from(PRUNE_BATCH).unwrap_or(u64::MAX);
         }
         let mut records = self.lock_rows(&mut tx, keys)?;
         if f(&mut records)? {
@@ -763,7 +1003,8 @@ impl PostgresBackend {
             return Ok(tx.rollback().map_err(&write)?);
         }
         tx.commit().map_err(&write)?;
-        if prune {
+        // A full batch may have left more: the next update prunes again.
+        if prune && pruned_all {
             *lock(&self.shared.last_prune) = Some(Instant::now());
         }
         Ok(())
@@ -808,14 +1049,15 @@ impl ThrottleBackend for PostgresBackend {
     ) -> Result<(), AuthError> {
         let write = failed(&self.shared.location, "write throttling");
         let mut pooled = self.client()?;
-        // BEGIN is the first statement: on a session the server ended while it sat in the
-        // pool, once more on a new one (as `first` does; a transaction borrows its client).
         match self.update_on(pooled.get()?, keys, context, f) {
+            Ok(()) => Ok(()),
+            // Its BEGIN failed on a session the server ended while it was idle: nothing ran.
             Err(Attempt::Begin(_)) if pooled.ended_while_idle() => {
+                drop(pooled);
                 let mut pooled = self.client()?;
-                self.update_on(pooled.get()?, keys, context, f).map_err(|e| e.into_error(&write))
+                self.update_on(pooled.get()?, keys, context, f).map_err(|a| a.into_error(&write))
             }
-            result => result.map_err(|e| e.into_error(&write)),
+            Err(attempt) => Err(attempt.into_error(&write)),
         }
     }
 
@@ -1286,5 +1528,290 @@ mod tests {
         for secret in [password, real.as_str(), "password="] {
             assert!(!text.contains(secret), "the error shows {secret:?}: {text}");
         }
+    }
+
+    // Issue 14 hostile review of the PostgreSQL store.
+
+    fn user_store(db: &TestDatabase) -> crate::UserStore {
+        crate::UserStore::postgres(db.config(), db.location().to_owned())
+            .expect("open")
+            .with_profile(crate::Profile::TestOnlyInsecure)
+    }
+
+    const RIGHT: &str = "correct horse battery staple";
+    const WRONG: &str = "not the password at all";
+
+    fn secret(text: &str) -> secrecy::SecretString {
+        secrecy::SecretString::from(text)
+    }
+
+    /// Point 1: a success deletes the account's row; an update of another backend that found
+    /// the row with its insert must still lock and read it (it read 0 rows: "read throttling
+    /// failed").
+    #[test]
+    fn correct_logins_of_one_user_from_several_backends_all_succeed() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        let stores: Vec<_> = (0..4).map(|_| user_store(&db)).collect();
+        stores[0].register("alice", &secret(RIGHT)).unwrap();
+        let start = Barrier::new(stores.len());
+        let failures: Vec<String> = thread::scope(|s| {
+            let handles: Vec<_> = stores
+                .iter()
+                .map(|store| {
+                    let start = &start;
+                    s.spawn(move || {
+                        start.wait();
+                        (0..100)
+                            .filter_map(|_| store.verify("alice", &secret(RIGHT)).err())
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        assert!(
+            failures.is_empty(),
+            "{} of 400 logins failed: {:?}",
+            failures.len(),
+            failures.first()
+        );
+    }
+
+    /// Point 1: wrong and right passwords of one user from one source, through two backends:
+    /// every wrong one counts on the source, every right one takes back only its own attempt.
+    #[test]
+    fn mixed_logins_from_two_backends_keep_exact_counts() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        let stores = [user_store(&db), user_store(&db)];
+        stores[0].register("alice", &secret(RIGHT)).unwrap();
+        let rounds = 8;
+        let start = Barrier::new(2);
+        thread::scope(|s| {
+            for store in &stores {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    for _ in 0..rounds {
+                        let wrong = store.verify_from("alice", &secret(WRONG), Some("10.9.8.7"));
+                        assert!(matches!(wrong, Err(AuthError::InvalidCredentials)), "{wrong:?}");
+                        let right = store.verify_from("alice", &secret(RIGHT), Some("10.9.8.7"));
+                        assert!(right.is_ok(), "{right:?}");
+                    }
+                });
+            }
+        });
+        let source = key(KeyScope::Source, "10.9.8.7");
+        let throttle = stores[0].backend().throttle();
+        assert_eq!(throttle.read(&source).unwrap().map(|r| r.failures), Some(2 * rounds));
+        // Both threads ended with a success: the account's record is gone.
+        let accounts = "SELECT count(*) FROM globo_throttle WHERE scope = 'account'";
+        assert_eq!(count(&mut sql(&db), accounts), 0);
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    }
+
+    /// Point 2: the last handle of a store dropped on a runtime's worker thread closes its
+    /// clients without panicking ("Cannot start a runtime from within a runtime").
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn an_async_store_dropped_inside_a_runtime_closes_its_clients() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        user_store(&db).register("alice", &secret(RIGHT)).unwrap();
+        let spec = crate::StoreSpec::parse(db.url()).unwrap();
+        runtime().block_on(async {
+            let store = crate::AsyncUserStore::open(spec, None).await.unwrap();
+            let wrong = store.verify("alice", &secret(WRONG)).await;
+            assert!(matches!(wrong, Err(AuthError::InvalidCredentials)), "{wrong:?}");
+            drop(store);
+        });
+        // The clients were closed: only the direct session remains on the database.
+        let mut client = sql(&db);
+        let sessions = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()";
+        let mut left = count(&mut client, sessions);
+        for _ in 0..200 {
+            if left == 1 {
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+            left = count(&mut client, sessions);
+        }
+        assert_eq!(left, 1, "sessions still open");
+    }
+
+    /// Point 2: a writer guard dropped on a runtime's worker thread releases the lock (its
+    /// session is closed on a plain thread) without panicking.
+    #[test]
+    fn a_writer_guard_dropped_inside_a_runtime_releases_the_lock() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        let backend = Arc::new(open(&db));
+        let shared = Arc::clone(&backend);
+        runtime().block_on(async move {
+            let guard = tokio::task::spawn_blocking(move || shared.lock()).await.unwrap().unwrap();
+            drop(guard);
+        });
+        // Granted once the closed session is gone (the lock wait is bounded by the statement
+        // timeout).
+        drop(open(&db).lock().unwrap());
+    }
+
+    /// Point 3: opening an up-to-date store takes no lock, so it does not wait for a
+    /// maintenance run holding the writer lock.
+    #[test]
+    fn a_store_opens_while_a_maintenance_run_holds_the_writer_lock() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        let maintenance = user_store(&db).maintenance().unwrap();
+        let (opened, got) = mpsc::channel();
+        thread::scope(|s| {
+            s.spawn(|| {
+                opened.send(
+                    PostgresBackend::connect(db.config(), db.location().to_owned()).map(|_| ()),
+                )
+            });
+            let result = got.recv_timeout(Duration::from_secs(20));
+            assert!(
+                matches!(result, Ok(Ok(()))),
+                "the open did not finish while the guard was held: {result:?}"
+            );
+        });
+        drop(maintenance);
+    }
+
+    /// Point 4: PostgreSQL refuses NUL in text (22021); a name or a source with one is an
+    /// ordinary login failure, counted as any other.
+    #[test]
+    fn names_and_sources_with_nul_are_ordinary_failures() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        let store = user_store(&db);
+        store.register("dave", &secret(RIGHT)).unwrap();
+        let unknown = store.verify("da\0ve", &secret(RIGHT));
+        assert!(matches!(unknown, Err(AuthError::InvalidCredentials)), "{unknown:?}");
+        for _ in 0..2 {
+            let wrong = store.verify_from("dave", &secret(WRONG), Some("10.0.0.1\0evil"));
+            assert!(matches!(wrong, Err(AuthError::InvalidCredentials)), "{wrong:?}");
+        }
+        assert!(store.verify_from("dave", &secret(RIGHT), Some("10.0.0.1\0evil")).is_ok());
+        let ids =
+            crate::throttle::Ids::new(store.backend().throttle().salt(false).unwrap().unwrap());
+        let source = ids.source("10.0.0.1\0evil");
+        assert!(source.id.starts_with("sha256:"), "{}", source.id);
+        assert_eq!(store.backend().throttle().read(&source).unwrap().map(|r| r.failures), Some(2));
+        let registered = store.register("nul\0name", &secret(RIGHT));
+        assert!(matches!(&registered, Err(e) if e.is_invalid_input()), "{registered:?}");
+        let deleted = store.delete("da\0ve");
+        assert!(matches!(deleted, Err(AuthError::NoSuchUser { .. })), "{deleted:?}");
+    }
+
+    /// Point 5: the client has no TLS; a remote host needs `sslmode=disable` said explicitly.
+    #[test]
+    fn a_remote_host_without_explicit_sslmode_disable_is_refused() {
+        let check = |text: &str| check_transport(&postgres::Config::from_str(text).unwrap(), "pg");
+        for local in [
+            "host=127.0.0.1",
+            "host=127.8.9.10 port=5433",
+            "host=localhost",
+            "host=::1",
+            "host=/var/run/postgresql",
+            "host=localhost,127.0.0.1",
+            "host=127.0.0.1 sslmode=disable",
+            "host=db.example.com sslmode=disable",
+            "postgres://u@10.1.2.3/db?sslmode=disable",
+        ] {
+            assert!(check(local).is_ok(), "{local}");
+        }
+        for remote in [
+            "host=db.example.com",
+            "host=10.1.2.3",
+            "host=localhost,db.example.com",
+            "host=127.0.0.1 hostaddr=10.1.2.3",
+            "postgres://u@[2001:db8::1]/db",
+            "host=127.0.0.1 sslmode=require",
+            "host=db.example.com sslmode=require",
+        ] {
+            let refused = check(remote);
+            assert!(
+                matches!(&refused, Err(e @ AuthError::InvalidStoreSpec { store, .. })
+                    if store == "pg" && e.kind() == crate::AuthErrorKind::Operational),
+                "{remote}: {refused:?}"
+            );
+        }
+        // Refused before any connection is tried (192.0.2.1 is TEST-NET-1).
+        let mut config = postgres::Config::from_str("host=192.0.2.1 user=u").unwrap();
+        config.connect_timeout(Duration::from_secs(1));
+        let refused = PostgresBackend::connect(config, "postgres://u@192.0.2.1".into());
+        assert!(matches!(refused, Err(AuthError::InvalidStoreSpec { .. })), "{refused:?}");
+    }
+
+    /// Point 6: at most `max_connections` clients are open; callers beyond wait for one, and
+    /// past the connect timeout fail with a clear reason.
+    #[test]
+    fn a_backend_opens_at_most_its_maximum_of_connections() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        let mut config = db.config();
+        config.connect_timeout(Duration::from_secs(20));
+        let backend = PostgresBackend::connect_with(config, db.location().to_owned(), 2).unwrap();
+        let most = Mutex::new(0usize);
+        thread::scope(|s| {
+            for _ in 0..8 {
+                let (backend, most) = (&backend, &most);
+                s.spawn(move || {
+                    for _ in 0..20 {
+                        let mut pooled = backend.client().unwrap();
+                        let open = lock(&backend.shared.pool).open;
+                        let mut m = lock(most);
+                        *m = (*m).max(open);
+                        drop(m);
+                        pooled.get().unwrap().batch_execute("SELECT 1").unwrap();
+                    }
+                });
+            }
+        });
+        let most = *lock(&most);
+        assert!((1..=2).contains(&most), "{most} clients were open at once");
+        // Both busy: the next caller gives up after the connect timeout.
+        let mut config = db.config();
+        config.connect_timeout(Duration::from_secs(1));
+        let backend = PostgresBackend::connect_with(config, db.location().to_owned(), 1).unwrap();
+        let held = backend.lock().unwrap();
+        let busy = backend.login_view("x");
+        match &busy {
+            Err(e @ AuthError::Database { operation: "connect", .. }) => {
+                let reason = std::error::Error::source(e).map(ToString::to_string);
+                assert_eq!(reason.as_deref(), Some("all 1 connections busy"));
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(held);
+        assert_eq!(backend.login_view("x").unwrap().lookup, Lookup::Missing);
+    }
+
+    /// Point 6: writers waiting for the writer lock hold no connection, so logins go on
+    /// while a maintenance run holds it, with a pool of 2.
+    #[test]
+    fn waiting_writers_leave_the_connections_to_logins() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        let mut config = db.config();
+        config.connect_timeout(Duration::from_secs(1));
+        let backend = PostgresBackend::connect_with(config, db.location().to_owned(), 2).unwrap();
+        let held = backend.lock().unwrap();
+        thread::scope(|s| {
+            for _ in 0..3 {
+                let backend = &backend;
+                s.spawn(move || drop(backend.lock().unwrap()));
+            }
+            let mut tries = 0;
+            while lock(&backend.shared.writer).waiting < 3 {
+                tries += 1;
+                assert!(tries < 2000, "the writers never waited");
+                thread::sleep(Duration::from_millis(10));
+            }
+            for _ in 0..3 {
+                assert_eq!(backend.login_view("x").unwrap().lookup, Lookup::Missing);
+            }
+            drop(held);
+        });
+        drop(backend.lock().unwrap());
     }
 }

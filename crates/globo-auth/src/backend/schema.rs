@@ -1,9 +1,10 @@
 //! The database stores' schema, created and migrated by the library (one list of versioned
 //! migrations, each in both dialects). A store records the versions applied in
 //! `globo_schema_migrations`; opening a store applies the missing ones in order, in one
-//! transaction under the database's writer lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL an
-//! advisory transaction lock), so several processes opening a new store at once apply each
-//! migration exactly once. A store whose version is newer than [`LATEST`] is refused
+//! transaction under the database's writer lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL a
+//! migration advisory lock, then the writer's, taken only when a version is missing: an
+//! up-to-date PostgreSQL store opens without waiting for a writer), so several processes
+//! opening a new store at once apply each migration exactly once. A store whose version is newer than [`LATEST`] is refused
 //! ([`AuthError::StoreSchema`]): nothing is read or written.
 //!
 //! Tables are prefixed `globo_` so they can live in an application's own database.
@@ -30,17 +31,21 @@ pub(crate) const LATEST: i64 = 1;
 pub(crate) struct Migration {
     pub(crate) version: i64,
     pub(crate) description: &'static str,
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) sqlite: &'static str,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) postgres: &'static str,
 }
 
 /// The table of applied versions (created before the first migration, in both dialects).
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) const MIGRATIONS_TABLE_SQLITE: &str =
     "CREATE TABLE IF NOT EXISTS globo_schema_migrations (
     version INTEGER PRIMARY KEY NOT NULL,
     description TEXT NOT NULL,
     applied_ms INTEGER NOT NULL
 )";
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const MIGRATIONS_TABLE_POSTGRES: &str =
     "CREATE TABLE IF NOT EXISTS globo_schema_migrations (
     version BIGINT PRIMARY KEY,
@@ -127,7 +132,14 @@ pub(crate) const THROTTLE_SALT: &str = "throttle_salt";
 
 /// The PostgreSQL advisory lock key that serialises writers of one database's globo tables
 /// (migrations, user transactions, maintenance): "globo" in ASCII.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const POSTGRES_LOCK_KEY: i64 = 0x0067_6c6f_626f;
+
+/// The PostgreSQL advisory lock key that serialises the migrations of one database's globo
+/// tables: "globom" in ASCII. Only an opener that finds versions missing takes it (then the
+/// writer lock too), so opening an up-to-date store never waits for a writer.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) const POSTGRES_MIGRATION_KEY: i64 = 0x676c_6f62_6f6d;
 
 #[cfg(test)]
 mod tests {
