@@ -105,12 +105,15 @@ fn the_password_of_a_store_url_is_never_printed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let url = "postgres://globo:hunter2@127.0.0.1:1/users";
+    // A copy's source must exist (it is opened first): an empty users file, so that the
+    // copy into the URL reaches the URL.
+    std::fs::write(d.join("source.json"), "{}\n").unwrap();
     let runs = [
         app(d, &["users", "list", "--users-store", url], ""),
         app_env(d, &["users", "list"], "", &[("GLOBO_USERS_STORE", url)]),
         app(d, &["verify", "alice", "--password-stdin", "--users-store", url], "x\n"),
         app(d, &["users", "copy", "--from", url, "--to", "b.json"], ""),
-        app(d, &["users", "copy", "--from", "b.json", "--to", url], ""),
+        app(d, &["users", "copy", "--from", "source.json", "--to", url], ""),
         app(
             d,
             &[
