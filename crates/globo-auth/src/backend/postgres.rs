@@ -11,7 +11,10 @@
 //!   so no query, row lock or advisory lock wait hangs a request for ever.
 //! - **Pool.** Clients are kept in a small pool (at most [`POOL_SIZE`] idle, more opened on
 //!   demand); a client whose connection broke is dropped, never returned. A transaction is
-//!   always finished (committed or rolled back) before its client goes back.
+//!   always finished (committed or rolled back) before its client goes back. Each pooled
+//!   session keeps the statements of a login (the lookup and the throttling update)
+//!   prepared, so a login sends each of them once (a statement given as text costs a
+//!   second round trip to prepare it, each time).
 //! - **Schema.** [`PostgresBackend::connect`] applies the missing migrations of `schema.rs` in
 //!   one transaction under `pg_advisory_xact_lock(POSTGRES_LOCK_KEY)`, so servers opening a new
 //!   database at once apply each exactly once; a database migrated by a newer globo is refused
@@ -33,12 +36,13 @@
 //! operation name; the source is the server's SQLSTATE and message, or the client's error,
 //! never the server's `DETAIL` (which can quote a row, and so a record).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postgres::error::SqlState;
-use postgres::{Client, GenericClient, NoTls, Transaction};
+use postgres::{Client, GenericClient, NoTls, Statement, Transaction};
 
 use super::{
     Entry, LockedUsers, LoginView, Lookup, RecordsUpdate, ThrottleBackend, ThrottleKey,
@@ -65,6 +69,18 @@ const TYPICAL_SQL: &str = "SELECT record FROM globo_users WHERE id = (
         SELECT shape FROM globo_users GROUP BY shape ORDER BY count(*) DESC, min(id) LIMIT 1))";
 const ALL_SQL: &str = "SELECT name, record FROM globo_users ORDER BY id";
 const LOCK_XACT_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
+const PRUNE_SQL: &str = "DELETE FROM globo_throttle WHERE expires_ms < $1";
+const PLACEHOLDER_SQL: &str =
+    "INSERT INTO globo_throttle (scope, id, failures, last_ms, expires_ms)
+                 VALUES ($1, $2, 0, 0, NULL) ON CONFLICT (scope, id) DO NOTHING";
+const LOCK_ROW_SQL: &str = "SELECT failures, last_ms FROM globo_throttle
+                     WHERE scope = $1 AND id = $2 FOR UPDATE";
+const UPDATE_ROW_SQL: &str =
+    "UPDATE globo_throttle SET failures = $3, last_ms = $4, expires_ms = $5
+                             WHERE scope = $1 AND id = $2";
+const DELETE_ROW_SQL: &str = "DELETE FROM globo_throttle WHERE scope = $1 AND id = $2";
+const DELETE_PLACEHOLDER_SQL: &str =
+    "DELETE FROM globo_throttle WHERE scope = $1 AND id = $2 AND failures = 0";
 
 /// A database failure as it may be shown: the server's SQLSTATE and message (never its
 /// `DETAIL` or `WHERE`, which quote values), or the client's own error.
@@ -140,7 +156,7 @@ fn scope_name(scope: KeyScope) -> &'static str {
 struct Shared {
     config: postgres::Config,
     location: String,
-    pool: Mutex<Vec<Client>>,
+    pool: Mutex<Vec<Session>>,
     typical: Mutex<Option<(Instant, Option<String>)>>,
     last_prune: Mutex<Option<Instant>>,
     salt: Mutex<Option<Vec<u8>>>,
@@ -189,7 +205,7 @@ impl PostgresBackend {
         });
         let mut client = shared.open_client()?;
         migrate(&mut client, &shared.location)?;
-        lock(&shared.pool).push(client);
+        lock(&shared.pool).push(Session::new(client));
         Ok(Self { shared })
     }
 
@@ -238,10 +254,22 @@ fn migrate(client: &mut Client, location: &str) -> Result<(), AuthError> {
     tx.commit().map_err(&fail)
 }
 
+/// A client and the statements prepared on its session (they live as long as it does).
+struct Session {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl Session {
+    fn new(client: Client) -> Self {
+        Self { client, statements: HashMap::new() }
+    }
+}
+
 /// A pooled client, returned to the pool when dropped (unless its connection broke or the
 /// pool is full).
 struct Pooled {
-    client: Option<Client>,
+    session: Option<Session>,
     shared: Arc<Shared>,
 }
 
@@ -250,50 +278,74 @@ impl Pooled {
         let idle = {
             let mut pool = lock(&shared.pool);
             // A connection the server closed while idle is noticed here, or at its next query.
-            pool.retain(|client| !client.is_closed());
+            pool.retain(|session| !session.client.is_closed());
             pool.pop()
         };
-        let client = match idle {
-            Some(client) => client,
-            None => shared.open_client()?,
+        let session = match idle {
+            Some(session) => session,
+            None => Session::new(shared.open_client()?),
         };
-        Ok(Self { client: Some(client), shared: Arc::clone(shared) })
+        Ok(Self { session: Some(session), shared: Arc::clone(shared) })
     }
 
-    fn get(&mut self) -> Result<&mut Client, AuthError> {
+    fn session(&mut self) -> Result<&mut Session, AuthError> {
         // Always Some until drop: `take` fills it.
-        self.client.as_mut().ok_or_else(|| {
+        self.session.as_mut().ok_or_else(|| {
             invalid(&self.shared.location, "connect", "the pooled connection is gone")
         })
     }
 
+    fn get(&mut self) -> Result<&mut Client, AuthError> {
+        Ok(&mut self.session()?.client)
+    }
+
+    /// `sql` prepared on this session: prepared at its first use, then reused (one round trip
+    /// per use instead of two). `operation` names a failure.
+    fn prepared(
+        &mut self,
+        sql: &'static str,
+        operation: &'static str,
+    ) -> Result<Statement, AuthError> {
+        let location = Arc::clone(&self.shared);
+        let session = self.session()?;
+        if let Some(statement) = session.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement =
+            session.client.prepare(sql).map_err(failed(&location.location, operation))?;
+        session.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
     /// Drops the client instead of returning it (a session left in an unknown state).
     fn discard(&mut self) {
-        self.client = None;
+        self.session = None;
     }
 }
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take()
-            && !client.is_closed()
+        if let Some(session) = self.session.take()
+            && !session.client.is_closed()
         {
             let mut pool = lock(&self.shared.pool);
             if pool.len() < POOL_SIZE {
-                pool.push(client);
+                pool.push(session);
             }
         }
     }
 }
 
-fn lookup_in(
+/// The user `username` designates; `query` is [`LOOKUP_SQL`], as text or prepared.
+fn lookup_in<Q: postgres::ToStatement + ?Sized>(
     client: &mut impl GenericClient,
+    query: &Q,
     username: &str,
     location: &str,
 ) -> Result<Lookup, AuthError> {
     let key = comparison_key(username);
     let fail = failed(location, "read users");
-    let row = client.query_opt(LOOKUP_SQL, &[&key.as_ref()]).map_err(&fail)?;
+    let row = client.query_opt(query, &[&key.as_ref()]).map_err(&fail)?;
     Ok(match row {
         Some(row) => Lookup::Found {
             name: row.try_get(0).map_err(&fail)?,
@@ -326,8 +378,9 @@ impl UsersBackend for PostgresBackend {
 
     fn login_view(&self, username: &str) -> Result<LoginView, AuthError> {
         let mut pooled = self.client()?;
+        let query = pooled.prepared(LOOKUP_SQL, "read users")?;
         let client = pooled.get()?;
-        let lookup = lookup_in(client, username, &self.shared.location)?;
+        let lookup = lookup_in(client, &query, username, &self.shared.location)?;
         let typical = self.typical(client)?;
         Ok(LoginView { lookup, typical })
     }
@@ -359,8 +412,9 @@ struct LockedPostgres {
 
 impl Drop for LockedPostgres {
     fn drop(&mut self) {
-        let unlocked = match self.pooled.client.as_mut() {
-            Some(client) => client
+        let unlocked = match self.pooled.session.as_mut() {
+            Some(session) => session
+                .client
                 .query_one("SELECT pg_advisory_unlock($1)", &[&schema::POSTGRES_LOCK_KEY])
                 .and_then(|row| row.try_get::<_, bool>(0))
                 .unwrap_or(false),
@@ -406,7 +460,7 @@ struct PostgresTxn<'t, 'c> {
 
 impl UsersTxn for PostgresTxn<'_, '_> {
     fn lookup(&mut self, username: &str) -> Result<Lookup, AuthError> {
-        lookup_in(self.tx, username, self.location)
+        lookup_in(self.tx, LOOKUP_SQL, username, self.location)
     }
 
     fn key_taken(&mut self, key: &str) -> Result<bool, AuthError> {
@@ -540,6 +594,7 @@ impl PostgresBackend {
     fn lock_rows(
         &self,
         tx: &mut Transaction<'_>,
+        statements: &ThrottleStatements,
         keys: &[ThrottleKey],
     ) -> Result<Vec<Option<ThrottleRecord>>, AuthError> {
         let location = self.shared.location.as_str();
@@ -553,22 +608,38 @@ impl PostgresBackend {
         for index in order {
             let key = &keys[index];
             let scope = scope_name(key.scope);
-            tx.execute(
-                "INSERT INTO globo_throttle (scope, id, failures, last_ms, expires_ms)
-                 VALUES ($1, $2, 0, 0, NULL) ON CONFLICT (scope, id) DO NOTHING",
-                &[&scope, &key.id],
-            )
-            .map_err(failed(location, "write throttling"))?;
+            tx.execute(&statements.placeholder, &[&scope, &key.id])
+                .map_err(failed(location, "write throttling"))?;
             let row = tx
-                .query_one(
-                    "SELECT failures, last_ms FROM globo_throttle
-                     WHERE scope = $1 AND id = $2 FOR UPDATE",
-                    &[&scope, &key.id],
-                )
+                .query_one(&statements.lock_row, &[&scope, &key.id])
                 .map_err(failed(location, "read throttling"))?;
             records[index] = throttle_row(&row, location)?;
         }
         Ok(records)
+    }
+}
+
+/// The statements of a throttling update, prepared on the session that runs it.
+struct ThrottleStatements {
+    prune: Statement,
+    placeholder: Statement,
+    lock_row: Statement,
+    update_row: Statement,
+    delete_row: Statement,
+    delete_placeholder: Statement,
+}
+
+impl ThrottleStatements {
+    fn prepare(pooled: &mut Pooled) -> Result<Self, AuthError> {
+        let mut get = |sql| pooled.prepared(sql, "write throttling");
+        Ok(Self {
+            prune: get(PRUNE_SQL)?,
+            placeholder: get(PLACEHOLDER_SQL)?,
+            lock_row: get(LOCK_ROW_SQL)?,
+            update_row: get(UPDATE_ROW_SQL)?,
+            delete_row: get(DELETE_ROW_SQL)?,
+            delete_placeholder: get(DELETE_PLACEHOLDER_SQL)?,
+        })
     }
 }
 
@@ -612,18 +683,15 @@ impl ThrottleBackend for PostgresBackend {
         let location = self.shared.location.as_str();
         let write = failed(location, "write throttling");
         let mut pooled = self.client()?;
+        let statements = ThrottleStatements::prepare(&mut pooled)?;
         let client = pooled.get()?;
         // Rolled back when dropped without commit.
         let mut tx = client.transaction().map_err(&write)?;
         let prune = lock(&self.shared.last_prune).is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL);
         if prune {
-            tx.execute(
-                "DELETE FROM globo_throttle WHERE expires_ms < $1",
-                &[&to_sql_ms(context.now_ms)],
-            )
-            .map_err(&write)?;
+            tx.execute(&statements.prune, &[&to_sql_ms(context.now_ms)]).map_err(&write)?;
         }
-        let mut records = self.lock_rows(&mut tx, keys)?;
+        let mut records = self.lock_rows(&mut tx, &statements, keys)?;
         if f(&mut records)? {
             for (key, record) in keys.iter().zip(&records) {
                 let scope = scope_name(key.scope);
@@ -634,18 +702,13 @@ impl ThrottleBackend for PostgresBackend {
                                 .map(to_sql_ms);
                         let failures = i32::try_from(record.failures).unwrap_or(i32::MAX);
                         tx.execute(
-                            "UPDATE globo_throttle SET failures = $3, last_ms = $4, expires_ms = $5
-                             WHERE scope = $1 AND id = $2",
+                            &statements.update_row,
                             &[&scope, &key.id, &failures, &to_sql_ms(record.last_ms), &expires],
                         )
                         .map_err(&write)?;
                     }
                     None => {
-                        tx.execute(
-                            "DELETE FROM globo_throttle WHERE scope = $1 AND id = $2",
-                            &[&scope, &key.id],
-                        )
-                        .map_err(&write)?;
+                        tx.execute(&statements.delete_row, &[&scope, &key.id]).map_err(&write)?;
                     }
                 }
             }
@@ -654,11 +717,8 @@ impl ThrottleBackend for PostgresBackend {
             // placeholders this update inserted.
             for (key, record) in keys.iter().zip(&records) {
                 if record.is_none() {
-                    tx.execute(
-                        "DELETE FROM globo_throttle WHERE scope = $1 AND id = $2 AND failures = 0",
-                        &[&scope_name(key.scope), &key.id],
-                    )
-                    .map_err(&write)?;
+                    tx.execute(&statements.delete_placeholder, &[&scope_name(key.scope), &key.id])
+                        .map_err(&write)?;
                 }
             }
         } else {
@@ -1016,6 +1076,38 @@ mod tests {
         fail(&other, &[key(KeyScope::Account, "y")], &policy, wall_ms());
         assert_eq!(count(&mut client, "SELECT count(*) FROM globo_throttle WHERE id = 'old'"), 0);
         assert_eq!(other.read(&live).unwrap().map(|r| r.failures), Some(1));
+    }
+
+    /// A login's statements are prepared once per session and reused: a statement sent as
+    /// text costs a second round trip each time (prepare, then execute).
+    #[test]
+    fn a_sessions_login_statements_are_prepared_once_and_reused() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        let backend = open(&db);
+        insert(&backend, "alice", PLAIN).unwrap();
+        let policy = ThrottlePolicy::default();
+        for at in 0..3 {
+            assert!(matches!(backend.login_view("alice").unwrap().lookup, Lookup::Found { .. }));
+            fail(&backend, &[key(KeyScope::Account, "a1")], &policy, wall_ms() + at);
+        }
+        // Calls one after the other use the same pooled session: look into it.
+        let mut pooled = backend.client().unwrap();
+        let session = pooled.get().unwrap();
+        for statement in [LOOKUP_SQL, PLACEHOLDER_SQL, LOCK_ROW_SQL, UPDATE_ROW_SQL] {
+            let prepared = session
+                .query_one(
+                    "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1",
+                    &[&statement],
+                )
+                .unwrap()
+                .get::<_, i64>(0);
+            assert_eq!(prepared, 1, "{statement}");
+        }
+        drop(pooled);
+        assert_eq!(
+            backend.read(&key(KeyScope::Account, "a1")).unwrap().map(|r| r.failures),
+            Some(3)
+        );
     }
 
     #[test]
