@@ -11,7 +11,10 @@
 //!    round, as the tenth name a client tries would be; and off, one name), and the bare
 //!    Argon2 verification of the same record (`verify_password`), the baseline; medians, and
 //!    "store overhead" = verify − Argon2 (the difference of the medians, and the median of
-//!    each round's difference);
+//!    each round's difference); and the store's own cost alone (`store_costs`: a user whose
+//!    record has test-only parameters, both user counts interleaved), with the median
+//!    `fsync` of the temporary folder's disk during those rounds (a durable commit waits for
+//!    one);
 //! 3. the Python side, timed inside one long-lived process per N (`time.perf_counter`, no
 //!    process start): the lab's login (users.json loaded on every call, passlib's
 //!    `argon2.verify`; an unknown name hashes a dummy password then verifies it, as the lab
@@ -101,6 +104,7 @@ fn store_costs(
     stores: &[(usize, UserStore, UserStore)],
     cheap: &str,
     rounds: usize,
+    fsyncs: &mut Vec<f64>,
 ) -> Vec<(f64, f64)> {
     let right = SecretString::from(PASSWORD);
     let login = |s: &UserStore, users: usize| {
@@ -129,8 +133,18 @@ fn store_costs(
             results[j].0.push(a - c);
             results[j].1.push(b - c);
         }
+        fsyncs.push(fsync_ns());
     }
     results.iter_mut().map(|(on, off)| (median(on), median(off))).collect()
+}
+
+/// One `fsync` of a small write to a file in the temporary folder (where the SQLite files
+/// are): what a durable commit waits for on this disk, at this moment.
+fn fsync_ns() -> f64 {
+    use std::io::Write as _;
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(&[0u8; 100]).unwrap();
+    time_ns(|| file.sync_all().unwrap())
 }
 
 /// Interleaved rounds on one store: `shipped` as `app` ships it (throttling on), `bare` the
@@ -357,7 +371,11 @@ fn main() {
                 open(store, s, false, true).unwrap(),
             ));
         }
-        let measured = store_costs(&costs, &cheap, rounds);
+        let mut fsyncs = Vec::new();
+        let measured = store_costs(&costs, &cheap, rounds, &mut fsyncs);
+        if !costs.is_empty() {
+            println!("BENCH stores kind=fsync store={store} median_ns={:.0}", median(&mut fsyncs));
+        }
         for ((users, _, _), cost) in costs.iter().zip(measured) {
             if let Some(f) = figures.iter_mut().find(|f| f.store == store && f.users == *users) {
                 f.cost = cost;
