@@ -8,7 +8,7 @@
 //! 2. per store (JSON file, SQLite, PostgreSQL) and N, interleaved rounds of: a known user
 //!    with the right password as shipped (default profile, throttling on) and without
 //!    throttling (the store's own cost), an unknown user (throttling on, a fresh name per
-//!    round, as the tenth name a client tries would be; and off, one name), and the bare
+//!    round, as a guesser's new names are; and off, one name), and the bare
 //!    Argon2 verification of the same record (`verify_password`), the baseline; medians, and
 //!    "store overhead" = verify − Argon2 (the difference of the medians, and the median of
 //!    each round's difference); and the store's own cost alone (`store_costs`: a user whose
@@ -28,8 +28,9 @@
 //! `cargo bench -p globo-auth --bench stores --features sqlite,postgres,parallel` with a
 //! PostgreSQL server named by `GLOBO_TEST_POSTGRES_URL` (`scripts/postgres start`); without
 //! one, the PostgreSQL rows print SKIPPED (with `CI=true`, a panic). `GLOBO_BENCH_SAMPLES`
-//! sets the rounds per store and N (default 15); `GLOBO_BENCH_USERS` the user counts
-//! (default `10000,100000`).
+//! sets the rounds per store and N (default 15; ten times as many for the store costs);
+//! `GLOBO_BENCH_USERS` the user counts (default `10000,100000`); `GLOBO_BENCH_STORES` the
+//! stores (e.g. `sqlite,postgres`; then no Python). About 4 to 6 minutes on 2 shared cores.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt::Write as _;
