@@ -136,9 +136,24 @@ fn connect(file: &Path, location: &str) -> Result<Connection, AuthError> {
         | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let conn = Connection::open_with_flags(file, flags).map_err(&open)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(&open)?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(&open)?;
+    // Switching a new file to WAL needs its exclusive lock, and SQLite answers SQLITE_BUSY
+    // at once, without the busy handler, when another connection is opening it too (several
+    // processes starting on a new store): try again until the busy timeout.
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    let mode: String = loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Ok(mode) => break mode,
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(open(e)),
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(database(
             location,
