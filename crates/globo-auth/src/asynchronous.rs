@@ -36,7 +36,11 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 256 * MIB;
 /// `m` above the profile's, up to [`Limits`](crate::Limits); a rehash keeping it; the dummy
 /// hash shaped like such records) gives the share back, then waits, on its blocking thread,
 /// for its own cost (at most the budget), and frees it after the run: the budget holds
-/// whatever the stored hashes cost, and a call never waits while holding part of it. The default budget, [`DEFAULT_MEMORY_BUDGET`] (256 MiB), lets
+/// whatever the stored hashes cost, and a call never waits for the budget while holding
+/// part of it. A hashing call (register, verify, a password change or reset) keeps its share
+/// through its database work too, a wait for the writer lock included; the calls that run no
+/// Argon2 (`delete`, `find`, `usernames`, `unlock`, `throttle_status`) take none, so they
+/// never wait behind hashing calls. The default budget, [`DEFAULT_MEMORY_BUDGET`] (256 MiB), lets
 /// four default hashes (64 MiB each) run at once; set it with
 /// [`with_memory_budget`](Self::with_memory_budget). Clones share the store and the budget.
 ///
@@ -109,7 +113,13 @@ impl AsyncUserStore {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             AuthError::BlockingTask { reason: "it was not run inside a tokio runtime" }
         })?;
-        let store = runtime.spawn_blocking(move || spec.open(password)).await.map_err(joined)??;
+        let store = runtime
+            .spawn_blocking(move || {
+                let _blocking = crate::backend::BlockingAllowed::enter();
+                spec.open(password)
+            })
+            .await
+            .map_err(joined)??;
         Ok(Self::new(store))
     }
 
@@ -199,30 +209,30 @@ impl AsyncUserStore {
     /// [`UserStore::delete`] on the blocking pool.
     pub async fn delete(&self, username: &str) -> Result<String, AuthError> {
         let username = username.to_owned();
-        self.run(move |store| store.delete(&username)).await
+        self.run_without_hashing(move |store| store.delete(&username)).await
     }
 
     /// [`UserStore::find`] on the blocking pool.
     pub async fn find(&self, username: &str) -> Result<String, AuthError> {
         let username = username.to_owned();
-        self.run(move |store| store.find(&username)).await
+        self.run_without_hashing(move |store| store.find(&username)).await
     }
 
     /// [`UserStore::usernames`] on the blocking pool.
     pub async fn usernames(&self) -> Result<Vec<String>, AuthError> {
-        self.run(|store| store.usernames()).await
+        self.run_without_hashing(|store| store.usernames()).await
     }
 
     /// [`UserStore::unlock`] on the blocking pool.
     pub async fn unlock(&self, username: &str) -> Result<bool, AuthError> {
         let username = username.to_owned();
-        self.run(move |store| store.unlock(&username)).await
+        self.run_without_hashing(move |store| store.unlock(&username)).await
     }
 
     /// [`UserStore::throttle_status`] on the blocking pool.
     pub async fn throttle_status(&self, username: &str) -> Result<ThrottleStatus, AuthError> {
         let username = username.to_owned();
-        self.run(move |store| store.throttle_status(&username)).await
+        self.run_without_hashing(move |store| store.throttle_status(&username)).await
     }
 
     /// The permits one call takes: the profile's memory in MiB, rounded up, within the budget.
@@ -236,12 +246,32 @@ impl AsyncUserStore {
         F: FnOnce(&UserStore) -> Result<T, AuthError> + Send + 'static,
         T: Send + 'static,
     {
+        self.run_with(self.permits_per_call(), call).await
+    }
+
+    /// Runs `call`, which runs no Argon2 (a lookup, a list, a throttling record), on the
+    /// blocking pool without taking any of the budget: it never waits behind hashing calls
+    /// (nor they behind its database waits). Were it to hash after all, the memory gate
+    /// would still take the run's cost first.
+    async fn run_without_hashing<T, F>(&self, call: F) -> Result<T, AuthError>
+    where
+        F: FnOnce(&UserStore) -> Result<T, AuthError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_with(0, call).await
+    }
+
+    async fn run_with<T, F>(&self, share: u32, call: F) -> Result<T, AuthError>
+    where
+        F: FnOnce(&UserStore) -> Result<T, AuthError> + Send + 'static,
+        T: Send + 'static,
+    {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             AuthError::BlockingTask { reason: "it was not run inside a tokio runtime" }
         })?;
         // Waiting here holds nothing: a future dropped now takes no permit.
         let permits = Arc::clone(&self.budget)
-            .acquire_many_owned(self.permits_per_call())
+            .acquire_many_owned(share)
             .await
             .map_err(|_| AuthError::BlockingTask { reason: "the memory budget was closed" })?;
         let store = Arc::clone(&self.store);
@@ -251,13 +281,15 @@ impl AsyncUserStore {
             runtime: runtime.clone(),
             budget: Arc::clone(&self.budget),
             budget_permits: self.budget_permits,
-            held: self.permits_per_call(),
+            held: share,
             permits: Some(permits),
         };
         let task = runtime.spawn_blocking(move || {
             // Freed when the call returns or unwinds, or when the task is dropped unstarted;
             // the store's memory gate reads it on this thread.
             let _reserved = Reserved::enter(reservation);
+            // A blocking-pool thread: the synchronous PostgreSQL client may block here.
+            let _blocking = crate::backend::BlockingAllowed::enter();
             #[cfg(test)]
             if let Some(hook) = hook {
                 hook();
@@ -590,13 +622,40 @@ mod tests {
             .unwrap();
         block_on(async {
             let held = Arc::clone(&store.budget).acquire_many_owned(1).await.unwrap();
-            let waiting = tokio::time::timeout(Duration::from_millis(10), store.usernames()).await;
+            let password = SecretString::from(PASSWORD);
+            let login = store.verify("nobody", &password);
+            let waiting = tokio::time::timeout(Duration::from_millis(10), login).await;
             assert!(waiting.is_err(), "ran without the budget: {waiting:?}");
             drop(held);
             assert_eq!(store.budget.available_permits(), 1);
-            assert_eq!(store.usernames().await.unwrap(), Vec::<String>::new());
+            let login = store.verify("nobody", &SecretString::from(PASSWORD)).await;
+            assert!(matches!(login, Err(AuthError::InvalidCredentials)), "{login:?}");
         });
         assert_eq!(store.budget.available_permits(), 1);
+    }
+
+    /// Review R2: calls that run no Argon2 take none of the budget, so they never wait behind
+    /// hashing calls (which may themselves wait for the writer lock). With the whole budget
+    /// held, each still answers (the timeout is a hang guard, not a measurement).
+    #[test]
+    fn calls_that_hash_nothing_take_none_of_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AsyncUserStore::new(store_in(&dir, Profile::TestOnlyInsecure))
+            .with_memory_budget(MIB)
+            .unwrap();
+        block_on(async {
+            store.register("alice", &SecretString::from(PASSWORD)).await.unwrap();
+            let _all = Arc::clone(&store.budget).acquire_many_owned(1).await.unwrap();
+            let guard = Duration::from_secs(30);
+            let names = tokio::time::timeout(guard, store.usernames()).await;
+            assert_eq!(names.expect("usernames waited for the budget").unwrap(), ["alice"]);
+            let found = tokio::time::timeout(guard, store.find("alice")).await;
+            assert_eq!(found.expect("find waited for the budget").unwrap(), "alice");
+            let status = tokio::time::timeout(guard, store.throttle_status("alice")).await;
+            assert_eq!(status.expect("throttle_status waited").unwrap().failures, 0);
+            let unlocked = tokio::time::timeout(guard, store.unlock("alice")).await;
+            assert!(!unlocked.expect("unlock waited for the budget").unwrap());
+        });
     }
 
     #[test]

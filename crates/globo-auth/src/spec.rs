@@ -95,6 +95,16 @@ impl StoreSpec {
             ));
         }
         let Some((scheme, rest)) = split_scheme(text) else {
+            let lower = text.to_ascii_lowercase();
+            if ["postgres:", "postgresql:", "sqlite:"].iter().any(|p| lower.starts_with(p)) {
+                // A URL missing a slash (`postgres:/user:pw@db`), never a file name: not
+                // quoted, it may hold a password (review R2).
+                return Err(invalid(
+                    "(not shown)",
+                    "this looks like a store URL without its '//': write postgres://USER@HOST:PORT/DB \
+                     or sqlite://PATH (a path to a users file cannot start with a URL scheme)",
+                ));
+            }
             if text.contains("://") {
                 return Err(invalid(
                     "(not shown)",
@@ -206,7 +216,11 @@ impl StoreSpec {
                     use secrecy::ExposeSecret as _;
                     config.password(password.expose_secret().as_bytes());
                 }
-                UserStore::postgres(*config, location)
+                if existing {
+                    UserStore::postgres_existing(*config, location)
+                } else {
+                    UserStore::postgres(*config, location)
+                }
             }
         }
     }
@@ -392,10 +406,16 @@ fn postgres_spec(scheme: &str, rest: &str) -> Result<StoreSpec, AuthError> {
     if password_secret.as_deref() == Some("") {
         return Err(invalid(&shown, "password_secret names no secret"));
     }
-    let mut config = postgres::Config::from_str(&stripped).map_err(|e| {
-        let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
-        // The text parsed holds no password: the error cannot quote one.
-        invalid(&shown, &format!("not a PostgreSQL URL globo can use ({e}{cause})"))
+    let mut config = postgres::Config::from_str(&stripped).map_err(|_| {
+        // Without an `@` (`postgres://user:pw/db`) the password stands where a host or port
+        // would, in the text: then neither the text nor the parser's words are shown
+        // (review R2); with one, the text shown holds no password.
+        let store = if credentials.is_some() { shown.clone() } else { unshown() };
+        invalid(
+            &store,
+            "not a PostgreSQL URL globo can use: write postgres://USER@HOST:PORT/DB, with \
+             special characters in the user name or password percent-encoded",
+        )
     })?;
     let location = location_of(scheme, &config);
     let faithful = config.get_password().is_none()
@@ -677,6 +697,13 @@ mod tests {
             ("postgres://u@127.0.0.1:1/db?application_name=x&password=S3KRIT@y", &["S3KRIT"]),
             ("postgres://127.0.0.1:1/db?password=S3:KRIT@h", &["S3:KRIT", "KRIT"]),
             ("postgres://u:S3KRIT@127.0.0.1:1/db?sslpassword=S3KRIT", &["S3KRIT"]),
+            // Review R2: no `@` (the password where a host or port would be), and a missing
+            // slash (once taken as a JSON path named after the password).
+            ("postgres://globo:S3KRIT/users", &["S3KRIT"]),
+            ("postgres://globo:S3KRIT", &["S3KRIT"]),
+            ("postgres:/globo:S3KRIT@db/users", &["S3KRIT"]),
+            ("postgresql:globo:S3KRIT@db/users", &["S3KRIT"]),
+            ("Postgres:/globo:S3KRIT@db/users", &["S3KRIT"]),
         ];
         for (url, secrets) in cases {
             let mut shown = Vec::new();

@@ -263,6 +263,19 @@ impl UserStore {
         Ok(Self::from_backend(Arc::new(backend)))
     }
 
+    /// [`postgres`](Self::postgres) for a database that must hold a globo store already (a
+    /// store to read from, such as a copy's source): one without the `globo_` tables fails
+    /// with [`AuthError::StoreNotFound`] and is left as it is.
+    #[cfg(feature = "postgres")]
+    pub fn postgres_existing(
+        config: postgres::Config,
+        location: String,
+    ) -> Result<Self, AuthError> {
+        let backend =
+            crate::backend::postgres::PostgresBackend::connect_existing(config, location)?;
+        Ok(Self::from_backend(Arc::new(backend)))
+    }
+
     /// A store over `backend` (a database's; a JSON backend comes from [`new`](Self::new)).
     #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn from_backend(backend: Arc<dyn UsersBackend>) -> Self {

@@ -196,6 +196,37 @@ pub(crate) const PEPPER_VERSION_SET_SQL: &str = "WITH RECURSIVE v(p) AS (
     SELECT (SELECT min(pepper) FROM globo_users WHERE pepper > v.p) FROM v WHERE v.p IS NOT NULL
 ) SELECT p FROM v WHERE p IS NOT NULL";
 
+thread_local! {
+    /// Whether this thread may block although it has a tokio runtime's handle: set by the
+    /// async API on the blocking-pool threads it runs store calls on.
+    static BLOCKING_ALLOWED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the current thread as one that may block (a `spawn_blocking` thread running a store
+/// call) until dropped. A backend whose client blocks on a runtime of its own (PostgreSQL)
+/// checks [`BlockingAllowed::here`] before doing so on a thread that has a tokio handle.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) struct BlockingAllowed(bool);
+
+impl BlockingAllowed {
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn enter() -> Self {
+        Self(BLOCKING_ALLOWED.with(|flag| flag.replace(true)))
+    }
+
+    /// Whether the current thread was marked.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn here() -> bool {
+        BLOCKING_ALLOWED.with(std::cell::Cell::get)
+    }
+}
+
+impl Drop for BlockingAllowed {
+    fn drop(&mut self) {
+        BLOCKING_ALLOWED.with(|flag| flag.set(self.0));
+    }
+}
+
 /// What decides a hash's cost: everything but the salt and tag bytes, plus their lengths.
 /// Records of one shape cost the same to verify; a database keeps it in a column so the
 /// typical shape is found without reading every record.

@@ -177,13 +177,21 @@ fn dispose(clients: Vec<Client>) {
     if clients.is_empty() {
         return;
     }
-    if tokio::runtime::Handle::try_current().is_ok() {
+    if must_not_block() {
         // If no thread can be started, the closure (and the clients) are dropped here.
         let _ =
             std::thread::Builder::new().name("globo-pg-close".into()).spawn(move || drop(clients));
     } else {
         drop(clients);
     }
+}
+
+/// Whether this thread must not block on a client's runtime: it has a tokio runtime's handle
+/// and is not a blocking-pool thread the async API runs a store call on (there blocking is
+/// what it is for, and closing every session on a thread of its own would cost each async
+/// write a new connection: review R2).
+fn must_not_block() -> bool {
+    tokio::runtime::Handle::try_current().is_ok() && !super::BlockingAllowed::here()
 }
 
 /// The clients of one backend: the idle ones, and how many are open in all.
@@ -303,11 +311,30 @@ impl PostgresBackend {
         Self::connect_with(config, location, MAX_CONNECTIONS)
     }
 
+    /// [`connect`](Self::connect) to a database that must hold a globo store already (a store
+    /// to read from, such as a copy's source): one without the `globo_` tables is refused
+    /// with [`AuthError::StoreNotFound`] and left as it is (nothing created).
+    pub(crate) fn connect_existing(
+        config: postgres::Config,
+        location: String,
+    ) -> Result<Self, AuthError> {
+        Self::open(config, location, MAX_CONNECTIONS, true)
+    }
+
     /// [`connect`](Self::connect) with at most `max_connections` clients open at once.
     pub(crate) fn connect_with(
+        config: postgres::Config,
+        location: String,
+        max_connections: usize,
+    ) -> Result<Self, AuthError> {
+        Self::open(config, location, max_connections, false)
+    }
+
+    fn open(
         mut config: postgres::Config,
         location: String,
         max_connections: usize,
+        existing: bool,
     ) -> Result<Self, AuthError> {
         check_transport(&config, &location)?;
         if config.get_connect_timeout().is_none() {
@@ -326,6 +353,9 @@ impl PostgresBackend {
             salt: Mutex::new(None),
         });
         let mut pooled = Pooled::take(&shared)?;
+        if existing && schema_version(pooled.get()?, &shared.location)? == 0 {
+            return Err(AuthError::StoreNotFound { store: shared.location.clone() });
+        }
         migrate(pooled.get()?, &shared.location)?;
         drop(pooled);
         Ok(Self { shared })
@@ -491,6 +521,8 @@ impl Pooled {
             pool.open = pool.open.saturating_sub(broken.len());
             if !broken.is_empty() {
                 drop(pool);
+                // Their slots are free: a caller waiting for one may take it now.
+                shared.returned.notify_all();
                 dispose(broken);
                 pool = lock(&shared.pool);
                 continue;
@@ -501,15 +533,12 @@ impl Pooled {
             if pool.open < shared.max_connections {
                 pool.open += 1;
                 drop(pool);
-                return match shared.open_client() {
-                    Ok(client) => {
-                        Ok(Self { client: Some(client), shared: Arc::clone(shared), reused: false })
-                    }
-                    Err(e) => {
-                        shared.closed();
-                        Err(e)
-                    }
-                };
+                // The slot is given back by this value's drop (no client: `closed`) if the
+                // connection fails or panics (a sync call on a runtime's worker thread does),
+                // so a failed connect never leaks one of the slots.
+                let mut pooled = Self { client: None, shared: Arc::clone(shared), reused: false };
+                pooled.client = Some(shared.open_client()?);
+                return Ok(pooled);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -681,7 +710,7 @@ impl Drop for LockedPostgres {
         // Unlocking blocks on the client's runtime, which panics on a thread running a tokio
         // runtime (see `dispose`): there the session is closed instead (on a plain thread),
         // which releases its locks; it is never returned to the pool still holding one.
-        if tokio::runtime::Handle::try_current().is_ok() {
+        if must_not_block() {
             pooled.discard();
         } else {
             unlock(pooled);
@@ -947,20 +976,6 @@ impl PostgresBackend {
         // Rolled back when dropped without commit.
         let mut tx = client.transaction().map_err(Attempt::Begin)?;
         let prune = lock(&self.shared.last_prune).is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL);
-        let mut pruned_all = true;
-        if prune {
-            // Rows another transaction holds are skipped, never waited for (no lock order
-            // with its keys is needed), and at most a batch goes per update.
-            let deleted = tx
-                .execute(
-                    "DELETE FROM globo_throttle WHERE (scope, id) IN (
-                        SELECT scope, id FROM globo_throttle WHERE expires_ms < $1
-                        ORDER BY scope, id LIMIT $2 FOR UPDATE SKIP LOCKED)",
-                    &[&to_sql_ms(context.now_ms), &PRUNE_BATCH],
-                )
-                .map_err(&write)?;
-            pruned_all = deleted < u64::try_from(PRUNE_BATCH).unwrap_or(u64::MAX);
-        }
         let mut records = self.lock_rows(&mut tx, keys)?;
         if f(&mut records)? {
             for (key, record) in keys.iter().zip(&records) {
@@ -1001,6 +1016,23 @@ impl PostgresBackend {
             }
         } else {
             return Ok(tx.rollback().map_err(&write)?);
+        }
+        let mut pruned_all = true;
+        if prune {
+            // Last, once this update's own rows are written (fresh expiry) or deleted, and
+            // after every lock it waits for: rows another transaction holds are skipped,
+            // never waited for, so the prune adds no edge to a lock cycle (run first, it
+            // could lock an expired row a second update was about to upsert, then wait for
+            // that update's other key: 40P01, review R2). At most a batch per update.
+            let deleted = tx
+                .execute(
+                    "DELETE FROM globo_throttle WHERE (scope, id) IN (
+                        SELECT scope, id FROM globo_throttle WHERE expires_ms < $1
+                        ORDER BY scope, id LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                    &[&to_sql_ms(context.now_ms), &PRUNE_BATCH],
+                )
+                .map_err(&write)?;
+            pruned_all = deleted < u64::try_from(PRUNE_BATCH).unwrap_or(u64::MAX);
         }
         tx.commit().map_err(&write)?;
         // A full batch may have left more: the next update prunes again.
@@ -1423,6 +1455,28 @@ mod tests {
         fail(&other, &[key(KeyScope::Account, "y")], &policy, wall_ms());
         assert_eq!(count(&mut client, "SELECT count(*) FROM globo_throttle WHERE id = 'old'"), 0);
         assert_eq!(other.read(&live).unwrap().map(|r| r.failures), Some(1));
+    }
+
+    #[test]
+    fn a_store_to_read_from_is_neither_created_nor_migrated() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        let tables = || -> i64 {
+            sql(&db)
+                .query_one("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'globo\\_%'", &[])
+                .unwrap()
+                .get(0)
+        };
+        let error = PostgresBackend::connect_existing(db.config(), db.location().to_owned())
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            matches!(&error, AuthError::StoreNotFound { store } if store == db.location()),
+            "{error:?}"
+        );
+        assert_eq!(tables(), 0, "a store to read from got tables");
+        drop(open(&db));
+        assert_eq!(tables(), 4);
+        PostgresBackend::connect_existing(db.config(), db.location().to_owned()).unwrap();
     }
 
     #[test]
