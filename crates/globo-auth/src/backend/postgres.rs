@@ -1670,6 +1670,24 @@ mod tests {
     /// Point 2: the last handle of a store dropped on a runtime's worker thread closes its
     /// clients without panicking ("Cannot start a runtime from within a runtime").
     #[cfg(feature = "tokio")]
+    /// Review R2: a write on a blocking-pool thread (where the async API runs every call)
+    /// unlocks and returns its session to the pool; it used to close it (a thread with a
+    /// runtime handle was taken for an async task), so every async write reconnected.
+    #[test]
+    fn a_write_on_a_blocking_pool_thread_keeps_its_session() {
+        let Some(db) = globo_testkit::postgres() else { return };
+        let backend = Arc::new(open(&db));
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let writer = Arc::clone(&backend);
+        let task = runtime.spawn_blocking(move || {
+            let _blocking = super::super::BlockingAllowed::enter();
+            insert(&writer, "alice", PLAIN).unwrap();
+        });
+        runtime.block_on(task).unwrap();
+        let pool = lock(&backend.shared.pool);
+        assert_eq!((pool.idle.len(), pool.open), (1, 1), "the writer's session was closed");
+    }
+
     #[test]
     fn an_async_store_dropped_inside_a_runtime_closes_its_clients() {
         let Some(db) = globo_testkit::postgres() else { return };
