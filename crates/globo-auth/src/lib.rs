@@ -46,10 +46,10 @@
 //! started. A login reads the users once, known name or not (the name's lookup and the
 //! store's typical record together); for the users file, that and the other methods read the
 //! file whole (up to [`UserStore::MAX_FILE_LEN`], allocated at its size). Beyond Argon2, a
-//! login costs about a millisecond on SQLite and PostgreSQL whatever the number of users
-//! (mostly the two throttling transactions it commits, each waiting for the disk's `fsync`;
-//! tens of microseconds without throttling), and on the users file its read: 4 ms and more
-//! at 10,000 users, 80 to 200 ms at 100,000 (docs/benchmarks.md, "Credential stores"). Every change is one
+//! login costs 1 to 2 ms on SQLite and PostgreSQL whatever the number of users (mostly the
+//! two throttling transactions it commits, each waiting for the disk's `fsync`; tens to
+//! hundreds of microseconds without throttling), and on the users file its read: 4 ms and
+//! more at 10,000 users, 50 to 200 ms at 100,000 (docs/benchmarks.md, "Credential stores"). Every change is one
 //! transaction under the store's writer lock, which waits for any other writer: for the users
 //! file, an exclusive lock and an atomic replacement of the file.
 //!
