@@ -461,6 +461,29 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// The length of the salt account ids are derived with, in bytes.
+const SALT_BYTES: usize = 32;
+
+/// A fresh salt (random bytes from the system) and the text every backend stores it as:
+/// its bytes in lower-case hex. The one home of the salt's format.
+pub(crate) fn new_salt() -> Result<(Vec<u8>, String), AuthError> {
+    let mut salt = vec![0u8; SALT_BYTES];
+    getrandom::fill(&mut salt).map_err(|e| AuthError::Random { source: Box::new(e) })?;
+    let text = hex(&salt);
+    Ok((salt, text))
+}
+
+/// A stored salt's bytes, `None` unless `text` is [`SALT_BYTES`] bytes in hex.
+pub(crate) fn parse_salt(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 2 * SALT_BYTES {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect()
+}
+
 /// The longest source kept as given; a longer one is kept as `sha256:<hex of its hash>`, so
 /// a caller's oversized key cannot grow a backend's records. So is one holding a NUL
 /// character, which PostgreSQL's text cannot hold: every store keys it alike.
@@ -909,6 +932,18 @@ mod tests {
     /// Decision 3 of issue 14: `forget_after_ms` is the first time at which the rules
     /// forget a record (`standing` is `Expired` from then on, and not a millisecond
     /// earlier), `None` for a lock until an operator unlocks it.
+    #[test]
+    fn a_salt_is_stored_as_32_bytes_of_hex_by_every_backend() {
+        let (salt, text) = new_salt().unwrap();
+        assert_eq!((salt.len(), text.len()), (32, 64));
+        assert_eq!(parse_salt(&text), Some(salt));
+        assert_eq!(parse_salt(&text.to_uppercase()).map(|s| s.len()), Some(32));
+        for bad in ["", "00", &text[..62], &format!("{text}00"), &format!("g{}", &text[1..])] {
+            assert_eq!(parse_salt(bad), None, "{bad:?}");
+        }
+        assert_ne!(new_salt().unwrap().1, text, "two salts alike");
+    }
+
     #[test]
     fn forget_after_ms_is_when_the_rules_forget_a_record() {
         let policy = ThrottlePolicy::default();

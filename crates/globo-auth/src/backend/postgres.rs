@@ -867,24 +867,6 @@ fn throttle_row(row: &postgres::Row, location: &str) -> Result<Option<ThrottleRe
     Ok((failures > 0).then_some(ThrottleRecord { failures, last_ms }))
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
-        .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 impl PostgresBackend {
     fn read_salt(&self, client: &mut Client) -> Result<Option<Vec<u8>>, AuthError> {
         let location = self.shared.location.as_str();
@@ -896,9 +878,9 @@ impl PostgresBackend {
             .transpose()
             .map_err(&fail)?;
         let Some(text) = text else { return Ok(None) };
-        match unhex(&text) {
-            Some(salt) if salt.len() == 32 => Ok(Some(salt)),
-            _ => Err(invalid(
+        match crate::throttle::parse_salt(&text) {
+            Some(salt) => Ok(Some(salt)),
+            None => Err(invalid(
                 location,
                 "read throttling",
                 "the throttling salt in globo_meta is not 32 bytes in hex",
@@ -1055,14 +1037,13 @@ impl ThrottleBackend for PostgresBackend {
         let (mut pooled, mut salt) = self.first(|client| self.read_salt(client))?;
         let client = pooled.get()?;
         if salt.is_none() && create {
-            let mut fresh = [0u8; 32];
-            getrandom::fill(&mut fresh).map_err(|e| AuthError::Random { source: Box::new(e) })?;
+            let (_, fresh) = crate::throttle::new_salt()?;
             // Another process may insert first: its salt is kept, never replaced.
             client
                 .execute(
                     "INSERT INTO globo_meta (name, value) VALUES ($1, $2)
                      ON CONFLICT (name) DO NOTHING",
-                    &[&schema::THROTTLE_SALT, &hex(&fresh)],
+                    &[&schema::THROTTLE_SALT, &fresh],
                 )
                 .map_err(failed(&self.shared.location, "write throttling"))?;
             salt = self.read_salt(client)?;

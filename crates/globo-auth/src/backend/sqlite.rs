@@ -532,24 +532,6 @@ fn read_throttle(conn: &Connection, key: &ThrottleKey) -> rusqlite::Result<Optio
         .optional()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
-        .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 impl SqliteBackend {
     fn read_salt(&self, conn: &Connection) -> Result<Option<Vec<u8>>, AuthError> {
         let location = self.shared.location.as_str();
@@ -560,9 +542,9 @@ impl SqliteBackend {
             })
             .map_err(failed(location, "read throttling"))?;
         let Some(text) = text else { return Ok(None) };
-        match unhex(&text) {
-            Some(salt) if salt.len() == 32 => Ok(Some(salt)),
-            _ => Err(database(
+        match crate::throttle::parse_salt(&text) {
+            Some(salt) => Ok(Some(salt)),
+            None => Err(database(
                 location,
                 "read throttling",
                 io::Error::new(
@@ -587,11 +569,10 @@ impl ThrottleBackend for SqliteBackend {
         let conn = pooled.get()?;
         let mut salt = self.read_salt(conn)?;
         if salt.is_none() && create {
-            let mut fresh = [0u8; 32];
-            getrandom::fill(&mut fresh).map_err(|e| AuthError::Random { source: Box::new(e) })?;
+            let (_, fresh) = crate::throttle::new_salt()?;
             // Another process may insert first: its salt is kept, never replaced.
             conn.prepare_cached("INSERT OR IGNORE INTO globo_meta (name, value) VALUES (?1, ?2)")
-                .and_then(|mut stmt| stmt.execute(params![schema::THROTTLE_SALT, hex(&fresh)]))
+                .and_then(|mut stmt| stmt.execute(params![schema::THROTTLE_SALT, fresh]))
                 .map_err(failed(&self.shared.location, "write throttling"))?;
             salt = self.read_salt(conn)?;
         }

@@ -14,7 +14,7 @@ use crate::AuthError;
 use crate::backend::{
     KeyScope, RecordsUpdate, ThrottleBackend, ThrottleKey, ThrottleRecord as Record, UpdateContext,
 };
-use crate::throttle::{MAX_THROTTLE_ENTRIES, Standing, ThrottlePolicy, hex};
+use crate::throttle::{MAX_THROTTLE_ENTRIES, Standing, ThrottlePolicy, new_salt, parse_salt};
 
 /// The shard files' format version.
 const STATE_VERSION: u64 = 1;
@@ -129,27 +129,14 @@ fn access(folder: &Path) -> impl FnOnce(globo_fs::FsError) -> AuthError + '_ {
     move |source| AuthError::ThrottleStateAccess { path: folder.to_owned(), source }
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
-        .collect()
-}
-
 /// The salt at `path` (`None` when there is none).
 fn read_salt(folder: &Path, path: &Path) -> Result<Option<Vec<u8>>, AuthError> {
     match globo_fs::read_small_regular(path, 128) {
         Ok(None) => Ok(None),
         Ok(Some((bytes, _))) => {
             let text = std::str::from_utf8(&bytes).ok();
-            let salt = text.map(|t| t.strip_suffix('\n').unwrap_or(t)).and_then(unhex);
-            match salt {
-                Some(salt) if salt.len() == 32 => Ok(Some(salt)),
-                _ => Err(unusable(path, "it is not 32 bytes of hex")),
-            }
+            let salt = text.map(|t| t.strip_suffix('\n').unwrap_or(t)).and_then(parse_salt);
+            salt.map(Some).ok_or_else(|| unusable(path, "it is not 32 bytes of hex"))
         }
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
             Err(unusable(path, "it is not 32 bytes of hex"))
@@ -167,9 +154,7 @@ fn create_folder(path: &Path) -> Result<Vec<u8>, AuthError> {
     if let Some(salt) = read_salt(path, &salt_path)? {
         return Ok(salt);
     }
-    let mut salt = vec![0u8; 32];
-    getrandom::fill(&mut salt).map_err(|e| AuthError::Random { source: Box::new(e) })?;
-    let mut text = hex(&salt);
+    let (salt, mut text) = new_salt()?;
     text.push('\n');
     match globo_fs::create_new(&salt_path, text.as_bytes()) {
         Ok(()) => Ok(salt),
