@@ -593,6 +593,49 @@ fn killed_writers_lose_nothing(kind: Kind) {
     );
 }
 
+/// A copy stopped inside its open transaction (the debug hook `GLOBO_TEST_CRASH_AT=copy-150`
+/// aborts `app` after 150 of 300 users are written, before the commit) leaves none of them,
+/// and the store opens and takes the same copy whole afterwards. The random kills above do
+/// not show that one landed inside the transaction (review R2); this one always does.
+fn a_copy_aborted_inside_its_transaction(kind: Kind) {
+    let Some(store) = Store::new(kind) else { return };
+    let python = if kind == Kind::Sqlite { globo_testkit::python(&["sqlite3"]) } else { None };
+    let record = {
+        let scratch = tempfile::tempdir().unwrap();
+        let json =
+            UserStore::new(scratch.path().join("u.json")).with_profile(Profile::TestOnlyInsecure);
+        json.register("seed", &SecretString::from(password_of("batch"))).unwrap();
+        let users: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(scratch.path().join("u.json")).unwrap()).unwrap();
+        users["seed"].as_str().unwrap().to_owned()
+    };
+    let names: Vec<String> = (0..BATCH).map(|i| format!("a{i:03}")).collect();
+    batch_file(&store.d().join("batch.json"), &names, &record);
+    let to = store.arg_spec();
+    let args = ["users", "copy", "--from", "batch.json", "--to", to.as_str()];
+    let out = globo_testkit::output_guarded(
+        store.command(&args).env("GLOBO_TEST_CRASH_AT", "copy-150"),
+        None,
+    );
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(out.status.signal(), Some(6), "{kind:?}: not aborted mid-copy: {}", stderr(&out));
+    let listed = store.check_after_kill(python.as_ref(), &format!("{kind:?} aborted copy"));
+    assert!(listed.is_empty(), "{kind:?}: an aborted copy left {} users", listed.len());
+    store.ok(&args, "");
+    assert_eq!(store.listed(), names.iter().cloned().collect::<BTreeSet<_>>());
+    assert!(verifies(&store.checker(), &names[BATCH - 1], &password_of("batch")));
+}
+
+#[test]
+fn a_copy_aborted_inside_its_transaction_writes_nothing_sqlite() {
+    a_copy_aborted_inside_its_transaction(Kind::Sqlite);
+}
+
+#[test]
+fn a_copy_aborted_inside_its_transaction_writes_nothing_postgres() {
+    a_copy_aborted_inside_its_transaction(Kind::Postgres);
+}
+
 #[test]
 fn a_process_killed_mid_write_loses_nothing_sqlite() {
     killed_writers_lose_nothing(Kind::Sqlite);

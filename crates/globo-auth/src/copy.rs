@@ -57,6 +57,17 @@ pub struct CopyReport {
 /// # Ok(()) }
 /// ```
 pub fn copy_users(from: &UserStore, to: &UserStore) -> Result<CopyReport, AuthError> {
+    copy_users_observed(from, to, |_| {})
+}
+
+/// [`copy_users`], calling `written` with the number of users written so far after each
+/// one is written, inside the transaction (before it commits): progress for an operator's
+/// long copy, and the point where crash-safety tests stop a process mid-transaction.
+pub fn copy_users_observed(
+    from: &UserStore,
+    to: &UserStore,
+    mut written: impl FnMut(usize),
+) -> Result<CopyReport, AuthError> {
     let users = from.backend().all()?;
     // The comparison keys of the source's earlier text entries.
     let mut keys = std::collections::HashSet::new();
@@ -85,6 +96,7 @@ pub fn copy_users(from: &UserStore, to: &UserStore) -> Result<CopyReport, AuthEr
                 None => {
                     txn.insert(name, record)?;
                     report.created += 1;
+                    written(report.created);
                 }
             }
         }

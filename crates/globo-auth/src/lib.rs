@@ -264,7 +264,7 @@ pub mod username;
 
 #[cfg(feature = "tokio")]
 pub use asynchronous::{AsyncUserStore, DEFAULT_MEMORY_BUDGET};
-pub use copy::{CopyReport, copy_users};
+pub use copy::{CopyReport, copy_users, copy_users_observed};
 pub use error::{AuthError, AuthErrorKind};
 pub use events::TARGET as SECURITY_EVENTS_TARGET;
 pub use globo_report::{Report, with_causes};

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use globo::auth::{StoreSpec, UserStore, copy_users};
+use globo::auth::{StoreSpec, UserStore, copy_users_observed};
 use globo::secrets::{Environment, Mode, SecretValue, provider_for};
 use secrecy::SecretString;
 
@@ -173,7 +173,8 @@ fn names(users: &[String]) -> String {
 pub(crate) fn copy(args: &CopyArgs) -> Result<(), Failure> {
     let from = open_spec(parse(&args.from)?, &args.secrets, true)?;
     let to = open(parse(&args.to)?, &args.secrets)?;
-    let report = copy_users(&from, &to).map_err(|e| Failure::from_error(&e))?;
+    let report =
+        copy_users_observed(&from, &to, copy_observer()).map_err(|e| Failure::from_error(&e))?;
     if !report.skipped.is_empty() {
         warnln!(
             "warning: {} entries of '{}' are not hashes and were not copied: {}",
@@ -239,4 +240,22 @@ fn look_alike_problem(from: &UserStore, ambiguous: &[String]) -> Result<String, 
         from.location(),
         from.location()
     ))
+}
+
+/// The test hook for crash-safety tests. In debug builds only, `GLOBO_TEST_CRASH_AT=copy-<n>`
+/// aborts the process right after the n-th user is written, inside the copy's open
+/// transaction, as a kill at that instant would (like `config rotate-key`'s steps). Release
+/// builds ignore it.
+fn copy_observer() -> impl FnMut(usize) {
+    #[cfg(debug_assertions)]
+    let crash_at: Option<usize> = std::env::var("GLOBO_TEST_CRASH_AT")
+        .ok()
+        .and_then(|step| step.strip_prefix("copy-")?.parse().ok());
+    move |written| {
+        #[cfg(debug_assertions)]
+        if crash_at == Some(written) {
+            std::process::abort();
+        }
+        let _ = written;
+    }
 }
