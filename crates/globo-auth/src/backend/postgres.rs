@@ -1804,8 +1804,11 @@ mod tests {
         let Some(db) = globo_testkit::postgres() else { return };
         let mut config = db.config();
         config.connect_timeout(Duration::from_secs(20));
+        // The server's own count of this backend's sessions, not only the backend's counter
+        // (review R2: a counting bug would pass a test of the counter alone).
+        config.application_name("globo-bound-test");
         let backend = PostgresBackend::connect_with(config, db.location().to_owned(), 2).unwrap();
-        let most = Mutex::new(0usize);
+        let most = Mutex::new((0usize, 0i64));
         thread::scope(|s| {
             for _ in 0..8 {
                 let (backend, most) = (&backend, &most);
@@ -1813,16 +1816,25 @@ mod tests {
                     for _ in 0..20 {
                         let mut pooled = backend.client().unwrap();
                         let open = lock(&backend.shared.pool).open;
+                        let sessions: i64 = pooled
+                            .get()
+                            .unwrap()
+                            .query_one(
+                                "SELECT count(*) FROM pg_stat_activity
+                                 WHERE application_name = 'globo-bound-test'",
+                                &[],
+                            )
+                            .unwrap()
+                            .get(0);
                         let mut m = lock(most);
-                        *m = (*m).max(open);
-                        drop(m);
-                        pooled.get().unwrap().batch_execute("SELECT 1").unwrap();
+                        *m = (m.0.max(open), m.1.max(sessions));
                     }
                 });
             }
         });
-        let most = *lock(&most);
+        let (most, sessions) = *lock(&most);
         assert!((1..=2).contains(&most), "{most} clients were open at once");
+        assert!((1..=2).contains(&sessions), "the server saw {sessions} sessions at once");
         // Both busy: the next caller gives up after the connect timeout.
         let mut config = db.config();
         config.connect_timeout(Duration::from_secs(1));
