@@ -463,6 +463,17 @@ fn assert_private_database(dir: &Path, name: &str, what: &str) {
     assert!(seen > 0, "{what}: no {name}");
 }
 
+/// A cheap record of the password `password_of("batch")`, for the copied batches.
+fn batch_record() -> String {
+    let scratch = tempfile::tempdir().unwrap();
+    let json =
+        UserStore::new(scratch.path().join("u.json")).with_profile(Profile::TestOnlyInsecure);
+    json.register("seed", &SecretString::from(password_of("batch"))).unwrap();
+    let users: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(scratch.path().join("u.json")).unwrap()).unwrap();
+    users["seed"].as_str().unwrap().to_owned()
+}
+
 /// A JSON users file (`name` → one record) of `names`, each with the password `password`.
 fn batch_file(path: &Path, names: &[String], record: &str) {
     let map: serde_json::Map<String, serde_json::Value> =
@@ -513,15 +524,7 @@ fn killed_writers_lose_nothing(kind: Kind) {
     assert!(killed > 0, "{kind:?}: no register was killed: the delays are too long");
 
     // users copy of a few hundred users: one transaction, so all of a batch or none.
-    let record = {
-        let scratch = tempfile::tempdir().unwrap();
-        let json =
-            UserStore::new(scratch.path().join("u.json")).with_profile(Profile::TestOnlyInsecure);
-        json.register("seed", &SecretString::from(password_of("batch"))).unwrap();
-        let users: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&std::fs::read(scratch.path().join("u.json")).unwrap()).unwrap();
-        users["seed"].as_str().unwrap().to_owned()
-    };
+    let record = batch_record();
     let batch_names =
         |b: usize| -> Vec<String> { (0..BATCH).map(|i| format!("b{b:02}n{i:03}")).collect() };
     let copy_args = |b: usize| -> Vec<String> {
@@ -600,15 +603,7 @@ fn killed_writers_lose_nothing(kind: Kind) {
 fn a_copy_aborted_inside_its_transaction(kind: Kind) {
     let Some(store) = Store::new(kind) else { return };
     let python = if kind == Kind::Sqlite { globo_testkit::python(&["sqlite3"]) } else { None };
-    let record = {
-        let scratch = tempfile::tempdir().unwrap();
-        let json =
-            UserStore::new(scratch.path().join("u.json")).with_profile(Profile::TestOnlyInsecure);
-        json.register("seed", &SecretString::from(password_of("batch"))).unwrap();
-        let users: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&std::fs::read(scratch.path().join("u.json")).unwrap()).unwrap();
-        users["seed"].as_str().unwrap().to_owned()
-    };
+    let record = batch_record();
     let names: Vec<String> = (0..BATCH).map(|i| format!("a{i:03}")).collect();
     batch_file(&store.d().join("batch.json"), &names, &record);
     let to = store.arg_spec();
